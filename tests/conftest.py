@@ -1,0 +1,52 @@
+"""Shared fixtures: small real CIFAR-10 subsets written by ../shared/tools/cifar10_jpeg.py, tiny configs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TOOL = SHARED / "tools" / "cifar10_jpeg.py"
+
+# Tests never touch the network or the user's folders.
+os.environ.setdefault("RESLAB_DATA", str(ROOT / ".data-tests-unused"))
+
+
+def write_cifar_subset(dest: Path, train_per_class: int, test_per_class: int) -> Path:
+    if not TOOL.exists():
+        pytest.skip(f"{TOOL} not found: ../shared must sit beside the repository")
+    subprocess.run([sys.executable, str(TOOL), str(dest), "--train-per-class", str(train_per_class),
+                    "--test-per-class", str(test_per_class)], check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def cifar_small(tmp_path_factory) -> Path:
+    """A data folder holding cifar-10-batches-py with 200 training and 50 test images per class (real images)."""
+    return write_cifar_subset(tmp_path_factory.mktemp("cifar_small"), 200, 50)
+
+
+@pytest.fixture(scope="session")
+def cifar_tiny(tmp_path_factory) -> Path:
+    """20 training and 10 test images per class: for plumbing tests on real files."""
+    return write_cifar_subset(tmp_path_factory.mktemp("cifar_tiny"), 20, 10)
+
+
+def tiny_config(**overrides):
+    """A RunConfig that trains in about a second on the CPU: depth 8, width 4, synthetic data."""
+    from core.config import RunConfig
+
+    base = dict(depth=8, width=4, dataset="synthetic", max_train_images=256, max_test_images=128, batch_size=32,
+                epochs=2, iterations=0, milestones=(), schedule="constant", lr=0.05, device="cpu", log_every=4,
+                precision="fp32", download=False)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
