@@ -318,11 +318,11 @@ PRESET_HELP = {
 }
 
 
-def preset(name: str, **overrides: Any) -> RunConfig:
-    """A preset with any fields overridden on top. Unknown names raise ConfigError."""
-    if name not in PRESETS:
-        raise ConfigError({"preset": f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}"})
-    base = RunConfig.from_dict(PRESETS[name])
+def preset(preset_name: str, /, **overrides: Any) -> RunConfig:
+    """A preset with any fields overridden on top (``name=`` is the run's name). Unknown presets raise ConfigError."""
+    if preset_name not in PRESETS:
+        raise ConfigError({"preset": f"unknown preset {preset_name!r}; allowed: {', '.join(PRESETS)}"})
+    base = RunConfig.from_dict(PRESETS[preset_name])
     return base.with_overrides(**overrides) if overrides else base
 
 

@@ -1,0 +1,64 @@
+"""Learning-rate schedules evaluated per iteration, and the optimizers they drive."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from core.config import RunConfig, preset
+from core.models import cifar_resnet
+from core.optim import LRSchedule, build_optimizer
+
+
+def test_paper_multistep_in_iterations():
+    s = LRSchedule(preset("he2016"), iters_per_epoch=391, total_steps=64000)
+    assert s.lr(0) == 0.1 and s.lr(31999) == 0.1
+    assert s.lr(32000) == pytest.approx(0.01) and s.lr(47999) == pytest.approx(0.01)
+    assert s.lr(48000) == pytest.approx(0.001) and s.lr(63999) == pytest.approx(0.001)
+
+
+def test_multistep_in_epochs():
+    s = LRSchedule(preset("lab-report"), iters_per_epoch=782, total_steps=164 * 782)
+    assert s.lr(51 * 782 - 1) == 0.1 and s.lr(51 * 782) == pytest.approx(0.01)
+    assert s.lr(75 * 782 - 1) == pytest.approx(0.01) and s.lr(75 * 782) == pytest.approx(0.001)
+
+
+def test_cosine_with_floor_and_linear_warmup():
+    cfg = RunConfig(schedule="cosine", lr=0.1, min_lr=0.001, warmup_iters=10, milestones=(), epochs=10, iterations=0)
+    s = LRSchedule(cfg, iters_per_epoch=11, total_steps=110)
+    assert s.lr(0) == pytest.approx(0.1 / 10) and s.lr(9) == pytest.approx(0.1)
+    assert s.lr(10) == pytest.approx(0.1)
+    assert s.lr(60) == pytest.approx(0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert s.lr(110) == pytest.approx(0.001)
+    assert all(s.lr(i) >= s.lr(i + 1) for i in range(10, 110))
+
+
+def test_constant():
+    s = LRSchedule(RunConfig(schedule="constant", lr=0.02, milestones=()), 10, 100)
+    assert {s.lr(i) for i in range(100)} == {0.02}
+
+
+def test_error_warmup_switch_and_state():
+    s = LRSchedule(preset("he2016", depth=110), iters_per_epoch=391, total_steps=64000)
+    assert s.lr(0) == pytest.approx(0.01) and s.watching_error
+    assert not s.observe_train_error(100, 85.0) and s.lr(101) == pytest.approx(0.01)
+    assert s.observe_train_error(400, 79.9) and s.lr(401) == pytest.approx(0.1) and not s.watching_error
+    s2 = LRSchedule(preset("he2016", depth=110), 391, 64000)
+    s2.load_state_dict(s.state_dict())
+    assert s2.lr(401) == pytest.approx(0.1) and s2.warm_done_at == 400
+    assert not LRSchedule(preset("he2016", depth=56), 391, 64000).watching_error
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", torch.optim.SGD), ("nesterov", torch.optim.SGD),
+                                      ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_optimizers(name, cls):
+    cfg = RunConfig(optimizer=name, lr=0.01, weight_decay=1e-4, momentum=0.9, beta1=0.8, beta2=0.99)
+    opt = build_optimizer(cifar_resnet(8, width=4), cfg, torch.device("cpu"))
+    assert isinstance(opt, cls)
+    g = opt.param_groups[0]
+    assert g["lr"] == 0.01 and g["weight_decay"] == 1e-4
+    if cls is torch.optim.SGD:
+        assert g["momentum"] == 0.9 and g["nesterov"] == (name == "nesterov")
+    else:
+        assert g["betas"] == (0.8, 0.99)

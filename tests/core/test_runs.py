@@ -1,0 +1,106 @@
+"""The run store: ids, safe names, tolerant listing, crash detection, the writer lock."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from core.runs import RunError, RunLockedError, RunStore, read_jsonl, run_summary_row
+from tests.conftest import tiny_config
+
+
+def test_ids_are_readable_and_unique(tmp_path):
+    store = RunStore(tmp_path)
+    a = store.create(tiny_config(depth=20, shortcut="A", width=16))
+    b = store.create(tiny_config(depth=20, shortcut="A", width=16))
+    assert a.id.startswith("r20-A-sgd-") and a.id != b.id
+    c = store.create(tiny_config(depth=56, shortcut="none", optimizer="adam", width=64))
+    assert c.id.startswith("r56-plain-w64-adam-")
+    assert store.create(tiny_config(name="baseline")).id == "baseline"
+    assert store.create(tiny_config(name="baseline")).id == "baseline-2"
+
+
+@pytest.mark.parametrize("bad", ["../x", "..", "a/b", "/etc", ".hidden", ""])
+def test_names_outside_the_store_are_refused(tmp_path, bad):
+    store = RunStore(tmp_path / "runs")
+    (tmp_path / "x").mkdir()
+    with pytest.raises(RunError):
+        store.get(bad)
+
+
+def test_unknown_run_suggests_close_names(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(name="resnet-56-seed1"))
+    with pytest.raises(RunError, match="resnet-56-seed1"):
+        store.get("resnet-56")
+    assert store.get(run.id).path == run.path
+
+
+def test_damaged_folders_list_as_damaged(tmp_path):
+    store = RunStore(tmp_path)
+    good = store.create(tiny_config(name="good"))
+    (tmp_path / "no-config").mkdir()
+    bad_json = store.create(tiny_config(name="bad-json"))
+    bad_json.config_path.write_text("{not json")
+    bad_status = store.create(tiny_config(name="bad-status"))
+    bad_status.status_path.write_text("[1, 2")
+    bad_epochs = store.create(tiny_config(name="bad-epochs"))
+    bad_epochs.epochs_path.write_text('{"epoch": 1}\nnonsense\n{"epoch": 2}\n')
+    torn = store.create(tiny_config(name="torn"))
+    torn.epochs_path.write_text('{"epoch": 1, "test_err": 50.0}\n{"epoch": 2, "te')  # crash mid-write: tolerated
+    infos = {i.id: i for i in store.list()}
+    assert infos["good"].state == "queued"
+    for rid in ("no-config", "bad-json", "bad-status", "bad-epochs"):
+        assert infos[rid].state == "damaged" and infos[rid].error, rid
+        row = run_summary_row(infos[rid])
+        assert row["status"] == "damaged"
+    assert "config.json is missing" in infos["no-config"].error
+    assert infos["torn"].state == "queued" and infos["torn"].final_test_err == 50.0
+
+
+def test_running_without_a_live_owner_is_crashed(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config())
+    run.update_status(state="running", pid=999999)
+    assert run.info().state == "crashed"
+    run.acquire_lock()
+    try:
+        assert run.info().state == "running"
+        other = store.get(run.id)
+        with pytest.raises(RunLockedError):
+            other.acquire_lock()
+        with pytest.raises(RunLockedError):
+            store.delete(run.id)
+    finally:
+        run.release_lock()
+    assert run.info().state == "crashed"
+    store.delete(run.id)
+    assert not run.path.exists()
+
+
+def test_another_host_uses_the_heartbeat(tmp_path):
+    import time
+    run = RunStore(tmp_path).create(tiny_config())
+    run.update_status(state="running", host="elsewhere", updated_at=time.time())
+    assert run.info().state == "running"
+    run.update_status(updated_at=time.time() - 3600)
+    assert run.info().state == "crashed"
+
+
+def test_truncate_logs(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config())
+    run.append_epoch({"epoch": 1, "step": 10})
+    run.append_epoch({"epoch": 2, "step": 20})
+    run.append_steps([{"step": s} for s in range(5, 30, 5)])
+    run.truncate_logs(1, 15)
+    assert [r["epoch"] for r in run.read_epochs()] == [1]
+    assert [r["step"] for r in run.read_steps()] == [5, 10, 15]
+
+
+def test_status_writes_are_atomic(tmp_path):
+    run = RunStore(tmp_path).create(tiny_config())
+    for i in range(50):
+        run.update_status(step=i)
+    assert json.loads(run.status_path.read_text())["step"] == 49
+    assert not [p for p in os.listdir(run.path) if p.endswith(".tmp")]
