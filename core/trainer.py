@@ -381,7 +381,7 @@ class Trainer:
         else:
             run.truncate_logs(0, 0)
             self.log(f"started {cfg.label()} on {device} ({precision}"
-                     f"{', channels_last' if channels_last else ''}{', compiled' if compiled else ''}), "
+                     f"{', channels_last' if channels_last else ''}{', compiled' if compiled is not None else ''}), "
                      f"{len(train.y)} training images, {ipe} iterations/epoch, {total_steps} iterations")
         env = environment(device)
         self.write_status(total_steps=total_steps, total_epochs=total_epochs, iters_per_epoch=ipe, step=self.step,
