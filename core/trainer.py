@@ -452,6 +452,7 @@ class Trainer:
                         torch.cuda.synchronize(self.device)
                     self.compile_s = time.monotonic() - t_step
                     self.log(f"torch.compile took {self.compile_s:.1f} s (not counted as training time)")
+                    self.write_status(compile_s=round(self.compile_s, 2))
                     epoch_start += self.compile_s
                     seg_start += self.compile_s
                     first_compiled = False
