@@ -131,7 +131,7 @@ def test_train_runs_to_the_end_with_plain_output(finished):
     assert {"checkpoint.pt", "best.pt", "config.json", "events.log"} <= {p.name for p in run.iterdir()}
 
 
-def test_train_on_real_cifar_subset_then_eval(tmp_path, cifar_tiny):
+def test_train_on_real_cifar_subset_then_eval(tmp_path, cifar_tiny, capsys):
     res = cli("train", "--depth", "8", "--width", "8", "--epochs", "1", "--batch-size", "50", "--data-dir",
               cifar_tiny, "--no-download", "--device", "cpu", "--precision", "fp32", "--lr", "0.05", runs=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -148,9 +148,12 @@ def test_train_on_real_cifar_subset_then_eval(tmp_path, cifar_tiny):
     for r in by_file.values():   # the same weights on the same images: the trainer's own figure, to one image
         assert r["epoch"] == 1 and 0 <= r["test_err"] <= 100
         assert abs(r["test_err"] - r["recorded_test_err"]) <= 1.0
-    text = cli("eval", run_id, runs=tmp_path)
-    assert text.returncode == 0 and "checkpoint.pt" in text.stdout and "best.pt" in text.stdout
-    assert_plain(text.stdout)
+    assert main(["eval", run_id, "--device", "cpu", "--runs-dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith(f"eval {run_id}: 100 test images of cifar10")
+    assert [line.split()[0] for line in table[2:]] == ["checkpoint.pt", "best.pt"]
+    assert main(["eval", run_id, "--device", "cuda:7", "--runs-dir", str(tmp_path)]) == 2
+    assert "--device: cuda:7 asked for" in capsys.readouterr().err
 
 
 def test_train_on_a_terminal_shows_progress_bars(tmp_path):
@@ -423,15 +426,15 @@ def test_resume_and_stop_refuse_a_run_another_process_holds(finished, tmp_path, 
     assert "its process is gone" in capsys.readouterr().err
 
 
-def test_resume_without_its_data_exits_1_and_leaves_the_run_as_it_was(tmp_path, capsys):
+def test_resume_without_its_data_fails_with_the_reason_on_the_last_line(tmp_path, capsys):
     from core.config import RunConfig
 
     run = RunStore(tmp_path).create(RunConfig(depth=8, data_dir=str(tmp_path / "gone"), download=False))
     assert main(["resume", run.id, "--runs-dir", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: run {run.id} cannot continue: --data-dir: CIFAR-10 was not found in")
-    assert err.count("\n") == 1
-    assert run.info().state == "queued" and not (tmp_path / "gone").exists()
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"failed: CIFAR-10 was not found in {tmp_path / 'gone'}") and "--data-dir" in last
+    info = run.info()      # recorded in the folder too, where the TUI shows it
+    assert info.state == "failed" and info.error.startswith("CIFAR-10 was not found")
 
 
 # -- stopping and crashing ------------------------------------------------------------------------------------------------
@@ -449,7 +452,7 @@ def test_stop_from_another_process_then_resume_to_the_end(tmp_path):
         wait_for(lambda: time.monotonic() - t_frozen > REQUEST_POLL_S, "one polling interval")
     out, err = stopper.communicate(timeout=120)
     assert stopper.returncode == 0, out + err
-    assert out.startswith(f"stopped {run.name} at epoch ") and "resume with: " in out
+    assert out.startswith(f"stopped {run.name} at step ") and "resume with: " in out
     t_out, t_err = proc.communicate(timeout=120)
     assert proc.returncode == 143, t_out + t_err
     assert_plain(t_out, t_err)

@@ -1,0 +1,305 @@
+"""The subcommands: train, resume, stop, runs, show, eval.
+
+Each returns an exit code; a user's mistake raises ``CliError`` (printed as one ``error: ...`` line). Bad input
+is caught before anything is written: the config is assembled and validated, and the data set is loaded once
+(downloaded if allowed), before ``RunStore.create`` makes the run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, flag
+from cli.tables import duration, pct
+from core.config import ConfigError, RunConfig, config_from_sources
+from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir
+
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STOP_REQUEST_EXIT = 143   # stopped on a `stop` request from another process: like SIGTERM, a polite request
+
+
+class CliError(Exception):
+    """A message for the user and the exit code that goes with it (2: bad input, 1: cannot continue)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except CliError as exc:
+        sys.stdout.flush()
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:   # Ctrl-C outside training (training itself turns it into a checkpointed stop)
+        print("interrupted", file=sys.stderr)
+        return SIGNAL_EXIT[signal.SIGINT]
+    except BrokenPipeError:     # `runs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def store_of(args: argparse.Namespace) -> RunStore:
+    return RunStore(Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir())
+
+
+def get_run(store: RunStore, run_id: str) -> Run:
+    try:
+        return store.get(run_id)
+    except RunError as exc:
+        raise CliError(str(exc)) from None
+
+
+# -- configuration -------------------------------------------------------------------------------------------------------
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """--preset, then --config FILE, then flags; validated. Raises CliError naming the flag or file at fault."""
+    given = {f.name: getattr(args, "cfg_" + f.name) for f in fields(RunConfig)
+             if getattr(args, "cfg_" + f.name, None) is not None}
+    if given.get("data_dir"):
+        given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())  # resumable from any directory
+    try:
+        cfg = config_from_sources(args.preset, args.config, **given)
+    except ConfigError as exc:
+        raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
+    errors = cfg.validate()
+    if errors:
+        raise CliError(_config_errors(errors, given, args.preset, args.config))
+    return cfg
+
+
+def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | None, toml: str | None) -> str:
+    """'--depth: depth must be 6n+2 ...' for a flag, 'depth (from run.toml): ...' for a value from the file."""
+    parts = []
+    for name, message in errors.items():
+        if name in given or name == "config" or (name == "preset" and preset):
+            where = flag(name)
+        elif toml and toml not in message:
+            where = f"{name} (from {toml})"
+        else:
+            where = name
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Load the data set once (downloading it if allowed) so that a bad data folder is bad input, exit 2.
+
+    Reading CIFAR-10 whole takes a fraction of a second. A folder this check created for a failed download
+    is removed again: a rejected command leaves nothing on disk.
+    """
+    if cfg.dataset == "synthetic":
+        return
+    from core.data import DataError, load_data, resolve_data_dir
+
+    root = resolve_data_dir(cfg).absolute()
+    first_new = next((p for p in [root, *root.parents][::-1] if not p.exists()), None)
+    try:
+        load_data(cfg)
+    except DataError as exc:
+        if first_new is not None and first_new.exists():
+            shutil.rmtree(first_new, ignore_errors=True)
+        raise CliError(f"{flag('data_dir')}: {exc}") from None
+
+
+# -- train / resume ------------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    store = store_of(args)
+    if cfg.name and (store.root / cfg.name).exists():
+        raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
+                       f"choose another name or resume it")
+    check_data(cfg)
+    run = store.create(cfg)
+    return train_foreground(run, store)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    run = get_run(store, args.run)
+    info = run.info()
+    if info.state == "damaged":
+        raise CliError(f"run {run.id} is damaged ({info.damaged}); it cannot be resumed", EXIT_FAILED)
+    if info.state in ACTIVE:
+        raise CliError(f"run {run.id} is {info.state} in another process (pid {info.status.get('pid')}); "
+                       f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
+    if info.state == "diverged" and args.epochs is None:
+        raise CliError(f"run {run.id} diverged ({info.error}); resuming would repeat it: start a new run, "
+                       f"e.g. with a lower --lr or --warmup-iters", EXIT_FAILED)
+    if info.state == "finished" and args.epochs is None:
+        raise CliError(f"run {run.id} is finished ({_epochs(info.epochs_done)}); use --epochs M to train longer "
+                       f"(M > {info.epochs_done})", EXIT_FAILED)
+    if args.epochs is not None and args.epochs <= info.epochs_done:
+        raise CliError(f"--epochs: run {run.id} has already done {_epochs(info.epochs_done)}; "
+                       f"ask for more than {info.epochs_done}")
+    if args.epochs is not None:
+        from core.trainer import extend_run
+
+        try:
+            extend_run(run, args.epochs)
+        except ConfigError as exc:
+            raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
+                                     for k, v in exc.errors.items())) from None
+    return train_foreground(run, store)
+
+
+def resume_prog() -> str:
+    """How the user invoked us, so the printed commands can be pasted: 'python tui_app.py' or 'reslab'."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    name = Path(argv0).name
+    if name == "reslab":
+        return "reslab"
+    if name == "tui_app.py":
+        return f"python {shlex.quote(argv0)}"
+    script = Path(__file__).resolve().parents[1] / "tui_app.py"
+    try:
+        script = script.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return f"python {shlex.quote(str(script))}"
+
+
+def runs_dir_arg(store: RunStore) -> str:
+    return f"--runs-dir {shlex.quote(str(store.root.resolve()))}"
+
+
+def train_foreground(run: Run, store: RunStore, out=None) -> int:
+    """Train ``run`` in this (main) thread with a progress display; SIGINT/SIGTERM stop it with a checkpoint."""
+    from cli.progress import make_display
+    from core.trainer import Trainer
+
+    out = out or sys.stdout
+    print(f"run {run.id}", file=out, flush=True)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame):  # only sets the event: the trainer checkpoints between iterations
+        received.append(signum)
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in SIGNAL_EXIT:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        with make_display(out, stop) as display:
+            state = Trainer(run, on_event=display, stop_event=stop).run()
+    except RunLockedError as exc:
+        raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
+                       EXIT_FAILED) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    info = run.info()
+    resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
+    if state == "finished":
+        print(f"finished {run.id}: {_epochs(info.epochs_done)}, test error {pct(info.final_test_err)} "
+              f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
+        return EXIT_OK
+    if state == "stopped":
+        why = ({signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}[received[0]] if received
+               else "a stop request")
+        print(f"stopped by {why} at step {info.step}/{info.total_steps} ({info.epochs_done}/{info.total_epochs} "
+              f"epochs done); checkpoint saved", file=out)
+        print(f"resume with: {resume_cmd}", file=out, flush=True)
+        return SIGNAL_EXIT[received[0]] if received else STOP_REQUEST_EXIT
+    print(f"{state}: {info.error or 'no reason recorded'}", file=out, flush=True)
+    return EXIT_FAILED
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+
+
+# -- stop ----------------------------------------------------------------------------------------------------------------
+def cmd_stop(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    run = get_run(store, args.run)
+    info = run.info()
+    if info.state == "crashed":
+        raise CliError(f"run {run.id} is not running: its process is gone (crashed at step {info.step}); resume it "
+                       f"with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
+    if info.state not in ACTIVE:
+        raise CliError(f"run {run.id} is not running (state: {info.state}); nothing to stop", EXIT_FAILED)
+    run.request("stop")
+    if args.no_wait:
+        print(f"asked run {run.id} to stop")
+        return EXIT_OK
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        info = run.info()
+        if info.state not in ACTIVE:
+            break
+        time.sleep(0.1)
+    else:
+        raise CliError(f"run {run.id} did not stop within {args.timeout:g} s (state: {info.state}, step "
+                       f"{info.step}); the request stays in place and it stops at its next iteration", EXIT_FAILED)
+    if info.state == "stopped":
+        print(f"stopped {run.id} at step {info.step}/{info.total_steps} ({info.epochs_done}/{info.total_epochs} "
+              f"epochs done); resume with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}")
+        return EXIT_OK
+    run.clear_request()
+    if info.state == "finished":
+        print(f"run {run.id} finished before it could stop")
+        return EXIT_OK
+    raise CliError(f"run {run.id} ended as {info.state} instead of stopping"
+                   + (f": {info.error}" if info.error else ""), EXIT_FAILED)
+
+
+# -- runs / show ---------------------------------------------------------------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cli.tables import list_rows, render_runs
+
+    store = store_of(args)
+    render_runs(list_rows(store.list()), args.format, sys.stdout, store.root)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from cli.tables import render_show, show_data
+
+    store = store_of(args)
+    run = get_run(store, args.run)
+    try:
+        info = run.info()
+    except Exception as exc:  # noqa: BLE001 - show what can be shown
+        from core.runs import RunInfo
+
+        info = RunInfo(run.id, run.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
+    data = show_data(run, info)
+    if args.json:
+        json.dump(data, sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        render_show(data)
+    return EXIT_OK
+
+
+# -- eval ----------------------------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cli.evaluate import evaluate_run
+
+    store = store_of(args)
+    run = get_run(store, args.run)
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    return evaluate_run(run, data_dir=args.data_dir, device=args.device, batch_size=args.batch_size,
+                        as_json=args.json)
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "stop": cmd_stop, "runs": cmd_runs, "show": cmd_show,
+            "eval": cmd_eval}

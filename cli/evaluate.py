@@ -1,0 +1,93 @@
+"""`eval RUN`: test loss and error of a run's saved weights (checkpoint.pt, and best.pt where present).
+
+Uses the engine's own pieces (``core.data.load_data``, ``core.loader.DeviceLoader``, ``core.trainer.evaluate``)
+with the normalisation statistics of the run's training images, so the figures are those the trainer would
+report for the same weights (in fp32; a bf16 run's own figures can differ in the last digits).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.commands import CliError
+from cli.main import EXIT_FAILED, EXIT_OK
+from core.runs import Run
+
+
+def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", batch_size: int = 500,
+                 as_json: bool = False, out=None) -> int:
+    out = out or sys.stdout
+    try:
+        cfg = run.read_config()
+    except Exception as exc:  # noqa: BLE001
+        raise CliError(f"run {run.id} is damaged: config.json is unreadable ({exc})", EXIT_FAILED) from None
+    weights = [p for p in (run.checkpoint_path, run.best_path) if p.is_file()]
+    if not weights:
+        raise CliError(f"run {run.id} has no checkpoint yet (no epoch finished or stop saved); nothing to evaluate",
+                       EXIT_FAILED)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise CliError(f"--device: device must be auto, cpu or cuda:N, got {device!r}")
+
+    import torch
+
+    from core.data import DataError, load_data
+    from core.loader import DeviceLoader, normalization_stats
+    from core.models import cifar_resnet
+    from core.trainer import evaluate, load_checkpoint
+
+    if data_dir:
+        cfg = cfg.with_overrides(data_dir=str(Path(data_dir).expanduser().resolve()))
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+            raise CliError(f"--device: {device} asked for, but no such CUDA GPU is available here; use cpu or auto")
+    try:
+        data = load_data(cfg)
+    except DataError as exc:
+        raise CliError(f"--data-dir: {exc}") from None
+    mean, std = normalization_stats(data.train_x, cfg.normalize)
+    loader = DeviceLoader(data.test_x, data.test_y, batch_size, device=dev, shuffle=False, augment=False,
+                          mean=mean, std=std)
+    model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, num_classes=data.num_classes).to(dev)
+    rows = {row.get("epoch"): row for row in _safe_epochs(run)}
+    results: list[dict[str, Any]] = []
+    for path in weights:
+        try:
+            ckpt = load_checkpoint(path)
+            state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+            model.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+            raise CliError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})", EXIT_FAILED) from None
+        loss, err = evaluate(model, loader)
+        epoch, step = ckpt.get("epoch"), ckpt.get("step")
+        row = rows.get(epoch)
+        # the trainer's own figure for these weights: only when they were saved at that epoch's end (not mid-epoch)
+        same = row is not None and (step is None or row.get("step") == step)
+        results.append({"weights": path.name, "epoch": epoch, "step": step, "test_loss": loss, "test_err": err,
+                        "recorded_test_err": row.get("test_err") if same else None})
+    if as_json:
+        json.dump({"run": run.id, "images": loader.num_samples, "device": str(dev), "results": results}, out,
+                  indent=1)
+        out.write("\n")
+        return EXIT_OK
+    from cli.tables import num, pct
+
+    out.write(f"eval {run.id}: {loader.num_samples} test images of {data.name} ({data.source}) on {dev}\n")
+    out.write(f"{'weights':<14}{'epoch':>6}{'test loss':>11}{'test err':>10}{'recorded':>10}\n")
+    for r in results:
+        out.write(f"{r['weights']:<14}{str(r['epoch']):>6}{num(r['test_loss']):>11}{pct(r['test_err']):>10}"
+                  f"{pct(r['recorded_test_err']):>10}\n")
+    out.flush()
+    return EXIT_OK
+
+
+def _safe_epochs(run: Run) -> list[dict]:
+    try:
+        return run.read_epochs()
+    except (OSError, ValueError):
+        return []

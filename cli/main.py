@@ -1,0 +1,176 @@
+"""Argument parsing and dispatch for ``tui_app.py`` / ``reslab``.
+
+``tui_app.py [--runs-dir DIR] [--data-dir DIR]`` opens the TUI; ``tui_app.py SUBCOMMAND ...`` runs headless.
+Every subcommand accepts ``--runs-dir`` after its own arguments. The ``train`` flags are generated from
+``core.config.RunConfig`` and its ``FIELD_HELP`` so that every setting of the engine is reachable and explained.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from dataclasses import fields
+from pathlib import Path
+
+from core import config as C
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
+_CHOICES = {"shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
+            "milestone_unit": C.MILESTONE_UNITS, "normalize": C.NORMALIZATIONS, "precision": C.PRECISIONS,
+            "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES}
+_METAVARS = {"milestones": "M1,M2", "device": "auto|cpu|cuda:N", "name": "NAME", "data_dir": "DIR"}
+_DEFAULTS = C.RunConfig()
+
+EPILOG = """\
+exit codes: 0 done, 1 the run failed or cannot continue, 2 bad input (nothing is created),
+130/143 stopped by SIGINT/SIGTERM with a checkpoint (the command that resumes it is printed).
+Default folders: runs from $RESLAB_RUNS (else runs/), data from $RESLAB_DATA (else data/)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (exit 2), as for every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message.splitlines()[0]} (see {self.prog} --help)\n")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a RunConfig field: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
+def _default_text(name: str) -> str:
+    value = getattr(_DEFAULTS, name)
+    if isinstance(value, tuple):
+        value = ",".join(map(str, value)) or "none"
+    elif isinstance(value, bool):
+        value = "on" if value else "off"
+    elif value == "":
+        value = "empty"
+    return str(value)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, grouped as in the TUI's form; values stay text until RunConfig coerces them."""
+    types = {f.name: f.type for f in fields(C.RunConfig)}
+    for group, names in C.GROUPS.items():
+        g = parser.add_argument_group(f"{group} settings")
+        for name in names:
+            text = C.FIELD_HELP[name].replace("%", "%%") + f" [default: {_default_text(name)}]"
+            dest = "cfg_" + name
+            if types[name] == "bool":
+                g.add_argument(flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
+                continue
+            if name in _CHOICES:
+                metavar = "|".join(_CHOICES[name])
+            else:
+                metavar = _METAVARS.get(name, {"int": "N", "float": "X"}.get(types[name], "VALUE"))
+            g.add_argument(flag(name), dest=dest, metavar=metavar, default=None, help=text)
+
+
+def _runs_dir_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # Sub-parsers use SUPPRESS so that a --runs-dir given before the subcommand is not overwritten.
+    parser.add_argument("--runs-dir", metavar="DIR", default=None if top else argparse.SUPPRESS,
+                        help="folder of run folders [default: $RESLAB_RUNS or runs/]")
+
+
+def build_parser(prog: str = "tui_app.py") -> Parser:
+    p = Parser(prog=prog, description="ResLab: residual-network experiments on CIFAR. Without a subcommand, "
+               "opens the terminal UI; with one, runs headless.", epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    _runs_dir_arg(p, top=True)
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="data folder the TUI's new-run form starts with [default: $RESLAB_DATA or data/]")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, help_text: str, description: str) -> Parser:
+        head, _, tail = description.partition("\n\n")
+        description = textwrap.fill(head, 100) + ("\n\n" + tail if tail else "")
+        return sub.add_parser(name, help=help_text, description=description, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    t = command("train", "train a new run in the foreground",
+                "Create a run and train it in the foreground with a progress display (plain lines when the output "
+                "is not a terminal). Settings apply in order: built-in defaults, --preset, --config FILE, then "
+                "the flags below. The run id is printed first; Ctrl-C or SIGTERM stops with a checkpoint and "
+                "prints the command that resumes it.\n\nPresets:\n" +
+                "\n".join(f"  {k:<11} {v}" for k, v in C.PRESET_HELP.items()))
+    t.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset (see above)")
+    t.add_argument("--config", metavar="FILE.toml",
+                   help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
+    add_config_flags(t)
+    _runs_dir_arg(t)
+
+    r = command("resume", "continue a stopped, crashed or queued run",
+                "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
+                "--epochs N extends the run to N epochs in total, which also continues a finished run.")
+    r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
+    r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
+    _runs_dir_arg(r)
+
+    s = command("stop", "ask a run training in another process to stop with a checkpoint",
+                "Ask the process training RUN to checkpoint and stop (it obeys between iterations), then wait "
+                "until it has stopped. Exit 0 when it stopped, 1 when it was not running or did not stop in time.")
+    s.add_argument("run", metavar="RUN", help="run id")
+    s.add_argument("--timeout", metavar="SECONDS", type=float, default=300.0,
+                   help="how long to wait for the run to stop [default: 300]")
+    s.add_argument("--no-wait", action="store_true", help="send the request and return at once")
+    _runs_dir_arg(s)
+
+    ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
+    ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
+                    help="output format [default: table]")
+    _runs_dir_arg(ls)
+
+    sh = command("show", "print one run: config, status, epochs, files",
+                 "Print one run: its settings, status, per-epoch table and where its files are.")
+    sh.add_argument("run", metavar="RUN", help="run id")
+    sh.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    _runs_dir_arg(sh)
+
+    e = command("eval", "test loss and error of a run's checkpoint (and best.pt)",
+                "Evaluate the run's latest checkpoint (and best.pt where present) on its test split, with the "
+                "normalisation it was trained with. Reads the run folder; writes nothing.")
+    e.add_argument("run", metavar="RUN", help="run id")
+    e.add_argument("--data-dir", metavar="DIR", help="data folder to read the test set from [default: the run's]")
+    e.add_argument("--device", metavar="auto|cpu|cuda:N", default="auto", help="device to evaluate on [default: auto]")
+    e.add_argument("--batch-size", metavar="N", type=int, default=500, help="evaluation batch size [default: 500]")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
+    _runs_dir_arg(e)
+    return p
+
+
+def _prog_name() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name in ("reslab", "tui_app.py") else "tui_app.py"
+
+
+def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
+    """Open the Textual app. Guarded so that a broken UI never takes the headless commands down with it."""
+    try:
+        from screens.app import make_app
+    except Exception as exc:  # noqa: BLE001 - any import failure of the UI
+        print(f"error: the terminal UI cannot start ({type(exc).__name__}: {exc}); the headless commands still "
+              f"work: {_prog_name()} --help", file=sys.stderr)
+        return EXIT_FAILED
+    make_app(runs_dir=runs_dir, data_dir=data_dir).run()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser(_prog_name()).parse_args(argv) if argv else None
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed as one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args is None or args.command is None:
+        return open_tui(getattr(args, "runs_dir", None), getattr(args, "data_dir", None))
+    from cli import commands
+
+    return commands.dispatch(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Text output of the CLI: number formats, the `runs` list in four formats, and the `show` page.
+
+Rich renders tables; on a pipe or file it writes no control codes (colour and styles are only used on a
+terminal), so `runs > list.txt` stays plain text.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.config import GROUPS
+from core.runs import Run, RunInfo, run_summary_row
+
+
+# -- number formats ------------------------------------------------------------------------------------------------------
+def pct(value: Any) -> str:
+    """An error in percent, e.g. 8.75 -> '8.75%'; '-' where unknown."""
+    return "-" if not _is_number(value) else f"{float(value):.2f}%"
+
+
+def num(value: Any, digits: int = 4) -> str:
+    return "-" if not _is_number(value) else f"{float(value):.{digits}g}"
+
+
+def rate(value: Any) -> str:
+    return "-" if not _is_number(value) else f"{float(value):,.0f}"
+
+
+def duration(seconds: Any) -> str:
+    """3725 -> '1h02m05s', 65 -> '1m05s', 4.2 -> '4.2s'."""
+    if not _is_number(seconds):
+        return "-"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, s = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def mem(nbytes: Any) -> str:
+    if not _is_number(nbytes) or not nbytes:
+        return "-"
+    return f"{float(nbytes) / 2**20:,.0f} MiB"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def console(file=None, *, width: int | None = None):
+    """A rich Console: styled on a terminal, plain (no escape codes) and wide on a pipe or file."""
+    from rich.console import Console
+
+    file = file or sys.stdout
+    tty = hasattr(file, "isatty") and file.isatty()
+    return Console(file=file, width=width if tty or width else 200, highlight=False, soft_wrap=False)
+
+
+# -- `runs` --------------------------------------------------------------------------------------------------------------
+COLUMNS = ("id", "depth", "shortcut", "width", "optimizer", "schedule", "epochs", "final err", "best err",
+           "paper err", "status", "duration", "note")
+
+
+def list_rows(infos: Iterable[RunInfo]) -> list[dict[str, Any]]:
+    """run_summary_row for each run; a row that cannot be summarised becomes a damaged row, never an exception."""
+    rows = []
+    for info in infos:
+        try:
+            rows.append(run_summary_row(info))
+        except Exception as exc:  # noqa: BLE001 - one bad folder must not hide the others
+            rows.append({"id": info.id, "status": "damaged", "error": f"{type(exc).__name__}: {exc}"})
+    return rows
+
+
+def _display_cells(row: dict[str, Any]) -> list[str]:
+    done, total = row.get("epochs_done"), row.get("total_epochs")
+    epochs = "-" if done is None else f"{done}/{total if total is not None else '?'}"
+    return [str(row.get("id", "")), _txt(row.get("depth")), _txt(row.get("shortcut")), _txt(row.get("width")),
+            _txt(row.get("optimizer")), _txt(row.get("schedule")), epochs, pct(row.get("final_test_err")),
+            pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")),
+            duration(row.get("duration_s")), _one_line(row.get("error") or "")]
+
+
+def _txt(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+STATE_STYLES = {"finished": "green", "running": "cyan", "paused": "yellow", "stopped": "yellow", "queued": "dim",
+                "failed": "red", "diverged": "red", "out-of-memory": "red", "crashed": "magenta", "damaged": "red"}
+
+
+def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path | None = None) -> None:
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump(rows, out, indent=1, default=str)
+        out.write("\n")
+    elif fmt == "csv":
+        keys = list(rows[0]) if rows else ["id", "depth", "shortcut", "width", "optimizer", "schedule",
+                                           "epochs_done", "total_epochs", "final_test_err", "best_test_err",
+                                           "paper_err", "status", "duration_s", "images_per_s", "error"]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        out.write(buf.getvalue())
+    elif fmt == "markdown":
+        out.write("| " + " | ".join(COLUMNS) + " |\n")
+        out.write("|" + "|".join("---" for _ in COLUMNS) + "|\n")
+        for row in rows:
+            out.write("| " + " | ".join(c.replace("|", "\\|") for c in _display_cells(row)) + " |\n")
+    else:
+        from rich import box
+        from rich.table import Table
+
+        con = console(out)
+        if not rows:
+            con.print(f"no runs in {runs_dir}" if runs_dir else "no runs")
+            return
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for col in COLUMNS:
+            table.add_column(col, justify="right" if col in ("depth", "width", "epochs", "final err", "best err",
+                                                             "paper err", "duration") else "left",
+                             no_wrap=col != "note", overflow="fold")
+        for row in rows:
+            cells = _display_cells(row)
+            style = STATE_STYLES.get(cells[10], "")
+            cells[10] = f"[{style}]{cells[10]}[/]" if style and con.is_terminal else cells[10]
+            table.add_row(*(c if i == 10 else _escape(c) for i, c in enumerate(cells)))
+        con.print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# -- `show` --------------------------------------------------------------------------------------------------------------
+EPOCH_COLUMNS = (("epoch", "epoch", _txt), ("train loss", "train_loss", num), ("train err", "train_err", pct),
+                 ("test loss", "test_loss", num), ("test err", "test_err", pct), ("val err", "val_err", pct),
+                 ("lr", "lr", num), ("seconds", "seconds", lambda v: num(v, 3)), ("img/s", "images_per_s", rate))
+
+
+def show_data(run: Run, info: RunInfo) -> dict[str, Any]:
+    """Everything `show` prints, as plain data (also the --json output)."""
+    files = {}
+    if run.path.is_dir():
+        for p in sorted(run.path.iterdir()):
+            if p.is_file() and not p.name.startswith("."):
+                files[p.name] = p.stat().st_size
+    return {"id": info.id, "path": str(run.path.resolve()), "state": info.state, "damaged": info.damaged or None,
+            "config": info.config.to_dict() if info.config else None, "status": info.status,
+            "summary": list_rows([info])[0], "epochs": info.epochs, "files": files,
+            "events": run.read_events(tail=10)}
+
+
+def render_show(data: dict[str, Any], out=None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    con = console(out)
+    s = data["summary"]
+    st = data["status"] or {}
+    con.print(f"run {data['id']}", markup=False)
+    con.print(f"  folder   {data['path']}", markup=False)
+    con.print(f"  state    {data['state']}", markup=False)
+    if data["damaged"]:
+        con.print(f"  damaged  {data['damaged']}", markup=False)
+    if st.get("error") and not data["damaged"]:
+        con.print(f"  error    {st['error']}", markup=False)
+    if data["config"]:
+        total_steps = st.get("total_steps")
+        con.print(f"  progress epoch {s.get('epochs_done')}/{s.get('total_epochs')}, step {st.get('step', 0)}"
+                  f"/{total_steps if total_steps else '?'}", markup=False)
+        con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "
+                  f"paper {pct(s.get('paper_err'))}", markup=False)
+    extras = [("device", st.get("device")), ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
+              ("duration", duration(st.get("elapsed_s")) if st.get("elapsed_s") is not None else None),
+              ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),
+              ("host/pid", f"{st.get('host', '?')}/{st.get('pid')}" if st.get("pid") else None),
+              ("heartbeat", f"{duration(time.time() - float(st['updated_at']))} ago"
+               if _is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
+    for key, value in extras:
+        if value:
+            con.print(f"  {key:<8} {value}", markup=False)
+    if data["config"]:
+        con.print("\nconfig")
+        cfg = data["config"]
+        for group, names in GROUPS.items():
+            items = "  ".join(f"{n}={_cfg_text(cfg.get(n))}" for n in names if n in cfg)
+            con.print(f"  {group:<13} {items}", markup=False)
+    if data["epochs"]:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title="epochs", title_justify="left")
+        has_val = any("val_err" in r for r in data["epochs"])
+        cols = [c for c in EPOCH_COLUMNS if has_val or c[1] != "val_err"]
+        for title, _, _ in cols:
+            table.add_column(title, justify="right")
+        for row in data["epochs"]:
+            table.add_row(*(fmt(row.get(key)) for _, key, fmt in cols))
+        con.print()
+        con.print(table)
+    else:
+        con.print("\nno epoch finished yet")
+    con.print("\nfiles")
+    for name, size in data["files"].items():
+        con.print(f"  {name:<14} {size:>12,} bytes", markup=False)
+    if data["events"]:
+        con.print("\nlast events")
+        for line in data["events"]:
+            con.print(f"  {line}", markup=False)
+
+
+def _cfg_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    if value == "":
+        return "''"
+    return str(value)
