@@ -5,7 +5,7 @@ dataset over PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFl
 ``Normalize`` in ``DataLoader`` worker processes, fp32, ``loss.item()`` and an accuracy read-back every step.
 The engine is the trainer's real path: ``core.loader.DeviceLoader`` (the split on the device, crop/flip/normalise
 per batch there) feeding ``core.trainer.TrainStep`` with the per-iteration figures kept on the device and read
-back every ``log_every`` steps (``core.trainer._Window``). Same model (``core.models.cifar_resnet``), same SGD
+back every ``log_every`` steps (``core.trainer.StepWindow``). Same model (``core.models.cifar_resnet``), same SGD
 settings, batch size, device and images (../shared's CIFAR-10, written once to a temp folder unless --data-dir).
 
 Warm-up iterations are excluded; each side then runs ``--iters`` timed iterations (synchronised on a GPU), the two
@@ -42,7 +42,7 @@ from core.data import load_data  # noqa: E402
 from core.loader import DeviceLoader, normalization_stats  # noqa: E402
 from core.models import cifar_resnet  # noqa: E402
 from core.optim import build_optimizer  # noqa: E402
-from core.trainer import TrainStep, _Window, evaluate, resolve_precision  # noqa: E402
+from core.trainer import StepWindow, TrainStep, evaluate, measure_channels_last, resolve_precision  # noqa: E402
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128
@@ -88,7 +88,10 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
     mean, std = normalization_stats(data.train_x, cfg.normalize)
     torch.manual_seed(0)
     model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, data.num_classes).to(device)
-    channels_last = args.channels_last == "on"
+    if args.channels_last == "auto":   # the trainer's own choice: measured on this device
+        channels_last, _ = measure_channels_last(model, device, precision, cfg.batch_size)
+    else:
+        channels_last = args.channels_last == "on"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device=device, shuffle=True, augment=True,
@@ -96,7 +99,7 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
     optimizer = build_optimizer(model, cfg, device)
     compiled = torch.compile(model) if cfg.compile else None
     step_fn = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size)
-    window = _Window(cfg.log_every, device)
+    window = StepWindow(cfg.log_every, device)
     batches = forever(loader)
     n = [0]
 
@@ -237,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                     help="the engine's precision (the reference loop is fp32, as usually written)")
-    ap.add_argument("--channels-last", default="off", choices=("on", "off"), help="the engine's memory format")
+    ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                    help="the engine's memory format (auto: measured on the device, as the trainer does)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes of the reference loop")
     ap.add_argument("--eval-images", type=int, default=None,
