@@ -300,14 +300,16 @@ class Trainer:
     """Trains one run folder. See the module docstring."""
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
-                 pause_event: threading.Event | None = None):
+                 pause_event: threading.Event | None = None, cpu_threads: int | None = None):
         self.run_folder = run
+        self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
         self.on_event = on_event
         self.stop_event = stop_event or threading.Event()
         self.pause_event = pause_event or threading.Event()
         self.status: dict[str, Any] = {}
         self._external_pause = False
         self._format_note = ""
+        self._last_eval_s = 0.0
 
     # plumbing ----------------------------------------------------------------------------------------------------------
     def emit(self, event: TrainerEvent) -> None:
@@ -373,6 +375,8 @@ class Trainer:
         if errors:
             raise _Stop("failed", "invalid config: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
         device = resolve_device(cfg.device)
+        if device.type == "cpu" and self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
         set_determinism(cfg, device)
         seed_everything(cfg.seed)
         try:
@@ -499,7 +503,7 @@ class Trainer:
                 if t - self._last_heartbeat >= HEARTBEAT_S:
                     self.write_status(step=self.step, lr=lr, elapsed_s=self._elapsed_now(epoch_start),
                                       last_loss=self._latest[0], last_err=self._latest[1],
-                                      images_per_s=self._rate)
+                                      images_per_s=self._rate, eta_s=self._eta())
                 if self.pause_event.is_set() or self._external_pause:
                     paused_for = self._hold(epoch_start)
                     epoch_start += paused_for
@@ -580,13 +584,19 @@ class Trainer:
 
     def _emit_progress(self, lr: float, epoch_elapsed: float) -> None:
         i = self.step - (self.epoch * self.ipe)
-        remaining = self.total_steps - self.step
-        eta = remaining * self.cfg.batch_size / self._rate if self._rate else None
+        eta = self._eta()
         loss, err = self._latest
         self.emit(Progress(self.run_folder.id, epoch=self.epoch + 1, total_epochs=self.total_epochs,
                            iter_in_epoch=min(i, self.ipe), iters_per_epoch=self.ipe, step=self.step,
                            total_steps=self.total_steps, loss=loss, err=err, lr=lr, images_per_s=self._rate,
                            eta_s=eta, elapsed_s=self._epoch_t0_elapsed + epoch_elapsed))
+
+    def _eta(self) -> float | None:
+        """Seconds left: remaining iterations at the recent rate, plus one evaluation per remaining epoch."""
+        if not self._rate:
+            return None
+        eval_s = self._last_eval_s * (self.total_epochs - self.epoch)
+        return round((self.total_steps - self.step) * self.cfg.batch_size / self._rate + eval_s, 1)
 
     def _poll_request(self) -> None:
         req = self.run_folder.read_request()
@@ -643,6 +653,7 @@ class Trainer:
             vl, ve = evaluate(self.model, self.val_loader, self.step_fn)
             row["val_loss"], row["val_err"] = round(vl, 6), round(ve, 4)
         eval_seconds = time.monotonic() - t0
+        self._last_eval_s = eval_seconds
         row["lr"] = self.schedule.lr(max(0, self.step - 1))
         row["seconds"] = round(train_seconds + eval_seconds, 3)
         row["eval_seconds"] = round(eval_seconds, 3)
