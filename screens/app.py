@@ -1,0 +1,438 @@
+"""The ResLab Textual app: owns the run store watcher, the in-app training workers and the stop/pause events.
+
+Screens read runs through ``app.watcher`` (polled about once a second, see screens/watch.py) so runs trained by
+this app, by the CLI or by another process look and update the same way. In-app training runs in thread workers
+owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
+throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from core.config import RunConfig
+from core.runs import ACTIVE, RESUMABLE, RunError, RunLockedError, RunStore
+
+from .confirm import ConfirmScreen
+from .watch import RunWatcher
+
+PROGRESS_MIN_INTERVAL_S = 0.2  # at most ~5 progress messages a second per run reach the UI
+BACKGROUND_START_S = 120.0     # a background process that has not picked its run up by then is given up on
+
+
+class TrainerEventMessage(Message):
+    """A trainer event for one run (posted from the training thread). Progress messages replace older ones."""
+
+    def __init__(self, run_id: str, event: Any):
+        super().__init__()
+        self.run_id = run_id
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return (isinstance(message, TrainerEventMessage) and message.run_id == self.run_id
+                and type(message.event).__name__ == "Progress" and type(self.event).__name__ == "Progress")
+
+
+class TrainingEnded(Message):
+    """An in-app run left the trainer (finished, stopped, failed ...)."""
+
+    def __init__(self, run_id: str, state: str, message: str):
+        super().__init__()
+        self.run_id, self.state, self.message = run_id, state, message
+
+
+class ResLabApp(App[None]):
+    """ResLab: launch, watch, stop/resume and compare residual-network runs."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ResLab"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                 poll_interval: float = 1.0):
+        super().__init__()
+        self.store = RunStore(runs_dir)
+        self.data_dir = "" if data_dir is None else str(data_dir)
+        self.watcher = RunWatcher(self.store)
+        self.poll_interval = poll_interval
+        self.stop_events: dict[str, threading.Event] = {}
+        self.pause_events: dict[str, threading.Event] = {}
+        self.in_app: list[str] = []              # this app's queue: [training now, next, ...]
+        self._queue_lock = threading.Lock()
+        self._worker_active = False
+        self.live: dict[str, Any] = {}           # latest Progress event per in-app run
+        self.background_queue: list[str] = []    # grid runs waiting for a background process slot
+        self._children: list = []                # Popen of the background processes started here (reaped)
+        self.marked: set[str] = set()
+        self._quitting = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        from .runs import RunsScreen
+
+        self.sub_title = str(self.store.root)
+        self.watcher.poll()
+        self.push_screen(RunsScreen())
+        self.set_interval(self.poll_interval, self.poll_runs)
+        self._preload_engine()
+
+    @work(thread=True, exit_on_error=False, group="preload")
+    def _preload_engine(self) -> None:
+        """Import torch and the trainer now, while the user reads the table: importing them holds the GIL for
+        seconds, which would freeze the interface if it happened when the first run starts."""
+        import core.trainer  # noqa: F401
+
+    def on_unmount(self) -> None:
+        # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off.
+        for event in self.stop_events.values():
+            event.set()
+
+    def poll_runs(self, only: str | None = None) -> None:
+        """Re-read the store (or one run) and tell every screen on the stack what changed."""
+        changed = self.watcher.poll(only)
+        if only is None:
+            self._advance_background_queue()
+        for screen in list(self.screen_stack):
+            handler = getattr(screen, "runs_changed", None)
+            if handler is not None and screen.is_mounted:
+                handler(changed)
+
+    # -- trainer events ----------------------------------------------------------------------------------------------
+    def on_trainer_event_message(self, message: TrainerEventMessage) -> None:
+        if type(message.event).__name__ == "Progress":
+            self.live[message.run_id] = message.event
+        self.poll_runs(only=message.run_id)
+
+    def on_training_ended(self, message: TrainingEnded) -> None:
+        self.live.pop(message.run_id, None)
+        self.poll_runs(only=message.run_id)
+        severity = "information" if message.state in ("finished", "stopped") else "error"
+        info = self.watcher.infos.get(message.run_id)
+        result = ""
+        if info is not None and info.final_test_err is not None:
+            result = f": test error {info.final_test_err:.2f}%"
+            if info.paper_err is not None:
+                result += f" (paper {info.paper_err:.2f}%)"
+        text = f"{message.run_id} {message.state}{result}"
+        if message.message and message.state != "finished":
+            text += f"\n{message.message}"
+        self.notify(text, title="Run ended", severity=severity, timeout=8)
+
+    # -- in-app training ---------------------------------------------------------------------------------------------
+    def start_training(self, run_ids: list[str]) -> None:
+        """Queue runs in this app. One thread worker trains the queue, one run after another (a grid, a resume
+        while another run trains): runs in one app never compete for the same device."""
+        with self._queue_lock:
+            for run_id in run_ids:
+                self.stop_events[run_id] = threading.Event()
+                self.pause_events[run_id] = threading.Event()
+                self.in_app.append(run_id)
+            start = not self._worker_active
+            self._worker_active = True
+        if start:
+            self._train_queue()
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="training", description="training")
+    def _train_queue(self) -> None:
+        while True:
+            with self._queue_lock:
+                if not self.in_app:
+                    self._worker_active = False
+                    return
+                run_id = self.in_app[0]
+            stop = self.stop_events.get(run_id)
+            try:
+                if stop is None or stop.is_set():
+                    continue  # stopped while still queued: it stays queued, resumable with r
+                state, message = self._train_one(run_id, stop, self.pause_events[run_id])
+                self.post_message(TrainingEnded(run_id, state, message))
+            finally:
+                self._forget(run_id)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """0 for the run this app trains now, 1 for the next one ...; None when not queued here."""
+        return self.in_app.index(run_id) if run_id in self.in_app else None
+
+    def _train_one(self, run_id: str, stop: threading.Event, pause: threading.Event) -> tuple[str, str]:
+        """Runs in the worker thread. Never raises: every failure becomes a state and a readable message."""
+        last = [0.0]
+
+        def on_event(event: Any) -> None:
+            if type(event).__name__ == "Progress":
+                now = time.monotonic()
+                if now - last[0] < PROGRESS_MIN_INTERVAL_S:
+                    return
+                last[0] = now
+            self.post_message(TrainerEventMessage(run_id, event))
+
+        try:
+            run = self.store.get(run_id)
+            from core.trainer import Trainer
+
+            # CPU runs leave one core to the interface so keys keep answering (no effect on GPU runs)
+            threads = max(1, (os.cpu_count() or 1) - 1)
+            state = Trainer(run, on_event=on_event, stop_event=stop, pause_event=pause, cpu_threads=threads).run()
+        except RunLockedError as exc:
+            return "running", f"{exc}; it keeps training there"
+        except Exception as exc:  # noqa: BLE001 - a bug must become a readable state, not a dead worker
+            message = f"{type(exc).__name__}: {exc}"
+            try:
+                self.store.get(run_id).update_status(state="failed", error=message)
+            except Exception:  # noqa: BLE001
+                pass
+            return "failed", message
+        try:
+            message = self.store.get(run_id).read_status().get("error") or ""
+        except Exception:  # noqa: BLE001
+            message = ""
+        return state, message
+
+    def _forget(self, run_id: str) -> None:
+        with self._queue_lock:
+            if run_id in self.in_app:
+                self.in_app.remove(run_id)
+            self.stop_events.pop(run_id, None)
+            self.pause_events.pop(run_id, None)
+
+
+    def is_in_app(self, run_id: str) -> bool:
+        return run_id in self.in_app
+
+    # -- background processes ------------------------------------------------------------------------------------------
+    def spawn_background(self, run_ids: list[str]) -> None:
+        """Start the first run in a detached process; the rest follow one at a time while this app is open."""
+        self.background_queue.extend(run_ids)
+        self._advance_background_queue()
+
+    def _advance_background_queue(self) -> None:
+        self._children = [p for p in self._children if p.poll() is None]  # reap the ones that ended
+        if not self.background_queue or self._background_busy():
+            return
+        run_id = self.background_queue.pop(0)
+        try:
+            from core.launch import spawn_background
+
+            self._children.append(spawn_background(self.store.root, run_id))
+        except Exception as exc:  # noqa: BLE001
+            self.notify(f"cannot start {run_id} in a background process: {exc}", severity="error", timeout=10)
+            return
+        self._background_last = (run_id, time.monotonic())
+        waiting = f"; {len(self.background_queue)} more follow while this app is open" if self.background_queue else ""
+        self.notify(f"{run_id} started in a background process; it keeps running after you quit{waiting}", timeout=5)
+
+    def _background_busy(self) -> bool:
+        """The last background run is still training (or its process is still starting up)."""
+        last = getattr(self, "_background_last", None)
+        if last is None:
+            return False
+        run_id, started = last
+        info = self.watcher.infos.get(run_id)
+        state = info.state if info else "gone"
+        return state in ACTIVE or (state == "queued" and time.monotonic() - started < BACKGROUND_START_S)
+
+    # -- actions used by several screens -------------------------------------------------------------------------------
+    def launch(self, configs: list[RunConfig], where: str = "app") -> list[str]:
+        """Create one run per config (a grid when several) and start them; returns the run ids."""
+        ids = [self.store.create(cfg).id for cfg in configs]
+        self.watcher.poll()
+        if where == "background":
+            self.spawn_background(ids)
+        else:
+            self.start_training(ids)
+        self.poll_runs()
+        return ids
+
+    def confirm_stop(self, run_id: str | None) -> None:
+        """Ask, then stop: the trainer checkpoints at the next iteration and leaves a resumable run."""
+        if run_id is None:
+            return
+        info = self.watcher.infos.get(run_id)
+        queued_here = run_id in self.in_app and (info is None or info.state not in ACTIVE)
+        if info is None or (info.state not in ACTIVE and not queued_here):
+            state = info.state if info else "gone"
+            self.notify(f"{run_id} is {state}, not running; nothing to stop", severity="warning")
+            return
+        later = self._queued_after(run_id)
+        answers = [("stop", "Stop", "error")]
+        if later:
+            answers.append(("stop-all", f"Stop + {len(later)} queued", "warning"))
+        answers.append(("cancel", "Keep training", "primary"))
+        where = "this app" if run_id in self.in_app else "another process"
+        question = (f"{run_id} ({where}) stops at the next iteration and saves a checkpoint; "
+                    f"press r on it later to resume exactly where it stopped.")
+        if later:
+            question += f"\n{len(later)} queued run(s) follow it in this app: {', '.join(later[:4])}"
+
+        def done(answer: str | None) -> None:
+            if answer in ("stop", "stop-all"):
+                self.stop_run(run_id)
+                if answer == "stop-all":
+                    for other in later:
+                        self.stop_run(other)
+
+        self.push_screen(ConfirmScreen(f"Stop {run_id}?", question, answers, id="confirm-stop"), done)
+
+    def _queued_after(self, run_id: str) -> list[str]:
+        if run_id not in self.in_app:
+            return []
+        return self.in_app[self.in_app.index(run_id) + 1:]
+
+    def stop_run(self, run_id: str) -> None:
+        if run_id in self.stop_events:
+            self.stop_events[run_id].set()
+        else:
+            try:
+                self.store.get(run_id).request("stop")
+            except RunError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        self.notify(f"stopping {run_id} (checkpoint at the next iteration)", timeout=4)
+
+    def toggle_pause(self, run_id: str | None) -> None:
+        if run_id is None:
+            return
+        info = self.watcher.infos.get(run_id)
+        state = info.state if info else "gone"
+        if run_id in self.pause_events and state in ACTIVE:
+            event = self.pause_events[run_id]
+            if event.is_set():
+                event.clear()
+                self.notify(f"{run_id}: continuing", timeout=3)
+            else:
+                event.set()
+                self.notify(f"{run_id}: pausing (nothing is freed; p continues)", timeout=3)
+            return
+        if state not in ACTIVE:
+            self.notify(f"{run_id} is {state}; only a running run can pause", severity="warning")
+            return
+        try:
+            self.store.get(run_id).request("continue" if state == "paused" else "pause")
+        except RunError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"{run_id}: {'continue' if state == 'paused' else 'pause'} requested", timeout=3)
+
+    def resume_run(self, run_id: str | None, where: str = "app") -> bool:
+        if run_id is None:
+            return False
+        info = self.watcher.infos.get(run_id)
+        state = info.state if info else "gone"
+        if run_id in self.in_app:
+            self.notify(f"{run_id} is already queued or training in this app", severity="warning")
+            return False
+        if state not in RESUMABLE:
+            hint = {"finished": "it is finished (extend it with `tui_app.py resume RUN --epochs N`)",
+                    "running": "it is running", "paused": "it is paused (p continues it)",
+                    "damaged": "its folder is damaged"}.get(state, f"it is {state}")
+            self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
+            return False
+        if where == "background":
+            self.spawn_background([run_id])
+        else:
+            self.start_training([run_id])
+            self.notify(f"resuming {run_id} in this app", timeout=3)
+        return True
+
+    def confirm_delete(self, run_id: str | None, after=None) -> None:
+        if run_id is None:
+            return
+        info = self.watcher.infos.get(run_id)
+        if info is not None and (info.state in ACTIVE or run_id in self.in_app):
+            self.notify(f"{run_id} is {info.state}; stop it before deleting", severity="warning")
+            return
+
+        def done(answer: str | None) -> None:
+            if answer != "delete":
+                return
+            try:
+                self.store.delete(run_id)
+            except (RunError, OSError) as exc:
+                self.notify(f"cannot delete {run_id}: {exc}", severity="error")
+                return
+            self.marked.discard(run_id)
+            self.notify(f"deleted {run_id}", timeout=3)
+            self.poll_runs()
+            if after is not None:
+                after()
+
+        self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
+                                       "with its checkpoint and logs. It cannot be undone.",
+                                       [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
+                                       id="confirm-delete"), done)
+
+    # -- quitting ------------------------------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        if not self.in_app:
+            self.exit()
+            return
+        training = [r for r in self.in_app if self.watcher.infos.get(r) and self.watcher.infos[r].state in ACTIVE]
+        queued = [r for r in self.in_app if r not in training]
+        lines = [f"{len(training) or len(self.in_app)} run(s) train in this app: {', '.join(self.in_app[:4])}."]
+        lines.append("Stop: each saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`).")
+        lines.append("Background: stop, then continue each in a detached process that survives quitting.")
+        if queued:
+            lines.append(f"{len(queued)} queued run(s) stay queued.")
+        answers = [("stop", "Stop & quit", "error"), ("background", "Background", "warning"),
+                   ("wait", "Keep waiting", "primary")]
+        dialog = ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit")
+
+        def done(answer: str | None) -> None:
+            if answer in ("stop", "background"):
+                self._stop_and_quit(answer == "background")
+
+        await self.push_screen(dialog, done)
+
+    @work(exclusive=True, group="quit")
+    async def _stop_and_quit(self, to_background: bool) -> None:
+        self._quitting = True
+        running = [r for r in self.in_app if self.watcher.infos.get(r) and self.watcher.infos[r].state in ACTIVE]
+        for run_id in list(self.stop_events):
+            self.stop_events[run_id].set()
+        self.notify("stopping: saving checkpoints...", timeout=30)
+        while self.in_app:
+            await asyncio.sleep(0.05)
+        if to_background:
+            from core.launch import spawn_background
+
+            for run_id in running:
+                try:
+                    spawn_background(self.store.root, run_id)
+                except Exception as exc:  # noqa: BLE001
+                    self.notify(f"cannot continue {run_id} in the background: {exc}", severity="error")
+                    self._quitting = False
+                    return
+        self.exit()
+
+    # -- command palette: every key of the current screen is also a command -----------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
+                                partial(self._run_binding, binding.action, active.node))
+
+    def _run_binding(self, action: str, node: Any) -> None:
+        self.call_later(self.run_action, action, node)
+
+
+def make_app(runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
+             poll_interval: float = 1.0) -> ResLabApp:
+    """The app over a runs folder (default $RESLAB_RUNS or runs/) and a default data folder for new runs."""
+    return ResLabApp(runs_dir=runs_dir, data_dir=data_dir, poll_interval=poll_interval)

@@ -1,0 +1,45 @@
+"""A modal question with a few labelled answers (stop? delete? quit?); dismisses with the chosen answer's key."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """Ask ``question``; ``answers`` are (key, label, variant) buttons. Escape answers None (nothing happens)."""
+
+    CSS_PATH = "confirm.tcss"
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
+
+    def __init__(self, title: str, question: str, answers: list[tuple[str, str, str]], *, id: str | None = None):
+        super().__init__(id=id)
+        self.title_text = title
+        self.question = question
+        self.answers = answers
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.title_text, id="dialog-title")
+            yield Static(self.question, id="question")
+            with Horizontal(id="buttons"):
+                for key, label, variant in self.answers:
+                    yield Button(label, id=f"answer-{key}", variant=variant)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(str(event.button.id).removeprefix("answer-"))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def set_question(self, text: str) -> None:
+        """Replace the text (e.g. 'stopping... saving checkpoints') and disable the answers."""
+        self.query_one("#question", Static).update(text)
+        for button in self.query(Button):
+            button.disabled = True

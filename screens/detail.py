@@ -1,0 +1,206 @@
+"""Run detail: config, status, result against the paper, error curves, checkpoint; resume, clone, delete."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+from core.config import GROUPS, RunConfig
+from core.runs import ACTIVE, RESUMABLE, RunInfo
+
+from .watch import JsonlTail
+from .widgets.curve_plot import PALETTE, CurvePlot, focus_range, legend, run_series
+from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_bytes, fmt_count, fmt_duration, fmt_err, model_name
+
+
+
+class DetailScreen(Screen):
+    CSS_PATH = "detail.tcss"
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("n", "clone", "Clone"),
+        Binding("d", "delete", "Delete"),
+        Binding("z", "zoom", "Full range"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+        self.full_range = False
+        self._steps: JsonlTail | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with VerticalScroll(id="body"):
+            yield Static(id="summary")
+            yield CurvePlot(id="plot")
+            yield Static(id="legend")
+            yield Static(id="config")
+            yield Static(id="events")
+        with Horizontal(id="actions"):
+            yield Button("Resume here", id="resume", compact=True)
+            yield Button("Resume in background", id="resume-bg", compact=True)
+            yield Button("Clone to new run", id="clone", compact=True)
+            yield Button("Delete", id="delete", variant="error", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def runs_changed(self, changed: set[str]) -> None:
+        if self.run_id in changed:
+            self.refresh_view()
+
+    def refresh_view(self) -> None:
+        info = self.app.watcher.infos.get(self.run_id)
+        title = self.query_one("#title", Static)
+        if info is None:
+            title.update(Text(f"{self.run_id}: this run no longer exists", style="red"))
+            return
+        title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
+                                   (info.state, STATE_STYLES.get(info.state, ""))))
+        self.query_one("#summary", Static).update(self._summary(info))
+        assert self._steps is not None
+        self._steps.read()
+        series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
+        series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
+        plot = self.query_one(CurvePlot)
+        top = None if self.full_range else focus_range([info.final_test_err])
+        plot.title = "error % vs iterations" + ("" if top is None else f" (0-{top:g}%; z: full range)")
+        plot.ymax = top
+        plot.series = series
+        self.query_one("#legend", Static).update(legend(series))
+        has_points = bool(self._steps.rows or info.epochs)
+        plot.display = has_points                      # nothing to draw before the first logged iterations
+        self.query_one("#legend", Static).display = has_points
+        self.query_one("#config", Static).update(config_text(info.config) if info.config else Text(""))
+        self.query_one("#events", Static).update(self._events(info))
+        self.query_one("#resume", Button).disabled = info.state not in RESUMABLE
+        self.query_one("#resume-bg", Button).disabled = info.state not in RESUMABLE
+        self.query_one("#delete", Button).disabled = info.state in ACTIVE
+        self.query_one("#clone", Button).disabled = info.config is None
+
+    def _summary(self, info: RunInfo) -> Text:
+        t = Text()
+        cfg = info.config
+        if cfg is not None:
+            t.append(f"{model_name(cfg.depth, cfg.shortcut)}", style="bold")
+            t.append(f"  shortcut {cfg.shortcut}, width {cfg.width} · {cfg.optimizer} lr {cfg.lr:g} "
+                     f"{cfg.schedule} · batch {cfg.batch_size} · {cfg.dataset}")
+            if cfg.max_train_images:
+                t.append(f" ({cfg.max_train_images} training images)")
+            t.append("\n")
+        t.append("state ", style="dim")
+        t.append(info.state, style=STATE_STYLES.get(info.state, ""))
+        t.append(f" · epoch {info.epochs_done}/{info.total_epochs or '?'} · iteration {fmt_count(info.step)}/"
+                 f"{fmt_count(info.total_steps)} · {fmt_duration(info.duration_s)}")
+        if info.status.get("device"):
+            t.append(f" · {info.status['device']}")
+        if info.state in STATE_HINTS:
+            t.append(f" ({STATE_HINTS[info.state]})", style="dim")
+        t.append("\n")
+        if info.error:
+            t.append(info.error + "\n", style=STATE_STYLES.get(info.state, "red"))
+        t.append("result ", style="dim")
+        if info.final_test_err is None:
+            t.append("no finished epoch yet")
+        else:
+            best_epoch = min(info.epochs, key=lambda e: e.get("test_err", float("inf"))).get("epoch")
+            t.append(f"test error {fmt_err(info.final_test_err)}%", style="bold")
+            t.append(f" (best {fmt_err(info.best_test_err)}% at epoch {best_epoch})")
+            if info.paper_err is not None:
+                diff = info.final_test_err - info.paper_err
+                t.append(f" · paper {fmt_err(info.paper_err)}%: ")
+                t.append(f"{abs(diff):.2f} points {'better' if diff < 0 else 'worse'}",
+                         style="green" if diff < 0 else "yellow")
+            elif cfg is not None:
+                t.append(" · the paper reports no error for this depth/shortcut", style="dim")
+        t.append("\n")
+        ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
+        t.append("checkpoint ", style="dim")
+        if ckpt.exists():
+            t.append(f"checkpoint.pt ({fmt_bytes(ckpt.stat().st_size)}) at epoch {info.epochs_done}, "
+                     f"iteration {info.step}")
+            if best.exists():
+                t.append(f"; best.pt ({fmt_bytes(best.stat().st_size)})")
+        else:
+            t.append("none yet (a fresh start when resumed)")
+        t.append(f"\nfolder {info.path}", style="dim")
+        return t
+
+    def _events(self, info: RunInfo) -> Text:
+        from core.runs import Run
+
+        lines = Run(info.path).read_events(tail=8)
+        t = Text("events.log (last lines)\n", style="bold")
+        t.append("\n".join(lines) or "(empty)", style="dim")
+        return t
+
+    # -- actions -------------------------------------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {"resume": self.action_resume, "resume-bg": self.action_resume_background, "clone": self.action_clone,
+         "delete": self.action_delete}[str(event.button.id)]()
+
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.run_id)
+
+    def action_pause(self) -> None:
+        self.app.toggle_pause(self.run_id)
+
+    def action_resume(self) -> None:
+        if self.app.resume_run(self.run_id):
+            from .monitor import MonitorScreen
+
+            self.app.switch_screen(MonitorScreen(self.run_id))
+
+    def action_resume_background(self) -> None:
+        if self.app.resume_run(self.run_id, where="background"):
+            from .monitor import MonitorScreen
+
+            self.app.switch_screen(MonitorScreen(self.run_id))
+
+    def action_clone(self) -> None:
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is None or info.config is None:
+            self.notify("this run has no readable config to clone", severity="warning")
+            return
+        from .new_run import NewRunScreen
+
+        self.app.switch_screen(NewRunScreen(initial=info.config.with_overrides(name="")))
+
+    def action_delete(self) -> None:
+        self.app.confirm_delete(self.run_id, after=self.app.pop_screen)
+
+    def action_zoom(self) -> None:
+        self.full_range = not self.full_range
+        self.refresh_view()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def config_text(cfg: RunConfig) -> Text:
+    """Every setting, one line per group; values that differ from the defaults are bold."""
+    defaults = RunConfig().to_dict()
+    values = cfg.to_dict()
+    t = Text()
+    for group, names in GROUPS.items():
+        t.append(f"{group:<13}", style="bold dim")
+        for i, name in enumerate(names):
+            value = values[name]
+            shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            t.append(("  " if i else "") + f"{name}=", style="dim")
+            t.append(shown if shown != "" else "''", style="bold" if value != defaults[name] else "")
+        t.append("\n")
+    return t

@@ -1,0 +1,210 @@
+"""Monitor: one run while it trains, followed through its folder (in this app or in any other process).
+
+Everything shown comes from the run folder (status.json, epochs.jsonl, steps.jsonl, events.log); for runs in this
+app the trainer's latest Progress event, when newer, makes the bars move between status.json heartbeats.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
+
+from core.runs import ACTIVE, RunInfo
+
+from .watch import JsonlTail
+from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_bytes, fmt_duration, fmt_err, spark_text, state_text
+
+
+
+class MonitorScreen(Screen):
+    CSS_PATH = "monitor.tcss"
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("p", "pause", "Pause"),
+        Binding("i", "detail", "Detail"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+        self._steps: JsonlTail | None = None
+        self._epochs_shown = -1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal(classes="bar-row"):
+            yield Label("epoch", id="epoch-label", classes="bar-label")
+            yield ProgressBar(id="epoch-bar", show_eta=False)
+            yield Label(id="epoch-count", classes="bar-count")
+        with Horizontal(classes="bar-row"):
+            yield Label("run", id="run-label", classes="bar-label")
+            yield ProgressBar(id="run-bar", show_eta=False)
+            yield Label(id="run-count", classes="bar-count")
+        yield Static(id="stats")
+        with Horizontal(id="sparks"):
+            with Vertical():
+                yield Label("training loss", id="loss-label", classes="spark-label")
+                yield Static(id="loss-spark", classes="spark")
+            with Vertical():
+                yield Label("test error per epoch", id="err-label", classes="spark-label")
+                yield Static(id="err-spark", classes="spark")
+        yield DataTable(id="epochs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#epochs", DataTable)
+        for key, label in (("epoch", "epoch"), ("train_loss", "train loss"), ("train_err", "train err%"),
+                           ("test_loss", "test loss"), ("test_err", "test err%"), ("lr", "lr"),
+                           ("seconds", "time")):
+            table.add_column(label, key=key)
+        self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
+        self.refresh_view()
+        self.call_after_refresh(self.refresh_view)  # sparkline widths are known after the first layout
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def runs_changed(self, changed: set[str]) -> None:
+        self.refresh_view()
+
+    # -- drawing -------------------------------------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is None:
+            self.query_one("#title", Static).update(Text(f"{self.run_id}: this run no longer exists", style="red"))
+            return
+        status = info.status
+        live = self.app.live.get(self.run_id)
+        if live is not None and live.step < info.step:
+            live = None
+        ipe = int(status.get("iters_per_epoch") or (live.iters_per_epoch if live else 0) or 0)
+        step = live.step if live else info.step
+        total_steps = (live.total_steps if live else info.total_steps) or 0
+        epochs_done = info.epochs_done
+        total_epochs = info.total_epochs or 0
+        in_epoch = (live.iter_in_epoch if live else max(0, step - epochs_done * ipe)) if ipe else 0
+
+        title = Text.assemble(("Monitor ", "bold"), (self.run_id, "bold"), "  ")
+        if info.config is not None:
+            title.append(info.config.label() + f" {info.config.schedule}  ")
+        title.append_text(state_text(info.state))
+        where = "this app" if self.app.is_in_app(self.run_id) else ("pid %s" % status.get("pid", "?"))
+        if info.state in ACTIVE:
+            title.append(f"  ({where})", style="dim")
+        self.query_one("#title", Static).update(title)
+
+        epoch_no = min(epochs_done + 1, total_epochs) if total_epochs else epochs_done + 1
+        self.query_one("#epoch-label", Label).update(f"epoch {epoch_no}/{total_epochs or '?'}")
+        self.query_one("#epoch-bar", ProgressBar).update(total=ipe or None, progress=min(in_epoch, ipe) if ipe else 0)
+        self.query_one("#epoch-count", Label).update(f"{in_epoch}/{ipe or '?'} it")
+        self.query_one("#run-bar", ProgressBar).update(total=total_steps or None, progress=step)
+        eta = self._eta(info, live, step, total_steps)
+        self.query_one("#run-count", Label).update(
+            f"{step}/{total_steps or '?'} it" + (f"  ETA {fmt_duration(eta)}" if eta is not None else ""))
+        self.query_one("#stats", Static).update(self._stats(info, live))
+        self._update_sparks(info)
+        self._update_epochs(info)
+        self._update_log(info)
+
+    def _eta(self, info: RunInfo, live, step: int, total: int) -> float | None:
+        if info.state not in ACTIVE or not total:
+            return None
+        if live is not None and live.eta_s is not None:
+            return live.eta_s
+        if info.status.get("eta_s") is not None:  # written by the trainer's heartbeat (any process)
+            return float(info.status["eta_s"])
+        ips = info.images_per_s
+        if ips and info.config is not None:
+            return (total - step) * info.config.batch_size / ips
+        elapsed = info.duration_s
+        return elapsed / step * (total - step) if elapsed and step else None
+
+    def _stats(self, info: RunInfo, live) -> Text:
+        s = info.status
+        ips = (live.images_per_s if live and live.images_per_s else None) or info.images_per_s
+        lr = live.lr if live else s.get("lr")
+        loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")
+        err = (live.err if live and live.err is not None else None) or s.get("last_err")
+        parts = [f"{ips:,.0f} img/s" if ips else "- img/s", f"lr {lr:.4g}" if lr is not None else "lr -",
+                 f"loss {loss:.3f}" if loss is not None else "loss -",
+                 f"train err {err:.1f}%" if err is not None else "train err -",
+                 f"{s.get('device') or (info.config.device if info.config else '-')}",
+                 f"mem {fmt_bytes(s.get('peak_mem_bytes'))}",
+                 f"elapsed {fmt_duration(live.elapsed_s if live else info.duration_s)}"]
+        text = Text("  ·  ".join(parts))
+        position = self.app.queue_position(self.run_id)
+        if position and info.state == "queued":
+            text.append(f"\nqueued in this app: it starts after {position} run(s) before it finish", style="dim")
+        elif info.error:
+            text.append("\n" + info.error, style=STATE_STYLES.get(info.state, "red"))
+        elif info.state in STATE_HINTS:
+            text.append(f"\n{info.state}: {STATE_HINTS[info.state]}", style="dim")
+        return text
+
+    def _update_sparks(self, info: RunInfo) -> None:
+        assert self._steps is not None
+        self._steps.read()
+        loss_spark, err_spark = self.query_one("#loss-spark", Static), self.query_one("#err-spark", Static)
+        width = max(8, loss_spark.size.width or 40)
+        losses = [r["loss"] for r in self._steps.rows[-width:] if isinstance(r.get("loss"), (int, float))]
+        loss_spark.update(Text(spark_text(losses, width), style="cyan"))
+        if losses:
+            self.query_one("#loss-label", Label).update(f"loss {losses[-1]:.3f} (min {min(losses):.3f}), "
+                                                         f"last {len(losses)} points")
+        errs = [e["test_err"] for e in info.epochs if isinstance(e.get("test_err"), (int, float))]
+        err_spark.update(Text(spark_text(errs, max(8, err_spark.size.width or 40)), style="magenta"))
+        if errs:
+            paper = f", paper {fmt_err(info.paper_err)}" if info.paper_err is not None else ""
+            self.query_one("#err-label", Label).update(f"test err {errs[-1]:.2f}% (best {min(errs):.2f}{paper})")
+
+    def _update_epochs(self, info: RunInfo) -> None:
+        table = self.query_one("#epochs", DataTable)
+        rows = info.epochs
+        if len(rows) < self._epochs_shown:
+            table.clear()
+            self._epochs_shown = 0
+        start = max(self._epochs_shown, 0)
+        for row in rows[start:]:
+            table.add_row(
+                Text(str(row.get("epoch", "?")), justify="right"),
+                Text(_num(row.get("train_loss"), ".4f"), justify="right"),
+                Text(_num(row.get("train_err"), ".2f"), justify="right"),
+                Text(_num(row.get("test_loss"), ".4f"), justify="right"),
+                Text(_num(row.get("test_err"), ".2f"), justify="right"),
+                Text(_num(row.get("lr"), ".4g"), justify="right"),
+                Text(fmt_duration(row.get("seconds")), justify="right"),
+            )
+        if len(rows) > start:
+            table.move_cursor(row=len(rows) - 1, animate=False)
+        self._epochs_shown = len(rows)
+
+    def _update_log(self, info: RunInfo) -> None:
+        from core.runs import Run
+
+        lines = Run(info.path).read_events(tail=4)
+        self.query_one("#log", Static).update(Text("\n".join(lines) or "(events.log is empty)", style="dim",
+                                                   no_wrap=True, overflow="ellipsis"))
+
+    # -- actions -------------------------------------------------------------------------------------------------------
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.run_id)
+
+    def action_pause(self) -> None:
+        self.app.toggle_pause(self.run_id)
+
+    def action_detail(self) -> None:
+        from .detail import DetailScreen
+
+        self.app.switch_screen(DetailScreen(self.run_id))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def _num(value, spec: str) -> str:
+    return "-" if not isinstance(value, (int, float)) else format(value, spec)

@@ -1,0 +1,248 @@
+"""Home screen: every run in the store, live. Sort by clicking a header (or o), filter with /, mark with space."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from core.runs import ACTIVE, RunInfo
+
+from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_duration, fmt_err, model_name
+from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
+
+EMPTY_HINT = """No runs yet in {root}.
+
+Press n to open the new-run form (pick a preset, depth and shortcut, then ctrl+s to launch),
+or start one from a shell; it appears here while it trains:
+
+    python tui_app.py train --preset quick --dataset synthetic --runs-dir {root}
+"""
+
+
+class OpenRunsTable(RunsTable):
+    """The runs table, whose enter key is shown in the footer as 'Open'."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]
+
+
+class FilterInput(Input):
+    """The filter box. Enter hands the focus back to the table at once (not deferred), so keys typed right after
+    it (r, s, ...) act on the table instead of landing in the filter text."""
+
+    BINDINGS = [Binding("enter", "done", "Done", show=False)]
+
+    def action_done(self) -> None:
+        screen = self.screen
+        if not self.value:
+            self.display = False
+        screen.set_focus(screen.query_one(RunsTable))
+
+
+class RunsScreen(Screen):
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("n", "new_run", "New"),
+        Binding("space", "mark", "Mark", key_display="␣"),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "stop", "Stop"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Del"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="runs")
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield OpenRunsTable(id="table")
+        yield Static(id="empty")
+        yield Static(id="current")
+        yield FilterInput(placeholder="filter: words that must all appear (e.g. plain 56 finished); esc clears",
+                          id="filter", compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ^p is named in the title bar instead
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.refresh_table()
+        self.query_one(RunsTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_table()
+
+    # -- data ----------------------------------------------------------------------------------------------------------
+    def runs_changed(self, changed: set[str]) -> None:
+        if changed or any(i.state in ACTIVE for i in self.app.watcher.infos.values()):
+            self.refresh_table()
+
+    def visible_infos(self) -> list[RunInfo]:
+        infos = [i for i in self.app.watcher.ordered() if matches(i, self.filter_text)]
+        if self.sort_column:
+            keyed = [(sort_key(i, self.sort_column, self.app.marked), i) for i in infos]
+            known = sorted(((key, i) for key, i in keyed if not key[0]), key=lambda pair: pair[0][1],
+                           reverse=self.sort_reverse)
+            unknown = [i for key, i in keyed if key[0]]  # unknown values sort last in either direction
+            infos = [i for _, i in known] + unknown
+        return infos
+
+    def refresh_table(self) -> None:
+        app = self.app
+        all_infos = app.watcher.ordered()
+        infos = self.visible_infos()
+        table = self.query_one(RunsTable)
+        table.show(infos, app.marked, live=app.live)
+        empty = not all_infos
+        table.display = not empty
+        self.query_one("#empty", Static).display = empty
+        if empty:
+            self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
+        running = sum(1 for i in all_infos if i.state in ACTIVE)
+        title = Text.assemble(("ResLab", "bold"), ("  ^p commands", "dim"),
+                              f"  ·  {app.store.root}  ·  {len(all_infos)} run(s)")
+        if running:
+            title.append(f"  ·  {running} training", style="green")
+        if self.filter_text:
+            title.append(f"  ·  filter '{self.filter_text}': {len(infos)} shown", style="yellow")
+        if app.marked:
+            title.append(f"  ·  {len(app.marked)} marked", style="magenta")
+        if self.sort_column:
+            title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
+        self.query_one("#title", Static).update(title)
+        self.update_current()
+
+    def update_current(self) -> None:
+        """One or two lines about the highlighted run: settings, result against the paper, error, next step."""
+        widget = self.query_one("#current", Static)
+        run_id = self.query_one(RunsTable).current_id
+        info = self.app.watcher.infos.get(run_id) if run_id else None
+        if info is None:
+            widget.update("")
+            return
+        text = Text()
+        text.append(info.id, style="bold")
+        text.append("  ")
+        text.append(info.state, style=STATE_STYLES.get(info.state, ""))
+        if info.config is not None:
+            cfg = info.config
+            text.append(f"  {model_name(cfg.depth, cfg.shortcut)} {cfg.shortcut} w{cfg.width} {cfg.optimizer} "
+                        f"{cfg.schedule} · {cfg.dataset} · epoch {info.epochs_done}/{info.total_epochs or '?'}")
+            if info.final_test_err is not None:
+                text.append(f" · test {fmt_err(info.final_test_err)}% (best {fmt_err(info.best_test_err)}%")
+                text.append(f", paper {fmt_err(info.paper_err)}%)" if info.paper_err is not None else ")")
+            if info.duration_s:
+                text.append(f" · {fmt_duration(info.duration_s)}")
+        position = self.app.queue_position(info.id)
+        if info.error:
+            text.append("\n" + info.error, style=STATE_STYLES.get(info.state, "red"))
+        elif position and info.state == "queued":
+            text.append(f"  (waiting in this app's queue: {position} run(s) before it)", style="dim")
+        elif info.state in STATE_HINTS:
+            text.append(f"  ({STATE_HINTS[info.state]})", style="dim")
+        widget.update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.update_current()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = str(event.column_key.value)
+        if self.sort_column == key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = key, False
+        self.refresh_table()
+
+    # -- actions -------------------------------------------------------------------------------------------------------
+    @property
+    def current_id(self) -> str | None:
+        return self.query_one(RunsTable).current_id
+
+    def action_open(self) -> None:
+        run_id = self.current_id
+        if run_id is None:
+            return
+        info = self.app.watcher.infos.get(run_id)
+        if info is not None and (info.state in ACTIVE or self.app.is_in_app(run_id)):
+            from .monitor import MonitorScreen
+
+            self.app.push_screen(MonitorScreen(run_id))
+        else:
+            from .detail import DetailScreen
+
+            self.app.push_screen(DetailScreen(run_id))
+
+    def action_new_run(self) -> None:
+        from .new_run import NewRunScreen
+
+        self.app.push_screen(NewRunScreen())
+
+    def action_mark(self) -> None:
+        run_id = self.current_id
+        if run_id is None:
+            return
+        marked = self.app.marked
+        marked.symmetric_difference_update({run_id})
+        self.refresh_table()
+        table = self.query_one(RunsTable)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def action_compare(self) -> None:
+        ids = [i.id for i in self.app.watcher.ordered() if i.id in self.app.marked]
+        if len(ids) < 2:
+            self.notify("mark two or more runs with space, then press c", severity="warning")
+            return
+        from .compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(ids))
+
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.current_id)
+
+    def action_pause(self) -> None:
+        self.app.toggle_pause(self.current_id)
+
+    def action_resume(self) -> None:
+        if self.app.resume_run(self.current_id):
+            self.app.poll_runs()
+
+    def action_delete(self) -> None:
+        self.app.confirm_delete(self.current_id)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        self.set_focus(box)
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.filter_text:
+            box.value = ""
+            box.display = False
+            self.filter_text = ""
+            self.refresh_table()
+            self.set_focus(self.query_one(RunsTable))
+
+    def action_cycle_sort(self) -> None:
+        keys = [k for k, _ in COLUMNS]
+        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else "id"
+        self.sort_reverse = False
+        self.refresh_table()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value
+            self.refresh_table()

@@ -1,0 +1,136 @@
+"""The table of runs: columns from ``core.runs.run_summary_row``, sorting, filtering, marks, live updates.
+
+Rows are keyed by run id. A refresh with the same rows in the same order only rewrites the cells that changed,
+so the cursor, the scroll position and the marks stay where the user left them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from core.runs import RunInfo, run_summary_row
+
+from .formatting import STATE_STYLES, fmt_duration, fmt_err, state_text
+
+# (key, label, sort key from the summary row); the key order is the column order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mark", " "),
+    ("id", "run"),
+    ("status", "status"),
+    ("epochs", "epochs"),
+    ("final", "final%"),
+    ("best", "best%"),
+    ("paper", "paper%"),
+    ("depth", "depth"),
+    ("shortcut", "sc"),
+    ("width", "width"),
+    ("optimizer", "optim"),
+    ("schedule", "sched"),
+    ("duration", "time"),
+    ("note", "note"),
+)
+SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs_done", "final": "final_test_err",
+               "best": "best_test_err", "paper": "paper_err", "depth": "depth", "shortcut": "shortcut",
+               "width": "width", "optimizer": "optimizer", "schedule": "schedule", "duration": "duration_s",
+               "note": "error"}
+
+
+def live_progress(info: RunInfo, live: Any = None) -> float:
+    """The run's progress 0..1: from the trainer's latest Progress event when fresher than status.json."""
+    if live is not None and getattr(live, "total_steps", 0) and live.step >= info.step:
+        return min(1.0, live.step / live.total_steps)
+    return info.progress
+
+
+def row_cells(info: RunInfo, marked: bool, live: Any = None) -> dict[str, Any]:
+    row = run_summary_row(info)
+    done, total = row["epochs_done"], row["total_epochs"]
+    epochs = "-" if done is None else f"{done}/{total if total else '?'}"
+    final, best, paper = row["final_test_err"], row["best_test_err"], row["paper_err"]
+    final_text = Text(fmt_err(final), justify="right")
+    if final is not None and paper is not None:
+        final_text.stylize("green" if final <= paper else "")
+    note = row["error"] or ""
+    return {
+        "mark": Text("●" if marked else " ", style="bold magenta"),
+        "id": info.id,
+        "status": state_text(info.state, live_progress(info, live)),
+        "epochs": Text(epochs, justify="right"),
+        "final": final_text,
+        "best": Text(fmt_err(best), justify="right"),
+        "paper": Text(fmt_err(paper), justify="right", style="dim"),
+        "depth": Text("-" if row["depth"] is None else str(row["depth"]), justify="right"),
+        "shortcut": row["shortcut"] or "-",
+        "width": Text("-" if row["width"] is None else str(row["width"]), justify="right"),
+        "optimizer": row["optimizer"] or "-",
+        "schedule": row["schedule"] or "-",
+        "duration": Text(fmt_duration(row["duration_s"]), justify="right"),
+        "note": Text(note.splitlines()[0][:80] if note else "", style=STATE_STYLES.get(info.state, "")),
+    }
+
+
+def matches(info: RunInfo, query: str) -> bool:
+    """Every word of the query appears in the run's id, state or settings (case-insensitive)."""
+    if not query.strip():
+        return True
+    cfg = info.config
+    hay = [info.id, info.state, info.error]
+    if cfg is not None:
+        hay += [cfg.label(), cfg.optimizer, cfg.schedule, cfg.dataset, f"depth{cfg.depth}", f"d{cfg.depth}",
+                "plain" if cfg.shortcut == "none" else "resnet"]
+    text = " ".join(hay).lower()
+    return all(word in text for word in query.lower().split())
+
+
+def sort_key(info: RunInfo, column: str, marked: set[str]):
+    if column == "mark":
+        return (False, (info.id not in marked, info.id))
+    value = run_summary_row(info).get(SORT_FIELDS.get(column, "id"))
+    # None (unknown) sorts last whichever the direction; numbers before text
+    return (value is None, value if isinstance(value, (int, float)) else str(value or ""))
+
+
+class RunsTable(DataTable):
+    """DataTable of runs, one row per run id."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, infos: list[RunInfo], marked: set[str], live: dict | None = None) -> None:
+        """Make the table show these runs in this order (cells, rows and order), keeping the cursor."""
+        wanted = [i.id for i in infos]
+        current = [row.key.value for row in self.ordered_rows]
+        live = live or {}
+        cells = {i.id: row_cells(i, i.id in marked, live.get(i.id)) for i in infos}
+        if wanted == current:
+            for run_id, row in cells.items():
+                for key, value in row.items():
+                    if _ident(self.get_cell(run_id, key)) != _ident(value):
+                        self.update_cell(run_id, key, value, update_width=True)
+            return
+        cursor_id = current[self.cursor_row] if current and 0 <= self.cursor_row < len(current) else None
+        scroll = self.scroll_x, self.scroll_y
+        self.clear()
+        for run_id in wanted:
+            self.add_row(*[cells[run_id][k] for k, _ in COLUMNS], key=run_id)
+        if cursor_id in cells:
+            self.move_cursor(row=wanted.index(cursor_id), animate=False, scroll=False)
+        self.scroll_to(*scroll, animate=False, immediate=True)
+
+    @property
+    def current_id(self) -> str | None:
+        rows = self.ordered_rows
+        if not rows or not 0 <= self.cursor_row < len(rows):
+            return None
+        return rows[self.cursor_row].key.value
+
+
+def _ident(value: Any) -> Any:
+    if isinstance(value, Text):
+        return (value.plain, str(value.style), tuple(value.spans))
+    return value

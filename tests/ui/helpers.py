@@ -1,0 +1,59 @@
+"""Helpers for the Pilot tests: wait for a condition with a deadline, type into fields, read the screen."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+POLL = 0.2  # the app's store polling interval in tests (1 s in real use)
+
+
+async def wait_for(pilot, condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
+    """Let the app run until condition() is truthy; fail with `what` after `timeout` seconds.
+
+    Sleeps on the event loop between checks (the app keeps running). Never pilot.pause() without a delay while
+    training runs: it waits for the process to go idle, which a training thread prevents (up to 1 s each)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            await pilot.pause(0.01)
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def state_of(app, run_id: str) -> str | None:
+    info = app.watcher.infos.get(run_id)
+    return info.state if info else None
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    """Focus an Input of the current screen, clear it with keys and type text."""
+    widget = pilot.app.screen.query_one(selector)
+    widget.focus()
+    await pilot.pause(0.02)
+    await press(pilot, "ctrl+a", "ctrl+k", *text)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+_KEY_CHARS = {"enter": "\r", "escape": "\x1b", "space": " ", "tab": "\t"}
+
+
+async def press(pilot, *keys: str) -> None:
+    """Like pilot.press, without its waits for an idle process: those last up to a second per key while a
+    training thread keeps the CPU busy. Keys go through the app's normal key handling (bindings, focus)."""
+    from textual import events
+
+    app = pilot.app
+    for key in keys:
+        name = {",": "comma", "/": "slash", "-": "minus", ".": "full_stop"}.get(key, key)
+        char = key if len(key) == 1 else _KEY_CHARS.get(key)
+        app.post_message(events.Key(name, char))
+        await asyncio.sleep(0.01)
+    await pilot.pause(0.05)

@@ -1,0 +1,198 @@
+"""The runs table, detail and compare screens over fixed run folders (no training)."""
+from __future__ import annotations
+
+import json
+
+from screens.app import make_app
+from screens.compare import CompareScreen, differing_settings
+from screens.confirm import ConfirmScreen
+from screens.detail import DetailScreen
+from screens.new_run import NewRunScreen
+from screens.runs import RunsScreen
+from screens.widgets.curve_plot import CurvePlot, focus_range
+from screens.widgets.run_table import RunsTable
+
+from .fixtures import quick
+from .helpers import POLL, screen_text, wait_for
+
+
+def table_rows(app) -> dict[str, list[str]]:
+    table = app.screen.query_one(RunsTable)
+    out = {}
+    for row in table.ordered_rows:
+        out[row.key.value] = [getattr(c, "plain", str(c)) for c in table.get_row(row.key)]
+    return out
+
+
+def column(app, key: str) -> int:
+    return [c.key.value for c in app.screen.query_one(RunsTable).ordered_columns].index(key)
+
+
+async def test_table_shows_every_run_with_paper_error_and_damaged_row(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        rows = table_rows(app)
+        assert set(rows) == {"r20-A", "plain-20", "r56-A", "plain-56", "r110-stopped", "r32-missing-data",
+                             "broken-run"}
+        status, paper, final = column(app, "status"), column(app, "paper"), column(app, "final")
+        assert rows["broken-run"][status] == "damaged"
+        assert rows["r20-A"][paper] == "8.75"          # He et al. 2016 Table 6, ResNet-20
+        assert rows["r56-A"][paper] == "6.97"
+        assert rows["plain-20"][paper] == "-"          # the paper has no table entry for plain nets
+        assert rows["r32-missing-data"][status] == "failed"
+        expected_final = json.loads((fixture_runs / "r20-A" / "epochs.jsonl").read_text().splitlines()[-1])
+        assert rows["r20-A"][final] == f"{expected_final['test_err']:.2f}"
+        # the failed run's message is readable text on its row and below the table
+        assert "cannot be downloaded" in rows["r32-missing-data"][column(app, "note")]
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("r32-missing-data"))
+        await pilot.pause()
+        assert "Fix: copy cifar-10-batches-py" in str(app.screen.query_one("#current").render())
+        assert "Traceback" not in screen_text(app)
+
+
+async def test_empty_store_shows_how_to_start(tmp_path):
+    app = make_app(runs_dir=tmp_path / "nothing-here", poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "No runs yet" in text and "Press n" in text
+
+
+async def test_runs_appear_and_vanish_live(fixture_runs):
+    from .fixtures import write_run
+
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        write_run(fixture_runs, "late-arrival", quick(depth=32, epochs=4), "finished", epochs_done=4, order=50)
+        await wait_for(pilot, lambda: "late-arrival" in table_rows(app), 5, "a new folder to appear")
+        import shutil
+
+        shutil.rmtree(fixture_runs / "late-arrival")
+        await wait_for(pilot, lambda: "late-arrival" not in table_rows(app), 5, "a deleted folder to vanish")
+
+
+async def test_filter_by_typing_and_sort_by_header_click(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *"plain")
+        await pilot.pause()
+        assert set(table_rows(app)) == {"plain-20", "plain-56"}
+        await pilot.press("enter")        # back to the table, the filter stays
+        assert set(table_rows(app)) == {"plain-20", "plain-56"}
+        await pilot.press("escape")       # clears it
+        await pilot.pause()
+        assert len(table_rows(app)) == 7
+
+        table = app.screen.query_one(RunsTable)
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:column(app, "final")]) + 2
+        await pilot.click(RunsTable, offset=(x, 0))
+        await pilot.pause()
+        order = list(table_rows(app))
+        finals = [float(table_rows(app)[r][column(app, "final")]) for r in order if
+                  table_rows(app)[r][column(app, "final")] != "-"]
+        assert finals == sorted(finals) and order[0] == "r56-A"
+        await pilot.click(RunsTable, offset=(x, 0))   # again: descending
+        await pilot.pause()
+        order = list(table_rows(app))
+        assert order[0] == "r110-stopped"
+
+
+async def test_enter_opens_detail_with_result_against_paper_and_curves(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("r20-A"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        summary = str(app.screen.query_one("#summary").render())
+        assert "paper 8.75%" in summary and "points" in summary
+        plot = app.screen.query_one(CurvePlot)
+        assert len(plot.series) == 2 and len(plot.series[0].xs) > 10 and len(plot.series[1].xs) == 12
+        info = app.watcher.infos["r20-A"]
+        assert plot.ymax == focus_range([info.final_test_err]) == 20.0   # the paper's Fig. 6 range for ~9 %
+        await pilot.press("z")                                            # z: the full range
+        assert app.screen.query_one(CurvePlot).ymax is None
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_damaged_folder_opens_as_readable_detail(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("broken-run"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        assert "config.json is unreadable" in screen_text(app)
+        await pilot.press("r")      # cannot resume a damaged run: a message, no crash
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+
+
+async def test_mark_and_compare_shows_only_differing_settings(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")                      # nothing marked: a hint, no screen
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one(RunsTable)
+        for run_id in ("r20-A", "plain-20", "r56-A", "plain-56"):
+            table.move_cursor(row=table.get_row_index(run_id))
+            await pilot.press("space")
+        assert app.marked == {"r20-A", "plain-20", "r56-A", "plain-56"}
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        cols = [c.label.plain for c in app.screen.query_one("#table").ordered_columns]
+        assert cols[:3] == ["run", "depth", "shortcut"] and "epochs" not in cols[1:3]
+        plain, res = app.screen.query_one("#plot-plain", CurvePlot), app.screen.query_one("#plot-res", CurvePlot)
+        assert plain.display and res.display       # plain | residual, like the paper's Fig. 6
+        assert {s.end_label for s in plain.series if s.end_label} == {"20", "56"}
+        await pilot.press("escape")
+
+
+def test_differing_settings_ignores_names_and_equal_fields():
+    a, b = quick(depth=20, name="x"), quick(depth=56, name="y", lr=0.05)
+    assert differing_settings([a, b]) == ["depth", "lr"]
+
+
+async def test_delete_asks_and_removes_the_folder(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("plain-56"))
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")                 # cancel keeps it
+        await pilot.pause()
+        assert (fixture_runs / "plain-56").is_dir()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.click("#answer-delete")
+        await wait_for(pilot, lambda: "plain-56" not in table_rows(app), 5, "the row to go")
+        assert not (fixture_runs / "plain-56").exists()
+
+
+async def test_every_key_is_in_the_command_palette(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"New", "Open", "Mark", "Compare", "Stop", "Pause", "Resume", "Del", "Filter", "Quit"} <= titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"New")
+        await wait_for(pilot, lambda: "New" in screen_text(app), 5, "the palette to list New")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), 5, "the new-run form")

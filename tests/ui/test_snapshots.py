@@ -1,0 +1,129 @@
+"""Snapshots of every screen at 100x30 (and the home screen at 80x24) over fixed, hand-written run folders.
+
+The app runs from the test's temporary folder with a relative runs path, so no temporary path, clock or host
+name reaches the screen. Update after a deliberate change with ``pytest tests/ui --snapshot-update`` and look
+at the SVGs in tests/ui/__snapshots__ before committing them.
+"""
+from __future__ import annotations
+
+import pytest
+
+from screens.app import make_app
+from screens.compare import CompareScreen
+from screens.detail import DetailScreen
+from screens.monitor import MonitorScreen
+from screens.new_run import NewRunScreen
+
+from .fixtures import add_running, populate
+
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    populate(tmp_path / "runs")
+    live = add_running(tmp_path / "runs")   # holds the writer lock like a trainer, so it shows as running
+    yield "runs"
+    live.release_lock()
+
+
+def app_for(store):
+    # Polling is slowed so that the screen is drawn from the first read only.
+    return make_app(runs_dir=store, poll_interval=3600)
+
+
+def test_runs_screen(snap_compare, store):
+    assert snap_compare(app_for(store), terminal_size=SIZE)
+
+
+def test_runs_screen_80x24(snap_compare, store):
+    assert snap_compare(app_for(store), terminal_size=(80, 24))
+
+
+def test_runs_screen_no_color(snap_compare, store, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_for(store)
+    assert app.no_color
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_runs_screen_filtered_and_marked(snap_compare, store):
+    assert snap_compare(app_for(store), press=["space", "space", "slash", *"plain"], terminal_size=SIZE)
+
+
+def test_new_run_form(snap_compare, store):
+    async def open_form(pilot):
+        await pilot.app.push_screen(NewRunScreen())
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=open_form, terminal_size=SIZE)
+
+
+def test_new_run_form_with_errors(snap_compare, store):
+    async def bad_values(pilot):
+        await pilot.app.push_screen(NewRunScreen())
+        await pilot.pause()
+        for selector, text in (("#f-depth", "20,21"), ("#f-width", "0"), ("#f-lr", "fast")):
+            pilot.app.screen.query_one(selector).focus()
+            await pilot.press("ctrl+a", "ctrl+k", *text)
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=bad_values, terminal_size=SIZE)
+
+
+def test_new_run_form_wide(snap_compare, store):
+    async def open_form(pilot):
+        await pilot.app.push_screen(NewRunScreen())
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=open_form, terminal_size=(120, 40))
+
+
+def test_monitor_of_running_run(snap_compare, store):
+    async def monitor(pilot):
+        await pilot.app.push_screen(MonitorScreen("r44-live"))
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=monitor, terminal_size=SIZE)
+
+
+def test_detail_of_finished_run(snap_compare, store):
+    async def detail(pilot):
+        await pilot.app.push_screen(DetailScreen("r20-A"))
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=detail, terminal_size=SIZE)
+
+
+def test_detail_of_failed_run(snap_compare, store):
+    async def detail(pilot):
+        await pilot.app.push_screen(DetailScreen("r32-missing-data"))
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=detail, terminal_size=SIZE)
+
+
+def test_compare_plain_vs_residual(snap_compare, store):
+    async def compare(pilot):
+        await pilot.app.push_screen(CompareScreen(["plain-20", "plain-56", "r20-A", "r56-A"]))
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=compare, terminal_size=SIZE)
+
+
+def test_compare_zoomed_like_fig6(snap_compare, store):
+    async def compare(pilot):
+        await pilot.app.push_screen(CompareScreen(["plain-20", "plain-56", "r20-A", "r56-A"]))
+        await pilot.pause()
+        await pilot.press("z")
+
+    assert snap_compare(app_for(store), run_before=compare, terminal_size=SIZE)
+
+
+def test_stop_confirmation(snap_compare, store):
+    async def ask(pilot):
+        pilot.app.confirm_stop("r44-live")
+        await pilot.pause()
+
+    assert snap_compare(app_for(store), run_before=ask, terminal_size=SIZE)
