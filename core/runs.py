@@ -465,6 +465,8 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "status": info.state,
         "duration_s": info.duration_s,
         "images_per_s": info.images_per_s,
+        "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,
+        "peak_mem_bytes": info.status.get("peak_mem_bytes"),
         "error": info.error,
     }
 

@@ -60,7 +60,7 @@ class MonitorScreen(Screen):
         table = self.query_one("#epochs", DataTable)
         for key, label in (("epoch", "epoch"), ("train_loss", "train loss"), ("train_err", "train err%"),
                            ("test_loss", "test loss"), ("test_err", "test err%"), ("lr", "lr"),
-                           ("seconds", "time")):
+                           ("seconds", "time"), ("images_per_s", "img/s"), ("peak_mem_bytes", "peak mem")):
             table.add_column(label, key=key)
         self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
         self.refresh_view()
@@ -178,6 +178,8 @@ class MonitorScreen(Screen):
                 Text(_num(row.get("test_err"), ".2f"), justify="right"),
                 Text(_num(row.get("lr"), ".4g"), justify="right"),
                 Text(fmt_duration(row.get("seconds")), justify="right"),
+                Text(_num(row.get("images_per_s"), ",.0f"), justify="right"),
+                Text(fmt_bytes(row.get("peak_mem_bytes")), justify="right"),
             )
         if len(rows) > start:
             table.move_cursor(row=len(rows) - 1, animate=False)

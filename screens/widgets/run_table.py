@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from core.runs import RunInfo, run_summary_row
 
-from .formatting import STATE_STYLES, fmt_duration, fmt_err, state_text
+from .formatting import STATE_STYLES, fmt_bytes, fmt_duration, fmt_err, state_text
 
 # (key, label, sort key from the summary row); the key order is the column order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -29,12 +29,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("optimizer", "optim"),
     ("schedule", "sched"),
     ("duration", "time"),
+    ("speed", "img/s"),
+    ("epoch_s", "s/epoch"),
+    ("mem", "peak mem"),
     ("note", "note"),
 )
 SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs_done", "final": "final_test_err",
                "best": "best_test_err", "paper": "paper_err", "depth": "depth", "shortcut": "shortcut",
                "width": "width", "optimizer": "optimizer", "schedule": "schedule", "duration": "duration_s",
-               "note": "error"}
+               "speed": "images_per_s", "epoch_s": "epoch_s", "mem": "peak_mem_bytes", "note": "error"}
 
 
 def live_progress(info: RunInfo, live: Any = None) -> float:
@@ -67,6 +70,9 @@ def row_cells(info: RunInfo, marked: bool, live: Any = None) -> dict[str, Any]:
         "optimizer": row["optimizer"] or "-",
         "schedule": row["schedule"] or "-",
         "duration": Text(fmt_duration(row["duration_s"]), justify="right"),
+        "speed": Text(f"{row['images_per_s']:,.0f}" if row["images_per_s"] else "-", justify="right"),
+        "epoch_s": Text(f"{row['epoch_s']:.1f}" if row["epoch_s"] else "-", justify="right"),
+        "mem": Text(fmt_bytes(row["peak_mem_bytes"]), justify="right"),
         "note": Text(note.splitlines()[0][:80] if note else "", style=STATE_STYLES.get(info.state, "")),
     }
 

@@ -401,7 +401,7 @@ def test_resume_refuses_a_finished_run_unless_extended(finished, tmp_path, capsy
     assert "has already done 2 epochs" in capsys.readouterr().err
     assert main(["resume", run_id, "--epochs", "3", "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"run {run_id}" and "resumed at epoch 2" in out
+    assert out.splitlines()[0] == f"run {run_id}" and "resumed at epoch 3, step" in out
     assert out.splitlines()[-1].startswith(f"finished {run_id}: 3 epochs")
     assert_one_epoch_line_each(runs / run_id, 3)
 
