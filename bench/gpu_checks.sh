@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every GPU figure issue 5 asks for, in one run (~8-10 minutes on an H100/H200). Nothing here is part of the tests.
+#
+# On the lent device machine ../shared is not there, so carry its data in an ignored folder first:
+#   mkdir -p .shared && cp ../shared/data/cifar10-jpeg.npz ../shared/tools/cifar10_jpeg.py .shared/
+#   run(command="bash bench/gpu_checks.sh", carry=[".shared"], timeout_s=600)
+# Results: the printed tables, and JSON under $OUT (or bench/results/).
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+DATA=.data
+if [ ! -d "$DATA/cifar-10-batches-py" ]; then
+  if [ -f ../shared/tools/cifar10_jpeg.py ]; then python ../shared/tools/cifar10_jpeg.py "$DATA"
+  else python .shared/cifar10_jpeg.py "$DATA" --npz .shared/cifar10-jpeg.npz; fi
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'bf16', torch.cuda.is_bf16_supported())"
+B="python bench/throughput.py --device cuda --data-dir $DATA"
+t() { echo; echo "== $*"; timeout 240 "$@"; }
+# 1. engine vs the usual loop, batch 128: precision auto (bf16) and fp32; ratio targets: R20 >= 5x, R110 >= 3x
+t $B --depths 20,56,110 --iters 200 --json "$OUT/auto.json"
+t $B --depths 20,110 --iters 200 --precision fp32 --json "$OUT/fp32.json"
+# 2. torch.compile (compile time is printed separately)
+t $B --depths 20,110 --iters 200 --compile --json "$OUT/compile.json"
+# 3. memory: ResNet-1202 at batch 128 (must fit in 80 GB); the lab report's ResNet-110 width 64 batch 64
+t $B --depths 1202 --iters 10 --warmup 2 --json "$OUT/r1202.json"
+t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.json"
+# 4. a real epoch through the trainer (391 iterations + test evaluation; target <= 2 s) and its records
+t python tui_app.py train --preset he2016 --depth 20 --epochs 3 --data-dir "$DATA" --no-download \
+    --runs-dir "$OUT/runs" --name gpu-r20 --device cuda
+python tui_app.py show gpu-r20 --runs-dir "$OUT/runs" | tail -8
