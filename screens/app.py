@@ -55,7 +55,10 @@ class TrainingEnded(Message):
 class ResLabApp(App[None]):
     """ResLab: launch, watch, stop/resume and compare residual-network runs."""
 
-    CSS_PATH = "app.tcss"
+    # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
+    # first time it meets a new screen's CSS_PATH, which made each screen's first opening take over a second.
+    CSS_PATH = ["app.tcss", "runs.tcss", "new_run.tcss", "monitor.tcss", "detail.tcss", "compare.tcss",
+                "confirm.tcss"]
     TITLE = "ResLab"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
