@@ -670,7 +670,7 @@ class Trainer:
         self.emit(EpochEnded(self.run_folder.id, row))
         self._save_checkpoint(best=improved)
         self.write_status(step=self.step, epoch=self.epoch, elapsed_s=self.elapsed, last_test_err=test_err,
-                          best_test_err=self.best_err, images_per_s=row["images_per_s"],
+                          best_test_err=self.best_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
                           peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"])
 
     def _save_checkpoint(self, best: bool = False) -> None:

@@ -57,6 +57,8 @@ def test_tiny_run_finishes_and_writes_its_folder(tmp_path):
     for key in ("torch", "host", "git_commit", "python"):
         assert key in status["env"]
     assert status["seed"] == 0 and status["deterministic"] is False
+    assert status["images_per_s"] > 0 and status["epoch_s"] == epochs[-1]["seconds"]
+    assert all(r["images_per_s"] > 0 and r["seconds"] > 0 and "peak_mem_bytes" in r for r in epochs)
     kinds = [type(e) for e in events]
     assert kinds[0] is not Ended and Started in kinds and kinds.count(EpochEnded) == 3 and kinds[-1] is Ended
     assert "model" in load_checkpoint(run.checkpoint_path)
