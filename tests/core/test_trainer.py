@@ -240,3 +240,17 @@ def test_sigkill_leaves_a_crashed_run_that_resumes_to_the_end(tmp_path):
     assert [r["epoch"] for r in run.read_epochs()] == list(range(1, 13))
     steps = [s["step"] for s in run.read_steps()]
     assert steps == list(range(4, 12 * 16 + 1, 4))
+
+
+def test_fp16_uses_a_checkpointed_gradient_scaler(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=2, precision="fp16", deterministic=True))
+    assert Trainer(run, stop_event=StopAfter(11)).run() == "stopped"
+    scaler = load_checkpoint(run.checkpoint_path)["scaler"]
+    assert scaler and scaler["scale"] > 0
+    assert Trainer(run).run() == "finished"
+    assert run.read_status()["precision"] == "fp16"
+    ref, state = train_run(store, tiny_config(epochs=2, precision="fp16", deterministic=True, name="ref"))
+    a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(run.checkpoint_path)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["scaler"] == b["scaler"]
