@@ -187,7 +187,11 @@ class RunsScreen(Screen):
     def action_new_run(self) -> None:
         from .new_run import NewRunScreen
 
-        self.app.push_screen(NewRunScreen())
+        # Built once and kept: the form has ~40 fields and takes most of a second to build on a small machine;
+        # kept, it reopens at once and remembers the last settings (what a sweep wants). Clones get a fresh form.
+        if not self.app.is_screen_installed("new-run"):
+            self.app.install_screen(NewRunScreen(), "new-run")
+        self.app.push_screen("new-run")
 
     def action_mark(self) -> None:
         run_id = self.current_id

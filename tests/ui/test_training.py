@@ -68,6 +68,14 @@ async def test_launch_from_form_trains_and_shows_result_in_table(tmp_path):
         cfg = Run(tmp_path / "runs" / "tiny-ui").read_config()
         assert (cfg.depth, cfg.width, cfg.dataset, cfg.epochs, cfg.iterations) == (8, 4, "synthetic", 2, 0)
 
+        # the form is kept: it reopens with the last settings, and launches again (the name gets a suffix)
+        await press(pilot, "n")
+        assert app.screen is form and form.query_one("#f-depth").value == "8"
+        await press(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor to open again")
+        assert app.screen.run_id == "tiny-ui-2"
+        await wait_for(pilot, lambda: state_of(app, "tiny-ui-2") == "finished", 90, "the second run to finish")
+
 
 async def test_invalid_fields_block_launch_and_say_why(tmp_path):
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
