@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import RunConfig, paper_error
+from .config import RunConfig
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
@@ -469,7 +469,3 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "peak_mem_bytes": info.status.get("peak_mem_bytes"),
         "error": info.error,
     }
-
-
-def paper_error_for(depth: int, shortcut: str) -> float | None:  # convenience re-export
-    return paper_error(depth, shortcut)

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import RunConfig
 from core.runs import Run
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
@@ -17,17 +16,14 @@ from screens.new_run import NewRunScreen
 from screens.runs import RunsScreen
 from screens.widgets.run_table import RunsTable
 
+from tests.conftest import tiny_config
+
 from .helpers import POLL, press, state_of, type_into, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny(**kw) -> RunConfig:
-    base = dict(depth=8, width=4, dataset="synthetic", max_train_images=256, max_test_images=128, batch_size=32,
-                epochs=2, iterations=0, milestones=(), schedule="constant", lr=0.05, device="cpu", log_every=4,
-                precision="fp32", download=False)
-    base.update(kw)
-    return RunConfig(**base)
+tiny = tiny_config  # depth 8, width 4, 256 synthetic images, 2 epochs on the CPU
 
 
 async def tick(pilot, selector: str) -> None:
