@@ -569,7 +569,7 @@ class Trainer:
             err = 100.0 * sum(r[5] for r in part) / n
             last = part[-1]
             out.append({"step": last[0] + 1, "epoch": last[1], "loss": round(loss, 6), "err": round(err, 4),
-                        "lr": last[3]})
+                        "lr": float(f"{last[3]:.6g}")})
             self._latest = (loss, err)
             if self.schedule.watching_error and self.schedule.observe_train_error(last[0] + 1, err):
                 self.log(f"warm-up done: training error {err:.1f}% < 80% at step {last[0] + 1}; lr back to "
@@ -655,7 +655,7 @@ class Trainer:
             row["val_loss"], row["val_err"] = round(vl, 6), round(ve, 4)
         eval_seconds = time.monotonic() - t0
         self._last_eval_s = eval_seconds
-        row["lr"] = self.schedule.lr(max(0, self.step - 1))
+        row["lr"] = float(f"{self.schedule.lr(max(0, self.step - 1)):.6g}")
         row["seconds"] = round(train_seconds + eval_seconds, 3)
         row["eval_seconds"] = round(eval_seconds, 3)
         row["images_per_s"] = round(n / train_seconds, 1) if train_seconds > 0 else None
