@@ -42,18 +42,14 @@ from core.data import load_data  # noqa: E402
 from core.loader import DeviceLoader, normalization_stats  # noqa: E402
 from core.models import cifar_resnet  # noqa: E402
 from core.optim import build_optimizer  # noqa: E402
-from core.trainer import StepWindow, TrainStep, evaluate, measure_channels_last, resolve_precision  # noqa: E402
+from core.trainer import (StepWindow, TrainStep, evaluate, measure_channels_last, resolve_precision,  # noqa: E402
+                          sync_device)
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128
 
 
 # -- timing helpers ------------------------------------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -68,11 +64,11 @@ def timed(step, warmup: int, iters: int, device: torch.device) -> float:
     """Seconds for ``iters`` calls of ``step`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         step()
-    sync(device)
+    sync_device(device)
     t0 = time.perf_counter()
     for _ in range(iters):
         step()
-    sync(device)
+    sync_device(device)
     return time.perf_counter() - t0
 
 
@@ -116,10 +112,10 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
         test = DeviceLoader(data.test_x[: args.eval_images], data.test_y[: args.eval_images], 1000, device=device,
                             shuffle=False, augment=False, mean=mean, std=std, channels_last=channels_last)
         evaluate(model, test, step_fn)   # warm-up
-        sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         evaluate(model, test, step_fn)
-        sync(device)
+        sync_device(device)
         return (time.perf_counter() - t0) * len(data.test_y) / test.num_samples
 
     return step, lambda: next(batches), evaluate_test, {"precision": precision, "channels_last": channels_last}
@@ -184,7 +180,7 @@ def measure(cfg: RunConfig, data, root: Path, device: torch.device, args) -> dic
     if cfg.compile:   # the first full batch compiles; reported apart from the rates
         t0 = time.perf_counter()
         eng_step()
-        sync(device)
+        sync_device(device)
         compile_s = time.perf_counter() - t0
     timed(eng_step, args.warmup, 0, device)
     eng_peak = None if peak(device) is None else peak(device) - base

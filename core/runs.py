@@ -90,20 +90,6 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def now() -> float:
     return time.time()
 
@@ -352,11 +338,10 @@ class RunInfo:
 
 
 def _owner_alive(run: Run, status: dict) -> bool:
-    """Is the process that says it trains this run still there? Lock first, then pid, then heartbeat."""
+    """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
+    drops a flock when the process dies, however it dies); elsewhere only the heartbeat's age can."""
     if status.get("host") == socket.gethostname():
-        if run.is_locked():
-            return True
-        return False
+        return run.is_locked()
     return now() - float(status.get("updated_at", 0) or 0) < STALE_AFTER_S
 
 

@@ -161,18 +161,19 @@ def measure_channels_last(model: torch.nn.Module, device: torch.device, precisio
     for _ in range(reps):
         for fmt, (st, xx) in probes.items():
             st(xx, y, 0.0)  # warm-up (cudnn.benchmark picks its algorithms here)
-            _sync(device)
+            sync_device(device)
             t0 = time.perf_counter()
             for _ in range(steps):
                 st(xx, y, 0.0)
-            _sync(device)
+            sync_device(device)
             best[fmt] = min(best[fmt], (time.perf_counter() - t0) / steps)
     del probes
     choice = best[True] < best[False] * 0.97
     return choice, f"measured contiguous {best[False] * 1e3:.1f} ms, channels_last {best[True] * 1e3:.1f} ms per step"
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for the device (a no-op on the CPU); only for timing and epoch ends, never per iteration."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -455,7 +456,7 @@ class Trainer:
 
     # the loop ------------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
-        cfg, run, step_fn, train = self.cfg, self.run_folder, self.step_fn, self.train_loader
+        cfg, train = self.cfg, self.train_loader
         window = StepWindow(cfg.log_every, self.device)
         self._window = window
         last_progress = last_poll = time.monotonic()
@@ -477,8 +478,7 @@ class Trainer:
                 t_step = time.monotonic() if first_compiled else 0.0
                 loss, wrong = self._guarded_step(x, y, lr)
                 if first_compiled and x.shape[0] == cfg.batch_size:
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
+                    sync_device(self.device)
                     self.compile_s = time.monotonic() - t_step
                     self.log(f"torch.compile took {self.compile_s:.1f} s (not counted as training time)")
                     self.write_status(compile_s=round(self.compile_s, 2))
@@ -640,8 +640,7 @@ class Trainer:
     # epochs and checkpoints ----------------------------------------------------------------------------------------------
     def _end_epoch(self, seconds: float) -> None:
         self._flush()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        sync_device(self.device)
         train_seconds = seconds
         t0 = time.monotonic()
         test_loss, test_err = evaluate(self.model, self.test_loader, self.step_fn)
