@@ -1,12 +1,11 @@
 """New-run form: every RunConfig field, grouped as core.config.GROUPS, with its help and its validation error.
 
-Depth takes several values ("20,56,110") and several shortcuts can be ticked: the launch creates that grid of
-runs, which train one after another. Validation is RunConfig's own (from_dict + validate) for every run of the
+Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
+that grid of runs (core.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
 grid; while anything is invalid the field says why and ctrl+s refuses to launch.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import fields
 from typing import Any
 
@@ -19,6 +18,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 from core import config as C
 from core.config import FIELD_HELP, GROUPS, PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.grid import grid_configs
 
 from .widgets.tickbox import TickBox
 
@@ -39,54 +39,6 @@ def as_text(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return str(value)
-
-
-def parse_depths(text: str) -> list[int]:
-    """'20, 56 110' -> [20, 56, 110]; raises ValueError with a message for anything else."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    if not parts:
-        raise ValueError("enter one or more depths, e.g. 20 or 20,56,110")
-    try:
-        return list(dict.fromkeys(int(p) for p in parts))
-    except ValueError:
-        raise ValueError(f"depths are whole numbers separated by commas, e.g. 20,56,110; got {text!r}") from None
-
-
-def grid_configs(raw: dict[str, Any]) -> tuple[list[RunConfig], dict[str, str]]:
-    """The runs the form describes (depths x shortcuts) and every field's first error message."""
-    errors: dict[str, str] = {}
-    try:
-        depths = parse_depths(str(raw.get("depth", "")))
-    except ValueError as exc:
-        errors["depth"], depths = str(exc), []
-    shortcuts = list(raw.get("shortcut") or [])
-    if not shortcuts:
-        errors["shortcut"] = "tick at least one shortcut (A, B or none = plain net)"
-    base: dict[str, Any] = {}
-    unreadable: set[str] = set()
-    for key, value in raw.items():
-        if key in ("depth", "shortcut"):
-            continue
-        try:
-            RunConfig.from_dict({key: value})  # each field alone, so that every bad field is reported at once
-            base[key] = value
-        except ConfigError as exc:
-            errors.update(exc.errors)
-            unreadable.update(exc.errors)
-    grid = len(depths) * len(shortcuts) > 1
-    configs = []
-    for depth in depths or [20]:
-        for shortcut in shortcuts or ["A"]:
-            values = {**base, "depth": depth, "shortcut": shortcut}
-            if grid and str(base.get("name", "")).strip():
-                sc = {"none": "plain"}.get(shortcut, shortcut)
-                values["name"] = f"{str(base['name']).strip()}-{depth}{sc}"
-            cfg = RunConfig.from_dict(values)
-            for k, m in cfg.validate().items():
-                if k not in unreadable:
-                    errors.setdefault(k, m)
-            configs.append(cfg)
-    return (configs if not errors else []), errors
 
 
 class NewRunScreen(Screen):
