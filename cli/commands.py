@@ -19,22 +19,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, flag
+from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, STOP_REQUEST_EXIT, CliError, flag
 from cli.tables import duration, pct
 from core.config import ConfigError, RunConfig, config_from_sources
 from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir
-
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-STOP_REQUEST_EXIT = 143   # stopped on a `stop` request from another process: like SIGTERM, a polite request
-
-
-class CliError(Exception):
-    """A message for the user and the exit code that goes with it (2: bad input, 1: cannot continue)."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
-
 
 def dispatch(args: argparse.Namespace) -> int:
     handler = COMMANDS[args.command]

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.commands import CliError
-from cli.main import EXIT_FAILED, EXIT_OK
+from cli.common import EXIT_FAILED, EXIT_OK, CliError
 from core.runs import Run
 
 

@@ -12,9 +12,8 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, flag
 from core import config as C
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
 _CHOICES = {"shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
@@ -34,11 +33,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"error: {message.splitlines()[0]} (see {self.prog} --help)\n")
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a RunConfig field: batch_size -> --batch-size."""
-    return "--" + name.replace("_", "-")
 
 
 def _default_text(name: str) -> str:

@@ -18,38 +18,24 @@ from typing import Any, Iterable
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import Screen
+from textual.signal import Signal
 
 from core.config import RunConfig
+from core.events import Progress, TrainerEvent
 from core.runs import ACTIVE, RESUMABLE, RunError, RunLockedError, RunStore
 
+from .compare import CompareScreen
 from .confirm import ConfirmScreen
+from .detail import DetailScreen
+from .messages import TrainerEventMessage, TrainingEnded
+from .monitor import MonitorScreen
+from .new_run import NewRunScreen
+from .runs import RunsScreen
 from .watch import RunWatcher
 
 PROGRESS_MIN_INTERVAL_S = 0.2  # at most ~5 progress messages a second per run reach the UI
 BACKGROUND_START_S = 120.0     # a background process that has not picked its run up by then is given up on
-
-
-class TrainerEventMessage(Message):
-    """A trainer event for one run (posted from the training thread). Progress messages replace older ones."""
-
-    def __init__(self, run_id: str, event: Any):
-        super().__init__()
-        self.run_id = run_id
-        self.event = event
-
-    def can_replace(self, message: Message) -> bool:
-        return (isinstance(message, TrainerEventMessage) and message.run_id == self.run_id
-                and type(message.event).__name__ == "Progress" and type(self.event).__name__ == "Progress")
-
-
-class TrainingEnded(Message):
-    """An in-app run left the trainer (finished, stopped, failed ...)."""
-
-    def __init__(self, run_id: str, state: str, message: str):
-        super().__init__()
-        self.run_id, self.state, self.message = run_id, state, message
 
 
 class ResLabApp(App[None]):
@@ -74,16 +60,17 @@ class ResLabApp(App[None]):
         self.in_app: list[str] = []              # this app's queue: [training now, next, ...]
         self._queue_lock = threading.Lock()
         self._worker_active = False
-        self.live: dict[str, Any] = {}           # latest Progress event per in-app run
+        self.live: dict[str, Progress] = {}      # latest Progress event per in-app run
         self.background_queue: list[str] = []    # grid runs waiting for a background process slot
+        self._background_last: tuple[str, float] | None = None  # (run id, monotonic time) of the latest one
         self._children: list = []                # Popen of the background processes started here (reaped)
         self.marked: set[str] = set()
         self._quitting = False
+        self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
+        """Published after every poll of the store with the ids of the runs that changed (maybe none)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        from .runs import RunsScreen
-
         self.sub_title = str(self.store.root)
         self.watcher.poll()
         self.push_screen(RunsScreen())
@@ -102,18 +89,15 @@ class ResLabApp(App[None]):
             event.set()
 
     def poll_runs(self, only: str | None = None) -> None:
-        """Re-read the store (or one run) and tell every screen on the stack what changed."""
+        """Re-read the store (or one run) and tell the screens what changed (``runs_changed_signal``)."""
         changed = self.watcher.poll(only)
         if only is None:
             self._advance_background_queue()
-        for screen in list(self.screen_stack):
-            handler = getattr(screen, "runs_changed", None)
-            if handler is not None and screen.is_mounted:
-                handler(changed)
+        self.runs_changed_signal.publish(changed)
 
     # -- trainer events ----------------------------------------------------------------------------------------------
     def on_trainer_event_message(self, message: TrainerEventMessage) -> None:
-        if type(message.event).__name__ == "Progress":
+        if isinstance(message.event, Progress):
             self.live[message.run_id] = message.event
         self.poll_runs(only=message.run_id)
 
@@ -171,8 +155,8 @@ class ResLabApp(App[None]):
         """Runs in the worker thread. Never raises: every failure becomes a state and a readable message."""
         last = [0.0]
 
-        def on_event(event: Any) -> None:
-            if type(event).__name__ == "Progress":
+        def on_event(event: TrainerEvent) -> None:
+            if isinstance(event, Progress):
                 now = time.monotonic()
                 if now - last[0] < PROGRESS_MIN_INTERVAL_S:
                     return
@@ -208,7 +192,6 @@ class ResLabApp(App[None]):
             self.stop_events.pop(run_id, None)
             self.pause_events.pop(run_id, None)
 
-
     def is_in_app(self, run_id: str) -> bool:
         return run_id in self.in_app
 
@@ -236,13 +219,37 @@ class ResLabApp(App[None]):
 
     def _background_busy(self) -> bool:
         """The last background run is still training (or its process is still starting up)."""
-        last = getattr(self, "_background_last", None)
-        if last is None:
+        if self._background_last is None:
             return False
-        run_id, started = last
+        run_id, started = self._background_last
         info = self.watcher.infos.get(run_id)
         state = info.state if info else "gone"
         return state in ACTIVE or (state == "queued" and time.monotonic() - started < BACKGROUND_START_S)
+
+    # -- navigation: screens ask the App to open another screen, they never import each other ------------------------
+    def open_run(self, run_id: str, view: str = "auto", replace: bool = False) -> None:
+        """Open a run's ``"monitor"`` or ``"detail"`` screen; ``"auto"``: the monitor while the run trains (or waits
+        in this app's queue), else the detail. ``replace`` takes the current screen's place instead of covering it."""
+        if view == "auto":
+            info = self.watcher.infos.get(run_id)
+            view = "monitor" if info is not None and (info.state in ACTIVE or self.is_in_app(run_id)) else "detail"
+        screen = MonitorScreen(run_id) if view == "monitor" else DetailScreen(run_id)
+        self.switch_screen(screen) if replace else self.push_screen(screen)
+
+    def open_new_run(self, initial: RunConfig | None = None, replace: bool = False) -> None:
+        """The new-run form. Without ``initial`` it is the one form kept for the whole session: it has ~40 fields and
+        takes most of a second to build on a small machine; kept, it reopens at once and remembers the last settings
+        (what a sweep wants). A clone (``initial``) gets a fresh form."""
+        if initial is None:
+            if not self.is_screen_installed("new-run"):
+                self.install_screen(NewRunScreen(), "new-run")
+            screen: Screen | str = "new-run"
+        else:
+            screen = NewRunScreen(initial=initial)
+        self.switch_screen(screen) if replace else self.push_screen(screen)
+
+    def open_compare(self, run_ids: list[str]) -> None:
+        self.push_screen(CompareScreen(run_ids))
 
     # -- actions used by several screens -------------------------------------------------------------------------------
     def launch(self, configs: list[RunConfig], where: str = "app") -> list[str]:

@@ -45,6 +45,7 @@ class CompareScreen(Screen):
         self.full_range = False
         self.show_train = True
         self._tails: dict[str, JsonlTail] = {}
+        self._told_same = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -58,6 +59,7 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         for run_id in self.run_ids:
             self._tails[run_id] = JsonlTail(self.app.store.root / run_id / "steps.jsonl")
+        self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
 
     def runs_changed(self, changed: set[str]) -> None:
@@ -139,7 +141,7 @@ class CompareScreen(Screen):
                       Text(fmt_err(info.paper_err), justify="right", style="dim"),
                       Text(fmt_duration(info.duration_s), justify="right"), info.state]
             table.add_row(*cells, key=info.id)
-        if not diff and not getattr(self, "_told_same", False):
+        if not diff and not self._told_same:
             self._told_same = True
             self.notify("these runs have the same settings", timeout=3)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -51,6 +52,7 @@ class DetailScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
         self.refresh_view()
 
@@ -147,40 +149,33 @@ class DetailScreen(Screen):
         return t
 
     # -- actions -------------------------------------------------------------------------------------------------------
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        {"resume": self.action_resume, "resume-bg": self.action_resume_background, "clone": self.action_clone,
-         "delete": self.action_delete}[str(event.button.id)]()
+    @on(Button.Pressed, "#resume")
+    def action_resume(self) -> None:
+        if self.app.resume_run(self.run_id):
+            self.app.open_run(self.run_id, "monitor", replace=True)
+
+    @on(Button.Pressed, "#resume-bg")
+    def action_resume_background(self) -> None:
+        if self.app.resume_run(self.run_id, where="background"):
+            self.app.open_run(self.run_id, "monitor", replace=True)
+
+    @on(Button.Pressed, "#clone")
+    def action_clone(self) -> None:
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is None or info.config is None:
+            self.notify("this run has no readable config to clone", severity="warning")
+            return
+        self.app.open_new_run(initial=info.config.with_overrides(name=""), replace=True)
+
+    @on(Button.Pressed, "#delete")
+    def action_delete(self) -> None:
+        self.app.confirm_delete(self.run_id, after=self.app.pop_screen)
 
     def action_stop(self) -> None:
         self.app.confirm_stop(self.run_id)
 
     def action_pause(self) -> None:
         self.app.toggle_pause(self.run_id)
-
-    def action_resume(self) -> None:
-        if self.app.resume_run(self.run_id):
-            from .monitor import MonitorScreen
-
-            self.app.switch_screen(MonitorScreen(self.run_id))
-
-    def action_resume_background(self) -> None:
-        if self.app.resume_run(self.run_id, where="background"):
-            from .monitor import MonitorScreen
-
-            self.app.switch_screen(MonitorScreen(self.run_id))
-
-    def action_clone(self) -> None:
-        info = self.app.watcher.infos.get(self.run_id)
-        if info is None or info.config is None:
-            self.notify("this run has no readable config to clone", severity="warning")
-            return
-        from .new_run import NewRunScreen
-
-        self.app.switch_screen(NewRunScreen(initial=info.config.with_overrides(name="")))
-
-    def action_delete(self) -> None:
-        self.app.confirm_delete(self.run_id, after=self.app.pop_screen)
 
     def action_zoom(self) -> None:
         self.full_range = not self.full_range

@@ -63,6 +63,7 @@ class MonitorScreen(Screen):
                            ("seconds", "time"), ("images_per_s", "img/s"), ("peak_mem_bytes", "peak mem")):
             table.add_column(label, key=key)
         self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
+        self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
         self.call_after_refresh(self.refresh_view)  # sparkline widths are known after the first layout
 
@@ -200,9 +201,7 @@ class MonitorScreen(Screen):
         self.app.toggle_pause(self.run_id)
 
     def action_detail(self) -> None:
-        from .detail import DetailScreen
-
-        self.app.switch_screen(DetailScreen(self.run_id))
+        self.app.open_run(self.run_id, "detail", replace=True)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -10,6 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -248,13 +249,7 @@ class NewRunScreen(Screen):
         return False
 
     # -- actions -----------------------------------------------------------------------------------------------------
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "launch":
-            self.action_launch()
-        elif event.button.id == "cancel":
-            self.action_cancel()
-
+    @on(Button.Pressed, "#launch")
     def action_launch(self) -> None:
         self.revalidate()
         if self.errors:
@@ -270,9 +265,8 @@ class NewRunScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
-        from .monitor import MonitorScreen
+        self.app.open_run(ids[0], "monitor", replace=True)
 
-        self.app.switch_screen(MonitorScreen(ids[0]))
-
+    @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.app.pop_screen()

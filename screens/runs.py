@@ -72,6 +72,7 @@ class RunsScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)  # ^p is named in the title bar instead
 
     def on_mount(self) -> None:
+        self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.query_one("#filter", Input).display = False
         self.refresh_table()
         self.query_one(RunsTable).focus()
@@ -174,24 +175,10 @@ class RunsScreen(Screen):
         run_id = self.current_id
         if run_id is None:
             return
-        info = self.app.watcher.infos.get(run_id)
-        if info is not None and (info.state in ACTIVE or self.app.is_in_app(run_id)):
-            from .monitor import MonitorScreen
-
-            self.app.push_screen(MonitorScreen(run_id))
-        else:
-            from .detail import DetailScreen
-
-            self.app.push_screen(DetailScreen(run_id))
+        self.app.open_run(run_id)
 
     def action_new_run(self) -> None:
-        from .new_run import NewRunScreen
-
-        # Built once and kept: the form has ~40 fields and takes most of a second to build on a small machine;
-        # kept, it reopens at once and remembers the last settings (what a sweep wants). Clones get a fresh form.
-        if not self.app.is_screen_installed("new-run"):
-            self.app.install_screen(NewRunScreen(), "new-run")
-        self.app.push_screen("new-run")
+        self.app.open_new_run()
 
     def action_mark(self) -> None:
         run_id = self.current_id
@@ -209,9 +196,7 @@ class RunsScreen(Screen):
         if len(ids) < 2:
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
-        from .compare import CompareScreen
-
-        self.app.push_screen(CompareScreen(ids))
+        self.app.open_compare(ids)
 
     def action_stop(self) -> None:
         self.app.confirm_stop(self.current_id)
