@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, STOP_REQUEST_EXIT, CliError, flag
-from cli.tables import duration, pct
 from core.config import ConfigError, RunConfig, config_from_sources
+from core.formatting import duration, pct
 from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -262,13 +262,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = store_of(args)
     run = get_run(store, args.run)
-    try:
-        info = run.info()
-    except Exception as exc:  # noqa: BLE001 - show what can be shown
-        from core.runs import RunInfo
-
-        info = RunInfo(run.id, run.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
-    data = show_data(run, info)
+    data = show_data(run, run.info())
     if args.json:
         json.dump(data, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")

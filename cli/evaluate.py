@@ -74,7 +74,7 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
                   indent=1)
         out.write("\n")
         return EXIT_OK
-    from cli.tables import num, pct
+    from core.formatting import num, pct
 
     out.write(f"eval {run.id}: {loader.num_samples} test images of {data.name} ({data.source}) on {dev}\n")
     out.write(f"{'weights':<14}{'epoch':>6}{'test loss':>11}{'test err':>10}{'recorded':>10}\n")

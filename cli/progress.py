@@ -16,11 +16,8 @@ import threading
 import time
 from typing import Any
 
-from cli.tables import duration, num, pct, rate
-
-
-def _name(event: Any) -> str:
-    return type(event).__name__
+from core.events import EpochEnded, LogLine, Progress, Started, StateChanged, TrainerEvent
+from core.formatting import duration, num, pct, rate
 
 
 class Display:
@@ -46,37 +43,47 @@ class Display:
     def close(self) -> None:
         pass
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: TrainerEvent) -> None:
         if self.stop_event is not None and self.stop_event.is_set() and not self._stop_noted:
             self._stop_noted = True
             self.line("stopping: saving a checkpoint ...")
-        handler = getattr(self, "on_" + _name(event), None)
-        if handler is not None:
-            handler(event)
+        if isinstance(event, Started):
+            self.on_started(event)
+        elif isinstance(event, Progress):
+            self.on_progress(event)
+        elif isinstance(event, EpochEnded):
+            self.on_epoch_ended(event)
+        elif isinstance(event, StateChanged):
+            self.on_state_changed(event)
+        elif isinstance(event, LogLine):
+            self.on_log_line(event)
 
     def line(self, text: str) -> None:
         raise NotImplementedError
 
     # shared handlers
-    def on_Started(self, ev: Any) -> None:
+    def on_started(self, ev: Started) -> None:
         # The trainer's own LogLine ("started ResNet-20 A ... on cpu", "resumed at epoch ...") is the start line.
         self.total_epochs, self.iters_per_epoch, self.total_steps = ev.total_epochs, ev.iters_per_epoch, ev.total_steps
 
-    def on_EpochEnded(self, ev: Any) -> None:
+    def on_progress(self, ev: Progress) -> None:
+        """Each display draws progress its own way."""
+
+    def on_epoch_ended(self, ev: EpochEnded) -> None:
         row = ev.row
         if row.get("test_err") is not None:
             self.last_test_err = row["test_err"]
             self.best_test_err = min(self.best_test_err if self.best_test_err is not None else 1e9, row["test_err"])
         self.line(epoch_line(row, self.total_epochs))
 
-    def on_StateChanged(self, ev: Any) -> None:
+    def on_state_changed(self, ev: StateChanged) -> None:
         if ev.state == "paused":
             self.line("paused (a 'continue' request, e.g. from the TUI, resumes training)")
         elif ev.state == "running" and self.state == "paused":
             self.line("continuing")
         self.state = ev.state
 
-    def on_LogLine(self, ev: Any) -> None:
+    def on_log_line(self, ev: LogLine) -> None:
         # After the final state the command prints its own summary; the trainer's closing log line would repeat it.
         if self.state in ("running", "paused"):
             self.line(ev.message)
@@ -108,7 +115,7 @@ class PlainDisplay(Display):
         self.out.flush()
         self._last = time.monotonic()
 
-    def on_Progress(self, ev: Any) -> None:
+    def on_progress(self, ev: Progress) -> None:
         if time.monotonic() - self._last < self.every_s:
             return
         frac = f" ({100 * ev.step / ev.total_steps:.0f}%)" if ev.total_steps else ""
@@ -138,14 +145,14 @@ class RichDisplay(Display):
     def line(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False)
 
-    def on_Started(self, ev: Any) -> None:
-        super().on_Started(ev)
+    def on_started(self, ev: Started) -> None:
+        super().on_started(ev)
         self.progress.update(self.epoch_task, total=ev.total_epochs, completed=ev.epoch, visible=True,
                              description=f"epoch {min(ev.epoch + 1, ev.total_epochs)}/{ev.total_epochs}")
         self.progress.update(self.batch_task, total=ev.iters_per_epoch, completed=0, visible=True,
                              description=f"batch 0/{ev.iters_per_epoch}")
 
-    def on_Progress(self, ev: Any) -> None:
+    def on_progress(self, ev: Progress) -> None:
         done_epochs = ev.epoch - 1 + ev.iter_in_epoch / max(1, ev.iters_per_epoch)
         test = (f"test err {pct(self.last_test_err)} (best {pct(self.best_test_err)})"
                 if self.last_test_err is not None else "test err -")
@@ -157,14 +164,14 @@ class RichDisplay(Display):
                              info=f"loss {num(ev.loss)}  train err {pct(ev.err)}  lr {num(ev.lr)}  "
                                   f"{rate(ev.images_per_s)} img/s")
 
-    def on_EpochEnded(self, ev: Any) -> None:
-        super().on_EpochEnded(ev)
+    def on_epoch_ended(self, ev: EpochEnded) -> None:
+        super().on_epoch_ended(ev)
         self.progress.update(self.epoch_task, completed=ev.row.get("epoch", 0))
         self.progress.update(self.batch_task, completed=self.iters_per_epoch,
                              description=f"batch {self.iters_per_epoch}/{self.iters_per_epoch}")
 
-    def on_StateChanged(self, ev: Any) -> None:
-        super().on_StateChanged(ev)
+    def on_state_changed(self, ev: StateChanged) -> None:
+        super().on_state_changed(ev)
         if ev.state == "paused":
             self.progress.update(self.batch_task, description="paused")
 

@@ -1,4 +1,4 @@
-"""Text output of the CLI: number formats, the `runs` list in four formats, and the `show` page.
+"""Text output of the CLI: the `runs` list in four formats, and the `show` page (figures as core.formatting writes them).
 
 Rich renders tables; on a pipe or file it writes no control codes (colour and styles are only used on a
 terminal), so `runs > list.txt` stays plain text.
@@ -8,50 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from core.config import GROUPS
+from core.formatting import duration, epochs_text, is_number, mem, num, one_line, pct, rate, state_style
 from core.runs import Run, RunInfo, run_summary_row
-
-
-# -- number formats ------------------------------------------------------------------------------------------------------
-def pct(value: Any) -> str:
-    """An error in percent, e.g. 8.75 -> '8.75%'; '-' where unknown."""
-    return "-" if not _is_number(value) else f"{float(value):.2f}%"
-
-
-def num(value: Any, digits: int = 4) -> str:
-    return "-" if not _is_number(value) else f"{float(value):.{digits}g}"
-
-
-def rate(value: Any) -> str:
-    return "-" if not _is_number(value) else f"{float(value):,.0f}"
-
-
-def duration(seconds: Any) -> str:
-    """3725 -> '1h02m05s', 65 -> '1m05s', 4.2 -> '4.2s'."""
-    if not _is_number(seconds):
-        return "-"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f}s"
-    m, s = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
-def mem(nbytes: Any) -> str:
-    if not _is_number(nbytes) or not nbytes:
-        return "-"
-    return f"{float(nbytes) / 2**20:,.0f} MiB"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def console(file=None, *, width: int | None = None):
@@ -69,36 +33,20 @@ COLUMNS = ("id", "depth", "shortcut", "width", "optimizer", "schedule", "epochs"
 
 
 def list_rows(infos: Iterable[RunInfo]) -> list[dict[str, Any]]:
-    """run_summary_row for each run; a row that cannot be summarised becomes a damaged row, never an exception."""
-    rows = []
-    for info in infos:
-        try:
-            rows.append(run_summary_row(info))
-        except Exception as exc:  # noqa: BLE001 - one bad folder must not hide the others
-            rows.append({"id": info.id, "status": "damaged", "error": f"{type(exc).__name__}: {exc}"})
-    return rows
+    """run_summary_row for each run (RunStore.list and read_info have made unreadable folders damaged runs)."""
+    return [run_summary_row(info) for info in infos]
 
 
 def _display_cells(row: dict[str, Any]) -> list[str]:
-    done, total = row.get("epochs_done"), row.get("total_epochs")
-    epochs = "-" if done is None else f"{done}/{total if total is not None else '?'}"
     return [str(row.get("id", "")), _txt(row.get("depth")), _txt(row.get("shortcut")), _txt(row.get("width")),
-            _txt(row.get("optimizer")), _txt(row.get("schedule")), epochs, pct(row.get("final_test_err")),
+            _txt(row.get("optimizer")), _txt(row.get("schedule")),
+            epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
             pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")),
-            duration(row.get("duration_s")), _one_line(row.get("error") or "")]
+            duration(row.get("duration_s")), one_line(row.get("error"))]
 
 
 def _txt(value: Any) -> str:
     return "-" if value is None else str(value)
-
-
-def _one_line(text: str, limit: int = 80) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-STATE_STYLES = {"finished": "green", "running": "cyan", "paused": "yellow", "stopped": "yellow", "queued": "dim",
-                "failed": "red", "diverged": "red", "out-of-memory": "red", "crashed": "magenta", "damaged": "red"}
 
 
 def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path | None = None) -> None:
@@ -135,7 +83,7 @@ def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path |
                              no_wrap=col != "note", overflow="fold")
         for row in rows:
             cells = _display_cells(row)
-            style = STATE_STYLES.get(cells[10], "")
+            style = state_style(cells[10])
             cells[10] = f"[{style}]{cells[10]}[/]" if style and con.is_terminal else cells[10]
             table.add_row(*(c if i == 10 else _escape(c) for i, c in enumerate(cells)))
         con.print(table)
@@ -191,7 +139,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
               ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),
               ("host/pid", f"{st.get('host', '?')}/{st.get('pid')}" if st.get("pid") else None),
               ("heartbeat", f"{duration(time.time() - float(st['updated_at']))} ago"
-               if _is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
+               if is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
     for key, value in extras:
         if value:
             con.print(f"  {key:<8} {value}", markup=False)

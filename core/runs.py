@@ -1,7 +1,7 @@
 """The run store: one folder per run, written atomically, listed tolerantly.
 
-The run folder is the bus (see DESIGN.md): the trainer writes everything it knows there and every view
-(CLI, TUI, another process) reads it back. Layout of ``<root>/<run-id>/``::
+The run folder is the bus: the trainer writes everything it knows there and every view (CLI, TUI, another
+process) reads it back. Layout of ``<root>/<run-id>/``::
 
     config.json    RunConfig as JSON (+ schema_version)
     status.json    state, pid, host, heartbeat, progress, error; replaced atomically
@@ -21,18 +21,17 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .config import RunConfig
+from .files import atomic_write_bytes, atomic_write_json, read_jsonl
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
 ACTIVE = ("running", "paused")               # a live process owns the run
-ENDED = ("finished", "failed", "diverged", "out-of-memory")
 RESUMABLE = ("queued", "stopped", "crashed", "failed")
 HEARTBEAT_S = 2.0                            # the trainer rewrites status.json at least this often
 STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
@@ -45,49 +44,6 @@ class RunError(Exception):
 
 class RunLockedError(RunError):
     """Another process is training this run."""
-
-
-# -- atomic file helpers -------------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder + fsync + rename: readers never see a torn file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Lines of a .jsonl file. A torn last line (a crash mid-write) is skipped; a bad line before it raises."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return []
-    lines = text.splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1 and not text.endswith("\n"):
-                break
-            raise ValueError(f"{Path(path).name}: line {i + 1} is not valid JSON") from None
-    return out
 
 
 def now() -> float:
@@ -239,7 +195,14 @@ class Run:
 
     # summary
     def info(self) -> "RunInfo":
-        return RunInfo.read(self)
+        """What lists show about the run. A folder that cannot be read or summarised is a damaged run, never an
+        exception: one bad folder must not hide the others from any list."""
+        try:
+            info = RunInfo.read(self)
+            run_summary_row(info)  # e.g. a status.json whose "epoch" is not a number
+            return info
+        except Exception as exc:  # noqa: BLE001
+            return RunInfo(self.id, self.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -332,10 +295,6 @@ class RunInfo:
         te = self.total_epochs
         return min(1.0, self.epochs_done / te) if te else 0.0
 
-    @property
-    def updated_at(self) -> float:
-        return float(self.status.get("updated_at", 0) or 0)
-
 
 def _owner_alive(run: Run, status: dict) -> bool:
     """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
@@ -415,14 +374,7 @@ class RunStore:
 
     def list(self) -> list[RunInfo]:
         """Every run, oldest first; damaged folders are listed as damaged, never raise."""
-        out = []
-        for run in self.runs():
-            try:
-                out.append(run.info())
-            except Exception as exc:  # noqa: BLE001 - one bad folder must not hide the others
-                out.append(RunInfo(run.id, run.path, "damaged", damaged=f"{type(exc).__name__}: {exc}"))
-        out.sort(key=lambda i: (float(i.status.get("created_at", 0) or 0), i.id))
-        return out
+        return oldest_first(run.info() for run in self.runs())
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
@@ -430,6 +382,11 @@ class RunStore:
         if info.state in ACTIVE:
             raise RunLockedError(f"run {run_id} is {info.state}; stop it before deleting")
         shutil.rmtree(run.path)
+
+
+def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:
+    """The order of every run list: by creation time, then id."""
+    return sorted(infos, key=lambda i: (float(i.status.get("created_at", 0) or 0), i.id))
 
 
 def run_summary_row(info: RunInfo) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from textual.signal import Signal
 
 from core.config import RunConfig
 from core.events import Progress, TrainerEvent
+from core.formatting import pct
 from core.runs import ACTIVE, RESUMABLE, RunError, RunLockedError, RunStore
 
 from .compare import CompareScreen
@@ -108,9 +109,9 @@ class ResLabApp(App[None]):
         info = self.watcher.infos.get(message.run_id)
         result = ""
         if info is not None and info.final_test_err is not None:
-            result = f": test error {info.final_test_err:.2f}%"
+            result = f": test error {pct(info.final_test_err)}"
             if info.paper_err is not None:
-                result += f" (paper {info.paper_err:.2f}%)"
+                result += f" (paper {pct(info.paper_err)})"
         text = f"{message.run_id} {message.state}{result}"
         if message.message and message.state != "finished":
             text += f"\n{message.message}"

@@ -14,11 +14,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.config import RunConfig
+from core.formatting import duration, epochs_text, pct
 from core.runs import RunInfo
 
 from .watch import JsonlTail
 from .widgets.curve_plot import PALETTE, CurvePlot, Series, focus_range, legend, nice_ceiling, run_series
-from .widgets.formatting import fmt_duration, fmt_err
 
 IGNORED = {"name", "data_dir", "log_every"}  # settings that never change what a run learns
 
@@ -135,11 +135,11 @@ class CompareScreen(Screen):
             for name in diff:
                 value = cfg.get(name, "-")
                 cells.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
-            cells += [f"{info.epochs_done}/{info.total_epochs or '?'}",
-                      Text(fmt_err(info.final_test_err), justify="right"),
-                      Text(fmt_err(info.best_test_err), justify="right"),
-                      Text(fmt_err(info.paper_err), justify="right", style="dim"),
-                      Text(fmt_duration(info.duration_s), justify="right"), info.state]
+            cells += [epochs_text(info.epochs_done, info.total_epochs),
+                      Text(pct(info.final_test_err, unit=False), justify="right"),
+                      Text(pct(info.best_test_err, unit=False), justify="right"),
+                      Text(pct(info.paper_err, unit=False), justify="right", style="dim"),
+                      Text(duration(info.duration_s), justify="right"), info.state]
             table.add_row(*cells, key=info.id)
         if not diff and not self._told_same:
             self._told_same = True

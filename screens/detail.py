@@ -10,11 +10,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from core.config import GROUPS, RunConfig
-from core.runs import ACTIVE, RESUMABLE, RunInfo
+from core.formatting import count, duration, epochs_text, mem, model_name, pct, state_style
+from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
 
 from .watch import JsonlTail
 from .widgets.curve_plot import PALETTE, CurvePlot, focus_range, legend, run_series
-from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_bytes, fmt_count, fmt_duration, fmt_err, model_name
+from .widgets.formatting import STATE_HINTS
 
 
 
@@ -70,7 +71,7 @@ class DetailScreen(Screen):
             title.update(Text(f"{self.run_id}: this run no longer exists", style="red"))
             return
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
-                                   (info.state, STATE_STYLES.get(info.state, ""))))
+                                   (info.state, state_style(info.state))))
         self.query_one("#summary", Static).update(self._summary(info))
         assert self._steps is not None
         self._steps.read()
@@ -103,26 +104,26 @@ class DetailScreen(Screen):
                 t.append(f" ({cfg.max_train_images} training images)")
             t.append("\n")
         t.append("state ", style="dim")
-        t.append(info.state, style=STATE_STYLES.get(info.state, ""))
-        t.append(f" · epoch {info.epochs_done}/{info.total_epochs or '?'} · iteration {fmt_count(info.step)}/"
-                 f"{fmt_count(info.total_steps)} · {fmt_duration(info.duration_s)}")
+        t.append(info.state, style=state_style(info.state))
+        t.append(f" · epoch {epochs_text(info.epochs_done, info.total_epochs)} · iteration {count(info.step)}/"
+                 f"{count(info.total_steps)} · {duration(info.duration_s)}")
         if info.status.get("device"):
             t.append(f" · {info.status['device']}")
         if info.state in STATE_HINTS:
             t.append(f" ({STATE_HINTS[info.state]})", style="dim")
         t.append("\n")
         if info.error:
-            t.append(info.error + "\n", style=STATE_STYLES.get(info.state, "red"))
+            t.append(info.error + "\n", style=state_style(info.state, "red"))
         t.append("result ", style="dim")
         if info.final_test_err is None:
             t.append("no finished epoch yet")
         else:
             best_epoch = min(info.epochs, key=lambda e: e.get("test_err", float("inf"))).get("epoch")
-            t.append(f"test error {fmt_err(info.final_test_err)}%", style="bold")
-            t.append(f" (best {fmt_err(info.best_test_err)}% at epoch {best_epoch})")
+            t.append(f"test error {pct(info.final_test_err)}", style="bold")
+            t.append(f" (best {pct(info.best_test_err)} at epoch {best_epoch})")
             if info.paper_err is not None:
                 diff = info.final_test_err - info.paper_err
-                t.append(f" · paper {fmt_err(info.paper_err)}%: ")
+                t.append(f" · paper {pct(info.paper_err)}: ")
                 t.append(f"{abs(diff):.2f} points {'better' if diff < 0 else 'worse'}",
                          style="green" if diff < 0 else "yellow")
             elif cfg is not None:
@@ -131,18 +132,16 @@ class DetailScreen(Screen):
         ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
         t.append("checkpoint ", style="dim")
         if ckpt.exists():
-            t.append(f"checkpoint.pt ({fmt_bytes(ckpt.stat().st_size)}) at epoch {info.epochs_done}, "
+            t.append(f"checkpoint.pt ({mem(ckpt.stat().st_size)}) at epoch {info.epochs_done}, "
                      f"iteration {info.step}")
             if best.exists():
-                t.append(f"; best.pt ({fmt_bytes(best.stat().st_size)})")
+                t.append(f"; best.pt ({mem(best.stat().st_size)})")
         else:
             t.append("none yet (a fresh start when resumed)")
         t.append(f"\nfolder {info.path}", style="dim")
         return t
 
     def _events(self, info: RunInfo) -> Text:
-        from core.runs import Run
-
         lines = Run(info.path).read_events(tail=8)
         t = Text("events.log (last lines)\n", style="bold")
         t.append("\n".join(lines) or "(empty)", style="dim")

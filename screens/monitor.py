@@ -10,13 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Sparkline, Static
 
-from core.runs import ACTIVE, RunInfo
+from core.formatting import duration, is_number, mem, num, pct, rate, state_style
+from core.runs import ACTIVE, Run, RunInfo
 
 from .watch import JsonlTail
-from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_bytes, fmt_duration, fmt_err, spark_text, state_text
-
+from .widgets.formatting import STATE_HINTS, state_text
 
 
 class MonitorScreen(Screen):
@@ -48,10 +48,10 @@ class MonitorScreen(Screen):
         with Horizontal(id="sparks"):
             with Vertical():
                 yield Label("training loss", id="loss-label", classes="spark-label")
-                yield Static(id="loss-spark", classes="spark")
+                yield Sparkline(id="loss-spark")
             with Vertical():
                 yield Label("test error per epoch", id="err-label", classes="spark-label")
-                yield Static(id="err-spark", classes="spark")
+                yield Sparkline(id="err-spark")
         yield DataTable(id="epochs", cursor_type="row", zebra_stripes=True)
         yield Static(id="log")
         yield Footer(compact=True)
@@ -65,7 +65,7 @@ class MonitorScreen(Screen):
         self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
-        self.call_after_refresh(self.refresh_view)  # sparkline widths are known after the first layout
+        self.call_after_refresh(self.refresh_view)  # the sparkline's width is known after the first layout
 
     def on_screen_resume(self) -> None:
         self.refresh_view()
@@ -106,7 +106,7 @@ class MonitorScreen(Screen):
         self.query_one("#run-bar", ProgressBar).update(total=total_steps or None, progress=step)
         eta = self._eta(info, live, step, total_steps)
         self.query_one("#run-count", Label).update(
-            f"{step}/{total_steps or '?'} it" + (f"  ETA {fmt_duration(eta)}" if eta is not None else ""))
+            f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta is not None else ""))
         self.query_one("#stats", Static).update(self._stats(info, live))
         self._update_sparks(info)
         self._update_epochs(info)
@@ -131,37 +131,38 @@ class MonitorScreen(Screen):
         lr = live.lr if live else s.get("lr")
         loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")
         err = (live.err if live and live.err is not None else None) or s.get("last_err")
-        parts = [f"{ips:,.0f} img/s" if ips else "- img/s", f"lr {lr:.4g}" if lr is not None else "lr -",
-                 f"loss {loss:.3f}" if loss is not None else "loss -",
-                 f"train err {err:.1f}%" if err is not None else "train err -",
+        parts = [f"{rate(ips)} img/s", f"lr {num(lr)}", f"loss {num(loss)}", f"train err {pct(err)}",
                  f"{s.get('device') or (info.config.device if info.config else '-')}",
-                 f"mem {fmt_bytes(s.get('peak_mem_bytes'))}",
-                 f"elapsed {fmt_duration(live.elapsed_s if live else info.duration_s)}"]
+                 f"mem {mem(s.get('peak_mem_bytes'))}",
+                 f"elapsed {duration(live.elapsed_s if live else info.duration_s)}"]
         text = Text("  ·  ".join(parts))
         position = self.app.queue_position(self.run_id)
         if position and info.state == "queued":
             text.append(f"\nqueued in this app: it starts after {position} run(s) before it finish", style="dim")
         elif info.error:
-            text.append("\n" + info.error, style=STATE_STYLES.get(info.state, "red"))
+            text.append("\n" + info.error, style=state_style(info.state, "red"))
         elif info.state in STATE_HINTS:
             text.append(f"\n{info.state}: {STATE_HINTS[info.state]}", style="dim")
         return text
 
     def _update_sparks(self, info: RunInfo) -> None:
+        """Textual's Sparklines (2 rows, min..max scaled) of the last losses and test errors, as many as there are
+        columns; values that are not finite (a diverged run's NaN) are left out."""
         assert self._steps is not None
         self._steps.read()
-        loss_spark, err_spark = self.query_one("#loss-spark", Static), self.query_one("#err-spark", Static)
+        loss_spark, err_spark = self.query_one("#loss-spark", Sparkline), self.query_one("#err-spark", Sparkline)
         width = max(8, loss_spark.size.width or 40)
-        losses = [r["loss"] for r in self._steps.rows[-width:] if isinstance(r.get("loss"), (int, float))]
-        loss_spark.update(Text(spark_text(losses, width), style="cyan"))
+        losses = [r["loss"] for r in self._steps.rows[-width:] if is_number(r.get("loss"))]
+        loss_spark.data = losses
+        loss_spark.visible = bool(losses)          # an empty Sparkline draws a flat line: no data is no line
         if losses:
-            self.query_one("#loss-label", Label).update(f"loss {losses[-1]:.3f} (min {min(losses):.3f}), "
+            self.query_one("#loss-label", Label).update(f"loss {num(losses[-1])} (min {num(min(losses))}), "
                                                          f"last {len(losses)} points")
-        errs = [e["test_err"] for e in info.epochs if isinstance(e.get("test_err"), (int, float))]
-        err_spark.update(Text(spark_text(errs, max(8, err_spark.size.width or 40)), style="magenta"))
+        errs = [e["test_err"] for e in info.epochs if is_number(e.get("test_err"))]
+        err_spark.data, err_spark.visible = errs[-max(8, err_spark.size.width or 40):], bool(errs)
         if errs:
-            paper = f", paper {fmt_err(info.paper_err)}" if info.paper_err is not None else ""
-            self.query_one("#err-label", Label).update(f"test err {errs[-1]:.2f}% (best {min(errs):.2f}{paper})")
+            paper = f", paper {pct(info.paper_err)}" if info.paper_err is not None else ""
+            self.query_one("#err-label", Label).update(f"test err {pct(errs[-1])} (best {pct(min(errs))}{paper})")
 
     def _update_epochs(self, info: RunInfo) -> None:
         table = self.query_one("#epochs", DataTable)
@@ -173,22 +174,20 @@ class MonitorScreen(Screen):
         for row in rows[start:]:
             table.add_row(
                 Text(str(row.get("epoch", "?")), justify="right"),
-                Text(_num(row.get("train_loss"), ".4f"), justify="right"),
-                Text(_num(row.get("train_err"), ".2f"), justify="right"),
-                Text(_num(row.get("test_loss"), ".4f"), justify="right"),
-                Text(_num(row.get("test_err"), ".2f"), justify="right"),
-                Text(_num(row.get("lr"), ".4g"), justify="right"),
-                Text(fmt_duration(row.get("seconds")), justify="right"),
-                Text(_num(row.get("images_per_s"), ",.0f"), justify="right"),
-                Text(fmt_bytes(row.get("peak_mem_bytes")), justify="right"),
+                Text(num(row.get("train_loss")), justify="right"),
+                Text(pct(row.get("train_err"), unit=False), justify="right"),
+                Text(num(row.get("test_loss")), justify="right"),
+                Text(pct(row.get("test_err"), unit=False), justify="right"),
+                Text(num(row.get("lr")), justify="right"),
+                Text(duration(row.get("seconds")), justify="right"),
+                Text(rate(row.get("images_per_s")), justify="right"),
+                Text(mem(row.get("peak_mem_bytes")), justify="right"),
             )
         if len(rows) > start:
             table.move_cursor(row=len(rows) - 1, animate=False)
         self._epochs_shown = len(rows)
 
     def _update_log(self, info: RunInfo) -> None:
-        from core.runs import Run
-
         lines = Run(info.path).read_events(tail=4)
         self.query_one("#log", Static).update(Text("\n".join(lines) or "(events.log is empty)", style="dim",
                                                    no_wrap=True, overflow="ellipsis"))
@@ -206,6 +205,3 @@ class MonitorScreen(Screen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-
-def _num(value, spec: str) -> str:
-    return "-" if not isinstance(value, (int, float)) else format(value, spec)

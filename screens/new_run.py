@@ -256,7 +256,7 @@ class NewRunScreen(Screen):
             first = next(iter(self.errors))
             self.notify(f"cannot launch: {len(self.errors)} field(s) need fixing ({', '.join(self.errors)})",
                         severity="error", timeout=6)
-            target = self.query_one(f"#f-shortcut-A" if first == "shortcut" else f"#f-{first}")
+            target = self.query_one("#f-shortcut-A" if first == "shortcut" else f"#f-{first}")
             target.focus()
             return
         where = str(self.query_one("#where", Select).value)

@@ -7,9 +7,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from core.formatting import duration, epochs_text, model_name, pct, state_style
 from core.runs import ACTIVE, RunInfo
 
-from .widgets.formatting import STATE_HINTS, STATE_STYLES, fmt_duration, fmt_err, model_name
+from .widgets.formatting import STATE_HINTS
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
 
 EMPTY_HINT = """No runs yet in {root}.
@@ -131,19 +132,19 @@ class RunsScreen(Screen):
         text = Text()
         text.append(info.id, style="bold")
         text.append("  ")
-        text.append(info.state, style=STATE_STYLES.get(info.state, ""))
+        text.append(info.state, style=state_style(info.state))
         if info.config is not None:
             cfg = info.config
             text.append(f"  {model_name(cfg.depth, cfg.shortcut)} {cfg.shortcut} w{cfg.width} {cfg.optimizer} "
-                        f"{cfg.schedule} · {cfg.dataset} · epoch {info.epochs_done}/{info.total_epochs or '?'}")
+                        f"{cfg.schedule} · {cfg.dataset} · epoch {epochs_text(info.epochs_done, info.total_epochs)}")
             if info.final_test_err is not None:
-                text.append(f" · test {fmt_err(info.final_test_err)}% (best {fmt_err(info.best_test_err)}%")
-                text.append(f", paper {fmt_err(info.paper_err)}%)" if info.paper_err is not None else ")")
+                text.append(f" · test {pct(info.final_test_err)} (best {pct(info.best_test_err)}")
+                text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")
             if info.duration_s:
-                text.append(f" · {fmt_duration(info.duration_s)}")
+                text.append(f" · {duration(info.duration_s)}")
         position = self.app.queue_position(info.id)
         if info.error:
-            text.append("\n" + info.error, style=STATE_STYLES.get(info.state, "red"))
+            text.append("\n" + info.error, style=state_style(info.state, "red"))
         elif position and info.state == "queued":
             text.append(f"  (waiting in this app's queue: {position} run(s) before it)", style="dim")
         elif info.state in STATE_HINTS:

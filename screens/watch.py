@@ -1,4 +1,4 @@
-"""Cheap, repeated reading of the run store for the TUI (the run folder is the bus, DESIGN.md).
+"""Cheap, repeated reading of the run store for the TUI (the run folder is the bus).
 
 The app polls about once a second. ``RunWatcher.poll()`` lists the store, re-reads a run's summary only when one
 of its files changed (size or mtime) or when the run is active (its liveness depends on a lock and a heartbeat,
@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from core.runs import ACTIVE, Run, RunInfo, RunStore
+from core.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 
@@ -59,24 +59,16 @@ class RunWatcher:
             old = self.infos.get(run_id)
             if old is not None and sig == self._sigs.get(run_id) and old.state not in ACTIVE:
                 continue
-            info = self._read(path)
+            info = Run(path).info()
             self._sigs[run_id] = sig
             if old is None or _summary(old) != _summary(info):
                 changed.add(run_id)
             self.infos[run_id] = info
         return changed
 
-    @staticmethod
-    def _read(path: Path) -> RunInfo:
-        run = Run(path)
-        try:
-            return run.info()
-        except Exception as exc:  # noqa: BLE001 - a bad folder is a damaged row, never a crash
-            return RunInfo(run.id, run.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
-
     def ordered(self) -> list[RunInfo]:
-        """Oldest first, like RunStore.list()."""
-        return sorted(self.infos.values(), key=lambda i: (float(i.status.get("created_at", 0) or 0), i.id))
+        """In the order of RunStore.list()."""
+        return oldest_first(self.infos.values())
 
 
 def _summary(info: RunInfo) -> tuple:

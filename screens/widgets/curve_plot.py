@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from .formatting import fmt_count
+from core.formatting import count
 
 PALETTE = ("#4ea1ff", "#ff8c42", "#5fd068", "#e85d75", "#c792ea", "#e6c84f", "#3fc1c9", "#b0b0b0")
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] inside a braille cell
@@ -164,7 +164,7 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     out.append(" " * label_w + "└" + "─" * plot_w + " " * end_w + "\n", style="dim")
     axis = [" "] * (plot_w + 1)
     for frac in (0.0, 0.5, 1.0):
-        label = fmt_count(right * frac)
+        label = count(right * frac)
         pos = int(round(frac * plot_w))
         pos = min(max(0, pos - len(label) // 2), plot_w + 1 - len(label))
         for i, ch in enumerate(label):

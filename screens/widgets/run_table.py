@@ -10,9 +10,10 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style
 from core.runs import RunInfo, run_summary_row
 
-from .formatting import STATE_STYLES, fmt_bytes, fmt_duration, fmt_err, state_text
+from .formatting import state_text
 
 # (key, label, sort key from the summary row); the key order is the column order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -49,31 +50,28 @@ def live_progress(info: RunInfo, live: Any = None) -> float:
 
 def row_cells(info: RunInfo, marked: bool, live: Any = None) -> dict[str, Any]:
     row = run_summary_row(info)
-    done, total = row["epochs_done"], row["total_epochs"]
-    epochs = "-" if done is None else f"{done}/{total if total else '?'}"
     final, best, paper = row["final_test_err"], row["best_test_err"], row["paper_err"]
-    final_text = Text(fmt_err(final), justify="right")
+    final_text = Text(pct(final, unit=False), justify="right")
     if final is not None and paper is not None:
         final_text.stylize("green" if final <= paper else "")
-    note = row["error"] or ""
     return {
         "mark": Text("●" if marked else " ", style="bold magenta"),
         "id": info.id,
         "status": state_text(info.state, live_progress(info, live)),
-        "epochs": Text(epochs, justify="right"),
+        "epochs": Text(epochs_text(row["epochs_done"], row["total_epochs"]), justify="right"),
         "final": final_text,
-        "best": Text(fmt_err(best), justify="right"),
-        "paper": Text(fmt_err(paper), justify="right", style="dim"),
+        "best": Text(pct(best, unit=False), justify="right"),
+        "paper": Text(pct(paper, unit=False), justify="right", style="dim"),
         "depth": Text("-" if row["depth"] is None else str(row["depth"]), justify="right"),
         "shortcut": row["shortcut"] or "-",
         "width": Text("-" if row["width"] is None else str(row["width"]), justify="right"),
         "optimizer": row["optimizer"] or "-",
         "schedule": row["schedule"] or "-",
-        "duration": Text(fmt_duration(row["duration_s"]), justify="right"),
-        "speed": Text(f"{row['images_per_s']:,.0f}" if row["images_per_s"] else "-", justify="right"),
-        "epoch_s": Text(f"{row['epoch_s']:.1f}" if row["epoch_s"] else "-", justify="right"),
-        "mem": Text(fmt_bytes(row["peak_mem_bytes"]), justify="right"),
-        "note": Text(note.splitlines()[0][:80] if note else "", style=STATE_STYLES.get(info.state, "")),
+        "duration": Text(duration(row["duration_s"]), justify="right"),
+        "speed": Text(rate(row["images_per_s"]), justify="right"),
+        "epoch_s": Text(num(row["epoch_s"], 3), justify="right"),
+        "mem": Text(mem(row["peak_mem_bytes"]), justify="right"),
+        "note": Text(one_line(row["error"]), style=state_style(info.state)),
     }
 
 

@@ -6,7 +6,7 @@ from textual.widgets import Checkbox
 
 
 class TickBox(Checkbox):
-    @property
-    def _button(self) -> Content:
-        style = self.get_visual_style("toggle--button")
-        return Content.assemble(("[x]" if self.value else "[ ]", style))
+    def render(self) -> Content:
+        box = Content.styled("[x]" if self.value else "[ ]", self.get_visual_style("toggle--button"))
+        label = self.label.pad(1, 1).stylize_before(self.get_visual_style("toggle--label"))
+        return Content.assemble(box, label)

@@ -104,3 +104,29 @@ def test_status_writes_are_atomic(tmp_path):
         run.update_status(step=i)
     assert json.loads(run.status_path.read_text())["step"] == 49
     assert not [p for p in os.listdir(run.path) if p.endswith(".tmp")]
+
+
+def test_a_folder_with_wrong_types_is_damaged_everywhere_and_can_be_deleted(tmp_path):
+    store = RunStore(tmp_path)
+    odd = store.create(tiny_config(name="odd"))
+    odd.update_status(epoch="three")                       # readable JSON, but not a number where one belongs
+    listed = store.create(tiny_config(name="rows-not-objects"))
+    listed.epochs_path.write_text("[1, 2]\n")
+    for run in (odd, listed):
+        info = run.info()
+        assert info.state == "damaged" and info.error, run.id
+        assert run_summary_row(info)["status"] == "damaged"
+    assert {i.id: i.state for i in store.list()} == {"odd": "damaged", "rows-not-objects": "damaged"}
+    store.delete("odd")
+    assert not odd.path.exists()
+
+
+def test_every_list_is_oldest_first_then_by_id(tmp_path):
+    from core.runs import oldest_first
+
+    store = RunStore(tmp_path)
+    for name, created in (("b", 2.0), ("a", 2.0), ("c", 1.0)):
+        store.create(tiny_config(name=name)).update_status(created_at=created)
+    (tmp_path / "damaged").mkdir()                          # no status: sorts as created at 0
+    assert [i.id for i in store.list()] == ["damaged", "c", "a", "b"]
+    assert [i.id for i in oldest_first(reversed(store.list()))] == ["damaged", "c", "a", "b"]

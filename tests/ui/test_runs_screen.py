@@ -196,3 +196,23 @@ async def test_every_key_is_in_the_command_palette(fixture_runs):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), 5, "the new-run form")
+
+
+async def test_folders_with_wrong_types_or_nan_losses_never_crash_a_screen(fixture_runs):
+    from screens.monitor import MonitorScreen
+
+    from .fixtures import write_run
+
+    odd = write_run(fixture_runs, "odd-types", quick(depth=20), "finished", epochs_done=2, order=60)
+    odd.update_status(epoch="two")
+    nan = write_run(fixture_runs, "nan-loss", quick(depth=20), "diverged", epochs_done=2, order=61,
+                    error="loss became nan at step 20")
+    with nan.steps_path.open("a") as fh:
+        fh.write('{"step": 110, "loss": NaN, "err": NaN, "lr": 0.1}\n')   # what json.dumps writes for a NaN loss
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert table_rows(app)["odd-types"][column(app, "status")] == "damaged"
+        await app.push_screen(MonitorScreen("nan-loss"))
+        await pilot.pause()
+        assert "last 10 points" in str(app.screen.query_one("#loss-label").render())   # the NaN is left out

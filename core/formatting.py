@@ -1,0 +1,103 @@
+"""How ResLab writes its figures and states as text: one module for the CLI (rich) and the TUI (Textual).
+
+Plain strings only (no UI import), so core/, cli/ and screens/ can all use it. Unknown values (None, NaN, inf)
+print as "-". Style strings are words that both rich and Textual markup understand ("bold green", "dim").
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# One colour per state (the runs table, the CLI `runs` list, titles, error lines).
+STATE_STYLES = {
+    "queued": "dim",
+    "running": "bold green",
+    "paused": "yellow",
+    "stopped": "cyan",
+    "finished": "bold",
+    "failed": "bold red",
+    "diverged": "bold red",
+    "out-of-memory": "bold red",
+    "crashed": "red",
+    "damaged": "reverse red",
+}
+
+
+def state_style(state: str, default: str = "") -> str:
+    return STATE_STYLES.get(state, default)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pct(value: Any, unit: bool = True) -> str:
+    """An error in percent: 8.75 -> '8.75%' ('8.75' with unit=False, for columns titled in %)."""
+    return "-" if not is_number(value) else f"{float(value):.2f}" + ("%" if unit else "")
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """A loss, a learning rate, seconds: ``digits`` significant digits (2.302585 -> '2.303')."""
+    return "-" if not is_number(value) else f"{float(value):.{digits}g}"
+
+
+def rate(value: Any) -> str:
+    """Images per second: 12345.6 -> '12,346'."""
+    return "-" if not is_number(value) else f"{float(value):,.0f}"
+
+
+def count(value: Any) -> str:
+    """Iterations: 1234 -> '1.23k', 64000 -> '64k'."""
+    if not is_number(value):
+        return "-"
+    n = float(value)
+    if abs(n) >= 1e6:
+        return f"{n / 1e6:.3g}M"
+    if abs(n) >= 1e3:
+        return f"{n / 1e3:.3g}k"
+    return f"{n:.3g}"
+
+
+def duration(seconds: Any) -> str:
+    """4.24 -> '4.2s', 42 -> '42s', 65 -> '1m05s', 3725 -> '1h02m'."""
+    if not is_number(seconds):
+        return "-"
+    if seconds < 9.95:
+        return f"{max(0.0, float(seconds)):.1f}s"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def mem(nbytes: Any) -> str:
+    """Bytes in binary units: 1536 -> '1.5 KiB', 3 * 2**30 -> '3.0 GiB'; '-' for unknown or 0."""
+    if not is_number(nbytes) or not nbytes:
+        return "-"
+    n = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def one_line(text: Any, limit: int = 80) -> str:
+    """An error message on one line of at most ``limit`` characters (for tables)."""
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def epochs_text(done: int | None, total: int | None) -> str:
+    """'3/10'; '3/?' while the total is unknown; '-' for a run without readable settings."""
+    return "-" if done is None else f"{done}/{total or '?'}"
+
+
+def model_name(depth: int | None, shortcut: str | None) -> str:
+    """'ResNet-20', or 'plain-20' for a net without shortcuts."""
+    if depth is None:
+        return "-"
+    return f"plain-{depth}" if shortcut == "none" else f"ResNet-{depth}"
