@@ -4,8 +4,8 @@ The reference is the loop most CIFAR code uses (e.g. akamaster/pytorch_resnet_ci
 dataset over PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor`` and
 ``Normalize`` in ``DataLoader`` worker processes, fp32, ``loss.item()`` and an accuracy read-back every step.
 The engine is the trainer's real path: ``core.loader.DeviceLoader`` (the split on the device, crop/flip/normalise
-per batch there) feeding ``core.trainer.TrainStep`` with the per-iteration figures kept on the device and read
-back every ``log_every`` steps (``core.trainer.StepWindow``). Same model (``core.models.cifar_resnet``), same SGD
+per batch there) feeding ``core.step.TrainStep`` with the per-iteration figures kept on the device and read
+back every ``log_every`` steps (``core.step.StepWindow``). Same model (``core.models.cifar_resnet``), same SGD
 settings, batch size, device and images (../shared's CIFAR-10, written once to a temp folder unless --data-dir).
 
 Warm-up iterations are excluded; each side then runs ``--iters`` timed iterations (synchronised on a GPU), the two
@@ -22,6 +22,7 @@ Never part of the test suite: timings depend on the machine and on what else run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pickle
@@ -39,11 +40,10 @@ sys.path.insert(0, str(REPO))
 
 from core.config import RunConfig  # noqa: E402
 from core.data import load_data  # noqa: E402
-from core.loader import DeviceLoader, normalization_stats  # noqa: E402
+from core.device import DeviceError, resolve_device, sync_device  # noqa: E402
 from core.models import cifar_resnet  # noqa: E402
-from core.optim import build_optimizer  # noqa: E402
-from core.trainer import (StepWindow, TrainStep, evaluate, measure_channels_last, resolve_precision,  # noqa: E402
-                          sync_device)
+from core.setup import build  # noqa: E402
+from core.step import StepWindow, evaluate  # noqa: E402
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128
@@ -79,24 +79,16 @@ def forever(loader):
 
 # -- the engine ----------------------------------------------------------------------------------------------------------
 def build_engine(cfg: RunConfig, data, device: torch.device, args):
-    """The trainer's path: DeviceLoader -> TrainStep, figures kept on the device and read back every log_every."""
-    precision = resolve_precision(cfg.precision, device)
-    mean, std = normalization_stats(data.train_x, cfg.normalize)
+    """The trainer's path (core.setup.build): DeviceLoader -> TrainStep, figures kept on the device and read back
+    every log_every; the test split cut to ``--eval-images``."""
+    full_test = len(data.test_y)
+    if args.eval_images:
+        data = dataclasses.replace(data, test_x=data.test_x[: args.eval_images], test_y=data.test_y[: args.eval_images])
     torch.manual_seed(0)
-    model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, data.num_classes).to(device)
-    if args.channels_last == "auto":   # the trainer's own choice: measured on this device
-        channels_last, _ = measure_channels_last(model, device, precision, cfg.batch_size)
-    else:
-        channels_last = args.channels_last == "on"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loader = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, device=device, shuffle=True, augment=True,
-                          mean=mean, std=std, seed=0, channels_last=channels_last)
-    optimizer = build_optimizer(model, cfg, device)
-    compiled = torch.compile(model) if cfg.compile else None
-    step_fn = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size)
+    setup = build(cfg, device, data)   # --channels-last auto: measured on this device, as the trainer does
+    model, step_fn, test = setup.model, setup.step, setup.test_loader
     window = StepWindow(cfg.log_every, device)
-    batches = forever(loader)
+    batches = forever(setup.train_loader)
     n = [0]
 
     def step():
@@ -109,16 +101,15 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
             window.drain(keep=1)
 
     def evaluate_test() -> float:
-        test = DeviceLoader(data.test_x[: args.eval_images], data.test_y[: args.eval_images], 1000, device=device,
-                            shuffle=False, augment=False, mean=mean, std=std, channels_last=channels_last)
         evaluate(model, test, step_fn)   # warm-up
         sync_device(device)
         t0 = time.perf_counter()
         evaluate(model, test, step_fn)
         sync_device(device)
-        return (time.perf_counter() - t0) * len(data.test_y) / test.num_samples
+        return (time.perf_counter() - t0) * full_test / test.num_samples
 
-    return step, lambda: next(batches), evaluate_test, {"precision": precision, "channels_last": channels_last}
+    return step, lambda: next(batches), evaluate_test, {"precision": setup.precision,
+                                                        "channels_last": setup.channels_last}
 
 
 # -- the reference -------------------------------------------------------------------------------------------------------
@@ -247,8 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        ap.error(f"--device: {exc}")
     if args.eval_images is None:
         args.eval_images = 10000 if device.type == "cuda" else 0
     if device.type == "cuda":
@@ -258,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         root = prepare_data(args.data_dir, Path(tmp))
         base = RunConfig(data_dir=str(root), download=False, batch_size=args.batch_size, width=args.width,
                          precision=args.precision, compile=args.compile, device=str(device), iterations=0,
-                         epochs=1, milestones=())
+                         epochs=1, milestones=(), channels_last=args.channels_last)
         data = load_data(base)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         print(f"device {device} ({name}), torch {torch.__version__}; {args.iters} timed iterations after "

@@ -1,13 +1,12 @@
 """`eval RUN`: test loss and error of a run's saved weights (checkpoint.pt, and best.pt where present).
 
-Uses the engine's own pieces (``core.data.load_data``, ``core.loader.DeviceLoader``, ``core.trainer.evaluate``)
-with the normalisation statistics of the run's training images, so the figures are those the trainer would
-report for the same weights (in fp32; a bf16 run's own figures can differ in the last digits).
+Uses the engine's own set-up (``core.setup.build``, as the trainer does) and ``core.step.evaluate``, with the
+normalisation statistics of the run's training images, so the figures are those the trainer would report for the
+same weights (in fp32; a bf16 run's own figures can differ in the last digits).
 """
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,32 +26,24 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
     if not weights:
         raise CliError(f"run {run.id} has no checkpoint yet (no epoch finished or stop saved); nothing to evaluate",
                        EXIT_FAILED)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise CliError(f"--device: device must be auto, cpu or cuda:N, got {device!r}")
 
-    import torch
+    from core.checkpoint import load_checkpoint
+    from core.data import DataError
+    from core.device import DeviceError, resolve_device
+    from core.setup import build
+    from core.step import evaluate
 
-    from core.data import DataError, load_data
-    from core.loader import DeviceLoader, normalization_stats
-    from core.models import cifar_resnet
-    from core.trainer import evaluate, load_checkpoint
-
+    try:
+        dev = resolve_device(device)
+    except DeviceError as exc:
+        raise CliError(f"--device: {exc}") from None
     if data_dir:
         cfg = cfg.with_overrides(data_dir=str(Path(data_dir).expanduser().resolve()))
-    if device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = torch.device(device)
-        if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-            raise CliError(f"--device: {device} asked for, but no such CUDA GPU is available here; use cpu or auto")
     try:
-        data = load_data(cfg)
+        setup = build(cfg, dev, train=False, channels_last=False, eval_batch=batch_size)
     except DataError as exc:
         raise CliError(f"--data-dir: {exc}") from None
-    mean, std = normalization_stats(data.train_x, cfg.normalize)
-    loader = DeviceLoader(data.test_x, data.test_y, batch_size, device=dev, shuffle=False, augment=False,
-                          mean=mean, std=std)
-    model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, num_classes=data.num_classes).to(dev)
+    model, loader, data = setup.model, setup.test_loader, setup.data
     rows = {row.get("epoch"): row for row in _safe_epochs(run)}
     results: list[dict[str, Any]] = []
     for path in weights:

@@ -46,10 +46,6 @@ class DataSplits:
     name: str
     source: str
 
-    def summary(self) -> str:
-        val = f", {len(self.val_y)} val" if self.val_y is not None else ""
-        return f"{self.name}: {len(self.train_y)} train{val}, {len(self.test_y)} test, {self.num_classes} classes ({self.source})"
-
 
 @dataclass(frozen=True)
 class _Cifar:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core.runs import RunError, RunLockedError, RunStore, read_jsonl, run_summary_row
+from core.runs import RunError, RunLockedError, RunStore, run_summary_row
 from tests.conftest import tiny_config
 
 

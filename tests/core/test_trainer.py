@@ -1,8 +1,6 @@
 """The trainer on the CPU: runs to the end, resumes exactly, obeys stop/pause, fails readably."""
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import RunConfig
 from core.events import Ended, EpochEnded, Progress, Started
 from core.runs import RunLockedError, RunStore
-from core.trainer import Trainer, load_checkpoint, train_run
+from core.checkpoint import load_checkpoint
+from core.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
 
 TIMING_KEYS = {"seconds", "eval_seconds", "images_per_s", "peak_mem_bytes"}
@@ -160,9 +158,9 @@ def test_divergence_ends_the_run_and_names_the_step(tmp_path):
 
 def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
     """A (simulated) CUDA OOM for batches over 8 images: the run continues in micro-batches, or fails readably."""
-    import core.trainer as trainer_mod
+    import core.setup as setup_mod
 
-    real = trainer_mod.cifar_resnet
+    real = setup_mod.cifar_resnet
 
     def small_memory_resnet(*a, **kw):
         model = real(*a, **kw)
@@ -173,7 +171,7 @@ def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
         model.register_forward_pre_hook(hook)
         return model
 
-    monkeypatch.setattr(trainer_mod, "cifar_resnet", small_memory_resnet)
+    monkeypatch.setattr(setup_mod, "cifar_resnet", small_memory_resnet)
     store = RunStore(tmp_path)
     run, state = train_run(store, tiny_config(epochs=1, max_test_images=8, batch_size=32))
     assert state == "finished"
@@ -254,3 +252,28 @@ def test_fp16_uses_a_checkpointed_gradient_scaler(tmp_path):
     a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(run.checkpoint_path)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["scaler"] == b["scaler"]
+
+
+class SlowStopAfter(StopAfter):
+    """StopAfter whose every check also takes ``delay`` seconds of (training) time."""
+
+    def __init__(self, n: int, delay: float):
+        super().__init__(n)
+        self.delay = delay
+
+    def is_set(self) -> bool:
+        time.sleep(self.delay)
+        return super().is_set()
+
+
+def test_epoch_speed_after_a_mid_epoch_resume_covers_the_whole_epoch(tmp_path):
+    """Stopped after 12 of 16 iterations that took at least 1.2 s, then resumed: the epoch's seconds count both
+    parts, and its images/s is no more than its 512 images over those 1.2 s (it once counted only the resumed part)."""
+    run = RunStore(tmp_path).create(tiny_config(epochs=1, max_train_images=512))
+    assert Trainer(run, stop_event=SlowStopAfter(12, 0.1)).run() == "stopped"
+    assert run.read_status()["elapsed_s"] >= 1.2
+    assert Trainer(run).run() == "finished"
+    (row,) = run.read_epochs()
+    assert row["seconds"] >= 1.2
+    assert 0 < row["images_per_s"] <= 512 / 1.2
+    assert run.read_status()["elapsed_s"] >= 1.2
