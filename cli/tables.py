@@ -1,4 +1,4 @@
-"""Text output of the CLI: the `runs` list in four formats, and the `show` page (figures as core.formatting writes them).
+"""Text output of the CLI: the `runs` list in four formats and the `show` page (figures from core.formatting).
 
 Rich renders tables; on a pipe or file it writes no control codes (colour and styles are only used on a
 terminal), so `runs > list.txt` stays plain text.

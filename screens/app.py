@@ -1,14 +1,15 @@
 """The ResLab Textual app: owns the run store watcher, the in-app training workers and the stop/pause events.
 
 Screens read runs through ``app.watcher`` (polled about once a second, see screens/watch.py) so runs trained by
-this app, by the CLI or by another process look and update the same way. In-app training runs in thread workers
+this app, by the CLI or by another process look and update the same way; after each poll the App publishes the
+changed run ids on ``runs_changed_signal``, to which screens subscribe. In-app training runs in thread workers
 owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
 throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
+Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``).
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from functools import partial
@@ -22,9 +23,9 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from core.config import RunConfig
-from core.events import Progress, TrainerEvent
+from core.events import Progress
 from core.formatting import pct
-from core.runs import ACTIVE, RESUMABLE, RunError, RunLockedError, RunStore
+from core.runs import ACTIVE, RESUMABLE, RunError, RunStore
 
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
@@ -33,9 +34,9 @@ from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
 from .runs import RunsScreen
+from .training import train_one
 from .watch import RunWatcher
 
-PROGRESS_MIN_INTERVAL_S = 0.2  # at most ~5 progress messages a second per run reach the UI
 BACKGROUND_START_S = 120.0     # a background process that has not picked its run up by then is given up on
 
 
@@ -143,7 +144,7 @@ class ResLabApp(App[None]):
             try:
                 if stop is None or stop.is_set():
                     continue  # stopped while still queued: it stays queued, resumable with r
-                state, message = self._train_one(run_id, stop, self.pause_events[run_id])
+                state, message = train_one(self.store, run_id, stop, self.pause_events[run_id], self.post_message)
                 self.post_message(TrainingEnded(run_id, state, message))
             finally:
                 self._forget(run_id)
@@ -151,40 +152,6 @@ class ResLabApp(App[None]):
     def queue_position(self, run_id: str) -> int | None:
         """0 for the run this app trains now, 1 for the next one ...; None when not queued here."""
         return self.in_app.index(run_id) if run_id in self.in_app else None
-
-    def _train_one(self, run_id: str, stop: threading.Event, pause: threading.Event) -> tuple[str, str]:
-        """Runs in the worker thread. Never raises: every failure becomes a state and a readable message."""
-        last = [0.0]
-
-        def on_event(event: TrainerEvent) -> None:
-            if isinstance(event, Progress):
-                now = time.monotonic()
-                if now - last[0] < PROGRESS_MIN_INTERVAL_S:
-                    return
-                last[0] = now
-            self.post_message(TrainerEventMessage(run_id, event))
-
-        try:
-            run = self.store.get(run_id)
-            from core.trainer import Trainer
-
-            # CPU runs leave one core to the interface so keys keep answering (no effect on GPU runs)
-            threads = max(1, (os.cpu_count() or 1) - 1)
-            state = Trainer(run, on_event=on_event, stop_event=stop, pause_event=pause, cpu_threads=threads).run()
-        except RunLockedError as exc:
-            return "running", f"{exc}; it keeps training there"
-        except Exception as exc:  # noqa: BLE001 - a bug must become a readable state, not a dead worker
-            message = f"{type(exc).__name__}: {exc}"
-            try:
-                self.store.get(run_id).update_status(state="failed", error=message)
-            except Exception:  # noqa: BLE001
-                pass
-            return "failed", message
-        try:
-            message = self.store.get(run_id).read_status().get("error") or ""
-        except Exception:  # noqa: BLE001
-            message = ""
-        return state, message
 
     def _forget(self, run_id: str) -> None:
         with self._queue_lock:
@@ -235,7 +202,7 @@ class ResLabApp(App[None]):
             info = self.watcher.infos.get(run_id)
             view = "monitor" if info is not None and (info.state in ACTIVE or self.is_in_app(run_id)) else "detail"
         screen = MonitorScreen(run_id) if view == "monitor" else DetailScreen(run_id)
-        self.switch_screen(screen) if replace else self.push_screen(screen)
+        (self.switch_screen if replace else self.push_screen)(screen)
 
     def open_new_run(self, initial: RunConfig | None = None, replace: bool = False) -> None:
         """The new-run form. Without ``initial`` it is the one form kept for the whole session: it has ~40 fields and
@@ -247,7 +214,7 @@ class ResLabApp(App[None]):
             screen: Screen | str = "new-run"
         else:
             screen = NewRunScreen(initial=initial)
-        self.switch_screen(screen) if replace else self.push_screen(screen)
+        (self.switch_screen if replace else self.push_screen)(screen)
 
     def open_compare(self, run_ids: list[str]) -> None:
         self.push_screen(CompareScreen(run_ids))

@@ -37,9 +37,3 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
-
-    def set_question(self, text: str) -> None:
-        """Replace the text (e.g. 'stopping... saving checkpoints') and disable the answers."""
-        self.query_one("#question", Static).update(text)
-        for button in self.query(Button):
-            button.disabled = True

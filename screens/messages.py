@@ -1,4 +1,4 @@
-"""The messages the App posts to itself from its training threads (see screens/app.py)."""
+"""Messages of in-app training, handled by the App: a trainer event (screens/training.py) and a run's end."""
 from __future__ import annotations
 
 from textual.message import Message
@@ -25,3 +25,4 @@ class TrainingEnded(Message):
     def __init__(self, run_id: str, state: str, message: str):
         super().__init__()
         self.run_id, self.state, self.message = run_id, state, message
+

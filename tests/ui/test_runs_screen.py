@@ -216,3 +216,36 @@ async def test_folders_with_wrong_types_or_nan_losses_never_crash_a_screen(fixtu
         await app.push_screen(MonitorScreen("nan-loss"))
         await pilot.pause()
         assert "last 10 points" in str(app.screen.query_one("#loss-label").render())   # the NaN is left out
+
+
+async def test_screens_open_each_other_through_the_app_and_follow_changes(fixture_runs):
+    from core.runs import Run
+    from screens.monitor import MonitorScreen
+
+    from .fixtures import add_running
+
+    live = add_running(fixture_runs)
+    try:
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            app.open_run("r44-live")                   # "auto": a running run opens in the monitor
+            await pilot.pause()
+            assert isinstance(app.screen, MonitorScreen)
+            await pilot.press("i")                     # the detail takes the monitor's place
+            assert isinstance(app.screen, DetailScreen) and app.screen.run_id == "r44-live"
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
+
+            app.open_run("r110-stopped")
+            await pilot.pause()
+            assert isinstance(app.screen, DetailScreen)
+            Run(fixture_runs / "r110-stopped").update_status(state="failed", error="the disk is full")
+            await wait_for(pilot, lambda: "the disk is full" in screen_text(app), 5, "the detail to follow its run")
+            await pilot.click("#clone")                # a fresh form filled from the run's settings
+            await pilot.pause()
+            assert isinstance(app.screen, NewRunScreen) and app.screen.query_one("#f-depth").value == "110"
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
+    finally:
+        live.release_lock()

@@ -1,0 +1,53 @@
+"""What an in-app run does in the App's training thread: train, post the trainer's events as messages, report."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable
+
+from textual.message import Message
+
+from core.events import Progress, TrainerEvent
+from core.runs import RunLockedError, RunStore
+
+from .messages import TrainerEventMessage
+
+PROGRESS_MIN_INTERVAL_S = 0.2  # at most ~5 progress messages a second per run reach the UI
+
+
+def train_one(store: RunStore, run_id: str, stop: threading.Event, pause: threading.Event,
+              post: Callable[[Message], object]) -> tuple[str, str]:
+    """Train one run in the calling (worker) thread, posting its events, throttled, as TrainerEventMessage.
+    Never raises: every failure becomes a state and a readable message."""
+    last = [0.0]
+
+    def on_event(event: TrainerEvent) -> None:
+        if isinstance(event, Progress):
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_MIN_INTERVAL_S:
+                return
+            last[0] = now
+        post(TrainerEventMessage(run_id, event))
+
+    try:
+        run = store.get(run_id)
+        from core.trainer import Trainer
+
+        # CPU runs leave one core to the interface so keys keep answering (no effect on GPU runs)
+        threads = max(1, (os.cpu_count() or 1) - 1)
+        state = Trainer(run, on_event=on_event, stop_event=stop, pause_event=pause, cpu_threads=threads).run()
+    except RunLockedError as exc:
+        return "running", f"{exc}; it keeps training there"
+    except Exception as exc:  # noqa: BLE001 - a bug must become a readable state, not a dead worker
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            store.get(run_id).update_status(state="failed", error=message)
+        except Exception:  # noqa: BLE001
+            pass
+        return "failed", message
+    try:
+        message = store.get(run_id).read_status().get("error") or ""
+    except Exception:  # noqa: BLE001
+        message = ""
+    return state, message
