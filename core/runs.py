@@ -10,12 +10,12 @@ process) reads it back. Layout of ``<root>/<run-id>/``::
     checkpoint.pt  latest resumable state (torch.load(weights_only=True)); best.pt: best epoch's weights
     events.log     human-readable log
     request        a stop/pause/continue request from another process (deleted when obeyed)
-    lock           flock'ed by the one process that trains the run
+    lock           flock'ed by the one process that trains the run (core/lock.py)
+    queue.json     the run's place in the queue and where the scheduler placed it (core/queue.py)
+    process.log    output of a detached trainer process (core/launch.py)
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import re
@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator
 
 from .config import RunConfig
 from .files import atomic_write_bytes, atomic_write_json, read_jsonl
+from .lock import FileLock, LockHeldError
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
@@ -61,7 +62,7 @@ class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.id = self.path.name
-        self._lock_fd: int | None = None
+        self._lock = FileLock(self.path / "lock")
 
     # paths
     config_path = property(lambda self: self.path / "config.json")
@@ -154,44 +155,26 @@ class Run:
         except FileNotFoundError:
             pass
 
-    # the writer lock
+    # the writer lock (core/lock.py; a scheduler hands it to the trainer process it starts)
     def acquire_lock(self) -> None:
-        """Become the one writer of this run. Raises RunLockedError when another process trains it."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Become the one writer (or adopt the lock a scheduler handed over). RunLockedError: another has it."""
+        if self._lock.adopt_inherited():
+            return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunLockedError(f"run {self.id} is being trained by another process") from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        self._lock_fd = fd
+            self._lock.acquire()
+        except LockHeldError:
+            raise RunLockedError(f"run {self.id} is being trained by another process") from None
+
+    def adopt_lock(self) -> bool:
+        """True when this process holds the run's lock because a scheduler handed it over."""
+        return self._lock.adopt_inherited()
 
     def release_lock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        self._lock.release()
 
     def is_locked(self) -> bool:
         """True when some process (this one included) holds the writer lock."""
-        if self._lock_fd is not None:
-            return True
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return self._lock.is_locked()
 
     # summary
     def info(self) -> "RunInfo":
@@ -294,6 +277,16 @@ class RunInfo:
             return min(1.0, self.step / total)
         te = self.total_epochs
         return min(1.0, self.epochs_done / te) if te else 0.0
+
+
+def live_state(run: Run) -> str:
+    """The state from status.json and the lock alone (epochs are not read): what a scheduler polls."""
+    try:
+        status = run.read_status()
+        state = status["state"] if status.get("state") in STATES else "damaged"
+    except (OSError, ValueError, AttributeError):
+        return "damaged"
+    return "crashed" if state in ACTIVE and not _owner_alive(run, status) else state
 
 
 def _owner_alive(run: Run, status: dict) -> bool:
