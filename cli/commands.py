@@ -24,8 +24,8 @@ from core.config import ConfigError, RunConfig, config_from_sources
 from core.formatting import duration, pct
 from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir
 
-def dispatch(args: argparse.Namespace) -> int:
-    handler = COMMANDS[args.command]
+def dispatch(args: argparse.Namespace, handler=None) -> int:
+    handler = handler or COMMANDS[args.command]
     try:
         return handler(args)
     except CliError as exc:
@@ -117,10 +117,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     store = store_of(args)
     run = get_run(store, args.run)
+    handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     if info.state == "damaged":
         raise CliError(f"run {run.id} is damaged ({info.damaged}); it cannot be resumed", EXIT_FAILED)
-    if info.state in ACTIVE:
+    if info.state in ACTIVE and not handed_over:
         raise CliError(f"run {run.id} is {info.state} in another process (pid {info.status.get('pid')}); "
                        f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
     if info.state == "diverged" and args.epochs is None:

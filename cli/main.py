@@ -133,7 +133,67 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     e.add_argument("--batch-size", metavar="N", type=int, default=500, help="evaluation batch size [default: 500]")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     _runs_dir_arg(e)
+    _queue_parsers(command)
     return p
+
+
+def _scheduler_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", metavar="LIST", default=None,
+                        help="device slots: cuda:0,cuda:2 / cuda (every GPU) / cpu,cpu (a device listed twice gets "
+                             "two slots) [default: every visible GPU, else cpu]")
+    parser.add_argument("--per-device", metavar="N", type=int, default=1,
+                        help="runs that share each device at once (small nets on a large GPU) [default: 1]")
+
+
+def _queue_parsers(command) -> None:
+    """`scheduler` and `queue [add|move|remove]` (cli/queue.py)."""
+    from core.scheduler import DEFAULT_IDLE_EXIT_S, DEFAULT_RETRIES
+
+    sc = command("scheduler", "serve the queue of a runs folder on every GPU (detached)",
+                 "Serve the queued runs of the runs folder: each run trains in its own process pinned to a device "
+                 "slot; the next starts when a slot frees; a trainer that dies is resumed from its checkpoint. "
+                 "Detaches (keeps running after the terminal closes or ssh drops) unless --foreground, and leaves "
+                 "by itself once nothing has been queued for --idle-exit seconds. A second call on a folder that "
+                 "a scheduler serves says so and exits 0. Its log is scheduler.log in the runs folder.")
+    _scheduler_flags(sc)
+    sc.add_argument("--retries", metavar="N", type=int, default=DEFAULT_RETRIES,
+                    help=f"resumes of a run whose trainer process died [default: {DEFAULT_RETRIES}]")
+    sc.add_argument("--foreground", action="store_true", help="stay attached to this terminal (log lines here too)")
+    sc.add_argument("--stay", action="store_true", help="keep serving when the queue is empty")
+    sc.add_argument("--idle-exit", metavar="SECONDS", type=float, default=DEFAULT_IDLE_EXIT_S,
+                    help=f"leave after this long without work [default: {DEFAULT_IDLE_EXIT_S:g}]")
+    sc.add_argument("--stop", action="store_true", help="ask the scheduler serving the folder to leave "
+                    "(runs it started keep training)")
+    _runs_dir_arg(sc)
+
+    q = command("queue", "list, add, reorder or remove queued runs",
+                "Without an action: list the queued runs (position) and the running ones (device and slot).\n\n"
+                "Actions:\n  add     queue one run per combination of --depths x --shortcuts x --seeds\n"
+                "  move    put a queued run at position POS (1 = next)\n"
+                "  remove  take a queued run out of the queue (--delete also deletes its folder)")
+    q.add_argument("--json", action="store_true", help="print the list as JSON")
+    _runs_dir_arg(q)
+    qs = q.add_subparsers(dest="queue_command", metavar="ACTION", parser_class=Parser)
+    add = qs.add_parser("add", help="queue runs (a grid with --depths/--shortcuts/--seeds)",
+                        description="Queue one run per combination (every train flag applies to each) and make sure "
+                        "a scheduler serves the folder (one is started, detached, when none does). Lists are "
+                        "20,56,110; ranges 1-5.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add.add_argument("--depths", metavar="LIST", help="several depths, e.g. 20,32,44,56,110")
+    add.add_argument("--shortcuts", metavar="LIST", help="several shortcuts, e.g. A,none (none = plain net)")
+    add.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1-5 or 1,2,3")
+    add.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    add.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
+    _scheduler_flags(add)
+    add_config_flags(add)
+    _runs_dir_arg(add)
+    mv = qs.add_parser("move", help="put a queued run at position POS")
+    mv.add_argument("run", metavar="RUN", help="run id")
+    mv.add_argument("position", metavar="POS", type=int, help="1 = next to start")
+    _runs_dir_arg(mv)
+    rm = qs.add_parser("remove", help="take a queued run out of the queue")
+    rm.add_argument("run", metavar="RUN", help="run id")
+    rm.add_argument("--delete", action="store_true", help="also delete its folder")
+    _runs_dir_arg(rm)
 
 
 def _prog_name() -> str:
@@ -163,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         return open_tui(getattr(args, "runs_dir", None), getattr(args, "data_dir", None))
     from cli import commands
 
+    if args.command in ("queue", "scheduler"):
+        from cli import queue
+
+        return commands.dispatch(args, queue.COMMANDS[args.command])
     return commands.dispatch(args)
 
 

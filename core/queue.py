@@ -144,33 +144,37 @@ def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
 
 
 def placement(run: Run, status: dict | None = None) -> dict | None:
-    """Where a scheduler placed this run ({slot, device, pid, ...}) if that process is the one training it now."""
+    """Where a scheduler placed this run ({slot, device, pid, ...}) if that process is the one training it now
+    (or starting to: the trainer has not written its pid yet but holds the lock the scheduler handed it)."""
     entry = read_entry(run)
-    if not entry or not entry.get("slot"):
+    if not entry or not entry.get("slot") or entry.get("settled") or not entry.get("pid"):
         return None
     try:
         status = status if status is not None else run.read_status()
     except (OSError, ValueError):
         return None
-    return entry if entry.get("pid") and status.get("pid") == entry.get("pid") else None
+    if status.get("pid") == entry["pid"] or (status.get("state") == "queued" and run.is_locked()):
+        return entry
+    return None
 
 
 def queue_rows(store: RunStore) -> list[dict]:
-    """What ``queue`` lists: queued runs in order (position), then every running or paused run (device, slot)."""
+    """What ``queue`` lists: queued runs in order (position), then every run starting, running or paused
+    (device and slot where a scheduler placed it)."""
     rows = []
     for i, q in enumerate(queued(store), start=1):
-        info = q.run.info()
-        rows.append({"position": i, "id": q.run.id, "state": "queued", "device": None, "slot": None,
-                     "label": info.config.label() if info.config else "", "progress": None,
-                     "epochs_done": info.epochs_done, "total_epochs": info.total_epochs,
-                     "retries": int(q.entry.get("retries") or 0)})
+        rows.append(_row(q.run.info(), i, {}, q.entry))
     for info in store.list():
-        if info.state not in ACTIVE:
-            continue
-        where = placement(store.get(info.id), info.status) or {}
-        rows.append({"position": None, "id": info.id, "state": info.state,
-                     "device": where.get("device") or info.status.get("device"), "slot": where.get("slot"),
-                     "label": info.config.label() if info.config else "", "progress": info.progress,
-                     "epochs_done": info.epochs_done, "total_epochs": info.total_epochs,
-                     "retries": int(where.get("retries") or 0)})
+        where = placement(store.get(info.id), info.status) if info.state in ACTIVE + ("queued",) else None
+        if info.state in ACTIVE or where:
+            rows.append(_row(info, None, where or {}, where or {}))
     return rows
+
+
+def _row(info, position: int | None, where: dict, entry: dict) -> dict:
+    state = "starting" if info.state == "queued" and where else info.state
+    return {"position": position, "id": info.id, "state": state,
+            "device": where.get("device") or (info.status.get("device") if info.state in ACTIVE else None),
+            "slot": where.get("slot"), "label": info.config.label() if info.config else "",
+            "progress": info.progress, "epochs_done": info.epochs_done, "total_epochs": info.total_epochs,
+            "retries": int(entry.get("retries") or 0)}

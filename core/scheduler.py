@@ -127,6 +127,9 @@ class Scheduler:
             self._adopt()
             idle_since = time.monotonic()
             while not self.stop_event.is_set():
+                if not self._still_ours():
+                    self.log("the runs folder or its scheduler.lock was deleted or replaced: leaving")
+                    break
                 if self.tick():
                     idle_since = time.monotonic()
                 elif not self.stay and time.monotonic() - idle_since >= self.idle_exit_s:
@@ -150,14 +153,14 @@ class Scheduler:
         for run, entry in Q.entries(self.store):
             if entry.get("settled") or not entry.get("slot"):
                 continue
-            state = live_state(run)
             slot = by_name.get(entry["slot"])
-            if state in ACTIVE and slot is not None and slot not in self.busy:
-                self.busy[slot] = Busy(run, None)
-                self.log(f"{run.id} is training on {slot.name} (pid {entry.get('pid')}): its slot stays busy")
-            elif state in ACTIVE:
-                self.log(f"{run.id} is training on {entry['slot']}, which this scheduler does not serve")
-            elif state not in ACTIVE and entry.get("pid"):
+            if run.is_locked():          # its trainer process lives (training, paused, or still starting)
+                if slot is not None and slot not in self.busy:
+                    self.busy[slot] = Busy(run, None)
+                    self.log(f"{run.id} is training on {slot.name} (pid {entry.get('pid')}): its slot stays busy")
+                else:
+                    self.log(f"{run.id} is training on {entry['slot']}, which this scheduler does not serve")
+            elif entry.get("pid"):
                 self._ended(run, None)
 
     # -- one look at everything --------------------------------------------------------------------------------------
@@ -165,10 +168,13 @@ class Scheduler:
         """Free the slots whose run ended, fill free slots. True while there is work (busy slots or queued runs)."""
         self.exiting = [h for h in self.exiting if h.poll() is None]     # reap trainer processes that ended
         for slot, busy in list(self.busy.items()):
-            code = busy.handle.poll() if busy.handle is not None else None
-            if code is None and not self._left(busy.run):
-                continue
-            if code is None and busy.handle is not None:
+            code = None
+            if busy.handle is None:                # started by an earlier scheduler: its lock says it lives
+                if busy.run.is_locked():
+                    continue
+            elif (code := busy.handle.poll()) is None:
+                if not self._left(busy.run):
+                    continue
                 self.exiting.append(busy.handle)
             del self.busy[slot]
             self._ended(busy.run, code, slot, time.monotonic() - busy.since)
@@ -179,6 +185,13 @@ class Scheduler:
         """The trainer wrote its final state and let go of the run (its process may still be exiting): the slot
         is free already, a fraction of a second before the process is gone."""
         return live_state(run) in FINAL and not run.is_locked()
+
+    def _still_ours(self) -> bool:
+        """False once the runs folder or our lock file was deleted or replaced: another scheduler may serve it."""
+        try:
+            return os.path.samestat(os.fstat(self.lock.fd), os.stat(self.lock.path))
+        except OSError:
+            return False
 
     def _fill(self) -> bool:
         """Start runs in free slots: retries first, then the queue in order. True when a run waits for a slot."""
@@ -231,6 +244,8 @@ class Scheduler:
         try:
             entry = Q.read_entry(run)
             state = live_state(run)
+            if state in ACTIVE:
+                state = "crashed"   # it says running, but we hold its lock: the process that wrote that is gone
             if entry is None or (why is None and (entry.get("position") is None or state != "queued")) \
                     or (why is not None and (entry.get("settled") or state not in RETRYABLE + ("out-of-memory",))):
                 return False   # removed, moved out or resumed by hand meanwhile
@@ -282,7 +297,8 @@ class Scheduler:
             if state == "queued":
                 detail += " before it started training (see process.log)"
             if used < self.retries:
-                run.log(f"scheduler: {detail}; resuming from the last checkpoint (retry {used + 1} of {self.retries})")
+                again = "resuming from its checkpoint" if run.checkpoint_path.exists() else "starting it again (no checkpoint yet)"
+                run.log(f"scheduler: {detail}; {again} (retry {used + 1} of {self.retries})")
                 self.log(f"{run.id} {state}{where}{took}: {detail}; retry {used + 1} of {self.retries}")
                 self.retry.append((run, "crash"))
                 return

@@ -1,0 +1,198 @@
+"""The queue commands: ``scheduler`` (serve a runs folder on device slots) and ``queue`` (list, add, move, remove).
+
+The work is in core/queue.py and core/scheduler.py; this module parses, prints and maps outcomes to exit codes.
+Bad input (a flag, a list, a device) exits 2 before anything is created; a run that cannot be moved or removed
+exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from cli.commands import check_data, config_from_args, get_run, resume_prog, runs_dir_arg, store_of
+from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
+from core import queue as Q
+from core import scheduler as S
+from core.config import ConfigError
+from core.grid import expand, parse_ints, parse_shortcuts
+from core.runs import RunError, RunLockedError
+
+GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
+
+
+# -- scheduler -----------------------------------------------------------------------------------------------------------
+def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Checked devices and the options to pass on to a detached scheduler. Raises CliError (exit 2)."""
+    from core.devices import parse_devices
+
+    try:
+        devices = parse_devices(getattr(args, "devices", None))
+    except ValueError as exc:
+        raise CliError(f"--devices: {exc}") from None
+    per_device = getattr(args, "per_device", 1)
+    if per_device < 1:
+        raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    options = ["--devices", ",".join(devices), "--per-device", str(per_device)]
+    for name in ("retries", "idle_exit"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            raise CliError(f"{flag(name)}: must be 0 or more, got {value:g}")
+        if value is not None:
+            options += [flag(name), f"{value:g}"]
+    if getattr(args, "stay", False):
+        options.append("--stay")
+    return devices, options
+
+
+def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
+    """Start a detached scheduler unless one serves the folder; returns what to tell the user."""
+    proc = S.start_detached(store.root, options)
+    if proc is None:
+        return S.describe(store.root)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = S.read_state(store.root)
+        if state and state.get("pid") == proc.pid:
+            slots = ", ".join(s["slot"] for s in state.get("slots", []))
+            return (f"scheduler started (pid {proc.pid}) serving {store.root.resolve()} on {slots}; it keeps running "
+                    f"after this terminal closes; log: {store.root.resolve() / S.LOG_FILE}")
+        if proc.poll() is not None:
+            return S.describe(store.root) if S.read_state(store.root) is not None else \
+                f"the scheduler ended at once (exit code {proc.returncode}); see {store.root.resolve() / S.LOG_FILE}"
+        time.sleep(0.05)
+    return f"a scheduler is starting (pid {proc.pid}); log: {store.root.resolve() / S.LOG_FILE}"
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    if args.stop:
+        if S.read_state(store.root) is None:
+            print(f"no scheduler serves {store.root}")
+        elif S.stop(store.root):
+            print(f"the scheduler of {store.root} stopped; runs it started keep training")
+        else:
+            raise CliError(f"the scheduler of {store.root} did not stop ({S.describe(store.root)})", EXIT_FAILED)
+        return EXIT_OK
+    if S.read_state(store.root) is not None:
+        print(S.describe(store.root))
+        return EXIT_OK
+    devices, options = scheduler_options(args)
+    if not args.foreground:
+        print(start_scheduler(store, options))
+        return EXIT_OK
+    sched = S.Scheduler(store, S.make_slots(devices, args.per_device), retries=args.retries,
+                        idle_exit_s=args.idle_exit, stay=args.stay, echo=lambda line: print(line, flush=True))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sched.stop_event.set())
+    try:
+        sched.serve()
+    except S.SchedulerRunning as exc:
+        print(exc)
+    return EXIT_OK
+
+
+# -- queue ---------------------------------------------------------------------------------------------------------------
+def cmd_queue(args: argparse.Namespace) -> int:
+    handler = {None: queue_list, "add": queue_add, "move": queue_move, "remove": queue_remove}[args.queue_command]
+    return handler(args)
+
+
+def queue_list(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    rows = Q.queue_rows(store)
+    state = S.read_state(store.root)
+    if getattr(args, "json", False):
+        json.dump({"scheduler": state, "runs": rows}, sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if state is None:
+        print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {runs_dir_arg(store)}")
+    else:
+        busy = sum(1 for s in state.get("slots", []) if s.get("run"))
+        print(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots busy "
+              f"({', '.join(s['slot'] for s in state.get('slots', []))})")
+    if not rows:
+        print("nothing queued or running")
+        return EXIT_OK
+    print(f"{'pos':>3}  {'run':<34} {'state':<8} {'device':<8} {'slot':<10} {'epochs':>7}  settings")
+    for r in rows:
+        epochs = f"{r['epochs_done']}/{r['total_epochs'] or '?'}"
+        print(f"{r['position'] or '':>3}  {r['id']:<34} {r['state']:<8} {r['device'] or '-':<8} {r['slot'] or '-':<10} "
+              f"{epochs:>7}  {r['label']}" + (f" (retried {r['retries']}x)" if r["retries"] else ""))
+    return EXIT_OK
+
+
+def grid_of(args: argparse.Namespace) -> list:
+    """The runs `queue add` describes: the flags' config times --depths x --shortcuts x --seeds, each validated."""
+    dims = {}
+    for name, option in GRID_FLAGS.items():
+        text = getattr(args, option[2:])
+        if text is None:
+            continue
+        if getattr(args, "cfg_" + name) is not None:
+            raise CliError(f"{option}: give {flag(name)} or {option}, not both")
+        try:
+            dims[name] = parse_shortcuts(text) if name == "shortcut" else parse_ints(text, name)
+        except ValueError as exc:
+            raise CliError(f"{option}: {exc}") from None
+    base = config_from_args(args)
+    try:
+        return expand(base, dims.get("depth"), dims.get("shortcut"), dims.get("seed"))
+    except ConfigError as exc:
+        raise CliError("; ".join(f"{GRID_FLAGS[k] if k in dims else flag(k)}: {m}"
+                                 for k, m in exc.errors.items())) from None
+
+
+def queue_add(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    configs = grid_of(args)
+    taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
+    if taken:
+        raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
+                       f"choose another name")
+    served = S.read_state(store.root) is not None
+    options = [] if served else scheduler_options(args)[1]
+    check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
+    first = len(Q.queued(store)) + 1
+    runs = Q.enqueue(store, configs)
+    for i, (run, cfg) in enumerate(zip(runs, configs)):
+        print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
+    print(start_scheduler(store, options) if not served else S.describe(store.root).replace(
+        "already serves", "serves"))
+    return EXIT_OK
+
+
+def queue_move(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    run = get_run(store, args.run)
+    try:
+        order = Q.move(store, run.id, args.position)
+    except ValueError as exc:
+        raise CliError(f"POS: {exc}") from None
+    except RunError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    print(f"{run.id} is now at position {order.index(run.id) + 1} of {len(order)}" if run.id in order else
+          f"{run.id} is starting now")
+    return EXIT_OK
+
+
+def queue_remove(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    run = get_run(store, args.run)
+    try:
+        outcome = Q.remove(store, run.id, delete=args.delete)
+    except RunLockedError:
+        raise CliError(f"run {run.id} is starting right now; stop it instead: {resume_prog()} stop {run.id} "
+                       f"{runs_dir_arg(store)}", EXIT_FAILED) from None
+    except RunError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    print(f"removed {run.id} from the queue and deleted its folder" if outcome == "deleted" else
+          f"removed {run.id} from the queue; it stays as a stopped run ({resume_prog()} resume {run.id} "
+          f"{runs_dir_arg(store)} trains it, `queue remove --delete` or `d` in the app deletes it)")
+    return EXIT_OK
+
+
+COMMANDS = {"scheduler": cmd_scheduler, "queue": cmd_queue}

@@ -1,0 +1,185 @@
+"""The run queue and its scheduler (issue 9) on CPU slots, with real tiny trainer processes.
+
+Every wait polls the run folders with a deadline. A test's scheduler is stopped (and any trainer it left is
+killed) when the test ends, whatever happened.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from core import queue as Q
+from core import scheduler as S
+from core.runs import Run, RunStore
+from tests.conftest import tiny_config
+from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, lines_of, wait_for
+
+
+def status(run: Path) -> dict:
+    return json.loads((run / "status.json").read_text())
+
+
+def entry(run: Path) -> dict:
+    return json.loads((run / "queue.json").read_text())
+
+
+def finished(root: Path, ids) -> bool:
+    return all(status(root / i)["state"] == "finished" for i in ids)
+
+
+def started_lines(run: Path) -> list[str]:
+    return [line for line in (run / "events.log").read_text().splitlines() if "  started " in line]
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "runs"
+    yield root
+    S.stop(root, timeout=10)
+    for st in root.glob("*/status.json"):       # a trainer a failed test left behind
+        pid = json.loads(st.read_text()).get("pid")
+        if pid and Run(st.parent).is_locked():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_four_queued_runs_train_two_at_a_time_and_a_second_scheduler_claims_nothing(root, capsys):
+    res = cli("queue", "add", *TINY, "--epochs", "2", "--seeds", "1-4", "--name", "four", "--devices", "cpu,cpu",
+              runs=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ids = [f"four-s{i}" for i in range(1, 5)]
+    assert [line.split()[1] for line in res.stdout.splitlines()[:4]] == ids
+    assert "scheduler started" in res.stdout and "cpu#0, cpu#1" in res.stdout
+    # a second scheduler on the same folder says so and leaves, in the background or in the foreground
+    assert main(["scheduler", "--devices", "cpu,cpu", "--runs-dir", str(root)]) == 0
+    assert main(["scheduler", "--foreground", "--devices", "cpu", "--runs-dir", str(root)]) == 0
+    assert capsys.readouterr().out.count("already serves") == 2
+    wait_for(lambda: any(r["slot"] for r in Q.queue_rows(RunStore(root))), "a run placed in a slot")
+    assert main(["queue", "--runs-dir", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert "2 slots busy" in listing and "cpu#" in listing
+    wait_for(lambda: finished(root, ids), "all four runs to finish", timeout=150)
+    spans = sorted((status(root / i)["started_at"], status(root / i)["finished_at"]) for i in ids)
+    overlaps = [max(sum(s <= t < e for s, e in spans) for t in (s for s, _ in spans))]
+    assert overlaps == [2], spans                      # two ran at once, never three
+    for i in ids:
+        assert entry(root / i)["launches"] == 1 and len(started_lines(root / i)) == 1
+        assert_one_epoch_line_each(root / i, 2)
+    wait_for(lambda: (root / S.LOG_FILE).read_text().count("finished on cpu#") == 4, "the scheduler to see them end")
+    assert (root / S.LOG_FILE).read_text().count("serving ") == 1
+
+
+def test_sigkilled_trainer_is_resumed_and_keeps_one_line_per_epoch(root):
+    (run,) = Q.enqueue(RunStore(root), [tiny_config(name="killed", epochs=5)])
+    assert main(["scheduler", "--devices", "cpu", "--idle-exit", "30", "--runs-dir", str(root)]) == 0
+    wait_for(lambda: "checkpoint saved at epoch 1," in (run.path / "events.log").read_text(), "the first checkpoint",
+             timeout=90)
+    os.kill(status(run.path)["pid"], signal.SIGKILL)
+    wait_for(lambda: entry(run.path).get("retries") == 1, "the scheduler to resume it")
+    wait_for(lambda: status(run.path)["state"] == "finished", "the resumed run to finish", timeout=90)
+    assert_one_epoch_line_each(run.path, 5)
+    events = (run.path / "events.log").read_text()
+    assert "died with exit code -9; resuming from its checkpoint (retry 1 of 2)" in events
+    assert "resumed at epoch" in events
+    assert "retry 1 of 2" in (root / S.LOG_FILE).read_text()
+
+
+def test_queue_order_changes_are_obeyed_and_a_removed_run_never_starts(root, capsys):
+    store = RunStore(root)
+    runs = Q.enqueue(store, [tiny_config(name=n, epochs=1) for n in ("a", "b", "c", "d")])
+    assert [q.run.id for q in Q.queued(store)] == ["a", "b", "c", "d"]
+    assert main(["queue", "move", "d", "1", "--runs-dir", str(root)]) == 0
+    assert main(["queue", "remove", "c", "--runs-dir", str(root)]) == 0
+    assert [q.run.id for q in Q.queued(store)] == ["d", "a", "b"]
+    assert main(["scheduler", "--devices", "cpu", "--idle-exit", "30", "--runs-dir", str(root)]) == 0
+    wait_for(lambda: entry(root / "d")["position"] is None, "d to start first")
+    assert main(["queue", "move", "b", "1", "--runs-dir", str(root)]) == 0   # while d trains
+    wait_for(lambda: finished(root, "dba"), "d, b and a to finish", timeout=120)
+    order = sorted("dba", key=lambda i: status(root / i)["started_at"])
+    assert order == ["d", "b", "a"]
+    assert status(root / "c")["state"] == "stopped" and not started_lines(root / "c")
+    assert entry(root / "c")["launches"] == 0 and "removed from the queue" in (root / "c" / "events.log").read_text()
+    assert runs[2].id == "c"
+    # moving or removing a run that is not queued: exit 1 and one line
+    capsys.readouterr()
+    assert main(["queue", "move", "a", "1", "--runs-dir", str(root)]) == 1
+    assert main(["queue", "remove", "a", "--runs-dir", str(root)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("is not queued (state: finished)" in e for e in err)
+
+
+def test_out_of_memory_is_retried_once_with_micro_batches(root):
+    """A run a scheduler placed that ended out-of-memory (set up here: the CPU cannot run out of CUDA memory)."""
+    store = RunStore(root)
+    (run,) = Q.enqueue(store, [tiny_config(name="oom", epochs=1, on_oom="fail")])
+    Q.write_entry(run, {**entry(run.path), "position": None, "slot": "cpu#0", "device": "cpu", "pid": 999999,
+                        "launches": 1})
+    run.update_status(state="out-of-memory", error="out of memory at batch size 32")
+    sched = S.Scheduler(store, S.make_slots(["cpu"]), idle_exit_s=0.5)
+    thread = threading.Thread(target=sched.serve)
+    thread.start()
+    try:
+        wait_for(lambda: status(run.path)["state"] == "finished", "the retried run to finish", timeout=90)
+    finally:
+        sched.stop_event.set()
+        thread.join(30)
+    assert run.read_config().on_oom == "split"
+    assert entry(run.path)["oom_retried"] is True and entry(run.path)["retries"] == 0
+    assert "out of memory; retrying once with micro-batches" in (run.path / "events.log").read_text()
+    # a second out-of-memory, a failure or a divergence is not retried
+    for state in ("out-of-memory", "failed", "diverged"):
+        Q.write_entry(run, {**entry(run.path), "settled": False})
+        run.update_status(state=state)
+        sched._ended(run, 1)
+        assert sched.retry == [] and entry(run.path)["settled"] is True
+
+
+def test_crash_retries_are_bounded(root):
+    store = RunStore(root)
+    (run,) = Q.enqueue(store, [tiny_config(name="flaky")])
+    sched = S.Scheduler(store, S.make_slots(["cpu"]), retries=2)
+    for used, retried in ((0, True), (1, True), (2, False)):
+        Q.write_entry(run, {**entry(run.path), "position": None, "retries": used, "pid": 999999, "settled": False})
+        run.update_status(state="running", pid=999999)       # its process is gone: crashed
+        sched.retry = []
+        sched._ended(run, -9)
+        assert bool(sched.retry) is retried
+    assert "no retries left (2 used)" in (run.path / "events.log").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--depths", "20,21"], "--depths: depth must be 6n+2"),
+    (["--seeds", "5-1"], "--seeds: range '5-1' runs backwards"),
+    (["--shortcuts", "A,C"], "--shortcuts: unknown shortcut 'C'"),
+    (["--depth", "20", "--depths", "20,56"], "--depths: give --depth or --depths, not both"),
+    (["--devices", "gpu0"], "--devices: unknown device 'gpu0'"),
+    (["--devices", "cuda:0"], "--devices: cuda:0 asked for, but no CUDA GPU is visible here"),
+    (["--per-device", "0"], "--per-device: must be 1 or more"),
+    (["--lr", "-1"], "--lr: learning rate must be > 0"),
+])
+def test_bad_queue_add_exits_2_and_creates_nothing(tmp_path, capsys, extra, message):
+    root = tmp_path / "runs"
+    flags = [f for i, f in enumerate(TINY) if "--depth" not in TINY[max(0, i - 1):i + 1]]   # TINY without --depth 8
+    assert main(["queue", "add", *flags, *extra, "--runs-dir", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_slots_and_device_fit():
+    assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
+    assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
+    from core.devices import fits, parse_devices
+
+    assert parse_devices("cpu, cpu") == ["cpu", "cpu"] and parse_devices("") == ["cpu"]   # no GPU here
+    assert fits("auto", "cuda:1") and fits("cuda", "cuda:1") and fits("cuda:1", "cuda:1")
+    assert not fits("cuda:0", "cuda:1") and not fits("cpu", "cuda:0") and not fits("cuda", "cpu")
