@@ -374,7 +374,14 @@ class RunStore:
         info = run.info()
         if info.state in ACTIVE:
             raise RunLockedError(f"run {run_id} is {info.state}; stop it before deleting")
-        shutil.rmtree(run.path)
+        try:
+            run.acquire_lock()          # held by a scheduler that is starting it right now
+        except RunLockedError:
+            raise RunLockedError(f"run {run_id} is starting in another process; stop it before deleting") from None
+        try:
+            shutil.rmtree(run.path)
+        finally:
+            run.release_lock()
 
 
 def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:

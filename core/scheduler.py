@@ -130,7 +130,7 @@ class Scheduler:
                 if not self._still_ours():
                     self.log("the runs folder or its scheduler.lock was deleted or replaced: leaving")
                     break
-                if self.tick():
+                if self._tick_safely():
                     idle_since = time.monotonic()
                 elif not self.stay and time.monotonic() - idle_since >= self.idle_exit_s:
                     self.log(f"nothing to do for {self.idle_exit_s:g} s: leaving")
@@ -146,6 +146,14 @@ class Scheduler:
             except OSError:
                 pass
             self.lock.release()
+
+    def _tick_safely(self) -> bool:
+        """A tick; an unexpected error (a run folder deleted under it, a full disk) is logged, never fatal."""
+        try:
+            return self.tick()
+        except Exception as exc:  # noqa: BLE001 - the scheduler serves the other runs on
+            self.log(f"error: {type(exc).__name__}: {exc} (continuing)")
+            return True
 
     def _adopt(self) -> None:
         """Runs a previous scheduler placed: still training (their slot is busy) or crashed since (retry them)."""

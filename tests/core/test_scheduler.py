@@ -18,8 +18,14 @@ from cli.main import main
 from core import queue as Q
 from core import scheduler as S
 from core.runs import Run, RunStore
-from tests.conftest import tiny_config
-from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, lines_of, wait_for
+from tests.conftest import tiny_config as _tiny
+from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
+
+FAST = ["--channels-last", "off"]     # no format measurement at start: trainer processes start sooner
+
+
+def tiny_config(**overrides):
+    return _tiny(**{"channels_last": "off", **overrides})
 
 
 def status(run: Path) -> dict:
@@ -53,7 +59,7 @@ def root(tmp_path):
 
 
 def test_four_queued_runs_train_two_at_a_time_and_a_second_scheduler_claims_nothing(root, capsys):
-    res = cli("queue", "add", *TINY, "--epochs", "2", "--seeds", "1-4", "--name", "four", "--devices", "cpu,cpu",
+    res = cli("queue", "add", *TINY, *FAST, "--epochs", "2", "--seeds", "1-4", "--name", "four", "--devices", "cpu,cpu",
               runs=root)
     assert res.returncode == 0, res.stdout + res.stderr
     ids = [f"four-s{i}" for i in range(1, 5)]
@@ -79,14 +85,14 @@ def test_four_queued_runs_train_two_at_a_time_and_a_second_scheduler_claims_noth
 
 
 def test_sigkilled_trainer_is_resumed_and_keeps_one_line_per_epoch(root):
-    (run,) = Q.enqueue(RunStore(root), [tiny_config(name="killed", epochs=5)])
+    (run,) = Q.enqueue(RunStore(root), [tiny_config(name="killed", epochs=3)])
     assert main(["scheduler", "--devices", "cpu", "--idle-exit", "30", "--runs-dir", str(root)]) == 0
     wait_for(lambda: "checkpoint saved at epoch 1," in (run.path / "events.log").read_text(), "the first checkpoint",
              timeout=90)
     os.kill(status(run.path)["pid"], signal.SIGKILL)
     wait_for(lambda: entry(run.path).get("retries") == 1, "the scheduler to resume it")
     wait_for(lambda: status(run.path)["state"] == "finished", "the resumed run to finish", timeout=90)
-    assert_one_epoch_line_each(run.path, 5)
+    assert_one_epoch_line_each(run.path, 3)
     events = (run.path / "events.log").read_text()
     assert "died with exit code -9; resuming from its checkpoint (retry 1 of 2)" in events
     assert "resumed at epoch" in events
@@ -95,26 +101,42 @@ def test_sigkilled_trainer_is_resumed_and_keeps_one_line_per_epoch(root):
 
 def test_queue_order_changes_are_obeyed_and_a_removed_run_never_starts(root, capsys):
     store = RunStore(root)
-    runs = Q.enqueue(store, [tiny_config(name=n, epochs=1) for n in ("a", "b", "c", "d")])
-    assert [q.run.id for q in Q.queued(store)] == ["a", "b", "c", "d"]
-    assert main(["queue", "move", "d", "1", "--runs-dir", str(root)]) == 0
-    assert main(["queue", "remove", "c", "--runs-dir", str(root)]) == 0
-    assert [q.run.id for q in Q.queued(store)] == ["d", "a", "b"]
+    Q.enqueue(store, [tiny_config(name=n, epochs=1) for n in ("a", "b", "c")])
+    assert [q.run.id for q in Q.queued(store)] == ["a", "b", "c"]
+    assert main(["queue", "move", "c", "1", "--runs-dir", str(root)]) == 0
+    assert main(["queue", "remove", "b", "--runs-dir", str(root)]) == 0
+    assert [q.run.id for q in Q.queued(store)] == ["c", "a"]
     assert main(["scheduler", "--devices", "cpu", "--idle-exit", "30", "--runs-dir", str(root)]) == 0
-    wait_for(lambda: entry(root / "d")["position"] is None, "d to start first")
-    assert main(["queue", "move", "b", "1", "--runs-dir", str(root)]) == 0   # while d trains
-    wait_for(lambda: finished(root, "dba"), "d, b and a to finish", timeout=120)
-    order = sorted("dba", key=lambda i: status(root / i)["started_at"])
-    assert order == ["d", "b", "a"]
-    assert status(root / "c")["state"] == "stopped" and not started_lines(root / "c")
-    assert entry(root / "c")["launches"] == 0 and "removed from the queue" in (root / "c" / "events.log").read_text()
-    assert runs[2].id == "c"
-    # moving or removing a run that is not queued: exit 1 and one line
+    wait_for(lambda: finished(root, "ca"), "c and a to finish", timeout=120)
+    assert status(root / "c")["finished_at"] <= status(root / "a")["started_at"]     # one slot: c, then a
+    assert status(root / "b")["state"] == "stopped" and not started_lines(root / "b")
+    assert entry(root / "b")["launches"] == 0 and "removed from the queue" in (root / "b" / "events.log").read_text()
+    # moving or removing a run that is not queued: exit 1 and one line each
     capsys.readouterr()
     assert main(["queue", "move", "a", "1", "--runs-dir", str(root)]) == 1
-    assert main(["queue", "remove", "a", "--runs-dir", str(root)]) == 1
+    assert main(["queue", "remove", "b", "--runs-dir", str(root)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all("is not queued (state: finished)" in e for e in err)
+    assert len(err) == 2 and "is not queued (state: finished)" in err[0] and "(state: stopped)" in err[1]
+
+
+def test_moving_renumbers_the_queue_and_new_runs_go_last(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    Q.enqueue(store, [tiny_config(name=n) for n in "wxyz"])
+    assert Q.move(store, "z", 2) == ["w", "z", "x", "y"]
+    assert Q.move(store, "w", 99) == ["z", "x", "y", "w"]
+    assert [entry(tmp_path / i)["position"] for i in "zxyw"] == [1, 2, 3, 4]
+    Q.enqueue(store, [tiny_config(name="v")])
+    assert [q.run.id for q in Q.queued(store)] == ["z", "x", "y", "w", "v"]
+    assert main(["queue", "move", "v", "0", "--runs-dir", str(tmp_path)]) == 2
+    assert main(["queue", "move", "nope", "1", "--runs-dir", str(tmp_path)]) == 2
+    assert main(["queue", "remove", "y", "--delete", "--runs-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "y").exists() and [q.run.id for q in Q.queued(store)] == ["z", "x", "w", "v"]
+    capsys.readouterr()
+    assert main(["queue", "--json", "--runs-dir", str(tmp_path)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["scheduler"] is None
+    assert [(r["position"], r["id"], r["state"]) for r in listing["runs"]] == [
+        (1, "z", "queued"), (2, "x", "queued"), (3, "w", "queued"), (4, "v", "queued")]
 
 
 def test_out_of_memory_is_retried_once_with_micro_batches(root):
