@@ -123,12 +123,13 @@ class CompareScreen(Screen):
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
         diff = differing_settings([i.config for i in infos if i.config is not None])
+        # settings and results have separate key spaces: a setting may share a result's name ("epochs")
         table.add_column("run", key="run")
         for name in diff:
-            table.add_column(name, key=name)
+            table.add_column(name, key=f"setting:{name}")
         for key, label in (("epochs", "epochs"), ("final", "final%"), ("best", "best%"), ("paper", "paper%"),
                            ("time", "time"), ("state", "state")):
-            table.add_column(label, key=key)
+            table.add_column(label, key=f"result:{key}")
         for info in infos:
             cfg = info.config.to_dict() if info.config else {}
             cells: list = [info.id]

@@ -1,0 +1,49 @@
+"""Compare never crashes the app, whatever runs are marked (issue 12, point 1)."""
+from __future__ import annotations
+
+from screens.app import make_app
+from screens.compare import CompareScreen
+
+from .fixtures import quick, write_run
+from .helpers import POLL, screen_text
+
+COMBINATIONS = {
+    "different epochs": ["r20-A", "short-4"],                         # the setting "epochs" meets the column "epochs"
+    "one run": ["r20-A"],
+    "many runs": ["r20-A", "plain-20", "r56-A", "plain-56", "r110-stopped", "short-4", "synthetic-8"],
+    "different datasets": ["r20-A", "synthetic-8"],
+    "damaged runs": ["broken-run", "r20-A"],
+    "only damaged": ["broken-run"],
+    "no epoch yet": ["r32-missing-data", "fresh"],
+    "a run that no longer exists": ["r20-A", "gone"],
+    "settings named like result columns": ["r20-A", "state-named"],
+}
+
+
+async def test_compare_survives_any_combination_of_runs(fixture_runs):
+    write_run(fixture_runs, "short-4", quick(depth=20, epochs=4), "finished", epochs_done=4, order=20)
+    write_run(fixture_runs, "synthetic-8", quick(depth=8, dataset="synthetic", epochs=3), "finished",
+              epochs_done=3, order=21)
+    write_run(fixture_runs, "fresh", quick(depth=32), "queued", epochs_done=0, order=22)
+    write_run(fixture_runs, "state-named", quick(depth=20, name="final", seed=3), "finished", epochs_done=12,
+              order=23)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for case, ids in COMBINATIONS.items():
+            app.open_compare(ids)
+            await pilot.pause()
+            assert isinstance(app.screen, CompareScreen), f"{case}: the compare screen did not open"
+            for key in ("t", "z", "t"):
+                await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, CompareScreen), case
+            table = app.screen.query_one("#table")
+            shown = {row.key.value for row in table.ordered_rows}
+            assert shown == {i for i in ids if i in app.watcher.infos}, case
+            labels = [c.label.plain for c in table.ordered_columns]
+            if case == "different epochs":
+                assert labels.count("epochs") == 2, labels        # the setting and the result, side by side
+            assert "Traceback" not in screen_text(app), case
+            await pilot.press("escape")
+            assert not isinstance(app.screen, CompareScreen), case
