@@ -133,6 +133,11 @@ def read_gpus() -> list[GpuReading] | None:
     return out
 
 
+def has_gpu() -> bool:
+    """An NVIDIA GPU is here (asked through NVML: fast, and torch need not be imported)."""
+    return bool(read_gpus())
+
+
 def _maybe(read):
     try:
         return int(read())

@@ -95,6 +95,26 @@ def enqueue(store: RunStore, configs: list[RunConfig]) -> list[Run]:
     return runs
 
 
+def requeue(store: RunStore, run_id: str) -> Run:
+    """Put a run that can continue (stopped, crashed, failed, out-of-memory) back in the queue, last; the
+    scheduler then resumes it from its checkpoint. Raises RunError when it cannot, RunLockedError when a
+    process trains it."""
+    run = store.get(run_id)
+    with holding(run):
+        state = live_state(run)
+        state = "crashed" if state in ACTIVE else state       # we hold its lock: whoever said running is gone
+        if state not in ("queued", "stopped", "crashed", "failed", "out-of-memory"):
+            raise RunError(f"run {run.id} is {state}; only a stopped, crashed or failed run can be queued again")
+        if is_queued(run):
+            return run
+        last = max((float(q.entry.get("position") or 0) for q in queued(store)), default=0.0)
+        write_entry(run, {**(read_entry(run) or {}), "position": int(last) + 1, "added_at": now(), "retries": 0,
+                          "oom_retried": False, "settled": False, "pid": None, "slot": None, "device": None})
+        run.update_status(state="queued", updated_at=now())
+        run.log(f"queued again at position {len(queued(store))} (was {state})")
+    return run
+
+
 def move(store: RunStore, run_id: str, position: int) -> list[str]:
     """Put a queued run at ``position`` (1 = next to start; past the end = last). Returns the new order.
 
@@ -158,13 +178,13 @@ def placement(run: Run, status: dict | None = None) -> dict | None:
     return None
 
 
-def queue_rows(store: RunStore) -> list[dict]:
+def queue_rows(store: RunStore, infos=None) -> list[dict]:
     """What ``queue`` lists: queued runs in order (position), then every run starting, running or paused
-    (device and slot where a scheduler placed it)."""
+    (device and slot where a scheduler placed it). ``infos``: the RunInfo of every run when the caller has them."""
     rows = []
     for i, q in enumerate(queued(store), start=1):
         rows.append(_row(q.run.info(), i, {}, q.entry))
-    for info in store.list():
+    for info in (store.list() if infos is None else infos):
         where = placement(store.get(info.id), info.status) if info.state in ACTIVE + ("queued",) else None
         if info.state in ACTIVE or where:
             rows.append(_row(info, None, where or {}, where or {}))

@@ -93,8 +93,10 @@ class Scheduler:
     def __init__(self, store: RunStore, slots: list[Slot], launcher=None, retries: int = DEFAULT_RETRIES,
                  idle_exit_s: float = DEFAULT_IDLE_EXIT_S, stay: bool = False, echo=None):
         self.store, self.slots, self.retries = store, slots, retries
+        # CPU slots share the cores but one (left to this scheduler, the app, ssh), as in-app training does
         cpu_slots = sum(s.device == "cpu" for s in slots)
-        self.launcher = launcher or LocalLauncher(store.root, max(1, (os.cpu_count() or 1) // max(1, cpu_slots)))
+        threads = max(1, ((os.cpu_count() or 1) - 1) // max(1, cpu_slots))
+        self.launcher = launcher or LocalLauncher(store.root, threads)
         self.idle_exit_s, self.stay, self.echo = idle_exit_s, stay, echo
         self.lock = lock_of(store.root)
         self.busy: dict[Slot, Busy] = {}

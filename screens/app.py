@@ -5,13 +5,14 @@ this app, by the CLI or by another process look and update the same way; after e
 changed run ids on ``runs_changed_signal``, to which screens subscribe. In-app training runs in thread workers
 owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
 throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
-Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``).
+Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``,
+``open_queue``). Runs launched into the queue are the scheduler's (core/scheduler.py): the App only queues them and
+makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +23,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
+from core import queue as Q
+from core import scheduler as S
 from core.config import RunConfig
 from core.events import Progress
 from core.formatting import pct
@@ -33,11 +36,10 @@ from .detail import DetailScreen
 from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
+from .queue import QueueScreen
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
-
-BACKGROUND_START_S = 120.0     # a background process that has not picked its run up by then is given up on
 
 
 class ResLabApp(App[None]):
@@ -46,7 +48,7 @@ class ResLabApp(App[None]):
     # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
     # first time it meets a new screen's CSS_PATH, which made each screen's first opening take over a second.
     CSS_PATH = ["app.tcss", "runs.tcss", "new_run.tcss", "monitor.tcss", "detail.tcss", "compare.tcss",
-                "confirm.tcss"]
+                "confirm.tcss", "queue.tcss"]
     TITLE = "ResLab"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
@@ -63,9 +65,8 @@ class ResLabApp(App[None]):
         self._queue_lock = threading.Lock()
         self._worker_active = False
         self.live: dict[str, Progress] = {}      # latest Progress event per in-app run
-        self.background_queue: list[str] = []    # grid runs waiting for a background process slot
-        self._background_last: tuple[str, float] | None = None  # (run id, monotonic time) of the latest one
-        self._children: list = []                # Popen of the background processes started here (reaped)
+        self.queue_order: list[str] = []         # the runs folder's queue (core/queue.py), as of the last poll
+        self._scheduler = None                   # Popen of a scheduler this app started (reaped when it ends)
         self.marked: set[str] = set()
         self._quitting = False
         self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
@@ -94,7 +95,10 @@ class ResLabApp(App[None]):
         """Re-read the store (or one run) and tell the screens what changed (``runs_changed_signal``)."""
         changed = self.watcher.poll(only)
         if only is None:
-            self._advance_background_queue()
+            queued = [i for i, info in self.watcher.infos.items() if info.state == "queued"]
+            self.queue_order = [q.run.id for q in Q.queued(self.store)] if queued else []
+            if self._scheduler is not None and self._scheduler.poll() is not None:
+                self._scheduler = None
         self.runs_changed_signal.publish(changed)
 
     # -- trainer events ----------------------------------------------------------------------------------------------
@@ -163,36 +167,22 @@ class ResLabApp(App[None]):
     def is_in_app(self, run_id: str) -> bool:
         return run_id in self.in_app
 
-    # -- background processes ------------------------------------------------------------------------------------------
-    def spawn_background(self, run_ids: list[str]) -> None:
-        """Start the first run in a detached process; the rest follow one at a time while this app is open."""
-        self.background_queue.extend(run_ids)
-        self._advance_background_queue()
-
-    def _advance_background_queue(self) -> None:
-        self._children = [p for p in self._children if p.poll() is None]  # reap the ones that ended
-        if not self.background_queue or self._background_busy():
-            return
-        run_id = self.background_queue.pop(0)
+    # -- the queue (core/queue.py) and its scheduler (core/scheduler.py) ------------------------------------------------
+    def serve_queue(self) -> None:
+        """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU)."""
         try:
-            from core.launch import spawn_background
-
-            self._children.append(spawn_background(self.store.root, run_id))
-        except Exception as exc:  # noqa: BLE001
-            self.notify(f"cannot start {run_id} in a background process: {exc}", severity="error", timeout=10)
+            proc = S.start_detached(self.store.root)
+        except OSError as exc:
+            self.notify(f"cannot start a scheduler: {exc}; start one with `tui_app.py scheduler`", severity="error")
             return
-        self._background_last = (run_id, time.monotonic())
-        waiting = f"; {len(self.background_queue)} more follow while this app is open" if self.background_queue else ""
-        self.notify(f"{run_id} started in a background process; it keeps running after you quit{waiting}", timeout=5)
+        if proc is not None:
+            self._scheduler = proc
+            self.notify("scheduler started: queued runs train on every device slot and keep going after you quit "
+                        "(g shows the queue)", timeout=6)
 
-    def _background_busy(self) -> bool:
-        """The last background run is still training (or its process is still starting up)."""
-        if self._background_last is None:
-            return False
-        run_id, started = self._background_last
-        info = self.watcher.infos.get(run_id)
-        state = info.state if info else "gone"
-        return state in ACTIVE or (state == "queued" and time.monotonic() - started < BACKGROUND_START_S)
+    def scheduler_position(self, run_id: str) -> int | None:
+        """1 for the queued run that starts next, ...; None when it is not in the folder's queue."""
+        return self.queue_order.index(run_id) + 1 if run_id in self.queue_order else None
 
     # -- navigation: screens ask the App to open another screen, they never import each other ------------------------
     def open_run(self, run_id: str, view: str = "auto", replace: bool = False) -> None:
@@ -219,14 +209,19 @@ class ResLabApp(App[None]):
     def open_compare(self, run_ids: list[str]) -> None:
         self.push_screen(CompareScreen(run_ids))
 
+    def open_queue(self, replace: bool = False) -> None:
+        (self.switch_screen if replace else self.push_screen)(QueueScreen())
+
     # -- actions used by several screens -------------------------------------------------------------------------------
     def launch(self, configs: list[RunConfig], where: str = "app") -> list[str]:
-        """Create one run per config (a grid when several) and start them; returns the run ids."""
-        ids = [self.store.create(cfg).id for cfg in configs]
-        self.watcher.poll()
-        if where == "background":
-            self.spawn_background(ids)
+        """Create one run per config (a grid when several) and start them: in the folder's queue (``"queue"``,
+        served by the scheduler) or in this app, one after another; returns the run ids."""
+        if where == "queue":
+            ids = [run.id for run in Q.enqueue(self.store, configs)]
+            self.serve_queue()
         else:
+            ids = [self.store.create(cfg).id for cfg in configs]
+            self.watcher.poll()
             self.start_training(ids)
         self.poll_runs()
         return ids
@@ -315,8 +310,15 @@ class ResLabApp(App[None]):
                     "damaged": "its folder is damaged"}.get(state, f"it is {state}")
             self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
             return False
-        if where == "background":
-            self.spawn_background([run_id])
+        if where == "queue":
+            try:
+                Q.requeue(self.store, run_id)
+            except RunError as exc:
+                self.notify(f"cannot queue {run_id}: {exc}", severity="warning")
+                return False
+            self.serve_queue()
+            self.notify(f"{run_id} is queued; the scheduler resumes it from its checkpoint", timeout=4)
+            self.poll_runs()
         else:
             self.start_training([run_id])
             self.notify(f"resuming {run_id} in this app", timeout=3)
@@ -360,21 +362,21 @@ class ResLabApp(App[None]):
         queued = [r for r in self.in_app if r not in training]
         lines = [f"{len(training) or len(self.in_app)} run(s) train in this app: {', '.join(self.in_app[:4])}."]
         lines.append("Stop: each saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`).")
-        lines.append("Background: stop, then continue each in a detached process that survives quitting.")
+        lines.append("Queue: stop, then continue each in the queue (the scheduler resumes it after you quit).")
         if queued:
             lines.append(f"{len(queued)} queued run(s) stay queued.")
-        answers = [("stop", "Stop & quit", "error"), ("background", "Background", "warning"),
+        answers = [("stop", "Stop & quit", "error"), ("queue", "Queue", "warning"),
                    ("wait", "Keep waiting", "primary")]
         dialog = ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit")
 
         def done(answer: str | None) -> None:
-            if answer in ("stop", "background"):
-                self._stop_and_quit(answer == "background")
+            if answer in ("stop", "queue"):
+                self._stop_and_quit(answer == "queue")
 
         await self.push_screen(dialog, done)
 
     @work(exclusive=True, group="quit")
-    async def _stop_and_quit(self, to_background: bool) -> None:
+    async def _stop_and_quit(self, to_queue: bool) -> None:
         self._quitting = True
         running = [r for r in self.in_app if self.watcher.infos.get(r) and self.watcher.infos[r].state in ACTIVE]
         for run_id in list(self.stop_events):
@@ -382,16 +384,15 @@ class ResLabApp(App[None]):
         self.notify("stopping: saving checkpoints...", timeout=30)
         while self.in_app:
             await asyncio.sleep(0.05)
-        if to_background:
-            from core.launch import spawn_background
-
+        if to_queue and running:
             for run_id in running:
                 try:
-                    spawn_background(self.store.root, run_id)
-                except Exception as exc:  # noqa: BLE001
-                    self.notify(f"cannot continue {run_id} in the background: {exc}", severity="error")
+                    Q.requeue(self.store, run_id)
+                except (RunError, OSError) as exc:
+                    self.notify(f"cannot queue {run_id}: {exc}", severity="error")
                     self._quitting = False
                     return
+            self.serve_queue()
         self.exit()
 
     # -- command palette: every key of the current screen is also a command -----------------------------------------

@@ -47,7 +47,7 @@ class DetailScreen(Screen):
             yield Static(id="events")
         with Horizontal(id="actions"):
             yield Button("Resume here", id="resume", compact=True)
-            yield Button("Resume in background", id="resume-bg", compact=True)
+            yield Button("Resume in queue", id="resume-bg", compact=True)
             yield Button("Clone to new run", id="clone", compact=True)
             yield Button("Delete", id="delete", variant="error", compact=True)
         yield Footer(compact=True)
@@ -155,7 +155,7 @@ class DetailScreen(Screen):
 
     @on(Button.Pressed, "#resume-bg")
     def action_resume_background(self) -> None:
-        if self.app.resume_run(self.run_id, where="background"):
+        if self.app.resume_run(self.run_id, where="queue"):
             self.app.open_run(self.run_id, "monitor", replace=True)
 
     @on(Button.Pressed, "#clone")

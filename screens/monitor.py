@@ -137,8 +137,12 @@ class MonitorScreen(Screen):
                  f"elapsed {duration(live.elapsed_s if live else info.duration_s)}"]
         text = Text("  ·  ".join(parts))
         position = self.app.queue_position(self.run_id)
+        in_queue = self.app.scheduler_position(self.run_id)
         if position and info.state == "queued":
             text.append(f"\nqueued in this app: it starts after {position} run(s) before it finish", style="dim")
+        elif in_queue and info.state == "queued":
+            text.append(f"\nin the queue at position {in_queue}: the scheduler starts it when a device slot frees",
+                        style="dim")
         elif info.error:
             text.append("\n" + info.error, style=state_style(info.state, "red"))
         elif info.state in STATE_HINTS:

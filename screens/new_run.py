@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 from core import config as C
 from core.config import FIELD_HELP, GROUPS, PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.devices import has_gpu
 from core.grid import grid_configs
 
 from .widgets.tickbox import TickBox
@@ -29,10 +30,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES,
 }
 BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
-WHERE = (("this app (a background thread; stops when you quit)", "app"),
-         ("a background process (keeps running after quit or an ssh drop)", "background"))
-WHERE_HELP = ("this app: trains in a thread of this app, one run after another; quitting asks to stop it. "
-              "background process: a detached `tui_app.py resume` that survives quitting and ssh drops")
+WHERE = (("queue (background, all GPUs)", "queue"),
+         ("this app (a background thread; stops when you quit)", "app"))
+WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
+              "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
+              "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
 CUSTOM = "custom"
 
 
@@ -75,8 +77,8 @@ class NewRunScreen(Screen):
                 yield Static(PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset", classes="msg")
             with Horizontal(classes="row", id="row-where"):
                 yield Label("runs in", classes="name")
-                yield Select([(label, key) for label, key in WHERE], value="app", allow_blank=False, compact=True,
-                             id="where", classes="field wide")
+                yield Select([(label, key) for label, key in WHERE], value="queue" if has_gpu() else "app",
+                             allow_blank=False, compact=True, id="where", classes="field wide")
             for group, names in GROUPS.items():
                 yield Static(group, classes="group")
                 for name in names:
@@ -191,8 +193,11 @@ class NewRunScreen(Screen):
                                 + ", ".join(self.errors), style="bold red"))
         else:
             labels = ", ".join(c.label() for c in self.configs[:6]) + (" ..." if len(self.configs) > 6 else "")
-            summary.update(Text(f"✓ launches {len(self.configs)} run(s), one after another: {labels}"
-                                if len(self.configs) > 1 else f"✓ launches {labels}", style="green"))
+            if self.query_one("#where", Select).value == "queue":
+                summary.update(Text(f"✓ queues {len(self.configs)} run(s) for the scheduler: {labels}", style="green"))
+            else:
+                summary.update(Text(f"✓ launches {len(self.configs)} run(s), one after another: {labels}"
+                                    if len(self.configs) > 1 else f"✓ launches {labels}", style="green"))
         self.query_one("#launch", Button).disabled = bool(self.errors)
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -212,6 +217,7 @@ class NewRunScreen(Screen):
             self.query_one("#msg-preset", Static).update(PRESET_HELP.get(str(event.value), "your own settings"))
             return
         if event.select.id == "where":
+            self.revalidate()
             return
         self._after_change(by_user)
 
@@ -265,7 +271,10 @@ class NewRunScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
-        self.app.open_run(ids[0], "monitor", replace=True)
+        if where == "queue":
+            self.app.open_queue(replace=True)
+        else:
+            self.app.open_run(ids[0], "monitor", replace=True)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

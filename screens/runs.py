@@ -52,6 +52,7 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("g", "queue", "Queue"),
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -143,10 +144,13 @@ class RunsScreen(Screen):
             if info.duration_s:
                 text.append(f" · {duration(info.duration_s)}")
         position = self.app.queue_position(info.id)
+        in_queue = self.app.scheduler_position(info.id)
         if info.error:
             text.append("\n" + info.error, style=state_style(info.state, "red"))
         elif position and info.state == "queued":
             text.append(f"  (waiting in this app's queue: {position} run(s) before it)", style="dim")
+        elif in_queue and info.state == "queued":
+            text.append(f"  (in the queue at position {in_queue}: g shows the queue and the devices)", style="dim")
         elif info.state in STATE_HINTS:
             text.append(f"  ({STATE_HINTS[info.state]})", style="dim")
         widget.update(text)
@@ -180,6 +184,9 @@ class RunsScreen(Screen):
 
     def action_new_run(self) -> None:
         self.app.open_new_run()
+
+    def action_queue(self) -> None:
+        self.app.open_queue()
 
     def action_mark(self) -> None:
         run_id = self.current_id

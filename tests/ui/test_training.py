@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from core.runs import Run
@@ -218,59 +217,3 @@ async def test_cli_run_in_another_process_appears_and_updates_live(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-async def test_background_grid_runs_one_after_another_and_outlives_the_app(tmp_path):
-    runs = tmp_path / "runs"
-    app = make_app(runs_dir=runs, poll_interval=POLL)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        ids = app.launch([tiny(name="bg1", epochs=2), tiny(name="bg2", epochs=30)], where="background")
-        assert ids == ["bg1", "bg2"] and not app.in_app
-        await wait_for(pilot, lambda: state_of(app, "bg1") in ("running", "finished"), 60, "bg1's process")
-        assert state_of(app, "bg2") == "queued"              # one after another, not side by side
-        await wait_for(pilot, lambda: state_of(app, "bg1") == "finished", 60, "bg1 to finish")
-        await wait_for(pilot, lambda: state_of(app, "bg2") == "running", 60, "bg2's process to start")
-        assert not app.in_app
-        await press(pilot, "q")                               # nothing trains in the app: quits at once
-        await wait_for(pilot, lambda: not app.is_running, 10, "the app to exit")
-    # bg2 keeps training in its own process after the app has gone; stop it through its folder
-    run = Run(runs / "bg2")
-    step = run.read_status()["step"]
-    deadline = time.monotonic() + 60
-    while run.read_status()["step"] <= step:
-        assert time.monotonic() < deadline, "bg2 did not go on training after the app exited"
-        time.sleep(0.1)
-    run.request("stop")
-    while run.read_status()["state"] != "stopped":
-        assert time.monotonic() < deadline + 60, "bg2 did not obey the stop request"
-        time.sleep(0.1)
-    assert "stopped" in (runs / "bg2" / "process.log").read_text() or run.checkpoint_path.exists()
-
-
-async def test_quit_can_hand_a_training_run_to_a_background_process(tmp_path):
-    runs = tmp_path / "runs"
-    app = make_app(runs_dir=runs, poll_interval=POLL)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        app.launch([tiny(name="handover", epochs=200)])
-        await wait_for(pilot, lambda: app.watcher.infos["handover"].step > 0, 60, "the run to train")
-        await press(pilot, "q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
-        await press(pilot, "tab", "enter")                     # the second answer: Background
-        await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit")
-    run = Run(runs / "handover")
-    stopped_at = None
-    deadline = time.monotonic() + 90
-    while True:                                                 # the detached process resumes from the checkpoint
-        status = run.read_status()
-        if stopped_at is None and "stopped at" in "\n".join(run.read_events()):
-            stopped_at = status["step"]
-        if status["state"] == "running" and stopped_at is not None and status["step"] > stopped_at:
-            break
-        assert time.monotonic() < deadline, f"no background process took the run over: {status}"
-        time.sleep(0.1)
-    run.request("stop")
-    while run.read_status()["state"] != "stopped":
-        assert time.monotonic() < deadline + 60, "the background process did not stop on request"
-        time.sleep(0.1)

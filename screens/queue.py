@@ -1,0 +1,132 @@
+"""Queue & devices: the queued runs in the order they start, the runs training with their device and slot, the
+scheduler serving this runs folder, and the devices panel. shift+up/down reorder a queued run, x takes it out of
+the queue (it stays as a stopped run). Everything is read from the runs folder (core.queue, core.scheduler), so
+runs queued from the CLI or another app show up too."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from core import queue as Q
+from core import scheduler as S
+from core.formatting import epochs_text, state_style
+from core.runs import RunError, RunLockedError
+
+from .widgets.devices import DevicesPanel
+
+COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device"), ("slot", "slot"),
+           ("epochs", "epochs"), ("label", "settings"))
+
+
+class QueueScreen(Screen):
+    CSS_PATH = "queue.tcss"
+    BINDINGS = [
+        Binding("shift+up", "move(-1)", "Up", key_display="⇧↑"),
+        Binding("shift+down", "move(1)", "Down", key_display="⇧↓"),
+        Binding("x", "remove", "Remove"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="queue")
+        self.rows: list[dict] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield DevicesPanel(self.app.store, id="devices")
+        table = DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static(id="hint")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.app.runs_changed_signal.subscribe(self, self.runs_changed)
+        self.refresh_rows()
+        self.query_one(DataTable).focus()
+
+    def runs_changed(self, changed: set[str]) -> None:
+        self.refresh_rows()
+
+    # -- reading -----------------------------------------------------------------------------------------------------
+    def refresh_rows(self, keep: str | None = None) -> None:
+        store = self.app.store
+        self.rows = Q.queue_rows(store, self.app.watcher.infos.values())
+        state = S.read_state(store.root)
+        title = Text.assemble(("Queue & devices", "bold"), "  ")
+        if state is None:
+            title.append("no scheduler serves this folder; launching into the queue starts one", style="dim")
+        else:
+            slots = state.get("slots", [])
+            busy = sum(1 for s in slots if s.get("run"))
+            title.append(f"scheduler pid {state.get('pid')}: {busy} of {len(slots)} slot(s) busy "
+                         f"({', '.join(s['slot'] for s in slots)})")
+        self.query_one("#title", Static).update(title)
+        table = self.query_one(DataTable)
+        current = keep or self.current_id()
+        table.clear()
+        for r in self.rows:
+            table.add_row(str(r["position"] or ""), r["id"], Text(r["state"], style=state_style(r["state"])),
+                          r["device"] or "-", r["slot"] or "-", epochs_text(r["epochs_done"], r["total_epochs"]),
+                          r["label"] + (f" (retried {r['retries']}x)" if r["retries"] else ""), key=r["id"])
+        if current is not None and current in {r["id"] for r in self.rows}:
+            table.move_cursor(row=table.get_row_index(current))
+        queued = sum(1 for r in self.rows if r["position"])
+        self.query_one("#hint", Static).update(
+            f"{queued} queued, {len(self.rows) - queued} starting or training" if self.rows else
+            "nothing queued or training: launch runs into the queue from the new-run form (n) or with "
+            "`tui_app.py queue add`")
+
+    def current_id(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or table.cursor_row >= table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+
+    def _current_queued(self) -> dict | None:
+        run_id = self.current_id()
+        row = next((r for r in self.rows if r["id"] == run_id), None)
+        if row is None or not row["position"]:
+            self.notify(f"{run_id} is not queued; only queued runs can be moved or removed" if row else
+                        "nothing selected", severity="warning", timeout=4)
+            return None
+        return row
+
+    # -- actions -----------------------------------------------------------------------------------------------------
+    def action_move(self, delta: int) -> None:
+        row = self._current_queued()
+        if row is None:
+            return
+        try:
+            Q.move(self.app.store, row["id"], max(1, row["position"] + delta))
+        except (RunError, ValueError) as exc:
+            self.notify(str(exc), severity="error")
+        self.refresh_rows(keep=row["id"])
+
+    def action_remove(self) -> None:
+        row = self._current_queued()
+        if row is None:
+            return
+        try:
+            Q.remove(self.app.store, row["id"])
+        except RunLockedError:
+            self.notify(f"{row['id']} is starting right now; stop it from the runs list instead", severity="warning")
+        except RunError as exc:
+            self.notify(str(exc), severity="error")
+        else:
+            self.notify(f"{row['id']} left the queue; it stays as a stopped run (r resumes it, d deletes it)",
+                        timeout=5)
+        self.app.poll_runs()
+
+    @on(DataTable.RowSelected)
+    def open_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.open_run(str(event.row_key.value))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,126 @@
+"""The queue in the TUI (issue 9): the queue & devices screen (reorder, remove), the devices panel without NVML,
+and a grid launched from the form into the queue that the scheduler finishes after the app has quit."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from core import devices
+from core import queue as Q
+from core import scheduler as S
+from core.devices import GpuReading
+from core.runs import Run, RunStore
+from screens.app import make_app
+from screens.confirm import ConfirmScreen
+from screens.queue import QueueScreen
+from screens.widgets.devices import DevicesPanel, render_devices
+from tests.conftest import tiny_config
+
+from .helpers import POLL, press, screen_text, type_into, wait_for
+
+
+@pytest.fixture
+def no_nvml(monkeypatch):
+    """A machine without an NVIDIA driver (whatever this one has)."""
+    monkeypatch.setitem(devices._nvml_state, "ok", False)
+    monkeypatch.setitem(devices._nvml_state, "why", "NVMLError_LibraryNotFound: NVML Shared Library Not Found")
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    yield root
+    S.stop(root, timeout=15)
+
+
+def wait_plain(condition, what: str, timeout: float) -> None:
+    """For after the app has gone: poll the folder with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_devices_panel_text():
+    assert render_devices(None, {"cpu": ["a", "b"]}, "no driver").plain == (
+        "CPU only  no NVIDIA GPU here (no driver)\ncpu  runs: a, b")
+    gpus = [GpuReading(0, "NVIDIA H200", 87, 30 * 2**30, 141 * 2**30, 61),
+            GpuReading(1, "NVIDIA H200", None, 0, 141 * 2**30, None)]
+    text = render_devices(gpus, {"cuda:0": ["r20", "r56"]}).plain.splitlines()
+    assert text[0].startswith("cuda:0 NVIDIA H200") and "util  87%" in text[0] and "mem  30.0/141 GiB" in text[0]
+    assert "61°C" in text[0] and text[0].endswith("runs: r20, r56")
+    assert "util    -" in text[1] and text[1].endswith("idle")
+
+
+async def test_queue_screen_reorders_and_removes_and_says_cpu_only(tmp_path, no_nvml):
+    store = RunStore(tmp_path / "runs")
+    Q.enqueue(store, [tiny_config(name=n) for n in ("q1", "q2", "q3")])
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+        screen = app.screen
+        assert [(r["position"], r["id"]) for r in screen.rows] == [(1, "q1"), (2, "q2"), (3, "q3")]
+        await wait_for(pilot, lambda: "CPU only" in str(screen.query_one(DevicesPanel).render()), 10,
+                       "the devices panel")
+        assert screen.query_one(DevicesPanel).readings is None
+        assert "no scheduler serves this folder" in screen_text(app)
+        await press(pilot, "down", "shift+down")                # q2 goes after q3
+        assert [q.run.id for q in Q.queued(store)] == ["q1", "q3", "q2"]
+        assert screen.current_id() == "q2"                      # the cursor follows the moved run
+        await press(pilot, "shift+up", "shift+up")              # ... and to the top
+        assert [q.run.id for q in Q.queued(store)] == ["q2", "q1", "q3"]
+        await press(pilot, "x")                                 # take q2 out: it stays as a stopped run
+        await wait_for(pilot, lambda: [r["id"] for r in screen.rows] == ["q1", "q3"], 5, "q2 to leave the list")
+        assert Run(store.root / "q2").info().state == "stopped"
+        await press(pilot, "escape")
+        assert not isinstance(app.screen, QueueScreen)
+
+
+async def test_grid_from_the_form_goes_to_the_queue_and_finishes_after_the_app_quits(runs):
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        for name, value in tiny_config(name="qgrid", channels_last="off", iterations=0).to_dict().items():
+            form.set_value(name, value)                           # the tiny settings, as a clone would fill them
+        await type_into(pilot, "#f-seed", "1-2")                  # a grid of two seeds, typed
+        form.query_one("#where").value = "queue"
+        await pilot.pause()
+        assert form.errors == {}, form.errors
+        assert "queues 2 run(s) for the scheduler" in str(form.query_one("#summary").render())
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+        assert {r["id"] for r in app.screen.rows} == {"qgrid-s1", "qgrid-s2"} and not app.in_app
+        await wait_for(pilot, lambda: S.read_state(runs) is not None, 60, "the scheduler to serve the folder")
+        await press(pilot, "escape", "q")                       # nothing trains in the app: it quits at once
+        await wait_for(pilot, lambda: not app.is_running, 10, "the app to exit")
+    quit_at = time.time()
+    status = {i: (lambda i=i: json.loads((runs / i / "status.json").read_text())) for i in ("qgrid-s1", "qgrid-s2")}
+    wait_plain(lambda: all(s()["state"] == "finished" for s in status.values()), "the scheduler to finish the grid",
+               120)
+    assert status["qgrid-s2"]()["finished_at"] > quit_at           # trained after the app had gone
+    assert [Run(runs / i).read_config().seed for i in ("qgrid-s1", "qgrid-s2")] == [1, 2]
+
+
+async def test_quit_can_hand_a_training_run_to_the_queue(runs):
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.launch([tiny_config(name="handover", epochs=200, channels_last="off")])
+        await wait_for(pilot, lambda: app.watcher.infos["handover"].step > 0, 60, "the run to train")
+        await press(pilot, "q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
+        await press(pilot, "tab", "enter")                     # the second answer: Queue
+        await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit")
+    run = Run(runs / "handover")
+    stopped_at = run.read_status()["step"]
+    assert stopped_at > 0 and "queued again at position 1 (was stopped)" in "\n".join(run.read_events())
+    wait_plain(lambda: run.read_status()["state"] == "running" and run.read_status()["step"] > stopped_at,
+               "the scheduler to resume it past its checkpoint", 90)
+    run.request("stop")
+    wait_plain(lambda: run.read_status()["state"] == "stopped", "the run to obey the stop request", 60)
