@@ -1,0 +1,139 @@
+"""Fig. 6 and Fig. 7 of He et al. 2016 from run folders, drawn with matplotlib (Agg: no display needed).
+
+* ``fig6``: training error (thin, dashed) and test error (bold) over iterations; plain nets in the left panel and
+  ResNets on the right (a third panel for option B when present); one colour per depth. A seed group is drawn as
+  its mean curve with a shaded min-max band.
+* ``fig7``: the standard deviation of each 3x3 layer's response (after BN, before the addition and the ReLU), by
+  layer index (top) and sorted by magnitude (bottom), for plain and residual nets.
+
+Figures are built as ``matplotlib.figure.Figure`` objects (no pyplot, so no global state and no display) and
+saved by ``save``; tests check the objects (axes, lines), not pixels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .groups import KIND_TITLES, KINDS, MissingDependency, ReportError, RunGroup, variant_labels
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+PANEL_TITLES = {"none": "plain networks", "A": "ResNets (option A)", "B": "ResNets (option B)"}
+KIND_STYLES = {"none": "--", "A": "-", "B": ":"}
+DPI = 150
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependency("the figures need matplotlib, which is not installed here: pip install matplotlib "
+                          "(or reinstall ResLab: pip install -e .)") from None
+    matplotlib.rcParams["svg.hashsalt"] = "reslab"     # stable SVG ids: re-running a report gives the same file
+    return Figure
+
+
+def _colours(keys: Sequence) -> dict:
+    """One colour per key (a depth), in order, from matplotlib's default cycle."""
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    return {k: palette[i % len(palette)] for i, k in enumerate(dict.fromkeys(keys))}
+
+
+def _y_top(values: Sequence[float]) -> float:
+    """The paper's 0-20 % range when the curves end low, else twice the highest end (up to 100 %)."""
+    worst = max([v for v in values if math.isfinite(v)] or [10.0])
+    return float(min(100, 5 * math.ceil(max(20.0, 2 * worst) / 5)))
+
+
+def fig6(groups: Sequence[RunGroup]):
+    """Error curves as the paper's Fig. 6: one panel per network kind present, two lines per group."""
+    Figure = _matplotlib()
+    kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
+    if not kinds:
+        raise ReportError("no runs to draw")
+    variants = variant_labels(groups)
+    colour = _colours(sorted({(g.depth, variants[id(g)]) for g in groups}))
+    fig = Figure(figsize=(5.2 * len(kinds), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(kinds), sharex=True, sharey=True, squeeze=False)[0]
+    ends = []                                  # where the curves end: the y range must show them
+    for ax, kind in zip(axes, kinds):
+        for g in (g for g in groups if g.kind == kind):
+            c = colour[(g.depth, variants[id(g)])]
+            train, test = g.curves()
+            label = g.name + (f" ({variants[id(g)]})" if variants[id(g)] else "")
+            label += f", n={g.n}" if g.n > 1 else ""
+            ends += [b.mean[-1] for b in (train, test) if b is not None]
+            if train is not None:
+                ax.plot(train.xs, train.mean, linestyle="--", linewidth=0.8, color=c)
+                if train.n > 1:
+                    ax.fill_between(train.xs, train.lo, train.hi, color=c, alpha=0.12, linewidth=0)
+            if test is not None:
+                few = len(test.xs) <= 3
+                ax.plot(test.xs, test.mean, linestyle="-", linewidth=2.2, color=c, label=label,
+                        marker="o" if few else None, markersize=4)
+                if test.n > 1:
+                    ax.fill_between(test.xs, test.lo, test.hi, color=c, alpha=0.25, linewidth=0)
+        ax.set_title(PANEL_TITLES[kind])
+        ax.set_xlabel("iterations")
+        ax.grid(True, alpha=0.3)
+        ax.set_xlim(left=0)
+        ax.legend(loc="upper right", fontsize="small", frameon=False)
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(0, _y_top(ends))
+    fig.text(0.5, -0.02, "dashed: training error, bold: test error; shaded: min-max over seeds", ha="center",
+             fontsize="small", color="#555555")
+    return fig
+
+
+@dataclass
+class ResponseCurve:
+    """Layer-response standard deviations of one network (a group: the mean over its runs)."""
+
+    name: str                 # 'plain-20', 'ResNet-56'
+    kind: str                 # none | A | B
+    depth: int
+    stds: list[float]         # one per 3x3 layer, in network order
+    n: int = 1                # runs averaged
+
+
+def fig7(curves: Sequence[ResponseCurve]):
+    """The paper's Fig. 7: std of layer responses by layer index (top) and sorted, largest first (bottom)."""
+    Figure = _matplotlib()
+    if not curves:
+        raise ReportError("no layer responses to draw")
+    colour = _colours(sorted({c.depth for c in curves}))
+    fig = Figure(figsize=(6.4, 6.0), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    for c in sorted(curves, key=lambda c: (KINDS.index(c.kind), c.depth)):
+        label = c.name + (f", mean of {c.n}" if c.n > 1 else "")
+        style = dict(color=colour[c.depth], linestyle=KIND_STYLES.get(c.kind, "-"), linewidth=1.4,
+                     marker=".", markersize=3)
+        idx = list(range(1, len(c.stds) + 1))
+        top.plot(idx, c.stds, label=label, **style)
+        bottom.plot(idx, sorted(c.stds, reverse=True), label=label, **style)
+    top.set_title("std of layer responses (after BN, before addition and ReLU)")
+    top.set_xlabel("layer index (original order)")
+    bottom.set_xlabel("layer index (sorted by magnitude)")
+    for ax in (top, bottom):
+        ax.set_ylabel("std")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", frameon=False, ncol=2)
+    return fig
+
+
+def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    """Write the figure as ``stem.png``/``.svg``/``.pdf`` (those asked for) in ``out_dir``; returns the paths."""
+    paths = []
+    for fmt in formats:
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        fig.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight",
+                    metadata={"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt))
+        paths.append(path)
+    return paths
+
+
+__all__ = ["fig6", "fig7", "save", "ResponseCurve", "FIGURE_FORMATS", "KIND_TITLES"]

@@ -1,0 +1,222 @@
+"""Seed groups: runs that differ only in their seed, summarised the way the paper reports them.
+
+He et al. 2016 (Table 6) give ResNet-110 as "6.43 (6.61 ± 0.16)": the best of 5 runs and their mean ± standard
+deviation. A ``RunGroup`` holds such runs and gives n, best, mean and the sample standard deviation (n - 1 in the
+denominator) of their final test errors, and their mean curves with a min-max band.
+
+Settings that never change what a run learns (its name, folders, logging interval, device and speed options) do
+not split a group; everything else does. ``select_runs`` turns what a user asked for into runs fit for one table,
+or a ``ReportError`` that says what is wrong (no runs, mixed data sets, no finished epoch).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..config import RunConfig
+from ..runs import ACTIVE, Run, RunInfo
+
+# Fields that do not change what a run learns: runs differing only in these (and the seed) form one group.
+NOT_LEARNING = ("name", "data_dir", "download", "log_every", "device", "channels_last", "compile", "on_oom",
+                "deterministic", "tensorboard")
+KINDS = ("none", "A", "B")                       # table columns and figure panels, in the paper's order
+KIND_TITLES = {"none": "plain", "A": "ResNet A", "B": "ResNet B"}
+
+
+class ReportError(ValueError):
+    """Runs that cannot make a table or figure: the message says what is wrong and what to do."""
+
+
+class MissingDependency(ReportError):
+    """matplotlib or tensorboard is not installed: the message names the pip command."""
+
+
+def group_key(cfg: RunConfig) -> str:
+    """The settings that define a group: everything but the seed and the fields in ``NOT_LEARNING``."""
+    d = cfg.to_dict()
+    for name in ("seed", *NOT_LEARNING):
+        d.pop(name, None)
+    return json.dumps(d, sort_keys=True)
+
+
+def is_partial(info: RunInfo) -> bool:
+    """A run whose numbers are not final: not finished, or fewer epochs done than planned."""
+    total = info.total_epochs
+    return info.state != "finished" or (total is not None and info.epochs_done < total)
+
+
+@dataclass
+class Band:
+    """A group's mean curve over iterations and the min-max band of its runs (n runs at every point)."""
+
+    xs: list[float]
+    mean: list[float]
+    lo: list[float]
+    hi: list[float]
+    n: int
+
+
+@dataclass
+class RunGroup:
+    """Runs of the same settings but their seeds (``runs`` ordered by seed)."""
+
+    config: RunConfig                      # the first run's config: the group's settings (its seed aside)
+    runs: list[RunInfo] = field(default_factory=list)
+
+    # -- the paper's figures ----------------------------------------------------------------------------------------
+    @property
+    def finals(self) -> list[float]:
+        """Each run's final test error (%) (its last finished epoch), runs without one left out."""
+        return [float(e) for e in (i.final_test_err for i in self.runs) if isinstance(e, (int, float))]
+
+    @property
+    def n(self) -> int:
+        return len(self.finals)
+
+    @property
+    def best(self) -> float | None:
+        return min(self.finals) if self.finals else None
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.finals) if self.finals else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (n - 1), as the paper's "mean ± std" over runs; None for a single run."""
+        return statistics.stdev(self.finals) if self.n >= 2 else None
+
+    @property
+    def partial(self) -> int:
+        """How many of the runs are not final (still running, stopped, crashed, failed...)."""
+        return sum(1 for i in self.runs if is_partial(i))
+
+    @property
+    def seeds(self) -> list[int]:
+        return [i.config.seed for i in self.runs if i.config is not None]
+
+    @property
+    def kind(self) -> str:
+        return self.config.shortcut
+
+    @property
+    def depth(self) -> int:
+        return self.config.depth
+
+    @property
+    def name(self) -> str:
+        """'plain-20', 'ResNet-56', 'ResNet-56 B' (option A is the paper's default and goes unsaid)."""
+        if self.kind == "none":
+            return f"plain-{self.depth}"
+        return f"ResNet-{self.depth}" + ("" if self.kind == "A" else f" {self.kind}")
+
+    def cell(self, digits: int = 2) -> str:
+        """'6.43 (6.61 ± 0.16, n=5)' as in the paper; '7.51 (n=1)' for one run; '-' for none."""
+        if not self.n:
+            return "-"
+        f = f"{{:.{digits}f}}"
+        if self.n == 1:
+            return f"{f.format(self.best)} (n=1)"
+        return f"{f.format(self.best)} ({f.format(self.mean)} ± {f.format(self.std)}, n={self.n})"
+
+    # -- curves ----------------------------------------------------------------------------------------------------
+    def curves(self) -> tuple[Band | None, Band | None]:
+        """(training error from steps.jsonl, test error at epoch ends) as mean with min-max band over the runs.
+
+        The runs are put on one grid of iterations (the union of their points, linear interpolation); past the end
+        of a partial run the others go on alone."""
+        train = [_xy(Run(i.path).read_steps(), "err") for i in self.runs]
+        test = [_xy(i.epochs, "test_err") for i in self.runs]
+        return band(train), band(test)
+
+
+def _xy(rows: Iterable[dict], key: str) -> tuple[list[float], list[float]]:
+    pts = [(float(r["step"]), float(r[key])) for r in rows
+           if isinstance(r.get("step"), (int, float)) and isinstance(r.get(key), (int, float))
+           and math.isfinite(r[key])]
+    pts.sort()
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def band(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | None:
+    """Mean, min and max of several (xs, ys) curves on the union of their xs (linear interpolation). Where some
+    curves have ended (a partial run), the rest go on alone: each point uses the curves that cover it."""
+    curves = [c for c in curves if len(c[0])]
+    if not curves:
+        return None
+    xs = sorted({x for c in curves for x in c[0]})
+    grid = np.array(xs, dtype=float)
+    ys = np.array([np.where((grid >= c[0][0]) & (grid <= c[0][-1]), np.interp(grid, c[0], c[1]), np.nan)
+                   for c in curves])
+    return Band(xs, np.nanmean(ys, 0).tolist(), np.nanmin(ys, 0).tolist(), np.nanmax(ys, 0).tolist(), len(curves))
+
+
+# -- grouping and selection ----------------------------------------------------------------------------------------------
+def group_runs(infos: Iterable[RunInfo]) -> list[RunGroup]:
+    """Runs grouped by their settings but the seed; groups ordered by kind (plain, A, B), then depth."""
+    groups: dict[str, RunGroup] = {}
+    for info in infos:
+        if info.config is None:
+            continue
+        key = group_key(info.config)
+        if key not in groups:
+            groups[key] = RunGroup(info.config)
+        groups[key].runs.append(info)
+    out = list(groups.values())
+    for g in out:
+        g.runs.sort(key=lambda i: (i.config.seed, i.id))
+        g.config = g.runs[0].config
+    out.sort(key=lambda g: (KINDS.index(g.kind) if g.kind in KINDS else len(KINDS), g.depth, group_key(g.config)))
+    return out
+
+
+def variant_labels(groups: Sequence[RunGroup]) -> dict[int, str]:
+    """For each group (by id()), the settings besides depth and shortcut that tell it apart from the others
+    ('width=64, optimizer=adam'); '' for all when every group shares them."""
+    dicts = [json.loads(group_key(g.config)) for g in groups]
+    keys = [k for k in (dicts[0] if dicts else {}) if k not in ("depth", "shortcut")
+            and any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
+    return {id(g): ", ".join(f"{k}={_short(d[k])}" for k in keys) for g, d in zip(groups, dicts)}
+
+
+def _short(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def select_runs(infos: Sequence[RunInfo], *, named: bool) -> tuple[list[RunInfo], list[str]]:
+    """The runs fit for one report, and notes about runs left out.
+
+    ``named``: the user named these runs, so one that cannot be used is an error; otherwise (``--all``) damaged runs
+    and runs with no finished epoch are left out with a note. Raises ReportError for no usable runs or for runs of
+    different data sets (their errors are not comparable in one table)."""
+    if not infos:
+        raise ReportError("no runs to report on: name runs (see `runs`) or use --all with a runs folder that has some")
+    usable, notes = [], []
+    for info in infos:
+        problem = ""
+        if info.state == "damaged" or info.config is None:
+            problem = f"is damaged ({info.damaged or 'unreadable'})"
+        elif not info.epochs:
+            problem = f"has no finished epoch yet ({info.state})"
+        if problem:
+            if named:
+                raise ReportError(f"run {info.id} {problem}; a report needs at least one finished epoch per run")
+            notes.append(f"left out {info.id}: it {problem}")
+            continue
+        if info.state in ACTIVE:
+            notes.append(f"{info.id} is still {info.state}: its numbers are partial")
+        usable.append(info)
+    if not usable:
+        raise ReportError("no run has a finished epoch yet: nothing to report (" + "; ".join(notes) + ")")
+    datasets = sorted({i.config.dataset for i in usable})
+    if len(datasets) > 1:
+        by = {d: [i.id for i in usable if i.config.dataset == d] for d in datasets}
+        raise ReportError("runs of different data sets cannot share one table: "
+                          + "; ".join(f"{d}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
+                                      for d, ids in by.items()) + "; name the runs of one data set")
+    return usable, notes

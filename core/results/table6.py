@@ -1,0 +1,157 @@
+"""The paper's Table 6 layout from seed groups: one row per depth, a column per network kind, references beside.
+
+Each cell is "best (mean ± std, n)" over the seeds of one group (``RunGroup.cell``); the paper's errors
+(``PAPER_ERRORS``, He et al. 2016 Table 6, option A) and the lab report's (``LAB_REPORT_ERRORS``) stand beside
+ours for CIFAR-10. Groups that differ in more than depth and shortcut get a row each, labelled with what differs.
+A cell holding unfinished runs is marked † (partial). Written as Markdown, LaTeX (booktabs) and CSV.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from ..config import LAB_REPORT_ERRORS, PAPER_ERRORS
+from .groups import KIND_TITLES, KINDS, RunGroup, variant_labels
+
+PARTIAL_MARK = "†"
+
+
+@dataclass
+class Row:
+    depth: int
+    variant: str                                     # '' or 'width=64, optimizer=adam'
+    cells: dict[str, RunGroup] = field(default_factory=dict)   # kind -> group
+    paper: float | None = None
+    lab_report: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.depth}" + (f" ({self.variant})" if self.variant else "")
+
+
+@dataclass
+class Table6:
+    dataset: str
+    kinds: list[str]                                 # columns present, in the order plain, A, B
+    rows: list[Row]
+    references: bool                                 # CIFAR-10: the paper's and the lab report's columns
+
+    @property
+    def partial_runs(self) -> int:
+        return sum(g.partial for r in self.rows for g in r.cells.values())
+
+    def header(self) -> list[str]:
+        cols = ["depth"] + [KIND_TITLES[k] for k in self.kinds]
+        return cols + (["He et al. 2016", "lab report"] if self.references else [])
+
+    def text_rows(self, mark: str = PARTIAL_MARK) -> list[list[str]]:
+        out = []
+        for r in self.rows:
+            cells = [r.label]
+            for k in self.kinds:
+                g = r.cells.get(k)
+                cells.append("-" if g is None else g.cell() + (mark if g.partial else ""))
+            if self.references:
+                cells += [_num(r.paper), _num(r.lab_report)]
+            out.append(cells)
+        return out
+
+    def caption(self) -> str:
+        what = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.dataset, self.dataset)
+        text = (f"Final test error (%) on {what}: best (mean ± std, n) over seeds; std is the sample standard "
+                f"deviation.")
+        if self.references:
+            text += " He et al. 2016 (Table 6, option A) and the lab report for reference."
+        return text
+
+    def footnote(self) -> str:
+        n = self.partial_runs
+        return (f"{PARTIAL_MARK} partial: {n} run{'s' if n != 1 else ''} of this table "
+                f"{'have' if n != 1 else 'has'} not finished every epoch") if n else ""
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def build_table(groups: list[RunGroup]) -> Table6:
+    """Table 6 of these groups (all of one data set: see ``select_runs``)."""
+    dataset = groups[0].config.dataset if groups else "cifar10"
+    variants = variant_labels(groups)
+    rows: dict[tuple[int, str], Row] = {}
+    for g in groups:
+        key = (g.depth, variants[id(g)])
+        row = rows.setdefault(key, Row(g.depth, variants[id(g)]))
+        row.cells[g.kind] = g
+    refs = dataset == "cifar10"
+    for row in rows.values():
+        if refs:
+            row.paper, row.lab_report = PAPER_ERRORS.get(row.depth), LAB_REPORT_ERRORS.get(row.depth)
+    kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
+    ordered = [rows[k] for k in sorted(rows)]
+    return Table6(dataset, kinds, ordered, refs)
+
+
+# -- writers ---------------------------------------------------------------------------------------------------------------
+def to_markdown(table: Table6) -> str:
+    head = table.header()
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for cells in table.text_rows():
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    text = "\n".join(lines) + "\n\n" + table.caption() + "\n"
+    return text + (f"\n{table.footnote()}\n" if table.footnote() else "")
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
+        PARTIAL_MARK: r"\textsuperscript{\dag}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table6) -> str:
+    """A booktabs table (needs \\usepackage{booktabs} in the preamble)."""
+    head = table.header()
+    lines = [r"\begin{table}[t]", r"\centering",
+             r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
+             " & ".join(tex_escape(h) for h in head) + r" \\", r"\midrule"]
+    for cells in table.text_rows():
+        lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = table.caption() + (" " + table.footnote() + "." if table.footnote() else "")
+    lines += [r"\caption{" + tex_escape(caption) + "}", r"\label{tab:resnet-cifar}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def csv_columns(table: Table6) -> list[str]:
+    cols = ["depth", "variant"]
+    for k in table.kinds:
+        name = "plain" if k == "none" else k
+        cols += [f"{name}_{s}" for s in ("n", "best", "mean", "std", "partial", "seeds")]
+    return cols + (["paper", "lab_report"] if table.references else [])
+
+
+def to_csv(table: Table6) -> str:
+    """One line per row with plain numbers (empty where none): n, best, mean, std, partial runs, seeds per kind."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(csv_columns(table))
+    for r in table.rows:
+        line: list = [r.depth, r.variant]
+        for k in table.kinds:
+            g = r.cells.get(k)
+            if g is None:
+                line += [""] * 6
+            else:
+                line += [g.n, _f(g.best), _f(g.mean), _f(g.std), g.partial, " ".join(map(str, g.seeds))]
+        if table.references:
+            line += [_f(r.paper), _f(r.lab_report)]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def _f(v: float | None) -> str:
+    return "" if v is None else f"{v:.4f}"
