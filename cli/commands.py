@@ -1,4 +1,4 @@
-"""The subcommands: train, resume, stop, runs, show, eval.
+"""The subcommands: train, resume, stop, runs, show, eval, report.
 
 Each returns an exit code; a user's mistake raises ``CliError`` (printed as one ``error: ...`` line). Bad input
 is caught before anything is written: the config is assembled and validated, and the data set is loaded once
@@ -280,9 +280,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = get_run(store, args.run)
     if args.batch_size < 1:
         raise CliError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    if args.layer_responses:
+        from cli.evaluate import show_layer_responses
+
+        return show_layer_responses(run, data_dir=args.data_dir, device=args.device, as_json=args.json)
     return evaluate_run(run, data_dir=args.data_dir, device=args.device, batch_size=args.batch_size,
                         as_json=args.json)
 
 
+# -- report --------------------------------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from cli.report import report
+
+    return report(store_of(args), args.runs, all_runs=args.all, out=args.out, formats=args.format,
+                  tensorboard=args.tensorboard, layer_responses=args.layer_responses, device=args.device,
+                  data_dir=args.data_dir)
+
+
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "stop": cmd_stop, "runs": cmd_runs, "show": cmd_show,
-            "eval": cmd_eval}
+            "eval": cmd_eval, "report": cmd_report}

@@ -81,3 +81,29 @@ def _safe_epochs(run: Run) -> list[dict]:
         return run.read_epochs()
     except (OSError, ValueError):
         return []
+
+
+def show_layer_responses(run: Run, data_dir: str | None = None, device: str = "auto", as_json: bool = False,
+                         out=None) -> int:
+    """`eval RUN --layer-responses`: the std of each 3x3 layer's response (computed once, kept in the run folder)."""
+    from core.results.groups import ReportError
+    from core.results.responses import FILE_NAME, layer_responses
+
+    out = out or sys.stdout
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise CliError(f"--device: device must be auto, cpu or cuda:N, got {device!r}")
+    try:
+        data = layer_responses(run, device=device, data_dir=data_dir)
+    except ReportError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    if as_json:
+        json.dump(data, out, indent=1)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"layer responses of {run.id} ({data['weights']}, epoch {data['epoch']}, step {data['step']}): std over "
+              f"{data['images']} test images, after BN and before the addition and ReLU; kept in {FILE_NAME}\n")
+    out.write(f"{'layer':>5}  {'module':<18}{'std':>9}\n")
+    for layer in data["layers"]:
+        out.write(f"{layer['index']:>5}  {layer['name']:<18}{layer['std']:>9.4f}\n")
+    out.flush()
+    return EXIT_OK

@@ -132,8 +132,33 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     e.add_argument("--device", metavar="auto|cpu|cuda:N", default="auto", help="device to evaluate on [default: auto]")
     e.add_argument("--batch-size", metavar="N", type=int, default=500, help="evaluation batch size [default: 500]")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.add_argument("--layer-responses", action="store_true",
+                   help="instead: the std of each 3x3 layer's response over the test set (He et al. 2016, Fig. 7), "
+                        "from checkpoint.pt; kept in RUN/layer_responses.json and reused while the checkpoint stays")
     _runs_dir_arg(e)
     _queue_parsers(command)
+
+    rp = command("report", "write the results table and figures of runs into a folder",
+                 "Write the results of runs into one folder: the paper's Table 6 layout (one row per depth, plain "
+                 "and ResNet columns, each cell best (mean ± std, n) over seeds, beside He et al. 2016 and the lab "
+                 "report) as Markdown, LaTeX and CSV; Fig. 6-style training curves and Fig. 7-style layer "
+                 "responses as PNG, SVG and PDF; and report.md, which embeds them with each run's settings and "
+                 "environment. Runs that differ only in their seed form one group.")
+    rp.add_argument("runs", metavar="RUN", nargs="*", help="run ids (or --all)")
+    rp.add_argument("--all", action="store_true", help="every run in the runs folder (runs without a finished "
+                    "epoch are left out with a note)")
+    rp.add_argument("--out", metavar="DIR", help="folder to write [default: reports/report-DATE-TIME beside the "
+                    "runs folder]")
+    rp.add_argument("--format", metavar="LIST", default="all",
+                    help="comma-separated of md,tex,csv (table) and png,svg,pdf (figures) [default: all]")
+    rp.add_argument("--tensorboard", action="store_true",
+                    help="also write each run's tensorboard/ event files from its .jsonl files")
+    rp.add_argument("--no-layer-responses", dest="layer_responses", action="store_false",
+                    help="skip Fig. 7 (it evaluates each run's checkpoint once on its test images)")
+    rp.add_argument("--device", metavar="auto|cpu|cuda:N", default="auto",
+                    help="device for the layer responses [default: auto]")
+    rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
+    _runs_dir_arg(rp)
     return p
 
 

@@ -24,7 +24,7 @@ KIND_STYLES = {"none": "--", "A": "-", "B": ":"}
 DPI = 150
 
 
-def _matplotlib():
+def matplotlib_figure():
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -50,7 +50,7 @@ def _y_top(values: Sequence[float]) -> float:
 
 def fig6(groups: Sequence[RunGroup]):
     """Error curves as the paper's Fig. 6: one panel per network kind present, two lines per group."""
-    Figure = _matplotlib()
+    Figure = matplotlib_figure()
     kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
     if not kinds:
         raise ReportError("no runs to draw")
@@ -101,7 +101,7 @@ class ResponseCurve:
 
 def fig7(curves: Sequence[ResponseCurve]):
     """The paper's Fig. 7: std of layer responses by layer index (top) and sorted, largest first (bottom)."""
-    Figure = _matplotlib()
+    Figure = matplotlib_figure()
     if not curves:
         raise ReportError("no layer responses to draw")
     colour = _colours(sorted({c.depth for c in curves}))

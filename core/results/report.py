@@ -53,6 +53,12 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
     usable, notes = select_runs(infos, named=named)
     groups = group_runs(usable)
     figs = [f for f in formats if f in figures.FIGURE_FORMATS]
+    if figs:
+        figures.matplotlib_figure()              # a missing package is reported before anything is written
+    if tensorboard:
+        from .tensorboard import summary_writer
+
+        summary_writer()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir, notes=list(notes), groups=groups)

@@ -27,7 +27,7 @@ FLUSH_S = 10
 _EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d+)\.")
 
 
-def _summary_writer():
+def summary_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -54,7 +54,7 @@ class TensorBoardLog:
     events an earlier session wrote after it are purged."""
 
     def __init__(self, log_dir: Path, start_step: int = 0, config: dict | None = None):
-        SummaryWriter = _summary_writer()
+        SummaryWriter = summary_writer()
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _after_existing_files(self.log_dir)
@@ -84,7 +84,7 @@ class TensorBoardLog:
 def export_run(run: Run) -> Path:
     """Write ``RUN/tensorboard/`` afresh from steps.jsonl and epochs.jsonl (old event files replaced)."""
     log_dir = run.path / DIR_NAME
-    _summary_writer()
+    summary_writer()
     try:
         steps, epochs = run.read_steps(), run.read_epochs()
         config = run.read_config().to_dict()

@@ -1,0 +1,72 @@
+"""`report [RUN ...] [--all]`: the Table 6-style table, Fig. 6 and Fig. 7-style figures and report.md in one folder.
+
+The work is ``core.results.report.write_report``; this module picks the runs, the folder and the formats, and
+turns the engine's ReportError into one ``error:`` line (exit 2: bad input, nothing written; exit 1 when a package
+the figures need is missing).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from cli.common import EXIT_FAILED, EXIT_OK, CliError
+from core.results.groups import MissingDependency, ReportError
+from core.runs import RunError, RunInfo, RunStore
+
+
+def default_out_dir(store: RunStore) -> Path:
+    """reports/report-YYYYmmdd-HHMMSS beside the runs folder (not inside it: every folder there is a run)."""
+    base = store.root.resolve().parent / "reports" / time.strftime("report-%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[RunInfo]:
+    if run_ids and all_runs:
+        raise CliError("name runs or use --all, not both")
+    if not run_ids and not all_runs:
+        raise CliError("name the runs to report on (see `runs`) or use --all for every run in the runs folder")
+    if all_runs:
+        return store.list()
+    infos = []
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            infos.append(store.get(run_id).info())
+        except RunError as exc:
+            raise CliError(str(exc)) from None
+    return infos
+
+
+def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, out: str | None = None,
+           formats: str = "all", tensorboard: bool = False, layer_responses: bool = True, device: str = "auto",
+           data_dir: str | None = None, stream=None) -> int:
+    from core.results.report import parse_formats, write_report
+
+    stream = stream or sys.stdout
+    infos = pick_runs(store, run_ids, all_runs)
+    try:
+        fmts = parse_formats(formats)
+    except ReportError as exc:
+        raise CliError(f"--format: {exc}") from None
+    out_dir = Path(out).expanduser() if out else default_out_dir(store)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"--out: {out_dir} exists and is not a folder")
+    try:
+        result = write_report(infos, out_dir, named=not all_runs, formats=fmts, layer_responses=layer_responses,
+                              device=device, data_dir=data_dir, tensorboard=tensorboard)
+    except MissingDependency as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    for note in result.notes:
+        print(f"note: {note}", file=stream)
+    runs = sum(len(g.runs) for g in result.groups)
+    print(f"report of {runs} run{'s' if runs != 1 else ''} in {len(result.groups)} group"
+          f"{'s' if len(result.groups) != 1 else ''}: {', '.join(p.name for p in result.files)}", file=stream)
+    print(f"folder: {result.out_dir.resolve()}", file=stream, flush=True)
+    return EXIT_OK
