@@ -7,23 +7,12 @@ the figures need is missing).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
 from cli.common import EXIT_FAILED, EXIT_OK, CliError
 from core.results.groups import MissingDependency, ReportError
 from core.runs import RunError, RunInfo, RunStore
-
-
-def default_out_dir(store: RunStore) -> Path:
-    """reports/report-YYYYmmdd-HHMMSS beside the runs folder (not inside it: every folder there is a run)."""
-    base = store.root.resolve().parent / "reports" / time.strftime("report-%Y%m%d-%H%M%S")
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
 
 
 def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[RunInfo]:
@@ -45,7 +34,7 @@ def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[R
 def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, out: str | None = None,
            formats: str = "all", tensorboard: bool = False, layer_responses: bool = True, device: str = "auto",
            data_dir: str | None = None, stream=None) -> int:
-    from core.results.report import parse_formats, write_report
+    from core.results.report import default_out_dir, parse_formats, write_report
 
     stream = stream or sys.stdout
     infos = pick_runs(store, run_ids, all_runs)
@@ -53,7 +42,7 @@ def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, o
         fmts = parse_formats(formats)
     except ReportError as exc:
         raise CliError(f"--format: {exc}") from None
-    out_dir = Path(out).expanduser() if out else default_out_dir(store)
+    out_dir = Path(out).expanduser() if out else default_out_dir(store.root)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"--out: {out_dir} exists and is not a folder")
     try:

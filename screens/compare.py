@@ -2,7 +2,9 @@
 
 When plain and residual nets are both among the runs, the curves split into two panels side by side, plain left
 and residual right, same colour per depth and same axes, the way He et al. 2016 Fig. 6 shows them (dotted:
-training error, solid: test error).
+training error, solid: test error). Runs that differ only in their seed fold into one group (g toggles): its mean
+curves with the min-max band of its test error (sparse dots), and n, best and mean ± std in the table. `e` writes
+the report of these runs (`tui_app.py report`) and shows its folder.
 """
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.config import RunConfig
 from core.formatting import duration, epochs_text, pct
+from core.results.groups import RunGroup, group_runs
 from core.runs import RunInfo
 
 from .watch import JsonlTail
 from .widgets.curve_plot import PALETTE, CurvePlot, Series, focus_range, legend, nice_ceiling, run_series
+from .widgets.group_table import mean_std_text, seeds_text
+from .widgets.report_export import export_report
 
 IGNORED = {"name", "data_dir", "log_every"}  # settings that never change what a run learns
 
@@ -36,6 +41,8 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("z", "zoom", "Full range"),
         Binding("t", "toggle_train", "Train curves"),
+        Binding("g", "toggle_groups", "Seed groups"),
+        Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -46,6 +53,8 @@ class CompareScreen(Screen):
         self.show_train = True
         self._tails: dict[str, JsonlTail] = {}
         self._told_same = False
+        self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds repeat)
+        self.report_folder = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -77,25 +86,34 @@ class CompareScreen(Screen):
         self._fill_table(infos)
 
     def _draw_curves(self, infos: list[RunInfo]) -> None:
-        plain = [i for i in infos if i.config is not None and i.config.shortcut == "none"]
-        res = [i for i in infos if i.config is not None and i.config.shortcut != "none"]
-        depth_keyed = all(len({i.config.depth for i in group}) == len(group) for group in (plain, res))
+        runs = [i for i in infos if i.config is not None]
+        groups = group_runs(runs)
+        if self.grouped is None:
+            self.grouped = any(len(g.runs) > 1 for g in groups)
+        items: list = groups if self.grouped else runs     # what gets one colour and one pair of curves
+        plain = [x for x in items if _cfg(x).shortcut == "none"]
+        res = [x for x in items if _cfg(x).shortcut != "none"]
+        depth_keyed = all(len({_cfg(x).depth for x in group}) == len(group) for group in (plain, res))
         colors: dict = {}
 
-        def color_of(info: RunInfo) -> str:
-            key = info.config.depth if depth_keyed else info.id
+        def color_of(x) -> str:
+            key = _cfg(x).depth if depth_keyed else id(x)
             return colors.setdefault(key, PALETTE[len(colors) % len(PALETTE)])
 
-        def series_of(group: list[RunInfo]) -> list[Series]:
+        def series_of(group: list) -> list[Series]:
             out: list[Series] = []
-            for info in group:
-                tail = self._tails.get(info.id)
+            for x in group:
+                cfg = _cfg(x)
+                name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
+                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else x.id[:10])
+                if self.grouped:
+                    out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label))
+                    continue
+                tail = self._tails.get(x.id)
                 if tail is not None:
                     tail.read()
-                label = f"{info.config.depth}" if depth_keyed else info.id[:10]
-                name = f"{'plain' if info.config.shortcut == 'none' else 'ResNet'}-{info.config.depth}"
-                train, test = run_series(name if depth_keyed else info.id, tail.rows if tail else [], info.epochs,
-                                         color_of(info), end_label=label)
+                train, test = run_series(name if depth_keyed else x.id, tail.rows if tail else [], x.epochs,
+                                         color_of(x), end_label=label)
                 out.extend([train, test] if self.show_train else [test])
             return out
 
@@ -117,12 +135,32 @@ class CompareScreen(Screen):
         text = legend(flat)
         text.append("   (dotted: training error, solid: test error)" if self.show_train else "   (test error)",
                     style="dim")
+        if self.grouped:
+            text.append("; seed groups: means, sparse dots: min-max of test error (g: single runs)", style="dim")
         self.query_one("#legend", Static).update(text)
+
+    def _group_series(self, group: RunGroup, name: str, color: str, end_label: str) -> list[Series]:
+        """A group's mean training error (dotted), the min and max of its test error (sparse) and its mean (solid)."""
+        train, test = group.curves()
+        out: list[Series] = []
+        if train is not None and self.show_train:
+            out.append(Series(f"{name} train", train.xs, train.mean, color=color, dotted=True))
+        if test is not None:
+            if test.n > 1:
+                out += [Series("", test.xs, test.lo, color=color, sparse=True),
+                        Series("", test.xs, test.hi, color=color, sparse=True)]
+            out.append(Series(f"{name} test" + (f" (mean of {test.n})" if test.n > 1 else ""), test.xs, test.mean,
+                              color=color, end_label=end_label))
+        return out
 
     def _fill_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
         diff = differing_settings([i.config for i in infos if i.config is not None])
+        if self.grouped:
+            self._fill_group_table(table, group_runs([i for i in infos if i.config is not None]),
+                                   [d for d in diff if d != "seed"])
+            return
         # settings and results have separate key spaces: a setting may share a result's name ("epochs")
         table.add_column("run", key="run")
         for name in diff:
@@ -146,6 +184,33 @@ class CompareScreen(Screen):
             self._told_same = True
             self.notify("these runs have the same settings", timeout=3)
 
+    def _fill_group_table(self, table: DataTable, groups: list[RunGroup], diff: list[str]) -> None:
+        table.add_column("group", key="group")
+        for name in diff:
+            table.add_column(name, key=f"setting:{name}")
+        for key, label in (("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
+                           ("paper", "paper%"), ("state", "states")):
+            table.add_column(label, key=f"result:{key}")
+        for g in groups:
+            cfg = g.config.to_dict()
+            cells: list = [g.name]
+            for name in diff:
+                value = cfg.get(name, "-")
+                cells.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
+            cells += [Text(str(g.n), justify="right"), seeds_text(g.seeds),
+                      Text(pct(g.best, unit=False), justify="right"),
+                      Text(mean_std_text(g), justify="right"),
+                      Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
+                      ", ".join(sorted({i.state for i in g.runs}))]
+            table.add_row(*cells, key=g.runs[0].id)
+
+    def action_toggle_groups(self) -> None:
+        self.grouped = not self.grouped
+        self.refresh_view()
+
+    def action_report(self) -> None:
+        export_report(self, self.run_ids)
+
     def action_zoom(self) -> None:
         self.full_range = not self.full_range
         self.refresh_view()
@@ -156,3 +221,7 @@ class CompareScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _cfg(item: RunInfo | RunGroup) -> RunConfig:
+    return item.config

@@ -1,4 +1,5 @@
-"""Run detail: config, status, result against the paper, error curves, checkpoint; resume, clone, delete."""
+"""Run detail: config, status, result against the paper, error curves, layer responses (Fig. 7), checkpoint;
+resume, clone, delete; `e` writes the run's report (`tui_app.py report RUN`)."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -16,6 +17,8 @@ from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
 from .watch import JsonlTail
 from .widgets.curve_plot import PALETTE, CurvePlot, focus_range, legend, run_series
 from .widgets.formatting import STATE_HINTS
+from .widgets.report_export import export_report
+from .widgets.response_chart import response_chart
 
 
 
@@ -28,6 +31,8 @@ class DetailScreen(Screen):
         Binding("n", "clone", "Clone"),
         Binding("d", "delete", "Delete"),
         Binding("z", "zoom", "Full range"),
+        Binding("l", "layer_responses", "Layer resp."),
+        Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -36,6 +41,7 @@ class DetailScreen(Screen):
         self.run_id = run_id
         self.full_range = False
         self._steps: JsonlTail | None = None
+        self.report_folder = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -43,6 +49,7 @@ class DetailScreen(Screen):
             yield Static(id="summary")
             yield CurvePlot(id="plot")
             yield Static(id="legend")
+            yield Static(id="responses")
             yield Static(id="config")
             yield Static(id="events")
         with Horizontal(id="actions"):
@@ -86,6 +93,7 @@ class DetailScreen(Screen):
         has_points = bool(self._steps.rows or info.epochs)
         plot.display = has_points                      # nothing to draw before the first logged iterations
         self.query_one("#legend", Static).display = has_points
+        self._show_responses(info)
         self.query_one("#config", Static).update(config_text(info.config) if info.config else Text(""))
         self.query_one("#events", Static).update(self._events(info))
         self.query_one("#resume", Button).disabled = info.state not in RESUMABLE
@@ -140,6 +148,46 @@ class DetailScreen(Screen):
             t.append("none yet (a fresh start when resumed)")
         t.append(f"\nfolder {info.path}", style="dim")
         return t
+
+    def _show_responses(self, info: RunInfo) -> None:
+        """The layer-response chart when layer_responses.json matches the checkpoint; else how to get it."""
+        from core.results.responses import read_layer_responses
+        from core.runs import Run
+
+        widget = self.query_one("#responses", Static)
+        widget.display = (info.path / "checkpoint.pt").exists()
+        if not widget.display:
+            return
+        data = read_layer_responses(Run(info.path))
+        if data is None:
+            widget.update(Text("layer responses (Fig. 7): press l to compute them from checkpoint.pt", style="dim"))
+        else:
+            widget.update(response_chart(data, max(20, self.size.width - 4)))
+
+    def action_layer_responses(self) -> None:
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is None or not (info.path / "checkpoint.pt").exists():
+            self.notify("no checkpoint yet: layer responses need a finished epoch", severity="warning")
+            return
+        app, path = self.app, info.path
+
+        def work() -> None:
+            from core.results.groups import ReportError
+            from core.results.responses import layer_responses
+            from core.runs import Run
+
+            try:
+                layer_responses(Run(path))
+            except ReportError as exc:
+                app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+                return
+            app.call_from_thread(self.refresh_view)
+
+        self.notify("computing layer responses over the test set ...", timeout=3)
+        self.run_worker(work, thread=True, exclusive=True, group="responses", exit_on_error=False)
+
+    def action_report(self) -> None:
+        export_report(self, [self.run_id])
 
     def _events(self, info: RunInfo) -> Text:
         lines = Run(info.path).read_events(tail=8)

@@ -11,6 +11,7 @@ from core.formatting import duration, epochs_text, model_name, pct, state_style
 from core.runs import ACTIVE, RunInfo
 
 from .widgets.formatting import STATE_HINTS
+from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
 
 EMPTY_HINT = """No runs yet in {root}.
@@ -38,7 +39,7 @@ class FilterInput(Input):
         screen = self.screen
         if not self.value:
             self.display = False
-        screen.set_focus(screen.query_one(RunsTable))
+        screen.set_focus(screen.query_one(GroupsTable) if screen.grouped else screen.query_one(RunsTable))
 
 
 class RunsScreen(Screen):
@@ -53,6 +54,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "queue", "Queue"),
+        Binding("f", "toggle_groups", "Groups"),
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -63,10 +65,12 @@ class RunsScreen(Screen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
+        self.grouped = False            # one row per seed group (g)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield OpenRunsTable(id="table")
+        yield GroupsTable(id="groups")
         yield Static(id="empty")
         yield Static(id="current")
         yield FilterInput(placeholder="filter: words that must all appear (e.g. plain 56 finished); esc clears",
@@ -76,6 +80,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.query_one("#filter", Input).display = False
+        self.query_one(GroupsTable).display = False
         self.refresh_table()
         self.query_one(RunsTable).focus()
 
@@ -102,9 +107,14 @@ class RunsScreen(Screen):
         all_infos = app.watcher.ordered()
         infos = self.visible_infos()
         table = self.query_one(RunsTable)
-        table.show(infos, app.marked, live=app.live)
+        groups = self.query_one(GroupsTable)
+        if self.grouped:
+            groups.show(infos, app.marked)
+        else:
+            table.show(infos, app.marked, live=app.live)
         empty = not all_infos
-        table.display = not empty
+        table.display = not empty and not self.grouped
+        groups.display = not empty and self.grouped
         self.query_one("#empty", Static).display = empty
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
@@ -117,6 +127,8 @@ class RunsScreen(Screen):
             title.append(f"  ·  filter '{self.filter_text}': {len(infos)} shown", style="yellow")
         if app.marked:
             title.append(f"  ·  {len(app.marked)} marked", style="magenta")
+        if self.grouped:
+            title.append(f"  ·  {len(groups.groups)} seed group(s) (g: runs)", style="cyan")
         if self.sort_column:
             title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
         self.query_one("#title", Static).update(title)
@@ -125,6 +137,9 @@ class RunsScreen(Screen):
     def update_current(self) -> None:
         """One or two lines about the highlighted run: settings, result against the paper, error, next step."""
         widget = self.query_one("#current", Static)
+        if self.grouped:
+            widget.update(self._group_line())
+            return
         run_id = self.query_one(RunsTable).current_id
         info = self.app.watcher.infos.get(run_id) if run_id else None
         if info is None:
@@ -155,6 +170,19 @@ class RunsScreen(Screen):
             text.append(f"  ({STATE_HINTS[info.state]})", style="dim")
         widget.update(text)
 
+    def _group_line(self) -> Text:
+        group = self.query_one(GroupsTable).current_group
+        if group is None:
+            return Text("")
+        text = Text(group.name, style="bold")
+        text.append(f"  seeds {seeds_text(group.seeds)} · final test error best {pct(group.best)}, mean ± std "
+                    f"{mean_std_text(group)}% over {group.n} run(s)")
+        if group.partial:
+            text.append(f" · {group.partial} not finished", style="yellow")
+        text.append("\n" + ", ".join(i.id for i in group.runs), style="dim")
+        text.append("  (enter: compare the seeds, space: mark them all)", style="dim")
+        return text
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.update_current()
 
@@ -164,6 +192,8 @@ class RunsScreen(Screen):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
+        if isinstance(event.data_table, GroupsTable):
+            return                      # groups keep the paper's order: plain, A, B, then depth
         key = str(event.column_key.value)
         if self.sort_column == key:
             self.sort_reverse = not self.sort_reverse
@@ -174,9 +204,17 @@ class RunsScreen(Screen):
     # -- actions -------------------------------------------------------------------------------------------------------
     @property
     def current_id(self) -> str | None:
-        return self.query_one(RunsTable).current_id
+        """The highlighted run; none in the group view (stop, resume, delete act on single runs)."""
+        return None if self.grouped else self.query_one(RunsTable).current_id
 
     def action_open(self) -> None:
+        if self.grouped:
+            group = self.query_one(GroupsTable).current_group
+            if group is not None and len(group.runs) > 1:
+                self.app.open_compare([i.id for i in group.runs])
+            elif group is not None:
+                self.app.open_run(group.runs[0].id)
+            return
         run_id = self.current_id
         if run_id is None:
             return
@@ -189,6 +227,15 @@ class RunsScreen(Screen):
         self.app.open_queue()
 
     def action_mark(self) -> None:
+        if self.grouped:
+            group = self.query_one(GroupsTable).current_group
+            ids = {i.id for i in group.runs} if group is not None else set()
+            if ids <= self.app.marked:
+                self.app.marked.difference_update(ids)
+            else:
+                self.app.marked.update(ids)
+            self.refresh_table()
+            return
         run_id = self.current_id
         if run_id is None:
             return
@@ -219,6 +266,11 @@ class RunsScreen(Screen):
     def action_delete(self) -> None:
         self.app.confirm_delete(self.current_id)
 
+    def action_toggle_groups(self) -> None:
+        self.grouped = not self.grouped
+        self.refresh_table()
+        self.set_focus(self.query_one(GroupsTable) if self.grouped else self.query_one(RunsTable))
+
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
@@ -231,7 +283,7 @@ class RunsScreen(Screen):
             box.display = False
             self.filter_text = ""
             self.refresh_table()
-            self.set_focus(self.query_one(RunsTable))
+            self.set_focus(self.query_one(GroupsTable) if self.grouped else self.query_one(RunsTable))
 
     def action_cycle_sort(self) -> None:
         keys = [k for k, _ in COLUMNS]

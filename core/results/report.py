@@ -35,6 +35,16 @@ class Report:
     groups: list[RunGroup] = field(default_factory=list)
 
 
+def default_out_dir(runs_root: Path) -> Path:
+    """reports/report-YYYYmmdd-HHMMSS beside the runs folder (not inside it: every folder there is a run)."""
+    base = Path(runs_root).resolve().parent / "reports" / time.strftime("report-%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
 def parse_formats(text: str | Sequence[str]) -> list[str]:
     """'md,png' -> ['md', 'png']; 'all' -> every format. Raises ReportError naming the allowed ones."""
     parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]

@@ -29,6 +29,7 @@ class Series:
     color: str = PALETTE[0]
     dotted: bool = False
     end_label: str = ""  # written right of the last point; "" = none
+    sparse: bool = False  # an edge of a min-max band: a dot every third pixel column, no legend entry
 
 
 @dataclass
@@ -119,8 +120,8 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
                 prev = None
                 continue
             py = int(round((1 - y / top) * (px_h - 1)))
-            if s.dotted:
-                if px % 2 == 0:
+            if s.dotted or s.sparse:
+                if px % (3 if s.sparse else 2) == 0:
                     canvas.dot(px, py, idx)
             else:
                 lo, hi = (py, py) if prev is None else (min(prev, py), max(prev, py))
@@ -209,6 +210,8 @@ def legend(series: Sequence[Series]) -> Text:
     """One entry per series: a coloured sample of its line style and its label."""
     text = Text()
     for s in series:
+        if s.sparse:
+            continue
         if text:
             text.append("  ")
         text.append("⠒⠒ " if s.dotted else "━━ ", style=s.color)

@@ -1,0 +1,89 @@
+"""The runs table folded by seed: one row per group of runs that differ only in their seed (``core.results.groups``).
+
+Each row shows the group's settings, n, its seeds, and the paper's figures: best and mean ± std (sample) of the
+final test errors, beside the paper's error. Rows are keyed by the group's first run id, so the cursor stays put
+while runs update.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from core.formatting import pct, state_style
+from core.results.groups import RunGroup, group_runs, variant_labels
+from core.runs import RunInfo
+
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mark", " "), ("group", "group (runs differing only in seed)"), ("n", "n"), ("seeds", "seeds"),
+    ("best", "best%"), ("mean", "mean ± std%"), ("paper", "paper%"), ("states", "states"),
+)
+
+
+def mean_std_text(group: RunGroup) -> str:
+    if group.mean is None:
+        return "-"
+    return f"{group.mean:.2f} ± {group.std:.2f}" if group.std is not None else f"{group.mean:.2f}"
+
+
+def states_text(group: RunGroup) -> Text:
+    counts = Counter(i.state for i in group.runs)
+    text = Text()
+    for state, n in counts.most_common():
+        if text:
+            text.append(", ")
+        text.append(f"{n} {state}", style=state_style(state))
+    return text
+
+
+def seeds_text(seeds: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3,5'."""
+    parts, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            parts.append(str(start) if start == s else f"{start}-{s}")
+            start = None
+    return ",".join(parts)
+
+
+class GroupsTable(DataTable):
+    """DataTable of seed groups; ``groups`` holds what is shown, in order."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.groups: list[RunGroup] = []
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, infos: list[RunInfo], marked: set[str]) -> None:
+        groups = group_runs(infos)
+        variants = variant_labels(groups)
+        current = self.current_group
+        keep = current.runs[0].id if current is not None else None
+        self.groups = groups
+        self.clear()
+        for g in groups:
+            cfg = g.config
+            label = f"{g.name} w{cfg.width} {cfg.optimizer} {cfg.schedule}"
+            if variants[id(g)]:
+                label += f" ({variants[id(g)]})"
+            n_marked = sum(1 for i in g.runs if i.id in marked)
+            mark = "●" if n_marked == len(g.runs) else ("◐" if n_marked else " ")
+            self.add_row(Text(mark, style="bold magenta"), label, Text(f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}", justify="right"),
+                         seeds_text(g.seeds), Text(pct(g.best, unit=False), justify="right"),
+                         Text(mean_std_text(g), justify="right"),
+                         Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
+                         states_text(g), key=g.runs[0].id)
+        keys = [g.runs[0].id for g in groups]
+        if keep in keys:
+            self.move_cursor(row=keys.index(keep), animate=False)
+
+    @property
+    def current_group(self) -> RunGroup | None:
+        groups = getattr(self, "groups", [])
+        return groups[self.cursor_row] if groups and 0 <= self.cursor_row < len(groups) else None
