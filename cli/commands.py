@@ -110,8 +110,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
                        f"choose another name or resume it")
     check_data(cfg)
+    if cfg.tensorboard:
+        check_tensorboard()
     run = store.create(cfg)
     return train_foreground(run, store)
+
+
+def check_tensorboard() -> None:
+    """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
+    from core.results.groups import MissingDependency
+    from core.results.tensorboard import summary_writer
+
+    try:
+        summary_writer()
+    except MissingDependency as exc:
+        raise CliError(f"--tensorboard: {exc}", EXIT_FAILED) from None
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -141,6 +154,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
                                      for k, v in exc.errors.items())) from None
+    if args.tensorboard:
+        from core.results.tensorboard import enable
+
+        check_tensorboard()
+        enable(run)
     return train_foreground(run, store)
 
 

@@ -102,6 +102,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "--epochs N extends the run to N epochs in total, which also continues a finished run.")
     r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
     r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="from now on also write TensorBoard event files into RUN/tensorboard/ (the steps so far "
+                        "are written first; a resumed run never shows a step twice)")
     _runs_dir_arg(r)
 
     s = command("stop", "ask a run training in another process to stop with a checkpoint",

@@ -90,6 +90,7 @@ class RunConfig:
     deterministic: bool = False
     name: str = ""
     log_every: int = 20
+    tensorboard: bool = False
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -404,6 +405,7 @@ FIELD_HELP: dict[str, str] = {
     "deterministic": "Deterministic algorithms (bitwise-repeatable on the CPU; slower on GPU)",
     "name": "Run name (becomes the run id); empty = generated, e.g. r20-A-sgd-20261127-214501",
     "log_every": "Write a point to steps.jsonl every this many iterations",
+    "tensorboard": "Also write TensorBoard event files into the run's tensorboard/ folder (tensorboard --logdir runs/)",
 }
 
 assert set(FIELD_HELP) == set(_FIELD_TYPES), "every RunConfig field needs help text"
@@ -416,6 +418,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data_dir", "download", "val_split", "max_train_images", "max_test_images", "normalize",
              "augment"),
     "speed": ("precision", "channels_last", "compile", "on_oom"),
-    "run": ("device", "seed", "deterministic", "name", "log_every"),
+    "run": ("device", "seed", "deterministic", "name", "log_every", "tensorboard"),
 }
 assert sorted(sum(GROUPS.values(), ())) == sorted(_FIELD_TYPES)

@@ -25,7 +25,7 @@ from .widgets.curve_plot import PALETTE, CurvePlot, Series, focus_range, legend,
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 
-IGNORED = {"name", "data_dir", "log_every"}  # settings that never change what a run learns
+IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
 
 
 def differing_settings(configs: list[RunConfig]) -> list[str]:

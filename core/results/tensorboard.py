@@ -81,6 +81,36 @@ class TensorBoardLog:
         self.writer.close()
 
 
+def open_run_log(run: Run, start_step: int) -> TensorBoardLog:
+    """The trainer's writer for ``run``, starting at ``start_step`` (after the .jsonl files were cut back to it).
+
+    A run that trained without TensorBoard and is resumed with it gets its rows so far written first."""
+    log_dir = run.path / DIR_NAME
+    backfill = start_step > 0 and not event_files(log_dir)
+    config = run.read_config().to_dict()
+    log = TensorBoardLog(log_dir, 0 if backfill else start_step, config)
+    if backfill:
+        log.steps(run.read_steps())
+        for row in run.read_epochs():
+            log.epoch(row)
+    return log
+
+
+def enable(run: Run) -> bool:
+    """Turn TensorBoard logging on for a run (``resume --tensorboard``): rewrites config.json. False if it was on."""
+    import dataclasses
+
+    from ..runs import atomic_write_bytes
+
+    cfg = run.read_config()
+    if cfg.tensorboard:
+        return False
+    summary_writer()
+    atomic_write_bytes(run.config_path, dataclasses.replace(cfg, tensorboard=True).to_json().encode())
+    run.log("TensorBoard logging turned on")
+    return True
+
+
 def export_run(run: Run) -> Path:
     """Write ``RUN/tensorboard/`` afresh from steps.jsonl and epochs.jsonl (old event files replaced)."""
     log_dir = run.path / DIR_NAME
