@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..config import RunConfig
+from ..formatting import model_name
 from ..runs import ACTIVE, Run, RunInfo
 
 # Fields that do not change what a run learns: runs differing only in these (and the seed) form one group.
@@ -111,9 +112,7 @@ class RunGroup:
     @property
     def name(self) -> str:
         """'plain-20', 'ResNet-56', 'ResNet-56 B' (option A is the paper's default and goes unsaid)."""
-        if self.kind == "none":
-            return f"plain-{self.depth}"
-        return f"ResNet-{self.depth}" + ("" if self.kind == "A" else f" {self.kind}")
+        return model_name(self.depth, self.kind) + (f" {self.kind}" if self.kind not in ("A", "none") else "")
 
     def cell(self, digits: int = 2) -> str:
         """'6.43 (6.61 ± 0.16, n=5)' as in the paper; '7.51 (n=1)' for one run; '-' for none."""

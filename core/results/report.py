@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..formatting import duration, pct
 from ..runs import ACTIVE, Run, RunInfo
 from . import figures
 from .groups import MissingDependency, ReportError, RunGroup, group_runs, is_partial, select_runs
@@ -179,8 +180,8 @@ def _settings(infos: Sequence[RunInfo]) -> list[str]:
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for info, d in zip(infos, dicts):
         cells = [info.id, d["depth"], d["shortcut"], d["seed"], *(d[k] for k in differ), info.state,
-                 f"{info.epochs_done}/{info.total_epochs or '?'}", _pct(info.final_test_err),
-                 _pct(info.best_test_err), _secs(info.duration_s)]
+                 f"{info.epochs_done}/{info.total_epochs or '?'}", pct(info.final_test_err, unit=False),
+                 pct(info.best_test_err, unit=False), duration(info.duration_s)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines
 
@@ -198,14 +199,3 @@ def _environment(infos: Sequence[RunInfo]) -> list[str]:
         lines.append("| " + " | ".join(_cell(v if v is not None else "-") for v in [info.id, *(e[k] for k in keys)])
                      + " |")
     return lines
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _secs(v) -> str:
-    if v is None:
-        return "-"
-    v = float(v)
-    return f"{v:.0f}s" if v < 120 else (f"{v / 60:.0f}m" if v < 7200 else f"{v / 3600:.1f}h")

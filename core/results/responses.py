@@ -19,7 +19,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..runs import Run, atomic_write_json
+from ..files import atomic_write_json
+from ..runs import Run
 from .groups import ReportError
 
 FILE_NAME = "layer_responses.json"

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass, field
 
 from ..config import LAB_REPORT_ERRORS, PAPER_ERRORS
+from ..formatting import pct
 from .groups import KIND_TITLES, KINDS, RunGroup, variant_labels
 
 PARTIAL_MARK = "†"
@@ -53,7 +54,7 @@ class Table6:
                 g = r.cells.get(k)
                 cells.append("-" if g is None else g.cell() + (mark if g.partial else ""))
             if self.references:
-                cells += [_num(r.paper), _num(r.lab_report)]
+                cells += [pct(r.paper, unit=False), pct(r.lab_report, unit=False)]
             out.append(cells)
         return out
 
@@ -69,10 +70,6 @@ class Table6:
         n = self.partial_runs
         return (f"{PARTIAL_MARK} partial: {n} run{'s' if n != 1 else ''} of this table "
                 f"{'have' if n != 1 else 'has'} not finished every epoch") if n else ""
-
-
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
 
 
 def build_table(groups: list[RunGroup]) -> Table6:

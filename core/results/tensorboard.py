@@ -100,7 +100,7 @@ def enable(run: Run) -> bool:
     """Turn TensorBoard logging on for a run (``resume --tensorboard``): rewrites config.json. False if it was on."""
     import dataclasses
 
-    from ..runs import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     cfg = run.read_config()
     if cfg.tensorboard:
