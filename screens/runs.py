@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from core.formatting import duration, epochs_text, model_name, pct, state_style
+from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo
 
 from .widgets.formatting import STATE_HINTS
@@ -54,7 +55,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "queue", "Queue"),
-        Binding("f", "toggle_groups", "Groups"),
+        Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -128,7 +129,9 @@ class RunsScreen(Screen):
         if app.marked:
             title.append(f"  ·  {len(app.marked)} marked", style="magenta")
         if self.grouped:
-            title.append(f"  ·  {len(groups.groups)} seed group(s) (g: runs)", style="cyan")
+            title.append(f"  ·  {len(groups.groups)} seed group(s) (f: runs)", style="cyan")
+        elif len({group_key(i.config) for i in all_infos if i.config}) < sum(1 for i in all_infos if i.config):
+            title.append("  ·  f: seed groups", style="cyan")
         if self.sort_column:
             title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
         self.query_one("#title", Static).update(title)

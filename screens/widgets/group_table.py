@@ -17,8 +17,8 @@ from core.runs import RunInfo
 
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("mark", " "), ("group", "group (runs differing only in seed)"), ("n", "n"), ("seeds", "seeds"),
-    ("best", "best%"), ("mean", "mean ± std%"), ("paper", "paper%"), ("states", "states"),
+    ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
+    ("paper", "paper%"), ("states", "states"), ("differs", "other settings that differ"),
 )
 
 
@@ -70,15 +70,13 @@ class GroupsTable(DataTable):
         for g in groups:
             cfg = g.config
             label = f"{g.name} w{cfg.width} {cfg.optimizer} {cfg.schedule}"
-            if variants[id(g)]:
-                label += f" ({variants[id(g)]})"
             n_marked = sum(1 for i in g.runs if i.id in marked)
             mark = "●" if n_marked == len(g.runs) else ("◐" if n_marked else " ")
             self.add_row(Text(mark, style="bold magenta"), label, Text(f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}", justify="right"),
                          seeds_text(g.seeds), Text(pct(g.best, unit=False), justify="right"),
                          Text(mean_std_text(g), justify="right"),
                          Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
-                         states_text(g), key=g.runs[0].id)
+                         states_text(g), Text(variants[id(g)], style="dim"), key=g.runs[0].id)
         keys = [g.runs[0].id for g in groups]
         if keep in keys:
             self.move_cursor(row=keys.index(keep), animate=False)

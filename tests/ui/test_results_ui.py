@@ -34,6 +34,7 @@ async def test_g_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         assert app.screen.query_one(RunsTable).row_count == 4
+        assert "g: seed groups" in str(app.screen.query_one("#title").render())   # seeds repeat: the key is named
         await pilot.press("g")
         groups = app.screen.query_one(GroupsTable)
         assert groups.display and not app.screen.query_one(RunsTable).display
