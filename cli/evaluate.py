@@ -89,9 +89,13 @@ def show_layer_responses(run: Run, data_dir: str | None = None, device: str = "a
     from core.results.groups import ReportError
     from core.results.responses import FILE_NAME, layer_responses
 
+    from core.device import DeviceError, resolve_device
+
     out = out or sys.stdout
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise CliError(f"--device: device must be auto, cpu or cuda:N, got {device!r}")
+    try:
+        resolve_device(device)
+    except DeviceError as exc:
+        raise CliError(f"--device: {exc}") from None
     try:
         data = layer_responses(run, device=device, data_dir=data_dir)
     except ReportError as exc:

@@ -71,6 +71,7 @@ class Trainer:
         self.last_heartbeat = 0.0
         self.last_eval_s = 0.0
         self.external_pause = False              # a pause asked for through the request file
+        self.tensorboard = None                  # core.results.tensorboard.TensorBoardLog when cfg.tensorboard
 
     # plumbing ----------------------------------------------------------------------------------------------------------
     def emit(self, event: TrainerEvent) -> None:
@@ -123,6 +124,8 @@ class Trainer:
             self.emit(Ended(run.id, state, message))
             return state
         finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             run.release_lock()
 
     # start or resume ---------------------------------------------------------------------------------------------------
@@ -163,6 +166,10 @@ class Trainer:
                      f"training images, {s.iters_per_epoch} iterations/epoch, {s.total_steps} iterations")
             if s.format_note:
                 self.log(s.format_note)
+        if cfg.tensorboard:   # the same rows as steps.jsonl/epochs.jsonl; what a crash left past the checkpoint purged
+            from .results.tensorboard import open_run_log
+
+            self.tensorboard = open_run_log(run, self.state.step)
         self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
                           channels_last=s.channels_last, micro_batches=s.step.micro_batches,
@@ -284,7 +291,10 @@ class Trainer:
             if s.schedule.watching_error and s.schedule.observe_train_error(p.step, p.err):
                 self.log(f"warm-up done: training error {p.err:.1f}% < 80% at step {p.step}; lr back to "
                          f"{s.cfg.lr:g} (He et al. 2016, ResNet-110 recipe)")
-        self.run_folder.append_steps([p.row() for p in points])
+        lines = [p.row() for p in points]
+        self.run_folder.append_steps(lines)
+        if self.tensorboard is not None:
+            self.tensorboard.steps(lines)
 
     def _flush(self) -> None:
         self.window.seal()
@@ -376,6 +386,8 @@ class Trainer:
         if improved:
             st.best_test_err = test_err
         self.run_folder.append_epoch(row)
+        if self.tensorboard is not None:
+            self.tensorboard.epoch(row)
         self.emit(EpochEnded(self.run_folder.id, row))
         self._save_checkpoint(best=improved)
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_test_err=test_err,

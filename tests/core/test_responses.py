@@ -51,7 +51,8 @@ def test_std_equals_a_direct_computation_with_forward_hooks():
 
 def test_run_responses_are_computed_once_per_checkpoint(tmp_path, monkeypatch, capsys):
     store = RunStore(tmp_path / "runs")
-    run, state = train_run(store, tiny_config(epochs=1, max_train_images=64, max_test_images=64))
+    run, state = train_run(store, tiny_config(epochs=1, max_train_images=64, max_test_images=64,
+                                                          channels_last="off"))
     assert state == "finished"
     data = layer_responses(run, device="cpu")
     assert data["images"] == 64 and len(data["layers"]) == 7 and data["epoch"] == 1

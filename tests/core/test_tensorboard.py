@@ -12,6 +12,7 @@ from core.results.tensorboard import DIR_NAME, TensorBoardLog
 from core.runs import RunStore
 from core.trainer import Trainer
 from tests.conftest import tiny_config
+from tests.core.results_helpers import fake_run
 
 
 def scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
@@ -46,7 +47,8 @@ def test_a_resumed_session_purges_what_a_crashed_one_wrote_past_its_checkpoint(t
 
 def test_trainer_writes_events_once_per_step_across_stop_crash_and_resume(tmp_path):
     store = RunStore(tmp_path / "runs")
-    cfg = tiny_config(epochs=3, max_train_images=128, log_every=2, tensorboard=True)   # 4 iterations per epoch
+    cfg = tiny_config(epochs=3, max_train_images=128, max_test_images=64, log_every=2, tensorboard=True,
+                      channels_last="off")           # 4 iterations per epoch
     run = store.create(cfg)
     stop = threading.Event()
 
@@ -69,11 +71,23 @@ def test_trainer_writes_events_once_per_step_across_stop_crash_and_resume(tmp_pa
 
 def test_report_tensorboard_converts_runs_after_the_fact(tmp_path, capsys):
     store = RunStore(tmp_path / "runs")
-    run = store.create(tiny_config(epochs=2, max_train_images=64))
-    assert Trainer(run).run() == "finished"
+    run = fake_run(store, [30.0, 20.0])
     assert not (run.path / DIR_NAME).exists()
     args = ["report", run.id, "--tensorboard", "--no-layer-responses", "--format", "csv", "--out", tmp_path / "rep"]
     for _ in range(2):                            # converting twice replaces the events instead of doubling them
         assert main([*map(str, args), "--runs-dir", str(store.root)]) == 0
     assert "TensorBoard: wrote" in capsys.readouterr().out
+    assert_matches_jsonl(run, scalars(run.path / DIR_NAME))
+
+
+def test_resume_with_tensorboard_writes_the_steps_so_far_first(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(tiny_config(epochs=2, max_train_images=64, max_test_images=32, log_every=1,
+                                   channels_last="off"))
+    stop = threading.Event()
+    assert Trainer(run, on_event=lambda e: isinstance(e, EpochEnded) and stop.set(), stop_event=stop).run() == \
+        "stopped"
+    assert not (run.path / DIR_NAME).exists()
+    assert main(["resume", run.id, "--tensorboard", "--runs-dir", str(store.root)]) == 0
+    assert run.read_config().tensorboard and "finished" in capsys.readouterr().out
     assert_matches_jsonl(run, scalars(run.path / DIR_NAME))
