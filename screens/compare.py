@@ -2,7 +2,7 @@
 
 When plain and residual nets are both among the runs, the curves split into two panels side by side, plain left
 and residual right, same colour per depth and same axes, the way He et al. 2016 Fig. 6 shows them (dotted:
-training error, solid: test error). Runs that differ only in their seed fold into one group (g toggles): its mean
+training error, solid: test error). Runs that differ only in their seed fold into one group (f toggles): its mean
 curves with the min-max band of its test error (sparse dots), and n, best and mean ± std in the table. `e` writes
 the report of these runs (`tui_app.py report`) and shows its folder.
 """
@@ -41,7 +41,7 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("z", "zoom", "Full range"),
         Binding("t", "toggle_train", "Train curves"),
-        Binding("g", "toggle_groups", "Seed groups"),
+        Binding("f", "toggle_groups", "Seed groups"),
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
     ]
@@ -136,7 +136,7 @@ class CompareScreen(Screen):
         text.append("   (dotted: training error, solid: test error)" if self.show_train else "   (test error)",
                     style="dim")
         if self.grouped:
-            text.append("; seed groups: means, sparse dots: min-max of test error (g: single runs)", style="dim")
+            text.append("; seed groups: means, sparse dots: min-max of test error (f: single runs)", style="dim")
         self.query_one("#legend", Static).update(text)
 
     def _group_series(self, group: RunGroup, name: str, color: str, end_label: str) -> list[Series]:

@@ -66,7 +66,7 @@ class RunsScreen(Screen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
-        self.grouped = False            # one row per seed group (g)
+        self.grouped = False            # one row per seed group (f)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")

@@ -1,4 +1,4 @@
-"""Seed groups in the runs table (g) and the compare screen, the layer-response chart and the report key (e)."""
+"""Seed groups in the runs table (f) and the compare screen, the layer-response chart and the report key (e)."""
 from __future__ import annotations
 
 import json
@@ -28,14 +28,14 @@ def row_texts(table) -> list[list[str]]:
     return [[getattr(c, "plain", str(c)) for c in table.get_row(r.key)] for r in table.ordered_rows]
 
 
-async def test_g_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
+async def test_f_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
     seed_grid(tmp_path / "runs")
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         assert app.screen.query_one(RunsTable).row_count == 4
-        assert "g: seed groups" in str(app.screen.query_one("#title").render())   # seeds repeat: the key is named
-        await pilot.press("g")
+        assert "f: seed groups" in str(app.screen.query_one("#title").render())   # seeds repeat: the key is named
+        await pilot.press("f")
         groups = app.screen.query_one(GroupsTable)
         assert groups.display and not app.screen.query_one(RunsTable).display
         rows = row_texts(groups)
@@ -53,7 +53,7 @@ async def test_g_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
         band = [s for s in series if s.sparse]
         assert len(band) == 2 and [s.ys for s in band] == [[20.0, 7.0], [20.0, 9.5]]
         assert "8.17 ± 1.26" in screen_text(app)
-        await pilot.press("g")                          # back to single runs: no band, three test curves
+        await pilot.press("f")                          # back to single runs: no band, three test curves
         series = screen.query_one("#plot-plain", CurvePlot).series
         assert not any(s.sparse for s in series) and len([s for s in series if not s.dotted]) == 3
 
