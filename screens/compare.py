@@ -53,7 +53,7 @@ class CompareScreen(Screen):
         self.show_train = True
         self._tails: dict[str, JsonlTail] = {}
         self._told_same = False
-        self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds repeat)
+        self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds' results repeat)
         self.report_folder = None
 
     def compose(self) -> ComposeResult:
@@ -89,7 +89,7 @@ class CompareScreen(Screen):
         runs = [i for i in infos if i.config is not None]
         groups = group_runs(runs)
         if self.grouped is None:
-            self.grouped = any(len(g.runs) > 1 for g in groups)
+            self.grouped = any(g.n > 1 for g in groups)     # two or more results of the same settings
         items: list = groups if self.grouped else runs     # what gets one colour and one pair of curves
         plain = [x for x in items if _cfg(x).shortcut == "none"]
         res = [x for x in items if _cfg(x).shortcut != "none"]
