@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .plan import SYNTHETIC_SIZES
+
 SPLIT_SEED = 20160610  # fixed: subsets and the validation split never depend on the run's seed
 SYNTHETIC_SEED = 1234
-SYNTHETIC_SIZES = (2000, 500)
 
 
 class DataError(RuntimeError):
@@ -112,6 +113,41 @@ def load_data(cfg: Any) -> DataSplits:
     return DataSplits(train_x, train_y, test_x, test_y, val_x, val_y, classes, num_classes, name, source)
 
 
+def find_data(cfg: Any) -> str | None:
+    """Where ``cfg``'s data set is, without reading or downloading it: the folder, None for synthetic data, or
+    DataError when it is not there (the message says where to put it). Quick enough for a form's every edit."""
+    if cfg.dataset == "synthetic":
+        return None
+    if cfg.dataset not in CIFAR:
+        raise DataError(f"unknown dataset {cfg.dataset!r}; choose cifar10, cifar100 or synthetic")
+    spec, root = CIFAR[cfg.dataset], resolve_data_dir(cfg)
+    for candidate in (root, root / spec.folder):
+        if candidate.name == spec.folder and candidate.is_dir():
+            return str(candidate)
+    if (root / spec.archive).is_file():
+        return str(root / spec.archive)
+    raise DataError(_missing_message(spec, root))
+
+
+def check_data(cfg: Any) -> None:
+    """Load ``cfg``'s data set once (downloading it if the config allows) so that a bad data folder is found before
+    a run is created: the CLI's train and queue and the TUI's form call this. Raises DataError.
+
+    Reading CIFAR-10 whole takes a fraction of a second. A folder this check created for a failed download is
+    removed again: a rejected launch leaves nothing on disk.
+    """
+    if cfg.dataset == "synthetic":
+        return
+    root = resolve_data_dir(cfg).absolute()
+    first_new = next((p for p in [root, *root.parents][::-1] if not p.exists()), None)
+    try:
+        load_data(cfg)
+    except DataError:
+        if first_new is not None and first_new.exists():
+            shutil.rmtree(first_new, ignore_errors=True)
+        raise
+
+
 def stratified_order(y: torch.Tensor, num_classes: int, seed: int = SPLIT_SEED) -> torch.Tensor:
     """All indices, ordered so that every prefix is class-balanced (round robin over classes).
 
@@ -143,7 +179,7 @@ def _missing_message(spec: _Cifar, root: Path) -> str:
     return (
         f"{spec.title} was not found in {where}. Put the archive {spec.archive} (download it from {spec.url}) "
         f"in {where}, or extract it there so that {where / spec.folder / spec.train_files[0]} exists. "
-        f"To use another folder pass --data-dir DIR or set $RESLAB_DATA."
+        f"To use another folder set data_dir (the form's field, or --data-dir DIR) or $RESLAB_DATA."
     )
 
 

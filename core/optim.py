@@ -13,6 +13,7 @@ import math
 import torch
 
 from .config import RunConfig
+from .plan import warmup_steps
 
 ERROR_WARMUP_FACTOR = 0.1      # 0.01 / 0.1 in the paper
 ERROR_WARMUP_THRESHOLD = 80.0  # training error, %
@@ -42,7 +43,7 @@ class LRSchedule:
         self.kind = cfg.schedule
         self.factor = cfg.lr_factor
         self.min_lr = cfg.min_lr
-        self.warmup = cfg.warmup_iters
+        self.warmup = warmup_steps(cfg.warmup_iters, total_steps)   # at most a tenth of the run
         self.total = max(1, total_steps)
         scale = iters_per_epoch if cfg.milestone_unit == "epoch" else 1
         self.milestones = [int(m) * scale for m in cfg.milestones]

@@ -7,17 +7,16 @@ initial weights depend on its seed only).
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass
 
 import torch
 
 from .config import RunConfig
 from .data import DataSplits, load_data
-from .device import resolve_precision, sync_device
+from .device import resolve_precision
 from .loader import DeviceLoader, normalization_stats
+from .memory_format import choose_channels_last
 from .models import cifar_resnet
 from .optim import LRSchedule, build_optimizer
 from .step import TrainStep
@@ -79,51 +78,3 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     setup.step = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size)
     setup.iters_per_epoch, setup.total_steps, setup.total_epochs = ipe, total_steps, math.ceil(total_steps / ipe)
     return setup
-
-
-def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.device,
-                         precision: str) -> tuple[bool, str]:
-    """The config's memory format: on, off, or (auto) measured here; returns it with a note for the log."""
-    if cfg.channels_last != "auto":
-        return cfg.channels_last == "on", ""
-    if cfg.deterministic:
-        return False, ""
-    try:
-        choice, detail = measure_channels_last(model, device, precision, cfg.batch_size)
-    except torch.OutOfMemoryError:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        choice, detail = False, "not measured: the probe ran out of memory"
-    return choice, f"memory format: channels_last {'on' if choice else 'off'} ({detail})"
-
-
-def measure_channels_last(model: torch.nn.Module, device: torch.device, precision: str, batch_size: int,
-                          reps: int = 2, steps: int = 2) -> tuple[bool, str]:
-    """Time training steps of copies of ``model`` in both memory formats and say whether channels_last wins.
-
-    Measured, not assumed: channels_last is often faster for convolutions but can lose at 16 channels or on some
-    CPUs. The inputs come from a private generator, so the run's random streams are untouched.
-    """
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
-    y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
-    probes = {}
-    for fmt in (False, True):
-        probe = copy.deepcopy(model).train()
-        if fmt:
-            probe = probe.to(memory_format=torch.channels_last)
-        st = TrainStep(probe, torch.optim.SGD(probe.parameters(), lr=0.0), device, precision)
-        probes[fmt] = (st, x.contiguous(memory_format=torch.channels_last) if fmt else x)
-    best = {False: float("inf"), True: float("inf")}
-    for _ in range(reps):
-        for fmt, (st, xx) in probes.items():
-            st(xx, y, 0.0)  # warm-up (cudnn.benchmark picks its algorithms here)
-            sync_device(device)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                st(xx, y, 0.0)
-            sync_device(device)
-            best[fmt] = min(best[fmt], (time.perf_counter() - t0) / steps)
-    del probes
-    choice = best[True] < best[False] * 0.97
-    return choice, f"measured contiguous {best[False] * 1e3:.1f} ms, channels_last {best[True] * 1e3:.1f} ms per step"

@@ -120,7 +120,8 @@ class Trainer:
             if state == "finished":
                 fields["finished_at"] = now()
             self.set_state(state, **fields)
-            self.log(f"{state}" + (f": {message}" if message else ""))
+            # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
+            self.log(message if message.startswith(state) else state + (f": {message}" if message else ""))
             self.emit(Ended(run.id, state, message))
             return state
         finally:
@@ -166,6 +167,9 @@ class Trainer:
                      f"training images, {s.iters_per_epoch} iterations/epoch, {s.total_steps} iterations")
             if s.format_note:
                 self.log(s.format_note)
+            if s.schedule.warmup < cfg.warmup_iters:
+                self.log(f"warm-up shortened from {cfg.warmup_iters} to {s.schedule.warmup} iterations, a tenth of "
+                         f"this run's {s.total_steps}")
         if cfg.tensorboard:   # the same rows as steps.jsonl/epochs.jsonl; what a crash left past the checkpoint purged
             from .results.tensorboard import open_run_log
 
@@ -339,7 +343,7 @@ class Trainer:
         t0 = time.monotonic()
         self._flush()
         self.set_state("paused", step=self.state.step, elapsed_s=self._elapsed_now())
-        self.log(f"paused at step {self.state.step}")
+        self.log(f"paused at {self._position()}")
         while (self.pause_event.is_set() or self.external_pause) and not self.stop_event.is_set():
             time.sleep(0.05)
             self._poll_request()
@@ -348,7 +352,7 @@ class Trainer:
         held = time.monotonic() - t0
         if not self.stop_event.is_set():
             self.set_state("running")
-            self.log(f"continued at step {self.state.step}")
+            self.log(f"continued at {self._position()}")
         return held
 
     def _stop(self) -> tuple[str, str]:
@@ -357,7 +361,7 @@ class Trainer:
         st.sums.seconds = time.monotonic() - self.epoch_clock
         self._save_checkpoint()
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed())
-        return "stopped", f"stopped at epoch {st.epoch + 1}, step {st.step}; resumable"
+        return "stopped", f"stopped at {self._position()}; resumable"
 
     # epochs and checkpoints ----------------------------------------------------------------------------------------------
     def _end_epoch(self) -> None:
@@ -394,10 +398,19 @@ class Trainer:
                           best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
                           peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"])
 
+    def _position(self) -> str:
+        """Where training is, counted one way in every log line: the epoch in progress (1-based), or the one that
+        just ended, and the iterations done ("epoch 2, step 59 (19/40 of the epoch)", "epoch 1, step 40 (done)")."""
+        st, ipe = self.state, self.setup.iters_per_epoch
+        into = st.step - st.epoch * ipe
+        if into <= 0 and st.epoch:
+            return f"epoch {st.epoch}, step {st.step} (epoch done)"
+        return f"epoch {st.epoch + 1}, step {st.step} ({into}/{ipe} of the epoch)"
+
     def _save_checkpoint(self, best: bool = False) -> None:
         run, st = self.run_folder, self.state
         checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
-        self.log(f"checkpoint saved at epoch {st.epoch}, step {st.step}", emit=False)
+        self.log(f"checkpoint saved at {self._position()}", emit=False)
         self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))
 
 

@@ -16,6 +16,19 @@ TOOL = SHARED / "tools" / "cifar10_jpeg.py"
 os.environ.setdefault("RESLAB_DATA", str(ROOT / ".data-tests-unused"))
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory, _session_cache, monkeypatch):
+    """Never the user's folders (core/settings.py): a fresh settings folder per test (the form remembers its last
+    values there), one cache folder for the session (a channels_last probe measured once serves every test)."""
+    monkeypatch.setenv("RESLAB_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("RESLAB_CACHE_DIR", str(_session_cache))
+
+
 def write_cifar_subset(dest: Path, train_per_class: int, test_per_class: int) -> Path:
     if not TOOL.exists():
         pytest.skip(f"{TOOL} not found: ../shared must sit beside the repository")

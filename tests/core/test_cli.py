@@ -288,6 +288,9 @@ def test_help_explains_every_flag(capsys):
     for name in FIELD_HELP:
         assert "--" + name.replace("_", "-") in text
     assert "he2016" in text and "exit codes" in text
+    # the defaults shown are those the form starts with (he2016): error_warmup once read off here, auto there
+    assert "[default: auto]" in text.split("--error-warmup")[-1].split("--")[0]
+    assert "[default: pixel]" in text.split("--normalize")[-1].split("--")[0]
     for command in ("resume", "stop", "runs", "show", "eval"):
         assert main([command, "--help"]) == 0
         assert "--runs-dir" in capsys.readouterr().out

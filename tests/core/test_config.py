@@ -22,6 +22,14 @@ def test_he2016_is_the_paper_recipe():
     assert preset("he2016", depth=1202).uses_error_warmup()
 
 
+def test_defaults_are_the_paper_recipe_the_form_starts_with():
+    """`train --help` shows RunConfig's defaults and the form starts from he2016: one recipe, the paper's, with the
+    per-pixel mean subtracted (He et al. 2016 sec. 4.2) and the ResNet-110 warm-up on auto."""
+    assert RunConfig() == preset("he2016")
+    assert preset("he2016").normalize == "pixel" and RunConfig().error_warmup == "auto"
+    assert "He et al. 2016" in FIELD_HELP["normalize"] and "pixel" in FIELD_HELP["normalize"]
+
+
 def test_lab_report_recipe():
     c = preset("lab-report", width=64)
     assert (c.batch_size, c.epochs, c.milestones, c.milestone_unit, c.iterations) == (64, 164, (51, 75), "epoch", 0)

@@ -62,3 +62,19 @@ def test_optimizers(name, cls):
         assert g["momentum"] == 0.9 and g["nesterov"] == (name == "nesterov")
     else:
         assert g["betas"] == (0.8, 0.99)
+
+
+def test_warmup_takes_at_most_a_tenth_of_a_short_run():
+    """The quick preset's 200 warm-up iterations on 2,000 images (240 iterations): once the rate reached only
+    0.016; now the warm-up is 24 iterations and the full rate comes at the 24th (issue 12, point 9)."""
+    from core.plan import planned_steps, warmup_steps
+
+    cfg = preset("quick", dataset="synthetic")
+    assert cfg.warmup_iters == 200
+    ipe, total = planned_steps(cfg)
+    assert (ipe, total) == (16, 240)
+    s = LRSchedule(cfg, ipe, total)
+    assert s.warmup == warmup_steps(200, total) == 24
+    assert s.lr(23) == pytest.approx(0.1) and max(s.lr(i) for i in range(total)) == pytest.approx(0.1)
+    full = LRSchedule(preset("quick"), 391, 15 * 391)          # a full CIFAR-10 run keeps its 200
+    assert full.warmup == 200 and s.lr(0) == pytest.approx(0.1 / 24)

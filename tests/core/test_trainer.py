@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.events import Ended, EpochEnded, Progress, Started
-from core.runs import RunLockedError, RunStore
+from core.runs import RunLockedError, RunStore, run_summary_row
 from core.checkpoint import load_checkpoint
 from core.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
@@ -84,7 +84,13 @@ def test_resume_is_exact(tmp_path, stop_at):
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert metrics(ref) == metrics(run)
     assert ref.read_steps() == run.read_steps()
-    assert "resumed at epoch" in "\n".join(run.read_events())
+    # events.log counts epochs one way: the epoch in progress, 1-based, in the checkpoint, stop and resume lines
+    epoch = -(-stop_at // 8)                                       # 8 iterations per epoch
+    events = "\n".join(run.read_events())
+    for line in (f"checkpoint saved at epoch {epoch}, step {stop_at} (", f"stopped at epoch {epoch}, step {stop_at}",
+                 f"resumed at epoch {epoch}, step {stop_at} of 24"):
+        assert line in events, (line, events)
+    assert "stopped: stopped" not in events and "checkpoint saved at epoch 1, step 8 (epoch done)" in events
 
 
 def test_pause_holds_and_continue_resumes(tmp_path):
@@ -277,3 +283,6 @@ def test_epoch_speed_after_a_mid_epoch_resume_covers_the_whole_epoch(tmp_path):
     assert row["seconds"] >= 1.2
     assert 0 < row["images_per_s"] <= 512 / 1.2
     assert run.read_status()["elapsed_s"] >= 1.2
+    # what `show`, the runs table and the CSV print is that epoch's figure
+    summary = run_summary_row(run.info())
+    assert summary["images_per_s"] == row["images_per_s"] and summary["epoch_s"] == row["seconds"]
