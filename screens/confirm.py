@@ -1,6 +1,7 @@
 """A modal question with a few labelled answers (stop? delete? quit?); dismisses with the chosen answer's key."""
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -26,14 +27,15 @@ class ConfirmScreen(ModalScreen[str | None]):
             yield Static(self.question, id="question")
             with Horizontal(id="buttons"):
                 for key, label, variant in self.answers:
-                    yield Button(label, id=f"answer-{key}", variant=variant)  # type: ignore[arg-type]
+                    yield Button(label, id=f"answer-{key}", name=key, variant=variant)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
         self.query(Button).first().focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed)
+    def answered(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(str(event.button.id).removeprefix("answer-"))
+        self.dismiss(event.button.name)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

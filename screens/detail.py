@@ -21,7 +21,6 @@ from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 
 
-
 class DetailScreen(Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [

@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from core.events import Progress
 from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style
 from core.runs import RunInfo, run_summary_row
 
@@ -41,14 +42,14 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
                "speed": "images_per_s", "epoch_s": "epoch_s", "mem": "peak_mem_bytes", "note": "error"}
 
 
-def live_progress(info: RunInfo, live: Any = None) -> float:
+def live_progress(info: RunInfo, live: Progress | None = None) -> float:
     """The run's progress 0..1: from the trainer's latest Progress event when fresher than status.json."""
-    if live is not None and getattr(live, "total_steps", 0) and live.step >= info.step:
+    if live is not None and live.total_steps and live.step >= info.step:
         return min(1.0, live.step / live.total_steps)
     return info.progress
 
 
-def row_cells(info: RunInfo, marked: bool, live: Any = None) -> dict[str, Any]:
+def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict[str, Any]:
     row = run_summary_row(info)
     final, best, paper = row["final_test_err"], row["best_test_err"], row["paper_err"]
     final_text = Text(pct(final, unit=False), justify="right")
@@ -105,7 +106,7 @@ class RunsTable(DataTable):
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
-    def show(self, infos: list[RunInfo], marked: set[str], live: dict | None = None) -> None:
+    def show(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress] | None = None) -> None:
         """Make the table show these runs in this order (cells, rows and order), keeping the cursor."""
         wanted = [i.id for i in infos]
         current = [row.key.value for row in self.ordered_rows]

@@ -38,7 +38,8 @@ async def type_into(pilot, selector: str, text: str) -> None:
 
 
 def screen_text(app) -> str:
-    """What the terminal shows now, as plain text lines."""
+    """What the terminal shows now, as plain text lines. Textual has no public API for the composed screen as text
+    (``export_screenshot`` gives SVG), so this reads the screen's compositor."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
