@@ -1,7 +1,8 @@
 """Devices, precision, random number generators, determinism and the run's environment record.
 
 Shared by the trainer, ``eval`` (cli/evaluate.py) and the benchmark (bench/throughput.py), so all three pick the
-same device for ``auto`` and refuse the same impossible requests with the same message.
+same device for ``auto`` and refuse the same impossible requests with the same message. (Not to be confused with
+core/devices.py: the device slots a scheduler places runs on, and live GPU readings.)
 """
 from __future__ import annotations
 
