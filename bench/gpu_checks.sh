@@ -30,3 +30,7 @@ t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.j
 t python tui_app.py train --preset he2016 --depth 20 --epochs 3 --data-dir "$DATA" --no-download \
     --runs-dir "$OUT/runs" --name gpu-r20 --device cuda
 python tui_app.py show gpu-r20 --runs-dir "$OUT/runs" | tail -8
+# 5. the queue (issue 9): four ResNet-20 runs of 3 epochs on one GPU, one at a time vs four sharing it
+Q="python bench/queue_latency.py --devices cuda:0 --depth 20 --width 16 --epochs 3 --runs 4 --dataset cifar10 --data-dir $DATA --train-images 0"
+t $Q --per-device 1 --json "$OUT/queue_pd1.json"
+t $Q --per-device 4 --json "$OUT/queue_pd4.json"

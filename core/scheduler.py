@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,9 +28,9 @@ from pathlib import Path
 
 from . import queue as Q
 from .devices import fits
-from .launch import LocalLauncher, detached, plain_env, ENTRY_POINT
-from .lock import FileLock, LockHeldError
 from .files import atomic_write_bytes, atomic_write_json
+from .launch import ENTRY_POINT, LocalLauncher, detached, plain_env
+from .lock import FileLock, LockHeldError
 from .runs import ACTIVE, Run, RunStore, iso, live_state, now
 
 LOCK_FILE, STATE_FILE, LOG_FILE = "scheduler.lock", "scheduler.json", "scheduler.log"
@@ -105,6 +107,7 @@ class Scheduler:
         self.stop_event = threading.Event()
         self._warned: set[str] = set()
         self._state_written = 0.0
+        self._last_error = ""
 
     # -- log ---------------------------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -131,7 +134,7 @@ class Scheduler:
             while not self.stop_event.is_set():
                 if not self._still_ours():
                     self.log("the runs folder or its scheduler.lock was deleted or replaced: leaving")
-                    break
+                    return
                 if self._tick_safely():
                     idle_since = time.monotonic()
                 elif not self.stay and time.monotonic() - idle_since >= self.idle_exit_s:
@@ -144,7 +147,8 @@ class Scheduler:
                 self.log("stopped" + (f"; {', '.join(still)} keep training in their own processes" if still else ""))
         finally:
             try:
-                (self.store.root / STATE_FILE).unlink()
+                if self._still_ours():      # else the state file is another scheduler's
+                    (self.store.root / STATE_FILE).unlink()
             except OSError:
                 pass
             self.lock.release()
@@ -154,7 +158,10 @@ class Scheduler:
         try:
             return self.tick()
         except Exception as exc:  # noqa: BLE001 - the scheduler serves the other runs on
-            self.log(f"error: {type(exc).__name__}: {exc} (continuing)")
+            message = f"error: {type(exc).__name__}: {exc} (continuing)"
+            if message != self._last_error:     # once, not five times a second
+                self.log(message)
+            self._last_error = message
             return True
 
     def _adopt(self) -> None:
@@ -200,7 +207,7 @@ class Scheduler:
         """False once the runs folder or our lock file was deleted or replaced: another scheduler may serve it."""
         try:
             return os.path.samestat(os.fstat(self.lock.fd), os.stat(self.lock.path))
-        except OSError:
+        except (OSError, TypeError):
             return False
 
     def _fill(self) -> bool:
@@ -353,8 +360,6 @@ def describe(runs_dir: str | os.PathLike) -> str:
 
 
 def scheduler_command(runs_dir: str | os.PathLike, options: list[str]) -> list[str]:
-    import sys
-
     return [sys.executable, str(ENTRY_POINT), "scheduler", "--foreground", *options,
             "--runs-dir", str(Path(runs_dir).resolve())]
 
@@ -372,8 +377,6 @@ def start_detached(runs_dir: str | os.PathLike, options: list[str] = ()):
 
 def stop(runs_dir: str | os.PathLike, timeout: float = 10.0) -> bool:
     """Ask the scheduler serving a folder on this host to leave (SIGTERM); True once it has. Runs keep training."""
-    import signal
-
     lock = lock_of(runs_dir)
     holder = lock.holder().split()
     if not lock.is_locked() or len(holder) < 2 or holder[1] != socket.gethostname():

@@ -165,6 +165,22 @@ def test_out_of_memory_is_retried_once_with_micro_batches(root):
         assert sched.retry == [] and entry(run.path)["settled"] is True
 
 
+def test_a_scheduler_whose_folder_is_deleted_leaves(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    sched = S.Scheduler(store, S.make_slots(["cpu"]), stay=True)
+    thread = threading.Thread(target=sched.serve)
+    thread.start()
+    try:
+        wait_for(lambda: S.read_state(store.root) is not None, "the scheduler to serve", timeout=30)
+        (store.root / S.LOCK_FILE).unlink()                  # e.g. rm -rf of the runs folder
+        thread.join(10)
+        assert not thread.is_alive()
+        assert "was deleted or replaced: leaving" in (store.root / S.LOG_FILE).read_text()
+    finally:
+        sched.stop_event.set()
+        thread.join(10)
+
+
 def test_crash_retries_are_bounded(root):
     store = RunStore(root)
     (run,) = Q.enqueue(store, [tiny_config(name="flaky")])
