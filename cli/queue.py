@@ -160,8 +160,11 @@ def queue_add(args: argparse.Namespace) -> int:
     runs = Q.enqueue(store, configs)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
-    print(start_scheduler(store, options) if not served else S.describe(store.root).replace(
-        "already serves", "serves"))
+    if served:
+        ignored = " (--devices/--per-device apply to a new scheduler only)" if args.devices else ""
+        print(S.describe(store.root).replace("already serves", "serves") + ignored)
+    else:
+        print(start_scheduler(store, options))
     return EXIT_OK
 
 
