@@ -85,6 +85,10 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         app.open_run(run.id)
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail screen")
         assert "press l to compute" in screen_text(app)
+        await pilot.press("l")                          # a file that is not a checkpoint: a message, no crash
+        await wait_for(pilot, lambda: any("checkpoint.pt cannot be loaded" in n.message for n in app._notifications),
+                       what="the error notification")
+        assert isinstance(app.screen, DetailScreen) and not (run.path / FILE_NAME).exists()
         stds = [1.0, 0.5, 0.25, 0.75]
         (run.path / FILE_NAME).write_text(json.dumps({
             "checkpoint": _stamp(run.path / "checkpoint.pt"), "images": 128, "epoch": 2,
@@ -94,3 +98,6 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         text = screen_text(app)
         assert "layer responses" in text and "4 layers" in text and "by index" in text and "sorted" in text
         assert "████" in text                           # the largest layer fills its column
+        await pilot.press("e")                          # the report of this run, from the detail screen
+        folder = await wait_for(pilot, lambda: app.screen.report_folder, what="the report", timeout=60)
+        assert "| 20 | 7.00 (n=1) | 8.75 | 6.89 |" in (folder / "report.md").read_text()
