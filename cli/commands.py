@@ -12,16 +12,16 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, STOP_REQUEST_EXIT, CliError, flag
+from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, flag
 from core.config import ConfigError, RunConfig, config_from_sources
+from core.files import write_error
 from core.formatting import duration, pct
-from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir
+from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run
 
 def dispatch(args: argparse.Namespace, handler=None) -> int:
     handler = handler or COMMANDS[args.command]
@@ -37,10 +37,23 @@ def dispatch(args: argparse.Namespace, handler=None) -> int:
     except BrokenPipeError:     # `runs | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:      # the last net: a folder that vanished or cannot be written, said in one line
+        sys.stdout.flush()
+        where = Path(exc.filename).parent if exc.filename else Path.cwd()
+        print(f"error: {' '.join(write_error(exc, where).split())}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def store_of(args: argparse.Namespace) -> RunStore:
-    return RunStore(Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir())
+    """The runs folder of --runs-dir, else $RESLAB_RUNS, else runs/; one that cannot be a folder is bad input."""
+    given = getattr(args, "runs_dir", None)
+    store = RunStore(Path(given) if given else default_runs_dir())
+    try:
+        store.check_root()
+    except RunError as exc:
+        source = "--runs-dir" if given else ("$RESLAB_RUNS" if os.environ.get("RESLAB_RUNS") else "runs/")
+        raise CliError(f"{source}: {exc}") from None
+    return store
 
 
 def get_run(store: RunStore, run_id: str) -> Run:
@@ -101,8 +114,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_data(cfg)
     if cfg.tensorboard:
         check_tensorboard()
-    run = store.create(cfg)
-    return train_foreground(run, store)
+    signals = getattr(args, "stop_signals", None)
+    if signals is not None:
+        signals.armed = True        # from here on a signal stops the run instead of interrupting its creation
+    try:
+        run = store.create(cfg)
+    except RunError as exc:
+        raise CliError(str(exc)) from None
+    return train_foreground(run, store, signals=signals)
 
 
 def check_tensorboard() -> None:
@@ -121,8 +140,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = get_run(store, args.run)
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
-    if info.state == "damaged":
-        raise CliError(f"run {run.id} is damaged ({info.damaged}); it cannot be resumed", EXIT_FAILED)
+    repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
+    if info.state == "damaged" and not (args.repair and info.repairable):
+        fix = f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable else "it cannot be resumed"
+        raise CliError(f"run {run.id} is damaged ({info.damaged}); {fix}", EXIT_FAILED)
     if info.state in ACTIVE and not handed_over:
         raise CliError(f"run {run.id} is {info.state} in another process (pid {info.status.get('pid')}); "
                        f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
@@ -135,20 +156,43 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs <= info.epochs_done:
         raise CliError(f"--epochs: run {run.id} has already done {_epochs(info.epochs_done)}; "
                        f"ask for more than {info.epochs_done}")
-    if args.epochs is not None:
-        from core.trainer import extend_run
-
-        try:
-            extend_run(run, args.epochs)
-        except ConfigError as exc:
-            raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
-                                     for k, v in exc.errors.items())) from None
     if args.tensorboard:
-        from core.results.tensorboard import enable
+        check_tensorboard()          # bad input: said before anything is written
+    take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
+    try:
+        if info.state == "damaged":
+            from core.repair import repair
 
-        check_tensorboard()
-        enable(run)
-    return train_foreground(run, store)
+            try:
+                for note in repair(run):
+                    print(f"repaired: {note}", flush=True)
+            except RunError as exc:
+                raise CliError(f"run {run.id} cannot be repaired: {exc}", EXIT_FAILED) from None
+        if args.epochs is not None:
+            try:
+                extend_run(run, args.epochs)
+            except ConfigError as exc:
+                raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
+                                         for k, v in exc.errors.items())) from None
+        if args.tensorboard:
+            from core.results.tensorboard import enable
+
+            enable(run)
+        return train_foreground(run, store, signals=getattr(args, "stop_signals", None), lock_held=True)
+    finally:
+        run.release_lock()
+
+
+def take_lock(run: Run, store: RunStore) -> None:
+    """Become the run's one writer (a no-op when a scheduler handed the lock over), or say in one line why not."""
+    try:
+        run.acquire_lock()
+    except RunLockedError as exc:
+        raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
+                       EXIT_FAILED) from None
+    except OSError as exc:
+        raise CliError(f"run {run.id} cannot be written: {write_error(exc, run.path, then='resume')}",
+                       EXIT_FAILED) from None
 
 
 def resume_prog() -> str:
@@ -171,47 +215,49 @@ def runs_dir_arg(store: RunStore) -> str:
     return f"--runs-dir {shlex.quote(str(store.root.resolve()))}"
 
 
-def train_foreground(run: Run, store: RunStore, out=None) -> int:
-    """Train ``run`` in this (main) thread with a progress display; SIGINT/SIGTERM stop it with a checkpoint."""
-    from cli.progress import make_display
-    from core.trainer import Trainer
-
+def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals | None = None,
+                     lock_held: bool = False) -> int:
+    """Train ``run`` in this (main) thread with a progress display; SIGINT/SIGTERM stop it with a checkpoint.
+    ``lock_held``: the caller holds the run's writer lock (and releases it)."""
+    own = signals is None
+    signals = StopSignals().install() if own else signals
+    signals.armed = True
     out = out or sys.stdout
-    print(f"run {run.id}", file=out, flush=True)
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum, frame):  # only sets the event: the trainer checkpoints between iterations
-        received.append(signum)
-        stop.set()
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in SIGNAL_EXIT:
-            previous[sig] = signal.signal(sig, on_signal)
     try:
-        with make_display(out, stop) as display:
-            state = Trainer(run, on_event=display, stop_event=stop).run()
+        print(f"run {run.id}", file=out, flush=True)
+        from cli.progress import make_display
+        from core.trainer import Trainer
+
+        if signals.event.is_set():    # a signal while the engine was still being imported: nothing trained yet
+            state, trainer = "not started", None
+        else:
+            with make_display(out, signals.event) as display:
+                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held)
+                state = trainer.run()
     except RunLockedError as exc:
         raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
                        EXIT_FAILED) from None
+    except RunError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    except OSError as exc:
+        raise CliError(f"run {run.id} cannot be written: {write_error(exc, run.path, then='resume')}",
+                       EXIT_FAILED) from None
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if own:
+            signals.restore()
     info = run.info()
     resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     if state == "finished":
         print(f"finished {run.id}: {_epochs(info.epochs_done)}, test error {pct(info.final_test_err)} "
               f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
         return EXIT_OK
-    if state == "stopped":
-        why = ({signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}[received[0]] if received
-               else "a stop request")
-        print(f"stopped by {why} at step {info.step}/{info.total_steps} ({info.epochs_done}/{info.total_epochs} "
-              f"epochs done); checkpoint saved", file=out)
+    if state in ("stopped", "not started"):
+        where = (f"at step {info.step}/{info.total_steps} ({info.epochs_done}/{info.total_epochs} epochs done); "
+                 f"checkpoint saved" if state == "stopped" else f"before training started (the run is {info.state})")
+        print(f"stopped by {signals.name()} {where}", file=out)
         print(f"resume with: {resume_cmd}", file=out, flush=True)
-        return SIGNAL_EXIT[received[0]] if received else STOP_REQUEST_EXIT
-    print(f"{state}: {info.error or 'no reason recorded'}", file=out, flush=True)
+        return signals.exit_code()
+    print(f"{state}: {trainer.message or info.error or 'no reason recorded'}", file=out, flush=True)
     return EXIT_FAILED
 
 

@@ -1,11 +1,13 @@
 """What every CLI module shares: the exit codes, the user-facing error, and the flag name of a config field.
 
 Its own module so that ``cli.main`` (parsing), ``cli.commands`` and ``cli.evaluate`` (the work) all import it
-without importing each other.
+without importing each other; ``cli.main`` installs ``StopSignals`` here before importing anything slow.
 """
 from __future__ import annotations
 
 import signal
+import threading
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -23,3 +25,49 @@ class CliError(Exception):
 def flag(name: str) -> str:
     """The command-line flag of a RunConfig field: batch_size -> --batch-size."""
     return "--" + name.replace("_", "-")
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM before a run exists: nothing to stop or resume, nothing was written."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT and SIGTERM for `train` and `resume`, caught from the very start (installed before torch is imported,
+    which takes seconds): before a run exists (``armed`` False) they interrupt at once (``Interrupted``); once it
+    does they only set ``event``, and the run stops with a checkpoint (or before training starts)."""
+
+    def __init__(self, armed: bool = False):
+        self.event = threading.Event()
+        self.received: list[int] = []
+        self.armed = armed
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNAL_EXIT:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        self.event.set()
+        if not self.armed:
+            raise Interrupted(signum)
+
+    def name(self) -> str:
+        """What stopped us, for the user: 'SIGINT (Ctrl-C)', 'SIGTERM' or 'a stop request'."""
+        if not self.received:
+            return "a stop request"
+        return {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}.get(self.received[0], "a signal")
+
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT.get(self.received[0], STOP_REQUEST_EXIT) if self.received else STOP_REQUEST_EXIT

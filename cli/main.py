@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, flag
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
 from core import config as C
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
@@ -105,6 +105,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     r.add_argument("--tensorboard", action="store_true",
                    help="from now on also write TensorBoard event files into RUN/tensorboard/ (the steps so far "
                         "are written first; a resumed run never shows a step twice)")
+    r.add_argument("--repair", action="store_true",
+                   help="first rebuild a damaged run's status.json (and config.json) from checkpoint.pt and cut its "
+                        "logs back to what the checkpoint covers (unreadable lines are dropped; events.log says what)")
     _runs_dir_arg(r)
 
     s = command("stop", "ask a run training in another process to stop with a checkpoint",
@@ -230,15 +233,24 @@ def _prog_name() -> str:
 
 
 def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
-    """Open the Textual app. Guarded so that a broken UI never takes the headless commands down with it."""
+    """Open the Textual app. Guarded so that a broken UI never takes the headless commands down with it, and so
+    that an app that ended on an error says so (exit 1) instead of exiting 0."""
+    from core.runs import RunError, RunStore
+
+    try:
+        RunStore(runs_dir).check_root()
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         from screens.app import make_app
     except Exception as exc:  # noqa: BLE001 - any import failure of the UI
         print(f"error: the terminal UI cannot start ({type(exc).__name__}: {exc}); the headless commands still "
               f"work: {_prog_name()} --help", file=sys.stderr)
         return EXIT_FAILED
-    make_app(runs_dir=runs_dir, data_dir=data_dir).run()
-    return EXIT_OK
+    app = make_app(runs_dir=runs_dir, data_dir=data_dir)
+    app.run()
+    return EXIT_FAILED if getattr(app, "return_code", 0) else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,13 +261,25 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args is None or args.command is None:
         return open_tui(getattr(args, "runs_dir", None), getattr(args, "data_dir", None))
-    from cli import commands
+    # SIGINT/SIGTERM are caught before anything slow is imported (torch takes seconds): a signal at any moment of
+    # `train` or `resume` ends with a checkpoint or the command that resumes the run, never a silent death.
+    args.stop_signals = StopSignals(armed=args.command == "resume").install() if args.command in (
+        "train", "resume") else None
+    try:
+        from cli import commands
 
-    if args.command in ("queue", "scheduler"):
-        from cli import queue
+        if args.command in ("queue", "scheduler"):
+            from cli import queue
 
-        return commands.dispatch(args, queue.COMMANDS[args.command])
-    return commands.dispatch(args)
+            return commands.dispatch(args, queue.COMMANDS[args.command])
+        return commands.dispatch(args)
+    except Interrupted as exc:
+        print(f"interrupted by {args.stop_signals.name()} before the run was created; nothing was written",
+              file=sys.stderr)
+        return SIGNAL_EXIT.get(exc.signum, EXIT_FAILED)
+    finally:
+        if args.stop_signals is not None:
+            args.stop_signals.restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

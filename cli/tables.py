@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any, Iterable
 
 from core.config import GROUPS
 from core.formatting import duration, epochs_text, is_number, mem, num, one_line, pct, rate, state_style
+from core.files import kind_of
+from core.runfiles import escape_controls
 from core.runs import Run, RunInfo, run_summary_row
 
 
@@ -103,11 +107,18 @@ EPOCH_COLUMNS = (("epoch", "epoch", _txt), ("train loss", "train_loss", num), ("
 
 def show_data(run: Run, info: RunInfo) -> dict[str, Any]:
     """Everything `show` prints, as plain data (also the --json output)."""
-    files = {}
-    if run.path.is_dir():
-        for p in sorted(run.path.iterdir()):
-            if p.is_file() and not p.name.startswith("."):
-                files[p.name] = p.stat().st_size
+    files: dict[str, int | str] = {}   # name -> bytes; or what it is instead of a file ("symbolic link", ...)
+    try:
+        entries = sorted(os.scandir(run.path), key=lambda e: e.name)
+    except OSError:
+        entries = []
+    for entry in entries:
+        if not entry.name.startswith("."):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            files[escape_controls(entry.name)] = st.st_size if stat.S_ISREG(st.st_mode) else kind_of(st.st_mode)
     return {"id": info.id, "path": str(run.path.resolve()), "state": info.state, "damaged": info.damaged or None,
             "config": info.config.to_dict() if info.config else None, "status": info.status,
             "summary": list_rows([info])[0], "epochs": info.epochs, "files": files,
@@ -124,10 +135,8 @@ def render_show(data: dict[str, Any], out=None) -> None:
     con.print(f"run {data['id']}", markup=False)
     con.print(f"  folder   {data['path']}", markup=False)
     con.print(f"  state    {data['state']}", markup=False)
-    if data["damaged"]:
-        con.print(f"  damaged  {data['damaged']}", markup=False)
-    if st.get("error") and not data["damaged"]:
-        con.print(f"  error    {st['error']}", markup=False)
+    if data["damaged"] or st.get("error"):
+        con.print(f"  {'damaged' if data['damaged'] else 'error':<8} {s['error']}", markup=False)
     if data["config"]:
         total_steps = st.get("total_steps")
         con.print(f"  progress epoch {s.get('epochs_done')}/{s.get('total_epochs')}, step {st.get('step', 0)}"
@@ -163,7 +172,8 @@ def render_show(data: dict[str, Any], out=None) -> None:
         con.print("\nno epoch finished yet")
     con.print("\nfiles")
     for name, size in data["files"].items():
-        con.print(f"  {name:<14} {size:>12,} bytes", markup=False)
+        con.print(f"  {name:<14} {size:>12,} bytes" if isinstance(size, int) else f"  {name:<14} ({size})",
+                  markup=False)
     if data["events"]:
         con.print("\nlast events")
         for line in data["events"]:
@@ -175,4 +185,4 @@ def _cfg_text(value: Any) -> str:
         return ",".join(map(str, value)) or "-"
     if value == "":
         return "''"
-    return str(value)
+    return escape_controls(str(value))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .device import rng_state, set_rng_state
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, open_regular
 from .runs import now
 from .setup import Setup
 from .state import TrainState
@@ -35,8 +35,10 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint safely: tensors and plain containers only (``weights_only=True``), never arbitrary pickles."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint safely: tensors and plain containers only (``weights_only=True``), never arbitrary pickles,
+    and never through a symbolic link (NotAFileError)."""
+    with os.fdopen(open_regular(Path(path), os.O_RDONLY), "rb") as fh:
+        return torch.load(fh, map_location=map_location, weights_only=True)
 
 
 def save(path: Path, setup: Setup, state: TrainState, best_path: Path | None = None) -> None:
@@ -71,6 +73,18 @@ def read_resumable(path: Path) -> dict:
     if missing:
         raise CheckpointError(f"{path.name} lacks {', '.join(missing)}: it is damaged or was not written by ResLab")
     return ckpt
+
+
+def read_for_resume(path: Path) -> dict:
+    """``read_resumable`` for the trainer: any failure is a CheckpointError whose first line says what is wrong for a
+    person, the rest (torch's own text, up to 40 lines) going to events.log."""
+    try:
+        return read_resumable(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the run cannot resume") from None
+    except Exception as exc:  # noqa: BLE001 - whatever torch raises for a file that is not a safe checkpoint
+        raise CheckpointError(f"{path.name} cannot be loaded ({type(exc).__name__}); the run cannot resume\n"
+                              f"{exc}") from None
 
 
 def restore(ckpt: dict, setup: Setup) -> TrainState:

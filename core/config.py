@@ -22,6 +22,9 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from . import limits
+from .formatting import number_text
+
 SCHEMA_VERSION = 1
 
 SHORTCUTS = ("A", "B", "none")
@@ -145,19 +148,23 @@ class RunConfig:
 
     # ------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, str]:
-        """Field name -> what is wrong and what is allowed. Empty when the config can run."""
+        """Field name -> what is wrong and what is allowed. Empty when the config can run (sizes within
+        core/limits.py's bounds, so a valid config never fails at start for its size)."""
         e: dict[str, str] = {}
         if self.depth < 8 or (self.depth - 2) % 6:
-            e["depth"] = f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), got {self.depth}"
+            e["depth"] = (f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), "
+                          f"got {number_text(self.depth)}")
         _choice(e, "shortcut", self.shortcut, SHORTCUTS)
         if self.width < 1:
-            e["width"] = f"width must be a positive number of filters (16 is the paper's), got {self.width}"
+            e["width"] = (f"width must be a positive number of filters (16 is the paper's), "
+                          f"got {number_text(self.width)}")
         _choice(e, "dataset", self.dataset, DATASETS)
         for name in ("val_split", "max_train_images", "max_test_images"):
             if getattr(self, name) < 0:
-                e[name] = f"{name} must be >= 0 (0 = none/all), got {getattr(self, name)}"
+                e[name] = f"{name} must be >= 0 (0 = none/all), got {number_text(getattr(self, name))}"
         if self.max_train_images and self.val_split >= self.max_train_images:
-            e["val_split"] = f"val_split ({self.val_split}) must be smaller than max_train_images ({self.max_train_images})"
+            e["val_split"] = (f"val_split ({number_text(self.val_split)}) must be smaller than max_train_images "
+                              f"({number_text(self.max_train_images)})")
         _choice(e, "normalize", self.normalize, NORMALIZATIONS)
         _choice(e, "optimizer", self.optimizer, OPTIMIZERS)
         if not self.lr > 0:
@@ -168,7 +175,7 @@ class RunConfig:
             e["weight_decay"] = f"weight decay must be >= 0, got {self.weight_decay}"
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                e[name] = f"{name} must be in [0, 1), got {getattr(self, name)}"
+                e[name] = f"{name} must be in [0, 1), got {number_text(getattr(self, name))}"
         if not self.eps > 0:
             e["eps"] = f"eps must be > 0, got {self.eps}"
         _choice(e, "schedule", self.schedule, SCHEDULES)
@@ -178,14 +185,15 @@ class RunConfig:
         if self.min_lr < 0 or (self.lr > 0 and self.min_lr >= self.lr):
             e["min_lr"] = f"min_lr must be >= 0 and below lr ({self.lr}), got {self.min_lr}"
         if self.warmup_iters < 0:
-            e["warmup_iters"] = f"warmup_iters must be >= 0, got {self.warmup_iters}"
+            e["warmup_iters"] = f"warmup_iters must be >= 0, got {number_text(self.warmup_iters)}"
         _choice(e, "error_warmup", self.error_warmup, TRISTATE)
         if self.epochs < 1 and self.iterations < 1:
-            e["epochs"] = f"epochs must be >= 1 (or iterations set), got {self.epochs}"
+            e["epochs"] = f"epochs must be >= 1 (or iterations set), got {number_text(self.epochs)}"
         if self.iterations < 0:
-            e["iterations"] = f"iterations must be >= 0 (0 = train for `epochs`), got {self.iterations}"
+            e["iterations"] = (f"iterations must be >= 0 (0 = train for `epochs`), "
+                               f"got {number_text(self.iterations)}")
         if self.batch_size < 1:
-            e["batch_size"] = f"batch size must be >= 1, got {self.batch_size}"
+            e["batch_size"] = f"batch size must be >= 1, got {number_text(self.batch_size)}"
         if self.schedule == "multistep":
             ms = list(self.milestones)
             unit = "iteration" if self.milestone_unit == "iter" else "epoch"
@@ -204,11 +212,12 @@ class RunConfig:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             e["device"] = f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
         if self.seed < 0:
-            e["seed"] = f"seed must be >= 0, got {self.seed}"
+            e["seed"] = f"seed must be >= 0, got {number_text(self.seed)}"
         if self.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.name):
             e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
         if self.log_every < 1:
-            e["log_every"] = f"log_every must be >= 1, got {self.log_every}"
+            e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
+        limits.check(self, e)
         return e
 
     # ------------------------------------------------------------------------------------------------
@@ -345,6 +354,8 @@ def load_toml(path: str) -> dict[str, Any]:
         raise ConfigError({"config": f"{path}: cannot read ({exc.strerror})"}) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError({"config": f"{path}: invalid TOML ({exc})"}) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError({"config": f"{path}: not UTF-8 text (byte {exc.start}); a TOML file is UTF-8"}) from None
     # allow [model], [optim] ... tables: flatten one level
     flat: dict[str, Any] = {}
     for k, v in data.items():

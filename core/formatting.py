@@ -60,7 +60,7 @@ def count(value: Any) -> str:
 
 
 def duration(seconds: Any) -> str:
-    """4.24 -> '4.2s', 42 -> '42s', 65 -> '1m05s', 3725 -> '1h02m'."""
+    """4.24 -> '4.2s', 42 -> '42s', 65 -> '1m05s', 3725 -> '1h02m', 5 days -> '5d00h', 1e10 -> '317 years'."""
     if not is_number(seconds):
         return "-"
     if seconds < 9.95:
@@ -70,7 +70,12 @@ def duration(seconds: Any) -> str:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s < 100 * 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s < 365 * 86400:
+        return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    years = seconds / (365.25 * 86400)
+    return f"{years:,.0f} years" if years < 1e6 else f"{years:.2g} years"
 
 
 def mem(nbytes: Any) -> str:
@@ -85,10 +90,30 @@ def mem(nbytes: Any) -> str:
     return f"{n:.1f} TiB"
 
 
+def number_text(value: Any) -> str:
+    """A number for a message: as written, except that a huge one is shortened ('1e+300', not 301 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 15:
+        digits = len(str(abs(value)))
+        return f"{float(value):.3g}" if digits <= 308 else f"a {digits}-digit number"
+    if isinstance(value, float) and abs(value) >= 1e15:
+        return f"{value:.3g}"
+    return str(value)
+
+
 def one_line(text: Any, limit: int = 80) -> str:
     """An error message on one line of at most ``limit`` characters (for tables)."""
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(text: Any, limit: int = 1000) -> str:
+    """The first non-empty line of a message (a torch error can run to 40 lines), with a pointer to the rest:
+    what status.json, the CLI and the TUI show; the whole text goes to events.log."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0] if len(lines[0]) <= limit else lines[0][: limit - 1] + "…"
+    return line + (" (more in events.log)" if len(lines) > 1 else "")
 
 
 def epochs_text(done: int | None, total: int | None) -> str:

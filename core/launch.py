@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .devices import cuda_visible_for, fits
+from .files import open_regular
 from .lock import LOCK_FD_ENV
 from .runs import Run, RunStore
 
@@ -32,11 +33,15 @@ def plain_env(**extra: str) -> dict[str, str]:
 
 def detached(cmd: list[str], log_path: Path, env: dict[str, str], pass_fds: tuple[int, ...] = (),
              stdout_to_log: bool = True) -> subprocess.Popen:
-    """Start ``cmd`` in its own session (survives the terminal and ssh); stderr (and stdout) appended to log_path."""
-    with open(log_path, "ab") as log:
+    """Start ``cmd`` in its own session (survives the terminal and ssh); stderr (and stdout) appended to log_path,
+    which is opened without following a link (NotAFileError)."""
+    log = open_regular(Path(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
         out = log if stdout_to_log else subprocess.DEVNULL
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=log, start_new_session=True,
                                 close_fds=True, pass_fds=pass_fds, env=env)
+    finally:
+        os.close(log)
 
 
 def background_command(runs_dir: str | os.PathLike, run_id: str) -> list[str]:

@@ -14,6 +14,8 @@ import os
 import socket
 from pathlib import Path
 
+from .files import open_regular, read_bytes
+
 LOCK_FD_ENV = "RESLAB_LOCK_FD"
 
 
@@ -37,7 +39,7 @@ class FileLock:
         """Take the lock or raise LockHeldError at once. Taking a lock this object already holds does nothing."""
         if self.fd is not None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)   # never through a link (NotAFileError)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -49,8 +51,12 @@ class FileLock:
         self.note_holder()
 
     def note_holder(self, pid: int | None = None) -> None:
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{pid or os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        """Who holds it, for people to read; not needed for the lock itself (nor possible on a full disk)."""
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{pid or os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self.fd is not None:
@@ -92,8 +98,8 @@ class FileLock:
         if self.fd is not None:
             return True
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+            fd = open_regular(self.path, os.O_RDONLY)
+        except OSError:   # missing, or a link or a folder that nobody can hold (the run is listed damaged)
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -106,6 +112,6 @@ class FileLock:
     def holder(self) -> str:
         """What the holder wrote ("pid host"), or "" when unreadable."""
         try:
-            return self.path.read_text().strip()
+            return read_bytes(self.path).decode(errors="replace").strip()
         except OSError:
             return ""

@@ -21,6 +21,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Iterator
 
+from . import runfiles
 from .config import RunConfig
 from .files import atomic_write_json
 from .runs import ACTIVE, Run, RunError, RunLockedError, RunStore, live_state, now
@@ -29,12 +30,13 @@ QUEUE_FILE = "queue.json"
 
 
 def read_entry(run: Run) -> dict | None:
-    """The run's queue.json, or None for a run that never went through the queue (or an unreadable file)."""
+    """The run's queue.json, or None for a run that never went through the queue (or a file ResLab did not write:
+    read and checked by core/runfiles.py)."""
     try:
-        entry = json.loads((run.path / QUEUE_FILE).read_text())
+        entry = runfiles.read_object(run.path / QUEUE_FILE)
     except (OSError, ValueError):
         return None
-    return entry if isinstance(entry, dict) else None
+    return None if runfiles.problem(entry, runfiles.QUEUE_FIELDS) else entry
 
 
 def write_entry(run: Run, entry: dict) -> None:

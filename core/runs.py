@@ -13,6 +13,9 @@ process) reads it back. Layout of ``<root>/<run-id>/``::
     lock           flock'ed by the one process that trains the run (core/lock.py)
     queue.json     the run's place in the queue and where the scheduler placed it (core/queue.py)
     process.log    output of a detached trainer process (core/launch.py)
+
+Every file is read through core/runfiles.py (anything ResLab did not write raises; ``Run.info()`` makes the run
+"damaged") and written through core/files.py (atomically, never through a symbolic link).
 """
 from __future__ import annotations
 
@@ -21,21 +24,19 @@ import os
 import re
 import shutil
 import socket
+import stat
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-from .config import RunConfig
-from .files import atomic_write_bytes, atomic_write_json, read_jsonl
+from . import runfiles
+from .config import ConfigError, RunConfig
+from .files import append_bytes, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, write_error
 from .lock import FileLock, LockHeldError
+from .runfiles import DamagedFileError
+from .runinfo import ACTIVE, RESUMABLE, STATES, RunInfo, _owner_alive, oldest_first, run_summary_row  # noqa: F401
 
-STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
-          "crashed", "damaged")
-ACTIVE = ("running", "paused")               # a live process owns the run
-RESUMABLE = ("queued", "stopped", "crashed", "failed")
 HEARTBEAT_S = 2.0                            # the trainer rewrites status.json at least this often
-STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
 _ID_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -78,12 +79,12 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
-    # config / status
+    # reading: every read goes through core/runfiles.py, which raises for anything ResLab did not write
     def read_config(self) -> RunConfig:
-        return RunConfig.from_json(self.config_path.read_text())
+        return runfiles.read_config(self.config_path)
 
     def read_status(self) -> dict:
-        return json.loads(self.status_path.read_text())
+        return runfiles.read_status(self.status_path)
 
     def write_status(self, status: dict) -> None:
         atomic_write_json(self.status_path, status)
@@ -91,7 +92,7 @@ class Run:
     def update_status(self, **fields: Any) -> dict:
         try:
             status = self.read_status()
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, DamagedFileError):
             status = {}
         status.update(fields)
         self.write_status(status)
@@ -99,17 +100,14 @@ class Run:
 
     # logs
     def read_epochs(self) -> list[dict]:
-        return read_jsonl(self.epochs_path)
+        return runfiles.read_rows(self.epochs_path)[0]
 
     def read_steps(self) -> list[dict]:
-        return read_jsonl(self.steps_path)
+        return runfiles.read_rows(self.steps_path)[0]
 
     def append_jsonl(self, path: Path, rows: list[dict]) -> None:
-        if not rows:
-            return
-        with open(path, "a") as fh:
-            fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-            fh.flush()
+        if rows:
+            append_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
     def append_epoch(self, row: dict) -> None:
         self.append_jsonl(self.epochs_path, [row])
@@ -118,52 +116,66 @@ class Run:
         self.append_jsonl(self.steps_path, rows)
 
     def log(self, message: str) -> None:
-        with open(self.events_path, "a") as fh:
-            fh.write(f"{iso()}  {message}\n")
+        """One entry of events.log; the lines of a long message (a torch error) after the first are indented."""
+        first, *rest = str(message).splitlines() or [""]
+        append_bytes(self.events_path, (f"{iso()}  {first}\n" + "".join(f"    {line}\n" for line in rest)).encode())
 
     def read_events(self, tail: int | None = None) -> list[str]:
+        """events.log's lines (control characters escaped); [] when it is missing or unreadable."""
         try:
-            lines = self.events_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+            lines = runfiles.read_log(self.events_path)
+        except OSError:
             return []
         return lines[-tail:] if tail else lines
 
-    def truncate_logs(self, epochs_done: int, step: int) -> None:
-        """Cut epochs.jsonl and steps.jsonl back to a checkpoint (epochs <= epochs_done, steps <= step)."""
-        for path, keep in ((self.epochs_path, lambda r: r.get("epoch", 0) <= epochs_done),
-                           (self.steps_path, lambda r: r.get("step", 0) <= step)):
-            if path.exists():
-                rows = [r for r in read_jsonl(path) if keep(r)]
-                atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    def truncate_logs(self, epochs_done: int, step: int) -> dict[str, int]:
+        """Cut epochs.jsonl and steps.jsonl back to a checkpoint (epochs <= epochs_done, steps <= step). Rows that
+        are not what ResLab writes are dropped too; returns how many per file (for a warning in events.log)."""
+        dropped = {}
+        for path, key, last in ((self.epochs_path, "epoch", epochs_done), (self.steps_path, "step", step)):
+            if not path.exists():
+                continue
+            rows, bad = runfiles.read_rows(path, tolerant=True)
+            atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows
+                                             if r[key] <= last).encode())
+            if bad:
+                dropped[path.name] = bad
+        return dropped
 
     # requests from other processes
     def request(self, action: str) -> None:
         """Ask the process training this run to 'stop', 'pause' or 'continue' (between iterations)."""
-        if action not in ("stop", "pause", "continue"):
+        if action not in runfiles.REQUESTS:
             raise ValueError(f"unknown request {action!r}")
         atomic_write_bytes(self.request_path, action.encode())
 
     def read_request(self) -> str | None:
-        try:
-            return self.request_path.read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return runfiles.read_request(self.request_path)
 
     def clear_request(self) -> None:
+        """Remove the request file (a link in its place is removed, never followed; a directory is left alone)."""
         try:
-            self.request_path.unlink()
+            if not stat.S_ISDIR(os.lstat(self.request_path).st_mode):
+                os.unlink(self.request_path)
         except FileNotFoundError:
             pass
 
     # the writer lock (core/lock.py; a scheduler hands it to the trainer process it starts)
+    @property
+    def holds_lock(self) -> bool:
+        """True while this Run object holds the writer lock."""
+        return self._lock.held
+
     def acquire_lock(self) -> None:
-        """Become the one writer (or adopt the lock a scheduler handed over). RunLockedError: another has it."""
-        if self._lock.adopt_inherited():
-            return
-        try:
-            self._lock.acquire()
-        except LockHeldError:
-            raise RunLockedError(f"run {self.id} is being trained by another process") from None
+        """Become the one writer (or adopt the lock a scheduler handed over; a no-op when this object already holds
+        it). RunLockedError: another has it; NotAFileError: ``lock`` is a link or a directory. Then removes the temp
+        files a writer killed mid-save left behind (core/files.py)."""
+        if not self._lock.adopt_inherited():
+            try:
+                self._lock.acquire()
+            except LockHeldError:
+                raise RunLockedError(f"run {self.id} is being trained by another process") from None
+        remove_stale_temp_files(self.path, runfiles.LOCKED_FILES)
 
     def adopt_lock(self) -> bool:
         """True when this process holds the run's lock because a scheduler handed it over."""
@@ -188,97 +200,6 @@ class Run:
             return RunInfo(self.id, self.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
 
 
-@dataclass
-class RunInfo:
-    """What a list or table shows about one run. ``state`` folds in crash detection and damage."""
-
-    id: str
-    path: Path
-    state: str
-    config: RunConfig | None = None
-    status: dict = field(default_factory=dict)
-    epochs: list[dict] = field(default_factory=list)
-    damaged: str = ""
-
-    @classmethod
-    def read(cls, run: Run) -> "RunInfo":
-        try:
-            config = run.read_config()
-        except FileNotFoundError:
-            return cls(run.id, run.path, "damaged", damaged="config.json is missing")
-        except (ValueError, TypeError) as exc:
-            return cls(run.id, run.path, "damaged", damaged=f"config.json is unreadable ({exc})")
-        try:
-            status = run.read_status()
-            if not isinstance(status, dict):
-                raise ValueError("not an object")
-        except FileNotFoundError:
-            return cls(run.id, run.path, "damaged", config, damaged="status.json is missing")
-        except ValueError as exc:
-            return cls(run.id, run.path, "damaged", config, damaged=f"status.json is unreadable ({exc})")
-        try:
-            epochs = run.read_epochs()
-        except (ValueError, OSError) as exc:
-            return cls(run.id, run.path, "damaged", config, status, damaged=str(exc))
-        state = status.get("state", "damaged")
-        if state not in STATES:
-            return cls(run.id, run.path, "damaged", config, status, epochs, damaged=f"unknown state {state!r}")
-        if state in ACTIVE and not _owner_alive(run, status):
-            state = "crashed"
-        return cls(run.id, run.path, state, config, status, epochs)
-
-    # derived figures (None where unknown)
-    @property
-    def epochs_done(self) -> int:
-        return int(self.status.get("epoch", len(self.epochs)) or 0)
-
-    @property
-    def total_epochs(self) -> int | None:
-        return self.status.get("total_epochs") or (self.config.epochs if self.config else None)
-
-    @property
-    def step(self) -> int:
-        return int(self.status.get("step", 0) or 0)
-
-    @property
-    def total_steps(self) -> int | None:
-        return self.status.get("total_steps")
-
-    @property
-    def final_test_err(self) -> float | None:
-        return self.epochs[-1].get("test_err") if self.epochs else None
-
-    @property
-    def best_test_err(self) -> float | None:
-        errs = [e["test_err"] for e in self.epochs if e.get("test_err") is not None]
-        return min(errs) if errs else None
-
-    @property
-    def paper_err(self) -> float | None:
-        return self.config.paper_error if self.config else None
-
-    @property
-    def duration_s(self) -> float | None:
-        return self.status.get("elapsed_s")
-
-    @property
-    def error(self) -> str:
-        return self.damaged or self.status.get("error") or ""
-
-    @property
-    def images_per_s(self) -> float | None:
-        return self.status.get("images_per_s")
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the run done, 0..1."""
-        total = self.total_steps
-        if total:
-            return min(1.0, self.step / total)
-        te = self.total_epochs
-        return min(1.0, self.epochs_done / te) if te else 0.0
-
-
 def live_state(run: Run) -> str:
     """The state from status.json and the lock alone (epochs are not read): what a scheduler polls."""
     try:
@@ -287,14 +208,6 @@ def live_state(run: Run) -> str:
     except (OSError, ValueError, AttributeError):
         return "damaged"
     return "crashed" if state in ACTIVE and not _owner_alive(run, status) else state
-
-
-def _owner_alive(run: Run, status: dict) -> bool:
-    """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
-    drops a flock when the process dies, however it dies); elsewhere only the heartbeat's age can."""
-    if status.get("host") == socket.gethostname():
-        return run.is_locked()
-    return now() - float(status.get("updated_at", 0) or 0) < STALE_AFTER_S
 
 
 # -- the store -----------------------------------------------------------------------------------------------------------
@@ -318,24 +231,40 @@ class RunStore:
         wide = "" if cfg.width == 16 else f"-w{cfg.width}"
         return f"r{cfg.depth}-{sc}{wide}-{cfg.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}"
 
+    def check_root(self) -> None:
+        """RunError when the runs folder cannot be one: it is a file, or lies under a file."""
+        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            where = "is a file" if existing == self.root else f"lies under {existing}, which is a file"
+            raise RunError(f"the runs folder {self.root} {where}; a runs folder must be a folder")
+
     def create(self, cfg: RunConfig, state: str = "queued") -> Run:
-        """Make a new run folder (unique id; a -2, -3... suffix on collision) with config.json and status.json."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        base = self.make_id(cfg)
-        for i in range(1, 1000):
-            run_id = base if i == 1 else f"{base}-{i}"
-            try:
-                (self.root / run_id).mkdir()
-                break
-            except FileExistsError:
-                continue
-        else:  # pragma: no cover
-            raise RunError(f"cannot find a free run id near {base}")
+        """Make a new run folder (unique id; a -2, -3... suffix on collision) with config.json and status.json.
+        Raises RunError when it cannot (a read-only or full disk), leaving nothing behind."""
+        self.check_root()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            base = self.make_id(cfg)
+            for i in range(1, 1000):
+                run_id = base if i == 1 else f"{base}-{i}"
+                try:
+                    (self.root / run_id).mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover
+                raise RunError(f"cannot find a free run id near {base}")
+        except OSError as exc:
+            raise RunError(f"cannot create a run in {self.root}: {write_error(exc, self.root)}") from None
         run = Run(self.root / run_id)
-        atomic_write_bytes(run.config_path, cfg.to_json().encode())
-        run.write_status({"state": state, "created_at": now(), "updated_at": now(), "epoch": 0, "step": 0,
-                          "host": socket.gethostname()})
-        run.log(f"created {cfg.label()}")
+        try:
+            atomic_write_bytes(run.config_path, cfg.to_json().encode())
+            run.write_status({"state": state, "created_at": now(), "updated_at": now(), "epoch": 0, "step": 0,
+                              "host": socket.gethostname()})
+            run.log(f"created {cfg.label()}")
+        except OSError as exc:
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise RunError(f"cannot create a run in {self.root}: {write_error(exc, self.root)}") from None
         return run
 
     def _path_for(self, run_id: str) -> Path:
@@ -378,36 +307,30 @@ class RunStore:
             run.acquire_lock()          # held by a scheduler that is starting it right now
         except RunLockedError:
             raise RunLockedError(f"run {run_id} is starting in another process; stop it before deleting") from None
+        except OSError:                 # a lock that is a link or a folder: nobody can hold it (the run is damaged)
+            pass
         try:
             shutil.rmtree(run.path)
         finally:
             run.release_lock()
 
 
-def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:
-    """The order of every run list: by creation time, then id."""
-    return sorted(infos, key=lambda i: (float(i.status.get("created_at", 0) or 0), i.id))
-
-
-def run_summary_row(info: RunInfo) -> dict[str, Any]:
-    """The columns every run list shows (CLI `runs`, the TUI table), as plain values."""
-    cfg = info.config
-    return {
-        "id": info.id,
-        "depth": cfg.depth if cfg else None,
-        "shortcut": cfg.shortcut if cfg else None,
-        "width": cfg.width if cfg else None,
-        "optimizer": cfg.optimizer if cfg else None,
-        "schedule": cfg.schedule if cfg else None,
-        "epochs_done": info.epochs_done if cfg else None,
-        "total_epochs": info.total_epochs,
-        "final_test_err": info.final_test_err,
-        "best_test_err": info.best_test_err,
-        "paper_err": info.paper_err,
-        "status": info.state,
-        "duration_s": info.duration_s,
-        "images_per_s": info.images_per_s,
-        "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,
-        "peak_mem_bytes": info.status.get("peak_mem_bytes"),
-        "error": info.error,
-    }
+def extend_run(run: Run, epochs: int) -> RunConfig:
+    """Make a run longer (``resume --epochs N``): rewrites config.json with the new length in epochs. The caller
+    holds the run's lock: a refused resume must change nothing (another process may be training the run)."""
+    if not run.holds_lock:
+        raise RunError(f"extending run {run.id} needs its writer lock")
+    cfg = run.read_config()
+    new = cfg.with_overrides(epochs=epochs)
+    if cfg.milestone_unit == "iter":
+        new = new.with_overrides(milestone_unit="iter")
+    errors = new.validate()
+    if errors:
+        raise ConfigError(errors)
+    done = run.info().epochs_done
+    if epochs <= done:
+        raise ConfigError({"epochs": f"the run has already done {done} epochs; ask for more than {done}"})
+    atomic_write_bytes(run.config_path, new.to_json().encode())
+    run.update_status(total_epochs=epochs, total_steps=None)
+    run.log(f"extended to {epochs} epochs")
+    return new

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import queue as Q
 from .devices import fits
-from .files import atomic_write_bytes, atomic_write_json
+from .files import append_bytes, atomic_write_bytes, atomic_write_json
 from .launch import ENTRY_POINT, LocalLauncher, detached, plain_env
 from .lock import FileLock, LockHeldError
 from .runs import ACTIVE, Run, RunStore, iso, live_state, now
@@ -112,8 +112,10 @@ class Scheduler:
     # -- log ---------------------------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
         line = f"{iso()}  {message}"
-        with open(self.store.root / LOG_FILE, "a") as fh:
-            fh.write(line + "\n")
+        try:   # never through a link (core/files.py); a log that cannot be written must not stop the scheduler
+            append_bytes(self.store.root / LOG_FILE, (line + "\n").encode())
+        except OSError:
+            pass
         if self.echo is not None:
             self.echo(line)
 

@@ -26,15 +26,16 @@ from typing import Any
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, runfiles
 from .checkpoint import CheckpointError
 from .config import ConfigError, RunConfig
 from .data import DataError, load_data
 from .device import DeviceError, environment, resolve_device, seed_everything, set_determinism, sync_device
 from .events import (CheckpointSaved, Ended, EpochEnded, EventCallback, LogLine, Progress, Started, StateChanged,
                      TrainerEvent)
-from .files import atomic_write_bytes
-from .runs import HEARTBEAT_S, Run, RunStore, now
+from .files import write_error
+from .formatting import duration, first_line, rate
+from .runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from .setup import Setup, build
 from .state import TrainState, first_non_finite
 from .step import StepRow, StepWindow, evaluate
@@ -55,8 +56,9 @@ class Trainer:
     """Trains one run folder. See the module docstring."""
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
-                 pause_event: threading.Event | None = None, cpu_threads: int | None = None):
+                 pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False):
         self.run_folder = run
+        self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
         self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
         self.on_event = on_event
         self.stop_event = stop_event or threading.Event()
@@ -72,6 +74,7 @@ class Trainer:
         self.last_eval_s = 0.0
         self.external_pause = False              # a pause asked for through the request file
         self.tensorboard = None                  # core.results.tensorboard.TensorBoardLog when cfg.tensorboard
+        self.message = ""                        # why the run ended as it did, one line (set by run())
 
     # plumbing ----------------------------------------------------------------------------------------------------------
     def emit(self, event: TrainerEvent) -> None:
@@ -93,52 +96,70 @@ class Trainer:
         self.last_heartbeat = time.monotonic()
 
     def set_state(self, state: str, **fields: Any) -> None:
-        self.write_status(state=state, **fields)
-        self.emit(StateChanged(self.run_folder.id, state))
+        try:
+            self.write_status(state=state, **fields)
+        finally:  # listeners learn the state even when the disk is full
+            self.emit(StateChanged(self.run_folder.id, state))
 
     # entry point -------------------------------------------------------------------------------------------------------
     def run(self) -> str:
-        """Train until finished, stopped or failed; returns the final state. Raises RunLockedError if taken."""
+        """Train until finished, stopped or failed; returns the final state, ``self.message`` says why in one line.
+        Raises RunLockedError (another trainer has the run), RunError (links or folders where its files belong; nothing
+        is written) or NotAFileError (``lock`` is one); any other failure, a full disk too, ends in a state."""
         run = self.run_folder
+        if run.holds_lock and not self.lock_held:   # this Run object is another trainer's
+            raise RunLockedError(f"run {run.id} is being trained by another trainer")
         run.acquire_lock()
         try:
+            why = runfiles.folder_problem(run.path)
+            if why:
+                raise RunError(f"run {run.id} is damaged: {why}")
             try:
                 self.status = run.read_status()
             except (OSError, ValueError):
                 self.status = {}
-            run.clear_request()
-            self.set_state("running", pid=os.getpid(), host=socket.gethostname(), started_at=now(), error=None)
             try:
+                run.clear_request()
+                self.set_state("running", pid=os.getpid(), host=socket.gethostname(), started_at=now(), error=None)
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
             except torch.OutOfMemoryError as exc:
                 state, message = "out-of-memory", f"out of memory: {exc}".splitlines()[0]
+            except OSError as exc:
+                state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
                 state, message = "failed", f"{type(exc).__name__}: {exc}"
-            fields: dict[str, Any] = {"error": message if state in ("failed", "diverged", "out-of-memory") else None}
-            if state == "finished":
-                fields["finished_at"] = now()
-            self.set_state(state, **fields)
-            # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
-            self.log(message if message.startswith(state) else state + (f": {message}" if message else ""))
-            self.emit(Ended(run.id, state, message))
-            return state
+            return self._end(state, message)
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
-            run.release_lock()
+            if not self.lock_held:
+                run.release_lock()
+
+    def _end(self, state: str, message: str) -> str:
+        """Record the end where it can still be written (not on a full disk, nor in a deleted folder): status.json
+        gets the message's first line, events.log all of it (a torch error can run to 40 lines)."""
+        self.message = first_line(message)
+        fields: dict[str, Any] = {"error": self.message if state in ("failed", "diverged", "out-of-memory") else None,
+                                  **({"finished_at": now()} if state == "finished" else {})}
+        # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
+        line = message if message.startswith(state) else state + (f": {message}" if message else "")
+        for record in (lambda: self.set_state(state, **fields), lambda: self.log(line)):
+            try:
+                record()
+            except OSError:
+                pass
+        self.emit(Ended(self.run_folder.id, state, self.message))
+        return state
 
     # start or resume ---------------------------------------------------------------------------------------------------
     def _start(self) -> tuple[str, str]:
         run = self.run_folder
         try:
-            cfg = run.read_config()
-        except (OSError, ValueError, ConfigError) as exc:
-            raise _Stop("failed", f"config.json is unreadable: {exc}") from None
-        errors = cfg.validate()
-        if errors:
-            raise _Stop("failed", "invalid config: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+            cfg = run.read_config()            # validated; core/runfiles.py names the file and the problem
+        except (OSError, ValueError) as exc:
+            raise _Stop("failed", str(exc)) from None
         try:
             device = resolve_device(cfg.device)
         except DeviceError as exc:
@@ -151,11 +172,15 @@ class Trainer:
             data = load_data(cfg)
         except DataError as exc:
             raise _Stop("failed", str(exc)) from None
-        ckpt = self._read_checkpoint() if run.checkpoint_path.exists() else None
+        try:
+            ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
+        except CheckpointError as exc:
+            raise _Stop("failed", str(exc)) from None
         s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None)
         if ckpt:
             self.state = checkpoint.restore(ckpt, s)
-            run.truncate_logs(self.state.epoch, self.state.step)
+            for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
+                self.log(f"warning: dropped {n} unreadable line{'s' if n != 1 else ''} of {name}")
             done = self.state.epoch
             self.log(f"resumed at epoch {done + 1}, step {self.state.step} of {s.total_steps} "
                      f"({done} epoch{'s' if done != 1 else ''} done)")
@@ -185,14 +210,6 @@ class Trainer:
         if self.state.epoch >= s.total_epochs:
             return "finished", ""
         return self._loop()
-
-    def _read_checkpoint(self) -> dict:
-        try:
-            return checkpoint.read_resumable(self.run_folder.checkpoint_path)
-        except CheckpointError as exc:
-            raise _Stop("failed", f"{exc}; the run cannot resume") from None
-        except Exception as exc:  # noqa: BLE001
-            raise _Stop("failed", f"checkpoint.pt cannot be loaded ({exc}); the run cannot resume") from None
 
     # the loop ------------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
@@ -228,7 +245,10 @@ class Trainer:
                 t = time.monotonic()
                 if t - last_progress >= PROGRESS_EVERY_S:
                     if seg_steps >= 3:
-                        self.rate = seg_steps * cfg.batch_size / (t - seg_start)
+                        first, self.rate = self.rate is None, seg_steps * cfg.batch_size / (t - seg_start)
+                        if first:  # once the speed is known: how long the whole run takes (absurd lengths show)
+                            self.log(f"estimated time to the end: {duration(self._eta())} at {rate(self.rate)} "
+                                     f"images/s ({s.total_steps - st.step:,} iterations left)")
                     self._emit_progress(lr)
                     last_progress = t
                 if t - last_poll >= REQUEST_POLL_S:
@@ -422,21 +442,3 @@ def train_run(store: RunStore, cfg: RunConfig, **trainer_kw: Any) -> tuple[Run, 
         raise ConfigError(errors)
     run = store.create(cfg)
     return run, Trainer(run, **trainer_kw).run()
-
-
-def extend_run(run: Run, epochs: int) -> RunConfig:
-    """Make a run longer (``resume --epochs N``): rewrites config.json with the new length in epochs."""
-    cfg = run.read_config()
-    new = cfg.with_overrides(epochs=epochs)
-    if cfg.milestone_unit == "iter":
-        new = new.with_overrides(milestone_unit="iter")
-    errors = new.validate()
-    if errors:
-        raise ConfigError(errors)
-    done = run.info().epochs_done
-    if epochs <= done:
-        raise ConfigError({"epochs": f"the run has already done {done} epochs; ask for more than {done}"})
-    atomic_write_bytes(run.config_path, new.to_json().encode())
-    run.update_status(total_epochs=epochs, total_steps=None)
-    run.log(f"extended to {epochs} epochs")
-    return new

@@ -215,14 +215,19 @@ class ResLabApp(App[None]):
     # -- actions used by several screens -------------------------------------------------------------------------------
     def launch(self, configs: list[RunConfig], where: str = "app") -> list[str]:
         """Create one run per config (a grid when several) and start them: in the folder's queue (``"queue"``,
-        served by the scheduler) or in this app, one after another; returns the run ids."""
-        if where == "queue":
-            ids = [run.id for run in Q.enqueue(self.store, configs)]
-            self.serve_queue()
-        else:
-            ids = [self.store.create(cfg).id for cfg in configs]
-            self.watcher.poll()
-            self.start_training(ids)
+        served by the scheduler) or in this app, one after another; returns the run ids. A run that cannot be
+        created (a full or read-only disk) is a notification, not a crash."""
+        try:
+            if where == "queue":
+                ids = [run.id for run in Q.enqueue(self.store, configs)]
+                self.serve_queue()
+            else:
+                ids = [self.store.create(cfg).id for cfg in configs]
+                self.watcher.poll()
+                self.start_training(ids)
+        except RunError as exc:
+            self.notify(str(exc), title="Cannot create the run", severity="error", timeout=10)
+            ids = []
         self.poll_runs()
         return ids
 
@@ -307,7 +312,7 @@ class ResLabApp(App[None]):
         if state not in RESUMABLE:
             hint = {"finished": "it is finished (extend it with `tui_app.py resume RUN --epochs N`)",
                     "running": "it is running", "paused": "it is paused (p continues it)",
-                    "damaged": "its folder is damaged"}.get(state, f"it is {state}")
+                    "damaged": "its folder is damaged" + (f" ({info.error})" if info else "")}.get(state, f"it is {state}")
             self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
             return False
         if where == "queue":

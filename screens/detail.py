@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from core.config import GROUPS, RunConfig
-from core.formatting import count, duration, epochs_text, mem, model_name, pct, state_style
+from core.formatting import count, duration, epochs_text, is_number, mem, model_name, pct, state_style
 from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
 
 from .watch import JsonlTail
@@ -125,7 +125,8 @@ class DetailScreen(Screen):
         if info.final_test_err is None:
             t.append("no finished epoch yet")
         else:
-            best_epoch = min(info.epochs, key=lambda e: e.get("test_err", float("inf"))).get("epoch")
+            best_epoch = min((e for e in info.epochs if is_number(e.get("test_err"))),
+                             key=lambda e: e["test_err"], default={}).get("epoch", "?")
             t.append(f"test error {pct(info.final_test_err)}", style="bold")
             t.append(f" (best {pct(info.best_test_err)} at epoch {best_epoch})")
             if info.paper_err is not None:
@@ -139,10 +140,10 @@ class DetailScreen(Screen):
         ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
         t.append("checkpoint ", style="dim")
         if ckpt.exists():
-            t.append(f"checkpoint.pt ({mem(ckpt.stat().st_size)}) at epoch {info.epochs_done}, "
+            t.append(f"checkpoint.pt ({mem(ckpt.lstat().st_size)}) at epoch {info.epochs_done}, "
                      f"iteration {info.step}")
             if best.exists():
-                t.append(f"; best.pt ({mem(best.stat().st_size)})")
+                t.append(f"; best.pt ({mem(best.lstat().st_size)})")
         else:
             t.append("none yet (a fresh start when resumed)")
         t.append(f"\nfolder {info.path}", style="dim")

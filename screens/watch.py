@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from core.files import open_regular
+from core.runfiles import STEP_FIELDS, problem
 from core.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
@@ -77,7 +79,8 @@ def _summary(info: RunInfo) -> tuple:
 
 
 class JsonlTail:
-    """Rows of a .jsonl file that only grows, re-read from the start when it was rewritten (resume truncation)."""
+    """Rows of steps.jsonl (a file that only grows), re-read from the start when it was rewritten (resume truncation);
+    a line that is not a steps.jsonl row is skipped."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -103,7 +106,7 @@ class JsonlTail:
         if st.st_size == self._offset:
             return reset
         try:
-            with open(self.path, "rb") as fh:
+            with os.fdopen(open_regular(self.path, os.O_RDONLY), "rb") as fh:   # never through a link
                 fh.seek(self._offset)
                 data = fh.read()
         except OSError:
@@ -120,7 +123,7 @@ class JsonlTail:
                 row = json.loads(line)
             except ValueError:
                 continue  # a torn or foreign line is skipped, never fatal for a view
-            if isinstance(row, dict):
+            if not problem(row, STEP_FIELDS, ("step",)):  # the rows steps.jsonl holds, typed (core/runfiles.py)
                 self.rows.append(row)
                 added = True
         return added or reset

@@ -63,3 +63,16 @@ def tiny_config(**overrides):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def damaged_runs(tmp_path_factory):
+    """A runs folder with one copy of a tiny stopped run per (run file, kind of damage): tests/core/corruptions.py.
+    Read-only for its users (copy it to change it). Returns (runs folder, {run id: (file, damage)}, outside file)."""
+    from tests.core.corruptions import base_run, corrupt_store
+
+    root = tmp_path_factory.mktemp("damaged")
+    base = base_run(root / "base-store")
+    runs = root / "runs"
+    runs.mkdir()
+    return runs, corrupt_store(base.path, runs, root / "outside.txt"), root / "outside.txt"

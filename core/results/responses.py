@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from .. import runfiles
 from ..files import atomic_write_json
 from ..runs import Run
 from .groups import ReportError
@@ -86,12 +87,17 @@ def read_layer_responses(run: Run) -> dict | None:
     """The stored responses when they belong to the current checkpoint.pt, else None."""
     path = run.path / FILE_NAME
     try:
-        data = json.loads(path.read_text())
-        if data.get("checkpoint") == _stamp(run.checkpoint_path) and isinstance(data.get("layers"), list):
+        data = runfiles.read_object(path)       # never through a link; anything but a JSON object is damage
+        layers = data.get("layers")
+        if data.get("checkpoint") == _stamp(run.checkpoint_path) and isinstance(layers, list) and not any(
+                runfiles.problem(layer, _LAYER_FIELDS, tuple(_LAYER_FIELDS)) for layer in layers):
             return data
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         pass
     return None
+
+
+_LAYER_FIELDS = {"index": "count", "name": "text", "std": "number"}
 
 
 def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = None,

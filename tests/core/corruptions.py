@@ -1,0 +1,111 @@
+"""A small fuzz over run files x kinds of damage (issue 11, point 1), shared by the CLI and the TUI tests.
+
+``base_run`` trains one tiny run once: 2 epochs of 2 iterations, stopped right after the last iteration, so that it
+has every file (config, status, epochs, steps, events, checkpoint, best) and a resume only evaluates its last epoch.
+``corrupt_store`` copies it once per (file, damage) into one runs folder; ``expected_state`` says how each copy must
+be listed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+FILES = ("config.json", "status.json", "epochs.jsonl", "steps.jsonl", "events.log", "checkpoint.pt", "best.pt",
+         "request", "lock")
+OUTSIDE_TEXT = b"a file outside the runs folder: ResLab must never write or read it\n"
+
+
+def _objects(data: bytes, change: Callable[[dict], Any]) -> bytes | None:
+    """Each JSON object of a .json/.jsonl file changed; None when the bytes are not JSON objects."""
+    try:
+        objs = [json.loads(data)]                                                      # a .json file
+    except ValueError:
+        try:
+            objs = [json.loads(line) for line in data.decode().splitlines() if line.strip()]   # a .jsonl file
+        except ValueError:
+            return None
+    if not objs or not all(isinstance(o, dict) for o in objs):
+        return None
+    return "".join(json.dumps(change(o)) + "\n" for o in objs).encode()
+
+
+def _keep_version(obj: dict, value: Callable[[Any], Any]) -> dict:
+    return {k: (v if k == "schema_version" else value(v)) for k, v in obj.items()}
+
+
+def _stringify_numbers(v: Any) -> Any:
+    return f"{v}x" if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "not-an-object": lambda b: b"1\n",
+    "wrong-types": lambda b: _objects(b, lambda o: _keep_version(o, lambda v: [v])) or b'{"model": [1]}\n',
+    "missing-keys": lambda b: _objects(b, lambda o: {}) or b"{}\n",
+    "non-numeric": lambda b: _objects(b, lambda o: _keep_version(o, _stringify_numbers)) or b"NaN 1.5x -e\n",
+    "non-utf8": lambda b: b"\xff\xfe\x80 not text \x1b[2J\x1b]0;owned\x07\n",
+    "empty": lambda b: b"",
+    "truncated": lambda b: b[: len(b) // 2],
+    "directory": lambda b: b"",
+    "symlink": lambda b: b"",
+}
+
+
+def base_run(root: Path):
+    """The tiny run every case starts from (a few seconds, once per test module)."""
+    from core.runs import RunStore
+    from core.trainer import Trainer
+    from tests.conftest import tiny_config
+    from tests.core.test_trainer import StopAfter
+
+    cfg = tiny_config(name="base", epochs=2, max_train_images=64, max_test_images=32, channels_last="off",
+                      log_every=1)
+    run = RunStore(root).create(cfg)
+    assert Trainer(run, stop_event=StopAfter(4)).run() == "stopped"
+    assert {p.name for p in run.path.iterdir()} >= set(FILES) - {"request"}
+    return run
+
+
+def case_id(name: str, damage: str) -> str:
+    return f"{name.replace('.', '_')}-{damage}"
+
+
+def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str, str]]:
+    """One copy of ``base`` per (file, damage) in ``root``; returns run id -> (file, damage). Links point at the
+    file ``outside`` (outside the runs folder)."""
+    outside.write_bytes(OUTSIDE_TEXT)
+    cases = {}
+    for name in FILES:
+        for damage, change in DAMAGE.items():
+            rid = case_id(name, damage)
+            folder = root / rid
+            shutil.copytree(base, folder)
+            path = folder / name
+            original = path.read_bytes() if path.exists() else b'{"state": "stopped"}\n'
+            if path.exists():
+                path.unlink()
+            if damage == "directory":
+                path.mkdir()
+            elif damage == "symlink":
+                os.symlink(outside, path)
+            else:
+                path.write_bytes(change(original))
+            cases[rid] = (name, damage)
+    return cases
+
+
+def expected_state(name: str, damage: str) -> str:
+    """How the run must be listed: damaged where ResLab reads the file to list a run, or where a file is a link or a
+    directory; otherwise its true state (the base is stopped)."""
+    if damage in ("directory", "symlink") or name in ("config.json", "status.json"):
+        return "damaged"
+    if name == "epochs.jsonl":
+        return "stopped" if damage in ("empty", "truncated") else "damaged"
+    return "stopped"
+
+
+def repairable(name: str, damage: str) -> bool:
+    """Damage that `resume --repair` can rebuild from checkpoint.pt (content, not a link or a directory)."""
+    return expected_state(name, damage) == "damaged" and damage not in ("directory", "symlink")

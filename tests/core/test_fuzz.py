@@ -1,0 +1,69 @@
+"""Issue 11, point 1: no run folder, however damaged, makes `runs`, `show`, `eval` or `resume` raise; each damaged run is
+listed as damaged (with the repair hint where checkpoint.pt can rebuild it) or in its true state, every refusal is one
+line, and nothing outside the runs folder is written. The TUI half is tests/ui/test_damaged_folders.py."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from cli.main import main
+from tests.core.corruptions import OUTSIDE_TEXT, expected_state, repairable
+
+ESC = "\x1b"
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_traceback(damaged_runs, capsys, tmp_path):
+    runs, cases, outside = damaged_runs
+    code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", runs)
+    assert code == 0 and err == ""
+    listed = {row["id"]: row for row in json.loads(out)}
+    assert set(listed) == set(cases)
+    for rid, (name, damage) in cases.items():
+        row = listed[rid]
+        assert row["status"] == expected_state(name, damage), (rid, row)
+        if row["status"] == "damaged":
+            assert row["error"] and "\n" not in row["error"] and ESC not in row["error"], (rid, row)
+            hint = "resume --repair can recover it from checkpoint.pt"
+            assert (hint in row["error"]) == repairable(name, damage), (rid, row["error"])
+    code, out, err = run_cli(capsys, "runs", "--runs-dir", runs)           # the table too
+    assert code == 0 and err == "" and out.count("damaged") >= 1 and ESC not in out
+
+    work = tmp_path / "runs"                                               # resume writes: work on a copy
+    shutil.copytree(runs, work, symlinks=True)
+    for rid, (name, damage) in cases.items():
+        state = expected_state(name, damage)
+        code, out, err = run_cli(capsys, "show", rid, "--runs-dir", work)
+        assert code == 0 and err == "" and f"state    {state}" in out, (rid, out, err)
+        assert ESC not in out and "\x07" not in out, (rid, out)            # events.log's bytes come out escaped
+
+        code, out, err = run_cli(capsys, "eval", rid, "--device", "cpu", "--json", "--runs-dir", work)
+        unreadable_config = name == "config.json" or damage in ("directory", "symlink")
+        assert code == (1 if unreadable_config else 0), (rid, code, out, err)
+        assert err.count("\n") == (1 if code else 0), (rid, err)
+        if code == 0:
+            results = {r["weights"]: r for r in json.loads(out)["results"]}
+            assert "test_err" in results["checkpoint.pt" if name != "checkpoint.pt" else "best.pt"], (rid, out)
+
+        code, out, err = run_cli(capsys, "resume", rid, "--runs-dir", work)
+        if state == "damaged":
+            assert code == 1 and err.count("\n") == 1 and "damaged" in err and out == "", (rid, out, err)
+            if repairable(name, damage):
+                assert f"{rid} --repair" in err, (rid, err)
+                code, out, err = run_cli(capsys, "resume", rid, "--repair", "--runs-dir", work)
+                assert code == 0 and err == "" and out.splitlines()[-1].startswith(f"finished {rid}: 2 epochs"), \
+                    (rid, out, err)
+        elif name == "checkpoint.pt":
+            assert code == 1 and err == "", (rid, out, err)
+            assert out.splitlines()[-1].startswith("failed: checkpoint.pt cannot be loaded"), (rid, out)
+        else:
+            assert code == 0 and err == "" and out.splitlines()[-1].startswith(f"finished {rid}: 2 epochs"), \
+                (rid, out, err)
+    assert outside.read_bytes() == OUTSIDE_TEXT                            # links were never followed
+    code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", work)
+    assert code == 0 and {r["status"] for r in json.loads(out)} <= {"finished", "failed", "damaged"}
