@@ -103,7 +103,12 @@ class Run:
         return runfiles.read_rows(self.epochs_path)[0]
 
     def read_steps(self) -> list[dict]:
-        return runfiles.read_rows(self.steps_path)[0]
+        """steps.jsonl's rows; lines that are not what ResLab writes are skipped (the curves are a view: a bad line
+        there never makes the run damaged, and resume drops it with a warning); [] when it cannot be read at all."""
+        try:
+            return runfiles.read_rows(self.steps_path, tolerant=True)[0]
+        except OSError:
+            return []
 
     def append_jsonl(self, path: Path, rows: list[dict]) -> None:
         if rows:
