@@ -135,7 +135,7 @@ def jsonl_lines(data: bytes, name: str) -> list[tuple[int, Any]]:
             continue
         try:
             out.append((i + 1, json.loads(line)))
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: absurdly nested brackets
             if i == len(lines) - 1 and not text.endswith("\n"):
                 break
             raise ValueError(f"{name}: line {i + 1} is not valid JSON") from None

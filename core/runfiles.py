@@ -104,7 +104,7 @@ def read_object(path: Path) -> dict:
         obj = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DamagedFileError(f"{path.name} is unreadable (not UTF-8 text: byte {exc.start})") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:   # RecursionError: absurdly nested brackets
         raise DamagedFileError(f"{path.name} is unreadable ({exc})") from None
     if not isinstance(obj, dict):
         raise DamagedFileError(f"{path.name} is unreadable (it holds {short(obj)}, not an object)")
@@ -180,18 +180,20 @@ def _good_lines(data: bytes) -> list[tuple[int, Any]]:
         if raw.strip():
             try:
                 out.append((i + 1, json.loads(raw.decode("utf-8"))))
-            except ValueError:
+            except (ValueError, RecursionError):
                 out.append((i + 1, None))
     return out
 
 
-def read_log(path: Path) -> list[str]:
-    """events.log's lines, control characters escaped (a terminal never receives raw bytes from a run folder)."""
+def read_log(path: Path, tail: int | None = None) -> list[str]:
+    """events.log's lines (the last ``tail``), control characters escaped: a terminal never receives raw bytes from
+    a run folder."""
     try:
         data = read_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [escape_controls(line) for line in data.decode("utf-8", errors="replace").splitlines()]
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return [escape_controls(line) for line in (lines[-tail:] if tail else lines)]
 
 
 def read_request(path: Path) -> str | None:
@@ -205,6 +207,8 @@ def read_request(path: Path) -> str | None:
 
 def escape_controls(text: str) -> str:
     """Control and format characters (escape sequences, bidi overrides) as visible escapes; tabs become spaces."""
+    if text.isprintable():
+        return text
     return "".join(c if unicodedata.category(c)[0] != "C" else (" " if c == "\t" else c.encode("unicode_escape")
                                                                      .decode("ascii")) for c in text)
 

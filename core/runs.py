@@ -128,10 +128,9 @@ class Run:
     def read_events(self, tail: int | None = None) -> list[str]:
         """events.log's lines (control characters escaped); [] when it is missing or unreadable."""
         try:
-            lines = runfiles.read_log(self.events_path)
+            return runfiles.read_log(self.events_path, tail)
         except OSError:
             return []
-        return lines[-tail:] if tail else lines
 
     def truncate_logs(self, epochs_done: int, step: int) -> dict[str, int]:
         """Cut epochs.jsonl and steps.jsonl back to a checkpoint (epochs <= epochs_done, steps <= step). Rows that

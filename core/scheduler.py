@@ -16,7 +16,6 @@ scheduler started later finds them (their slots count as busy) and retries them 
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import queue as Q
+from . import runfiles
 from .devices import fits
 from .files import append_bytes, atomic_write_bytes, atomic_write_json
 from .launch import ENTRY_POINT, LocalLauncher, detached, plain_env
@@ -76,8 +76,8 @@ def read_state(runs_dir: str | os.PathLike) -> dict | None:
     """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder."""
     if not lock_of(runs_dir).is_locked():
         return None
-    try:
-        return json.loads((Path(runs_dir) / STATE_FILE).read_text())
+    try:   # a JSON object, never read through a link (core/runfiles.py)
+        return runfiles.read_object(Path(runs_dir) / STATE_FILE)
     except (OSError, ValueError):
         return {}
 

@@ -121,7 +121,7 @@ class JsonlTail:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue  # a torn or foreign line is skipped, never fatal for a view
             if not problem(row, STEP_FIELDS, ("step",)):  # the rows steps.jsonl holds, typed (core/runfiles.py)
                 self.rows.append(row)

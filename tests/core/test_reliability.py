@@ -217,11 +217,15 @@ def test_unreadable_values_make_a_run_damaged_not_a_traceback(tmp_path, capsys):
     dir_config = store.create(tiny_config(name="dir-config"))
     dir_config.config_path.unlink()
     dir_config.config_path.mkdir()
+    nested = store.create(tiny_config(name="nested"))     # brackets nested past Python's recursion limit
+    nested.status_path.write_text("[" * 100_000)
+    nested.steps_path.write_text("[" * 100_000 + "\n")
+    assert nested.read_steps() == []
     code, out, err = cli(capsys, "runs", "--format", "json", "--runs-dir", tmp_path)
     assert code == 0 and err == ""
     rows = {r["id"]: r for r in json.loads(out)}
-    assert {k: r["status"] for k, r in rows.items()} == dict.fromkeys(("depth-9", "bad-time", "dir-config"),
-                                                                       "damaged")
+    assert {k: r["status"] for k, r in rows.items()} == dict.fromkeys(("depth-9", "bad-time", "dir-config",
+                                                                        "nested"), "damaged")
     assert "depth must be 6n+2" in rows["depth-9"]["error"] and "not a number" in rows["bad-time"]["error"]
     for rid in rows:
         code, out, err = cli(capsys, "eval", rid, "--runs-dir", tmp_path)     # damaged, or no checkpoint yet
