@@ -106,22 +106,28 @@ def check_data(cfg: RunConfig) -> None:
 
 # -- train / resume ------------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from cli.ddp import launched, on_main
+
     cfg = config_from_args(args)
     store = store_of(args)
-    if cfg.name and (store.root / cfg.name).exists():
-        raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
-                       f"choose another name or resume it")
-    check_data(cfg)
-    if cfg.tensorboard:
-        check_tensorboard()
     signals = getattr(args, "stop_signals", None)
-    if signals is not None:
-        signals.armed = True        # from here on a signal stops the run instead of interrupting its creation
-    try:
-        run = store.create(cfg)
-    except RunError as exc:
-        raise CliError(str(exc)) from None
-    return train_foreground(run, store, signals=signals)
+
+    def create() -> str:
+        if cfg.name and (store.root / cfg.name).exists():
+            raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
+                           f"choose another name or resume it")
+        check_data(cfg)
+        if cfg.tensorboard:
+            check_tensorboard()
+        if signals is not None:
+            signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
+        try:
+            return store.create(cfg).id
+        except RunError as exc:
+            raise CliError(str(exc)) from None
+
+    with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
+        return train_foreground(store.get(on_main(dist, create)), store, signals=signals, dist=dist)
 
 
 def check_tensorboard() -> None:
@@ -136,8 +142,39 @@ def check_tensorboard() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from cli.ddp import launched
+    from core.distributed import Dist
+
     store = store_of(args)
     run = get_run(store, args.run)
+    try:
+        cfg = run.read_config()
+    except (OSError, ValueError, ConfigError):
+        if Dist.from_env().many:
+            raise CliError(f"run {run.id} has no readable config.json; repair it with one process first: "
+                           f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}", EXIT_FAILED) from None
+        return resume_checked(args, store, run)     # reported as a damaged run (or repaired)
+    with launched(cfg, check=False) as dist:   # under torchrun: rank 0 checks (and extends) it, all train it
+        return resume_checked(args, store, run, dist)
+
+
+def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=None) -> int:
+    """Refuse a run that cannot resume (CliError), repair or extend it as asked, then train it. Under torchrun rank 0
+    checks and holds the lock, and every process trains."""
+    from cli.ddp import on_main
+    from core.distributed import SINGLE
+
+    dist = dist or SINGLE
+    on_main(dist, lambda: _prepare_resume(args, store, run))
+    try:
+        return train_foreground(run, store, signals=getattr(args, "stop_signals", None), lock_held=dist.is_main,
+                                dist=dist)
+    finally:
+        if dist.is_main:
+            run.release_lock()
+
+
+def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None:
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
@@ -178,9 +215,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             from core.results.tensorboard import enable
 
             enable(run)
-        return train_foreground(run, store, signals=getattr(args, "stop_signals", None), lock_held=True)
-    finally:
+    except BaseException:
         run.release_lock()
+        raise
 
 
 def take_lock(run: Run, store: RunStore) -> None:
@@ -216,23 +253,30 @@ def runs_dir_arg(store: RunStore) -> str:
 
 
 def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals | None = None,
-                     lock_held: bool = False) -> int:
+                     lock_held: bool = False, dist=None) -> int:
     """Train ``run`` in this (main) thread with a progress display; SIGINT/SIGTERM stop it with a checkpoint.
-    ``lock_held``: the caller holds the run's writer lock (and releases it)."""
+    ``lock_held``: the caller holds the run's writer lock (and releases it). Under torchrun (``dist``) only rank 0
+    displays and prints; the other processes say only why they failed."""
+    import contextlib
+
+    from cli.ddp import follower_exit
+    from core.distributed import SINGLE
+
     own = signals is None
     signals = StopSignals().install() if own else signals
     signals.armed = True
-    out = out or sys.stdout
+    out, dist = out or sys.stdout, dist or SINGLE
     try:
-        print(f"run {run.id}", file=out, flush=True)
+        if dist.is_main:
+            print(f"run {run.id}", file=out, flush=True)
         from cli.progress import make_display
         from core.trainer import Trainer
 
-        if signals.event.is_set():    # a signal while the engine was still being imported: nothing trained yet
+        if signals.event.is_set() and not dist.many:   # a signal while the engine was being imported: not started
             state, trainer = "not started", None
-        else:
-            with make_display(out, signals.event) as display:
-                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held)
+        else:   # (under DDP every process starts, and they stop together at the first iteration)
+            with make_display(out, signals.event) if dist.is_main else contextlib.nullcontext() as display:
+                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist)
                 state = trainer.run()
     except RunLockedError as exc:
         raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
@@ -245,6 +289,8 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     finally:
         if own:
             signals.restore()
+    if not dist.is_main:
+        return follower_exit(dist, state, trainer.message if trainer else "", signals)
     info = run.info()
     resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     if state == "finished":

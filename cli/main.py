@@ -89,7 +89,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "Create a run and train it in the foreground with a progress display (plain lines when the output "
                 "is not a terminal). Settings apply in order: built-in defaults, --preset, --config FILE, then "
                 "the flags below. The run id is printed first; Ctrl-C or SIGTERM stops with a checkpoint and "
-                "prints the command that resumes it.\n\nPresets:\n" +
+                "prints the command that resumes it. Under torchrun (torchrun --nproc-per-node N tui_app.py train ...) "
+                "the N processes train one run together with DistributedDataParallel; --batch-size stays the global "
+                "batch.\n\nPresets:\n" +
                 "\n".join(f"  {k:<11} {v}" for k, v in C.PRESET_HELP.items()))
     t.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset (see above)")
     t.add_argument("--config", metavar="FILE.toml",
@@ -99,7 +101,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
 
     r = command("resume", "continue a stopped, crashed or queued run",
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
-                "--epochs N extends the run to N epochs in total, which also continues a finished run.")
+                "--epochs N extends the run to N epochs in total, which also continues a finished run. Under torchrun the "
+                "processes resume it together, whatever number of processes trained it before.")
     r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
     r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
     r.add_argument("--tensorboard", action="store_true",

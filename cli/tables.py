@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.config import GROUPS
-from core.formatting import duration, epochs_text, is_number, mem, num, one_line, pct, rate, state_style
 from core.files import kind_of
+from core.formatting import (devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
+                             state_style, world_text)
 from core.runfiles import escape_controls
 from core.runs import Run, RunInfo, run_summary_row
 
@@ -45,7 +46,7 @@ def _display_cells(row: dict[str, Any]) -> list[str]:
     return [str(row.get("id", "")), _txt(row.get("depth")), _txt(row.get("shortcut")), _txt(row.get("width")),
             _txt(row.get("optimizer")), _txt(row.get("schedule")),
             epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
-            pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")),
+            pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")) + world_text(row.get("world_size")),
             duration(row.get("duration_s")), one_line(row.get("error"))]
 
 
@@ -143,7 +144,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
                   f"/{total_steps if total_steps else '?'}", markup=False)
         con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "
                   f"paper {pct(s.get('paper_err'))}", markup=False)
-    extras = [("device", st.get("device")), ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
+    extras = [("device", devices_text(st) if st.get("device") else None), ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
               ("duration", duration(st.get("elapsed_s")) if st.get("elapsed_s") is not None else None),
               ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),
               ("host/pid", f"{st.get('host', '?')}/{st.get('pid')}" if st.get("pid") else None),

@@ -3,6 +3,10 @@
 checkpoint.pt is everything an exact resume needs: the objects below that have ``state_dict()``, every RNG, the
 ``TrainState`` and a few facts of the set-up. Each key is listed once, in ``KEYS``; ``save`` writes exactly
 those and ``read_resumable`` refuses a file that lacks one or has a format this code does not know.
+
+Nothing in it depends on the number of processes that trained (rank 0 writes it under DDP): the loader's
+position counts global batches and its generator draws for the global batch, and ``micro_batches`` counts the
+slices of the global batch. So a run stopped on N processes resumes exactly on any M that divides that count.
 """
 from __future__ import annotations
 
@@ -93,7 +97,7 @@ def restore(ckpt: dict, setup: Setup) -> TrainState:
         if ckpt[key]:   # a disabled gradient scaler saves {}: nothing to restore
             attrgetter(where)(setup).load_state_dict(ckpt[key])
     set_rng_state(ckpt["rng"])
-    setup.step.micro_batches = int(ckpt["micro_batches"])
+    setup.set_micro_batches(int(ckpt["micro_batches"]))
     return TrainState.from_dict(ckpt)
 
 

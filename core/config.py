@@ -89,6 +89,8 @@ class RunConfig:
     channels_last: str = "auto"
     compile: bool = False
     on_oom: str = "split"
+    micro_batches: int = 1
+    sync_bn: bool = False
     # -- run --------------------------------------------------------------------------------------
     device: str = "auto"
     seed: int = 0
@@ -209,6 +211,10 @@ class RunConfig:
         _choice(e, "precision", self.precision, PRECISIONS)
         _choice(e, "channels_last", self.channels_last, TRISTATE)
         _choice(e, "on_oom", self.on_oom, OOM_POLICIES)
+        if not 1 <= self.micro_batches <= max(1, self.batch_size):
+            e["micro_batches"] = f"micro_batches must be 1 to batch_size ({self.batch_size}), got {self.micro_batches}"
+        if self.sync_bn and self.device in ("cpu", "mps"):
+            e["sync_bn"] = "sync_bn needs GPUs (PyTorch's SyncBatchNorm refuses CPU modules)"
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             e["device"] = f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
         if self.seed < 0:
@@ -409,11 +415,15 @@ FIELD_HELP: dict[str, str] = {
     "error_warmup": "Paper's ResNet-110 warm-up: 0.1x lr until training error < 80% (auto: depth >= 110)",
     "epochs": "Training length in epochs (used when iterations is 0)",
     "iterations": "Training length in iterations (the paper: 64000); 0 = use epochs",
-    "batch_size": "Images per iteration (128 in the paper, 64 in the lab report)",
+    "batch_size": "Images per iteration, all processes together (128 in the paper, 64 in the lab report)",
     "precision": "auto (bf16 autocast on GPUs that support it, else fp32), fp32, bf16 or fp16 (with loss scaling)",
     "channels_last": "Memory format: auto (GPU: a few steps timed in both formats; CPU: a ~2 s probe with small batches; once per machine, device and model, then cached), on or off",
     "compile": "torch.compile the model (compile time is reported separately)",
     "on_oom": "On CUDA out-of-memory: split (micro-batches, same effective batch) or fail",
+    "micro_batches": ("Cut each batch into N slices with gradient accumulation: less memory, the same step, but "
+                      "batch norm sees batch_size/N images at a time. P torchrun processes = --micro-batches P"),
+    "sync_bn": ("torchrun on GPUs: batch norm over all processes' images at once, as the paper's one batch "
+                "(off: each process normalises its own share, like --micro-batches P). Not on the CPU"),
     "device": "auto (first CUDA GPU, else CPU), cpu or cuda:N",
     "seed": "Seed of the model initialisation, shuffling and augmentation",
     "deterministic": "Deterministic algorithms (bitwise-repeatable on the CPU; slower on GPU)",
@@ -431,7 +441,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                  "epochs", "iterations", "batch_size"),
     "data": ("dataset", "data_dir", "download", "val_split", "max_train_images", "max_test_images", "normalize",
              "augment"),
-    "speed": ("precision", "channels_last", "compile", "on_oom"),
+    "speed": ("precision", "channels_last", "compile", "on_oom", "micro_batches", "sync_bn"),
     "run": ("device", "seed", "deterministic", "name", "log_every", "tensorboard"),
 }
 assert sorted(sum(GROUPS.values(), ())) == sorted(_FIELD_TYPES)

@@ -126,3 +126,19 @@ def model_name(depth: int | None, shortcut: str | None) -> str:
     if depth is None:
         return "-"
     return f"plain-{depth}" if shortcut == "none" else f"ResNet-{depth}"
+
+
+def world_text(world_size: Any) -> str:
+    """' x4' for a run trained by 4 processes (DDP); '' for one process."""
+    return f" x{int(world_size)}" if is_number(world_size) and int(world_size) > 1 else ""
+
+
+def devices_text(status: dict) -> str:
+    """What trains a run, from its status.json: 'cuda:0', or '4 × cuda on gpu01' for a DDP run."""
+    devices = status.get("devices") or []
+    if len(devices) <= 1:
+        return str(status.get("device") or "-")
+    parts = [str(d).partition(":") for d in devices]              # "host:cuda:1" -> host, cuda:1
+    hosts = list(dict.fromkeys(host for host, _, _ in parts))
+    kinds = list(dict.fromkeys(dev.split(":")[0] for _, _, dev in parts))
+    return f"{len(devices)} × {'/'.join(kinds)} on {', '.join(hosts)}"

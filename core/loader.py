@@ -7,6 +7,10 @@ cropped, flipped and normalised on the device with a handful of tensor ops (as i
 cifar10-airbench). The loader saves its position and the generator state at the start of the epoch, so a
 restored loader yields exactly the batches an uninterrupted one would.
 
+Several processes (core/distributed.py) each hold the whole split and draw the same randomness; ``shard`` picks
+the part of every global batch this process trains (its slices of the batch, cut as ``Tensor.tensor_split``
+cuts), so N processes together see exactly the batches one process would.
+
 Augmentation matches torchvision's ``RandomCrop(32, padding=4)`` (zero padding: black) followed by
 ``RandomHorizontalFlip()``: crop offsets 0..8 in y and x, a flip with probability 1/2.
 """
@@ -75,7 +79,9 @@ class DeviceLoader:
 
     ``for x, y in loader`` yields from the current position to the end of the epoch; then ``epoch`` advances.
     ``pos`` counts the batches already yielded in the current epoch. Evaluation: shuffle=False, augment=False
-    gives the split in order.
+    gives the split in order. ``batch_size``, positions and the saved state count global batches; with a
+    ``shard`` (first, count, slices) each batch yields only slices first..first+count-1 of the global batch cut
+    into ``slices``, and ``last_total`` is the size of the global batch the last yield came from.
     """
 
     def __init__(self, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int, *, device: torch.device | str,
@@ -111,6 +117,8 @@ class DeviceLoader:
         self._token: object | None = None
         self.epoch = 0
         self.pos = 0
+        self.shard = (0, 1, 1)
+        self.last_total = 0
 
     def __len__(self) -> int:
         return self._n_batches
@@ -145,9 +153,19 @@ class DeviceLoader:
         self.pos = 0
 
     # -- batches -----------------------------------------------------------------------------------------
+    def shard_range(self, total: int) -> tuple[int, int]:
+        """This process's part [start, end) of a global batch of ``total`` images."""
+        first, count, slices = self.shard
+        q, r = divmod(total, slices)
+        return first * q + min(first, r), (first + count) * q + min(first + count, r)
+
     def _batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         perm, dy, dx, flip = self._draw_epoch()
         s, e = i * self.batch_size, min((i + 1) * self.batch_size, self.num_samples)
+        self.last_total = e - s
+        if self.shard != (0, 1, 1):
+            a, b = self.shard_range(e - s)
+            s, e = s + a, s + b
         if self.shuffle:
             idx = perm[s:e]
             xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)

@@ -152,6 +152,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "best_test_err": info.best_test_err,
         "paper_err": info.paper_err,
         "status": info.state,
+        "world_size": world if isinstance(world := info.status.get("world_size"), int) and world > 1 else 1,
         "duration_s": info.duration_s,
         "images_per_s": info.images_per_s,
         "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,

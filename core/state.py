@@ -48,6 +48,14 @@ class TrainState:
     best_test_err: float | None = None
     elapsed_s: float = 0.0           # seconds of the epochs done (training and evaluation); see ``elapsed``
 
+    def position(self, iters_per_epoch: int) -> str:
+        """Where training is, counted one way in every log line: the epoch in progress (1-based), or the one that
+        just ended, and the iterations done ("epoch 2, step 59 (19/40 of the epoch)", "epoch 1, step 40 (done)")."""
+        into = self.step - self.epoch * iters_per_epoch
+        if into <= 0 and self.epoch:
+            return f"epoch {self.epoch}, step {self.step} (epoch done)"
+        return f"epoch {self.epoch + 1}, step {self.step} ({into}/{iters_per_epoch} of the epoch)"
+
     def elapsed(self) -> float:
         """The run's seconds so far, the epoch in progress included (as far as ``sums.seconds`` counts it)."""
         return self.elapsed_s + self.sums.seconds

@@ -8,8 +8,9 @@ iterations), so a run stopped at any iteration ends with the same weights (bitwi
 
 Per iteration nothing is read back from the device: each iteration's loss and error count go into a small device
 buffer; every ``log_every`` iterations the buffer is copied to the host asynchronously and read one window later
-(``StepWindow``). Stop/pause requests are obeyed between iterations, from ``threading.Event``s or from the run's
-request file (another process).
+(``StepWindow``). Stop/pause requests are obeyed between iterations, from ``threading.Event``s, from the run's
+request file (another process) or from another process of a DDP run (core/requests.py). Under torchrun every
+process runs this loop on its share of each batch; only rank 0 writes the run folder (core/distributed.py).
 
 Where the rest lives: core/setup.py builds model, loaders and step from the config; core/step.py is the
 optimisation step, the device window and evaluation; core/state.py the resumable state; core/device.py devices,
@@ -17,7 +18,6 @@ precision and RNGs.
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
@@ -30,18 +30,19 @@ from . import checkpoint, runfiles
 from .checkpoint import CheckpointError
 from .config import ConfigError, RunConfig
 from .data import DataError, load_data
-from .device import DeviceError, environment, resolve_device, seed_everything, set_determinism, sync_device
+from .device import DeviceError, environment, seed_everything, set_determinism, sync_device
+from .distributed import SINGLE, Dist, FollowerRun, check_launch, peer_lost, resolve_launch_device
 from .events import (CheckpointSaved, Ended, EpochEnded, EventCallback, LogLine, Progress, Started, StateChanged,
                      TrainerEvent)
 from .files import write_error
 from .formatting import duration, first_line, rate
+from .requests import Requests
 from .runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from .setup import Setup, build
 from .state import TrainState, first_non_finite
-from .step import StepRow, StepWindow, evaluate
+from .step import StepRow, StepWindow
 
 PROGRESS_EVERY_S = 0.25       # at most 4 Progress events a second
-REQUEST_POLL_S = 0.5          # how often the request file is looked at
 
 
 class _Stop(Exception):
@@ -56,13 +57,14 @@ class Trainer:
     """Trains one run folder. See the module docstring."""
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
-                 pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False):
-        self.run_folder = run
+                 pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False,
+                 dist: Dist = SINGLE):
+        self.dist = dist                         # this process's place in a DDP run (SINGLE: the only process)
+        self.run_folder = run if dist.is_main else FollowerRun(run)
         self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
         self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
         self.on_event = on_event
-        self.stop_event = stop_event or threading.Event()
-        self.pause_event = pause_event or threading.Event()
+        self.requests = Requests(self.run_folder, dist, stop_event, pause_event, self.log)
         self.status: dict[str, Any] = {}
         self.setup: Setup | None = None          # built by _start
         self.state = TrainState()
@@ -72,7 +74,6 @@ class Trainer:
         self.epoch_clock = 0.0                   # monotonic time the epoch in progress began, pauses excluded
         self.last_heartbeat = 0.0
         self.last_eval_s = 0.0
-        self.external_pause = False              # a pause asked for through the request file
         self.tensorboard = None                  # core.results.tensorboard.TensorBoardLog when cfg.tensorboard
         self.message = ""                        # why the run ended as it did, one line (set by run())
 
@@ -109,7 +110,7 @@ class Trainer:
         run = self.run_folder
         if run.holds_lock and not self.lock_held:   # this Run object is another trainer's
             raise RunLockedError(f"run {run.id} is being trained by another trainer")
-        run.acquire_lock()
+        self.dist.take_lock(run)                    # rank 0's; every process learns whether it got it
         try:
             why = runfiles.folder_problem(run.path)
             if why:
@@ -129,7 +130,8 @@ class Trainer:
             except OSError as exc:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
-                state, message = "failed", f"{type(exc).__name__}: {exc}"
+                lost = peer_lost(exc, self.dist)
+                state, message = ("crashed", lost) if lost else ("failed", f"{type(exc).__name__}: {exc}")
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -141,7 +143,7 @@ class Trainer:
         """Record the end where it can still be written (not on a full disk, nor in a deleted folder): status.json
         gets the message's first line, events.log all of it (a torch error can run to 40 lines)."""
         self.message = first_line(message)
-        fields: dict[str, Any] = {"error": self.message if state in ("failed", "diverged", "out-of-memory") else None,
+        fields: dict[str, Any] = {"error": self.message if state not in ("finished", "stopped") else None,
                                   **({"finished_at": now()} if state == "finished" else {})}
         # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
         line = message if message.startswith(state) else state + (f": {message}" if message else "")
@@ -155,15 +157,26 @@ class Trainer:
 
     # start or resume ---------------------------------------------------------------------------------------------------
     def _start(self) -> tuple[str, str]:
+        cfg, device, data, ckpt = self.dist.all_or_none(self._inputs, lambda problem: _Stop("failed", problem))
+        self._build(cfg, device, data, ckpt)
+        if self.state.epoch >= self.setup.total_epochs:
+            return "finished", ""
+        return self._loop()
+
+    def _inputs(self) -> tuple[RunConfig, torch.device, Any, dict | None]:
+        """What this process reads on its own: config, device, data, checkpoint. Raises _Stop."""
         run = self.run_folder
         try:
             cfg = run.read_config()            # validated; core/runfiles.py names the file and the problem
         except (OSError, ValueError) as exc:
             raise _Stop("failed", str(exc)) from None
         try:
-            device = resolve_device(cfg.device)
+            device = resolve_launch_device(cfg.device, self.dist)
         except DeviceError as exc:
             raise _Stop("failed", f"device {exc}") from None
+        errors = check_launch(cfg, self.dist.world, device)
+        if errors:
+            raise _Stop("failed", "; ".join(errors.values()))
         if device.type == "cpu" and self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         set_determinism(cfg, device)
@@ -176,7 +189,12 @@ class Trainer:
             ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
         except CheckpointError as exc:
             raise _Stop("failed", str(exc)) from None
-        s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None)
+        return cfg, device, data, ckpt
+
+    def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
+        run, d = self.run_folder, self.dist
+        s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d)
+        slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
         if ckpt:
             self.state = checkpoint.restore(ckpt, s)
             for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
@@ -195,28 +213,28 @@ class Trainer:
             if s.schedule.warmup < cfg.warmup_iters:
                 self.log(f"warm-up shortened from {cfg.warmup_iters} to {s.schedule.warmup} iterations, a tenth of "
                          f"this run's {s.total_steps}")
-        if cfg.tensorboard:   # the same rows as steps.jsonl/epochs.jsonl; what a crash left past the checkpoint purged
+        if cfg.tensorboard and d.is_main:   # the same rows as steps.jsonl/epochs.jsonl; a crash's extra rows purged
             from .results.tensorboard import open_run_log
 
             self.tensorboard = open_run_log(run, self.state.step)
+        for line in d.describe(cfg, slices, s.step.micro_batches):
+            self.log(line)
         self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
-                          channels_last=s.channels_last, micro_batches=s.step.micro_batches,
+                          channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
+                          devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
                           env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,
                           elapsed_s=self.state.elapsed())
         self.emit(Started(run.id, resumed=bool(ckpt), step=self.state.step, total_steps=s.total_steps,
                           epoch=self.state.epoch, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           device=str(device)))
-        if self.state.epoch >= s.total_epochs:
-            return "finished", ""
-        return self._loop()
 
     # the loop ------------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
         s, st, cfg = self.setup, self.state, self.setup.cfg
-        self.window = StepWindow(cfg.log_every, s.device)
+        self.window = StepWindow(cfg.log_every, s.device, self.dist.sum_ if self.dist.many else None)
         t = time.monotonic()
-        last_progress = last_poll = self.last_heartbeat = seg_start = t
+        last_progress = self.requests.last_poll = self.last_heartbeat = seg_start = t
         seg_steps = 0
         self.epoch_clock = t - st.sums.seconds    # a resumed epoch goes on counting from its seconds so far
         first_compiled = cfg.compile
@@ -229,13 +247,14 @@ class Trainer:
                 if st.step in drops and st.step > 0:
                     self.log(f"lr dropped to {lr:g} at step {st.step}")
                 t_step = time.monotonic() if first_compiled else 0.0
-                loss, wrong = self._guarded_step(x, y, lr)
-                if first_compiled and x.shape[0] == cfg.batch_size:
+                total = s.train_loader.last_total     # the global batch (x is this process's share)
+                loss, wrong = self._guarded_step(x, y, lr, total)
+                if first_compiled and total == cfg.batch_size:
                     compile_s = self._compiled(t_step)
                     self.epoch_clock += compile_s
                     seg_start += compile_s
                     first_compiled = False
-                self.window.put(loss, wrong, st.step, st.epoch + 1, x.shape[0], lr)
+                self.window.put(loss, wrong, st.step, st.epoch + 1, total, lr)
                 st.step += 1
                 seg_steps += 1
                 if self.window.full or st.step % cfg.log_every == 0:
@@ -251,16 +270,14 @@ class Trainer:
                                      f"images/s ({s.total_steps - st.step:,} iterations left)")
                     self._emit_progress(lr)
                     last_progress = t
-                if t - last_poll >= REQUEST_POLL_S:
-                    last_poll = t
-                    self._poll_request()
                 if t - self.last_heartbeat >= HEARTBEAT_S:
                     self.write_status(step=st.step, lr=lr, elapsed_s=self._elapsed_now(), last_loss=self.latest[0],
                                       last_err=self.latest[1], images_per_s=self.rate, eta_s=self._eta())
-                if self.pause_event.is_set() or self.external_pause:
+                self.requests.check()
+                if self.requests.paused:
                     self.epoch_clock += self._hold()
                     seg_start, seg_steps = time.monotonic(), 0
-                if self.stop_event.is_set():
+                if self.requests.stopping:
                     return self._stop()
                 if st.step >= epoch_end:
                     break
@@ -277,27 +294,21 @@ class Trainer:
         self.write_status(compile_s=round(compile_s, 2))
         return compile_s
 
-    def _guarded_step(self, x, y, lr):
-        """One step; on CUDA out-of-memory either split the batch into micro-batches (same effective batch) or stop."""
-        step, cfg = self.setup.step, self.setup.cfg
+    def _guarded_step(self, x, y, lr, total):
+        """One step; on CUDA out-of-memory split the batch into more micro-batches (``Setup.split_after_oom``) or stop."""
+        s = self.setup
         while True:
             try:
-                return step(x, y, lr)
+                return s.step(x, y, lr, total)
             except torch.OutOfMemoryError:
-                step.optimizer.zero_grad(set_to_none=True)
-                if step.device.type == "cuda":
+                s.step.optimizer.zero_grad(set_to_none=True)
+                if s.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if cfg.on_oom == "split" and step.micro_batches < cfg.batch_size:
-                    step.micro_batches = min(cfg.batch_size, step.micro_batches * 2)
-                    per = math.ceil(cfg.batch_size / step.micro_batches)
-                    self.log(f"out of memory at batch {cfg.batch_size}: continuing with {step.micro_batches} "
-                             f"micro-batches of {per} and gradient accumulation (same effective batch; batch-norm "
-                             f"statistics now use {per} images)")
-                    self.write_status(micro_batches=step.micro_batches)
-                    continue
-                raise _Stop("out-of-memory",
-                            f"out of memory at batch size {cfg.batch_size} (ResNet-{cfg.depth}, width {cfg.width}, "
-                            f"{step.precision}); try a smaller --batch-size, --precision bf16, or on_oom=split")
+                note = s.split_after_oom()
+                if not note.startswith("continuing"):
+                    raise _Stop("out-of-memory", note) from None
+                self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
+                self.write_status(micro_batches=s.step.micro_batches)
 
     def _absorb(self, rows: list[StepRow]) -> None:
         """Take iterations read back from the device: epoch sums, steps.jsonl points, divergence, error warm-up."""
@@ -344,35 +355,22 @@ class Trainer:
         return round((s.total_steps - self.state.step) * s.cfg.batch_size / self.rate + eval_s, 1)
 
     # requests: pause, continue, stop -----------------------------------------------------------------------------------
-    def _poll_request(self) -> None:
-        req = self.run_folder.read_request()
-        if not req:
-            return
-        self.run_folder.clear_request()
-        if req == "stop":
-            self.log("stop requested from another process")
-            self.stop_event.set()
-        elif req == "pause":
-            self.external_pause = True
-        elif req == "continue":
-            self.external_pause = False
-            self.pause_event.clear()
-
     def _hold(self) -> float:
         """Paused: keep heartbeats and request polling going; nothing is freed. Returns the seconds held."""
         t0 = time.monotonic()
         self._flush()
         self.set_state("paused", step=self.state.step, elapsed_s=self._elapsed_now())
-        self.log(f"paused at {self._position()}")
-        while (self.pause_event.is_set() or self.external_pause) and not self.stop_event.is_set():
-            time.sleep(0.05)
-            self._poll_request()
+        self.log(f"paused at {self.state.position(self.setup.iters_per_epoch)}")
+
+        def heartbeat() -> None:
             if time.monotonic() - self.last_heartbeat >= HEARTBEAT_S:
                 self.write_status()
+
+        self.requests.wait_while_paused(heartbeat)
         held = time.monotonic() - t0
-        if not self.stop_event.is_set():
+        if not self.requests.stopping:
             self.set_state("running")
-            self.log(f"continued at {self._position()}")
+            self.log(f"continued at {self.state.position(self.setup.iters_per_epoch)}")
         return held
 
     def _stop(self) -> tuple[str, str]:
@@ -381,7 +379,7 @@ class Trainer:
         st.sums.seconds = time.monotonic() - self.epoch_clock
         self._save_checkpoint()
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed())
-        return "stopped", f"stopped at {self._position()}; resumable"
+        return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
 
     # epochs and checkpoints ----------------------------------------------------------------------------------------------
     def _end_epoch(self) -> None:
@@ -390,15 +388,15 @@ class Trainer:
         self._flush()
         sync_device(s.device)
         t0 = time.monotonic()
-        test_loss, test_err = evaluate(s.model, s.test_loader, s.step)
+        scores = s.evaluate()
+        test_loss, test_err = scores["test"]
         images = st.sums.images
         row: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.step,
                                "train_loss": round(st.sums.loss_sum / max(1, images), 6),
                                "train_err": round(100.0 * st.sums.wrong / max(1, images), 4),
                                "test_loss": round(test_loss, 6), "test_err": round(test_err, 4)}
-        if s.val_loader is not None:
-            vl, ve = evaluate(s.model, s.val_loader, s.step)
-            row["val_loss"], row["val_err"] = round(vl, 6), round(ve, 4)
+        if "val" in scores:
+            row["val_loss"], row["val_err"] = round(scores["val"][0], 6), round(scores["val"][1], 4)
         eval_seconds = self.last_eval_s = time.monotonic() - t0
         row["lr"] = float(f"{s.schedule.lr(max(0, st.step - 1)):.6g}")
         row["seconds"] = round(train_seconds + eval_seconds, 3)
@@ -418,19 +416,12 @@ class Trainer:
                           best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
                           peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"])
 
-    def _position(self) -> str:
-        """Where training is, counted one way in every log line: the epoch in progress (1-based), or the one that
-        just ended, and the iterations done ("epoch 2, step 59 (19/40 of the epoch)", "epoch 1, step 40 (done)")."""
-        st, ipe = self.state, self.setup.iters_per_epoch
-        into = st.step - st.epoch * ipe
-        if into <= 0 and st.epoch:
-            return f"epoch {st.epoch}, step {st.step} (epoch done)"
-        return f"epoch {st.epoch + 1}, step {st.step} ({into}/{ipe} of the epoch)"
-
     def _save_checkpoint(self, best: bool = False) -> None:
         run, st = self.run_folder, self.state
+        if not self.dist.is_main:
+            return
         checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
-        self.log(f"checkpoint saved at {self._position()}", emit=False)
+        self.log(f"checkpoint saved at {self.state.position(self.setup.iters_per_epoch)}", emit=False)
         self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))
 
 

@@ -11,7 +11,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from core.config import GROUPS, RunConfig
-from core.formatting import count, duration, epochs_text, is_number, mem, model_name, pct, state_style
+from core.formatting import (count, devices_text, duration, epochs_text, is_number, mem, model_name, pct,
+                             state_style)
 from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
 
 from .watch import JsonlTail
@@ -115,7 +116,7 @@ class DetailScreen(Screen):
         t.append(f" · epoch {epochs_text(info.epochs_done, info.total_epochs)} · iteration {count(info.step)}/"
                  f"{count(info.total_steps)} · {duration(info.duration_s)}")
         if info.status.get("device"):
-            t.append(f" · {info.status['device']}")
+            t.append(f" · {devices_text(info.status)}")
         if info.state in STATE_HINTS:
             t.append(f" ({STATE_HINTS[info.state]})", style="dim")
         t.append("\n")

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Sparkline, Static
 
-from core.formatting import duration, is_number, mem, num, pct, rate, state_style
+from core.formatting import devices_text, duration, is_number, mem, num, pct, rate, state_style
 from core.runs import ACTIVE, Run, RunInfo
 
 from .watch import JsonlTail
@@ -132,7 +132,7 @@ class MonitorScreen(Screen):
         loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")
         err = (live.err if live and live.err is not None else None) or s.get("last_err")
         parts = [f"{rate(ips)} img/s", f"lr {num(lr)}", f"loss {num(loss)}", f"train err {pct(err)}",
-                 f"{s.get('device') or (info.config.device if info.config else '-')}",
+                 devices_text(s) if s.get("device") else (info.config.device if info.config else "-"),
                  f"mem {mem(s.get('peak_mem_bytes'))}",
                  f"elapsed {duration(live.elapsed_s if live else info.duration_s)}"]
         text = Text("  ·  ".join(parts))

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from core.events import Progress
-from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style
+from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style, world_text
 from core.runs import RunInfo, run_summary_row
 
 from .formatting import state_text
@@ -58,7 +58,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict
     return {
         "mark": Text("●" if marked else " ", style="bold magenta"),
         "id": info.id,
-        "status": state_text(info.state, live_progress(info, live)),
+        "status": state_text(info.state, live_progress(info, live)).append(world_text(row["world_size"])),
         "epochs": Text(epochs_text(row["epochs_done"], row["total_epochs"]), justify="right"),
         "final": final_text,
         "best": Text(pct(best, unit=False), justify="right"),

@@ -25,7 +25,7 @@ import pytest
 from cli.main import main
 from core.config import FIELD_HELP
 from core.runs import RunStore
-from core.trainer import REQUEST_POLL_S
+from core.requests import REQUEST_POLL_S
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "synthetic", "--depth", "8", "--width", "4", "--max-train-images", "256", "--max-test-images",

@@ -1,0 +1,66 @@
+"""``train`` and ``resume`` under torchrun: every process runs the same command (core/distributed.py).
+
+Only rank 0 does what must happen once: it checks the data (and downloads it), creates or checks and extends the
+run folder, and prints; the others wait for its answer (``on_main``) and then train their share silently, printing
+only their own failure. A mistake found before training (a batch that does not divide, --sync-bn on the CPU)
+is bad input on every process: exit 2, nothing created.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Callable, Iterator
+
+from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
+from core.config import RunConfig
+from core.device import DeviceError, resolve_device
+from core.distributed import Dist, check_launch, process_group
+
+
+@contextlib.contextmanager
+def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
+    """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it
+    (``check``: a new run; an existing run that cannot train like this fails with the reason in its folder)."""
+    try:
+        with process_group(cfg.device) as dist:
+            device = dist.device
+            if device is None and cfg.sync_bn:
+                with contextlib.suppress(DeviceError):   # a missing GPU is the trainer's to report
+                    device = resolve_device(cfg.device)
+            errors = check_launch(cfg, dist.world, device) if check else {}
+            if errors:
+                raise CliError("; ".join(f"{flag(k)}: {v}" for k, v in errors.items()))
+            yield dist
+    except DeviceError as exc:
+        raise CliError(f"--device: {exc}") from None
+
+
+def on_main(dist: Dist, fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 only; every process returns its result. Its CliError is printed once, by rank 0; the
+    other processes exit with the same code, silently."""
+    if not dist.many:
+        return fn()
+    outcome: Any = None
+    if dist.is_main:
+        try:
+            outcome = ("ok", fn())
+        except CliError as exc:
+            dist.from_main(("error", exc.code))
+            raise
+        except BaseException:
+            dist.from_main(("error", EXIT_FAILED))
+            raise
+    outcome = dist.from_main(outcome)
+    if outcome[0] == "error" and not dist.is_main:
+        raise SystemExit(outcome[1])
+    return outcome[1]
+
+
+def follower_exit(dist: Dist, state: str, error: str, signals) -> int:
+    """The exit code of a process other than rank 0 (which prints for the run); only its own failure is printed."""
+    if state == "finished":
+        return EXIT_OK
+    if state in ("stopped", "not started"):
+        return signals.exit_code()
+    print(f"process {dist.rank} of {dist.world}: {state}" + (f": {error}" if error else ""), file=sys.stderr)
+    return EXIT_FAILED
