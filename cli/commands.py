@@ -321,6 +321,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if info.state == "crashed":
         raise CliError(f"run {run.id} is not running: its process is gone (crashed at step {info.step}); resume it "
                        f"with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
+    if info.state == "queued" and info.job:        # waiting in Slurm's queue: cancel its job
+        from core.slurm import SlurmUnavailable, cancel_pending
+
+        try:
+            done = cancel_pending(run)
+        except SlurmUnavailable as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        if done:
+            print(f"stopped {run.id}: {done}; resume with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}")
+            return EXIT_OK
     if info.state not in ACTIVE:
         raise CliError(f"run {run.id} is not running (state: {info.state}); nothing to stop", EXIT_FAILED)
     run.request("stop")

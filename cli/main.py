@@ -172,11 +172,17 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
 
 
 def _scheduler_flags(parser: argparse.ArgumentParser) -> None:
+    from cli.slurm import add_slurm_flags
+
     parser.add_argument("--devices", metavar="LIST", default=None,
                         help="device slots: cuda:0,cuda:2 / cuda (every GPU) / cpu,cpu (a device listed twice gets "
                              "two slots) [default: every visible GPU, else cpu]")
     parser.add_argument("--per-device", metavar="N", type=int, default=1,
                         help="runs that share each device at once (small nets on a large GPU) [default: 1]")
+    parser.add_argument("--gpus-per-run", metavar="N", type=int, default=1,
+                        help="train each run on N devices at once with torchrun (DDP; --batch-size stays the "
+                             "global batch): consecutive groups of N of --devices [default: 1]")
+    add_slurm_flags(parser)
 
 
 def _queue_parsers(command) -> None:

@@ -14,6 +14,7 @@ import time
 
 from cli.commands import check_data, config_from_args, get_run, resume_prog, runs_dir_arg, store_of
 from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
+from cli.slurm import slurm_launcher, slurm_options
 from core import queue as Q
 from core import scheduler as S
 from core.config import ConfigError
@@ -28,23 +29,30 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Checked devices and the options to pass on to a detached scheduler. Raises CliError (exit 2)."""
     from core.devices import parse_devices
 
-    try:
-        devices = parse_devices(getattr(args, "devices", None))
-    except ValueError as exc:
-        raise CliError(f"--devices: {exc}") from None
-    per_device = getattr(args, "per_device", 1)
-    if per_device < 1:
-        raise CliError(f"--per-device: must be 1 or more, got {per_device}")
-    options = ["--devices", ",".join(devices), "--per-device", str(per_device)]
+    common = []
     for name in ("retries", "idle_exit"):
         value = getattr(args, name, None)
         if value is not None and value < 0:
             raise CliError(f"{flag(name)}: must be 0 or more, got {value:g}")
         if value is not None:
-            options += [flag(name), f"{value:g}"]
+            common += [flag(name), f"{value:g}"]
     if getattr(args, "stay", False):
-        options.append("--stay")
-    return devices, options
+        common.append("--stay")
+    slurm = slurm_options(args)
+    if slurm:
+        return ["slurm"], slurm + common
+    try:
+        devices = parse_devices(getattr(args, "devices", None))
+    except ValueError as exc:
+        raise CliError(f"--devices: {exc}") from None
+    per_device, gpus = getattr(args, "per_device", 1), getattr(args, "gpus_per_run", 1)
+    if per_device < 1:
+        raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    if not 1 <= gpus <= len(devices):
+        raise CliError(f"--gpus-per-run: must be between 1 and the {len(devices)} device(s) of --devices "
+                       f"({','.join(devices)}), got {gpus}")
+    return devices, ["--devices", ",".join(devices), "--per-device", str(per_device), "--gpus-per-run", str(gpus),
+                     *common]
 
 
 def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
@@ -80,11 +88,23 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         print(S.describe(store.root))
         return EXIT_OK
     devices, options = scheduler_options(args)
+    note = None
+    if args.executor == "slurm" and args.slurm_cluster == "slurm":
+        from core.slurm import filesystem_note
+
+        note = filesystem_note(store.root.parent if not store.root.exists() else store.root)
     if not args.foreground:
+        if note:
+            print(f"warning: {note}")
         print(start_scheduler(store, options))
         return EXIT_OK
-    sched = S.Scheduler(store, S.make_slots(devices, args.per_device), retries=args.retries,
-                        idle_exit_s=args.idle_exit, stay=args.stay, echo=lambda line: print(line, flush=True))
+    launcher, slots = slurm_launcher(args) if args.executor == "slurm" else \
+        (None, S.make_slots(devices, args.per_device, args.gpus_per_run))
+    sched = S.Scheduler(store, slots, launcher=launcher, retries=args.retries, idle_exit_s=args.idle_exit,
+                        stay=args.stay, echo=lambda line: print(line, flush=True))
+    if note:
+        store.root.mkdir(parents=True, exist_ok=True)
+        sched.log(f"warning: {note}")
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sched.stop_event.set())
     try:

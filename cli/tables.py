@@ -47,7 +47,7 @@ def _display_cells(row: dict[str, Any]) -> list[str]:
             _txt(row.get("optimizer")), _txt(row.get("schedule")),
             epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
             pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")) + world_text(row.get("world_size")),
-            duration(row.get("duration_s")), one_line(row.get("error"))]
+            duration(row.get("duration_s")), one_line(row.get("error") or row.get("slurm"))]
 
 
 def _txt(value: Any) -> str:
@@ -148,6 +148,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
               ("duration", duration(st.get("elapsed_s")) if st.get("elapsed_s") is not None else None),
               ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),
               ("host/pid", f"{st.get('host', '?')}/{st.get('pid')}" if st.get("pid") else None),
+              ("job", s.get("slurm")),
               ("heartbeat", f"{duration(time.time() - float(st['updated_at']))} ago"
                if is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
     for key, value in extras:

@@ -55,7 +55,10 @@ def parse_devices(text: str | None) -> list[str]:
 
 
 def cuda_visible_for(device: str) -> str:
-    """The CUDA_VISIBLE_DEVICES value that shows a child process only ``device`` ('' for the CPU)."""
+    """The CUDA_VISIBLE_DEVICES value that shows a child process only ``device`` ('' for the CPU; 'cuda:0+cuda:1',
+    a slot of several GPUs, shows them all)."""
+    if "+" in device:
+        return ",".join(cuda_visible_for(d) for d in device.split("+") if d.startswith("cuda"))
     if not device.startswith("cuda"):
         return ""
     index = int(device.split(":")[1]) if ":" in device else 0
@@ -65,9 +68,11 @@ def cuda_visible_for(device: str) -> str:
 
 def fits(run_device: str, slot_device: str) -> bool:
     """May a run configured for ``run_device`` train in a slot on ``slot_device``? auto fits any slot; cpu only
-    CPU slots; cuda any GPU slot; cuda:N only that GPU's slots."""
-    if run_device == "auto":
+    CPU slots; cuda any GPU slot; cuda:N only that GPU's slots (or a slot of several devices that has it)."""
+    if run_device == "auto" or slot_device == "slurm":     # a Slurm job asks for what the run needs
         return True
+    if "+" in slot_device:
+        return run_device in slot_device.split("+") or (run_device == "cuda" and slot_device.startswith("cuda"))
     if run_device == "cuda":
         return slot_device.startswith("cuda")
     return run_device == slot_device
@@ -161,5 +166,6 @@ def runs_by_device(store) -> dict[str, list[str]]:
             continue
         where = placement(run, status)
         device = (where or {}).get("device") or status.get("device") or "?"
-        out.setdefault("cuda:0" if device == "cuda" else device, []).append(run.id)
+        for one in device.split("+"):            # a DDP run placed on several devices is on each
+            out.setdefault("cuda:0" if one == "cuda" else one, []).append(run.id)
     return out

@@ -142,3 +142,11 @@ def devices_text(status: dict) -> str:
     hosts = list(dict.fromkeys(host for host, _, _ in parts))
     kinds = list(dict.fromkeys(dev.split(":")[0] for _, _, dev in parts))
     return f"{len(devices)} × {'/'.join(kinds)} on {', '.join(hosts)}"
+
+
+def slurm_text(job: dict | None) -> str:
+    """'slurm 4242 PENDING' for a run sent to Slurm (its slurm.json); '' for any other run."""
+    if not job or not job.get("job_id"):
+        return ""
+    cluster = job.get("cluster") or "slurm"
+    return f"{'slurm' if cluster == 'slurm' else f'{cluster} job'} {job['job_id']} {job.get('state') or '?'}"

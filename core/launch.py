@@ -44,19 +44,23 @@ def detached(cmd: list[str], log_path: Path, env: dict[str, str], pass_fds: tupl
         os.close(log)
 
 
-def background_command(runs_dir: str | os.PathLike, run_id: str) -> list[str]:
-    return [sys.executable, str(ENTRY_POINT), "resume", str(run_id), "--runs-dir", str(Path(runs_dir).resolve())]
+def background_command(runs_dir: str | os.PathLike, run_id: str, nproc: int = 1) -> list[str]:
+    """``tui_app.py resume RUN``; with ``nproc`` > 1 under torchrun on this machine (one run, DDP)."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"] if nproc > 1 else []
+    return [sys.executable, *launcher, str(ENTRY_POINT), "resume", str(run_id), "--runs-dir",
+            str(Path(runs_dir).resolve())]
 
 
 def spawn_background(runs_dir: str | os.PathLike, run_id: str, env: dict[str, str] | None = None,
-                     pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+                     pass_fds: tuple[int, ...] = (), nproc: int = 1) -> subprocess.Popen:
     """Train ``run_id`` (queued, stopped or crashed) in a detached process; returns its Popen at once.
 
     Raises RunError for an unknown or invalid run id. The child's own exit code follows the CLI's
     (0 finished, 1 failed, 143 stopped by a request); its output is in ``<run>/process.log``.
     """
     run = RunStore(runs_dir).get(run_id)
-    return detached(background_command(runs_dir, run.id), run.path / "process.log", env or plain_env(), pass_fds)
+    return detached(background_command(runs_dir, run.id, nproc), run.path / "process.log", env or plain_env(),
+                    pass_fds)
 
 
 class Handle(Protocol):
@@ -70,7 +74,11 @@ class LocalLauncher:
 
     GPU slots: ``CUDA_VISIBLE_DEVICES`` shows the process only its GPU (a run configured as ``auto`` or ``cuda``
     then trains there as cuda:0; one configured as ``cuda:N`` keeps the scheduler's view, since only slots of that
-    GPU take it). CPU slots: no GPU, and ``OMP_NUM_THREADS`` shares the cores among the CPU slots."""
+    GPU take it). CPU slots: no GPU, and ``OMP_NUM_THREADS`` shares the cores among the CPU slots.
+
+    A slot of several devices (``cuda:0+cuda:1``) starts ``torchrun --nproc-per-node 2 tui_app.py resume RUN`` on
+    them. torchrun's workers do not inherit the run's lock: it is let go when the scheduler closes its copy, and
+    rank 0 takes it as it starts."""
 
     def __init__(self, runs_dir: str | os.PathLike, cpu_threads: int = 0):
         self.runs_dir = Path(runs_dir).resolve()
@@ -78,11 +86,14 @@ class LocalLauncher:
 
     def start(self, run: Run, slot, lock_fd: int) -> subprocess.Popen:
         run_device = run.read_config().device
-        extra = {LOCK_FD_ENV: str(lock_fd), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        if slot.device == "cpu":
+        nproc = slot.device.count("+") + 1
+        extra = {LOCK_FD_ENV: str(lock_fd), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if nproc == 1 else \
+            {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        if slot.device.startswith("cpu"):
             extra["CUDA_VISIBLE_DEVICES"] = ""
             if self.cpu_threads:
-                extra["OMP_NUM_THREADS"] = str(self.cpu_threads)
-        elif run_device != slot.device and fits(run_device, slot.device):
+                extra["OMP_NUM_THREADS"] = str(max(1, self.cpu_threads // nproc))
+        elif nproc > 1 or (run_device != slot.device and fits(run_device, slot.device)):
             extra["CUDA_VISIBLE_DEVICES"] = cuda_visible_for(slot.device)
-        return spawn_background(self.runs_dir, run.id, plain_env(**extra), pass_fds=(lock_fd,))
+        return spawn_background(self.runs_dir, run.id, plain_env(**extra), pass_fds=(lock_fd,) if nproc == 1 else (),
+                                nproc=nproc)

@@ -175,7 +175,7 @@ def placement(run: Run, status: dict | None = None) -> dict | None:
         status = status if status is not None else run.read_status()
     except (OSError, ValueError):
         return None
-    if status.get("pid") == entry["pid"] or (status.get("state") == "queued" and run.is_locked()):
+    if entry["pid"] in (status.get("pid"), status.get("ppid")) or (status.get("state") == "queued" and run.is_locked()):
         return entry
     return None
 

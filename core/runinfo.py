@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from . import runfiles
 from .config import RunConfig
+from .formatting import slurm_text
 from .runfiles import DamagedFileError
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
@@ -36,6 +37,7 @@ class RunInfo:
     epochs: list[dict] = field(default_factory=list)
     damaged: str = ""
     repairable: bool = False    # damaged, but `resume --repair` can rebuild what is wrong from checkpoint.pt
+    job: dict = field(default_factory=dict)      # slurm.json, for a run sent to Slurm (core/slurm.py)
 
     @classmethod
     def read(cls, run: Any) -> "RunInfo":   # a core.runs.Run (not imported: runs imports this module)
@@ -61,7 +63,7 @@ class RunInfo:
                        repairable=runfiles.checkpoint_looks_whole(run.checkpoint_path))
         if state in ACTIVE and not _owner_alive(run, status):
             state = "crashed"
-        return cls(run.id, run.path, state, config, status, epochs)
+        return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
 
     # derived figures (None where unknown)
     @property
@@ -153,6 +155,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "paper_err": info.paper_err,
         "status": info.state,
         "world_size": world if isinstance(world := info.status.get("world_size"), int) and world > 1 else 1,
+        "slurm": slurm_text(info.job),
         "duration_s": info.duration_s,
         "images_per_s": info.images_per_s,
         "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,

@@ -86,6 +86,13 @@ class Run:
     def read_status(self) -> dict:
         return runfiles.read_status(self.status_path)
 
+    def read_job(self) -> dict:
+        """slurm.json: the run's Slurm job as the scheduler last saw it (core/slurm.py); {} for none."""
+        try:
+            return runfiles.read_object(self.path / "slurm.json")
+        except (OSError, DamagedFileError):
+            return {}
+
     def write_status(self, status: dict) -> None:
         atomic_write_json(self.status_path, status)
 

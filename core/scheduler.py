@@ -47,7 +47,8 @@ class SchedulerRunning(Exception):
 
 @dataclass(frozen=True)
 class Slot:
-    """One place a run can train: a device and a number among that device's slots."""
+    """One place a run can train: a device and a number among that device's slots. A slot of several devices
+    ('cuda:0+cuda:1', from --gpus-per-run 2) trains each run with torchrun over them (core/launch.py)."""
 
     device: str
     number: int
@@ -57,8 +58,13 @@ class Slot:
         return f"{self.device}#{self.number}"
 
 
-def make_slots(devices: list[str], per_device: int = 1) -> list[Slot]:
-    """'cuda:0,cuda:2' x 2 -> cuda:0#0, cuda:0#1, cuda:2#0, cuda:2#1; a device listed twice counts twice."""
+def make_slots(devices: list[str], per_device: int = 1, gpus_per_run: int = 1) -> list[Slot]:
+    """'cuda:0,cuda:2' x 2 -> cuda:0#0, cuda:0#1, cuda:2#0, cuda:2#1; a device listed twice counts twice.
+    ``gpus_per_run`` N: consecutive groups of N devices make one slot each (cuda:0+cuda:1#0, ...); devices left
+    over are not used."""
+    if gpus_per_run > 1:
+        devices = ["+".join(devices[i:i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1,
+                                                                        gpus_per_run)]
     counts: dict[str, int] = {}
     slots = []
     for device in devices:
@@ -96,7 +102,7 @@ class Scheduler:
                  idle_exit_s: float = DEFAULT_IDLE_EXIT_S, stay: bool = False, echo=None):
         self.store, self.slots, self.retries = store, slots, retries
         # CPU slots share the cores but one (left to this scheduler, the app, ssh), as in-app training does
-        cpu_slots = sum(s.device == "cpu" for s in slots)
+        cpu_slots = sum(s.device.startswith("cpu") for s in slots)
         threads = max(1, ((os.cpu_count() or 1) - 1) // max(1, cpu_slots))
         self.launcher = launcher or LocalLauncher(store.root, threads)
         self.idle_exit_s, self.stay, self.echo = idle_exit_s, stay, echo
@@ -169,11 +175,16 @@ class Scheduler:
     def _adopt(self) -> None:
         """Runs a previous scheduler placed: still training (their slot is busy) or crashed since (retry them)."""
         by_name = {s.name: s for s in self.slots}
+        adopt = getattr(self.launcher, "adopt", None)     # a launcher whose jobs outlive it (Slurm) finds them
         for run, entry in Q.entries(self.store):
             if entry.get("settled") or not entry.get("slot"):
                 continue
             slot = by_name.get(entry["slot"])
-            if run.is_locked():          # its trainer process lives (training, paused, or still starting)
+            handle = adopt(run) if adopt is not None else None
+            if handle is not None and slot is not None and slot not in self.busy:
+                self.busy[slot] = Busy(run, handle)
+                self.log(f"{run.id} is still a job ({entry.get('pid')}) on {slot.name}: its slot stays busy")
+            elif run.is_locked():          # its trainer process lives (training, paused, or still starting)
                 if slot is not None and slot not in self.busy:
                     self.busy[slot] = Busy(run, None)
                     self.log(f"{run.id} is training on {slot.name} (pid {entry.get('pid')}): its slot stays busy")
@@ -192,7 +203,8 @@ class Scheduler:
                 if busy.run.is_locked():
                     continue
             elif (code := busy.handle.poll()) is None:
-                if not self._left(busy.run):
+                # a Slurm job keeps its slot until it ends: it may checkpoint, be requeued and resume the run
+                if getattr(busy.handle, "whole_job", False) or not self._left(busy.run):
                     continue
                 self.exiting.append(busy.handle)
             del self.busy[slot]

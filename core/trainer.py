@@ -121,7 +121,8 @@ class Trainer:
                 self.status = {}
             try:
                 run.clear_request()
-                self.set_state("running", pid=os.getpid(), host=socket.gethostname(), started_at=now(), error=None)
+                self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
+                               started_at=now(), error=None)
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message

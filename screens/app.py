@@ -29,6 +29,7 @@ from core.config import RunConfig
 from core.events import Progress
 from core.formatting import pct
 from core.runs import ACTIVE, RESUMABLE, RunError, RunStore
+from core.slurm import SlurmUnavailable, cancel_pending
 
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
@@ -271,8 +272,13 @@ class ResLabApp(App[None]):
             self.stop_events[run_id].set()
         else:
             try:
-                self.store.get(run_id).request("stop")
-            except RunError as exc:
+                run = self.store.get(run_id)
+                cancelled = cancel_pending(run) if run.read_job() else None   # still waiting in Slurm's queue
+                if cancelled:
+                    self.notify(f"{run_id}: {cancelled}", timeout=4)
+                    return
+                run.request("stop")
+            except (RunError, SlurmUnavailable) as exc:
                 self.notify(str(exc), severity="error")
                 return
         self.notify(f"stopping {run_id} (checkpoint at the next iteration)", timeout=4)

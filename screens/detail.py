@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Static
 
 from core.config import GROUPS, RunConfig
 from core.formatting import (count, devices_text, duration, epochs_text, is_number, mem, model_name, pct,
-                             state_style)
+                             slurm_text, state_style)
 from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
 
 from .watch import JsonlTail
@@ -117,6 +117,8 @@ class DetailScreen(Screen):
                  f"{count(info.total_steps)} · {duration(info.duration_s)}")
         if info.status.get("device"):
             t.append(f" · {devices_text(info.status)}")
+        if info.job:
+            t.append(f" · {slurm_text(info.job)}")
         if info.state in STATE_HINTS:
             t.append(f" ({STATE_HINTS[info.state]})", style="dim")
         t.append("\n")

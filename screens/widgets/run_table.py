@@ -72,7 +72,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict
         "speed": Text(rate(row["images_per_s"]), justify="right"),
         "epoch_s": Text(num(row["epoch_s"], 3), justify="right"),
         "mem": Text(mem(row["peak_mem_bytes"]), justify="right"),
-        "note": Text(one_line(row["error"]), style=state_style(info.state)),
+        "note": Text(one_line(row["error"] or row["slurm"]), style=state_style(info.state)),
     }
 
 

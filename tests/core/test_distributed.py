@@ -13,6 +13,8 @@ import time
 import pytest
 import torch
 
+from core import queue as Q
+from core import scheduler as S
 from core.checkpoint import load_checkpoint
 from core.config import RunConfig
 from core.distributed import check_launch
@@ -159,6 +161,8 @@ def test_torchrun_two_processes_compute_what_one_does_with_two_micro_batches(tmp
 
 
 def test_stopped_ddp_run_resumes_on_one_process_then_on_two(tmp_path, reference):
+    from cli.main import main
+
     store = RunStore(tmp_path)
     run = store.create(ddp_config(name="cut"))
     assert wait_all(fork_ranks(2, store, run.id, stop_at=5), 120) == [3, 3]
@@ -170,8 +174,20 @@ def test_stopped_ddp_run_resumes_on_one_process_then_on_two(tmp_path, reference)
     status = run.read_status()
     assert status["step"] == 11 and status["world_size"] == 1 and status["micro_batches"] == 2
 
-    done = torchrun(2, "resume", "cut", "--runs-dir", str(tmp_path))
-    assert done.returncode == 0, done.stdout + done.stderr
+    # back in the queue: a scheduler with a slot of two devices resumes it with torchrun on both
+    Q.requeue(store, "cut")
+    try:
+        assert main(["scheduler", "--devices", "cpu,cpu", "--gpus-per-run", "2", "--idle-exit", "20",
+                     "--runs-dir", str(tmp_path)]) == 0
+        deadline = time.monotonic() + 180
+        while run.read_status()["state"] != "finished":
+            assert time.monotonic() < deadline and run.read_status()["state"] in ("queued", "running"), \
+                (run.path / "process.log").read_text()
+            time.sleep(0.1)
+    finally:
+        S.stop(tmp_path, timeout=20)
+    assert "started cut on cpu+cpu#0" in (tmp_path / S.LOG_FILE).read_text()
+    assert run.read_status()["world_size"] == 2
     assert run.read_status()["state"] == "finished"
     assert [s["step"] for s in run.read_steps()] == [s["step"] for s in reference.read_steps()]
     assert [s["loss"] for s in run.read_steps()] == pytest.approx([s["loss"] for s in reference.read_steps()],
