@@ -11,7 +11,7 @@ import contextlib
 import sys
 from typing import Any, Callable, Iterator
 
-from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, flag
 from core.config import RunConfig
 from core.device import DeviceError, resolve_device
 from core.distributed import Dist, check_launch, process_group
@@ -28,6 +28,8 @@ def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
                 with contextlib.suppress(DeviceError):   # a missing GPU is the trainer's to report
                     device = resolve_device(cfg.device)
             errors = check_launch(cfg, dist.world, device) if check else {}
+            if errors and not dist.is_main:
+                raise SystemExit(EXIT_USAGE)        # rank 0 says why, once
             if errors:
                 raise CliError("; ".join(f"{flag(k)}: {v}" for k, v in errors.items()))
             yield dist

@@ -176,8 +176,8 @@ def check_launch(cfg, world: int, device: torch.device | None) -> dict[str, str]
         errors["batch_size"] = (f"the global batch of {cfg.batch_size} images does not divide among {world} "
                                 f"processes; use a multiple of {world} (e.g. {lower or upper} or {upper})")
     if cfg.sync_bn and device is not None and device.type != "cuda":
-        errors["sync_bn"] = (f"--sync-bn needs GPUs (PyTorch's SyncBatchNorm refuses {device.type} modules); "
-                             f"without it each process normalises its own share, as --micro-batches does")
+        errors["sync_bn"] = (f"synchronised batch norm needs GPUs (PyTorch's SyncBatchNorm refuses {device.type} "
+                             f"modules); without it each process normalises its own share, as --micro-batches does")
     return errors
 
 

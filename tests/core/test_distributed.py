@@ -107,6 +107,7 @@ def fork_ranks(world: int, store: RunStore, run_id: str, stop_at: int = 0) -> li
     """Start ``world`` forked processes training ``run_id`` together; with ``stop_at``, they stop after that many
     iterations (under DDP the stop flag is looked at twice an iteration: the agreement, then the loop's check)."""
     stop_after = 2 * stop_at - 1 if stop_at else 0
+    import torch._dynamo  # noqa: F401 - what building an optimizer imports: once here, not in every child
     ctx = multiprocessing.get_context("fork")
     port = _free_port()
     procs = [ctx.Process(target=_rank, args=(r, world, port, str(store.root), run_id, stop_after))
@@ -194,6 +195,38 @@ def test_stopped_ddp_run_resumes_on_one_process_then_on_two(tmp_path, reference)
                                                                    abs=1e-5)
     assert [r["train_err"] for r in train_rows(run)] == [r["train_err"] for r in train_rows(reference)]
     assert max_diff(run.checkpoint_path, reference.checkpoint_path) <= 1e-5
+
+
+def test_every_process_pauses_continues_and_stops_on_rank_0s_request_file(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=100, channels_last="off"))
+    procs = fork_ranks(2, store, run.id)
+
+    def wait(what, check, timeout=90):
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert all(p.is_alive() for p in procs), f"a process ended while waiting for {what}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    try:
+        wait("training", lambda: "data-parallel over 2" in "\n".join(run.read_events()))
+        run.request("pause")
+        wait("the pause", lambda: run.read_status()["state"] == "paused")
+        step = run.read_status()["step"]
+        time.sleep(0.5)             # both processes hold: no iteration while paused (heartbeats go on)
+        assert run.read_status()["step"] == step and run.read_status()["state"] == "paused"
+        run.request("continue")
+        wait("training again", lambda: run.read_status()["state"] == "running")
+        run.request("stop")
+        codes = wait_all(procs, 60)
+    finally:
+        wait_all(procs, 0)
+    assert codes == [3, 3], "both stopped with a checkpoint"
+    status = run.read_status()
+    assert status["state"] == "stopped" and status["world_size"] == 2 and status["step"] > step
+    events = "\n".join(run.read_events())
+    assert "paused at" in events and "continued at" in events and "stop requested from another process" in events
 
 
 @pytest.mark.parametrize("victim", [1, 0])
