@@ -417,7 +417,8 @@ FIELD_HELP: dict[str, str] = {
     "iterations": "Training length in iterations (the paper: 64000); 0 = use epochs",
     "batch_size": "Images per iteration, all processes together (128 in the paper, 64 in the lab report)",
     "precision": "auto (bf16 autocast on GPUs that support it, else fp32), fp32, bf16 or fp16 (with loss scaling)",
-    "channels_last": "Memory format: auto (GPU: a few steps timed in both formats; CPU: a ~2 s probe with small batches; once per machine, device and model, then cached), on or off",
+    "channels_last": "Memory format: auto (GPU: a few steps timed in both formats; CPU: a ~2 s probe on small batches; "
+                     "measured once per machine, device and model, then cached), on or off",
     "compile": "torch.compile the model (compile time is reported separately)",
     "on_oom": "On CUDA out-of-memory: split (micro-batches, same effective batch) or fail",
     "micro_batches": ("Cut each batch into N slices with gradient accumulation: less memory, the same step, but "

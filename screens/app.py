@@ -11,13 +11,13 @@ makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
 
-import asyncio
 import threading
+import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -34,24 +34,33 @@ from core.slurm import SlurmUnavailable, cancel_pending
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
 from .detail import DetailScreen
+from .help import HelpScreen
 from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
+from .quitting import ask_to_quit
 from .queue import QueueScreen
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
+from .widgets.keys import palette_commands
+from .widgets.typeahead import hold
 
 
-class ResLabApp(App[None]):
+PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
+
+
+class ResLabApp(App[str | None]):
     """ResLab: launch, watch, stop/resume and compare residual-network runs."""
 
     # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
     # first time it meets a new screen's CSS_PATH, which made each screen's first opening take over a second.
     CSS_PATH = ["app.tcss", "runs.tcss", "new_run.tcss", "monitor.tcss", "detail.tcss", "compare.tcss",
-                "confirm.tcss", "queue.tcss"]
+                "confirm.tcss", "queue.tcss", "help.tcss"]
     TITLE = "ResLab"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+                Binding("question_mark", "help", "Keys", key_display="?", tooltip="Keys of this screen"),
+                Binding("f1", "help", "Keys of this screen", show=False, priority=True)]
 
     def __init__(self, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
                  poll_interval: float = 1.0):
@@ -70,6 +79,7 @@ class ResLabApp(App[None]):
         self._scheduler = None                   # Popen of a scheduler this app started (reaped when it ends)
         self.marked: set[str] = set()
         self._quitting = False
+        self._last_key = 0.0                     # monotonic time of the last key (the form is built in a pause)
         self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
         """Published after every poll of the store with the ids of the runs that changed (maybe none)."""
 
@@ -80,12 +90,33 @@ class ResLabApp(App[None]):
         self.push_screen(RunsScreen())
         self.set_interval(self.poll_interval, self.poll_runs)
         self._preload_engine()
+        self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
 
     @work(thread=True, exit_on_error=False, group="preload")
     def _preload_engine(self) -> None:
-        """Import torch and the trainer now, while the user reads the table: importing them holds the GIL for
-        seconds, which would freeze the interface if it happened when the first run starts."""
+        """Import torch and the trainer now, while the user reads the table (the import holds the GIL for seconds).
+        Then the objects alive by now (torch's ~10^6 among them) leave the garbage collector's sight (``gc.freeze``):
+        they live as long as the app, and each full collection would walk them all, a pause in every screen change."""
+        import gc
+
         import core.trainer  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
+
+    def _prebuild_when_quiet(self) -> None:
+        """Build the form once no key came for a moment (building it makes the app busy for a while)."""
+        if time.monotonic() - self._last_key < PREBUILD_AFTER_S:
+            self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
+        else:
+            self.prebuild_form()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._last_key = time.monotonic()
+            if self.screen_stack and hold(self.screen, event):
+                return      # a key typed while the screen is still being built: it gets it in order once ready
+        await super().on_event(event)
 
     def on_unmount(self) -> None:
         # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off.
@@ -169,17 +200,19 @@ class ResLabApp(App[None]):
         return run_id in self.in_app
 
     # -- the queue (core/queue.py) and its scheduler (core/scheduler.py) ------------------------------------------------
-    def serve_queue(self) -> None:
-        """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU)."""
+    def serve_queue(self):
+        """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU); returns the
+        Popen of the one it started (None when one already served, or none could start)."""
         try:
             proc = S.start_detached(self.store.root)
         except OSError as exc:
             self.notify(f"cannot start a scheduler: {exc}; start one with `tui_app.py scheduler`", severity="error")
-            return
+            return None
         if proc is not None:
             self._scheduler = proc
             self.notify("scheduler started: queued runs train on every device slot and keep going after you quit "
                         "(g shows the queue)", timeout=6)
+        return proc
 
     def scheduler_position(self, run_id: str) -> int | None:
         """1 for the queued run that starts next, ...; None when it is not in the folder's queue."""
@@ -196,16 +229,30 @@ class ResLabApp(App[None]):
         (self.switch_screen if replace else self.push_screen)(screen)
 
     def open_new_run(self, initial: RunConfig | None = None, replace: bool = False) -> None:
-        """The new-run form. Without ``initial`` it is the one form kept for the whole session: it has ~40 fields and
-        takes most of a second to build on a small machine; kept, it reopens at once and remembers the last settings
-        (what a sweep wants). A clone (``initial``) gets a fresh form."""
-        if initial is None:
-            if not self.is_screen_installed("new-run"):
-                self.install_screen(NewRunScreen(), "new-run")
-            screen: Screen | str = "new-run"
-        else:
-            screen = NewRunScreen(initial=initial)
-        (self.switch_screen if replace else self.push_screen)(screen)
+        """The new-run form, filled with ``initial`` (a clone) or as it was left. One form for the session, built
+        while the app is idle after start (``prebuild_form``): opening it then only lays it out. Keys typed while
+        it opens are held for it and replayed in order (``on_event``, screens/widgets/typeahead.py)."""
+        form = self.prebuild_form()
+        if form is None or form in self.screen_stack:
+            return
+        if initial is not None:
+            form.load(initial)
+        form.typed_ahead = []
+        (self.switch_screen if replace else self.push_screen)(form)
+
+    def prebuild_form(self, when_quiet: bool = False) -> NewRunScreen | None:
+        """The session's form, composed and mounted now if it is not yet (it has ~40 fields: most of a second on a
+        small machine, which would otherwise come between the key and the form); ``when_quiet``: once no key came
+        for a moment (building it keeps the app busy)."""
+        if when_quiet and time.monotonic() - self._last_key < PREBUILD_AFTER_S:
+            self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
+            return None
+        if not self.is_screen_installed("new-run"):
+            self.install_screen(NewRunScreen(data_dir=self.data_dir), "new-run")
+        form = self.get_screen("new-run")
+        if not form.is_running:
+            self._get_screen(form)   # Textual's own start of an installed screen (what pushing it does first)
+        return form  # type: ignore[return-value]
 
     def open_compare(self, run_ids: list[str]) -> None:
         self.push_screen(CompareScreen(run_ids))
@@ -362,64 +409,23 @@ class ResLabApp(App[None]):
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
                                        id="confirm-delete"), done)
 
-    # -- quitting ------------------------------------------------------------------------------------------------------
+    # -- quitting (screens/quitting.py) ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         if self._quitting:
             return
         if not self.in_app:
             self.exit()
             return
-        training = [r for r in self.in_app if self.watcher.infos.get(r) and self.watcher.infos[r].state in ACTIVE]
-        queued = [r for r in self.in_app if r not in training]
-        lines = [f"{len(training) or len(self.in_app)} run(s) train in this app: {', '.join(self.in_app[:4])}."]
-        lines.append("Stop: each saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`).")
-        lines.append("Queue: stop, then continue each in the queue (the scheduler resumes it after you quit).")
-        if queued:
-            lines.append(f"{len(queued)} queued run(s) stay queued.")
-        answers = [("stop", "Stop & quit", "error"), ("queue", "Queue", "warning"),
-                   ("wait", "Keep waiting", "primary")]
-        dialog = ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit")
+        ask_to_quit(self)
 
-        def done(answer: str | None) -> None:
-            if answer in ("stop", "queue"):
-                self._stop_and_quit(answer == "queue")
+    # -- keys: `?` lists the current screen's; the palette offers each as a command ----------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
-        await self.push_screen(dialog, done)
-
-    @work(exclusive=True, group="quit")
-    async def _stop_and_quit(self, to_queue: bool) -> None:
-        self._quitting = True
-        running = [r for r in self.in_app if self.watcher.infos.get(r) and self.watcher.infos[r].state in ACTIVE]
-        for run_id in list(self.stop_events):
-            self.stop_events[run_id].set()
-        self.notify("stopping: saving checkpoints...", timeout=30)
-        while self.in_app:
-            await asyncio.sleep(0.05)
-        if to_queue and running:
-            for run_id in running:
-                try:
-                    Q.requeue(self.store, run_id)
-                except (RunError, OSError) as exc:
-                    self.notify(f"cannot queue {run_id}: {exc}", severity="error")
-                    self._quitting = False
-                    return
-            self.serve_queue()
-        self.exit()
-
-    # -- command palette: every key of the current screen is also a command -----------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        seen = set()
-        for key, active in screen.active_bindings.items():
-            binding = active.binding
-            if not binding.description or binding.action in seen or not active.enabled:
-                continue
-            seen.add(binding.action)
-            yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
-                                partial(self._run_binding, binding.action, active.node))
-
-    def _run_binding(self, action: str, node: Any) -> None:
-        self.call_later(self.run_action, action, node)
+        yield from palette_commands(self, screen)
 
 
 def make_app(runs_dir: str | Path | None = None, data_dir: str | Path | None = None,

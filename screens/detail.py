@@ -28,7 +28,7 @@ class DetailScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
         Binding("r", "resume", "Resume"),
-        Binding("n", "clone", "Clone"),
+        Binding("n", "clone", "Clone", priority=True),   # keys typed right after it wait for the form
         Binding("d", "delete", "Delete"),
         Binding("z", "zoom", "Full range"),
         Binding("l", "layer_responses", "Layer resp."),
@@ -57,7 +57,7 @@ class DetailScreen(Screen):
             yield Button("Resume in queue", id="resume-bg", compact=True)
             yield Button("Clone to new run", id="clone", compact=True)
             yield Button("Delete", id="delete", variant="error", compact=True)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # no room at 100 columns; ? names ^p
 
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)

@@ -2,46 +2,44 @@
 
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
 that grid of runs (core.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
-grid; while anything is invalid the field says why and ctrl+s refuses to launch.
+grid, plus the data folder (core.data: where the data set is while editing, ``check_data`` before anything is
+created, as the CLI does); while anything is invalid the field says why and ctrl+s refuses to launch.
+
+Built to be typed into at once: few, light widgets (screens/widgets/form_fields.py); keys typed while it is still
+being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
+selected, so typing replaces it. The last settings are remembered across app restarts (core/settings.py).
 """
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core import config as C
 from core.config import FIELD_HELP, GROUPS, PRESET_HELP, PRESETS, ConfigError, RunConfig
 from core.devices import has_gpu
 from core.grid import grid_configs
+from core.plan import planned_steps, warmup_steps
+from core.settings import load_form_settings, save_form_settings
 
-from .widgets.tickbox import TickBox
+from .widgets.choice import Choice
+from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
+from .widgets.typeahead import replay
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
-    "milestone_unit": C.MILESTONE_UNITS, "error_warmup": C.TRISTATE, "precision": C.PRECISIONS,
-    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES,
-}
-BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
 WHERE = (("queue (background, all GPUs)", "queue"),
-         ("this app (a background thread; stops when you quit)", "app"))
+         ("this app (a thread; stops when you quit)", "app"))
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
               "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
               "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
-CUSTOM = "custom"
-
-
-def as_text(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return str(value)
+DATA_FIELDS = ("dataset", "data_dir", "download")
 
 
 class NewRunScreen(Screen):
@@ -49,98 +47,110 @@ class NewRunScreen(Screen):
 
     CSS_PATH = "new_run.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HELP_TITLE = "new run"
+    KEYS_HELP = [("← → space", "step through a choice (a letter jumps to the option that starts with it)"),
+                 ("typing", "replaces a field's text (it is selected when the field gets the focus)")]
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True),
         Binding("escape", "cancel", "Cancel"),
+        # priority: the form's scroll container would take them to scroll (no field uses up or down)
+        Binding("down", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("up", "app.focus_previous", "Previous field", show=False, priority=True),
     ]
 
-    def __init__(self, initial: RunConfig | None = None, preset_name: str | None = None):
+    def __init__(self, initial: RunConfig | None = None, remembered: dict[str, Any] | None = None,
+                 data_dir: str = ""):
+        """``initial``: a clone's settings; otherwise the remembered ones (``remembered``, default: the settings
+        file) on top of the he2016 preset, with ``data_dir`` (the app's --data-dir) when given."""
         super().__init__()
-        if initial is None:
-            preset_name = preset_name or "he2016"
-            initial = C.preset(preset_name)
-        self.initial = initial
-        self.preset_name = preset_name or CUSTOM
+        if initial is None and remembered is None:
+            remembered = load_form_settings()
+        self.values, self.preset_name, where = starting_values(initial, remembered or {}, data_dir)
+        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if has_gpu() else "app")
         self._programmatic: dict[str, Any] = {}  # widget id -> the value this screen put there (not the user)
         self.errors: dict[str, str] = {}
+        self.notes: dict[str, str] = {}          # warnings that do not block the launch (warm-up, a download)
         self.configs: list[RunConfig] = []
+        self.typed_ahead: list | None = []       # keys held until the form is ready (screens/widgets/typeahead.py)
+        self._data: tuple[tuple, str | None, str | None] = ((), None, None)   # (data fields, error, note)
+        self._launching = False
+        self._mounted = False
+        self._pending: RunConfig | None = None    # a clone's settings that came before the fields were built
+        self._shown = {f.name: (None, None) for f in fields(RunConfig)}   # field -> (error, note) on screen
+
+    @property
+    def ready(self) -> bool:
+        return self.typed_ahead is None
 
     # -- layout --------------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("New run", "bold"), "  fill in, then ctrl+s to launch; esc cancels"), id="title")
         with VerticalScroll(id="form"):
-            with Horizontal(classes="row", id="row-preset"):
+            with Grid(classes="fields", id="head"):
                 yield Label("preset", classes="name")
-                yield Select([(name, name) for name in PRESETS] + [("custom", CUSTOM)], value=self.preset_name,
-                             allow_blank=False, compact=True, id="preset", classes="field")
-                self._programmatic["preset"] = self.preset_name
-                yield Static(PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset", classes="msg")
-            with Horizontal(classes="row", id="row-where"):
+                yield Choice([(name, name) for name in PRESETS] + [("custom", CUSTOM)], self.preset_name, id="preset")
+                yield Static(PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset",
+                             classes="msg help")
                 yield Label("runs in", classes="name")
-                yield Select([(label, key) for label, key in WHERE], value="queue" if has_gpu() else "app",
-                             allow_blank=False, compact=True, id="where", classes="field wide")
+                yield Choice([(label, key) for label, key in WHERE], self.where, id="where", classes="span2")
             for group, names in GROUPS.items():
                 yield Static(group, classes="group")
-                for name in names:
-                    with Horizontal(classes="row", id=f"row-{name}"):
+                with Grid(classes="fields", id=f"group-{group}"):
+                    for name in names:
                         yield Label(name, classes="name", id=f"label-{name}")
-                        yield from self._field(name)
+                        yield field_widget(name, self.values[name])
                         yield Static(FIELD_HELP[name], classes="msg help", id=f"msg-{name}")
         yield Static(id="focus-help")
         yield Static(id="summary")
         with Horizontal(id="buttons"):
             yield Button("Launch  ctrl+s", id="launch", variant="success", compact=True)
             yield Button("Cancel  esc", id="cancel", compact=True)
-        yield Footer(compact=True)
-
-    def _field(self, name: str):
-        value = getattr(self.initial, name)
-        tip = FIELD_HELP[name]
-        if name == "shortcut":
-            with Horizontal(classes="field", id="f-shortcut"):
-                for sc in C.SHORTCUTS:
-                    box = TickBox(sc, value=sc == value, compact=True, id=f"f-shortcut-{sc}")
-                    self._programmatic[box.id] = box.value
-                    box.tooltip = tip
-                    yield box
-        elif name in BOOLS:
-            box = TickBox("on", value=bool(value), compact=True, id=f"f-{name}", classes="field")
-            self._programmatic[box.id] = box.value
-            box.tooltip = tip
-            yield box
-        elif name in CHOICES:
-            sel = Select([(c, c) for c in CHOICES[name]], value=value, allow_blank=False, compact=True,
-                         id=f"f-{name}", classes="field")
-            self._programmatic[sel.id] = value
-            sel.tooltip = tip
-            yield sel
-        else:
-            placeholder = {"depth": "e.g. 20 or 20,56,110", "data_dir": "$RESLAB_DATA or data/",
-                           "name": "generated", "milestones": "e.g. 32000,48000"}.get(name, "")
-            box = Input(as_text(value), placeholder=placeholder, compact=True, id=f"f-{name}", classes="field")
-            self._programmatic[box.id] = box.value
-            box.tooltip = tip
-            yield box
+            yield Static("  ↑↓/tab: fields  ←→: choices  ?: keys", id="keys-hint")
+        # no Footer: it rebuilds itself at every focus change (Tab through 40 fields); the keys are named above
 
     def on_mount(self) -> None:
-        if not self.initial.data_dir and self.app.data_dir:
-            self.set_value("data_dir", self.app.data_dir)
+        for widget in self.query(".field, .field TickBox, Choice"):
+            if widget.id and hasattr(widget, "value"):
+                self._programmatic[widget.id] = widget.value
+        self._mounted = True
+        if self._pending is not None:
+            self.load(self._pending)
         self.revalidate()
-        self.query_one("#f-depth", Input).focus()
+        self.app.call_later(self._ready)
+
+    def on_screen_resume(self) -> None:
+        if self.typed_ahead is not None:
+            self.app.call_later(self._ready)
+
+    def _ready(self) -> None:
+        """Ready (the App runs this after the keys already waiting in its queue, which it held for this screen):
+        replay them into the fields, starting at depth with its text selected; then keys go their normal way."""
+        if self.typed_ahead is None:
+            return
+        keys, self.typed_ahead = self.typed_ahead, None
+        replay(self, keys, self.query_one("#f-depth", Input),
+               {"escape": self.action_cancel, "ctrl+s": self.action_launch})
+
+    def load(self, cfg: RunConfig) -> None:
+        """Fill every field from ``cfg`` (a clone); the preset becomes custom. Before the form is built, when it
+        is."""
+        self._pending = None if self._mounted else cfg
+        if not self._mounted:
+            return
+        for name, value in cfg.to_dict().items():
+            self.set_value(name, value)
+        self._put("preset", CUSTOM)
+        self.query_one("#msg-preset", Static).update("your own settings")
+        self.revalidate()
 
     # -- values ------------------------------------------------------------------------------------------------------
     def raw_values(self) -> dict[str, Any]:
         raw: dict[str, Any] = {}
         for f in fields(RunConfig):
-            name = f.name
-            if name == "shortcut":
-                raw[name] = [sc for sc in C.SHORTCUTS if self.query_one(f"#f-shortcut-{sc}", Checkbox).value]
-            elif name in BOOLS:
-                raw[name] = self.query_one(f"#f-{name}", Checkbox).value
-            elif name in CHOICES:
-                raw[name] = self.query_one(f"#f-{name}", Select).value
+            if f.name == "shortcut":
+                raw[f.name] = [sc for sc in C.SHORTCUTS if self.query_one(f"#f-shortcut-{sc}", Checkbox).value]
             else:
-                raw[name] = self.query_one(f"#f-{name}", Input).value
+                raw[f.name] = self.query_one(f"#f-{f.name}").value
         return raw
 
     def set_value(self, name: str, value: Any) -> None:
@@ -148,12 +158,10 @@ class NewRunScreen(Screen):
         if name == "shortcut":
             for sc in C.SHORTCUTS:
                 self._put(f"f-shortcut-{sc}", sc == value)
-        elif name in BOOLS:
-            self._put(f"f-{name}", bool(value))
-        elif name in CHOICES:
-            self._put(f"f-{name}", value)
-        else:
+        elif isinstance(self.query_one(f"#f-{name}"), Input):
             self._put(f"f-{name}", as_text(value))
+        else:
+            self._put(f"f-{name}", value)
 
     def _put(self, widget_id: str, value: Any) -> None:
         self._programmatic[widget_id] = value
@@ -171,34 +179,89 @@ class NewRunScreen(Screen):
         for key, value in PRESETS[name].items():
             self.set_value(key, value)
         self.query_one("#msg-preset", Static).update(PRESET_HELP[name])
+        self.revalidate()
 
     # -- validation --------------------------------------------------------------------------------------------------
     def revalidate(self) -> None:
         self.configs, self.errors = grid_configs(self.raw_values())
+        self.notes = {}
+        if self.configs:
+            self._check_fit(self.configs[0])
         for f in fields(RunConfig):
-            name = f.name
-            msg = self.query_one(f"#msg-{name}", Static)
-            row = self.query_one(f"#row-{name}")
-            if name in self.errors:
-                msg.update(Text("✗ " + self.errors[name], style="bold red"))
-                row.add_class("invalid")
-                msg.remove_class("help")
+            self._show_message(f.name)
+        self._show_summary()
+        self.query_one("#launch", Button).disabled = bool(self.errors)
+
+    def _check_fit(self, cfg: RunConfig) -> None:
+        """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
+        key = tuple(getattr(cfg, k) for k in DATA_FIELDS)
+        if self._data[0] != key:
+            self._data = (key, None, None)
+            self._look_for_data(cfg, key)
+        if self._data[1]:
+            self.errors["data_dir"] = self._data[1]
+        elif self._data[2]:
+            self.notes["data_dir"] = self._data[2]
+        _, total = planned_steps(cfg)
+        warm = warmup_steps(cfg.warmup_iters, total)
+        if warm < cfg.warmup_iters:
+            self.notes["warmup_iters"] = (f"this run has about {total:,} iterations: the warm-up is shortened to "
+                                          f"{warm}, a tenth of it")
+
+    @work(thread=True, exclusive=True, group="find-data", exit_on_error=False)
+    def _look_for_data(self, cfg: RunConfig, key: tuple) -> None:
+        """Where the data set is (file checks only, in a thread: core.data imports torch)."""
+        from core.data import DataError, find_data, resolve_data_dir
+
+        error = note = None
+        try:
+            find_data(cfg)
+        except DataError as exc:
+            if cfg.download:
+                note = (f"{cfg.dataset} is not in {resolve_data_dir(cfg).absolute()} yet: the run downloads it "
+                        f"there first (about 170 MB)")
             else:
-                msg.update(Text(FIELD_HELP[name]))
-                row.remove_class("invalid")
-                msg.add_class("help")
+                error = str(exc)
+        self.app.call_from_thread(self._data_found, key, error, note)
+
+    def _data_found(self, key: tuple, error: str | None, note: str | None) -> None:
+        if self._data[0] == key and self.is_attached:
+            self._data = (key, error, note)
+            self.revalidate()
+
+    def _show_message(self, name: str) -> None:
+        invalid, note = name in self.errors, self.notes.get(name)
+        shown = (self.errors.get(name), note)
+        if self._shown.get(name) == shown:
+            return                  # unchanged: no restyling (each costs a style pass over the widget)
+        self._shown[name] = shown
+        msg, label = self.query_one(f"#msg-{name}", Static), self.query_one(f"#label-{name}", Label)
+        if invalid:
+            msg.update(Text("✗ " + self.errors[name], style="bold red"))
+        elif note:
+            msg.update(Text("⚠ " + note, style="yellow"))
+        else:
+            msg.update(Text(FIELD_HELP[name]))
+        msg.set_class(invalid, "invalid")
+        label.set_class(invalid, "invalid")
+        msg.set_class(not invalid and not note, "help")
+
+    def _show_summary(self) -> None:
         summary = self.query_one("#summary", Static)
         if self.errors:
             summary.update(Text(f"✗ {len(self.errors)} field(s) to fix before launching: "
                                 + ", ".join(self.errors), style="bold red"))
+            return
+        labels = ", ".join(c.label() for c in self.configs[:6]) + (" ..." if len(self.configs) > 6 else "")
+        ipe, total = planned_steps(self.configs[0])
+        length = f" · about {total:,} iterations ({ipe:,} per epoch)"
+        if self.query_one("#where", Choice).value == "queue":
+            text = f"✓ queues {len(self.configs)} run(s) for the scheduler: {labels}"
+        elif len(self.configs) > 1:
+            text = f"✓ launches {len(self.configs)} run(s), one after another: {labels}"
         else:
-            labels = ", ".join(c.label() for c in self.configs[:6]) + (" ..." if len(self.configs) > 6 else "")
-            if self.query_one("#where", Select).value == "queue":
-                summary.update(Text(f"✓ queues {len(self.configs)} run(s) for the scheduler: {labels}", style="green"))
-            else:
-                summary.update(Text(f"✓ launches {len(self.configs)} run(s), one after another: {labels}"
-                                    if len(self.configs) > 1 else f"✓ launches {labels}", style="green"))
-        self.query_one("#launch", Button).disabled = bool(self.errors)
+            text = f"✓ launches {labels}"
+        summary.update(Text(text + length, style="green"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         by_user = self._by_user(event.input.id, event.value)
@@ -209,36 +272,40 @@ class NewRunScreen(Screen):
                 self.notify("iterations set to 0, so that epochs sets the length", timeout=4)
         self._after_change(by_user)
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        by_user = self._by_user(event.select.id, event.value)
-        if event.select.id == "preset":
+    def on_choice_changed(self, event: Choice.Changed) -> None:
+        by_user = self._by_user(event.choice.id, event.value)
+        if event.choice.id == "preset":
             if by_user and event.value != CUSTOM:
                 self.apply_preset(str(event.value))
             self.query_one("#msg-preset", Static).update(PRESET_HELP.get(str(event.value), "your own settings"))
             return
-        if event.select.id == "where":
+        if event.choice.id == "where":
             self.revalidate()
             return
         self._after_change(by_user)
 
-    def on_descendant_focus(self, event) -> None:
-        """Show the focused field's help (the inline help is hidden on narrow terminals)."""
-        widget_id = str(event.widget.id or "")
-        name = widget_id.removeprefix("f-").split("-shortcut")[0]
-        name = "shortcut" if widget_id.startswith("f-shortcut") else name
-        help_text = FIELD_HELP.get(name) or {"preset": "a preset fills the settings it defines; edit any field after",
-                                             "where": WHERE_HELP}.get(widget_id, "")
-        self.query_one("#focus-help", Static).update(Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ",
-                                                                    "bold"), help_text) if help_text else "")
-
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._after_change(self._by_user(event.checkbox.id, event.value))
 
+    def on_descendant_focus(self, event) -> None:
+        """Show the focused field's help (the inline help is hidden on narrow terminals)."""
+        widget_id = str(event.widget.id or "")
+        name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
+        preset_help = PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings")
+        help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
+                                                       "any field after", "where": WHERE_HELP}.get(widget_id, "")
+        if name in self.errors or name in self.notes:
+            help_text = f"{help_text}  ({self.errors.get(name) or self.notes.get(name)})"
+        self.query_one("#focus-help", Static).update(Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ",
+                                                                    "bold"), help_text) if help_text else "")
+
     def _after_change(self, by_user: bool) -> None:
-        if by_user:
-            preset = self.query_one("#preset", Select)
-            if preset.value != CUSTOM and self._differs_from_preset(str(preset.value)):
-                self._put("preset", CUSTOM)
+        """After an edit (the echoes of values the program set are checked by whoever set them)."""
+        if not by_user:
+            return
+        preset = self.query_one("#preset", Choice)
+        if preset.value != CUSTOM and self._differs_from_preset(str(preset.value)):
+            self._put("preset", CUSTOM)
         self.revalidate()
 
     def _differs_from_preset(self, name: str) -> bool:
@@ -255,19 +322,58 @@ class NewRunScreen(Screen):
         return False
 
     # -- actions -----------------------------------------------------------------------------------------------------
+    def remember(self) -> None:
+        """Keep the form's settings for the next opening, in this app or after a restart."""
+        raw = {k: v for k, v in self.raw_values().items() if k != "name"}
+        save_form_settings({"preset": self.query_one("#preset", Choice).value,
+                            "where": self.query_one("#where", Choice).value, "fields": raw})
+
     @on(Button.Pressed, "#launch")
     def action_launch(self) -> None:
+        if not self.ready or self._launching:
+            return
         self.revalidate()
         if self.errors:
             first = next(iter(self.errors))
             self.notify(f"cannot launch: {len(self.errors)} field(s) need fixing ({', '.join(self.errors)})",
                         severity="error", timeout=6)
-            target = self.query_one("#f-shortcut-A" if first == "shortcut" else f"#f-{first}")
-            target.focus()
+            self.query_one("#f-shortcut-A" if first == "shortcut" else f"#f-{first}").focus()
             return
-        where = str(self.query_one("#where", Select).value)
+        self.remember()
+        configs = [c.with_overrides(data_dir=str(Path(c.data_dir).expanduser().resolve())) if c.data_dir else c
+                   for c in self.configs]   # an absolute folder: resumable from anywhere, as the CLI does
+        where = str(self.query_one("#where", Choice).value)
+        if configs[0].dataset == "synthetic":
+            self._create(configs, where)
+            return
+        self._launching = True
+        self.query_one("#summary", Static).update(Text("checking the data folder ...", style="yellow"))
+        self._check_data_then_create(configs, where)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def _check_data_then_create(self, configs: list[RunConfig], where: str) -> None:
+        """The CLI's check (core.data.check_data: reads the data, downloads it if allowed), before any folder."""
+        from core.data import DataError, check_data
+
         try:
-            ids = self.app.launch(self.configs, where=where)
+            check_data(configs[0])
+        except DataError as exc:
+            self.app.call_from_thread(self._data_refused, str(exc))
+            return
+        self.app.call_from_thread(self._create, configs, where)
+
+    def _data_refused(self, message: str) -> None:
+        self._launching = False
+        self._data = (self._data[0], message, None)
+        self.revalidate()
+        self.notify("cannot launch: the data folder does not hold the data set (see data_dir)", severity="error",
+                    timeout=6)
+        self.query_one("#f-data_dir", Input).focus()
+
+    def _create(self, configs: list[RunConfig], where: str) -> None:
+        self._launching = False
+        try:
+            ids = self.app.launch(configs, where=where)
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
@@ -278,4 +384,6 @@ class NewRunScreen(Screen):
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
+        if self.ready:
+            self.remember()
         self.app.pop_screen()

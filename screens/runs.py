@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
@@ -13,6 +14,7 @@ from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo
 
 from .widgets.formatting import STATE_HINTS
+from .widgets.ordered_input import OrderedInput
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
 
@@ -31,7 +33,7 @@ class OpenRunsTable(RunsTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]
 
 
-class FilterInput(Input):
+class FilterInput(OrderedInput):
     """The filter box. Enter hands the focus back to the table at once (not deferred), so keys typed right after
     it (r, s, ...) act on the table instead of landing in the filter text."""
 
@@ -47,20 +49,25 @@ class FilterInput(Input):
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
-        Binding("n", "new_run", "New"),
+        # priority: taken as it is read, so keys typed right after it wait for the form instead of reaching the table
+        Binding("n", "new_run", "New", priority=True),
         Binding("space", "mark", "Mark", key_display="␣"),
         Binding("c", "compare", "Compare"),
         Binding("s", "stop", "Stop"),
-        Binding("p", "pause", "Pause"),
+        Binding("p", "pause", "Pause", show=False),                  # the footer fits 80 columns; ? lists it
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "queue", "Queue"),
         Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
-        Binding("o", "cycle_sort", "Sort", show=False),
+        Binding("o", "cycle_sort", "Sort by the next column", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "app.help", "Keys of this screen", show=False),   # named in the title bar
     ]
+    HELP_TITLE = "runs"
+    KEYS_HELP = [("click a header", "sort by that column (again: reverse); the title says the order"),
+                 ("↑ ↓ pgup pgdn", "move in the table"), ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
         super().__init__(id="runs")
@@ -77,7 +84,7 @@ class RunsScreen(Screen):
         yield Static(id="current")
         yield FilterInput(placeholder="filter: words that must all appear (e.g. plain 56 finished); esc clears",
                           id="filter", compact=True)
-        yield Footer(compact=True, show_command_palette=False)  # ^p is named in the title bar instead
+        yield Footer(compact=True, show_command_palette=False)  # ? (named in the title bar) lists ^p too
 
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
@@ -121,7 +128,7 @@ class RunsScreen(Screen):
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
         running = sum(1 for i in all_infos if i.state in ACTIVE)
-        title = Text.assemble(("ResLab", "bold"), ("  ^p commands", "dim"),
+        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"),
                               f"  ·  {app.store.root}  ·  {len(all_infos)} run(s)")
         if running:
             title.append(f"  ·  {running} training", style="green")
@@ -225,6 +232,8 @@ class RunsScreen(Screen):
         self.app.open_run(run_id)
 
     def action_new_run(self) -> None:
+        if isinstance(self.focused, Input):
+            raise SkipAction()          # an n typed into the filter box
         self.app.open_new_run()
 
     def action_queue(self) -> None:

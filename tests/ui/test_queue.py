@@ -117,6 +117,10 @@ async def test_quit_can_hand_a_training_run_to_the_queue(runs):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
         await press(pilot, "tab", "enter")                     # the second answer: Queue
         await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit")
+    # the terminal is told what was done once the app has gone (issue 12: "quitting with Background says what")
+    said = str(app.return_value)
+    assert "Queued to continue from their checkpoints: handover" in said and "scheduler" in said
+    assert f"queue --runs-dir {runs}" in said
     run = Run(runs / "handover")
     stopped_at = run.read_status()["step"]
     assert stopped_at > 0 and "queued again at position 1 (was stopped)" in "\n".join(run.read_events())

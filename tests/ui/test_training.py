@@ -111,7 +111,7 @@ async def test_preset_fills_fields(tmp_path):
         form = app.screen
         assert form.query_one("#f-data_dir").value == "/data/cifar"
         form.query_one("#preset").focus()
-        await pilot.press("enter", "down", "enter")          # he2016 -> lab-report
+        await pilot.press("right")                           # he2016 -> lab-report
         await pilot.pause()
         assert form.query_one("#preset").value == "lab-report"
         assert form.query_one("#f-batch_size").value == "64"
@@ -173,6 +173,7 @@ async def test_quit_with_active_run_asks_and_stops_with_checkpoint(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
         await pilot.click("#answer-stop")                      # the mouse works too
         await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit after stopping")
+    assert "Stopped with a checkpoint: long" in str(app.return_value) and "resume RUN" in str(app.return_value)
     status = Run(tmp_path / "runs" / "long").read_status()
     assert status["state"] == "stopped"
     assert (tmp_path / "runs" / "long" / "checkpoint.pt").exists()

@@ -76,6 +76,11 @@ class Tmux:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
+def private_dirs(tmp: Path) -> dict[str, str]:
+    """The app's settings and cache folders (core/settings.py) inside the session's temporary folder."""
+    return {"RESLAB_CONFIG_DIR": str(tmp / "config"), "RESLAB_CACHE_DIR": str(tmp / "cache")}
+
+
 def _wait_steps(runs: Path, run_id: str, steps: int = 2, timeout: float = 120.0) -> None:
     """Until the run has done some iterations (past data loading and model building)."""
     deadline = time.monotonic() + timeout
@@ -123,7 +128,7 @@ def measure(tmux: Tmux, rounds: int = 8) -> list[float]:
     out = []
     for _ in range(rounds):
         out.append(tmux.latency("Enter", lambda t: "Monitor live-cpu" in t))
-        out.append(tmux.latency("Escape", lambda t: "^p commands" in t))
+        out.append(tmux.latency("Escape", lambda t: "? keys" in t))
     return out
 
 
@@ -133,16 +138,16 @@ def run_smoke(verbose: bool = True, light: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="reslab-tmux-"))
     result: dict = {"screens": {}}
     runs = prepare(tmp, light)
-    env = {"RESLAB_DATA": str(tmp / "no-data"), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT),
+    env = {"RESLAB_DATA": str(tmp / "no-data"), **private_dirs(tmp), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT),
            "COLORTERM": "truecolor"}
     tmux = Tmux(f"{sys.executable} tui_app.py --runs-dir {runs}", 80, 24, env, ROOT)
     try:
-        tmux.wait_text("^p commands", 60)
+        tmux.wait_text("? keys", 60)
         # filter to the queued run, go back to the table, resume it in the app
         for _ in range(20):      # the first frame can come before the terminal input is read: retry
             tmux.send("/")
             try:
-                tmux.wait_text("filter: words", 0.5)
+                tmux.wait_text("filter: words", 2.0)
                 break
             except AssertionError:
                 continue
@@ -153,7 +158,7 @@ def run_smoke(verbose: bool = True, light: bool = False) -> dict:
         idle = []
         for _ in range(4):       # a queued run opens its detail screen
             idle.append(tmux.latency("Enter", lambda t: "Run live-cpu" in t))
-            idle.append(tmux.latency("Escape", lambda t: "^p commands" in t))
+            idle.append(tmux.latency("Escape", lambda t: "? keys" in t))
         tmux.send("r")
         tmux.wait_for(_training, 90, "live-cpu to train")
         _wait_steps(runs, "live-cpu")
@@ -174,7 +179,7 @@ def run_smoke(verbose: bool = True, light: bool = False) -> dict:
         result["stopped_at_step"] = status["step"]
         result["checkpoint_after_stop"] = (runs / "live-cpu" / "checkpoint.pt").exists()
         tmux.send("Escape")
-        tmux.wait_text("^p commands")
+        tmux.wait_text("? keys")
         tmux.send("r")                          # resume in the app
         tmux.wait_for(_training, 60, "the run to resume")
         tmux.send("Escape")                     # clear the filter: every run again
@@ -213,11 +218,11 @@ def no_color_check() -> set[tuple[int, int, int]]:
 
     tmp = Path(tempfile.mkdtemp(prefix="reslab-nocolor-"))
     runs = prepare(tmp, light=True)
-    env = {"RESLAB_DATA": str(tmp / "no-data"), "TERM": "xterm-256color", "COLORTERM": "truecolor",
+    env = {"RESLAB_DATA": str(tmp / "no-data"), **private_dirs(tmp), "TERM": "xterm-256color", "COLORTERM": "truecolor",
            "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     tmux = Tmux(f"{sys.executable} tui_app.py --runs-dir {runs}", 100, 30, env, ROOT)
     try:
-        tmux.wait_text("^p commands", 60)
+        tmux.wait_text("? keys", 60)
         time.sleep(0.5)
         raw = subprocess.run(tmux.base + ["capture-pane", "-e", "-p", "-t", tmux.name], check=True,
                              capture_output=True, text=True).stdout
@@ -249,11 +254,11 @@ def latency_study(rounds: int = 15) -> dict[str, list[float]]:
     """Key latency with no training, with a CLI run in another process, and with the run in this app."""
     tmp = Path(tempfile.mkdtemp(prefix="reslab-lat-"))
     runs = prepare(tmp)
-    env = {"RESLAB_DATA": str(tmp / "no-data"), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
+    env = {"RESLAB_DATA": str(tmp / "no-data"), **private_dirs(tmp), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
     tmux = Tmux(f"{sys.executable} tui_app.py --runs-dir {runs}", 100, 30, env, ROOT)
     out: dict[str, list[float]] = {}
     try:
-        tmux.wait_text("^p commands", 60)
+        tmux.wait_text("? keys", 60)
         time.sleep(1.0)
         tmux.send("Down")     # broken-run -> r20-A
         tmux.wait_for(lambda t: _highlighted(t, "r20-A"), 10, "r20-A highlighted")

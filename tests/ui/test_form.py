@@ -1,0 +1,174 @@
+"""The new-run form as fast typists meet it: keys typed while it opens, bursts of edits, selection on focus."""
+from __future__ import annotations
+
+from textual import events
+
+from screens.app import make_app
+from screens.detail import DetailScreen
+from screens.new_run import NewRunScreen
+
+from .helpers import POLL, wait_for
+
+_CHARS = {"backspace": "\x7f", "tab": "\t", "shift+tab": None, "escape": "\x1b", "ctrl+s": "\x13"}
+
+
+def burst(app, *keys: str) -> None:
+    """Post keys back to back, as a terminal delivers a burst (no pause for the app in between)."""
+    for key in keys:
+        char = key if len(key) == 1 else _CHARS.get(key)
+        app.post_message(events.Key(key, char))
+
+
+def form_ready(app) -> bool:
+    screen = app.screen
+    return isinstance(screen, NewRunScreen) and screen.ready
+
+
+async def test_keys_typed_while_the_form_opens_land_in_the_depth_field_in_order(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        burst(app, "n", "5", "6")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#f-depth").value == "56"
+        assert [c.depth for c in app.screen.configs] == [56]
+        # a Tab typed ahead moves on before the next characters: depth, then the first shortcut box, then width
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, NewRunScreen), 5, "the runs table")
+        burst(app, "n", "4", "4", "tab", "tab", "tab", "tab", "8")
+        await wait_for(pilot, lambda: form_ready(app) and app.screen.query_one("#f-width").value == "8", 10,
+                       "the typed-ahead width")
+        assert app.screen.query_one("#f-depth").value == "44"
+        assert app.focused is app.screen.query_one("#f-width")
+
+
+async def test_keys_typed_while_a_clone_opens_are_not_lost(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run("r56-A", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        burst(app, "n", "1", "1", "0")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the clone's form")
+        await pilot.pause(0.2)
+        form = app.screen
+        assert form.query_one("#f-depth").value == "110"
+        assert form.query_one("#f-width").value == "16"          # the rest is the run's
+
+
+async def test_a_burst_of_backspaces_then_a_digit_replaces_the_value(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_new_run()
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        assert form.query_one("#f-lr").value == "0.1"
+        form.query_one("#f-lr").focus()
+        await pilot.pause()
+        burst(app, "backspace", "backspace", "backspace", "9")
+        await wait_for(pilot, lambda: form.query_one("#f-lr").value == "9", 5,
+                       f"lr to read 9 (it reads {form.query_one('#f-lr').value!r})")
+        await pilot.pause(0.2)
+        assert form.query_one("#f-lr").value == "9"
+
+
+async def test_focusing_a_field_selects_its_text_so_typing_replaces_it(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_new_run()
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        await pilot.press("3", "2")                      # depth has the focus on opening, its text selected
+        assert form.query_one("#f-depth").value == "32"
+        for _ in range(4):                               # past the three shortcut boxes to width
+            await pilot.press("tab")
+        assert app.focused is form.query_one("#f-width")
+        await pilot.press("8")
+        assert form.query_one("#f-width").value == "8"
+        await pilot.press("escape")
+        await pilot.pause()
+        app.open_new_run()                               # reopened: depth focused and selected again
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form again")
+        await pilot.press("4", "4")
+        assert app.screen.query_one("#f-depth").value == "44"
+
+
+async def open_form(pilot):
+    pilot.app.open_new_run()
+    await wait_for(pilot, lambda: form_ready(pilot.app), 10, "the form")
+    return pilot.app.screen
+
+
+async def set_field(pilot, name: str, text: str) -> None:
+    form = pilot.app.screen
+    form.query_one(f"#f-{name}").focus()
+    await pilot.pause()
+    await pilot.press("ctrl+a", "ctrl+k", *text)
+
+
+async def test_the_form_checks_the_data_folder_as_the_cli_does_and_creates_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        form.query_one("#f-download").value = False
+        await set_field(pilot, "data_dir", str(tmp_path / "empty"))
+        msg = lambda: str(form.query_one("#msg-data_dir").render())  # noqa: E731
+        await wait_for(pilot, lambda: "data_dir" in form.errors, 10, "the data folder's error")
+        assert "was not found in" in msg() and "cifar-10-python.tar.gz" in msg()
+        assert "pass --data-dir" not in msg() and form.query_one("#launch").disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, NewRunScreen)
+        # a folder that looks right but holds no readable batches: found while editing, refused at launch by
+        # core.data.check_data (the CLI's check), with the reason on the field
+        (tmp_path / "fake" / "cifar-10-batches-py").mkdir(parents=True)
+        await set_field(pilot, "data_dir", str(tmp_path / "fake"))
+        await wait_for(pilot, lambda: not form.errors, 10, "the folder to be found")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "data_dir" in form.errors, 20, "the launch's data check")
+        assert "is missing" in msg() and "extract the archive again" in msg() and isinstance(app.screen, NewRunScreen)
+        # download on: a missing data set is a warning (the run fetches it), not an error
+        form.query_one("#f-download").value = True
+        await set_field(pilot, "data_dir", str(tmp_path / "empty2"))
+        await wait_for(pilot, lambda: "data_dir" in form.notes, 10, "the download note")
+        assert "downloads it there first" in msg() and "data_dir" not in form.errors
+    assert not runs.exists() or not any(runs.iterdir())                 # nothing was created
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "empty2").exists()
+
+
+async def test_the_form_remembers_its_settings_across_restarts(tmp_path):
+    for round_ in (1, 2):
+        app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+        async with app.run_test(size=(100, 30)) as pilot:
+            form = await open_form(pilot)
+            if round_ == 1:
+                assert form.query_one("#f-depth").value == "20"      # nothing remembered yet: he2016
+                await set_field(pilot, "depth", "56,110")
+                await set_field(pilot, "data_dir", "/data/cifar")
+                await set_field(pilot, "name", "once")
+                form.query_one("#f-dataset").value = "cifar100"
+                await pilot.pause()
+                await pilot.press("escape")                          # cancelling keeps the settings too
+                await pilot.pause()
+            else:
+                assert form.query_one("#f-depth").value == "56,110"
+                assert form.query_one("#f-data_dir").value == "/data/cifar"
+                assert form.query_one("#f-dataset").value == "cifar100"
+                assert form.query_one("#f-name").value == ""          # a run name is used once
+                assert form.query_one("#preset").value == "he2016"    # depth and data are not the preset's
+
+
+async def test_a_warm_up_longer_than_a_tenth_of_the_run_is_announced(tmp_path):
+    app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        form.query_one("#preset").value = "quick"
+        await pilot.pause()
+        form.query_one("#f-dataset").value = "synthetic"           # 2,000 images: 16 iterations per epoch
+        await wait_for(pilot, lambda: "warmup_iters" in form.notes, 10, "the warm-up note")
+        assert "shortened to 24" in str(form.query_one("#msg-warmup_iters").render())
+        assert "warmup_iters" not in form.errors and "about 240 iterations" in str(form.query_one("#summary").render())
