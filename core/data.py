@@ -10,7 +10,6 @@ analysis split) are stratified, taken in a fixed pseudo-random order within each
 """
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 import tarfile
@@ -22,14 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .datasets import (CIFAR, CifarSpec, DataError, find_data, locate, missing_message,  # noqa: F401 (re-exported)
+                       resolve_data_dir)
 from .plan import SYNTHETIC_SIZES
 
 SPLIT_SEED = 20160610  # fixed: subsets and the validation split never depend on the run's seed
 SYNTHETIC_SEED = 1234
-
-
-class DataError(RuntimeError):
-    """A data set that is missing, unreadable or malformed; the message names the cause and the fix."""
 
 
 @dataclass
@@ -46,38 +43,6 @@ class DataSplits:
     num_classes: int
     name: str
     source: str
-
-
-@dataclass(frozen=True)
-class _Cifar:
-    title: str
-    folder: str
-    archive: str
-    url: str
-    md5: str
-    train_files: tuple[str, ...]
-    test_files: tuple[str, ...]
-    meta_file: str
-    label_key: str
-    names_key: str
-    num_classes: int
-
-
-CIFAR = {
-    "cifar10": _Cifar("CIFAR-10", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-                      "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-                      tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
-                      "labels", "label_names", 10),
-    "cifar100": _Cifar("CIFAR-100", "cifar-100-python", "cifar-100-python.tar.gz",
-                       "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-                       ("train",), ("test",), "meta", "fine_labels", "fine_label_names", 100),
-}
-
-
-def resolve_data_dir(cfg: Any) -> Path:
-    """cfg.data_dir, else $RESLAB_DATA, else data/ (relative to the working directory)."""
-    raw = getattr(cfg, "data_dir", "") or os.environ.get("RESLAB_DATA", "") or "data"
-    return Path(raw).expanduser()
 
 
 def load_data(cfg: Any) -> DataSplits:
@@ -111,22 +76,6 @@ def load_data(cfg: Any) -> DataSplits:
         keep = _sorted(order)
         train_x, train_y = train_x[keep], train_y[keep]
     return DataSplits(train_x, train_y, test_x, test_y, val_x, val_y, classes, num_classes, name, source)
-
-
-def find_data(cfg: Any) -> str | None:
-    """Where ``cfg``'s data set is, without reading or downloading it: the folder, None for synthetic data, or
-    DataError when it is not there (the message says where to put it). Quick enough for a form's every edit."""
-    if cfg.dataset == "synthetic":
-        return None
-    if cfg.dataset not in CIFAR:
-        raise DataError(f"unknown dataset {cfg.dataset!r}; choose cifar10, cifar100 or synthetic")
-    spec, root = CIFAR[cfg.dataset], resolve_data_dir(cfg)
-    for candidate in (root, root / spec.folder):
-        if candidate.name == spec.folder and candidate.is_dir():
-            return str(candidate)
-    if (root / spec.archive).is_file():
-        return str(root / spec.archive)
-    raise DataError(_missing_message(spec, root))
 
 
 def check_data(cfg: Any) -> None:
@@ -174,27 +123,17 @@ def _sorted(idx: torch.Tensor) -> torch.Tensor:
 # -- CIFAR files ------------------------------------------------------------------------------------------
 
 
-def _missing_message(spec: _Cifar, root: Path) -> str:
-    where = root.resolve()
-    return (
-        f"{spec.title} was not found in {where}. Put the archive {spec.archive} (download it from {spec.url}) "
-        f"in {where}, or extract it there so that {where / spec.folder / spec.train_files[0]} exists. "
-        f"To use another folder set data_dir (the form's field, or --data-dir DIR) or $RESLAB_DATA."
-    )
-
-
-def find_cifar(spec: _Cifar, root: Path, download: bool = True) -> Path:
+def find_cifar(spec: CifarSpec, root: Path, download: bool = True) -> Path:
     """The folder holding the python batches: root itself, root/<folder>, extracted from root/<archive>,
     or downloaded into root. Raises DataError saying where to put the data."""
     root = Path(root)
-    for candidate in (root, root / spec.folder):
-        if candidate.name == spec.folder and candidate.is_dir():
-            return candidate
-    archive = root / spec.archive
-    if archive.is_file():
-        _extract(archive, root, spec)
+    found = locate(spec, root)
+    if found is not None and found.is_dir():
+        return found
+    if found is not None:
+        _extract(found, root, spec)
         return root / spec.folder
-    message = _missing_message(spec, root)
+    message = missing_message(spec, root)
     if not download:
         raise DataError(message + " (Downloading is off for this run.)")
     try:
@@ -209,7 +148,7 @@ def find_cifar(spec: _Cifar, root: Path, download: bool = True) -> Path:
     return root / spec.folder
 
 
-def _extract(archive: Path, root: Path, spec: _Cifar) -> None:
+def _extract(archive: Path, root: Path, spec: CifarSpec) -> None:
     """Unpack into a temporary folder first, so an interrupted extraction never leaves a half folder."""
     try:
         with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as tmp, tarfile.open(archive) as tar:
@@ -239,7 +178,7 @@ def _unpickle(path: Path) -> dict[str, Any]:
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in raw.items()}
 
 
-def _read_batches(spec: _Cifar, folder: Path, files: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_batches(spec: CifarSpec, folder: Path, files: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     for name in files:
         path = folder / name
@@ -263,7 +202,7 @@ def _read_batches(spec: _Cifar, folder: Path, files: tuple[str, ...]) -> tuple[t
     return x.view(-1, 3, 32, 32), torch.from_numpy(np.concatenate(ys))
 
 
-def read_cifar(spec: _Cifar, folder: Path):
+def read_cifar(spec: CifarSpec, folder: Path):
     """(train_x, train_y, test_x, test_y, classes) from an extracted python-batches folder."""
     meta = _unpickle(folder / spec.meta_file)
     names = meta.get(spec.names_key)

@@ -2,8 +2,8 @@
 
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
 that grid of runs (core.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
-grid, plus the data folder (core.data: where the data set is while editing, ``check_data`` before anything is
-created, as the CLI does); while anything is invalid the field says why and ctrl+s refuses to launch.
+grid, plus the data folder (core.datasets.find_data while editing, core.data.check_data, the CLI's check, before
+anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
 
 Built to be typed into at once: few, light widgets (screens/widgets/form_fields.py); keys typed while it is still
 being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
@@ -25,6 +25,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core import config as C
 from core.config import FIELD_HELP, GROUPS, PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.datasets import DataError, find_data, resolve_data_dir
 from core.devices import has_gpu
 from core.grid import grid_configs
 from core.plan import planned_steps, warmup_steps
@@ -196,8 +197,7 @@ class NewRunScreen(Screen):
         """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
         key = tuple(getattr(cfg, k) for k in DATA_FIELDS)
         if self._data[0] != key:
-            self._data = (key, None, None)
-            self._look_for_data(cfg, key)
+            self._data = (key, *self._look_for_data(cfg))
         if self._data[1]:
             self.errors["data_dir"] = self._data[1]
         elif self._data[2]:
@@ -208,26 +208,17 @@ class NewRunScreen(Screen):
             self.notes["warmup_iters"] = (f"this run has about {total:,} iterations: the warm-up is shortened to "
                                           f"{warm}, a tenth of it")
 
-    @work(thread=True, exclusive=True, group="find-data", exit_on_error=False)
-    def _look_for_data(self, cfg: RunConfig, key: tuple) -> None:
-        """Where the data set is (file checks only, in a thread: core.data imports torch)."""
-        from core.data import DataError, find_data, resolve_data_dir
-
-        error = note = None
+    @staticmethod
+    def _look_for_data(cfg: RunConfig) -> tuple[str | None, str | None]:
+        """(error, note) about the data set: where it is, a few file checks (core.datasets: no torch)."""
         try:
             find_data(cfg)
         except DataError as exc:
-            if cfg.download:
-                note = (f"{cfg.dataset} is not in {resolve_data_dir(cfg).absolute()} yet: the run downloads it "
-                        f"there first (about 170 MB)")
-            else:
-                error = str(exc)
-        self.app.call_from_thread(self._data_found, key, error, note)
-
-    def _data_found(self, key: tuple, error: str | None, note: str | None) -> None:
-        if self._data[0] == key and self.is_attached:
-            self._data = (key, error, note)
-            self.revalidate()
+            if not cfg.download:
+                return str(exc), None
+            return None, (f"{cfg.dataset} is not in {resolve_data_dir(cfg).absolute()} yet: the run downloads it "
+                          f"there first (about 170 MB)")
+        return None, None
 
     def _show_message(self, name: str) -> None:
         invalid, note = name in self.errors, self.notes.get(name)
@@ -353,7 +344,7 @@ class NewRunScreen(Screen):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _check_data_then_create(self, configs: list[RunConfig], where: str) -> None:
         """The CLI's check (core.data.check_data: reads the data, downloads it if allowed), before any folder."""
-        from core.data import DataError, check_data
+        from core.data import check_data
 
         try:
             check_data(configs[0])

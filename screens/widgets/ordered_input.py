@@ -27,6 +27,12 @@ def key_actions(cls: type) -> dict[str, str]:
 
 
 class OrderedInput(Input):
+    """Also: a steady cursor (no blink timer repainting the field twice a second while a run trains)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cursor_blink = False
+
     async def _on_key(self, event: events.Key) -> None:
         action = key_actions(type(self)).get(event.key)
         if action is None:
