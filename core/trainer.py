@@ -260,8 +260,10 @@ class Trainer:
                 seg_steps += 1
                 if self.window.full or st.step % cfg.log_every == 0:
                     self.window.seal()
-                    # while the paper's warm-up watches the error, read now so the switch happens at a fixed step
-                    self._absorb(self.window.drain(keep=0 if s.schedule.watching_error else 1))
+                    # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a
+                    # fixed step, and for the run's first window, so the loss shows from its first log_every
+                    first = self.latest[0] is None
+                    self._absorb(self.window.drain(keep=0 if s.schedule.watching_error or first else 1))
                 t = time.monotonic()
                 if t - last_progress >= PROGRESS_EVERY_S:
                     if seg_steps >= 3:

@@ -78,6 +78,7 @@ class ResLabApp(App[str | None]):
         self.queue_order: list[str] = []         # the runs folder's queue (core/queue.py), as of the last poll
         self._scheduler = None                   # Popen of a scheduler this app started (reaped when it ends)
         self.marked: set[str] = set()
+        self.grids: dict[str, list[str]] = {}    # run id -> the ids launched with it (the monitor follows the grid)
         self._quitting = False
         self._last_key = 0.0                     # monotonic time of the last key (the form is built in a pause)
         self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
@@ -225,8 +226,12 @@ class ResLabApp(App[str | None]):
         if view == "auto":
             info = self.watcher.infos.get(run_id)
             view = "monitor" if info is not None and (info.state in ACTIVE or self.is_in_app(run_id)) else "detail"
-        screen = MonitorScreen(run_id) if view == "monitor" else DetailScreen(run_id)
-        (self.switch_screen if replace else self.push_screen)(screen)
+        kind = MonitorScreen if view == "monitor" else DetailScreen
+        below = self.screen_stack[-2] if replace and len(self.screen_stack) > 1 else None
+        if isinstance(below, kind) and below.run_id == run_id:
+            self.pop_screen()           # the monitor this detail was opened from: back to it, not a second one
+            return
+        (self.switch_screen if replace else self.push_screen)(kind(run_id))
 
     def open_new_run(self, initial: RunConfig | None = None, replace: bool = False) -> None:
         """The new-run form, filled with ``initial`` (a clone) or as it was left. One form for the session, built
@@ -363,7 +368,7 @@ class ResLabApp(App[str | None]):
             self.notify(f"{run_id} is already queued or training in this app", severity="warning")
             return False
         if state not in RESUMABLE:
-            hint = {"finished": "it is finished (extend it with `tui_app.py resume RUN --epochs N`)",
+            hint = {"finished": "it is finished (x on its detail screen trains it for more epochs)",
                     "running": "it is running", "paused": "it is paused (p continues it)",
                     "damaged": "its folder is damaged" + (f" ({info.error})" if info else "")}.get(state, f"it is {state}")
             self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
@@ -407,7 +412,7 @@ class ResLabApp(App[str | None]):
         self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
                                        "with its checkpoint and logs. It cannot be undone.",
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
-                                       id="confirm-delete"), done)
+                                       id="confirm-delete", focus="cancel"), done)
 
     # -- quitting (screens/quitting.py) ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:

@@ -21,7 +21,8 @@ from core.results.groups import RunGroup, group_runs
 from core.runs import RunInfo
 
 from .watch import JsonlTail
-from .widgets.curve_plot import PALETTE, CurvePlot, Series, focus_range, legend, nice_ceiling, run_series
+from .widgets.curve_plot import (MARKERS, PALETTE, Y_MODES, CurvePlot, Series, axis_title, legend, run_series,
+                                 y_limits)
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 
@@ -39,7 +40,8 @@ def differing_settings(configs: list[RunConfig]) -> list[str]:
 class CompareScreen(Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
-        Binding("z", "zoom", "Full range"),
+        Binding("z", "zoom", "Y range"),
+        Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
         Binding("t", "toggle_train", "Train curves"),
         Binding("f", "toggle_groups", "Seed groups"),
         Binding("e", "report", "Report"),
@@ -49,7 +51,7 @@ class CompareScreen(Screen):
     def __init__(self, run_ids: list[str]):
         super().__init__()
         self.run_ids = list(run_ids)
-        self.full_range = False
+        self.y_mode, self.y_log = "auto", False   # the error axis: fitted, Fig. 6 or full (z); log (y)
         self.show_train = True
         self._tails: dict[str, JsonlTail] = {}
         self._told_same = False
@@ -100,6 +102,9 @@ class CompareScreen(Screen):
             key = _cfg(x).depth if depth_keyed else id(x)
             return colors.setdefault(key, PALETTE[len(colors) % len(PALETTE)])
 
+        def marker_of(x) -> str:            # the same order as the colours: without colour the markers differ
+            return MARKERS[list(colors).index(_cfg(x).depth if depth_keyed else id(x)) % len(MARKERS)]
+
         def series_of(group: list) -> list[Series]:
             out: list[Series] = []
             for x in group:
@@ -107,39 +112,39 @@ class CompareScreen(Screen):
                 name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
                 label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else x.id[:10])
                 if self.grouped:
-                    out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label))
+                    out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label,
+                                                  marker_of(x)))
                     continue
                 tail = self._tails.get(x.id)
                 if tail is not None:
                     tail.read()
+                color = color_of(x)
                 train, test = run_series(name if depth_keyed else x.id, tail.rows if tail else [], x.epochs,
-                                         color_of(x), end_label=label)
+                                         color, end_label=label, marker=marker_of(x))
                 out.extend([train, test] if self.show_train else [test])
             return out
 
         both = bool(plain) and bool(res)
         panels = [("plain networks", plain), ("residual networks", res)] if both else [("", plain or res)]
         all_series = [series_of(group) for _, group in panels]
-        ys = [y for group in all_series for s in group for y in s.ys]
         xs = [x for group in all_series for s in group for x in s.xs]
-        focus = None if self.full_range else focus_range([i.final_test_err for i in infos])
-        ymax = focus if focus is not None else (nice_ceiling(max(ys)) if ys else None)
+        limits = y_limits([s for group in all_series for s in group], self.y_mode, self.y_log) or (None, None)
         xmax = max(xs) if xs else None
         plots = [self.query_one("#plot-plain", CurvePlot), self.query_one("#plot-res", CurvePlot)]
         plots[1].display = both
         for plot, (title, _), series in zip(plots, panels, all_series):
-            plot.title = (title + "  " if title else "") + "error % vs iterations"
-            plot.ymax, plot.xmax = ymax, xmax
+            plot.title = axis_title(title or "error % vs iterations", self.y_mode, self.y_log, short=bool(title))
             plot.series = series
+            (plot.ymin, plot.ymax), plot.xmax, plot.log = limits, xmax, self.y_log   # both panels on the same axes
         flat = [s for group in all_series for s in group if not s.dotted]
         text = legend(flat)
-        text.append("   (dotted: training error, solid: test error)" if self.show_train else "   (test error)",
-                    style="dim")
+        text.append("   (dotted: training error; solid, marked at epoch ends: test error; z: y range, y: log)"
+                    if self.show_train else "   (test error; z: y range, y: log)", style="dim")
         if self.grouped:
             text.append("; seed groups: means, sparse dots: min-max of test error (f: single runs)", style="dim")
         self.query_one("#legend", Static).update(text)
 
-    def _group_series(self, group: RunGroup, name: str, color: str, end_label: str) -> list[Series]:
+    def _group_series(self, group: RunGroup, name: str, color: str, end_label: str, marker: str) -> list[Series]:
         """A group's mean training error (dotted), the min and max of its test error (sparse) and its mean (solid)."""
         train, test = group.curves()
         out: list[Series] = []
@@ -150,7 +155,7 @@ class CompareScreen(Screen):
                 out += [Series("", test.xs, test.lo, color=color, sparse=True),
                         Series("", test.xs, test.hi, color=color, sparse=True)]
             out.append(Series(f"{name} test" + (f" (mean of {test.n})" if test.n > 1 else ""), test.xs, test.mean,
-                              color=color, end_label=end_label))
+                              color=color, end_label=end_label, marker=marker))
         return out
 
     def _fill_table(self, infos: list[RunInfo]) -> None:
@@ -212,7 +217,11 @@ class CompareScreen(Screen):
         export_report(self, self.run_ids)
 
     def action_zoom(self) -> None:
-        self.full_range = not self.full_range
+        self.y_mode = Y_MODES[(Y_MODES.index(self.y_mode) + 1) % len(Y_MODES)]
+        self.refresh_view()
+
+    def action_log_scale(self) -> None:
+        self.y_log = not self.y_log
         self.refresh_view()
 
     def action_toggle_train(self) -> None:

@@ -15,11 +15,14 @@ class ConfirmScreen(ModalScreen[str | None]):
     CSS_PATH = "confirm.tcss"
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
 
-    def __init__(self, title: str, question: str, answers: list[tuple[str, str, str]], *, id: str | None = None):
+    def __init__(self, title: str, question: str, answers: list[tuple[str, str, str]], *, id: str | None = None,
+                 focus: str | None = None):
+        """``focus``: the answer that enter gives (default the first); the safe one for what cannot be undone."""
         super().__init__(id=id)
         self.title_text = title
         self.question = question
         self.answers = answers
+        self.focus_answer = focus or answers[0][0]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -30,7 +33,7 @@ class ConfirmScreen(ModalScreen[str | None]):
                     yield Button(label, id=f"answer-{key}", name=key, variant=variant)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
-        self.query(Button).first().focus()
+        self.query_one(f"#answer-{self.focus_answer}", Button).focus()
 
     @on(Button.Pressed)
     def answered(self, event: Button.Pressed) -> None:

@@ -10,13 +10,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from core.config import GROUPS, RunConfig
+from core.config import GROUPS, ConfigError, RunConfig
 from core.formatting import (count, devices_text, duration, epochs_text, is_number, mem, model_name, pct,
                              slurm_text, state_style)
-from core.runs import ACTIVE, RESUMABLE, Run, RunInfo
+from core.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
 
 from .watch import JsonlTail
-from .widgets.curve_plot import PALETTE, CurvePlot, focus_range, legend, run_series
+from .widgets.extend_dialog import ExtendScreen
+from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
 from .widgets.formatting import STATE_HINTS
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
@@ -28,9 +29,11 @@ class DetailScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
         Binding("r", "resume", "Resume"),
-        Binding("n", "clone", "Clone", priority=True),   # keys typed right after it wait for the form
+        Binding("n", "clone", "Clone", priority=True),
+        Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row   # keys typed right after it wait for the form
         Binding("d", "delete", "Delete"),
-        Binding("z", "zoom", "Full range"),
+        Binding("z", "zoom", "Y range"),
+        Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
@@ -39,7 +42,7 @@ class DetailScreen(Screen):
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
-        self.full_range = False
+        self.y_mode, self.y_log = "auto", False   # the error axis: fitted, Fig. 6 or full (z); log (y)
         self._steps: JsonlTail | None = None
         self.report_folder = None
 
@@ -55,6 +58,7 @@ class DetailScreen(Screen):
         with Horizontal(id="actions"):
             yield Button("Resume here", id="resume", compact=True)
             yield Button("Resume in queue", id="resume-bg", compact=True)
+            yield Button("Extend by more epochs  x", id="extend", compact=True)
             yield Button("Clone to new run", id="clone", compact=True)
             yield Button("Delete", id="delete", variant="error", compact=True)
         yield Footer(compact=True, show_command_palette=False)  # no room at 100 columns; ? names ^p
@@ -85,10 +89,9 @@ class DetailScreen(Screen):
         series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)
-        top = None if self.full_range else focus_range([info.final_test_err])
-        plot.title = "error % vs iterations" + ("" if top is None else f" (0-{top:g}%; z: full range)")
-        plot.ymax = top
+        plot.title = axis_title("error % vs iterations", self.y_mode, self.y_log)
         plot.series = series
+        plot.set_axis(self.y_mode, self.y_log)
         self.query_one("#legend", Static).update(legend(series))
         has_points = bool(self._steps.rows or info.epochs)
         plot.display = has_points                      # nothing to draw before the first logged iterations
@@ -96,8 +99,11 @@ class DetailScreen(Screen):
         self._show_responses(info)
         self.query_one("#config", Static).update(config_text(info.config) if info.config else Text(""))
         self.query_one("#events", Static).update(self._events(info))
-        self.query_one("#resume", Button).disabled = info.state not in RESUMABLE
-        self.query_one("#resume-bg", Button).disabled = info.state not in RESUMABLE
+        # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
+        for button in ("#resume", "#resume-bg"):
+            self.query_one(button, Button).display = info.state not in ("finished", "damaged")
+            self.query_one(button, Button).disabled = info.state not in RESUMABLE
+        self.query_one("#extend", Button).display = info.state == "finished"
         self.query_one("#delete", Button).disabled = info.state in ACTIVE
         self.query_one("#clone", Button).disabled = info.config is None
 
@@ -209,6 +215,39 @@ class DetailScreen(Screen):
         if self.app.resume_run(self.run_id, where="queue"):
             self.app.open_run(self.run_id, "monitor", replace=True)
 
+    @on(Button.Pressed, "#extend")
+    def action_extend(self) -> None:
+        """Train a finished run for more epochs: ask how many and where (screens/extend.py), extend it as
+        `resume --epochs N` does (under its lock), then resume it from its checkpoint."""
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is None or info.state != "finished":
+            self.notify(f"only a finished run is extended; this one is {info.state if info else 'gone'}"
+                        + (" (r resumes it)" if info is not None and info.state in RESUMABLE else ""),
+                        severity="warning")
+            return
+        self.app.push_screen(ExtendScreen(self.run_id, info.epochs_done), self._extend)
+
+    def _extend(self, answer: tuple[int, str] | None) -> None:
+        if answer is None:
+            return
+        epochs, where = answer
+        run = self.app.store.get(self.run_id)
+        try:
+            run.acquire_lock()
+            try:
+                extend_run(run, epochs)
+                run.update_status(state="stopped", error=None)   # resumable from its checkpoint, not finished
+            finally:
+                run.release_lock()
+        except (RunError, ConfigError, OSError) as exc:
+            self.notify(f"cannot extend {self.run_id}: {exc}", severity="error", timeout=8)
+            return
+        self.app.poll_runs(only=self.run_id)
+        if self.app.resume_run(self.run_id, where=where) and where == "app":
+            self.app.open_run(self.run_id, "monitor", replace=True)
+        else:
+            self.refresh_view()
+
     @on(Button.Pressed, "#clone")
     def action_clone(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
@@ -228,7 +267,11 @@ class DetailScreen(Screen):
         self.app.toggle_pause(self.run_id)
 
     def action_zoom(self) -> None:
-        self.full_range = not self.full_range
+        self.y_mode = Y_MODES[(Y_MODES.index(self.y_mode) + 1) % len(Y_MODES)]
+        self.refresh_view()
+
+    def action_log_scale(self) -> None:
+        self.y_log = not self.y_log
         self.refresh_view()
 
     def action_back(self) -> None:

@@ -2,21 +2,51 @@
 
 Everything shown comes from the run folder (status.json, epochs.jsonl, steps.jsonl, events.log); for runs in this
 app the trainer's latest Progress event, when newer, makes the bars move between status.json heartbeats.
+
+A run launched as part of a grid hands over to the grid's next run when it ends (``f`` pins the monitor to it).
 """
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Footer, Static
 
 from core.formatting import devices_text, duration, is_number, mem, num, pct, rate, state_style
 from core.runs import ACTIVE, Run, RunInfo
 
 from .watch import JsonlTail
+from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.formatting import STATE_HINTS, state_text
+
+BAR_WIDTH = 30
+
+
+def bar_line(label: str, done: int, total: int, count: str, width: int = BAR_WIDTH) -> Text:
+    """'epoch 2/15    ━━━━━━━━━━──────────  12/40 it': filled and empty cells differ without colour."""
+    filled = int(width * min(1.0, done / total)) if total else 0
+    text = Text(f"{label:<14}")
+    text.append("━" * filled, style="green")
+    text.append("─" * (width - filled), style="dim")
+    text.append(f"  {count}")
+    return text
+
+
+def position(info: RunInfo, live) -> tuple[int, int, int, int, int]:
+    """(epoch in progress 1-based, iterations done in it, iterations per epoch, step, total steps), counted from the
+    step alone, so the epoch bar and its count always agree (a Progress event from the end of the previous epoch
+    once drew a full bar over '0/40 it')."""
+    status = info.status
+    ipe = int(status.get("iters_per_epoch") or (live.iters_per_epoch if live else 0) or 0)
+    step = live.step if live else info.step
+    total_steps = (live.total_steps if live else info.total_steps) or 0
+    total_epochs = info.total_epochs or 0
+    done = info.epochs_done
+    epoch_no = min(done + 1, total_epochs) if total_epochs else done + 1
+    in_epoch = min(max(0, step - (epoch_no - 1) * ipe), ipe) if ipe else 0
+    return epoch_no, in_epoch, ipe, step, total_steps
 
 
 class MonitorScreen(Screen):
@@ -24,34 +54,28 @@ class MonitorScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
+        Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
         Binding("escape", "back", "Back"),
     ]
+    HELP_TITLE = "monitor"
 
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
+        self.follow = True                    # hand over to the grid's next run when this one ends
         self._steps: JsonlTail | None = None
         self._epochs_shown = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
-        with Horizontal(classes="bar-row"):
-            yield Label("epoch", id="epoch-label", classes="bar-label")
-            yield ProgressBar(id="epoch-bar", show_eta=False)
-            yield Label(id="epoch-count", classes="bar-count")
-        with Horizontal(classes="bar-row"):
-            yield Label("run", id="run-label", classes="bar-label")
-            yield ProgressBar(id="run-bar", show_eta=False)
-            yield Label(id="run-count", classes="bar-count")
+        yield Static(id="epoch-row", classes="bar-row")
+        yield Static(id="run-row", classes="bar-row")
         yield Static(id="stats")
-        with Horizontal(id="sparks"):
-            with Vertical():
-                yield Label("training loss", id="loss-label", classes="spark-label")
-                yield Sparkline(id="loss-spark")
-            with Vertical():
-                yield Label("test error per epoch", id="err-label", classes="spark-label")
-                yield Sparkline(id="err-spark")
+        with Horizontal(id="charts"):
+            yield CurvePlot("training loss", unit="", id="loss-plot")
+            yield CurvePlot("error %", id="err-plot")
         yield DataTable(id="epochs", cursor_type="row", zebra_stripes=True)
         yield Static(id="log")
         yield Footer(compact=True)
@@ -62,10 +86,15 @@ class MonitorScreen(Screen):
                            ("test_loss", "test loss"), ("test_err", "test err%"), ("lr", "lr"),
                            ("seconds", "time"), ("images_per_s", "img/s"), ("peak_mem_bytes", "peak mem")):
             table.add_column(label, key=key)
-        self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
+        self._watch(self.run_id)
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
-        self.call_after_refresh(self.refresh_view)  # the sparkline's width is known after the first layout
+
+    def _watch(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._steps = JsonlTail(self.app.store.root / run_id / "steps.jsonl")
+        self.query_one("#epochs", DataTable).clear()
+        self._epochs_shown = 0
 
     def on_screen_resume(self) -> None:
         self.refresh_view()
@@ -73,44 +102,60 @@ class MonitorScreen(Screen):
     def runs_changed(self, changed: set[str]) -> None:
         self.refresh_view()
 
+    # -- the grid ------------------------------------------------------------------------------------------------------
+    def grid(self) -> list[str]:
+        return self.app.grids.get(self.run_id, [self.run_id])
+
+    def _follow_grid(self, info: RunInfo) -> None:
+        """This run has ended: watch the first run after it in its grid that trains or waits to."""
+        if not self.follow or info.state in ACTIVE or self.app.queue_position(self.run_id) is not None:
+            return
+        grid = self.grid()
+        for other in grid[grid.index(self.run_id) + 1:]:
+            nxt = self.app.watcher.infos.get(other)
+            if nxt is not None and (nxt.state in ACTIVE or nxt.state == "queued"):
+                self.notify(f"{self.run_id} {info.state}; following {other} (f pins the monitor to a run)",
+                            timeout=5)
+                self._watch(other)
+                return
+
     # -- drawing -------------------------------------------------------------------------------------------------------
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
+        if info is not None:
+            self._follow_grid(info)
+            info = self.app.watcher.infos.get(self.run_id)
         if info is None:
             self.query_one("#title", Static).update(Text(f"{self.run_id}: this run no longer exists", style="red"))
             return
-        status = info.status
         live = self.app.live.get(self.run_id)
         if live is not None and live.step < info.step:
             live = None
-        ipe = int(status.get("iters_per_epoch") or (live.iters_per_epoch if live else 0) or 0)
-        step = live.step if live else info.step
-        total_steps = (live.total_steps if live else info.total_steps) or 0
-        epochs_done = info.epochs_done
-        total_epochs = info.total_epochs or 0
-        in_epoch = (live.iter_in_epoch if live else max(0, step - epochs_done * ipe)) if ipe else 0
+        epoch_no, in_epoch, ipe, step, total_steps = position(info, live)
+        self.query_one("#title", Static).update(self._title(info))
+        self.query_one("#epoch-row", Static).update(
+            bar_line(f"epoch {epoch_no}/{info.total_epochs or '?'}", in_epoch, ipe, f"{in_epoch}/{ipe or '?'} it"))
+        eta = self._eta(info, live, step, total_steps)
+        self.query_one("#run-row", Static).update(bar_line(
+            "run", step, total_steps, f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta else "")))
+        self.query_one("#stats", Static).update(self._stats(info, live))
+        self._update_charts(info)
+        self._update_epochs(info)
+        self._update_log(info)
 
+    def _title(self, info: RunInfo) -> Text:
         title = Text.assemble(("Monitor ", "bold"), (self.run_id, "bold"), "  ")
         if info.config is not None:
             title.append(info.config.label() + f" {info.config.schedule}  ")
         title.append_text(state_text(info.state))
-        where = "this app" if self.app.is_in_app(self.run_id) else ("pid %s" % status.get("pid", "?"))
         if info.state in ACTIVE:
+            where = "this app" if self.app.is_in_app(self.run_id) else f"pid {info.status.get('pid', '?')}"
             title.append(f"  ({where})", style="dim")
-        self.query_one("#title", Static).update(title)
-
-        epoch_no = min(epochs_done + 1, total_epochs) if total_epochs else epochs_done + 1
-        self.query_one("#epoch-label", Label).update(f"epoch {epoch_no}/{total_epochs or '?'}")
-        self.query_one("#epoch-bar", ProgressBar).update(total=ipe or None, progress=min(in_epoch, ipe) if ipe else 0)
-        self.query_one("#epoch-count", Label).update(f"{in_epoch}/{ipe or '?'} it")
-        self.query_one("#run-bar", ProgressBar).update(total=total_steps or None, progress=step)
-        eta = self._eta(info, live, step, total_steps)
-        self.query_one("#run-count", Label).update(
-            f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta is not None else ""))
-        self.query_one("#stats", Static).update(self._stats(info, live))
-        self._update_sparks(info)
-        self._update_epochs(info)
-        self._update_log(info)
+        grid = self.grid()
+        if len(grid) > 1:
+            title.append(f"  grid {grid.index(self.run_id) + 1}/{len(grid)}"
+                         + (", following" if self.follow else ", pinned"), style="dim")
+        return title
 
     def _eta(self, info: RunInfo, live, step: int, total: int) -> float | None:
         if info.state not in ACTIVE or not total:
@@ -136,10 +181,13 @@ class MonitorScreen(Screen):
                  f"mem {mem(s.get('peak_mem_bytes'))}",
                  f"elapsed {duration(live.elapsed_s if live else info.duration_s)}"]
         text = Text("  ·  ".join(parts))
-        position = self.app.queue_position(self.run_id)
+        position_here = self.app.queue_position(self.run_id)
         in_queue = self.app.scheduler_position(self.run_id)
-        if position and info.state == "queued":
-            text.append(f"\nqueued in this app: it starts after {position} run(s) before it finish", style="dim")
+        if position_here == 0 and info.state == "queued":
+            text.append("\nstarting in this app: loading the data and building the model", style="dim")
+        elif position_here and info.state == "queued":
+            text.append(f"\nqueued in this app: it starts after {position_here} run(s) before it finish",
+                        style="dim")
         elif in_queue and info.state == "queued":
             text.append(f"\nin the queue at position {in_queue}: the scheduler starts it when a device slot frees",
                         style="dim")
@@ -149,24 +197,27 @@ class MonitorScreen(Screen):
             text.append(f"\n{info.state}: {STATE_HINTS[info.state]}", style="dim")
         return text
 
-    def _update_sparks(self, info: RunInfo) -> None:
-        """Textual's Sparklines (2 rows, min..max scaled) of the last losses and test errors, as many as there are
-        columns; values that are not finite (a diverged run's NaN) are left out."""
+    def _update_charts(self, info: RunInfo) -> None:
+        """The training loss of every logged window, and the error: training (dotted) and test at the epoch ends
+        (a line with markers); values that are not finite (a diverged run's NaN) are left out."""
         assert self._steps is not None
         self._steps.read()
-        loss_spark, err_spark = self.query_one("#loss-spark", Sparkline), self.query_one("#err-spark", Sparkline)
-        width = max(8, loss_spark.size.width or 40)
-        losses = [r["loss"] for r in self._steps.rows[-width:] if is_number(r.get("loss"))]
-        loss_spark.data = losses
-        loss_spark.visible = bool(losses)          # an empty Sparkline draws a flat line: no data is no line
-        if losses:
-            self.query_one("#loss-label", Label).update(f"loss {num(losses[-1])} (min {num(min(losses))}), "
-                                                         f"last {len(losses)} points")
+        rows = [r for r in self._steps.rows if is_number(r.get("loss")) and "step" in r]
+        loss_plot, err_plot = self.query_one("#loss-plot", CurvePlot), self.query_one("#err-plot", CurvePlot)
+        loss_plot.series = [Series("training loss", [r["step"] for r in rows], [r["loss"] for r in rows],
+                                   color=PALETTE[0])]
+        losses = [r["loss"] for r in rows]
+        loss_plot.title = (f"training loss {num(losses[-1])} (lowest {num(min(losses))})" if losses
+                           else "training loss: after the first logged iterations")
+        series = run_series("", self._steps.rows, info.epochs, PALETTE[1], marker=MARKERS[0])
+        err_plot.series = series
+        xmax = info.total_steps or None
+        loss_plot.xmax = err_plot.xmax = xmax
         errs = [e["test_err"] for e in info.epochs if is_number(e.get("test_err"))]
-        err_spark.data, err_spark.visible = errs[-max(8, err_spark.size.width or 40):], bool(errs)
-        if errs:
-            paper = f", paper {pct(info.paper_err)}" if info.paper_err is not None else ""
-            self.query_one("#err-label", Label).update(f"test err {pct(errs[-1])} (best {pct(min(errs))}{paper})")
+        paper = f", paper {pct(info.paper_err, unit=False)}" if info.paper_err is not None else ""
+        err_plot.title = (f"error % · test {MARKERS[0]} {pct(errs[-1], unit=False)} (best {pct(min(errs), unit=False)}"
+                          f"{paper})" if errs
+                          else f"error % · training ⠒⠒ · test {MARKERS[0]} at each epoch end")
 
     def _update_epochs(self, info: RunInfo) -> None:
         table = self.query_one("#epochs", DataTable)
@@ -203,9 +254,18 @@ class MonitorScreen(Screen):
     def action_pause(self) -> None:
         self.app.toggle_pause(self.run_id)
 
+    def action_resume(self) -> None:
+        if self.app.resume_run(self.run_id):
+            self.app.poll_runs()
+
+    def action_pin(self) -> None:
+        self.follow = not self.follow
+        self.notify(f"following the grid: {self.run_id}'s end hands over to the next run" if self.follow
+                    else f"pinned to {self.run_id}", timeout=3)
+        self.refresh_view()
+
     def action_detail(self) -> None:
-        self.app.open_run(self.run_id, "detail", replace=True)
+        self.app.open_run(self.run_id, "detail")     # covers the monitor: esc comes back here
 
     def action_back(self) -> None:
         self.app.pop_screen()
-

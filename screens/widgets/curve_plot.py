@@ -1,9 +1,17 @@
-"""Error-vs-iteration curves drawn with braille characters (2x4 dots per cell), no plotting package.
+"""Curves drawn with braille characters (2x4 dots per cell), no plotting package.
 
 Several series overlay in one panel; training error is drawn dotted and test error solid, in the spirit of
-He et al. 2016, Fig. 6 (thin dashed = training error, bold = testing error). Each series ends with its label so
-lines stay distinguishable without colour (NO_COLOR). Points that share a pixel column are averaged, which
-also smooths the noisy per-batch training error.
+He et al. 2016, Fig. 6 (thin dashed = training error, bold = testing error). Test error is a line through the epoch
+ends with a marker at each (a different marker per run), and each series can end with its label, so curves stay
+apart without colour (NO_COLOR). Points that share a pixel column are averaged, which also smooths the noisy
+per-batch training error.
+
+The y axis fits the data by default (``y_limits``: curves that move between 60 and 85 % fill the panel instead of
+lying flat in 0-100 %), or shows the paper's Fig. 6 range (0-20 %) or the full range; it can be logarithmic.
+
+Why not textual-plotext: it pins plotext < 6 and rebuilds the whole figure as ANSI text on every refresh
+(~100 ms for 2,000 points on a small machine, where ``draw`` takes ~6 ms), and its lines need colour to be told
+apart; this module averages per pixel column, marks epoch ends and labels line ends.
 """
 from __future__ import annotations
 
@@ -18,6 +26,10 @@ from textual.widget import Widget
 from core.formatting import count
 
 PALETTE = ("#4ea1ff", "#ff8c42", "#5fd068", "#e85d75", "#c792ea", "#e6c84f", "#3fc1c9", "#b0b0b0")
+MARKERS = ("●", "■", "▲", "◆", "✚", "✖", "○", "□")       # one per run: test-error points without colour
+Y_MODES = ("auto", "fig6", "full")                       # z cycles through them
+Y_MODE_NAMES = {"auto": "fit to the data", "fig6": "0-20 % (the paper's Fig. 6)", "full": "0-100 %"}
+Y_MODE_SHORT = {"auto": "fitted", "fig6": "0-20 % (Fig. 6)", "full": "0-100 %"}
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] inside a braille cell
 
 
@@ -30,6 +42,7 @@ class Series:
     dotted: bool = False
     end_label: str = ""  # written right of the last point; "" = none
     sparse: bool = False  # an edge of a min-max band: a dot every third pixel column, no legend entry
+    marker: str = ""      # drawn at every point (the epoch ends of a test-error series); "" = none
 
 
 @dataclass
@@ -86,21 +99,62 @@ def nice_ceiling(value: float) -> float:
     return 10 ** (exp + 1)  # pragma: no cover
 
 
+def y_limits(series: Sequence[Series], mode: str = "auto", log: bool = False,
+             unit: str = "%") -> tuple[float, float] | None:
+    """(bottom, top) of the y axis: ``auto`` fits the data with round ends, ``fig6`` is 0-20 %, ``full`` 0-100 %
+    (both for errors); a log axis starts at the smallest positive value's round floor. None: no data."""
+    ys = [y for s in series for y in s.ys if y is not None and math.isfinite(y)]
+    if log:
+        ys = [y for y in ys if y > 0]
+    if not ys:
+        return None
+    lo, hi = min(ys), max(ys)
+    if unit == "%" and mode == "fig6":
+        lo, hi = (min(lo, 1.0) if log else 0.0), 20.0
+    elif unit == "%" and mode == "full":
+        lo, hi = (min(lo, 1.0) if log else 0.0), 100.0
+    if log:
+        return 10 ** math.floor(math.log10(lo)), nice_ceiling(hi)
+    if mode != "auto" and unit == "%":
+        return lo, hi
+    span = hi - lo or abs(hi) or 1.0
+    step = nice_ceiling(span / 4) / 2
+    bottom = math.floor((lo - 0.05 * span) / step) * step
+    top = math.ceil((hi + 0.05 * span) / step) * step
+    return (max(0.0, bottom) if lo >= 0 else bottom), top
+
+
 def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | None = None,
-         xmax: float | None = None, unit: str = "%") -> Text:
-    """The whole plot (y axis, curves, x axis) as Text of ``height`` lines and ``width`` cells."""
+         xmax: float | None = None, unit: str = "%", ymin: float | None = None, log: bool = False) -> Text:
+    """The whole plot (y axis, curves, x axis) as Text of ``height`` lines and ``width`` cells. The y axis runs
+    from ``ymin`` to ``ymax`` (default: fitted to the data, ``y_limits``); ``log``: a logarithmic axis."""
     if width < 12 or height < 4:
         return Text("(too small to plot)", style="dim")
     all_x = [x for s in series for x in s.xs]
-    all_y = [y for s in series for y in s.ys if y is not None and math.isfinite(y)]
-    if not all_x or not all_y:
+    fitted = y_limits(series, "auto", log, unit)
+    if not all_x or fitted is None:
         return Text("no points yet", style="dim")
-    top = ymax if ymax is not None else nice_ceiling(max(all_y))
-    right = xmax if xmax is not None else max(all_x)
-    right = right or 1.0
+    bottom = ymin if ymin is not None else fitted[0]
+    top = ymax if ymax is not None else fitted[1]
+    if log:
+        bottom = bottom if bottom > 0 else fitted[0]
+    if top <= bottom:
+        top = bottom + 1.0
+    right = (xmax if xmax is not None else max(all_x)) or 1.0
+
+    def frac(y: float) -> float | None:
+        """Height of y on the axis, 0 (bottom) .. 1 (top); None outside (or not positive on a log axis)."""
+        if log:
+            if y <= 0:
+                return None
+            f = (math.log10(y) - math.log10(bottom)) / (math.log10(top) - math.log10(bottom))
+        else:
+            f = (y - bottom) / (top - bottom)
+        return f if -1e-9 <= f <= 1 + 1e-9 else None
+
     plot_h = height - 2
     tick_rows = sorted({0, (plot_h - 1) // 2, plot_h - 1})
-    ticks = {r: _tick(top * (1 - r / max(plot_h - 1, 1)), top) for r in tick_rows}
+    ticks = {r: _tick(_value_at(1 - r / max(plot_h - 1, 1), bottom, top, log), top - bottom) for r in tick_rows}
     ticks[0] += unit
     label_w = max(len(t) for t in ticks.values())
     end_w = max([len(s.end_label) for s in series if s.end_label] or [0])
@@ -109,17 +163,15 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     canvas = Canvas(plot_w, plot_h)
     px_w, px_h = plot_w * 2, plot_h * 4
     ends: dict[int, tuple[int, int]] = {}
+    marks: dict[tuple[int, int], tuple[str, str]] = {}      # (row, cell) -> (marker, colour)
     for idx, s in enumerate(series):
-        cols = column_means(s.xs, s.ys, 0.0, right, px_w)
         prev = None
-        for px, y in enumerate(cols):
-            if y is None:
+        for px, y in enumerate(column_means(s.xs, s.ys, 0.0, right, px_w)):
+            f = None if y is None else frac(y)
+            if f is None:
                 prev = None
                 continue
-            if y > top:
-                prev = None
-                continue
-            py = int(round((1 - y / top) * (px_h - 1)))
+            py = int(round((1 - f) * (px_h - 1)))
             if s.dotted or s.sparse:
                 if px % (3 if s.sparse else 2) == 0:
                     canvas.dot(px, py, idx)
@@ -129,6 +181,11 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
                     canvas.dot(px, yy, idx)
             prev = py
             ends[idx] = (px // 2, py // 4)
+        for x, y in zip(s.xs, s.ys) if s.marker else ():
+            f = None if y is None or not math.isfinite(y) else frac(y)
+            if f is not None and 0 <= x <= right:
+                px = int(round(x / right * (px_w - 1)))
+                marks[(int(round((1 - f) * (px_h - 1))) // 4, px // 2)] = (s.marker, s.color)
     rows = canvas.chars()
     end_marks: dict[int, tuple[str, str]] = {}
     if end_w:
@@ -143,16 +200,7 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     for r in range(plot_h):
         out.append(ticks.get(r, "").rjust(label_w), style="dim")
         out.append("┤" if r in ticks else "│", style="dim")
-        line = rows[r]
-        owners = canvas.owner[r]
-        start = 0
-        while start < plot_w:
-            who = owners[start]
-            end = start
-            while end < plot_w and owners[end] == who:
-                end += 1
-            out.append(line[start:end], style=series[who].color if who >= 0 else "")
-            start = end
+        _append_row(out, rows[r], canvas.owner[r], series, {c: m for (row, c), m in marks.items() if row == r})
         if end_w:
             mark = end_marks.get(r)
             if mark:
@@ -164,9 +212,9 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
         out.append("\n")
     out.append(" " * label_w + "└" + "─" * plot_w + " " * end_w + "\n", style="dim")
     axis = [" "] * (plot_w + 1)
-    for frac in (0.0, 0.5, 1.0):
-        label = count(right * frac)
-        pos = int(round(frac * plot_w))
+    for frac_x in (0.0, 0.5, 1.0):
+        label = count(right * frac_x)
+        pos = int(round(frac_x * plot_w))
         pos = min(max(0, pos - len(label) // 2), plot_w + 1 - len(label))
         for i, ch in enumerate(label):
             axis[pos + i] = ch
@@ -174,67 +222,101 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     return out
 
 
-def _tick(value: float, top: float) -> str:
-    if top >= 10 or value == 0:
-        return f"{value:.0f}"
-    return f"{value:.2g}"
+def _append_row(out: Text, line: str, owners: list[int], series: Sequence[Series],
+                marks: dict[int, tuple[str, str]]) -> None:
+    """One row of the canvas, each run of cells in its series' colour, markers over the dots."""
+    start = 0
+    while start < len(line):
+        if start in marks:
+            glyph, color = marks[start]
+            out.append(glyph, style=f"bold {color}")
+            start += 1
+            continue
+        who, end = owners[start], start
+        while end < len(line) and owners[end] == who and end not in marks:
+            end += 1
+        out.append(line[start:end], style=series[who].color if who >= 0 else "")
+        start = end
+
+
+def _value_at(f: float, bottom: float, top: float, log: bool) -> float:
+    if log:
+        return 10 ** (math.log10(bottom) + f * (math.log10(top) - math.log10(bottom)))
+    return bottom + f * (top - bottom)
+
+
+def _tick(value: float, span: float) -> str:
+    if span >= 10 or value == 0:
+        return f"{value:.0f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+    return f"{value:.3g}"
 
 
 class CurvePlot(Widget):
-    """A panel of overlaid error curves; set ``series`` (and optionally ``ymax``) to redraw."""
+    """A panel of overlaid curves; set ``series`` (and optionally the axis: ``ymin``/``ymax``, ``log``)."""
 
     DEFAULT_CSS = """
     CurvePlot { height: 1fr; min-height: 6; }
     """
 
     series: reactive[list[Series]] = reactive(list, always_update=True)
+    ymin: reactive[float | None] = reactive(None)
     ymax: reactive[float | None] = reactive(None)
     xmax: reactive[float | None] = reactive(None)
+    log: reactive[bool] = reactive(False)
 
-    def __init__(self, title: str = "", *, name: str | None = None, id: str | None = None,
+    def __init__(self, title: str = "", *, unit: str = "%", name: str | None = None, id: str | None = None,
                  classes: str | None = None):
         super().__init__(name=name, id=id, classes=classes)
         self.title = title
+        self.unit = unit
+
+    def set_axis(self, mode: str, log: bool = False) -> None:
+        """The y axis for the current series: ``mode`` one of Y_MODES."""
+        limits = y_limits(self.series, mode, log, self.unit)
+        self.ymin, self.ymax = limits if limits is not None else (None, None)
+        self.log = log
 
     def render(self) -> Text:
         title_h = 1 if self.title else 0
         text = Text(no_wrap=True, overflow="crop")
         if self.title:
             text.append(self.title[: self.size.width] + "\n", style="bold")
-        text.append_text(draw(self.series, self.size.width, self.size.height - title_h, ymax=self.ymax,
-                              xmax=self.xmax))
+        text.append_text(draw(self.series, self.size.width, self.size.height - title_h, ymin=self.ymin,
+                              ymax=self.ymax, xmax=self.xmax, unit=self.unit, log=self.log))
         return text
 
 
 def legend(series: Sequence[Series]) -> Text:
-    """One entry per series: a coloured sample of its line style and its label."""
+    """One entry per series: a coloured sample of its line style (and marker) and its label."""
     text = Text()
     for s in series:
         if s.sparse:
             continue
         if text:
             text.append("  ")
-        text.append("⠒⠒ " if s.dotted else "━━ ", style=s.color)
+        sample = "⠒⠒ " if s.dotted else (f"━{s.marker}━ " if s.marker else "━━ ")
+        text.append(sample, style=s.color)
         text.append(s.label)
     return text
 
 
 def run_series(label: str, steps: Sequence[dict], epochs: Sequence[dict], color: str,
-               end_label: str = "") -> list[Series]:
-    """A run's training error over iterations (steps.jsonl, dotted) and test error at each epoch end (solid)."""
+               end_label: str = "", marker: str = MARKERS[0]) -> list[Series]:
+    """A run's training error over iterations (steps.jsonl, dotted) and test error at each epoch end (a solid line
+    through the epoch ends, ``marker`` at each)."""
     train = Series(f"{label} train", [r["step"] for r in steps if "step" in r and "err" in r],
                    [r["err"] for r in steps if "step" in r and "err" in r], color=color, dotted=True)
     test_rows = [e for e in epochs if isinstance(e.get("test_err"), (int, float)) and "step" in e]
     test = Series(f"{label} test", [e["step"] for e in test_rows], [e["test_err"] for e in test_rows], color=color,
-                  end_label=end_label)
+                  end_label=end_label, marker=marker)
     return [train, test]
 
 
-def focus_range(finals: Sequence[float | None]) -> float | None:
-    """A y-axis top that shows the end of training: twice the worst final error, rounded up (None: no data).
-
-    Runs that end below 10 % get the paper's Fig. 6 range (0-20 %)."""
-    values = [v for v in finals if v is not None and math.isfinite(v)]
-    if not values:
-        return None
-    return min(100.0, nice_ceiling(max(2 * max(values), 5.0)))
+def axis_title(what: str, mode: str, log: bool, short: bool = False) -> str:
+    """'error % vs iterations · fit to the data · z: 0-20 % (the paper's Fig. 6) · y: log'; ``short``: 'plain
+    networks · 0-20 % (Fig. 6) · log' (for half-width panels; the keys are named elsewhere)."""
+    if short:
+        return f"{what} · {Y_MODE_SHORT[mode]}{' · log' if log else ''}"
+    following = Y_MODES[(Y_MODES.index(mode) + 1) % len(Y_MODES)]
+    return (f"{what} · {Y_MODE_NAMES[mode]}{' · log' if log else ''} · z: {Y_MODE_NAMES[following]} · "
+            f"y: {'linear' if log else 'log'}")

@@ -20,5 +20,5 @@ def state_text(state: str, progress: float | None = None, width: int = 5) -> Tex
     if progress is not None and state in ("running", "paused"):
         filled = int(round(progress * width))
         text.append(" " + "▰" * filled + "▱" * (width - filled), style="green" if state == "running" else "yellow")
-        text.append(f" {progress * 100:3.0f}%")
+        text.append(f" {progress * 100:.0f}%")
     return text

@@ -42,6 +42,17 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
                "speed": "images_per_s", "epoch_s": "epoch_s", "mem": "peak_mem_bytes", "note": "error"}
 
 
+ID_WIDTH = 20       # longer run ids are shortened in the middle (the line under the table has them whole)
+
+
+def short_id(run_id: str, width: int = ID_WIDTH) -> str:
+    """'r20-A-sgd-20261127-214501' -> 'r20-A-sgd…27-214501': the table keeps its paper% column in 80 columns."""
+    if len(run_id) <= width:
+        return run_id
+    head = (width - 1) // 2
+    return run_id[:head] + "…" + run_id[-(width - 1 - head):]
+
+
 def live_progress(info: RunInfo, live: Progress | None = None) -> float:
     """The run's progress 0..1: from the trainer's latest Progress event when fresher than status.json."""
     if live is not None and live.total_steps and live.step >= info.step:
@@ -57,7 +68,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict
         final_text.stylize("green" if final <= paper else "")
     return {
         "mark": Text("●" if marked else " ", style="bold magenta"),
-        "id": info.id,
+        "id": short_id(info.id),
         "status": state_text(info.state, live_progress(info, live)).append(world_text(row["world_size"])),
         "epochs": Text(epochs_text(row["epochs_done"], row["total_epochs"]), justify="right"),
         "final": final_text,
@@ -103,6 +114,7 @@ class RunsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
+        self.fixed_columns = 2          # the mark and the run stay in view when the table scrolls sideways
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
@@ -118,13 +130,16 @@ class RunsTable(DataTable):
                     if _ident(self.get_cell(run_id, key)) != _ident(value):
                         self.update_cell(run_id, key, value, update_width=True)
             return
-        cursor_id = current[self.cursor_row] if current and 0 <= self.cursor_row < len(current) else None
+        cursor_row = self.cursor_row
+        cursor_id = current[cursor_row] if current and 0 <= cursor_row < len(current) else None
         scroll = self.scroll_x, self.scroll_y
         self.clear()
         for run_id in wanted:
             self.add_row(*[cells[run_id][k] for k, _ in COLUMNS], key=run_id)
         if cursor_id in cells:
             self.move_cursor(row=wanted.index(cursor_id), animate=False, scroll=False)
+        elif wanted:                    # its run went (deleted): the row that took its place, not the top
+            self.move_cursor(row=min(max(cursor_row, 0), len(wanted) - 1), animate=False)
         self.scroll_to(*scroll, animate=False, immediate=True)
 
     @property

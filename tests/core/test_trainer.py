@@ -286,3 +286,27 @@ def test_epoch_speed_after_a_mid_epoch_resume_covers_the_whole_epoch(tmp_path):
     # what `show`, the runs table and the CSV print is that epoch's figure
     summary = run_summary_row(run.info())
     assert summary["images_per_s"] == row["images_per_s"] and summary["epoch_s"] == row["seconds"]
+
+
+class LossProbe(threading.Event):
+    """A stop event that records, at every iteration, the step and whether the trainer has a loss to show yet."""
+
+    def __init__(self):
+        super().__init__()
+        self.trainer = None
+        self.seen: list[tuple[int, bool]] = []
+
+    def is_set(self) -> bool:
+        self.seen.append((self.trainer.state.step, self.trainer.latest[0] is not None))
+        return super().is_set()
+
+
+def test_the_loss_is_known_from_the_first_logged_window(tmp_path):
+    """The monitor showed '-' for the loss until iteration 2 x log_every: the first window was read one window late
+    like every other (issue 12, point 5). Now it is read at once; later windows still stay one behind."""
+    run = RunStore(tmp_path).create(tiny_config(epochs=1, log_every=4, channels_last="off"))
+    probe = LossProbe()
+    probe.trainer = Trainer(run, stop_event=probe)
+    assert probe.trainer.run() == "finished"
+    first = next(step for step, known in probe.seen if known)
+    assert first == 4, probe.seen[:10]

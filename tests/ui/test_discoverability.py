@@ -1,0 +1,99 @@
+"""Issue 12, point 8: the delete dialog defaults to Keep and the cursor stays near, the run column stays in view,
+80 columns keep the paper's error, finished and damaged runs are not offered a resume, a finished run can be
+extended from its detail screen."""
+from __future__ import annotations
+
+from core.runs import Run, RunStore
+from core.trainer import train_run
+from screens.app import make_app
+from screens.confirm import ConfirmScreen
+from screens.detail import DetailScreen
+from screens.monitor import MonitorScreen
+from screens.widgets.run_table import RunsTable
+
+from tests.conftest import tiny_config
+
+from .fixtures import quick, write_run
+from .helpers import POLL, screen_text, state_of, wait_for
+
+LONG_IDS = ["r20-A-sgd-20261127-214501", "r56-none-sgd-20261127-220000", "r110-A-sgd-20261128-010101"]
+
+
+async def test_delete_defaults_to_keep_and_the_cursor_stays_near(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        row = table.get_row_index("plain-56")
+        table.move_cursor(row=row)
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen) and app.focused.id == "answer-cancel"
+        await pilot.press("enter")                          # enter keeps it
+        await pilot.pause()
+        assert (fixture_runs / "plain-56").is_dir()
+        below = [r.key.value for r in table.ordered_rows][row + 1]
+        await pilot.press("d")
+        await pilot.click("#answer-delete")
+        await wait_for(pilot, lambda: "plain-56" not in [r.key.value for r in table.ordered_rows], 5, "the row")
+        assert table.cursor_row == row and table.current_id == below   # where it was, not back at the top
+
+
+async def test_80_columns_keep_the_paper_column_and_the_run_column_stays_in_view(tmp_path):
+    runs = tmp_path / "runs"
+    for i, run_id in enumerate(LONG_IDS):
+        depth = int(run_id[1:].split("-")[0])
+        write_run(runs, run_id, quick(depth=depth, shortcut=run_id.split("-")[1]), "finished", epochs_done=15,
+                  order=i)
+    live = write_run(runs, "r44-A-sgd-20261128-020202", quick(depth=44), "running", epochs_done=5, step=270,
+                     order=9, host=__import__("socket").gethostname())
+    live.acquire_lock()                                              # training: its status has a progress bar
+    try:
+        app = make_app(runs_dir=runs, poll_interval=POLL)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            text = screen_text(app)
+            header = next(line for line in text.splitlines() if "status" in line)
+            assert "paper%" in header, header
+            assert "8.75" in text and "6.43" in text and "7.17" in text   # He et al. 2016 Table 6: 20, 110, 44
+            table = app.screen.query_one(RunsTable)
+            table.scroll_to(x=table.max_scroll_x, animate=False, immediate=True)
+            await pilot.pause()
+            text = screen_text(app)
+            assert "note" in text and "r20-A-sgd…" in text           # scrolled right, the run column stays in view
+    finally:
+        live.release_lock()
+
+
+async def test_finished_and_damaged_runs_are_not_offered_a_resume(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for run_id, resume, extend in (("r20-A", False, True), ("broken-run", False, False),
+                                       ("r110-stopped", True, False)):
+            app.open_run(run_id, "detail")
+            await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+            await pilot.pause()
+            assert app.screen.query_one("#resume").display is resume, run_id
+            assert app.screen.query_one("#extend").display is extend, run_id
+            assert ("Resume here" in screen_text(app)) is resume, run_id
+            await pilot.press("escape")
+
+
+async def test_a_finished_run_is_extended_from_its_detail_screen(tmp_path):
+    runs = tmp_path / "runs"
+    run, state = train_run(RunStore(runs), tiny_config(name="short", epochs=2, channels_last="off"))
+    assert state == "finished"
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run("short", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.screen.id == "extend", 5, "the extend dialog")
+        await pilot.press("ctrl+a", "ctrl+k", "1", "enter")       # one more epoch, trained here
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 10, "the monitor")
+        await wait_for(pilot, lambda: state_of(app, "short") == "finished" and
+                       app.watcher.infos["short"].epochs_done == 3, 90, "the third epoch")
+    assert Run(runs / "short").read_config().epochs == 3
+    events = "\n".join(Run(runs / "short").read_events())
+    assert "extended to 3 epochs" in events and "resumed at epoch 3" in events

@@ -1,0 +1,87 @@
+"""The monitor (issue 12, point 5): r resumes, the grid is followed (f pins), no 'press r' right after a launch,
+the epoch bar agrees with its count, and esc from its detail comes back to it."""
+from __future__ import annotations
+
+from core.events import Progress
+from core.runs import Run
+from screens.app import make_app
+from screens.monitor import MonitorScreen, position
+
+from .fixtures import add_running, quick, write_run
+from .helpers import POLL, screen_text, wait_for
+
+
+async def open_monitor(pilot, run_id: str) -> MonitorScreen:
+    pilot.app.open_run(run_id, "monitor")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), 5, "the monitor")
+    await pilot.pause()
+    return pilot.app.screen
+
+
+async def test_r_resumes_from_the_monitor_and_the_footer_says_so(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        monitor = await open_monitor(pilot, "r110-stopped")
+        assert "stopped: checkpointed; r resumes" in screen_text(app) and "r Resume" in screen_text(app)
+        await pilot.press("r")
+        assert app.is_in_app("r110-stopped") or app.watcher.infos["r110-stopped"].state != "stopped"
+        assert app.screen is monitor
+
+
+async def test_the_monitor_follows_the_grid_and_f_pins_it(fixture_runs):
+    live = add_running(fixture_runs)          # r44-live trains (holds its lock); r20-A has finished
+    write_run(fixture_runs, "next-up", quick(depth=20), "queued", epochs_done=0, order=41)
+    try:
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            grid = ["r20-A", "r44-live", "next-up"]
+            app.grids.update({r: grid for r in grid})
+            monitor = await open_monitor(pilot, "r20-A")
+            assert monitor.run_id == "r44-live"        # the grid's first run has ended: on to the next
+            assert "grid 2/3, following" in screen_text(app)
+            await pilot.press("f")                     # pinned: it stays when its run ends
+            assert "grid 2/3, pinned" in screen_text(app)
+            live.release_lock()
+            Run(fixture_runs / "r44-live").update_status(state="stopped")
+            await wait_for(pilot, lambda: app.watcher.infos["r44-live"].state == "stopped", 5, "r44-live to stop")
+            await pilot.pause(0.3)
+            assert monitor.run_id == "r44-live"
+            await pilot.press("f")                     # following again: on to the queued one
+            assert monitor.run_id == "next-up" and "grid 3/3, following" in screen_text(app)
+    finally:
+        live.release_lock()
+
+
+async def test_a_run_about_to_start_in_the_app_does_not_say_press_r(fixture_runs):
+    write_run(fixture_runs, "fresh", quick(depth=20), "queued", epochs_done=0, order=40)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.in_app.append("fresh")                     # first in this app's queue: its trainer is starting
+        await open_monitor(pilot, "fresh")
+        text = screen_text(app)
+        assert "press r to start" not in text and "starting in this app" in text
+
+
+def test_the_epoch_bar_agrees_with_its_count_at_an_epoch_start(tmp_path):
+    """status.json says epoch 1 of 12 is done (step 50); the last Progress event came at that very step, with 50/50
+    of the finished epoch: the bar must be empty for epoch 2, not full."""
+    run = write_run(tmp_path, "r", quick(depth=20, epochs=12), "running", epochs_done=1)
+    info = run.info()
+    stale = Progress("r", epoch=1, total_epochs=12, iter_in_epoch=50, iters_per_epoch=50, step=50, total_steps=600)
+    assert position(info, stale) == (2, 0, 50, 50, 600)
+    later = Progress("r", epoch=2, total_epochs=12, iter_in_epoch=7, iters_per_epoch=50, step=57, total_steps=600)
+    assert position(info, later)[:2] == (2, 7)
+
+
+async def test_esc_from_a_detail_opened_in_the_monitor_goes_back_to_it(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        monitor = await open_monitor(pilot, "r110-stopped")
+        await pilot.press("i")
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("escape")
+        assert app.screen is monitor
