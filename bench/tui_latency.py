@@ -58,7 +58,7 @@ def summary(values: list[float]) -> str:
             f"max {ms[-1]:5.0f} ms  ({len(ms)})")
 
 
-def start_training(tmux: Tmux, runs: Path) -> None:
+def start_training(tmux: Tmux, runs: Path, screens: dict) -> None:
     """Filter the table to the queued run, press r (it trains in the app), clear the filter."""
     for _ in range(20):      # the first frame can come before the terminal input is read: retry
         tmux.send("/")
@@ -72,6 +72,7 @@ def start_training(tmux: Tmux, runs: Path) -> None:
     tmux.wait_for(lambda t: "r20-A" not in t, 10, "the filter")
     tmux.send("r")
     tmux.wait_for(_training, 120, "in-app training")
+    screens["runs, a notification"] = tmux.capture()      # "resuming live-cpu in this app"
     _wait_steps(runs, "live-cpu")
     tmux.send("Escape")
     tmux.wait_text("r20-A")
@@ -83,13 +84,14 @@ def measure_size(width: int, height: int, rounds: int) -> dict:
     env = {"RESLAB_DATA": str(tmp / "no-data"), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), **private_dirs(tmp)}
     tmux = Tmux(f"{sys.executable} tui_app.py --runs-dir {runs}", width, height, env, ROOT)
     out: dict = {"size": f"{width}x{height}", "form_open_first_s": None, "form_open_s": [], "clone_open_s": [],
-                 "key_in_form_s": [], "table_key_s": []}
+                 "key_in_form_s": [], "table_key_s": [], "screens": {}}
     try:
         tmux.wait_for(runs_screen, 60, "the runs table")
         time.sleep(2.0)     # the app settles (torch import in the background)
-        start_training(tmux, runs)
+        start_training(tmux, runs, out["screens"])
         time.sleep(1.0)
         out["form_open_first_s"] = tmux.latency("n", form_shown, 20)
+        out["screens"]["form"] = tmux.capture()
         for _ in range(rounds):
             tmux.send("Escape")
             tmux.wait_for(runs_screen, 10, "the runs table")
@@ -125,6 +127,13 @@ def measure_size(width: int, height: int, rounds: int) -> dict:
             tmux.send("Escape")
             tmux.wait_for(runs_screen, 10, "the runs table")
         out["burst_lr"] = _burst(tmux)
+        tmux.send("Escape")
+        tmux.wait_for(runs_screen, 10, "the runs table")
+        _highlight(tmux, "live-cpu", "Down")
+        tmux.send("Enter")
+        tmux.wait_text("Monitor live-cpu", 10)
+        time.sleep(2.0)
+        out["screens"]["monitor"] = tmux.capture()
     finally:
         tmux.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -140,11 +149,11 @@ def _current(text: str) -> str | None:
     return None
 
 
-def _highlight(tmux: Tmux, run_id: str) -> None:
+def _highlight(tmux: Tmux, run_id: str, key: str = "Up") -> None:
     for _ in range(20):
         if _current(tmux.capture()) == run_id:
             return
-        tmux.send("Up")
+        tmux.send(key)
         time.sleep(0.15)
     raise AssertionError(f"could not highlight {run_id}")
 
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100x30,80x24")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--screens", action="store_true", help="print the captured screens too")
     args = ap.parse_args(argv)
     if shutil.which("tmux") is None:
         print("tmux is not installed", file=sys.stderr)
@@ -193,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  Down/Up in the table  {summary(r['table_key_s'])}")
         print(f"  type-ahead 'n 5 6'    depth field reads {r['type_ahead_depth']!r} (want '56')")
         print(f"  burst BSpace x3 9     lr field reads {r['burst_lr']!r} (want '9')")
-    print(json.dumps(results))
+    if args.screens:
+        for r in results:
+            for name, text in r["screens"].items():
+                print(f"--- {r['size']}: {name} ---\n{text}")
+    print(json.dumps([{k: v for k, v in r.items() if k != "screens"} for r in results]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

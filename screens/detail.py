@@ -119,7 +119,7 @@ class DetailScreen(Screen):
             t.append("\n")
         t.append("state ", style="dim")
         t.append(info.state, style=state_style(info.state))
-        t.append(f" · epoch {epochs_text(info.epochs_done, info.total_epochs)} · iteration {count(info.step)}/"
+        t.append(f" · {epochs_text(info.epochs_done, info.total_epochs)} epochs done · iteration {count(info.step)}/"
                  f"{count(info.total_steps)} · {duration(info.duration_s)}")
         if info.status.get("device"):
             t.append(f" · {devices_text(info.status)}")

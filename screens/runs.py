@@ -163,7 +163,7 @@ class RunsScreen(Screen):
         if info.config is not None:
             cfg = info.config
             text.append(f"  {model_name(cfg.depth, cfg.shortcut)} {cfg.shortcut} w{cfg.width} {cfg.optimizer} "
-                        f"{cfg.schedule} · {cfg.dataset} · epoch {epochs_text(info.epochs_done, info.total_epochs)}")
+                        f"{cfg.schedule} · {cfg.dataset} · {epochs_text(info.epochs_done, info.total_epochs)} epochs done")
             if info.final_test_err is not None:
                 text.append(f" · test {pct(info.final_test_err)} (best {pct(info.best_test_err)}")
                 text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")
