@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -76,8 +76,10 @@ class NewRunScreen(Screen):
         self._data: tuple[tuple, str | None, str | None] = ((), None, None)   # (data fields, error, note)
         self._launching = False
         self._mounted = False
+        self._laid_out_for = None                  # the terminal size of the last layout (see on_screen_resume)
         self._pending: RunConfig | None = None    # a clone's settings that came before the fields were built
-        self._shown = {f.name: (None, None) for f in fields(RunConfig)}   # field -> (error, note) on screen
+        self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
+        self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
 
     @property
     def ready(self) -> bool:
@@ -116,12 +118,36 @@ class NewRunScreen(Screen):
         self._mounted = True
         if self._pending is not None:
             self.load(self._pending)
+        self._fit_help()
         self.revalidate()
         self.app.call_later(self._ready)
 
     def on_screen_resume(self) -> None:
+        # Textual sets the breakpoint classes (narrow or wide layout) on a resize, which a form built off screen
+        # (prebuilt) or opened again after the terminal changed size has not had: one for the terminal as it is now
+        if self._laid_out_for != self.app.size:
+            self._laid_out_for = self.app.size
+            self.post_message(events.Resize.from_dimensions(self.app.size, None))
+        self._fit_help()
         if self.typed_ahead is not None:
             self.app.call_later(self._ready)
+
+    def on_resize(self) -> None:
+        self._fit_help()
+
+    def _fit_help(self) -> None:
+        """Beside each field on wide terminals, in the panel under the form on narrow ones. Said with the messages'
+        text, not only their style: Textual's grid keeps a row as high as its hidden text was wrapped."""
+        narrow = self.app.size.width < self.HORIZONTAL_BREAKPOINTS[1][0]
+        if narrow != self._narrow:
+            self._narrow = narrow
+            if self._mounted:
+                for f in fields(RunConfig):
+                    self._show_message(f.name)
+                self._preset_help(PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings"))
+
+    def _preset_help(self, text: str) -> None:
+        self.query_one("#msg-preset", Static).update("" if self._narrow else text)
 
     def _ready(self) -> None:
         """Ready (the App runs this after the keys already waiting in its queue, which it held for this screen):
@@ -141,7 +167,7 @@ class NewRunScreen(Screen):
         for name, value in cfg.to_dict().items():
             self.set_value(name, value)
         self._put("preset", CUSTOM)
-        self.query_one("#msg-preset", Static).update("your own settings")
+        self._preset_help("your own settings")
         self.revalidate()
 
     # -- values ------------------------------------------------------------------------------------------------------
@@ -179,7 +205,7 @@ class NewRunScreen(Screen):
         """Fill the fields a preset defines; data, device and run settings stay as the user set them."""
         for key, value in PRESETS[name].items():
             self.set_value(key, value)
-        self.query_one("#msg-preset", Static).update(PRESET_HELP[name])
+        self._preset_help(PRESET_HELP[name])
         self.revalidate()
 
     # -- validation --------------------------------------------------------------------------------------------------
@@ -222,7 +248,7 @@ class NewRunScreen(Screen):
 
     def _show_message(self, name: str) -> None:
         invalid, note = name in self.errors, self.notes.get(name)
-        shown = (self.errors.get(name), note)
+        shown = (self.errors.get(name), note, self._narrow)
         if self._shown.get(name) == shown:
             return                  # unchanged: no restyling (each costs a style pass over the widget)
         self._shown[name] = shown
@@ -231,8 +257,8 @@ class NewRunScreen(Screen):
             msg.update(Text("✗ " + self.errors[name], style="bold red"))
         elif note:
             msg.update(Text("⚠ " + note, style="yellow"))
-        else:
-            msg.update(Text(FIELD_HELP[name]))
+        else:   # narrow: the help is in the panel under the form (an empty line keeps the row one line high)
+            msg.update("" if self._narrow else Text(FIELD_HELP[name]))
         msg.set_class(invalid, "invalid")
         label.set_class(invalid, "invalid")
         msg.set_class(not invalid and not note, "help")
@@ -268,7 +294,7 @@ class NewRunScreen(Screen):
         if event.choice.id == "preset":
             if by_user and event.value != CUSTOM:
                 self.apply_preset(str(event.value))
-            self.query_one("#msg-preset", Static).update(PRESET_HELP.get(str(event.value), "your own settings"))
+            self._preset_help(PRESET_HELP.get(str(event.value), "your own settings"))
             return
         if event.choice.id == "where":
             self.revalidate()

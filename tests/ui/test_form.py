@@ -172,3 +172,17 @@ async def test_a_warm_up_longer_than_a_tenth_of_the_run_is_announced(tmp_path):
         await wait_for(pilot, lambda: "warmup_iters" in form.notes, 10, "the warm-up note")
         assert "shortened to 24" in str(form.query_one("#msg-warmup_iters").render())
         assert "warmup_iters" not in form.errors and "about 240 iterations" in str(form.query_one("#summary").render())
+
+
+async def test_the_form_built_in_advance_fits_the_terminal(fixture_runs):
+    """The form is built off screen while the app is idle: it must still take the narrow layout at 100 and 80
+    columns (help under the form, not beside each field) and the wide one at 120."""
+    for size, layout in (((100, 30), "-narrow"), ((80, 24), "-narrow"), ((120, 40), "-wide")):
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            form = app.prebuild_form()
+            await wait_for(pilot, lambda: form.is_mounted and form.ready, 10, "the form built off screen")
+            form = await open_form(pilot)
+            assert layout in form.classes and len(form.classes & {"-narrow", "-wide"}) == 1, (size, form.classes)
+            assert form.query_one("#focus-help").display is (layout == "-narrow")
