@@ -155,7 +155,7 @@ def _highlight(tmux: Tmux, run_id: str, key: str = "Up") -> None:
             return
         tmux.send(key)
         time.sleep(0.15)
-    raise AssertionError(f"could not highlight {run_id}")
+    raise AssertionError(f"could not highlight {run_id}; the screen shows:\n{tmux.capture()}")
 
 
 def _burst(tmux: Tmux) -> str | None:

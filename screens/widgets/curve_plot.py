@@ -154,8 +154,11 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
         return f if -1e-9 <= f <= 1 + 1e-9 else None
 
     plot_h = height - 2
-    tick_rows = sorted({0, (plot_h - 1) // 2, plot_h - 1})
-    ticks = {r: _tick(_value_at(1 - r / max(plot_h - 1, 1), bottom, top, log), top - bottom) for r in tick_rows}
+    ticks = {r: _tick(_value_at(1 - r / max(plot_h - 1, 1), bottom, top, log), top - bottom) for r in (0, plot_h - 1)}
+    middle = _round_middle(bottom, top, log)          # a round value (50, not 54) on the row nearest to it
+    row = None if frac(middle) is None else int(round((1 - frac(middle)) * (plot_h - 1)))
+    if row is not None and 0 < row < plot_h - 1:
+        ticks[row] = _tick(middle, top - bottom)
     ticks[0] += unit
     label_w = max(len(t) for t in ticks.values())
     end_w = max([len(s.end_label) for s in series if s.end_label] or [0])
@@ -244,6 +247,18 @@ def _value_at(f: float, bottom: float, top: float, log: bool) -> float:
     if log:
         return 10 ** (math.log10(bottom) + f * (math.log10(top) - math.log10(bottom)))
     return bottom + f * (top - bottom)
+
+
+def _round_middle(bottom: float, top: float, log: bool) -> float:
+    """A round number near the middle of the axis: one significant digit of the axis' scale (45 on 0-90 -> 50,
+    1.25 on 0-2.5 -> 1); on a log axis the nearest 1, 2 or 5 x 10^k to the geometric middle."""
+    if log:
+        mid = math.sqrt(bottom * top)
+        exp = math.floor(math.log10(mid))
+        return min((m * 10 ** e for e in (exp, exp + 1) for m in (1, 2, 5)),
+                   key=lambda v: abs(math.log10(v) - math.log10(mid)))
+    unit = 10 ** math.floor(math.log10((top - bottom) / 2))
+    return math.floor((bottom + top) / 2 / unit + 0.5) * unit
 
 
 def _tick(value: float, span: float) -> str:

@@ -89,3 +89,12 @@ async def test_the_monitor_draws_loss_and_error_charts_a_few_rows_high(fixture_r
 
 def test_an_empty_plot_says_so():
     assert isinstance(draw([], 40, 10), Text) and "no points yet" in draw([], 40, 10).plain
+
+
+def test_the_middle_tick_is_a_round_number_on_its_nearest_row():
+    """A 6-row error chart fitted to 0-90 % labelled its middle row 54 (the value that row happens to hold); the
+    middle label is now a round value (50) on the row nearest to it, as on a log axis (10 between 1 and 100)."""
+    s = Series("a", [0, 50, 100], [90, 40, 0])
+    assert ticks(draw([s], 50, 8, ymin=0, ymax=90).plain) == ["90%", "50", "0"]
+    s = Series("a", [0, 50, 100], [100, 10, 1])
+    assert ticks(draw([s], 50, 9, ymin=1, ymax=100, log=True).plain) == ["100%", "10", "1"]
