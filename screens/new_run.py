@@ -295,6 +295,8 @@ class NewRunScreen(Screen):
             if by_user and event.value != CUSTOM:
                 self.apply_preset(str(event.value))
             self._preset_help(PRESET_HELP.get(str(event.value), "your own settings"))
+            if self.focused is event.choice:
+                self._show_focus_help(event.choice)      # the help under the form names the preset now chosen
             return
         if event.choice.id == "where":
             self.revalidate()
@@ -305,12 +307,15 @@ class NewRunScreen(Screen):
         self._after_change(self._by_user(event.checkbox.id, event.value))
 
     def on_descendant_focus(self, event) -> None:
+        self._show_focus_help(event.widget)
+
+    def _show_focus_help(self, widget) -> None:
         """Show the focused field's help (the inline help is hidden on narrow terminals)."""
-        widget_id = str(event.widget.id or "")
+        widget_id = str(widget.id or "")
         name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
         preset_help = PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings")
         help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
-                                                       "any field after", "where": WHERE_HELP}.get(widget_id, "")
+                                                       "any field afterwards", "where": WHERE_HELP}.get(widget_id, "")
         if name in self.errors or name in self.notes:
             help_text = f"{help_text}  ({self.errors.get(name) or self.notes.get(name)})"
         self.query_one("#focus-help", Static).update(Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ",

@@ -186,3 +186,19 @@ async def test_the_form_built_in_advance_fits_the_terminal(fixture_runs):
             form = await open_form(pilot)
             assert layout in form.classes and len(form.classes & {"-narrow", "-wide"}) == 1, (size, form.classes)
             assert form.query_one("#focus-help").display is (layout == "-narrow")
+
+
+async def test_the_help_under_the_form_names_the_preset_being_chosen(fixture_runs):
+    """Cycling the preset with the arrows left the help under the form describing he2016 while it read
+    'lab-report' or 'quick' (the help was only written when the field got the focus)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        form.query_one("#preset").focus()
+        await pilot.pause()
+        assert "He et al. 2016" in str(form.query_one("#focus-help").render())
+        await pilot.press("right")
+        await pilot.pause()
+        shown = str(form.query_one("#focus-help").render())
+        assert str(form.query_one("#preset").value) == "lab-report"
+        assert "Lab report: batch 64" in shown and "He et al." not in shown, shown
