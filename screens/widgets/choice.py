@@ -25,7 +25,7 @@ class Choice(Widget, can_focus=True):
         Binding("right,space,enter", "step(1)", "Next", show=False),
     ]
 
-    value: reactive[str] = reactive("", init=False)
+    value: reactive[str] = reactive("", init=False, layout=True)   # width: auto follows the label
 
     class Changed(Message):
         def __init__(self, choice: "Choice", value: str):

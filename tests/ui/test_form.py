@@ -202,3 +202,17 @@ async def test_the_help_under_the_form_names_the_preset_being_chosen(fixture_run
         shown = str(form.query_one("#focus-help").render())
         assert str(form.query_one("#preset").value) == "lab-report"
         assert "Lab report: batch 64" in shown and "He et al." not in shown, shown
+
+
+async def test_a_choice_grows_to_show_a_longer_value(fixture_runs):
+    """The quick preset turns milestone_unit from 'iter' into 'epoch': the choice kept the width of 'iter' and read
+    '‹ epoch' without its closing mark (a real terminal at 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        unit = form.query_one("#f-milestone_unit")
+        assert "‹ iter ›" in str(unit.render())
+        form.query_one("#preset").focus()
+        await pilot.press("right", "right")                  # he2016 -> lab-report -> quick
+        await pilot.pause()
+        assert str(unit.value) == "epoch" and unit.size.width >= len("‹ epoch ›"), unit.size
