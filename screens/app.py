@@ -278,6 +278,8 @@ class ResLabApp(App[str | None]):
                 ids = [self.store.create(cfg).id for cfg in configs]
                 self.watcher.poll()
                 self.start_training(ids)
+            if len(ids) > 1:
+                self.grids.update({run_id: ids for run_id in ids})     # the monitor follows the grid
         except RunError as exc:
             self.notify(str(exc), title="Cannot create the run", severity="error", timeout=10)
             ids = []

@@ -7,6 +7,8 @@ from core.runs import Run
 from screens.app import make_app
 from screens.monitor import MonitorScreen, position
 
+from tests.conftest import tiny_config
+
 from .fixtures import add_running, quick, write_run
 from .helpers import POLL, screen_text, wait_for
 
@@ -85,3 +87,18 @@ async def test_esc_from_a_detail_opened_in_the_monitor_goes_back_to_it(fixture_r
         assert type(app.screen).__name__ == "DetailScreen"
         await pilot.press("escape")
         assert app.screen is monitor
+
+
+async def test_a_grid_launched_in_the_app_is_followed_to_its_last_run(tmp_path):
+    """The form launches a grid through app.launch; the monitor opened on its first run must move on when that run
+    ends (the grid was never recorded: the monitor stayed on the finished first run)."""
+    app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        ids = app.launch([tiny_config(name="g-a", epochs=1, channels_last="off"),
+                          tiny_config(name="g-b", epochs=1, channels_last="off")])
+        assert ids == ["g-a", "g-b"]
+        monitor = await open_monitor(pilot, "g-a")
+        await wait_for(pilot, lambda: monitor.run_id == "g-b", 90, "the monitor to follow the grid to g-b")
+        assert app.screen is monitor and "grid 2/2" in screen_text(app)
+        await wait_for(pilot, lambda: app.watcher.infos["g-b"].state == "finished", 90, "g-b to finish")
