@@ -381,7 +381,8 @@ class Trainer:
         self._flush()
         st.sums.seconds = time.monotonic() - self.epoch_clock
         self._save_checkpoint()
-        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed())
+        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_loss=self.latest[0],
+                          last_err=self.latest[1])
         return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
 
     # epochs and checkpoints ----------------------------------------------------------------------------------------------
@@ -417,7 +418,8 @@ class Trainer:
         self._save_checkpoint(best=improved)
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_test_err=test_err,
                           best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
-                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"])
+                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"], last_loss=self.latest[0],
+                          last_err=self.latest[1])
 
     def _save_checkpoint(self, best: bool = False) -> None:
         run, st = self.run_folder, self.state

@@ -172,6 +172,8 @@ class MonitorScreen(Screen):
 
     def _stats(self, info: RunInfo, live) -> Text:
         s = info.status
+        if info.state not in ACTIVE:
+            live = None          # the last Progress event is older than what the trainer wrote when it ended
         ips = (live.images_per_s if live and live.images_per_s else None) or info.images_per_s
         lr = live.lr if live else s.get("lr")
         loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")

@@ -1,6 +1,7 @@
 """The trainer on the CPU: runs to the end, resumes exactly, obeys stop/pause, fails readably."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -310,3 +311,13 @@ def test_the_loss_is_known_from_the_first_logged_window(tmp_path):
     assert probe.trainer.run() == "finished"
     first = next(step for step, known in probe.seen if known)
     assert first == 4, probe.seen[:10]
+
+
+def test_the_status_of_an_ended_run_names_its_last_logged_loss(tmp_path):
+    """status.json kept the loss of the window before the last one (the monitor of a finished run showed epoch 1's
+    loss 2.72 beside the chart's final 2.21): it is written again when an epoch ends and when a run stops."""
+    run = RunStore(tmp_path).create(tiny_config(epochs=2, log_every=4, channels_last="off"))
+    assert Trainer(run).run() == "finished"
+    last = json.loads(run.path.joinpath("steps.jsonl").read_text().splitlines()[-1])
+    status = json.loads(run.path.joinpath("status.json").read_text())
+    assert (status["last_loss"], status["last_err"]) == pytest.approx((last["loss"], last["err"]), abs=1e-3)
