@@ -102,3 +102,17 @@ async def test_a_grid_launched_in_the_app_is_followed_to_its_last_run(tmp_path):
         await wait_for(pilot, lambda: monitor.run_id == "g-b", 90, "the monitor to follow the grid to g-b")
         assert app.screen is monitor and "grid 2/2" in screen_text(app)
         await wait_for(pilot, lambda: app.watcher.infos["g-b"].state == "finished", 90, "g-b to finish")
+
+
+async def test_the_grid_position_stays_in_view_on_a_narrow_terminal(fixture_runs):
+    """At 80 columns the title (run id, model, state, pid, grid position) was cut at 'grid 2/3,': it wraps now."""
+    live = add_running(fixture_runs)
+    try:
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            app.grids.update({r: ["r20-A", "r44-live", "r56-A"] for r in ("r20-A", "r44-live", "r56-A")})
+            await open_monitor(pilot, "r44-live")
+            assert "grid 2/3, following" in " ".join(screen_text(app).split())
+    finally:
+        live.release_lock()
