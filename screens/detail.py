@@ -19,6 +19,7 @@ from .watch import JsonlTail
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
 from .widgets.formatting import STATE_HINTS
+from .widgets.run_keys import run_key_applies
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 
@@ -45,6 +46,7 @@ class DetailScreen(Screen):
         self.y_mode, self.y_log = "auto", False   # the error axis: fitted, Fig. 6 or full (z); log (y)
         self._steps: JsonlTail | None = None
         self.report_folder = None
+        self._keys_for: tuple = ()              # what the footer's keys were last worked out for
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -75,6 +77,10 @@ class DetailScreen(Screen):
         if self.run_id in changed:
             self.refresh_view()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that apply to the run now are shown and run (see run_keys)."""
+        return run_key_applies(self.app, self.run_id, action)
+
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
         title = self.query_one("#title", Static)
@@ -83,6 +89,9 @@ class DetailScreen(Screen):
             return
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
+        if (info.state, self.app.is_in_app(self.run_id)) != self._keys_for:
+            self._keys_for = (info.state, self.app.is_in_app(self.run_id))
+            self.refresh_bindings()                   # the footer shows the keys that apply now
         self.query_one("#summary", Static).update(self._summary(info))
         assert self._steps is not None
         self._steps.read()

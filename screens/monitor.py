@@ -20,6 +20,7 @@ from core.runs import ACTIVE, Run, RunInfo
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.formatting import STATE_HINTS, state_text
+from .widgets.run_keys import run_key_applies
 
 BAR_WIDTH = 30
 
@@ -65,6 +66,7 @@ class MonitorScreen(Screen):
         super().__init__()
         self.run_id = run_id
         self.follow = True                    # hand over to the grid's next run when this one ends
+        self._keys_for: tuple = ()              # what the footer's keys were last worked out for
         self._steps: JsonlTail | None = None
         self._epochs_shown = -1
 
@@ -120,6 +122,12 @@ class MonitorScreen(Screen):
                 return
 
     # -- drawing -------------------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that apply to the run now are shown and run (see run_keys); f only for a grid."""
+        if action == "pin":
+            return len(self.grid()) > 1
+        return run_key_applies(self.app, self.run_id, action)
+
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
         if info is not None:
@@ -128,6 +136,10 @@ class MonitorScreen(Screen):
         if info is None:
             self.query_one("#title", Static).update(Text(f"{self.run_id}: this run no longer exists", style="red"))
             return
+        keys = (self.run_id, info.state, self.app.is_in_app(self.run_id), len(self.grid()))
+        if keys != self._keys_for:
+            self._keys_for = keys
+            self.refresh_bindings()                   # the footer shows the keys that apply now
         live = self.app.live.get(self.run_id)
         if live is not None and live.step < info.step:
             live = None

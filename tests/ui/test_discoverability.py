@@ -97,3 +97,34 @@ async def test_a_finished_run_is_extended_from_its_detail_screen(tmp_path):
     assert Run(runs / "short").read_config().epochs == 3
     events = "\n".join(Run(runs / "short").read_events())
     assert "extended to 3 epochs" in events and "resumed at epoch 3" in events
+
+
+async def test_the_footer_offers_only_the_run_keys_that_apply(fixture_runs):
+    """A finished run's detail offered 's Stop  p Pause  r Resume' (each only said 'cannot'); now the footer of the
+    detail and the monitor shows the keys for the run's state, and they change when the state does."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        for run_id, view, shown, hidden in (("r20-A", "detail", [], ["Stop", "Pause", "Resume"]),
+                                            ("r110-stopped", "detail", ["Resume"], ["Stop", "Pause"]),
+                                            ("broken-run", "detail", [], ["Stop", "Pause", "Resume"]),
+                                            ("r110-stopped", "monitor", ["Resume"], ["Stop", "Pause", "Pin"])):
+            app.open_run(run_id, view)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == f"{view.capitalize()}Screen"
+                           and app.screen.run_id == run_id, 5, f"the {view} of {run_id}")
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert all(f" {word}" in footer for word in shown), (run_id, footer)
+            assert not any(f" {word}" in footer for word in hidden), (run_id, footer)
+            await pilot.press("escape")
+            await pilot.pause()
+        # the state changes under the monitor: its footer follows (resumed in this app: Stop, no Resume)
+        app.open_run("r110-stopped", "monitor")
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor")
+        await pilot.pause()
+        app.in_app.append("r110-stopped")            # as a resume in this app does, before its trainer starts
+        app.screen.refresh_view()
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert " Stop" in footer and " Resume" not in footer, footer
+        app.in_app.remove("r110-stopped")

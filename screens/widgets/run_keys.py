@@ -1,0 +1,21 @@
+"""Which run keys apply to a run in its present state: the monitor and the detail screen show only those in their
+footer (``check_action``), so a finished run's footer offers no Resume, a stopped one no Stop or Pause."""
+from __future__ import annotations
+
+from core.runs import ACTIVE, RESUMABLE
+
+STATE_KEYS = ("stop", "pause", "resume")
+
+
+def run_key_applies(app, run_id: str, action: str) -> bool:
+    """False for a run key (stop, pause, resume) that would only say 'cannot' for this run now; True otherwise."""
+    if action not in STATE_KEYS:
+        return True
+    info = app.watcher.infos.get(run_id)
+    state = info.state if info is not None else "gone"
+    here = app.is_in_app(run_id)
+    if action == "stop":
+        return state in ACTIVE or here
+    if action == "pause":
+        return state in ACTIVE
+    return state in RESUMABLE and not here
