@@ -161,7 +161,8 @@ class CompareScreen(Screen):
     def _fill_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
-        diff = differing_settings([i.config for i in infos if i.config is not None])
+        # the results' epochs column (done/total) also says how many epochs each run was set to
+        diff = [d for d in differing_settings([i.config for i in infos if i.config is not None]) if d != "epochs"]
         if self.grouped:
             self._fill_group_table(table, group_runs([i for i in infos if i.config is not None]),
                                    [d for d in diff if d != "seed"])
