@@ -89,6 +89,12 @@ def column_means(xs: Sequence[float], ys: Sequence[float], x0: float, x1: float,
     return out
 
 
+def nice_floor(value: float) -> float:
+    """The largest of 1, 2, 5 x 10^k at or below value (a log axis' bottom: 50 under errors of 60-95 %, not 10)."""
+    exp = math.floor(math.log10(value))
+    return max(m * 10 ** exp for m in (1, 2, 5) if m * 10 ** exp <= value + 1e-12)
+
+
 def nice_ceiling(value: float) -> float:
     """The next of 1, 2, 2.5, 3, 4, 5 x 10^k at or above value (axis tops: 100, 50, 40, 20, 10 ...)."""
     if value <= 0:
@@ -103,7 +109,7 @@ def nice_ceiling(value: float) -> float:
 def y_limits(series: Sequence[Series], mode: str = "auto", log: bool = False,
              unit: str = "%") -> tuple[float, float] | None:
     """(bottom, top) of the y axis: ``auto`` fits the data with round ends, ``fig6`` is 0-20 %, ``full`` 0-100 %
-    (both for errors); a log axis starts at the smallest positive value's round floor. None: no data."""
+    (both for errors); a log axis runs from the round values (1, 2, 5 x 10^k) around the data. None: no data."""
     ys = [y for s in series for y in s.ys if y is not None and math.isfinite(y)]
     if log:
         ys = [y for y in ys if y > 0]
@@ -115,7 +121,7 @@ def y_limits(series: Sequence[Series], mode: str = "auto", log: bool = False,
     elif unit == "%" and mode == "full":
         lo, hi = (min(lo, 1.0) if log else 0.0), 100.0
     if log:
-        return 10 ** math.floor(math.log10(lo)), nice_ceiling(hi)
+        return nice_floor(lo), nice_ceiling(hi)
     if mode != "auto" and unit == "%":
         return lo, hi
     span = hi - lo or abs(hi) or 1.0

@@ -98,3 +98,12 @@ def test_the_middle_tick_is_a_round_number_on_its_nearest_row():
     assert ticks(draw([s], 50, 8, ymin=0, ymax=90).plain) == ["90%", "50", "0"]
     s = Series("a", [0, 50, 100], [100, 10, 1])
     assert ticks(draw([s], 50, 9, ymin=1, ymax=100, log=True).plain) == ["100%", "10", "1"]
+
+
+def test_a_log_axis_fits_the_data_too():
+    """Errors between 60 and 95 % on the log axis were squeezed into its top rows: it ran from 10 to 100."""
+    from screens.widgets.curve_plot import y_limits
+    s = Series("a", [0, 50, 100], [95, 80, 60])
+    assert y_limits([s], "auto", log=True) == (50, 100)
+    assert y_limits([Series("loss", [0, 1], [2.3, 0.04])], "auto", log=True, unit="") == (0.02, 2.5)
+    assert y_limits([s], "fig6", log=True) == (1, 20)
