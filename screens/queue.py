@@ -25,11 +25,15 @@ COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device
 class QueueScreen(Screen):
     CSS_PATH = "queue.tcss"
     BINDINGS = [
-        Binding("shift+up", "move(-1)", "Up", key_display="⇧↑"),
-        Binding("shift+down", "move(1)", "Down", key_display="⇧↓"),
-        Binding("x", "remove", "Remove"),
+        Binding("shift+up", "move(-1)", "Up", key_display="⇧↑", tooltip="Move the queued run up: it starts sooner"),
+        Binding("shift+down", "move(1)", "Down", key_display="⇧↓",
+                tooltip="Move the queued run down: it starts later"),
+        Binding("x", "remove", "Remove",
+                tooltip="Take the run out of the queue (it stays, as a stopped run: r resumes it)"),
         Binding("escape", "back", "Back"),
     ]
+    KEYS_HELP = [("enter", "open the run: its monitor while it trains, its detail otherwise"),
+                 ("↑ ↓", "move the cursor")]
 
     def __init__(self) -> None:
         super().__init__(id="queue")

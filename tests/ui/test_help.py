@@ -53,3 +53,18 @@ async def test_f1_opens_the_help_from_a_form_field_where_question_mark_is_text(f
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "the form's help")
         text = help_text(app)
         assert "^s  Launch" in text and "esc  Cancel" in text and "Next field" in text and "a letter jumps" in text
+
+
+async def test_the_queue_help_says_what_its_keys_do(fixture_runs):
+    """The queue's help read '⇧↑ Up', '⇧↓ Down', 'x Remove' and did not name enter."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("g")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QueueScreen", 5, "the queue")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "the queue's help")
+        text = help_text(app)
+        for line in ("⇧↑  Move the queued run up", "⇧↓  Move the queued run down", "x  Take the run out of the queue",
+                     "enter  open the run"):
+            assert line in text, (line, text)
