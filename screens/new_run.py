@@ -43,6 +43,17 @@ WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their
 DATA_FIELDS = ("dataset", "data_dir", "download")
 
 
+def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
+    """The runs a launch creates, in order; runs that differ only in their seed are named once with their seeds
+    ('ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)', not the same label three times)."""
+    groups: dict[str, list[int]] = {}
+    for cfg in configs:
+        groups.setdefault(cfg.label(), []).append(cfg.seed)
+    parts = [label if len(seeds) == 1 else f"{label} x{len(seeds)} (seeds {', '.join(map(str, seeds))})"
+             for label, seeds in groups.items()]
+    return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
+
+
 class NewRunScreen(Screen):
     """Below 110 columns each field's help moves to a panel that follows the focus; errors always show inline."""
 
@@ -269,7 +280,7 @@ class NewRunScreen(Screen):
             summary.update(Text(f"✗ {len(self.errors)} field(s) to fix before launching: "
                                 + ", ".join(self.errors), style="bold red"))
             return
-        labels = ", ".join(c.label() for c in self.configs[:6]) + (" ..." if len(self.configs) > 6 else "")
+        labels = grid_labels(self.configs)
         ipe, total = planned_steps(self.configs[0])
         length = f" · about {total:,} iterations ({ipe:,} per epoch)"
         if self.query_one("#where", Choice).value == "queue":

@@ -216,3 +216,14 @@ async def test_a_choice_grows_to_show_a_longer_value(fixture_runs):
         await pilot.press("right", "right")                  # he2016 -> lab-report -> quick
         await pilot.pause()
         assert str(unit.value) == "epoch" and unit.size.width >= len("‹ epoch ›"), unit.size
+
+
+def test_a_seed_grid_is_summed_up_once_with_its_seeds():
+    """'queues 3 run(s): ResNet-20 A w16 sgd, ResNet-20 A w16 sgd, ResNet-20 A w16 sgd' did not say they differ."""
+    from core.config import preset
+    from screens.new_run import grid_labels
+
+    seeds = [preset("quick", depth=20, seed=s) for s in (1, 2, 3)]
+    assert grid_labels(seeds) == "ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)"
+    mixed = seeds[:2] + [preset("quick", depth=56, seed=1)]
+    assert grid_labels(mixed) == "ResNet-20 A w16 sgd x2 (seeds 1, 2), ResNet-56 A w16 sgd"
