@@ -12,13 +12,14 @@ from .confirm import ConfirmScreen
 
 def ask_to_quit(app) -> None:
     """``app``: the ResLabApp (not imported here: it imports this module)."""
-    training = [r for r in app.in_app if app.watcher.infos.get(r) and app.watcher.infos[r].state in ACTIVE]
-    queued = [r for r in app.in_app if r not in training]
-    lines = [f"{len(training) or len(app.in_app)} run(s) train in this app: {', '.join(app.in_app[:4])}."]
-    lines.append("Stop: each saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`).")
-    lines.append("Queue: stop, then continue each in the queue (the scheduler resumes it after you quit).")
-    if queued:
-        lines.append(f"{len(queued)} queued run(s) stay queued.")
+    training, waiting = app.in_app[:1], app.in_app[1:]     # the app's queue: the first trains (or is starting)
+    lines = [f"{training[0]} trains in this app."] if training else []
+    if waiting:
+        lines.append(f"{len(waiting)} more wait in this app's queue: {_ids(waiting)}.")
+    lines.append("Stop: it saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`)"
+                 + ("; the waiting runs stay queued for r." if waiting else "."))
+    lines.append("Queue: stop, then hand " + ("all of them" if waiting else "it")
+                 + " to the folder's queue: the scheduler trains them after you quit.")
     answers = [("stop", "Stop & quit", "error"), ("queue", "Queue", "warning"), ("wait", "Keep waiting", "primary")]
 
     def done(answer: str | None) -> None:
@@ -28,30 +29,44 @@ def ask_to_quit(app) -> None:
     app.push_screen(ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit"), done)
 
 
+def _ids(run_ids: list[str], shown: int = 4) -> str:
+    return ", ".join(run_ids[:shown]) + (f" and {len(run_ids) - shown} more" if len(run_ids) > shown else "")
+
+
 async def stop_and_quit(app, to_queue: bool) -> None:
     app._quitting = True
-    running = [r for r in app.in_app if app.watcher.infos.get(r) and app.watcher.infos[r].state in ACTIVE]
+    mine = list(app.in_app)
+    running = [r for r in mine if app.watcher.infos.get(r) and app.watcher.infos[r].state in ACTIVE]
+    waiting = [r for r in mine if r not in running]
     for event in list(app.stop_events.values()):
         event.set()
     app.notify("stopping: saving checkpoints...", timeout=30)
     while app.in_app:
         await asyncio.sleep(0.05)
     root, prog = app.store.root, "tui_app.py"
-    if not (to_queue and running):
-        said = (f"Stopped with a checkpoint: {', '.join(running)}. Continue with {prog} resume RUN --runs-dir {root} "
-                f"(or r in the app)." if running else None)
-        app.exit(said, message=said)
+    if not (to_queue and mine):
+        said = []
+        if running:
+            said.append(f"Stopped with a checkpoint: {', '.join(running)}. Continue with {prog} resume RUN "
+                        f"--runs-dir {root} (or r in the app).")
+        if waiting:
+            said.append(f"Not started, still queued (r in the app starts them): {_ids(waiting)}.")
+        app.exit(" ".join(said) or None, message=" ".join(said) or None)
         return
-    for run_id in running:
+    skipped: dict[str, str] = {}
+    for run_id in mine:
         try:
             Q.requeue(app.store, run_id)
-        except (RunError, OSError) as exc:
-            app.notify(f"cannot queue {run_id}: {exc}", severity="error")
-            app._quitting = False
-            return
-    scheduler = app.serve_queue()
+        except (RunError, OSError) as exc:      # e.g. it finished at this very moment: nothing left to queue
+            skipped[run_id] = str(exc)
+    running, waiting = [r for r in running if r not in skipped], [r for r in waiting if r not in skipped]
+    scheduler = app.serve_queue() if running or waiting else None
     who = (f"A scheduler started for it (pid {scheduler.pid}, log {root / 'scheduler.log'})" if scheduler is not None
            else "The scheduler already serving this folder")
-    said = (f"Queued to continue from their checkpoints: {', '.join(running)}. {who} trains them in the background. "
-            f"Follow: {prog} queue --runs-dir {root}; stop one: {prog} stop RUN --runs-dir {root}.")
-    app.exit(said, message=said)
+    parts = ([f"Queued to continue from their checkpoints: {', '.join(running)}"] if running else []) + \
+            ([f"queued to start: {_ids(waiting)}"] if waiting else [])
+    said = "; ".join(parts) + (f". {who} trains them in the background. Follow: {prog} queue --runs-dir {root}; "
+                               f"stop one: {prog} stop RUN --runs-dir {root}." if parts else "")
+    if skipped:
+        said += " Not queued: " + "; ".join(f"{r} ({why})" for r, why in skipped.items()) + "."
+    app.exit(said.strip(), message=said.strip())

@@ -111,16 +111,22 @@ async def test_quit_can_hand_a_training_run_to_the_queue(runs):
     app = make_app(runs_dir=runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.launch([tiny_config(name="handover", epochs=200, channels_last="off")])
+        app.launch([tiny_config(name="handover", epochs=200, channels_last="off"),
+                    tiny_config(name="next-up", epochs=200, channels_last="off")])     # waits in the app's queue
         await wait_for(pilot, lambda: app.watcher.infos["handover"].step > 0, 60, "the run to train")
         await press(pilot, "q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
+        # it once said "2 run(s) train in this app" of one training run and one waiting, and queued only the first
+        question = " ".join(str(app.screen.query_one("#question").render()).split())
+        assert "handover trains in this app" in question and "1 more wait in this app's queue: next-up" in question
         await press(pilot, "tab", "enter")                     # the second answer: Queue
         await wait_for(pilot, lambda: not app.is_running, 60, "the app to exit")
     # the terminal is told what was done once the app has gone (issue 12: "quitting with Background says what")
     said = str(app.return_value)
-    assert "Queued to continue from their checkpoints: handover" in said and "scheduler" in said
-    assert f"queue --runs-dir {runs}" in said
+    assert "Queued to continue from their checkpoints: handover; queued to start: next-up" in said, said
+    assert "scheduler" in said and f"queue --runs-dir {runs}" in said
+    assert Q.is_queued(Run(runs / "next-up"))                  # the scheduler will start it, not only the first
+    Q.remove(RunStore(runs), "next-up")                         # (the test needs only the first to go on)
     run = Run(runs / "handover")
     stopped_at = run.read_status()["step"]
     assert stopped_at > 0 and "queued again at position 1 (was stopped)" in "\n".join(run.read_events())
