@@ -97,6 +97,9 @@ class RunsScreen(Screen):
         self.refresh_table()
 
     # -- data ----------------------------------------------------------------------------------------------------------
+    def on_resize(self) -> None:
+        self.refresh_table()                    # run ids whole on a wide terminal, shortened on a narrow one
+
     def runs_changed(self, changed: set[str]) -> None:
         if changed or any(i.state in ACTIVE for i in self.app.watcher.infos.values()):
             self.refresh_table()

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from core.events import Progress
 from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style, world_text
@@ -43,6 +44,8 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
 
 
 ID_WIDTH = 20       # longer run ids are shortened in the middle (the line under the table has them whole)
+WIDE_ID_WIDTH = 40  # ... on terminals of WIDE columns or more, where every column fits beside whole ids
+WIDE = 140
 
 
 def short_id(run_id: str, width: int = ID_WIDTH) -> str:
@@ -60,7 +63,7 @@ def live_progress(info: RunInfo, live: Progress | None = None) -> float:
     return info.progress
 
 
-def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict[str, Any]:
+def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_width: int = ID_WIDTH) -> dict[str, Any]:
     row = run_summary_row(info)
     final, best, paper = row["final_test_err"], row["best_test_err"], row["paper_err"]
     final_text = Text(pct(final, unit=False), justify="right")
@@ -68,7 +71,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None) -> dict
         final_text.stylize("green" if final <= paper else "")
     return {
         "mark": Text("●" if marked else " ", style="bold magenta"),
-        "id": short_id(info.id),
+        "id": short_id(info.id, id_width),
         "status": state_text(info.state, live_progress(info, live)).append(world_text(row["world_size"])),
         "epochs": Text(epochs_text(row["epochs_done"], row["total_epochs"]), justify="right"),
         "final": final_text,
@@ -115,6 +118,7 @@ class RunsTable(DataTable):
         self.cursor_type = "row"
         self.zebra_stripes = True
         self.fixed_columns = 2          # the mark and the run stay in view when the table scrolls sideways
+        self._id_width = ID_WIDTH       # run ids shortened to this (whole on wide terminals)
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
@@ -123,7 +127,12 @@ class RunsTable(DataTable):
         wanted = [i.id for i in infos]
         current = [row.key.value for row in self.ordered_rows]
         live = live or {}
-        cells = {i.id: row_cells(i, i.id in marked, live.get(i.id)) for i in infos}
+        id_width = WIDE_ID_WIDTH if self.app.size.width >= WIDE else ID_WIDTH
+        if id_width != self._id_width:
+            self._id_width = id_width
+            current = []                                    # rebuilt, the run column sized afresh
+            self.columns[ColumnKey("id")].content_width = 0
+        cells = {i.id: row_cells(i, i.id in marked, live.get(i.id), id_width) for i in infos}
         if wanted == current:
             for run_id, row in cells.items():
                 for key, value in row.items():

@@ -128,3 +128,20 @@ async def test_the_footer_offers_only_the_run_keys_that_apply(fixture_runs):
         footer = screen_text(app).splitlines()[-1]
         assert " Stop" in footer and " Resume" not in footer, footer
         app.in_app.remove("r110-stopped")
+
+
+async def test_run_ids_are_whole_on_a_wide_terminal_and_shortened_on_a_narrow_one(tmp_path):
+    """At 160 columns the table still cut 'r20-A-sgd-20261127-214501' to 'r20-A-sgd…27-214501' with room to spare."""
+    runs = tmp_path / "runs"
+    for i, run_id in enumerate(LONG_IDS):
+        write_run(runs, run_id, quick(depth=int(run_id[1:].split("-")[0])), "finished", epochs_done=15, order=i)
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        assert all(run_id in screen_text(app) for run_id in LONG_IDS), screen_text(app)
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "r20-A-sgd…" in screen_text(app), 5, "the ids to shorten")
+        header = next(line for line in screen_text(app).splitlines() if "status" in line)
+        assert "paper%" in header, header
+        await pilot.resize_terminal(160, 30)
+        await wait_for(pilot, lambda: LONG_IDS[0] in screen_text(app), 5, "the ids whole again")
