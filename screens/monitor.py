@@ -150,8 +150,8 @@ class MonitorScreen(Screen):
         eta = self._eta(info, live, step, total_steps)
         self.query_one("#run-row", Static).update(bar_line(
             "run", step, total_steps, f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta else "")))
+        self._update_charts(info)                       # reads steps.jsonl, which _stats' loss comes from too
         self.query_one("#stats", Static).update(self._stats(info, live))
-        self._update_charts(info)
         self._update_epochs(info)
         self._update_log(info)
 
@@ -190,6 +190,10 @@ class MonitorScreen(Screen):
         lr = live.lr if live else s.get("lr")
         loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")
         err = (live.err if live and live.err is not None else None) or s.get("last_err")
+        assert self._steps is not None
+        last = next((r for r in reversed(self._steps.rows) if is_number(r.get("loss"))), None)
+        if last is not None:     # the newest logged window: the same number as the chart's title, never older
+            loss, err = last["loss"], last.get("err", err)
         parts = [f"{rate(ips)} img/s", f"lr {num(lr)}", f"loss {num(loss)}", f"train err {pct(err)}",
                  devices_text(s) if s.get("device") else (info.config.device if info.config else "-"),
                  f"mem {mem(s.get('peak_mem_bytes'))}",

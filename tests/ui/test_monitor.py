@@ -116,3 +116,19 @@ async def test_the_grid_position_stays_in_view_on_a_narrow_terminal(fixture_runs
             assert "grid 2/3, following" in " ".join(screen_text(app).split())
     finally:
         live.release_lock()
+
+
+async def test_the_stats_line_and_the_loss_chart_name_the_same_loss(fixture_runs):
+    """The stats line read the trainer's last Progress event (sent about once a second) or status.json while the
+    chart read steps.jsonl: 'loss 0.42' above 'training loss 0.3073'. Both read the newest logged window now."""
+    live = add_running(fixture_runs)
+    try:
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            monitor = await open_monitor(pilot, "r44-live")
+            title = monitor.query_one("#loss-plot").title            # 'training loss 0.3073 (lowest ...)'
+            newest = title.split()[2]
+            assert f"loss {newest}  ·" in str(monitor.query_one("#stats").render()), (title, screen_text(app))
+    finally:
+        live.release_lock()
