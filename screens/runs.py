@@ -282,8 +282,13 @@ class RunsScreen(Screen):
     def action_delete(self) -> None:
         self.app.confirm_delete(self.current_id)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The seed groups act on groups (open, mark, compare): the keys of one run leave the footer there."""
+        return not (self.grouped and action in ("stop", "pause", "resume", "delete"))
+
     def action_toggle_groups(self) -> None:
         self.grouped = not self.grouped
+        self.refresh_bindings()
         self.refresh_table()
         self.set_focus(self.query_one(GroupsTable) if self.grouped else self.query_one(RunsTable))
 

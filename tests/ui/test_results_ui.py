@@ -38,6 +38,9 @@ async def test_f_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
         await pilot.press("f")
         groups = app.screen.query_one(GroupsTable)
         assert groups.display and not app.screen.query_one(RunsTable).display
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]       # one run's keys leave the footer of the seed groups
+        assert " Compare" in footer and not any(f" {k}" in footer for k in ("Stop", "Resume", "Del")), footer
         rows = row_texts(groups)
         # by hand: finals 7.0, 8.0, 9.5 -> mean 8.1667, sample std 1.2583
         assert [r[1:7] for r in rows] == [["plain-20 w4 sgd constant", "1", "1", "10.00", "10.00", "-"],
