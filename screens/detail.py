@@ -73,6 +73,9 @@ class DetailScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_view()
 
+    def on_resize(self) -> None:
+        self.refresh_view()                      # the plot's title in short words below 100 columns
+
     def runs_changed(self, changed: set[str]) -> None:
         if self.run_id in changed:
             self.refresh_view()
@@ -98,7 +101,7 @@ class DetailScreen(Screen):
         series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)
-        plot.title = axis_title("error % vs iterations", self.y_mode, self.y_log)
+        plot.title = axis_title("error % vs iterations", self.y_mode, self.y_log, narrow=self.app.size.width < 100)
         plot.series = series
         plot.set_axis(self.y_mode, self.y_log)
         self.query_one("#legend", Static).update(legend(series))

@@ -334,11 +334,13 @@ def run_series(label: str, steps: Sequence[dict], epochs: Sequence[dict], color:
     return [train, test]
 
 
-def axis_title(what: str, mode: str, log: bool, short: bool = False) -> str:
-    """'error % vs iterations · fit to the data · z: 0-20 % (the paper's Fig. 6) · y: log'; ``short``: 'plain
-    networks · 0-20 % (Fig. 6) · log' (for half-width panels; the keys are named elsewhere)."""
+def axis_title(what: str, mode: str, log: bool, short: bool = False, narrow: bool = False) -> str:
+    """'error % vs iterations · fit to the data · z: 0-20 % (the paper's Fig. 6) · y: log'; ``narrow``: the same
+    in short words ('fitted · z: 0-20 % (Fig. 6)', fits 80 columns); ``short``: 'plain networks · 0-20 % (Fig. 6)
+    · log' (for half-width panels; the keys are named elsewhere)."""
     if short:
         return f"{what} · {Y_MODE_SHORT[mode]}{' · log' if log else ''}"
+    names = Y_MODE_SHORT if narrow else Y_MODE_NAMES
     following = Y_MODES[(Y_MODES.index(mode) + 1) % len(Y_MODES)]
-    return (f"{what} · {Y_MODE_NAMES[mode]}{' · log' if log else ''} · z: {Y_MODE_NAMES[following]} · "
+    return (f"{what} · {names[mode]}{' · log' if log else ''} · z: {names[following]} · "
             f"y: {'linear' if log else 'log'}")

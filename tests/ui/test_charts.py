@@ -107,3 +107,17 @@ def test_a_log_axis_fits_the_data_too():
     assert y_limits([s], "auto", log=True) == (50, 100)
     assert y_limits([Series("loss", [0, 1], [2.3, 0.04])], "auto", log=True, unit="") == (0.02, 2.5)
     assert y_limits([s], "fig6", log=True) == (1, 20)
+
+
+async def test_the_detail_plot_title_fits_80_columns(fixture_runs):
+    """At 80 columns the title lost its end ('· y: log' cut to '· y'): it uses the short names there."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.open_run("r20-A", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        await pilot.pause()
+        assert "z: 0-20 % (Fig. 6) · y: log" in screen_text(app)
+        await pilot.resize_terminal(120, 30)
+        await wait_for(pilot, lambda: "z: 0-20 % (the paper's Fig. 6) · y: log" in screen_text(app), 5,
+                       "the long title on a wide terminal")
