@@ -18,8 +18,9 @@ def ask_to_quit(app) -> None:
         lines.append(f"{len(waiting)} more wait in this app's queue: {_ids(waiting)}.")
     lines.append("Stop: it saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`)"
                  + ("; the waiting runs stay queued for r." if waiting else "."))
-    lines.append("Queue: stop, then hand " + ("all of them" if waiting else "it")
-                 + " to the folder's queue: the scheduler trains them after you quit.")
+    them = "them" if waiting else "it"
+    lines.append(f"Queue: stop, then hand {'all of them' if waiting else 'it'} to the folder's queue: the scheduler "
+                 f"trains {them} after you quit.")
     answers = [("stop", "Stop & quit", "error"), ("queue", "Queue", "warning"), ("wait", "Keep waiting", "primary")]
 
     def done(answer: str | None) -> None:
