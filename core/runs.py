@@ -240,7 +240,8 @@ class RunStore:
             return cfg.name
         sc = {"A": "A", "B": "B", "none": "plain"}.get(cfg.shortcut, cfg.shortcut)
         wide = "" if cfg.width == 16 else f"-w{cfg.width}"
-        return f"r{cfg.depth}-{sc}{wide}-{cfg.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}"
+        seed = f"-s{cfg.seed}" if cfg.seed else ""      # a seed grid's runs tell apart by id, not by -2, -3
+        return f"r{cfg.depth}-{sc}{wide}-{cfg.optimizer}{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def check_root(self) -> None:
         """RunError when the runs folder cannot be one: it is a file, or lies under a file."""

@@ -18,6 +18,9 @@ def test_ids_are_readable_and_unique(tmp_path):
     c = store.create(tiny_config(depth=56, shortcut="none", optimizer="adam", width=64))
     assert c.id.startswith("r56-plain-w64-adam-")
     assert store.create(tiny_config(name="baseline")).id == "baseline"
+    # a seed grid's runs are told apart by their id (they were r20-A-sgd-<time>, -2, -3)
+    seeds = [store.create(tiny_config(depth=20, width=16, seed=s)).id for s in (1, 2, 3)]
+    assert [i.split("-")[3] for i in seeds] == ["s1", "s2", "s3"], seeds
     assert store.create(tiny_config(name="baseline")).id == "baseline-2"
 
 
