@@ -37,6 +37,15 @@ def differing_settings(configs: list[RunConfig]) -> list[str]:
     return [k for k in dicts[0] if k not in IGNORED and any(d[k] != dicts[0][k] for d in dicts[1:])]
 
 
+def setting_cells(cfg: dict, names: list[str]) -> list[str]:
+    """The cells of the settings ``names`` of one run's (or group's) config dict; lists as '32000,48000'."""
+    out = []
+    for name in names:
+        value = cfg.get(name, "-")
+        out.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
+    return out
+
+
 class CompareScreen(Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
@@ -161,12 +170,12 @@ class CompareScreen(Screen):
     def _fill_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
-        # the results' epochs column (done/total) also says how many epochs each run was set to
-        diff = [d for d in differing_settings([i.config for i in infos if i.config is not None]) if d != "epochs"]
+        diff = differing_settings([i.config for i in infos if i.config is not None])
         if self.grouped:
             self._fill_group_table(table, group_runs([i for i in infos if i.config is not None]),
                                    [d for d in diff if d != "seed"])
             return
+        diff = [d for d in diff if d != "epochs"]   # the results' epochs column (done/total) says it already
         # settings and results have separate key spaces: a setting may share a result's name ("epochs")
         table.add_column("run", key="run")
         for name in diff:
@@ -176,10 +185,7 @@ class CompareScreen(Screen):
             table.add_column(label, key=f"result:{key}")
         for info in infos:
             cfg = info.config.to_dict() if info.config else {}
-            cells: list = [info.id]
-            for name in diff:
-                value = cfg.get(name, "-")
-                cells.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
+            cells: list = [info.id, *setting_cells(cfg, diff)]
             cells += [epochs_text(info.epochs_done, info.total_epochs),
                       Text(pct(info.final_test_err, unit=False), justify="right"),
                       Text(pct(info.best_test_err, unit=False), justify="right"),
@@ -199,10 +205,7 @@ class CompareScreen(Screen):
             table.add_column(label, key=f"result:{key}")
         for g in groups:
             cfg = g.config.to_dict()
-            cells: list = [g.name]
-            for name in diff:
-                value = cfg.get(name, "-")
-                cells.append(",".join(map(str, value)) if isinstance(value, list) else str(value))
+            cells: list = [g.name, *setting_cells(cfg, diff)]
             cells += [Text(str(g.n), justify="right"), seeds_text(g.seeds),
                       Text(pct(g.best, unit=False), justify="right"),
                       Text(mean_std_text(g), justify="right"),

@@ -51,3 +51,23 @@ async def test_compare_survives_any_combination_of_runs(fixture_runs):
             assert "Traceback" not in screen_text(app), case
             await pilot.press("escape")
             assert not isinstance(app.screen, CompareScreen), case
+
+
+async def test_seed_groups_that_differ_in_epochs_keep_their_epochs_column(tmp_path):
+    """The group table has no done/total column, so a setting that differs (epochs) stays a column of its own."""
+    runs = tmp_path / "runs"
+    for i, (epochs, seed) in enumerate(((12, 1), (12, 2), (4, 1), (4, 2))):
+        write_run(runs, f"e{epochs}-s{seed}", quick(depth=20, epochs=epochs, seed=seed), "finished",
+                  epochs_done=epochs, order=i)
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        app.open_compare(["e12-s1", "e12-s2", "e4-s1", "e4-s2"])
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.grouped
+        table = screen.query_one("#table")
+        labels = [c.label.plain for c in table.ordered_columns]
+        assert "epochs" in labels, labels
+        col = labels.index("epochs")
+        assert sorted(str(table.get_row(r.key)[col]) for r in table.ordered_rows) == ["12", "4"]
