@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ui.tmux_smoke import Tmux, _training, _wait_steps, prepare, private_dirs  # noqa: E402
+from tests.ui.tmux_smoke import (Tmux, _training, _wait_steps, filter_to_live_run, prepare,  # noqa: E402
+                                 private_dirs)
 
 FORM_READY = re.compile(r"^\s*depth\s+\S", re.M)      # the form's depth row with its value
 
@@ -60,16 +61,7 @@ def summary(values: list[float]) -> str:
 
 def start_training(tmux: Tmux, runs: Path, screens: dict) -> None:
     """Filter the table to the queued run, press r (it trains in the app), clear the filter."""
-    for _ in range(20):      # the first frame can come before the terminal input is read: retry
-        tmux.send("/")
-        try:
-            tmux.wait_text("filter: words", 2.0)
-            break
-        except AssertionError:
-            continue
-    tmux.send("-l", "live-cpu")
-    tmux.send("Enter")
-    tmux.wait_for(lambda t: "r20-A" not in t, 10, "the filter")
+    filter_to_live_run(tmux)
     tmux.send("r")
     tmux.wait_for(_training, 120, "in-app training")
     screens["runs, a notification"] = tmux.capture()      # "resuming live-cpu in this app"

@@ -150,8 +150,8 @@ class MonitorScreen(Screen):
         eta = self._eta(info, live, step, total_steps)
         self.query_one("#run-row", Static).update(bar_line(
             "run", step, total_steps, f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta else "")))
-        self._update_charts(info)                       # reads steps.jsonl, which _stats' loss comes from too
-        self.query_one("#stats", Static).update(self._stats(info, live))
+        newest = self._update_charts(info)              # the newest logged window: the stats line names it too
+        self.query_one("#stats", Static).update(self._stats(info, live, newest))
         self._update_epochs(info)
         self._update_log(info)
 
@@ -182,7 +182,7 @@ class MonitorScreen(Screen):
         elapsed = info.duration_s
         return elapsed / step * (total - step) if elapsed and step else None
 
-    def _stats(self, info: RunInfo, live) -> Text:
+    def _stats(self, info: RunInfo, live, newest: dict | None) -> Text:
         s = info.status
         if info.state not in ACTIVE:
             live = None          # the last Progress event is older than what the trainer wrote when it ended
@@ -190,10 +190,8 @@ class MonitorScreen(Screen):
         lr = live.lr if live else s.get("lr")
         loss = (live.loss if live and live.loss is not None else None) or s.get("last_loss")
         err = (live.err if live and live.err is not None else None) or s.get("last_err")
-        assert self._steps is not None
-        last = next((r for r in reversed(self._steps.rows) if is_number(r.get("loss"))), None)
-        if last is not None:     # the newest logged window: the same number as the chart's title, never older
-            loss, err = last["loss"], last.get("err", err)
+        if newest is not None:   # the same number as the loss chart's title, never older
+            loss, err = newest["loss"], newest.get("err", err)
         parts = [f"{rate(ips)} img/s", f"lr {num(lr)}", f"loss {num(loss)}", f"train err {pct(err)}",
                  devices_text(s) if s.get("device") else (info.config.device if info.config else "-"),
                  f"mem {mem(s.get('peak_mem_bytes'))}",
@@ -215,9 +213,10 @@ class MonitorScreen(Screen):
             text.append(f"\n{info.state}: {STATE_HINTS[info.state]}", style="dim")
         return text
 
-    def _update_charts(self, info: RunInfo) -> None:
+    def _update_charts(self, info: RunInfo) -> dict | None:
         """The training loss of every logged window, and the error: training (dotted) and test at the epoch ends
-        (a line with markers); values that are not finite (a diverged run's NaN) are left out."""
+        (a line with markers); values that are not finite (a diverged run's NaN) are left out. Returns the newest
+        logged window (steps.jsonl row) with a loss, or None."""
         assert self._steps is not None
         self._steps.read()
         rows = [r for r in self._steps.rows if is_number(r.get("loss")) and "step" in r]
@@ -236,6 +235,7 @@ class MonitorScreen(Screen):
         err_plot.title = (f"error % · test {MARKERS[0]} {pct(errs[-1], unit=False)} (best {pct(min(errs), unit=False)}"
                           f"{paper})" if errs
                           else f"error % · training ⠒⠒ · test {MARKERS[0]} at each epoch end")
+        return rows[-1] if rows else None
 
     def _update_epochs(self, info: RunInfo) -> None:
         table = self.query_one("#epochs", DataTable)

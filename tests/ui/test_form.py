@@ -61,9 +61,7 @@ async def test_a_burst_of_backspaces_then_a_digit_replaces_the_value(fixture_run
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.open_new_run()
-        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
-        form = app.screen
+        form = await open_form(pilot)
         assert form.query_one("#f-lr").value == "0.1"
         form.query_one("#f-lr").focus()
         await pilot.pause()
@@ -78,9 +76,7 @@ async def test_focusing_a_field_selects_its_text_so_typing_replaces_it(fixture_r
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.open_new_run()
-        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
-        form = app.screen
+        form = await open_form(pilot)
         await pilot.press("3", "2")                      # depth has the focus on opening, its text selected
         assert form.query_one("#f-depth").value == "32"
         for _ in range(4):                               # past the three shortcut boxes to width

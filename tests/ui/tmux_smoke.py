@@ -132,6 +132,20 @@ def measure(tmux: Tmux, rounds: int = 8) -> list[float]:
     return out
 
 
+def filter_to_live_run(tmux: Tmux) -> None:
+    """Type the filter that leaves only the queued run live-cpu in the table (the prepared folder's), then enter."""
+    for _ in range(20):      # the first frame can come before the terminal input is read: retry
+        tmux.send("/")
+        try:
+            tmux.wait_text("filter: words", 2.0)
+            break
+        except AssertionError:
+            continue
+    tmux.send("-l", "live-cpu")
+    tmux.send("Enter")
+    tmux.wait_for(lambda t: "r20-A" not in t and "live-cpu" in t, 10, "the filter")
+
+
 def run_smoke(verbose: bool = True, light: bool = False) -> dict:
     if shutil.which("tmux") is None:
         raise RuntimeError("tmux is not installed")
@@ -144,16 +158,7 @@ def run_smoke(verbose: bool = True, light: bool = False) -> dict:
     try:
         tmux.wait_text("? keys", 60)
         # filter to the queued run, go back to the table, resume it in the app
-        for _ in range(20):      # the first frame can come before the terminal input is read: retry
-            tmux.send("/")
-            try:
-                tmux.wait_text("filter: words", 2.0)
-                break
-            except AssertionError:
-                continue
-        tmux.send("-l", "live-cpu")
-        tmux.send("Enter")
-        tmux.wait_for(lambda t: "r20-A" not in t and "live-cpu" in t, 10, "the filter")
+        filter_to_live_run(tmux)
         result["screens"]["runs_80x24_filtered"] = tmux.capture()
         idle = []
         for _ in range(4):       # a queued run opens its detail screen
