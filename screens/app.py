@@ -105,13 +105,6 @@ class ResLabApp(App[str | None]):
         gc.collect()
         gc.freeze()
 
-    def _prebuild_when_quiet(self) -> None:
-        """Build the form once no key came for a moment (building it makes the app busy for a while)."""
-        if time.monotonic() - self._last_key < PREBUILD_AFTER_S:
-            self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
-        else:
-            self.prebuild_form()
-
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
             self._last_key = time.monotonic()

@@ -11,6 +11,7 @@ selected, so typing replaces it. The last settings are remembered across app res
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,18 @@ def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
     parts = [label if len(seeds) == 1 else f"{label} x{len(seeds)} (seeds {', '.join(map(str, seeds))})"
              for label, seeds in groups.items()]
     return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
+
+
+def unless_closing(handler):
+    """Skip a form handler while the app closes. The form is built in advance, so a quit (or a test's end) can come
+    while it is still mounting: Textual prunes it after the screens on the stack, and its handlers would query
+    widgets already gone or focus a field with no screen left (a traceback on exit)."""
+    @functools.wraps(handler)
+    def guarded(self, *args, **kwargs):
+        if self.app.is_running:
+            return handler(self, *args, **kwargs)
+        return None
+    return guarded
 
 
 class NewRunScreen(Screen):
@@ -122,6 +135,7 @@ class NewRunScreen(Screen):
             yield Static("  ↑↓/tab: fields  ←→: choices  ?: keys", id="keys-hint")
         # no Footer: it rebuilds itself at every focus change (Tab through 40 fields); the keys are named above
 
+    @unless_closing
     def on_mount(self) -> None:
         for widget in self.query(".field, .field TickBox, Choice"):
             if widget.id and hasattr(widget, "value"):
@@ -133,6 +147,7 @@ class NewRunScreen(Screen):
         self.revalidate()
         self.app.call_later(self._ready)
 
+    @unless_closing
     def on_screen_resume(self) -> None:
         # Textual sets the breakpoint classes (narrow or wide layout) on a resize, which a form built off screen
         # (prebuilt) or opened again after the terminal changed size has not had: one for the terminal as it is now
@@ -143,6 +158,7 @@ class NewRunScreen(Screen):
         if self.typed_ahead is not None:
             self.app.call_later(self._ready)
 
+    @unless_closing
     def on_resize(self) -> None:
         self._fit_help()
 
@@ -160,6 +176,7 @@ class NewRunScreen(Screen):
     def _preset_help(self, text: str) -> None:
         self.query_one("#msg-preset", Static).update("" if self._narrow else text)
 
+    @unless_closing
     def _ready(self) -> None:
         """Ready (the App runs this after the keys already waiting in its queue, which it held for this screen):
         replay them into the fields, starting at depth with its text selected; then keys go their normal way."""
@@ -291,6 +308,7 @@ class NewRunScreen(Screen):
             text = f"✓ launches {labels}"
         summary.update(Text(text + length, style="green"))
 
+    @unless_closing
     def on_input_changed(self, event: Input.Changed) -> None:
         by_user = self._by_user(event.input.id, event.value)
         if by_user and event.input.id == "f-epochs":
@@ -300,6 +318,7 @@ class NewRunScreen(Screen):
                 self.notify("iterations set to 0, so that epochs sets the length", timeout=4)
         self._after_change(by_user)
 
+    @unless_closing
     def on_choice_changed(self, event: Choice.Changed) -> None:
         by_user = self._by_user(event.choice.id, event.value)
         if event.choice.id == "preset":
@@ -314,9 +333,11 @@ class NewRunScreen(Screen):
             return
         self._after_change(by_user)
 
+    @unless_closing
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._after_change(self._by_user(event.checkbox.id, event.value))
 
+    @unless_closing
     def on_descendant_focus(self, event) -> None:
         self._show_focus_help(event.widget)
 
