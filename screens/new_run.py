@@ -111,12 +111,15 @@ class NewRunScreen(Screen):
 
     # -- layout --------------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # On a narrow terminal the help starts empty, not emptied after a first layout: Textual's grid can keep a
+        # row as high as the text it held then, a form taller (another scrollbar) depending on the machine's speed
+        narrow = self.app.size.width < self.HORIZONTAL_BREAKPOINTS[1][0]
         yield Static(Text.assemble(("New run", "bold"), "  fill in, then ctrl+s to launch; esc cancels"), id="title")
         with VerticalScroll(id="form"):
             with Grid(classes="fields", id="head"):
                 yield Label("preset", classes="name")
                 yield Choice([(name, name) for name in PRESETS] + [("custom", CUSTOM)], self.preset_name, id="preset")
-                yield Static(PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset",
+                yield Static("" if narrow else PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset",
                              classes="msg help")
                 yield Label("runs in", classes="name")
                 yield Choice([(label, key) for label, key in WHERE], self.where, id="where", classes="span2")
@@ -126,7 +129,7 @@ class NewRunScreen(Screen):
                     for name in names:
                         yield Label(name, classes="name", id=f"label-{name}")
                         yield field_widget(name, self.values[name])
-                        yield Static(FIELD_HELP[name], classes="msg help", id=f"msg-{name}")
+                        yield Static("" if narrow else FIELD_HELP[name], classes="msg help", id=f"msg-{name}")
         yield Static(id="focus-help")
         yield Static(id="summary")
         with Horizontal(id="buttons"):

@@ -15,6 +15,7 @@ from screens.monitor import MonitorScreen
 from screens.new_run import NewRunScreen
 
 from .fixtures import add_running, populate
+from .helpers import wait_for
 
 SIZE = (100, 30)
 
@@ -52,18 +53,23 @@ def test_runs_screen_filtered_and_marked(snap_compare, store):
     assert snap_compare(app_for(store), press=["space", "space", "slash", *"plain"], terminal_size=SIZE)
 
 
-def test_new_run_form(snap_compare, store):
-    async def open_form(pilot):
-        await pilot.app.push_screen(NewRunScreen())
-        await pilot.pause()
+async def open_form(pilot):
+    """The form once it is ready (depth focused, its help shown): not after one pause, which a loaded machine
+    can outrun (the CI once took the picture before the form had focused depth)."""
+    form = NewRunScreen()
+    await pilot.app.push_screen(form)
+    await wait_for(pilot, lambda: form.is_mounted and form.ready and pilot.app.focused is not None
+                   and pilot.app.focused.id == "f-depth", 10, "the form ready")
+    await pilot.pause()
 
+
+def test_new_run_form(snap_compare, store):
     assert snap_compare(app_for(store), run_before=open_form, terminal_size=SIZE)
 
 
 def test_new_run_form_with_errors(snap_compare, store):
     async def bad_values(pilot):
-        await pilot.app.push_screen(NewRunScreen())
-        await pilot.pause()
+        await open_form(pilot)
         for selector, text in (("#f-depth", "20,21"), ("#f-width", "0"), ("#f-lr", "fast")):
             pilot.app.screen.query_one(selector).focus()
             await pilot.press("ctrl+a", "ctrl+k", *text)
@@ -73,10 +79,6 @@ def test_new_run_form_with_errors(snap_compare, store):
 
 
 def test_new_run_form_wide(snap_compare, store):
-    async def open_form(pilot):
-        await pilot.app.push_screen(NewRunScreen())
-        await pilot.pause()
-
     assert snap_compare(app_for(store), run_before=open_form, terminal_size=(120, 40))
 
 
