@@ -80,6 +80,22 @@ class TrainState:
             points.append(StepPoint(last.step + 1, last.epoch, sum(r.loss * r.images for r in part) / n,
                                     100.0 * sum(r.wrong for r in part) / n, last.lr))
 
+    def epoch_row(self, scores: dict[str, tuple[float, float]], train_seconds: float, eval_seconds: float,
+                  lr: float) -> dict[str, Any]:
+        """epochs.jsonl's line for the epoch in progress: its sums, the evaluation's (loss, err %) per split."""
+        images = self.sums.images
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
+                               "train_loss": round(self.sums.loss_sum / max(1, images), 6),
+                               "train_err": round(100.0 * self.sums.wrong / max(1, images), 4)}
+        for split in ("test", "val"):
+            if split in scores:
+                row[f"{split}_loss"], row[f"{split}_err"] = round(scores[split][0], 6), round(scores[split][1], 4)
+        row["lr"] = float(f"{lr:.6g}")
+        row["seconds"] = round(train_seconds + eval_seconds, 3)
+        row["eval_seconds"] = round(eval_seconds, 3)
+        row["images_per_s"] = round(images / train_seconds, 1) if train_seconds > 0 else None
+        return row
+
     def end_epoch(self, eval_seconds: float) -> None:
         self.elapsed_s += self.sums.seconds + eval_seconds
         self.epoch += 1

@@ -274,8 +274,8 @@ class Trainer:
                     self._emit_progress(lr)
                     last_progress = t
                 if t - self.last_heartbeat >= HEARTBEAT_S:
-                    self.write_status(step=st.step, lr=lr, elapsed_s=self._elapsed_now(), last_loss=self.latest[0],
-                                      last_err=self.latest[1], images_per_s=self.rate, eta_s=self._eta())
+                    self.write_status(step=st.step, lr=lr, elapsed_s=self._elapsed_now(), images_per_s=self.rate,
+                                      eta_s=self._eta(), **self._latest_fields())
                 self.requests.check()
                 if self.requests.paused:
                     self.epoch_clock += self._hold()
@@ -338,6 +338,10 @@ class Trainer:
         self.window.seal()
         self._absorb(self.window.drain(keep=0))
 
+    def _latest_fields(self) -> dict[str, float | None]:
+        """status.json's last logged loss and training error (what the monitor of an ended run shows)."""
+        return {"last_loss": self.latest[0], "last_err": self.latest[1]}
+
     def _elapsed_now(self) -> float:
         return self.state.elapsed_s + (time.monotonic() - self.epoch_clock)
 
@@ -381,8 +385,7 @@ class Trainer:
         self._flush()
         st.sums.seconds = time.monotonic() - self.epoch_clock
         self._save_checkpoint()
-        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_loss=self.latest[0],
-                          last_err=self.latest[1])
+        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), **self._latest_fields())
         return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
 
     # epochs and checkpoints ----------------------------------------------------------------------------------------------
@@ -393,20 +396,10 @@ class Trainer:
         sync_device(s.device)
         t0 = time.monotonic()
         scores = s.evaluate()
-        test_loss, test_err = scores["test"]
-        images = st.sums.images
-        row: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.step,
-                               "train_loss": round(st.sums.loss_sum / max(1, images), 6),
-                               "train_err": round(100.0 * st.sums.wrong / max(1, images), 4),
-                               "test_loss": round(test_loss, 6), "test_err": round(test_err, 4)}
-        if "val" in scores:
-            row["val_loss"], row["val_err"] = round(scores["val"][0], 6), round(scores["val"][1], 4)
         eval_seconds = self.last_eval_s = time.monotonic() - t0
-        row["lr"] = float(f"{s.schedule.lr(max(0, st.step - 1)):.6g}")
-        row["seconds"] = round(train_seconds + eval_seconds, 3)
-        row["eval_seconds"] = round(eval_seconds, 3)
-        row["images_per_s"] = round(images / train_seconds, 1) if train_seconds > 0 else None
+        row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row["peak_mem_bytes"] = torch.cuda.max_memory_allocated(s.device) if s.device.type == "cuda" else None
+        test_err = scores["test"][1]
         st.end_epoch(eval_seconds)
         improved = st.best_test_err is None or test_err < st.best_test_err
         if improved:
@@ -418,8 +411,7 @@ class Trainer:
         self._save_checkpoint(best=improved)
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_test_err=test_err,
                           best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
-                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"], last_loss=self.latest[0],
-                          last_err=self.latest[1])
+                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"], **self._latest_fields())
 
     def _save_checkpoint(self, best: bool = False) -> None:
         run, st = self.run_folder, self.state
