@@ -180,6 +180,28 @@ async def test_delete_asks_and_removes_the_folder(fixture_runs):
         assert not (fixture_runs / "plain-56").exists()
 
 
+async def test_the_arrow_keys_move_between_a_dialogs_answers(fixture_runs):
+    """In the quit dialog (Stop & quit / Queue / Keep waiting) right then enter stopped and quit instead of queueing:
+    the arrows did nothing, only tab moved between the buttons (a real terminal, 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    answers = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        dialog = ConfirmScreen("Quit?", "what now", [("stop", "Stop", "error"), ("queue", "Queue", "warning"),
+                                                      ("wait", "Wait", "primary")])
+        app.push_screen(dialog, answers.append)
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "answer-stop", 5, "the dialog")
+        await pilot.press("right")
+        assert app.focused.id == "answer-queue"
+        await pilot.press("right", "right")             # stays on the last answer, as a row of buttons does
+        assert app.focused.id == "answer-wait"
+        await pilot.press("left", "left", "left")
+        assert app.focused.id == "answer-stop"
+        await pilot.press("right", "enter")
+        await wait_for(pilot, lambda: answers, 5, "the answer")
+        assert answers == ["queue"]
+
+
 async def test_every_key_is_in_the_command_palette(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
