@@ -55,6 +55,7 @@ class MonitorScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
+        Binding("p", "continue", "Continue"),        # instead of Pause on a paused run (run_keys)
         Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
         Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
@@ -270,6 +271,9 @@ class MonitorScreen(Screen):
         self.app.confirm_stop(self.run_id)
 
     def action_pause(self) -> None:
+        self.app.toggle_pause(self.run_id)
+
+    def action_continue(self) -> None:
         self.app.toggle_pause(self.run_id)
 
     def action_resume(self) -> None:
