@@ -46,6 +46,17 @@ class FilterInput(OrderedInput):
         screen.set_focus(screen.query_one(GroupsTable) if screen.grouped else screen.query_one(RunsTable))
 
 
+def with_folder(title: Text, folder: str, width: int) -> Text:
+    """The title with the runs folder last, shortened from the left to the room left on the line: what changes
+    (filter, marks, order) never goes off the edge of a narrow terminal for a long path."""
+    room = width - title.cell_len - len("  ·  ")
+    if room >= len(folder):
+        return title.append(f"  ·  {folder}", style="dim")
+    if room >= 12:
+        return title.append(f"  ·  …{folder[-(room - 1):]}", style="dim")
+    return title                                    # no room: the state of the table first (it wraps if need be)
+
+
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
@@ -131,8 +142,7 @@ class RunsScreen(Screen):
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
         running = sum(1 for i in all_infos if i.state in ACTIVE)
-        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"),
-                              f"  ·  {app.store.root}  ·  {len(all_infos)} run(s)")
+        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
         if running:
             title.append(f"  ·  {running} training", style="green")
         if self.filter_text:
@@ -145,6 +155,7 @@ class RunsScreen(Screen):
             title.append("  ·  f: seed groups", style="cyan")
         if self.sort_column:
             title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
+        title = with_folder(title, str(app.store.root), self.size.width - 2)
         self.query_one("#title", Static).update(title)
         self.update_current()
 

@@ -101,6 +101,19 @@ async def test_filter_by_typing_and_sort_by_header_click(fixture_runs):
         assert order[0] == "r110-stopped"
 
 
+async def test_the_title_keeps_the_filter_the_marks_and_the_order_in_80_columns(fixture_runs):
+    """At 80x24 the title line ended '...  ·  24 run(s)  ·  1 training  ·  filter' (tmux): the runs folder's path
+    came first and the filter's count, the marks and the sort order were cut off."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "space", "o", "o", "o", "o", "slash", *"finished", "enter")
+        await wait_for(pilot, lambda: len(table_rows(app)) == 4, 5, "the filter")
+        title = " ".join(screen_text(app).splitlines()[:2])
+        for part in ("2 marked", "filter 'finished': 4 shown", "sorted by final% ↑", "7 run(s)"):
+            assert part in title, title
+
+
 async def test_enter_opens_detail_with_result_against_paper_and_curves(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
