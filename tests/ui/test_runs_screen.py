@@ -215,6 +215,21 @@ async def test_the_arrow_keys_move_between_a_dialogs_answers(fixture_runs):
         assert answers == ["queue"]
 
 
+async def test_the_stop_dialog_counts_every_queued_run_and_says_what_stop_does_to_them(fixture_runs):
+    """Stopping the first run of an 8-run grid said '7 queued run(s) follow it in this app:' and named 4 of them,
+    with nothing for the other 3 nor for what a plain Stop does to them (the next one starts), tmux 100x30."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.in_app[:] = ["r110-stopped", "r20-A", "plain-20", "r56-A", "plain-56", "r32-missing-data"]
+        app.confirm_stop("r110-stopped")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the dialog")
+        question = str(app.screen.query_one("#question").render())
+        app.in_app.clear()
+        assert "5 queued run(s)" in question and "and 1 more" in question, question
+        assert "Stop: the next of them starts" in question, question
+
+
 async def test_every_key_is_in_the_command_palette(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
