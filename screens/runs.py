@@ -78,7 +78,7 @@ class RunsScreen(Screen):
     ]
     HELP_TITLE = "runs"
     KEYS_HELP = [("click a header", "sort by that column (again: reverse); the title says the order"),
-                 ("↑ ↓ pgup pgdn", "move in the table"), ("ctrl+p", "every command, searchable")]
+                 ("↑ ↓ pgup pgdn home end", "move in the table"), ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
         super().__init__(id="runs")

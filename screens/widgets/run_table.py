@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -143,8 +144,15 @@ def sort_key(info: RunInfo, column: str, marked: set[str]):
     return (value is None, value if isinstance(value, (int, float)) else str(value or ""))
 
 
+# a table of rows: home and end go to the first and the last row (DataTable's own scroll to the first and the last
+# column, which took the status and the results out of view)
+ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False), Binding("end", "scroll_bottom", "Last row", show=False)]
+
+
 class RunsTable(DataTable):
     """DataTable of runs, one row per run id."""
+
+    BINDINGS = ROW_KEYS
 
     def on_mount(self) -> None:
         self.cursor_type = "row"

@@ -230,6 +230,24 @@ async def test_the_stop_dialog_counts_every_queued_run_and_says_what_stop_does_t
         assert "Stop: the next of them starts" in question, question
 
 
+async def test_home_and_end_go_to_the_first_and_the_last_run(fixture_runs):
+    """End in the runs table scrolled it sideways to its last column (the status and results went out of view) and
+    left the cursor where it was; Home only scrolled back (Textual's DataTable keys, tmux 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1 and table.scroll_x == 0
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_x == 0
+        await pilot.press("f")                                   # the seed groups' table too
+        await wait_for(pilot, lambda: app.screen.query_one("#groups").display, 5, "the groups")
+        groups = app.screen.query_one("#groups")
+        await pilot.press("end")
+        assert groups.cursor_row == groups.row_count - 1 and groups.scroll_x == 0
+
+
 async def test_every_key_is_in_the_command_palette(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
