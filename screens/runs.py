@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.formatting import duration, epochs_text, model_name, pct, state_style
+from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo
 
@@ -176,8 +176,8 @@ class RunsScreen(Screen):
         text.append(info.state, style=state_style(info.state))
         if info.config is not None:
             cfg = info.config
-            text.append(f"  {model_name(cfg.depth, cfg.shortcut)} {cfg.shortcut} w{cfg.width} {cfg.optimizer} "
-                        f"{cfg.schedule} · {cfg.dataset} · {epochs_text(info.epochs_done, info.total_epochs)} epochs done")
+            text.append(f"  {cfg.label()} {cfg.schedule} seed {cfg.seed} · {cfg.dataset} · "
+                        f"{epochs_text(info.epochs_done, info.total_epochs)} epochs done")
             if info.final_test_err is not None:
                 text.append(f" · test {pct(info.final_test_err)} (best {pct(info.best_test_err)}")
                 text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")

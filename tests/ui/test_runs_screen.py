@@ -12,7 +12,7 @@ from screens.runs import RunsScreen
 from screens.widgets.curve_plot import CurvePlot
 from screens.widgets.run_table import RunsTable
 
-from .fixtures import quick
+from .fixtures import quick, write_run
 from .helpers import POLL, screen_text, wait_for
 
 
@@ -246,6 +246,20 @@ async def test_home_and_end_go_to_the_first_and_the_last_run(fixture_runs):
         groups = app.screen.query_one("#groups")
         await pilot.press("end")
         assert groups.cursor_row == groups.row_count - 1 and groups.scroll_x == 0
+
+
+async def test_the_line_under_the_table_names_the_net_as_the_other_screens_do_with_its_seed(fixture_runs):
+    """The line under the table read 'plain-14 none w4 sgd multistep' (the shortcut said twice, a name no other
+    screen uses) and gave no seed, though the table has no seed column either (tmux 100x30)."""
+    write_run(fixture_runs, "p20-s2", quick(depth=20, shortcut="none", seed=2), "finished", epochs_done=3, order=9)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("p20-s2"))
+        await wait_for(pilot, lambda: "p20-s2" in str(app.screen.query_one("#current").render()), 5, "its line")
+        line = str(app.screen.query_one("#current").render())
+        assert "Plain-20 w16 sgd cosine seed 2 ·" in line and "none" not in line, line
 
 
 async def test_every_key_is_in_the_command_palette(fixture_runs):
