@@ -65,25 +65,28 @@ def id_width_for(columns: int) -> int:
 def short_ids(run_ids: list[str], width: int = ID_WIDTH) -> dict[str, str]:
     """Each id as ``short_id`` shortens it, except ids that would look alike: the runs of a grid share their head
     and their time stamp ('r8-A-w4-sgd-s1-20261129-010455', '...-s2-...' both become 'r8-A-w4-s…129-010455'), so
-    those keep the part where they differ ('r8-A-w4-sgd-s1…10455')."""
+    those keep the part where they differ ('r8-A-w4-sgd-s1…10455'); a few rounds, as what tells two ids apart
+    can make them look like a third."""
     shown = {run_id: short_id(run_id, width) for run_id in run_ids}
-    alike: dict[str, list[str]] = {}
-    for run_id, text in shown.items():
-        alike.setdefault(text, []).append(run_id)
-    for group in alike.values():
-        if len(group) < 2:
-            continue
-        head = len(os.path.commonprefix(group))
-        tail = len(os.path.commonprefix([g[::-1] for g in group]))
-        for run_id in group:
-            end = max(head + 1, len(run_id) - tail)        # the differing part ends here
-            if end >= len(run_id):
-                shown[run_id] = "…" + run_id[-(width - 1):]
-            elif end <= width - 1:
-                rest = width - 1 - end
-                shown[run_id] = run_id[:end] + "…" + (run_id[-rest:] if rest else "")
-            else:
-                shown[run_id] = "…" + run_id[end - (width - 2):end] + "…"
+    for _ in range(4):
+        alike: dict[str, list[str]] = {}
+        for run_id, text in shown.items():
+            alike.setdefault(text, []).append(run_id)
+        groups = [group for group in alike.values() if len(group) > 1]
+        if not groups:
+            break
+        for group in groups:
+            head = len(os.path.commonprefix(group))
+            tail = len(os.path.commonprefix([g[::-1] for g in group]))
+            for run_id in group:
+                end = max(head + 1, len(run_id) - tail)        # the part where they differ: [head, end)
+                if end <= width - 1 and end < len(run_id):
+                    rest = width - 1 - end
+                    shown[run_id] = run_id[:end] + "…" + (run_id[-rest:] if rest else "")
+                elif len(run_id) - head <= width - 1:
+                    shown[run_id] = "…" + run_id[-(width - 1):]
+                else:
+                    shown[run_id] = "…" + run_id[end - (width - 2):end] + "…"
     return shown
 
 

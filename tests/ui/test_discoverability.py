@@ -150,10 +150,12 @@ async def test_run_ids_are_whole_on_a_wide_terminal_and_shortened_on_a_narrow_on
 async def test_the_runs_of_a_seed_grid_keep_different_ids_in_a_narrow_table(tmp_path):
     """A grid launched from the form (depths 8,14 x shortcuts A,none x seeds 1-2) showed at 80 and 100 columns as
     pairs of identical rows: 'r8-A-w4-s…129-010455' twice, the seed cut out of both ids (the table has no seed
-    column). The ids that would look alike keep the part where they differ; with room (100 columns) they are
-    whole, the paper's column still in view."""
+    column); after a first fix, the same grid launched twice still showed 'r14-plain-w4-sgd-s1…' for two runs. The
+    ids that would look alike keep the part where they differ; with room (100 columns) they are whole, the paper's
+    column still in view."""
     runs = tmp_path / "runs"
-    ids = [f"r{d}-{sc}-w4-sgd-s{s}-20261129-010455" for d in (8, 14) for sc in ("A", "plain") for s in (1, 2)]
+    ids = [f"r{d}-{sc}-w4-sgd-s{s}-20261129-{t}" for t in ("010257", "010455") for d in (8, 14)
+           for sc in ("A", "plain") for s in (1, 2)]                         # the same grid, launched twice
     for i, run_id in enumerate(ids):
         write_run(runs, run_id, quick(depth=int(run_id[1:].split("-")[0]), width=4, seed=int(run_id[-17]),
                                       shortcut="none" if "plain" in run_id else "A"), "finished", epochs_done=3,
