@@ -8,15 +8,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from .widgets.button_row import ROW_BINDINGS, ButtonRowMixin
 
-class ConfirmScreen(ModalScreen[str | None]):
+
+class ConfirmScreen(ButtonRowMixin, ModalScreen[str | None]):
     """Ask ``question``; ``answers`` are (key, label, variant) buttons. Escape answers None (nothing happens)."""
 
     CSS_PATH = "confirm.tcss"
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel"),
-                # a row of buttons: the arrows move along it (Textual's buttons take only tab)
-                Binding("left", "step(-1)", "Previous answer", show=False),
-                Binding("right", "step(1)", "Next answer", show=False)]
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel"), *ROW_BINDINGS]
 
     def __init__(self, title: str, question: str, answers: list[tuple[str, str, str]], *, id: str | None = None,
                  focus: str | None = None):
@@ -42,11 +41,6 @@ class ConfirmScreen(ModalScreen[str | None]):
     def answered(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(event.button.name)
-
-    def action_step(self, delta: int) -> None:
-        buttons = list(self.query(Button))
-        current = buttons.index(self.focused) if self.focused in buttons else 0
-        buttons[max(0, min(len(buttons) - 1, current + delta))].focus()
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -10,6 +10,7 @@ from screens.detail import DetailScreen
 from screens.new_run import NewRunScreen
 from screens.runs import RunsScreen
 from screens.widgets.curve_plot import CurvePlot
+from screens.widgets.extend_dialog import ExtendScreen
 from screens.widgets.run_table import RunsTable
 
 from .fixtures import quick, write_run
@@ -213,6 +214,17 @@ async def test_the_arrow_keys_move_between_a_dialogs_answers(fixture_runs):
         await pilot.press("right", "enter")
         await wait_for(pilot, lambda: answers, 5, "the answer")
         assert answers == ["queue"]
+        # the extend dialog (x on a finished run): the arrows edit its field, and move along its answers
+        app.push_screen(ExtendScreen("r20-A", 12), answers.append)
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "more", 5, "the extend dialog")
+        await pilot.press("left", "right")
+        assert app.focused.id == "more"
+        await pilot.press("tab")
+        assert app.focused.id == "answer-app"
+        await pilot.press("right")
+        assert app.focused.id == "answer-queue"
+        await pilot.press("left", "left")
+        assert app.focused.id == "answer-app"
 
 
 async def test_the_stop_dialog_counts_every_queued_run_and_says_what_stop_does_to_them(fixture_runs):
