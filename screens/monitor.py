@@ -171,7 +171,7 @@ class MonitorScreen(Screen):
         return title
 
     def _eta(self, info: RunInfo, live, step: int, total: int) -> float | None:
-        if info.state not in ACTIVE or not total:
+        if info.state != "running" or not total:      # paused: no time that comes closer
             return None
         if live is not None and live.eta_s is not None:
             return live.eta_s

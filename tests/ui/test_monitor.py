@@ -152,3 +152,16 @@ async def test_the_footer_offers_continue_for_a_paused_run(fixture_runs):
         app.open_run("r44-live", "detail")
         await wait_for(pilot, lambda: "Run r44-live" in screen_text(app), 5, "the detail")
         await wait_for(pilot, lambda: "p Continue" in footer(), 5, "p Continue in the detail's footer")
+
+
+async def test_a_paused_run_shows_no_eta(fixture_runs):
+    """Paused, the monitor kept 'ETA 35s' beside the run's bar, a time that never came closer (tmux 100x30)."""
+    live = add_running(fixture_runs)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await open_monitor(pilot, "r44-live")
+        await wait_for(pilot, lambda: "ETA" in screen_text(app), 5, "an ETA while it runs")
+        live.write_status({**live.read_status(), "state": "paused"})
+        await wait_for(pilot, lambda: "paused" in screen_text(app).splitlines()[0], 5, "paused in the title")
+        assert "ETA" not in screen_text(app)
