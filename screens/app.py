@@ -38,7 +38,7 @@ from .help import HelpScreen
 from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
-from .quitting import ask_to_quit
+from .quitting import ask_to_quit, some_ids
 from .queue import QueueScreen
 from .runs import RunsScreen
 from .training import train_one
@@ -298,7 +298,8 @@ class ResLabApp(App[str | None]):
         question = (f"{run_id} ({where}) stops at the next iteration and saves a checkpoint; "
                     f"press r on it later to resume exactly where it stopped.")
         if later:
-            question += f"\n{len(later)} queued run(s) follow it in this app: {', '.join(later[:4])}"
+            question += (f"\n{len(later)} queued run(s) follow it in this app: {some_ids(later)}.\nStop: the next of "
+                         f"them starts. Stop + {len(later)} queued: none of them starts (they stay queued for r).")
 
         def done(answer: str | None) -> None:
             if answer in ("stop", "stop-all"):

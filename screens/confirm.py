@@ -8,12 +8,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from .widgets.button_row import ROW_BINDINGS, ButtonRowMixin
 
-class ConfirmScreen(ModalScreen[str | None]):
+
+class ConfirmScreen(ButtonRowMixin, ModalScreen[str | None]):
     """Ask ``question``; ``answers`` are (key, label, variant) buttons. Escape answers None (nothing happens)."""
 
     CSS_PATH = "confirm.tcss"
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel"), *ROW_BINDINGS]
 
     def __init__(self, title: str, question: str, answers: list[tuple[str, str, str]], *, id: str | None = None,
                  focus: str | None = None):

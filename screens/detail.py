@@ -29,6 +29,7 @@ class DetailScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
+        Binding("p", "continue", "Continue"),        # instead of Pause on a paused run (run_keys)
         Binding("r", "resume", "Resume"),
         Binding("n", "clone", "Clone", priority=True),
         Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row   # keys typed right after it wait for the form
@@ -276,6 +277,9 @@ class DetailScreen(Screen):
         self.app.confirm_stop(self.run_id)
 
     def action_pause(self) -> None:
+        self.app.toggle_pause(self.run_id)
+
+    def action_continue(self) -> None:
         self.app.toggle_pause(self.run_id)
 
     def action_zoom(self) -> None:

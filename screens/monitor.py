@@ -55,6 +55,7 @@ class MonitorScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause"),
+        Binding("p", "continue", "Continue"),        # instead of Pause on a paused run (run_keys)
         Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
         Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
@@ -170,7 +171,7 @@ class MonitorScreen(Screen):
         return title
 
     def _eta(self, info: RunInfo, live, step: int, total: int) -> float | None:
-        if info.state not in ACTIVE or not total:
+        if info.state != "running" or not total:      # paused: no time that comes closer
             return None
         if live is not None and live.eta_s is not None:
             return live.eta_s
@@ -270,6 +271,9 @@ class MonitorScreen(Screen):
         self.app.confirm_stop(self.run_id)
 
     def action_pause(self) -> None:
+        self.app.toggle_pause(self.run_id)
+
+    def action_continue(self) -> None:
         self.app.toggle_pause(self.run_id)
 
     def action_resume(self) -> None:

@@ -34,25 +34,12 @@ from core.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
 from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
+from .widgets.form_text import focus_help_text, summary_text
 from .widgets.typeahead import replay
 
 WHERE = (("queue (background, all GPUs)", "queue"),
          ("this app (a thread; stops when you quit)", "app"))
-WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
-              "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
-              "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
 DATA_FIELDS = ("dataset", "data_dir", "download")
-
-
-def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
-    """The runs a launch creates, in order; runs that differ only in their seed are named once with their seeds
-    ('ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)', not the same label three times)."""
-    groups: dict[str, list[int]] = {}
-    for cfg in configs:
-        groups.setdefault(cfg.label(), []).append(cfg.seed)
-    parts = [label if len(seeds) == 1 else f"{label} x{len(seeds)} (seeds {', '.join(map(str, seeds))})"
-             for label, seeds in groups.items()]
-    return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
 
 
 def unless_closing(handler):
@@ -249,6 +236,8 @@ class NewRunScreen(Screen):
             self._show_message(f.name)
         self._show_summary()
         self.query_one("#launch", Button).disabled = bool(self.errors)
+        if self.focused is not None and self.focused.id:
+            self._show_focus_help(self.focused)      # its error (or none) as the field holds it now
 
     def _check_fit(self, cfg: RunConfig) -> None:
         """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
@@ -295,21 +284,8 @@ class NewRunScreen(Screen):
         msg.set_class(not invalid and not note, "help")
 
     def _show_summary(self) -> None:
-        summary = self.query_one("#summary", Static)
-        if self.errors:
-            summary.update(Text(f"✗ {len(self.errors)} field(s) to fix before launching: "
-                                + ", ".join(self.errors), style="bold red"))
-            return
-        labels = grid_labels(self.configs)
-        ipe, total = planned_steps(self.configs[0])
-        length = f" · about {total:,} iterations ({ipe:,} per epoch)"
-        if self.query_one("#where", Choice).value == "queue":
-            text = f"✓ queues {len(self.configs)} run(s) for the scheduler: {labels}"
-        elif len(self.configs) > 1:
-            text = f"✓ launches {len(self.configs)} run(s), one after another: {labels}"
-        else:
-            text = f"✓ launches {labels}"
-        summary.update(Text(text + length, style="green"))
+        self.query_one("#summary", Static).update(
+            summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value)))
 
     @unless_closing
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -345,16 +321,10 @@ class NewRunScreen(Screen):
         self._show_focus_help(event.widget)
 
     def _show_focus_help(self, widget) -> None:
-        """Show the focused field's help (the inline help is hidden on narrow terminals)."""
-        widget_id = str(widget.id or "")
-        name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
-        preset_help = PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings")
-        help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
-                                                       "any field afterwards", "where": WHERE_HELP}.get(widget_id, "")
-        if name in self.errors or name in self.notes:
-            help_text = f"{help_text}  ({self.errors.get(name) or self.notes.get(name)})"
-        self.query_one("#focus-help", Static).update(Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ",
-                                                                    "bold"), help_text) if help_text else "")
+        """Show the focused field's help with its error as it is now (the inline help is hidden on narrow
+        terminals)."""
+        self.query_one("#focus-help", Static).update(focus_help_text(
+            str(widget.id or ""), str(self.query_one("#preset", Choice).value), self.errors, self.notes))
 
     def _after_change(self, by_user: bool) -> None:
         """After an edit (the echoes of values the program set are checked by whoever set them)."""

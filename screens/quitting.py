@@ -15,7 +15,7 @@ def ask_to_quit(app) -> None:
     training, waiting = app.in_app[:1], app.in_app[1:]     # the app's queue: the first trains (or is starting)
     lines = [f"{training[0]} trains in this app."] if training else []
     if waiting:
-        lines.append(f"{len(waiting)} more wait in this app's queue: {_ids(waiting)}.")
+        lines.append(f"{len(waiting)} more wait in this app's queue: {some_ids(waiting)}.")
     lines.append("Stop: it saves a checkpoint and stays resumable (r, or `tui_app.py resume RUN`)"
                  + ("; the waiting runs stay queued for r." if waiting else "."))
     them = "them" if waiting else "it"
@@ -30,7 +30,8 @@ def ask_to_quit(app) -> None:
     app.push_screen(ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit"), done)
 
 
-def _ids(run_ids: list[str], shown: int = 4) -> str:
+def some_ids(run_ids: list[str], shown: int = 4) -> str:
+    """The first ``shown`` ids, and how many more there are."""
     return ", ".join(run_ids[:shown]) + (f" and {len(run_ids) - shown} more" if len(run_ids) > shown else "")
 
 
@@ -51,7 +52,7 @@ async def stop_and_quit(app, to_queue: bool) -> None:
             said.append(f"Stopped with a checkpoint: {', '.join(running)}. Continue with {prog} resume RUN "
                         f"--runs-dir {root} (or r in the app).")
         if waiting:
-            said.append(f"Not started, still queued (r in the app starts them): {_ids(waiting)}.")
+            said.append(f"Not started, still queued (r in the app starts them): {some_ids(waiting)}.")
         app.exit(" ".join(said) or None, message=" ".join(said) or None)
         return
     skipped: dict[str, str] = {}
@@ -65,7 +66,7 @@ async def stop_and_quit(app, to_queue: bool) -> None:
     who = (f"A scheduler started for it (pid {scheduler.pid}, log {root / 'scheduler.log'})" if scheduler is not None
            else "The scheduler already serving this folder")
     parts = ([f"Queued to continue from their checkpoints: {', '.join(running)}"] if running else []) + \
-            ([f"queued to start: {_ids(waiting)}"] if waiting else [])
+            ([f"queued to start: {some_ids(waiting)}"] if waiting else [])
     said = "; ".join(parts) + (f". {who} trains them in the background. Follow: {prog} queue --runs-dir {root}; "
                                f"stop one: {prog} stop RUN --runs-dir {root}." if parts else "")
     if skipped:

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.formatting import duration, epochs_text, model_name, pct, state_style
+from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo
 
@@ -46,6 +46,17 @@ class FilterInput(OrderedInput):
         screen.set_focus(screen.query_one(GroupsTable) if screen.grouped else screen.query_one(RunsTable))
 
 
+def with_folder(title: Text, folder: str, width: int) -> Text:
+    """The title with the runs folder last, shortened from the left to the room left on the line: what changes
+    (filter, marks, order) never goes off the edge of a narrow terminal for a long path."""
+    room = width - title.cell_len - len("  ·  ")
+    if room >= len(folder):
+        return title.append(f"  ·  {folder}", style="dim")
+    if room >= 12:
+        return title.append(f"  ·  …{folder[-(room - 1):]}", style="dim")
+    return title                                    # no room: the state of the table first (it wraps if need be)
+
+
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
@@ -67,7 +78,7 @@ class RunsScreen(Screen):
     ]
     HELP_TITLE = "runs"
     KEYS_HELP = [("click a header", "sort by that column (again: reverse); the title says the order"),
-                 ("↑ ↓ pgup pgdn", "move in the table"), ("ctrl+p", "every command, searchable")]
+                 ("↑ ↓ pgup pgdn home end", "move in the table"), ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
         super().__init__(id="runs")
@@ -131,8 +142,7 @@ class RunsScreen(Screen):
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
         running = sum(1 for i in all_infos if i.state in ACTIVE)
-        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"),
-                              f"  ·  {app.store.root}  ·  {len(all_infos)} run(s)")
+        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
         if running:
             title.append(f"  ·  {running} training", style="green")
         if self.filter_text:
@@ -145,6 +155,7 @@ class RunsScreen(Screen):
             title.append("  ·  f: seed groups", style="cyan")
         if self.sort_column:
             title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
+        title = with_folder(title, str(app.store.root), self.size.width - 2)
         self.query_one("#title", Static).update(title)
         self.update_current()
 
@@ -165,8 +176,8 @@ class RunsScreen(Screen):
         text.append(info.state, style=state_style(info.state))
         if info.config is not None:
             cfg = info.config
-            text.append(f"  {model_name(cfg.depth, cfg.shortcut)} {cfg.shortcut} w{cfg.width} {cfg.optimizer} "
-                        f"{cfg.schedule} · {cfg.dataset} · {epochs_text(info.epochs_done, info.total_epochs)} epochs done")
+            text.append(f"  {cfg.label()} {cfg.schedule} seed {cfg.seed} · {cfg.dataset} · "
+                        f"{epochs_text(info.epochs_done, info.total_epochs)} epochs done")
             if info.final_test_err is not None:
                 text.append(f" · test {pct(info.final_test_err)} (best {pct(info.best_test_err)}")
                 text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")

@@ -13,10 +13,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from .button_row import ROW_BINDINGS, ButtonRowMixin
 from .ordered_input import OrderedInput
 
 
-class ExtendScreen(ModalScreen[tuple[int, str] | None]):
+class ExtendScreen(ButtonRowMixin, ModalScreen[tuple[int, str] | None]):
     DEFAULT_CSS = """
     ExtendScreen {
         align: center middle;
@@ -64,7 +65,7 @@ class ExtendScreen(ModalScreen[tuple[int, str] | None]):
         margin-left: 1;
     }
     """
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel"), *ROW_BINDINGS]
 
     def __init__(self, run_id: str, epochs_done: int, more: int = 10):
         super().__init__(id="extend")

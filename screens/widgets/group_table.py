@@ -15,6 +15,8 @@ from core.formatting import pct, state_style
 from core.results.groups import RunGroup, group_runs, variant_labels
 from core.runs import RunInfo
 
+from .run_table import ROW_KEYS
+
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
@@ -52,6 +54,8 @@ def seeds_text(seeds: list[int]) -> str:
 
 class GroupsTable(DataTable):
     """DataTable of seed groups; ``groups`` holds what is shown, in order."""
+
+    BINDINGS = ROW_KEYS
 
     def on_mount(self) -> None:
         self.cursor_type = "row"

@@ -1,10 +1,11 @@
 """Which run keys apply to a run in its present state: the monitor and the detail screen show only those in their
-footer (``check_action``), so a finished run's footer offers no Resume, a stopped one no Stop or Pause."""
+footer (``check_action``), so a finished run's footer offers no Resume, a stopped one no Stop or Pause, and a paused
+one Continue where a running one has Pause (both on p)."""
 from __future__ import annotations
 
 from core.runs import ACTIVE, RESUMABLE
 
-STATE_KEYS = ("stop", "pause", "resume")
+STATE_KEYS = ("stop", "pause", "continue", "resume")
 
 
 def run_key_applies(app, run_id: str, action: str) -> bool:
@@ -17,5 +18,7 @@ def run_key_applies(app, run_id: str, action: str) -> bool:
     if action == "stop":
         return state in ACTIVE or here
     if action == "pause":
-        return state in ACTIVE
+        return state == "running"
+    if action == "continue":
+        return state == "paused"
     return state in RESUMABLE and not here

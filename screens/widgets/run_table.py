@@ -5,9 +5,11 @@ so the cursor, the scroll position and the marks stay where the user left them.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -43,9 +45,8 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
                "speed": "images_per_s", "epoch_s": "epoch_s", "mem": "peak_mem_bytes", "note": "error"}
 
 
-ID_WIDTH = 20       # longer run ids are shortened in the middle (the line under the table has them whole)
-WIDE_ID_WIDTH = 40  # ... on terminals of WIDE columns or more, where every column fits beside whole ids
-WIDE = 140
+ID_WIDTH = 20       # longer run ids are shortened (the line under the table has them whole) at 80 columns,
+WIDE_ID_WIDTH = 40  # ... and the run column grows with the terminal up to this: the paper's column stays in view
 
 
 def short_id(run_id: str, width: int = ID_WIDTH) -> str:
@@ -56,6 +57,39 @@ def short_id(run_id: str, width: int = ID_WIDTH) -> str:
     return run_id[:head] + "…" + run_id[-(width - 1 - head):]
 
 
+def id_width_for(columns: int) -> int:
+    """The run column's width on a terminal this wide: each column beyond 80 goes to it (up to WIDE_ID_WIDTH)."""
+    return max(ID_WIDTH, min(WIDE_ID_WIDTH, ID_WIDTH + columns - 80))
+
+
+def short_ids(run_ids: list[str], width: int = ID_WIDTH) -> dict[str, str]:
+    """Each id as ``short_id`` shortens it, except ids that would look alike: the runs of a grid share their head
+    and their time stamp ('r8-A-w4-sgd-s1-20261129-010455', '...-s2-...' both become 'r8-A-w4-s…129-010455'), so
+    those keep the part where they differ ('r8-A-w4-sgd-s1…10455'); a few rounds, as what tells two ids apart
+    can make them look like a third."""
+    shown = {run_id: short_id(run_id, width) for run_id in run_ids}
+    for _ in range(4):
+        alike: dict[str, list[str]] = {}
+        for run_id, text in shown.items():
+            alike.setdefault(text, []).append(run_id)
+        groups = [group for group in alike.values() if len(group) > 1]
+        if not groups:
+            break
+        for group in groups:
+            head = len(os.path.commonprefix(group))
+            tail = len(os.path.commonprefix([g[::-1] for g in group]))
+            for run_id in group:
+                end = max(head + 1, len(run_id) - tail)        # the part where they differ: [head, end)
+                if end <= width - 1 and end < len(run_id):
+                    rest = width - 1 - end
+                    shown[run_id] = run_id[:end] + "…" + (run_id[-rest:] if rest else "")
+                elif len(run_id) - head <= width - 1:
+                    shown[run_id] = "…" + run_id[-(width - 1):]
+                else:
+                    shown[run_id] = "…" + run_id[end - (width - 2):end] + "…"
+    return shown
+
+
 def live_progress(info: RunInfo, live: Progress | None = None) -> float:
     """The run's progress 0..1: from the trainer's latest Progress event when fresher than status.json."""
     if live is not None and live.total_steps and live.step >= info.step:
@@ -63,7 +97,9 @@ def live_progress(info: RunInfo, live: Progress | None = None) -> float:
     return info.progress
 
 
-def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_width: int = ID_WIDTH) -> dict[str, Any]:
+def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_width: int = ID_WIDTH,
+              shown_id: str | None = None) -> dict[str, Any]:
+    """The cells of a run's row; ``shown_id``: its id as the table shows it (default: shortened to ``id_width``)."""
     row = run_summary_row(info)
     final, best, paper = row["final_test_err"], row["best_test_err"], row["paper_err"]
     final_text = Text(pct(final, unit=False), justify="right")
@@ -71,7 +107,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         final_text.stylize("green" if final <= paper else "")
     return {
         "mark": Text("●" if marked else " ", style="bold magenta"),
-        "id": short_id(info.id, id_width),
+        "id": shown_id or short_id(info.id, id_width),
         "status": state_text(info.state, live_progress(info, live)).append(world_text(row["world_size"])),
         "epochs": Text(epochs_text(row["epochs_done"], row["total_epochs"]), justify="right"),
         "final": final_text,
@@ -111,8 +147,15 @@ def sort_key(info: RunInfo, column: str, marked: set[str]):
     return (value is None, value if isinstance(value, (int, float)) else str(value or ""))
 
 
+# a table of rows: home and end go to the first and the last row (DataTable's own scroll to the first and the last
+# column, which took the status and the results out of view)
+ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False), Binding("end", "scroll_bottom", "Last row", show=False)]
+
+
 class RunsTable(DataTable):
     """DataTable of runs, one row per run id."""
+
+    BINDINGS = ROW_KEYS
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -127,12 +170,13 @@ class RunsTable(DataTable):
         wanted = [i.id for i in infos]
         current = [row.key.value for row in self.ordered_rows]
         live = live or {}
-        id_width = WIDE_ID_WIDTH if self.app.size.width >= WIDE else ID_WIDTH
+        id_width = id_width_for(self.app.size.width)
         if id_width != self._id_width:
             self._id_width = id_width
             current = []                                    # rebuilt, the run column sized afresh
             self.columns[ColumnKey("id")].content_width = 0
-        cells = {i.id: row_cells(i, i.id in marked, live.get(i.id), id_width) for i in infos}
+        shown = short_ids(wanted, id_width)
+        cells = {i.id: row_cells(i, i.id in marked, live.get(i.id), id_width, shown[i.id]) for i in infos}
         if wanted == current:
             for run_id, row in cells.items():
                 for key, value in row.items():

@@ -145,3 +145,29 @@ async def test_run_ids_are_whole_on_a_wide_terminal_and_shortened_on_a_narrow_on
         assert "paper%" in header, header
         await pilot.resize_terminal(160, 30)
         await wait_for(pilot, lambda: LONG_IDS[0] in screen_text(app), 5, "the ids whole again")
+
+
+async def test_the_runs_of_a_seed_grid_keep_different_ids_in_a_narrow_table(tmp_path):
+    """A grid launched from the form (depths 8,14 x shortcuts A,none x seeds 1-2) showed at 80 and 100 columns as
+    pairs of identical rows: 'r8-A-w4-s…129-010455' twice, the seed cut out of both ids (the table has no seed
+    column); after a first fix, the same grid launched twice still showed 'r14-plain-w4-sgd-s1…' for two runs. The
+    ids that would look alike keep the part where they differ; with room (100 columns) they are whole, the paper's
+    column still in view."""
+    runs = tmp_path / "runs"
+    ids = [f"r{d}-{sc}-w4-sgd-s{s}-20261129-{t}" for t in ("010257", "010455") for d in (8, 14)
+           for sc in ("A", "plain") for s in (1, 2)]                         # the same grid, launched twice
+    for i, run_id in enumerate(ids):
+        write_run(runs, run_id, quick(depth=int(run_id[1:].split("-")[0]), width=4, seed=int(run_id[-17]),
+                                      shortcut="none" if "plain" in run_id else "A"), "finished", epochs_done=3,
+                  order=i)
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        cells = [str(c) for c in app.screen.query_one(RunsTable).get_column("id")]
+        assert len(set(cells)) == len(ids), cells
+        assert all(len(c) <= 20 for c in cells), cells
+        assert any("s1" in c for c in cells) and any("s2" in c for c in cells), cells
+        await pilot.resize_terminal(100, 30)
+        await wait_for(pilot, lambda: all(run_id in screen_text(app) for run_id in ids), 5, "whole ids")
+        header = next(line for line in screen_text(app).splitlines() if "status" in line)
+        assert "paper%" in header, header

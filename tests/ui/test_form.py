@@ -217,9 +217,28 @@ async def test_a_choice_grows_to_show_a_longer_value(fixture_runs):
 def test_a_seed_grid_is_summed_up_once_with_its_seeds():
     """'queues 3 run(s): ResNet-20 A w16 sgd, ResNet-20 A w16 sgd, ResNet-20 A w16 sgd' did not say they differ."""
     from core.config import preset
-    from screens.new_run import grid_labels
+    from screens.widgets.form_text import grid_labels
 
     seeds = [preset("quick", depth=20, seed=s) for s in (1, 2, 3)]
     assert grid_labels(seeds) == "ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)"
     mixed = seeds[:2] + [preset("quick", depth=56, seed=1)]
     assert grid_labels(mixed) == "ResNet-20 A w16 sgd x2 (seeds 1, 2), ResNet-56 A w16 sgd"
+
+
+async def test_the_help_under_the_form_follows_the_focused_fields_error_while_typing(fixture_runs):
+    """The help under the form named the focused field's error as it was when the field got the focus: typing a
+    valid lr after 'nan' kept '(learning rate must be > 0, got nan)' under a valid field, and typing a bad value
+    into a valid field showed no error there (a real terminal at 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        await set_field(pilot, "lr", "nan")
+        await pilot.pause()
+        help_text = lambda: str(form.query_one("#focus-help").render())   # noqa: E731
+        assert "got nan" in help_text(), help_text()
+        await pilot.press("backspace", "backspace", "backspace", "0", ".", "2")
+        await wait_for(pilot, lambda: "lr" not in form.errors, 5, "lr valid again")
+        assert "got nan" not in help_text() and help_text().startswith("lr: "), help_text()
+        await pilot.press("x")
+        await wait_for(pilot, lambda: "lr" in form.errors, 5, "lr invalid")
+        assert form.errors["lr"] in help_text(), help_text()

@@ -132,3 +132,36 @@ async def test_the_stats_line_and_the_loss_chart_name_the_same_loss(fixture_runs
             assert f"loss {newest}  ·" in str(monitor.query_one("#stats").render()), (title, screen_text(app))
     finally:
         live.release_lock()
+
+
+async def test_the_footer_offers_continue_for_a_paused_run(fixture_runs):
+    """A paused run's monitor footer read 's Stop  p Pause  i Detail': nothing said how to continue it (p does),
+    seen in tmux at 100x30 after pausing a run of a grid; the detail screen's footer said the same."""
+    live = add_running(fixture_runs)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await open_monitor(pilot, "r44-live")
+        footer = lambda: screen_text(app).splitlines()[-1]     # noqa: E731
+        assert "p Pause" in footer() and "Continue" not in footer(), footer()
+        live.write_status({**live.read_status(), "state": "paused"})
+        await wait_for(pilot, lambda: "p Continue" in footer(), 5, "p Continue in the footer")
+        assert "Pause" not in footer(), footer()
+        await pilot.press("p")
+        assert live.read_request() == "continue"
+        app.open_run("r44-live", "detail")
+        await wait_for(pilot, lambda: "Run r44-live" in screen_text(app), 5, "the detail")
+        await wait_for(pilot, lambda: "p Continue" in footer(), 5, "p Continue in the detail's footer")
+
+
+async def test_a_paused_run_shows_no_eta(fixture_runs):
+    """Paused, the monitor kept 'ETA 35s' beside the run's bar, a time that never came closer (tmux 100x30)."""
+    live = add_running(fixture_runs)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await open_monitor(pilot, "r44-live")
+        await wait_for(pilot, lambda: "ETA" in screen_text(app), 5, "an ETA while it runs")
+        live.write_status({**live.read_status(), "state": "paused"})
+        await wait_for(pilot, lambda: "paused" in screen_text(app).splitlines()[0], 5, "paused in the title")
+        assert "ETA" not in screen_text(app)

@@ -10,9 +10,10 @@ from screens.detail import DetailScreen
 from screens.new_run import NewRunScreen
 from screens.runs import RunsScreen
 from screens.widgets.curve_plot import CurvePlot
+from screens.widgets.extend_dialog import ExtendScreen
 from screens.widgets.run_table import RunsTable
 
-from .fixtures import quick
+from .fixtures import quick, write_run
 from .helpers import POLL, screen_text, wait_for
 
 
@@ -101,6 +102,19 @@ async def test_filter_by_typing_and_sort_by_header_click(fixture_runs):
         assert order[0] == "r110-stopped"
 
 
+async def test_the_title_keeps_the_filter_the_marks_and_the_order_in_80_columns(fixture_runs):
+    """At 80x24 the title line ended '...  ·  24 run(s)  ·  1 training  ·  filter' (tmux): the runs folder's path
+    came first and the filter's count, the marks and the sort order were cut off."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "space", "o", "o", "o", "o", "slash", *"finished", "enter")
+        await wait_for(pilot, lambda: len(table_rows(app)) == 4, 5, "the filter")
+        title = " ".join(screen_text(app).splitlines()[:2])
+        for part in ("2 marked", "filter 'finished': 4 shown", "sorted by final% ↑", "7 run(s)"):
+            assert part in title, title
+
+
 async def test_enter_opens_detail_with_result_against_paper_and_curves(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -178,6 +192,86 @@ async def test_delete_asks_and_removes_the_folder(fixture_runs):
         await pilot.click("#answer-delete")
         await wait_for(pilot, lambda: "plain-56" not in table_rows(app), 5, "the row to go")
         assert not (fixture_runs / "plain-56").exists()
+
+
+async def test_the_arrow_keys_move_between_a_dialogs_answers(fixture_runs):
+    """In the quit dialog (Stop & quit / Queue / Keep waiting) right then enter stopped and quit instead of queueing:
+    the arrows did nothing, only tab moved between the buttons (a real terminal, 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    answers = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        dialog = ConfirmScreen("Quit?", "what now", [("stop", "Stop", "error"), ("queue", "Queue", "warning"),
+                                                      ("wait", "Wait", "primary")])
+        app.push_screen(dialog, answers.append)
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "answer-stop", 5, "the dialog")
+        await pilot.press("right")
+        assert app.focused.id == "answer-queue"
+        await pilot.press("right", "right")             # stays on the last answer, as a row of buttons does
+        assert app.focused.id == "answer-wait"
+        await pilot.press("left", "left", "left")
+        assert app.focused.id == "answer-stop"
+        await pilot.press("right", "enter")
+        await wait_for(pilot, lambda: answers, 5, "the answer")
+        assert answers == ["queue"]
+        # the extend dialog (x on a finished run): the arrows edit its field, and move along its answers
+        app.push_screen(ExtendScreen("r20-A", 12), answers.append)
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "more", 5, "the extend dialog")
+        await pilot.press("left", "right")
+        assert app.focused.id == "more"
+        await pilot.press("tab")
+        assert app.focused.id == "answer-app"
+        await pilot.press("right")
+        assert app.focused.id == "answer-queue"
+        await pilot.press("left", "left")
+        assert app.focused.id == "answer-app"
+
+
+async def test_the_stop_dialog_counts_every_queued_run_and_says_what_stop_does_to_them(fixture_runs):
+    """Stopping the first run of an 8-run grid said '7 queued run(s) follow it in this app:' and named 4 of them,
+    with nothing for the other 3 nor for what a plain Stop does to them (the next one starts), tmux 100x30."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.in_app[:] = ["r110-stopped", "r20-A", "plain-20", "r56-A", "plain-56", "r32-missing-data"]
+        app.confirm_stop("r110-stopped")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the dialog")
+        question = str(app.screen.query_one("#question").render())
+        app.in_app.clear()
+        assert "5 queued run(s)" in question and "and 1 more" in question, question
+        assert "Stop: the next of them starts" in question, question
+
+
+async def test_home_and_end_go_to_the_first_and_the_last_run(fixture_runs):
+    """End in the runs table scrolled it sideways to its last column (the status and results went out of view) and
+    left the cursor where it was; Home only scrolled back (Textual's DataTable keys, tmux 100x30)."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1 and table.scroll_x == 0
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_x == 0
+        await pilot.press("f")                                   # the seed groups' table too
+        await wait_for(pilot, lambda: app.screen.query_one("#groups").display, 5, "the groups")
+        groups = app.screen.query_one("#groups")
+        await pilot.press("end")
+        assert groups.cursor_row == groups.row_count - 1 and groups.scroll_x == 0
+
+
+async def test_the_line_under_the_table_names_the_net_as_the_other_screens_do_with_its_seed(fixture_runs):
+    """The line under the table read 'plain-14 none w4 sgd multistep' (the shortcut said twice, a name no other
+    screen uses) and gave no seed, though the table has no seed column either (tmux 100x30)."""
+    write_run(fixture_runs, "p20-s2", quick(depth=20, shortcut="none", seed=2), "finished", epochs_done=3, order=9)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(RunsTable)
+        table.move_cursor(row=table.get_row_index("p20-s2"))
+        await wait_for(pilot, lambda: "p20-s2" in str(app.screen.query_one("#current").render()), 5, "its line")
+        line = str(app.screen.query_one("#current").render())
+        assert "Plain-20 w16 sgd cosine seed 2 ·" in line and "none" not in line, line
 
 
 async def test_every_key_is_in_the_command_palette(fixture_runs):

@@ -1,0 +1,55 @@
+"""The new-run form's texts: the line that sums up what a launch creates, and the help for the focused field.
+
+Plain functions of the form's state (no widget queries), so the form only puts their result on screen.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+
+from core.config import FIELD_HELP, PRESET_HELP, RunConfig
+from core.plan import planned_steps
+
+WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
+              "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
+              "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
+
+
+def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
+    """The runs a launch creates, in order; runs that differ only in their seed are named once with their seeds
+    ('ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)', not the same label three times)."""
+    groups: dict[str, list[int]] = {}
+    for cfg in configs:
+        groups.setdefault(cfg.label(), []).append(cfg.seed)
+    parts = [label if len(seeds) == 1 else f"{label} x{len(seeds)} (seeds {', '.join(map(str, seeds))})"
+             for label, seeds in groups.items()]
+    return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
+
+
+def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -> Text:
+    """What ctrl+s would do now: the fields to fix, or the runs it creates and how long each is."""
+    if errors:
+        return Text(f"✗ {len(errors)} field(s) to fix before launching: " + ", ".join(errors), style="bold red")
+    labels = grid_labels(configs)
+    ipe, total = planned_steps(configs[0])
+    length = f" · about {total:,} iterations ({ipe:,} per epoch)"
+    if where == "queue":
+        text = f"✓ queues {len(configs)} run(s) for the scheduler: {labels}"
+    elif len(configs) > 1:
+        text = f"✓ launches {len(configs)} run(s), one after another: {labels}"
+    else:
+        text = f"✓ launches {labels}"
+    return Text(text + length, style="green")
+
+
+def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str]) -> Text | str:
+    """The help under the form for the field ``widget_id`` (``f-<name>``, a shortcut box, preset or where), with its
+    error or note as the field holds it now."""
+    name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
+    preset_help = PRESET_HELP.get(preset, "your own settings")
+    help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
+                                                   "any field afterwards", "where": WHERE_HELP}.get(widget_id, "")
+    if name in errors or name in notes:
+        help_text = f"{help_text}  ({errors.get(name) or notes.get(name)})"
+    if not help_text:
+        return ""
+    return Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ", "bold"), help_text)
