@@ -2,7 +2,7 @@
 
 ``tui_app.py [--runs-dir DIR] [--data-dir DIR]`` opens the TUI; ``tui_app.py SUBCOMMAND ...`` runs headless.
 Every subcommand accepts ``--runs-dir`` after its own arguments. The ``train`` flags are generated from
-``core.config.RunConfig`` and its ``FIELD_HELP`` so that every setting of the engine is reachable and explained.
+``core.config.RunConfig`` and its help (``core.field_help``) so that every setting of the engine is reachable and explained.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
 from core import config as C
+from core.field_help import FIELD_HELP, GROUPS
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
 _CHOICES = {"shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
@@ -49,10 +50,10 @@ def _default_text(name: str) -> str:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field, grouped as in the TUI's form; values stay text until RunConfig coerces them."""
     types = {f.name: f.type for f in fields(C.RunConfig)}
-    for group, names in C.GROUPS.items():
+    for group, names in GROUPS.items():
         g = parser.add_argument_group(f"{group} settings")
         for name in names:
-            text = C.FIELD_HELP[name].replace("%", "%%") + f" [default: {_default_text(name)}]"
+            text = FIELD_HELP[name].replace("%", "%%") + f" [default: {_default_text(name)}]"
             dest = "cfg_" + name
             if types[name] == "bool":
                 g.add_argument(flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.config import GROUPS
+from core.field_help import GROUPS
 from core.files import kind_of
 from core.formatting import (devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
                              state_style, world_text)

@@ -10,7 +10,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from core.config import GROUPS, ConfigError, RunConfig
+from core.config import ConfigError, RunConfig
+from core.field_help import GROUPS
 from core.formatting import (count, devices_text, duration, epochs_text, is_number, mem, model_name, pct,
                              slurm_text, state_style)
 from core.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run

@@ -1,4 +1,4 @@
-"""New-run form: every RunConfig field, grouped as core.config.GROUPS, with its help and its validation error.
+"""New-run form: every RunConfig field, grouped as core.field_help.GROUPS, with its help and its validation error.
 
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
 that grid of runs (core.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
@@ -25,7 +25,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core import config as C
-from core.config import FIELD_HELP, GROUPS, PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.field_help import FIELD_HELP, GROUPS
 from core.datasets import DataError, find_data, resolve_data_dir
 from core.devices import has_gpu
 from core.grid import grid_configs

@@ -16,7 +16,8 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 
 from core import config as C
-from core.config import FIELD_HELP, PRESETS, RunConfig
+from core.config import PRESETS, RunConfig
+from core.field_help import FIELD_HELP
 
 from .choice import Choice
 from .ordered_input import OrderedInput

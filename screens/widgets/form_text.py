@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.config import FIELD_HELP, PRESET_HELP, RunConfig
+from core.config import PRESET_HELP, RunConfig
+from core.field_help import FIELD_HELP
 from core.plan import planned_steps
 
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from core.config import FIELD_HELP
+from core.field_help import FIELD_HELP
 from core.runs import RunStore
 from core.requests import REQUEST_POLL_S
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import (FIELD_HELP, PRESETS, ConfigError, RunConfig, config_from_sources, paper_error, preset)
+from core.config import (PRESETS, ConfigError, RunConfig, config_from_sources, paper_error, preset)
+from core.field_help import FIELD_HELP
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
