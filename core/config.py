@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -223,6 +224,10 @@ class RunConfig:
             e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
         if self.log_every < 1:
             e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
+        for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                e[f.name] = f"{f.name} must be a finite number, got {value}"
         limits.check(self, e)
         return e
 

@@ -97,3 +97,14 @@ def test_every_field_is_documented():
 def test_paper_errors():
     assert paper_error(20, "A") == 8.75 and paper_error(110, "A") == 6.43
     assert paper_error(20, "none") is None and paper_error(26, "A") is None
+
+
+FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "beta1", "beta2", "eps", "lr_factor", "min_lr")
+
+
+@pytest.mark.parametrize("text", ["inf", "1e999", "-inf", "nan"])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_a_float_setting_that_is_not_a_finite_number_is_refused_with_its_message(name, text):
+    # lr 1e999 (infinite) was accepted and launched (seen in the form); weight_decay nan and min_lr nan too
+    errors = RunConfig().with_overrides(**{name: text}).validate()
+    assert name in errors and "finite" in errors[name], errors
