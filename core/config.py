@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from . import limits
-from .formatting import number_text
+from .formatting import model_name, number_text
 
 SCHEMA_VERSION = 1
 
@@ -242,9 +242,8 @@ class RunConfig:
 
     def label(self) -> str:
         """A short human description, e.g. 'ResNet-20 A w16 sgd'."""
-        kind = "Plain" if self.shortcut == "none" else "ResNet"
         sc = "" if self.shortcut == "none" else f" {self.shortcut}"
-        return f"{kind}-{self.depth}{sc} w{self.width} {self.optimizer}"
+        return f"{model_name(self.depth, self.shortcut)}{sc} w{self.width} {self.optimizer}"
 
 
 class ConfigError(ValueError):

@@ -108,3 +108,11 @@ def test_a_float_setting_that_is_not_a_finite_number_is_refused_with_its_message
     # lr 1e999 (infinite) was accepted and launched (seen in the form); weight_decay nan and min_lr nan too
     errors = RunConfig().with_overrides(**{name: text}).validate()
     assert name in errors and "finite" in errors[name], errors
+
+
+def test_a_plain_net_is_named_one_way_everywhere():
+    # the form, monitor and table line said 'Plain-8 w4 sgd' while compare, seed groups and Table 6 said 'plain-8'
+    from core.formatting import model_name
+
+    assert RunConfig(depth=20, shortcut="none").label() == "plain-20 w16 sgd" == model_name(20, "none") + " w16 sgd"
+    assert RunConfig(depth=56, shortcut="B").label() == "ResNet-56 B w16 sgd"

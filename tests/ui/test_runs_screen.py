@@ -271,7 +271,7 @@ async def test_the_line_under_the_table_names_the_net_as_the_other_screens_do_wi
         table.move_cursor(row=table.get_row_index("p20-s2"))
         await wait_for(pilot, lambda: "p20-s2" in str(app.screen.query_one("#current").render()), 5, "its line")
         line = str(app.screen.query_one("#current").render())
-        assert "Plain-20 w16 sgd cosine seed 2 ·" in line and "none" not in line, line
+        assert "plain-20 w16 sgd cosine seed 2 ·" in line and "none" not in line, line
 
 
 async def test_every_key_is_in_the_command_palette(fixture_runs):
