@@ -38,8 +38,9 @@ from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
 from .widgets.form_text import focus_help_text, summary_text
 from .widgets.typeahead import replay
 
-WHERE = (("queue (background, all GPUs)", "queue"),
+WHERE = (("queue (background, every GPU)", "queue"),
          ("this app (a thread; stops when you quit)", "app"))
+WHERE_NO_GPU = "queue (background, on the CPU)"
 DATA_FIELDS = ("dataset", "data_dir", "download")
 
 
@@ -79,7 +80,8 @@ class NewRunScreen(Screen):
         if initial is None and remembered is None:
             remembered = load_form_settings()
         self.values, self.preset_name, where = starting_values(initial, remembered or {}, data_dir)
-        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if has_gpu() else "app")
+        self.gpu = has_gpu()
+        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if self.gpu else "app")
         self._programmatic: dict[str, Any] = {}  # widget id -> the value this screen put there (not the user)
         self.errors: dict[str, str] = {}
         self.notes: dict[str, str] = {}          # warnings that do not block the launch (warm-up, a download)
@@ -110,7 +112,8 @@ class NewRunScreen(Screen):
                 yield Static("" if narrow else PRESET_HELP.get(self.preset_name, "your own settings"), id="msg-preset",
                              classes="msg help")
                 yield Label("runs in", classes="name")
-                yield Choice([(label, key) for label, key in WHERE], self.where, id="where", classes="span2")
+                yield Choice([(label if self.gpu or key != "queue" else WHERE_NO_GPU, key) for label, key in WHERE],
+                             self.where, id="where", classes="span2")
             for group, names in GROUPS.items():
                 yield Static(group, classes="group")
                 with Grid(classes="fields", id=f"group-{group}"):

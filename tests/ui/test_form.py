@@ -242,3 +242,16 @@ async def test_the_help_under_the_form_follows_the_focused_fields_error_while_ty
         await pilot.press("x")
         await wait_for(pilot, lambda: "lr" in form.errors, 5, "lr invalid")
         assert form.errors["lr"] in help_text(), help_text()
+
+
+async def test_the_queue_choice_names_what_this_machine_trains_on(fixture_runs, monkeypatch):
+    # a CPU-only machine was offered 'queue (background, all GPUs)'
+    import screens.new_run as new_run
+
+    for gpu, says, never in ((False, "CPU", "GPU"), (True, "GPU", "CPU")):
+        monkeypatch.setattr(new_run, "has_gpu", lambda gpu=gpu: gpu)
+        app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+        async with app.run_test(size=(100, 30)) as pilot:
+            form = await open_form(pilot)
+            label = dict((key, text) for text, key in form.query_one("#where").options)["queue"]
+            assert says in label and never not in label, label
