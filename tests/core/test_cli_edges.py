@@ -1,0 +1,58 @@
+"""The headless CLI used as a new user would use it, from other folders and on odd input: what the README promises
+about where data is read, what is printed and which exit code comes back.
+
+Subprocesses run ``tui_app.py`` by its absolute path from a working directory of the test's choosing (as a user's
+shell would); cheap commands also run in-process through ``cli.main.main``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_REAL = ["--depth", "8", "--width", "4", "--epochs", "1", "--batch-size", "50", "--device", "cpu",
+             "--precision", "fp32", "--no-download", "--channels-last", "off"]
+
+
+def run_cli(*args, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "RESLAB_DATA")}
+    return subprocess.run([sys.executable, str(REPO / "tui_app.py"), *map(str, args)], cwd=cwd,
+                          env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+# -- the default data folder is fixed when the run is created -------------------------------------------------------------
+def test_a_run_trained_on_the_default_data_folder_is_evaluated_from_anywhere(tmp_path, cifar_tiny):
+    """`train` without --data-dir reads $RESLAB_DATA or ./data; the run must keep reading that folder when it is
+    resumed, evaluated or trained by the queue's scheduler from another working directory (the scheduler's own
+    folder, a later shell). Before, config.json kept data_dir='' and every later process looked in ITS ./data:
+    `queue add` checked data/ here and the scheduler then failed with 'CIFAR-10 was not found in /elsewhere/data'
+    (or downloaded 170 MB there)."""
+    here, elsewhere, runs = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "runs"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "data").symlink_to(cifar_tiny)
+    res = run_cli("train", *TINY_REAL, "--runs-dir", runs, cwd=here)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = res.stdout.split()[1]
+    ev = run_cli("eval", run_id, "--json", "--runs-dir", runs, cwd=elsewhere)
+    assert ev.returncode == 0, ev.stdout + ev.stderr
+    assert json.loads(ev.stdout)["images"] == 100
+    assert json.loads((runs / run_id / "config.json").read_text())["data_dir"] == str((here / "data").resolve())
+
+    # the same for $RESLAB_DATA: the folder it named when the run was created
+    res = run_cli("train", *TINY_REAL, "--runs-dir", runs, cwd=elsewhere, env={"RESLAB_DATA": str(cifar_tiny)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = res.stdout.split()[1]
+    assert json.loads((runs / run_id / "config.json").read_text())["data_dir"] == str(cifar_tiny.resolve())
+
+
+def test_synthetic_runs_record_no_data_folder(tmp_path, tiny):
+    """Synthetic data reads no folder: none is recorded (the settings of such runs stay free of a path)."""
+    from core.runs import RunStore
+
+    assert RunStore(tmp_path).create(tiny()).read_config().data_dir == ""
