@@ -56,3 +56,25 @@ def test_synthetic_runs_record_no_data_folder(tmp_path, tiny):
     from core.runs import RunStore
 
     assert RunStore(tmp_path).create(tiny()).read_config().data_dir == ""
+
+
+# -- Fig. 7 tells apart groups of one depth and kind -------------------------------------------------------------------
+def test_fig7_tells_apart_groups_of_one_depth_that_differ_in_other_settings(tmp_path, tiny):
+    """Two ResNet-8 groups of widths 4 and 8 (a width study): Fig. 6 and Table 6 label them 'width=4'/'width=8',
+    but Fig. 7 drew both as 'ResNet-8' in the same colour and line style, so they could not be told apart."""
+    from core.results.figures import fig7
+    from core.results.groups import group_runs
+    from core.results.report import response_curves
+    from core.runs import RunStore
+    from core.trainer import train_run
+
+    store = RunStore(tmp_path / "runs")
+    for width in (4, 8):
+        assert train_run(store, tiny(width=width, epochs=1))[1] == "finished"
+    notes: list[str] = []
+    curves = response_curves(group_runs(store.list()), notes, device="cpu")
+    assert notes == [] and len(curves) == 2
+    top = fig7(curves).axes[0]
+    labels = [line.get_label() for line in top.lines]
+    assert sorted(labels) == ["ResNet-8 (width=4)", "ResNet-8 (width=8)"], labels
+    assert top.lines[0].get_color() != top.lines[1].get_color()
