@@ -78,3 +78,16 @@ def test_fig7_tells_apart_groups_of_one_depth_that_differ_in_other_settings(tmp_
     labels = [line.get_label() for line in top.lines]
     assert sorted(labels) == ["ResNet-8 (width=4)", "ResNet-8 (width=8)"], labels
     assert top.lines[0].get_color() != top.lines[1].get_color()
+
+
+# -- a device this machine lacks is bad input for `train` -------------------------------------------------------------
+def test_train_on_a_device_this_machine_lacks_is_refused_before_a_run_exists(tmp_path, capsys):
+    """`train --device cuda:99` created a run folder, then failed it (exit 1, a 'failed' run left in `runs`), where
+    `eval --device cuda:99` says '--device: ...' with exit 2: bad input, and nothing may be created."""
+    runs = tmp_path / "runs"
+    code = main(["train", "--dataset", "synthetic", "--depth", "8", "--width", "4", "--epochs", "1",
+                 "--device", "cuda:99", "--runs-dir", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: --device: cuda:99 asked for"), err
+    assert not runs.exists() or not any(runs.iterdir())
