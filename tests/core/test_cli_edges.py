@@ -91,3 +91,17 @@ def test_train_on_a_device_this_machine_lacks_is_refused_before_a_run_exists(tmp
     assert code == 2, err
     assert err.startswith("error: --device: cuda:99 asked for"), err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+# -- usage errors point at the help that lists the flags ----------------------------------------------------------------
+def test_an_unknown_flag_of_a_subcommand_points_at_that_subcommands_help(tmp_path, capsys):
+    """`runs --json` (show and eval take --json, runs does not) said 'see tui_app.py --help', whose text lists the
+    commands but none of their flags; the subcommand's own --help lists them."""
+    for argv, prog in ((["runs", "--json"], "tui_app.py runs"), (["queue", "add", "--idle-exit", "3"],
+                                                                  "tui_app.py queue add"),
+                       (["train", "--frobnicate"], "tui_app.py train")):
+        assert main([*argv, "--runs-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: unrecognized arguments: ") and err.endswith(f"(see {prog} --help)\n"), err
+    assert main(["frobnicate"]) == 2
+    assert capsys.readouterr().err.endswith("(see tui_app.py --help)\n")
