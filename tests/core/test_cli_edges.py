@@ -105,3 +105,21 @@ def test_an_unknown_flag_of_a_subcommand_points_at_that_subcommands_help(tmp_pat
         assert err.startswith("error: unrecognized arguments: ") and err.endswith(f"(see {prog} --help)\n"), err
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err.endswith("(see tui_app.py --help)\n")
+
+
+# -- a report never lands inside the runs folder ------------------------------------------------------------------------
+def test_report_out_inside_the_runs_folder_is_refused(tmp_path, capsys):
+    """`report RUN --out runs/fig6` wrote the report into the runs folder, where every folder is read as a run:
+    `runs` then listed 'fig6' as a damaged run (config.json is missing), and so did the TUI and `report --all`."""
+    from core.runs import RunStore
+    from tests.core.results_helpers import fake_run
+
+    runs = tmp_path / "runs"
+    run = fake_run(RunStore(runs), [9.0], dataset="cifar10")
+    for out in (runs / "fig6", runs, runs / run.id):
+        assert main(["report", run.id, "--out", str(out), "--no-layer-responses", "--runs-dir", str(runs)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out: {out} is inside the runs folder {runs}"), err
+    assert sorted(p.name for p in runs.iterdir()) == [run.id]
+    assert sorted(p.name for p in (runs / run.id).iterdir()) == ["config.json", "epochs.jsonl", "events.log",
+                                                                 "status.json", "steps.jsonl"]
