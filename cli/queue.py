@@ -173,15 +173,16 @@ def queue_add(args: argparse.Namespace) -> int:
     if taken:
         raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
                        f"choose another name")
+    options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
     served = S.read_state(store.root) is not None
-    options = [] if served else scheduler_options(args)[1]
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
     runs = Q.enqueue(store, configs)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
     if served:
-        ignored = " (--devices/--per-device apply to a new scheduler only)" if args.devices else ""
+        given = args.devices or args.per_device != 1 or args.gpus_per_run != 1
+        ignored = " (--devices, --per-device and --gpus-per-run apply to a new scheduler only)" if given else ""
         print(S.describe(store.root).replace("already serves", "serves") + ignored)
     else:
         print(start_scheduler(store, options))

@@ -123,3 +123,26 @@ def test_report_out_inside_the_runs_folder_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in runs.iterdir()) == [run.id]
     assert sorted(p.name for p in (runs / run.id).iterdir()) == ["config.json", "epochs.jsonl", "events.log",
                                                                  "status.json", "steps.jsonl"]
+
+
+# -- queue add: bad scheduler flags are bad input whether or not a scheduler serves the folder --------------------------
+def test_queue_add_refuses_bad_scheduler_flags_on_a_served_folder(tmp_path, capsys):
+    """On a folder a scheduler serves, `queue add --per-device 0` (or --gpus-per-run 0) queued the run and exited
+    0; on a folder without one the same command is refused. 'Bad input exits 2 and creates nothing' (README)."""
+    from core import scheduler as S
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    lock = S.lock_of(runs)
+    lock.acquire()               # this test process stands for the scheduler that serves the folder
+    try:
+        assert S.read_state(runs) is not None
+        for flag, message in (("--per-device", "--per-device: must be 1 or more, got 0"),
+                              ("--gpus-per-run", "--gpus-per-run: must be between 1 and")):
+            code = main(["queue", "add", "--dataset", "synthetic", "--depth", "8", "--width", "4", flag, "0",
+                         "--runs-dir", str(runs)])
+            err = capsys.readouterr().err
+            assert code == 2 and err.startswith(f"error: {message}"), err
+    finally:
+        lock.release()
+    assert [p.name for p in runs.iterdir() if p.is_dir()] == []
