@@ -173,8 +173,9 @@ def render_show(data: dict[str, Any], out=None) -> None:
     else:
         con.print("\nno epoch finished yet")
     con.print("\nfiles")
+    wide = max([14, *map(len, data["files"])])
     for name, size in data["files"].items():
-        con.print(f"  {name:<14} {size:>12,} bytes" if isinstance(size, int) else f"  {name:<14} ({size})",
+        con.print(f"  {name:<{wide}} {size:>12,} bytes" if isinstance(size, int) else f"  {name:<{wide}} ({size})",
                   markup=False)
     if data["events"]:
         con.print("\nlast events")

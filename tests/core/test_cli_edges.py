@@ -146,3 +146,22 @@ def test_queue_add_refuses_bad_scheduler_flags_on_a_served_folder(tmp_path, caps
     finally:
         lock.release()
     assert [p.name for p in runs.iterdir() if p.is_dir()] == []
+
+
+# -- show: the files list stays a column ---------------------------------------------------------------------------------
+def test_show_lists_files_in_aligned_columns(tmp_path, capsys, tiny):
+    """`show` printed names in a 14-character field, so a run with layer_responses.json (20 characters) or a
+    tensorboard/ folder had its sizes out of line with the rest."""
+    from core.runs import RunStore
+
+    run = RunStore(tmp_path).create(tiny())
+    (run.path / "layer_responses.json").write_text("{}")
+    (run.path / "tensorboard").mkdir()
+    assert main(["show", run.id, "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    files = out[out.index("files") + 1:out.index("last events") - 1]
+    assert {line.split()[0] for line in files} >= {"config.json", "layer_responses.json", "tensorboard"}
+    sized = [line for line in files if line.endswith(" bytes")]
+    assert len({line.index(" bytes") for line in sized}) == 1, files       # right-aligned sizes end in one column
+    folder = next(line for line in files if line.endswith("(directory)"))
+    assert folder.index("(") > max(line.index(line.split()[0]) + len(line.split()[0]) for line in files), files
