@@ -153,7 +153,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
                if is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
     for key, value in extras:
         if value:
-            con.print(f"  {key:<8} {value}", markup=False)
+            con.print(f"  {key:<8} {escape_controls(str(value))}", markup=False)
     if data["config"]:
         con.print("\nconfig")
         cfg = data["config"]

@@ -165,3 +165,34 @@ def test_show_lists_files_in_aligned_columns(tmp_path, capsys, tiny):
     assert len({line.index(" bytes") for line in sized}) == 1, files       # right-aligned sizes end in one column
     folder = next(line for line in files if line.endswith("(directory)"))
     assert folder.index("(") > max(line.index(line.split()[0]) + len(line.split()[0]) for line in files), files
+
+
+# -- text from a run folder never reaches the terminal raw ---------------------------------------------------------------
+def test_show_escapes_control_characters_of_status_fields(tmp_path, capsys, tiny):
+    """README: 'Text from a run folder is shown with its control characters escaped'. `show` printed status.json's
+    host and device as they were: a crafted host 'h\\x1b]0;title\\x07' set the terminal's title, '\\x1b[2J' in
+    device cleared the screen."""
+    from core.runs import RunStore
+
+    run = RunStore(tmp_path).create(tiny())
+    run.update_status(state="failed", host="h\x1b]0;title\x07", pid=4242, device="cpu\x1b[2J", error="x",
+                      images_per_s=10.0, elapsed_s=1.0)
+    assert main(["show", run.id, "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    assert "h\\x1b]0;title\\x07/4242" in out and "cpu\\x1b[2J" in out
+
+
+def test_queue_escapes_control_characters_of_status_fields(tmp_path, capsys, tiny):
+    """`queue` printed a running run's device from its status.json as it was (a run training on another host,
+    known by its fresh heartbeat)."""
+    import time
+
+    from core.runs import RunStore
+
+    run = RunStore(tmp_path).create(tiny())
+    run.update_status(state="running", host="gpu01", pid=4242, device="cpu\x1b[2J", updated_at=time.time())
+    assert run.info().state == "running"
+    assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert run.id in out and "\x1b" not in out and "cpu\\x1b[2J" in out, repr(out)
