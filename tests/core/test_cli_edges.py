@@ -196,3 +196,18 @@ def test_queue_escapes_control_characters_of_status_fields(tmp_path, capsys, tin
     assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert run.id in out and "\x1b" not in out and "cpu\\x1b[2J" in out, repr(out)
+
+
+def test_stop_with_a_negative_or_nan_timeout_is_bad_input(tmp_path, capsys, tiny):
+    """`stop RUN --timeout -5` answered 'did not stop within -5 s' (exit 1) after leaving a stop request in place;
+    a timeout that is no length of time is bad input: exit 2 before anything is asked."""
+    import time
+
+    from core.runs import RunStore
+
+    run = RunStore(tmp_path).create(tiny())
+    run.update_status(state="running", host="gpu01", pid=4242, updated_at=time.time())
+    for value in ("-5", "nan"):
+        assert main(["stop", run.id, "--timeout", value, "--runs-dir", str(tmp_path)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: --timeout: must be 0 or more seconds, got {value}")
+    assert not [p for p in run.path.iterdir() if "request" in p.name]
