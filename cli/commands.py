@@ -315,6 +315,8 @@ def _epochs(n: int) -> str:
 
 # -- stop ----------------------------------------------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
+    if not args.timeout >= 0:        # NaN too
+        raise CliError(f"--timeout: must be 0 or more seconds, got {args.timeout:g}")
     store = store_of(args)
     run = get_run(store, args.run)
     info = run.info()

@@ -2,8 +2,8 @@
 
 Only rank 0 does what must happen once: it checks the data (and downloads it), creates or checks and extends the
 run folder, and prints; the others wait for its answer (``on_main``) and then train their share silently, printing
-only their own failure. A mistake found before training (a batch that does not divide, --sync-bn on the CPU)
-is bad input on every process: exit 2, nothing created.
+only their own failure. A mistake found before training (a batch that does not divide, --sync-bn on the CPU, a
+device this machine lacks) is bad input on every process: exit 2, nothing created.
 """
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
     try:
         with process_group(cfg.device) as dist:
             device = dist.device
-            if device is None and cfg.sync_bn:
-                with contextlib.suppress(DeviceError):   # a missing GPU is the trainer's to report
+            if device is None and check:     # a new run: a device this machine lacks is bad input (exit 2)
+                device = resolve_device(cfg.device)
+            elif device is None and cfg.sync_bn:
+                with contextlib.suppress(DeviceError):   # an existing run: a missing GPU is the trainer's to report
                     device = resolve_device(cfg.device)
             errors = check_launch(cfg, dist.world, device) if check else {}
             if errors and not dist.is_main:

@@ -83,8 +83,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     def command(name: str, help_text: str, description: str) -> Parser:
         head, _, tail = description.partition("\n\n")
         description = textwrap.fill(head, 100) + ("\n\n" + tail if tail else "")
-        return sub.add_parser(name, help=help_text, description=description, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return _named(sub.add_parser(name, help=help_text, description=description, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter))
 
     t = command("train", "train a new run in the foreground",
                 "Create a run and train it in the foreground with a progress display (plain lines when the output "
@@ -172,6 +172,13 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     return p
 
 
+def _named(parser: Parser) -> Parser:
+    """A subcommand's parser, remembered in the parsed namespace (the innermost one wins) so that a flag it does not
+    know is reported with its own --help, not the top-level one that lists no flags."""
+    parser.set_defaults(usage_parser=parser)
+    return parser
+
+
 def _scheduler_flags(parser: argparse.ArgumentParser) -> None:
     from cli.slurm import add_slurm_flags
 
@@ -215,10 +222,10 @@ def _queue_parsers(command) -> None:
     q.add_argument("--json", action="store_true", help="print the list as JSON")
     _runs_dir_arg(q)
     qs = q.add_subparsers(dest="queue_command", metavar="ACTION", parser_class=Parser)
-    add = qs.add_parser("add", help="queue runs (a grid with --depths/--shortcuts/--seeds)",
+    add = _named(qs.add_parser("add", help="queue runs (a grid with --depths/--shortcuts/--seeds)",
                         description="Queue one run per combination (every train flag applies to each) and make sure "
                         "a scheduler serves the folder (one is started, detached, when none does). Lists are "
-                        "20,56,110; ranges 1-5.", formatter_class=argparse.RawDescriptionHelpFormatter)
+                        "20,56,110; ranges 1-5.", formatter_class=argparse.RawDescriptionHelpFormatter))
     add.add_argument("--depths", metavar="LIST", help="several depths, e.g. 20,32,44,56,110")
     add.add_argument("--shortcuts", metavar="LIST", help="several shortcuts, e.g. A,none (none = plain net)")
     add.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1-5 or 1,2,3")
@@ -227,11 +234,11 @@ def _queue_parsers(command) -> None:
     _scheduler_flags(add)
     add_config_flags(add)
     _runs_dir_arg(add)
-    mv = qs.add_parser("move", help="put a queued run at position POS")
+    mv = _named(qs.add_parser("move", help="put a queued run at position POS"))
     mv.add_argument("run", metavar="RUN", help="run id")
     mv.add_argument("position", metavar="POS", type=int, help="1 = next to start")
     _runs_dir_arg(mv)
-    rm = qs.add_parser("remove", help="take a queued run out of the queue")
+    rm = _named(qs.add_parser("remove", help="take a queued run out of the queue"))
     rm.add_argument("run", metavar="RUN", help="run id")
     rm.add_argument("--delete", action="store_true", help="also delete its folder")
     _runs_dir_arg(rm)
@@ -263,10 +270,17 @@ def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
     return EXIT_FAILED if getattr(app, "return_code", 0) else EXIT_OK
 
 
+def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser(_prog_name()).parse_args(argv) if argv else None
+        args = _parse(build_parser(_prog_name()), argv) if argv else None
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed as one line)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args is None or args.command is None:

@@ -19,6 +19,7 @@ from core import queue as Q
 from core import scheduler as S
 from core.config import ConfigError
 from core.grid import expand, parse_ints, parse_shortcuts
+from core.runfiles import escape_controls
 from core.runs import RunError, RunLockedError
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
@@ -132,15 +133,16 @@ def queue_list(args: argparse.Namespace) -> int:
         print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {runs_dir_arg(store)}")
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
-        print(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots busy "
-              f"({', '.join(s['slot'] for s in state.get('slots', []))})")
+        print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "
+                              f"busy ({', '.join(str(s.get('slot')) for s in state.get('slots', []))})"))
     if not rows:
         print("nothing queued or running")
         return EXIT_OK
     print(f"{'pos':>3}  {'run':<34} {'state':<8} {'device':<8} {'slot':<10} {'epochs':>7}  settings")
-    for r in rows:
+    for r in rows:   # device and slot come from files of the runs folder: their control characters are escaped
         epochs = f"{r['epochs_done']}/{r['total_epochs'] or '?'}"
-        print(f"{r['position'] or '':>3}  {r['id']:<34} {r['state']:<8} {r['device'] or '-':<8} {r['slot'] or '-':<10} "
+        device, slot = (escape_controls(str(r[k] or "-")) for k in ("device", "slot"))
+        print(f"{r['position'] or '':>3}  {r['id']:<34} {r['state']:<8} {device:<8} {slot:<10} "
               f"{epochs:>7}  {r['label']}" + (f" (retried {r['retries']}x)" if r["retries"] else ""))
     return EXIT_OK
 
@@ -173,15 +175,16 @@ def queue_add(args: argparse.Namespace) -> int:
     if taken:
         raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
                        f"choose another name")
+    options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
     served = S.read_state(store.root) is not None
-    options = [] if served else scheduler_options(args)[1]
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
     runs = Q.enqueue(store, configs)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
     if served:
-        ignored = " (--devices/--per-device apply to a new scheduler only)" if args.devices else ""
+        given = args.devices or args.per_device != 1 or args.gpus_per_run != 1
+        ignored = " (--devices, --per-device and --gpus-per-run apply to a new scheduler only)" if given else ""
         print(S.describe(store.root).replace("already serves", "serves") + ignored)
     else:
         print(start_scheduler(store, options))

@@ -45,6 +45,9 @@ def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, o
     out_dir = Path(out).expanduser() if out else default_out_dir(store.root)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"--out: {out_dir} exists and is not a folder")
+    if out_dir.resolve().is_relative_to(store.root.resolve()):
+        raise CliError(f"--out: {out_dir} is inside the runs folder {store.root}, where every folder is read as a "
+                       f"run; choose a folder outside it (the default is {default_out_dir(store.root).parent})")
     try:
         result = write_report(infos, out_dir, named=not all_runs, formats=fmts, layer_responses=layer_responses,
                               device=device, data_dir=data_dir, tensorboard=tensorboard)

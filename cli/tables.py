@@ -153,7 +153,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
                if is_number(st.get("updated_at")) and data["state"] in ("running", "paused", "crashed") else None)]
     for key, value in extras:
         if value:
-            con.print(f"  {key:<8} {value}", markup=False)
+            con.print(f"  {key:<8} {escape_controls(str(value))}", markup=False)
     if data["config"]:
         con.print("\nconfig")
         cfg = data["config"]
@@ -173,8 +173,9 @@ def render_show(data: dict[str, Any], out=None) -> None:
     else:
         con.print("\nno epoch finished yet")
     con.print("\nfiles")
+    wide = max([14, *map(len, data["files"])])
     for name, size in data["files"].items():
-        con.print(f"  {name:<14} {size:>12,} bytes" if isinstance(size, int) else f"  {name:<14} ({size})",
+        con.print(f"  {name:<{wide}} {size:>12,} bytes" if isinstance(size, int) else f"  {name:<{wide}} ({size})",
                   markup=False)
     if data["events"]:
         con.print("\nlast events")

@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 from . import runfiles
 from .config import ConfigError, RunConfig
+from .datasets import resolve_data_dir
 from .files import append_bytes, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, write_error
 from .lock import FileLock, LockHeldError
 from .runfiles import DamagedFileError
@@ -226,6 +227,15 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("RESLAB_RUNS") or "runs")
 
 
+def with_fixed_data_dir(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its data folder as an absolute path (``$RESLAB_DATA`` or ./data when it names none), fixed when
+    the run is created: the run is resumed, evaluated or trained by the queue's scheduler from other working
+    directories and with other environments, which must all read the same folder. Synthetic data reads none."""
+    if cfg.dataset == "synthetic":
+        return cfg
+    return cfg.with_overrides(data_dir=str(resolve_data_dir(cfg).resolve()))
+
+
 class RunStore:
     """A folder of run folders."""
 
@@ -254,6 +264,7 @@ class RunStore:
         """Make a new run folder (unique id; a -2, -3... suffix on collision) with config.json and status.json.
         Raises RunError when it cannot (a read-only or full disk), leaving nothing behind."""
         self.check_root()
+        cfg = with_fixed_data_dir(cfg)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             base = self.make_id(cfg)

@@ -97,6 +97,7 @@ class ResponseCurve:
     depth: int
     stds: list[float]         # one per 3x3 layer, in network order
     n: int = 1                # runs averaged
+    variant: str = ""         # what else sets it apart from curves of the same depth ('width=64'), as in Fig. 6
 
 
 def fig7(curves: Sequence[ResponseCurve]):
@@ -104,12 +105,12 @@ def fig7(curves: Sequence[ResponseCurve]):
     Figure = matplotlib_figure()
     if not curves:
         raise ReportError("no layer responses to draw")
-    colour = _colours(sorted({c.depth for c in curves}))
+    colour = _colours(sorted({(c.depth, c.variant) for c in curves}))
     fig = Figure(figsize=(6.4, 6.0), layout="constrained")
     top, bottom = fig.subplots(2, 1)
-    for c in sorted(curves, key=lambda c: (KINDS.index(c.kind), c.depth)):
-        label = c.name + (f", mean of {c.n}" if c.n > 1 else "")
-        style = dict(color=colour[c.depth], linestyle=KIND_STYLES.get(c.kind, "-"), linewidth=1.4,
+    for c in sorted(curves, key=lambda c: (KINDS.index(c.kind), c.depth, c.variant)):
+        label = c.name + (f" ({c.variant})" if c.variant else "") + (f", mean of {c.n}" if c.n > 1 else "")
+        style = dict(color=colour[(c.depth, c.variant)], linestyle=KIND_STYLES.get(c.kind, "-"), linewidth=1.4,
                      marker=".", markersize=3)
         idx = list(range(1, len(c.stds) + 1))
         top.plot(idx, c.stds, label=label, **style)

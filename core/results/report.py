@@ -20,7 +20,7 @@ from typing import Sequence
 from ..formatting import duration, pct
 from ..runs import ACTIVE, Run, RunInfo
 from . import figures
-from .groups import MissingDependency, ReportError, RunGroup, group_runs, is_partial, select_runs
+from .groups import MissingDependency, ReportError, RunGroup, group_runs, is_partial, select_runs, variant_labels
 from .table6 import build_table, to_csv, to_latex, to_markdown
 
 TABLE_FORMATS = ("md", "tex", "csv")
@@ -110,6 +110,7 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
     from .responses import layer_responses
 
     curves = []
+    variants = variant_labels(groups)
     for g in groups:
         stds = []
         for info in g.runs:
@@ -123,7 +124,7 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
             stds.append([layer["std"] for layer in data["layers"]])
         if stds:
             mean = [statistics.fmean(v) for v in zip(*stds)]
-            curves.append(figures.ResponseCurve(g.name, g.kind, g.depth, mean, len(stds)))
+            curves.append(figures.ResponseCurve(g.name, g.kind, g.depth, mean, len(stds), variants[id(g)]))
     return curves
 
 
