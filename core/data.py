@@ -136,16 +136,29 @@ def find_cifar(spec: CifarSpec, root: Path, download: bool = True) -> Path:
     message = missing_message(spec, root)
     if not download:
         raise DataError(message + " (Downloading is off for this run.)")
+    created = [p for p in (root, *root.parents) if not p.exists()]   # the folders mkdir makes, deepest first
     try:
         from torchvision.datasets.utils import download_and_extract_archive
 
         root.mkdir(parents=True, exist_ok=True)
         download_and_extract_archive(spec.url, download_root=str(root), filename=spec.archive, md5=spec.md5)
     except Exception as exc:  # no network, bad checksum, full disk...
+        _undo_download(root / spec.archive, created)
         raise DataError(f"{message} (Downloading it failed: {type(exc).__name__}: {exc})") from exc
     if not (root / spec.folder).is_dir():
         raise DataError(f"{message} (The downloaded archive did not contain {spec.folder}/.)")
     return root / spec.folder
+
+
+def _undo_download(archive: Path, created: list[Path]) -> None:
+    """After a failed download: no half archive (the next try would find and extract it) and no folder left that
+    the download made and nothing else uses."""
+    archive.unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()          # only when empty
+        except OSError:
+            return
 
 
 def _extract(archive: Path, root: Path, spec: CifarSpec) -> None:

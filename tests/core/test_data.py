@@ -270,3 +270,20 @@ def test_synthetic_classes_are_separable():
     means = torch.stack([feats(train_x[train_y == c]).mean(0) for c in range(10)])
     pred = torch.cdist(feats(test_x), means).argmin(1)
     assert (pred == test_y).float().mean() > 0.5
+
+
+def test_a_failed_download_leaves_no_folder_or_partial_archive_behind(tmp_path, monkeypatch):
+    # `eval --data-dir /tmp/x` without network left an empty /tmp/x (and would leave a half-written archive)
+    import torchvision.datasets.utils as tv_utils
+
+    def half_then_offline(url, download_root, filename, md5):
+        (Path(download_root) / filename).write_bytes(b"partial")
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", half_then_offline)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for root in (tmp_path / "new" / "deeper", kept):
+        with pytest.raises(DataError, match="Network is unreachable"):
+            load_data(RunConfig(dataset="cifar10", data_dir=str(root), download=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and list(kept.iterdir()) == []
