@@ -366,13 +366,18 @@ def load_toml(path: str) -> dict[str, Any]:
         raise ConfigError({"config": f"{path}: invalid TOML ({exc})"}) from None
     except UnicodeDecodeError as exc:
         raise ConfigError({"config": f"{path}: not UTF-8 text (byte {exc.start}); a TOML file is UTF-8"}) from None
-    # allow [model], [optim] ... tables: flatten one level
+    # allow [model], [optim] ... tables: flatten one level; a setting given twice or a deeper table is named
     flat: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for k, v in data.items():
-        if isinstance(v, dict):
-            flat.update(v)
-        else:
-            flat[k] = v
+        for name, value in (v.items() if isinstance(v, dict) else [(k, v)]):
+            if isinstance(value, dict):
+                errors[f"{k}.{name}"] = f"{path}: tables nest one level ([model], [optim] ...), not [{k}.{name}]"
+            elif name in flat:
+                errors[name] = f"{path}: {name} is given twice"
+            flat[name] = value
+    if errors:
+        raise ConfigError(errors)
     return flat
 
 

@@ -116,3 +116,17 @@ def test_a_plain_net_is_named_one_way_everywhere():
 
     assert RunConfig(depth=20, shortcut="none").label() == "plain-20 w16 sgd" == model_name(20, "none") + " w16 sgd"
     assert RunConfig(depth=56, shortcut="B").label() == "ResNet-56 B w16 sgd"
+
+
+def test_a_toml_setting_given_twice_or_nested_too_deep_is_named(tmp_path):
+    # 'depth = 20' and '[model] depth = 56' silently gave 56; '[x.y] depth' said only 'y: unknown setting'
+    twice = tmp_path / "twice.toml"
+    twice.write_text('depth = 20\n[model]\ndepth = 56\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_sources(toml_path=str(twice))
+    assert "depth" in info.value.errors and "twice" in info.value.errors["depth"]
+    deep = tmp_path / "deep.toml"
+    deep.write_text('[x.y]\ndepth = 20\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_sources(toml_path=str(deep))
+    assert "x.y" in info.value.errors, info.value.errors
