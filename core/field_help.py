@@ -11,7 +11,8 @@ FIELD_HELP: dict[str, str] = {
     "shortcut": "A: identity, zero-padded where the shape changes (paper's CIFAR choice); B: 1x1 projection there; none: plain net",
     "width": "Filters in the first stage (16 in the paper; stages use w, 2w, 4w); 64 gives the lab report's wide nets",
     "dataset": "cifar10, cifar100, or synthetic (learnable patterns, no download; for demos)",
-    "data_dir": "Folder holding cifar-10-batches-py (or the archive); empty = $RESLAB_DATA or data/",
+    "data_dir": ("Folder holding cifar-10-batches-py (or the archive); empty = $RESLAB_DATA or data/. A run "
+                 "keeps it as an absolute path (resumed from anywhere, it reads the same data)"),
     "download": "Download the official archive when the data set is missing",
     "val_split": "Training images held out for validation (the paper's analysis used 5000: a 45k/5k split); 0 = none",
     "max_train_images": "Use a stratified subset of this many training images (0 = all)",
