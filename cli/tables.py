@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from core.field_help import GROUPS
 from core.files import kind_of
-from core.formatting import (devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
+from core.formatting import (decimals, devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
                              state_style, world_text)
 from core.runfiles import escape_controls
 from core.runs import Run, RunInfo, run_summary_row
@@ -100,10 +100,14 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _loss(value: Any) -> str:
+    return decimals(value, 4)
+
+
 # -- `show` --------------------------------------------------------------------------------------------------------------
-EPOCH_COLUMNS = (("epoch", "epoch", _txt), ("train loss", "train_loss", num), ("train err", "train_err", pct),
-                 ("test loss", "test_loss", num), ("test err", "test_err", pct), ("val err", "val_err", pct),
-                 ("lr", "lr", num), ("seconds", "seconds", lambda v: num(v, 3)), ("img/s", "images_per_s", rate))
+EPOCH_COLUMNS = (("epoch", "epoch", _txt), ("train loss", "train_loss", _loss), ("train err", "train_err", pct),
+                 ("test loss", "test_loss", _loss), ("test err", "test_err", pct), ("val err", "val_err", pct),
+                 ("lr", "lr", num), ("seconds", "seconds", lambda v: decimals(v, 2)), ("img/s", "images_per_s", rate))
 
 
 def show_data(run: Run, info: RunInfo) -> dict[str, Any]:

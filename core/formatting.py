@@ -42,6 +42,11 @@ def num(value: Any, digits: int = 4) -> str:
     return "-" if not is_number(value) else f"{float(value):.{digits}g}"
 
 
+def decimals(value: Any, places: int) -> str:
+    """A column's losses or seconds: a fixed number of decimals, so they line up (2.06 -> '2.0600' at 4)."""
+    return "-" if not is_number(value) else f"{float(value):.{places}f}"
+
+
 def rate(value: Any) -> str:
     """Images per second: 12345.6 -> '12,346'."""
     return "-" if not is_number(value) else f"{float(value):,.0f}"

@@ -14,7 +14,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.formatting import devices_text, duration, is_number, mem, num, pct, rate, state_style
+from core.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
 from core.runs import ACTIVE, Run, RunInfo
 
 from .watch import JsonlTail
@@ -248,9 +248,9 @@ class MonitorScreen(Screen):
         for row in rows[start:]:
             table.add_row(
                 Text(str(row.get("epoch", "?")), justify="right"),
-                Text(num(row.get("train_loss")), justify="right"),
+                Text(decimals(row.get("train_loss"), 4), justify="right"),
                 Text(pct(row.get("train_err"), unit=False), justify="right"),
-                Text(num(row.get("test_loss")), justify="right"),
+                Text(decimals(row.get("test_loss"), 4), justify="right"),
                 Text(pct(row.get("test_err"), unit=False), justify="right"),
                 Text(num(row.get("lr")), justify="right"),
                 Text(duration(row.get("seconds")), justify="right"),

@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from core.events import Progress
-from core.formatting import duration, epochs_text, mem, num, one_line, pct, rate, state_style, world_text
+from core.formatting import decimals, duration, epochs_text, mem, one_line, pct, rate, state_style, world_text
 from core.runs import RunInfo, run_summary_row
 
 from .formatting import state_text
@@ -120,7 +120,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         "schedule": row["schedule"] or "-",
         "duration": Text(duration(row["duration_s"]), justify="right"),
         "speed": Text(rate(row["images_per_s"]), justify="right"),
-        "epoch_s": Text(num(row["epoch_s"], 3), justify="right"),
+        "epoch_s": Text(decimals(row["epoch_s"], 2), justify="right"),
         "mem": Text(mem(row["peak_mem_bytes"]), justify="right"),
         "note": Text(one_line(row["error"] or row["slurm"]), style=state_style(info.state)),
     }

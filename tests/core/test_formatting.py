@@ -48,3 +48,15 @@ def test_every_state_has_a_style_valid_in_rich_and_textual():
         Style.parse(state_style(state))
         TextualStyle.parse(state_style(state))
     assert state_style("no-such-state", "red") == "red"
+
+
+def test_a_column_of_losses_or_seconds_has_one_number_of_decimals():
+    # the runs table showed s/epoch '0.81' beside '0.702', `show` test loss '2.06' beside '2.275' (significant digits)
+    from cli.tables import EPOCH_COLUMNS
+    from core.formatting import decimals
+
+    assert decimals(2.06, 4) == "2.0600" and decimals(0.01234, 4) == "0.0123" and decimals(None, 2) == "-"
+    shown = {name: fmt for name, _, fmt in EPOCH_COLUMNS}
+    for column, values in (("test loss", (2.06, 2.275, 0.3)), ("seconds", (0.81, 0.702, 312.5))):
+        cells = [shown[column](v) for v in values]
+        assert len({len(c.split(".")[1]) for c in cells}) == 1, (column, cells)
