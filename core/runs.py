@@ -227,6 +227,11 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("RESLAB_RUNS") or "runs")
 
 
+def runs_folder_above(path: Path) -> Path | None:
+    """When ``path`` (given as a runs folder) is a run's own folder: the runs folder it belongs to, else None."""
+    return Path(path).resolve().parent if (Path(path) / "config.json").is_file() else None
+
+
 def with_fixed_data_dir(cfg: RunConfig) -> RunConfig:
     """``cfg`` with its data folder as an absolute path (``$RESLAB_DATA`` or ./data when it names none), fixed when
     the run is created: the run is resumed, evaluated or trained by the queue's scheduler from other working

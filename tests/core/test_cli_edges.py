@@ -211,3 +211,14 @@ def test_stop_with_a_negative_or_nan_timeout_is_bad_input(tmp_path, capsys, tiny
         assert main(["stop", run.id, "--timeout", value, "--runs-dir", str(tmp_path)]) == 2
         assert capsys.readouterr().err.startswith(f"error: --timeout: must be 0 or more seconds, got {value}")
     assert not [p for p in run.path.iterdir() if "request" in p.name]
+
+
+def test_runs_pointed_at_a_run_folder_names_its_runs_folder(tmp_path, capsys):
+    # `runs --runs-dir runs/r8-A-...` said only 'no runs in runs/r8-A-...'
+    from core.runs import RunStore
+    from tests.conftest import tiny_config
+
+    run = RunStore(tmp_path / "runs").create(tiny_config())
+    assert main(["runs", "--runs-dir", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "is a run folder" in out and f"--runs-dir {tmp_path / 'runs'}" in " ".join(out.split()), out
