@@ -72,6 +72,7 @@ class ResLabApp(App[str | None]):
         self.stop_events: dict[str, threading.Event] = {}
         self.pause_events: dict[str, threading.Event] = {}
         self.in_app: list[str] = []              # this app's queue: [training now, next, ...]
+        self.ended_here: set[str] = set()        # runs whose training in this app has ended
         self._queue_lock = threading.Lock()
         self._worker_active = False
         self.live: dict[str, Progress] = {}      # latest Progress event per in-app run
@@ -175,6 +176,7 @@ class ResLabApp(App[str | None]):
                 if stop is None or stop.is_set():
                     continue  # stopped while still queued: it stays queued, resumable with r
                 state, message = train_one(self.store, run_id, stop, self.pause_events[run_id], self.post_message)
+                self.ended_here.add(run_id)     # its end has a toast of its own (on_training_ended)
                 self.post_message(TrainingEnded(run_id, state, message))
             finally:
                 self._forget(run_id)

@@ -117,8 +117,9 @@ class MonitorScreen(Screen):
         for other in grid[grid.index(self.run_id) + 1:]:
             nxt = self.app.watcher.infos.get(other)
             if nxt is not None and (nxt.state in ACTIVE or nxt.state == "queued"):
-                self.notify(f"{self.run_id} {info.state}; following {other} (f pins the monitor to a run)",
-                            timeout=5)
+                if self.run_id not in self.app.ended_here:   # else the app's 'Run ended' toast said it
+                    self.notify(f"{self.run_id} {info.state}; following {other} (f pins the monitor to a run)",
+                                timeout=5)
                 self._watch(other)
                 return
 

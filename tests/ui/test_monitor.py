@@ -101,6 +101,10 @@ async def test_a_grid_launched_in_the_app_is_followed_to_its_last_run(tmp_path):
         monitor = await open_monitor(pilot, "g-a")
         await wait_for(pilot, lambda: monitor.run_id == "g-b", 90, "the monitor to follow the grid to g-b")
         assert app.screen is monitor and "grid 2/2" in screen_text(app)
+        # one toast per run end: the monitor's 'g-a finished; following g-b' stacked on the app's 'Run ended' (a
+        # grid of short runs piled them over the monitor); its title already says what it follows
+        await pilot.pause(0.3)
+        assert len([n for n in app._notifications if "g-a" in n.message]) == 1, list(app._notifications)
         await wait_for(pilot, lambda: app.watcher.infos["g-b"].state == "finished", 90, "g-b to finish")
 
 
