@@ -63,8 +63,8 @@ async def stop_and_quit(app, to_queue: bool) -> None:
             skipped[run_id] = str(exc)
     running, waiting = [r for r in running if r not in skipped], [r for r in waiting if r not in skipped]
     scheduler = app.serve_queue() if running or waiting else None
-    who = (f"A scheduler started for it (pid {scheduler.pid}, log {root / 'scheduler.log'})" if scheduler is not None
-           else "The scheduler already serving this folder")
+    who = (f"A scheduler started for this runs folder (pid {scheduler.pid}, log {root / 'scheduler.log'})"
+           if scheduler is not None else "The scheduler already serving this folder")
     parts = ([f"Queued to continue from their checkpoints: {', '.join(running)}"] if running else []) + \
             ([f"queued to start: {some_ids(waiting)}"] if waiting else [])
     said = "; ".join(parts) + (f". {who} trains them in the background. Follow: {prog} queue --runs-dir {root}; "
