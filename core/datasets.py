@@ -70,6 +70,24 @@ def find_data(cfg: Any) -> str | None:
     return str(found)
 
 
+BATCH_BYTES_PER_IMAGE = 3100   # a python batch file: 3,072 pixel bytes per image, plus its labels and file name
+
+
+def train_images_in_folder(cfg: Any, official: int) -> int | None:
+    """About how many training images ``cfg``'s data folder holds, from its batch files' sizes (nothing is read;
+    a subset such as ../shared/tools/cifar10_jpeg.py writes has smaller files), at most ``official``; None when
+    unknown: synthetic data, only the archive, no folder yet."""
+    spec = CIFAR.get(cfg.dataset)
+    found = locate(spec, resolve_data_dir(cfg)) if spec else None
+    if found is None or not found.is_dir():
+        return None
+    try:
+        size = sum((found / name).stat().st_size for name in spec.train_files)
+    except OSError:
+        return None
+    return min(official, round(size / BATCH_BYTES_PER_IMAGE))
+
+
 def locate(spec: CifarSpec, root: Path) -> Path | None:
     """The folder of python batches (``root`` itself or ``root/<folder>``), else the official archive in ``root``,
     else None."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .datasets import train_images_in_folder
+
 TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000}   # the official training splits
 SYNTHETIC_SIZES = (2000, 500)                           # synthetic data: training, test images
 WARMUP_MAX_FRACTION = 0.1    # a linear warm-up never takes more than a tenth of the run (the quick preset's 200
@@ -16,11 +18,13 @@ WARMUP_MAX_FRACTION = 0.1    # a linear warm-up never takes more than a tenth of
 
 
 def train_images(cfg: Any) -> int:
-    """Training images a run of ``cfg`` sees per epoch (after the subset and the validation split)."""
+    """Training images a run of ``cfg`` sees per epoch (after the subset and the validation split): the data
+    folder's count when it is there (a subset folder holds fewer), else the official training split's."""
     if cfg.dataset == "synthetic":
         n = cfg.max_train_images or SYNTHETIC_SIZES[0]
     else:
-        full = TRAIN_IMAGES.get(cfg.dataset, 50000)
+        official = TRAIN_IMAGES.get(cfg.dataset, 50000)
+        full = train_images_in_folder(cfg, official) or official
         n = min(full, cfg.max_train_images) if cfg.max_train_images else full
     return max(0, n - cfg.val_split)
 

@@ -4,6 +4,7 @@ No test touches the network: the download path is exercised with download=False 
 """
 from __future__ import annotations
 
+import math
 import pickle
 import shutil
 import subprocess
@@ -287,3 +288,15 @@ def test_a_failed_download_leaves_no_folder_or_partial_archive_behind(tmp_path, 
         with pytest.raises(DataError, match="Network is unreachable"):
             load_data(RunConfig(dataset="cifar10", data_dir=str(root), download=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and list(kept.iterdir()) == []
+
+
+def test_a_runs_length_is_planned_from_the_images_its_data_folder_holds(cifar_root, cifar_small, tmp_path):
+    # the form said 'about 64,000 iterations (391 per epoch)' for every CIFAR folder, a 1,000-image subset too
+    from core.plan import planned_steps
+
+    for root, images in ((cifar_root, 200), (cifar_small, 2000)):
+        cfg = _cfg(root, batch_size=64, epochs=3, iterations=0)
+        assert planned_steps(cfg) == (math.ceil(images / 64), 3 * math.ceil(images / 64)), root
+        assert planned_steps(cfg.with_overrides(val_split=50))[0] == math.ceil((images - 50) / 64)
+    missing = _cfg(tmp_path / "nothing-here", batch_size=128, epochs=1, iterations=0)
+    assert planned_steps(missing) == (391, 391)         # not there yet (downloaded at the start): the official set
