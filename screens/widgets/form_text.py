@@ -32,7 +32,8 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -
         return Text(f"✗ {len(errors)} field(s) to fix before launching: " + ", ".join(errors), style="bold red")
     labels = grid_labels(configs)
     ipe, total = planned_steps(configs[0])
-    length = f" · about {total:,} iterations ({ipe:,} per epoch)"
+    epochs = total / ipe
+    length = f" · about {total:,} iterations ({ipe:,} per epoch, {epochs:,.{0 if epochs >= 10 else 1}f} epochs)"
     if where == "queue":
         text = f"✓ queues {len(configs)} run(s) for the scheduler: {labels}"
     elif len(configs) > 1:

@@ -255,3 +255,13 @@ async def test_the_queue_choice_names_what_this_machine_trains_on(fixture_runs, 
             form = await open_form(pilot)
             label = dict((key, text) for text, key in form.query_one("#where").options)["queue"]
             assert says in label and never not in label, label
+
+
+async def test_the_runs_length_counts_the_data_folders_images_and_says_its_epochs(tmp_path, cifar_small):
+    # a 2,000-image subset folder was planned as the official 50,000 images: '64,000 iterations (391 per epoch)'
+    app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = await open_form(pilot)
+        form.query_one("#f-data_dir").value = str(cifar_small)
+        await wait_for(pilot, lambda: "16 per epoch" in str(form.query_one("#summary").render()), 10, "the length")
+        assert "about 64,000 iterations (16 per epoch, 4,000 epochs)" in str(form.query_one("#summary").render())
