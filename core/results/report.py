@@ -111,6 +111,7 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
 
     curves = []
     variants = variant_labels(groups)
+    left_out: dict[str, list[str]] = {}      # why -> the runs left out for it (one note per reason)
     for g in groups:
         stds = []
         for info in g.runs:
@@ -119,12 +120,15 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
             except MissingDependency:
                 raise
             except ReportError as exc:
-                notes.append(f"Fig. 7 leaves out {info.id}: {exc}")
+                why = str(exc).removeprefix(f"run {info.id}: ").removeprefix(f"run {info.id} ")
+                left_out.setdefault(why, []).append(info.id)
                 continue
             stds.append([layer["std"] for layer in data["layers"]])
         if stds:
             mean = [statistics.fmean(v) for v in zip(*stds)]
             curves.append(figures.ResponseCurve(g.name, g.kind, g.depth, mean, len(stds), variants[id(g)]))
+    for why, ids in left_out.items():
+        notes.append(f"Fig. 7 leaves out {', '.join(ids)}: {why}")
     return curves
 
 

@@ -120,8 +120,9 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
         cfg = run.read_config()
     except (OSError, ValueError) as exc:
         raise ReportError(f"run {run.id}: config.json is unreadable ({exc})") from None
-    if data_dir:
-        cfg = cfg.with_overrides(data_dir=str(Path(data_dir).expanduser().resolve()))
+    # never a download for a figure: the data set is where the run read it, or where the caller says
+    cfg = cfg.with_overrides(download=False, **({"data_dir": str(Path(data_dir).expanduser().resolve())}
+                                                if data_dir else {}))
     try:
         dev = resolve_device(device)
     except DeviceError as exc:
@@ -134,7 +135,8 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
     try:
         setup = build(cfg, dev, train=False, channels_last=False)
     except DataError as exc:
-        raise ReportError(f"run {run.id}: its test images cannot be read ({exc}); pass the data folder") from None
+        reason = str(exc).split(". ")[0]      # 'CIFAR-10 was not found in DIR' (the rest: how to put it there)
+        raise ReportError(f"run {run.id}: {reason}; give the folder holding it (--data-dir DIR)") from None
     model = setup.model
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
     t0 = time.monotonic()

@@ -82,3 +82,34 @@ def test_eval_layer_responses_without_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["eval", run.id, "--layer-responses", "--runs-dir", str(store.root)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no checkpoint.pt yet" in err and err.count("\n") == 1
+
+
+def test_a_report_whose_runs_data_is_gone_downloads_nothing_and_says_so_once(tmp_path, cifar_tiny, capsys,
+                                                                              monkeypatch):
+    # `report --all` over runs whose data folder had moved tried to download CIFAR-10 for each run (170 MB each
+    # time it could) and printed the whole 'not found ... put the archive ...' paragraph once per run
+    import shutil
+
+    import torchvision.datasets.utils as tv_utils
+
+    data = tmp_path / "data"
+    shutil.copytree(cifar_tiny, data)
+    store = RunStore(tmp_path / "runs")
+    ids = []
+    for seed in (1, 2):
+        run, state = train_run(store, tiny_config(dataset="cifar10", data_dir=str(data), download=True, seed=seed,
+                                                  epochs=1, max_train_images=64, max_test_images=40,
+                                                  channels_last="off"))
+        assert state == "finished"
+        ids.append(run.id)
+    shutil.rmtree(data)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a report must not download a data set")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", no_download)
+    assert main(["report", *ids, "--format", "md,png", "--out", str(tmp_path / "rep"),
+                 "--runs-dir", str(store.root)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "Fig. 7 leaves out" in line]
+    assert len(notes) == 1 and all(i in notes[0] for i in ids) and "--data-dir" in notes[0], notes
+    assert "a report must not download" not in notes[0] and len(notes[0]) < 400, notes
