@@ -128,7 +128,8 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
             mean = [statistics.fmean(v) for v in zip(*stds)]
             curves.append(figures.ResponseCurve(g.name, g.kind, g.depth, mean, len(stds), variants[id(g)]))
     for why, ids in left_out.items():
-        notes.append(f"Fig. 7 leaves out {', '.join(ids)}: {why}")
+        named = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+        notes.append(f"Fig. 7 leaves out {named}: {why}")
     return curves
 
 
@@ -176,10 +177,9 @@ def _cell(value) -> str:
 def _settings(infos: Sequence[RunInfo]) -> list[str]:
     dicts = [i.config.to_dict() for i in infos]
     keys = list(dicts[0])
-    differ = [k for k in keys if k not in ("depth", "shortcut", "seed", "name")
-              and any(d[k] != dicts[0][k] for d in dicts[1:])]
-    shared = [k for k in keys if k not in differ and k not in ("depth", "shortcut", "seed", "name")
-              and k not in ("data_dir", "download")]
+    own_columns = ("depth", "shortcut", "seed", "name", "epochs")    # epochs: in the done/total column
+    differ = [k for k in keys if k not in own_columns and any(d[k] != dicts[0][k] for d in dicts[1:])]
+    shared = [k for k in keys if k not in differ and k not in own_columns and k not in ("data_dir", "download")]
     lines = ["Settings shared by every run: " + ", ".join(f"`{k}={_cell(dicts[0][k])}`" for k in shared) + ".", ""]
     head = ["run", "depth", "shortcut", "seed", *differ, "state", "epochs", "final err %", "best err %", "time"]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -196,10 +196,12 @@ def _environment(infos: Sequence[RunInfo]) -> list[str]:
     keys = [k for k in ENV_KEYS if any(e.get(k) is not None for e in envs)]
     if not keys:
         return ["No environment recorded (status.json has no `env`)."]
-    if all(e == envs[0] for e in envs):
-        return ["Environment of every run: " + ", ".join(f"{k} `{envs[0][k]}`" for k in keys
-                                                         if envs[0][k] is not None) + "."]
-    lines = ["| run | " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in range(len(keys) + 1)) + "|"]
+    same = [k for k in keys if all(e.get(k) == envs[0][k] for e in envs) and envs[0][k] is not None]
+    keys = [k for k in keys if k not in same]
+    lines = ["Environment of every run: " + ", ".join(f"{k} `{envs[0][k]}`" for k in same) + ".", ""] if same else []
+    if not keys:
+        return lines[:1]
+    lines += ["| run | " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in range(len(keys) + 1)) + "|"]
     for info, e in zip(infos, envs):
         lines.append("| " + " | ".join(_cell(v if v is not None else "-") for v in [info.id, *(e[k] for k in keys)])
                      + " |")

@@ -80,3 +80,23 @@ def test_missing_matplotlib_is_named_with_its_fix(tmp_path, capsys, monkeypatch)
     assert report(tmp_path, run.id, "--out", out) == 1
     assert "pip install matplotlib" in one_error_line(capsys)
     assert not out.exists()
+
+
+def test_report_md_appendix_says_each_setting_once_and_only_what_differs(tmp_path, capsys):
+    # the appendix had two 'epochs' columns (the setting and done/total), repeated every environment field of 23
+    # runs because one had another git commit, and a note listing 20 run ids
+    store = RunStore(tmp_path / "runs")
+    env = {"torch": "2.x", "python": "3.11", "device": "cpu", "git_commit": "abc123"}
+    for seed in range(1, 9):
+        fake_run(store, [30.0, 9.0 + seed], depth=20, shortcut="A", seed=seed, dataset="cifar10",
+                 total_epochs=2 + seed % 2, env={**env, "git_commit": "def456"} if seed == 8 else env)
+    out = tmp_path / "rep"
+    assert report(tmp_path, "--all", "--out", out, "--format", "md,png") == 0
+    md = (out / "report.md").read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| run | depth"))
+    assert head.count("| epochs |") == 1, head
+    env_head = next(line for line in md.splitlines() if line.startswith("| run | ") and "git_commit" in line)
+    assert env_head == "| run | git_commit |", env_head
+    assert "torch `2.x`" in md and "python `3.11`" in md                 # the shared ones: said once, in a sentence
+    note = next(line for line in md.splitlines() if "Fig. 7 leaves out" in line)
+    assert "and 2 more" in note and note.count(", ") <= 6, note
