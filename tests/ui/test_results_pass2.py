@@ -1,0 +1,39 @@
+"""Second real-terminal pass over the results side (runs table, detail, compare, queue): each test is a defect seen
+in tmux at 80x24 .. 220x60 over a depth sweep (8, 14, 20 x A, none x 2 seeds)."""
+from __future__ import annotations
+
+from screens.app import make_app
+from screens.widgets.run_table import RunsTable
+
+from .fixtures import quick, write_run
+from .helpers import POLL, press, screen_text, wait_for
+
+
+def sweep(root, depths=(8, 14, 20), shortcuts=("A", "none"), seeds=(1, 2)):
+    """A depth sweep as `queue add --depths 8,14,20 --shortcuts A,none --seeds 1,2` names its runs."""
+    order = 0
+    for depth in depths:
+        for sc in shortcuts:
+            for seed in seeds:
+                order += 1
+                name = f"r{depth}-{'plain' if sc == 'none' else sc}-w4-sgd-s{seed}-20261129-013724"
+                write_run(root, name, quick(depth=depth, shortcut=sc, width=4, seed=seed, epochs=3), "finished",
+                          epochs_done=3, final_test=80.0 + depth / 10 + seed, order=order)
+    return root
+
+
+def shown_ids(app) -> list[str]:
+    return [row.key.value for row in app.screen.query_one(RunsTable).ordered_rows]
+
+
+async def test_sorting_by_run_puts_depth_8_before_14_and_20(tmp_path):
+    """Sorted by run, a depth sweep read r14-…, r14-…, r20-…, r8-… (text order: '1' < '2' < '8'); numbers inside
+    ids now compare as numbers."""
+    sweep(tmp_path, shortcuts=("A",), seeds=(1,))
+    write_run(tmp_path, "r110-A", quick(depth=110), "finished", epochs_done=2, order=9)
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "o")                 # the first o sorts by run
+        await wait_for(pilot, lambda: "sorted by run ↑" in screen_text(app), 5, "the sort by run")
+        assert [i.split("-")[0] for i in shown_ids(app)] == ["r8", "r14", "r20", "r110"]
