@@ -72,12 +72,13 @@ class RunsScreen(Screen):
         Binding("g", "queue", "Queue"),
         Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
         Binding("o", "cycle_sort", "Sort by the next column", show=False),
+        Binding("O", "reverse_sort", "Reverse the order", show=False),  # what a second click on a header does
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "app.help", "Keys of this screen", show=False),   # named in the title bar
     ]
     HELP_TITLE = "runs"
-    KEYS_HELP = [("click a header", "sort by that column (again: reverse); the title says the order"),
+    KEYS_HELP = [("click a header", "sort by that column (again: reverse; O reverses too); the title says the order"),
                  ("↑ ↓ pgup pgdn home end", "move in the table"), ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
@@ -157,7 +158,8 @@ class RunsScreen(Screen):
         elif len({group_key(i.config) for i in all_infos if i.config}) < sum(1 for i in all_infos if i.config):
             title.append("  ·  f: seed groups", style="cyan")
         if self.sort_column:
-            title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
+            label = dict(COLUMNS)[self.sort_column].strip() or self.sort_column    # the mark column: 'mark'
+            title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
         title = with_folder(title, str(app.store.root), self.size.width - 2)
         self.query_one("#title", Static).update(title)
         self.update_current()
@@ -324,6 +326,15 @@ class RunsScreen(Screen):
         keys = [k for k, _ in COLUMNS]
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else "id"
         self.sort_reverse = False
+        self.refresh_table()
+
+    def action_reverse_sort(self) -> None:
+        if isinstance(self.focused, Input):
+            raise SkipAction()          # an O typed into the filter box
+        if self.sort_column is None:
+            self.sort_column = "id"
+        else:
+            self.sort_reverse = not self.sort_reverse
         self.refresh_table()
 
     @on(Input.Changed, "#filter")

@@ -37,3 +37,22 @@ async def test_sorting_by_run_puts_depth_8_before_14_and_20(tmp_path):
         await press(pilot, "o")                 # the first o sorts by run
         await wait_for(pilot, lambda: "sorted by run ↑" in screen_text(app), 5, "the sort by run")
         assert [i.split("-")[0] for i in shown_ids(app)] == ["r8", "r14", "r20", "r110"]
+
+
+async def test_the_mark_column_sort_names_itself_and_a_key_reverses_the_order(tmp_path):
+    """o through every column ended on the mark column with the title 'sorted by   ↑' (its header is blank); and only
+    a click on a header reversed the order, which a keyboard (tmux, ssh) cannot do: O now reverses it."""
+    sweep(tmp_path, shortcuts=("A",), seeds=(1,))
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "o")
+        await wait_for(pilot, lambda: "sorted by run ↑" in screen_text(app), 5, "the sort by run")
+        await press(pilot, "O")
+        await wait_for(pilot, lambda: "sorted by run ↓" in screen_text(app), 5, "the order reversed by O")
+        assert [i.split("-")[0] for i in shown_ids(app)] == ["r20", "r14", "r8"]
+        await press(pilot, "O")
+        await wait_for(pilot, lambda: "sorted by run ↑" in screen_text(app), 5, "O again: ascending")
+        await press(pilot, *["o"] * 16)         # run -> ... -> note -> mark
+        await wait_for(pilot, lambda: "sorted by mark ↑" in screen_text(app), 5, "the mark column named")
+        assert "sorted by   " not in screen_text(app)
