@@ -56,3 +56,23 @@ async def test_the_mark_column_sort_names_itself_and_a_key_reverses_the_order(tm
         await press(pilot, *["o"] * 16)         # run -> ... -> note -> mark
         await wait_for(pilot, lambda: "sorted by mark ↑" in screen_text(app), 5, "the mark column named")
         assert "sorted by   " not in screen_text(app)
+
+
+async def test_the_group_name_stays_in_view_when_the_seed_groups_scroll_sideways(tmp_path):
+    """In the seed groups (f) at 100 columns, scrolling right to 'other settings that differ' (what tells two
+    'ResNet-8 w4 sgd multistep' rows apart) took the group names off the left edge: ' w4 sgd multistep   0/1 ...'."""
+    from screens.widgets.group_table import GroupsTable
+
+    sweep(tmp_path)
+    write_run(tmp_path, "diverge-r8", quick(depth=8, width=4, lr=1e6, epochs=2), "diverged", epochs_done=0, order=20)
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "f")
+        table = app.screen.query_one(GroupsTable)
+        await wait_for(pilot, lambda: table.display and table.row_count == 7, 5, "the seed groups")
+        await press(pilot, *["right"] * 12)
+        await wait_for(pilot, lambda: table.scroll_x >= table.max_scroll_x > 0, 5, "the table scrolled right")
+        text = screen_text(app)
+        assert "lr=1000000" in text or "lr=1e+06" in text, text
+        assert "ResNet-8 w4 sgd" in text and "plain-20 w4 sgd" in text, text
