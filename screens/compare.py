@@ -25,6 +25,7 @@ from .widgets.curve_plot import (MARKERS, PALETTE, Y_MODES, CurvePlot, Series, a
                                  y_limits)
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
+from .widgets.run_table import short_ids
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
 
@@ -106,6 +107,7 @@ class CompareScreen(Screen):
         res = [x for x in items if _cfg(x).shortcut != "none"]
         depth_keyed = all(len({_cfg(x).depth for x in group}) == len(group) for group in (plain, res))
         colors: dict = {}
+        short = short_ids([i.id for i in runs], 12)      # ids that share their head keep the part that differs
 
         def color_of(x) -> str:
             key = _cfg(x).depth if depth_keyed else id(x)
@@ -119,7 +121,7 @@ class CompareScreen(Screen):
             for x in group:
                 cfg = _cfg(x)
                 name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
-                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else x.id[:10])
+                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else short[x.id])
                 if self.grouped:
                     out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label,
                                                   marker_of(x)))

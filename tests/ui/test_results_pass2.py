@@ -76,3 +76,24 @@ async def test_the_group_name_stays_in_view_when_the_seed_groups_scroll_sideways
         text = screen_text(app)
         assert "lr=1000000" in text or "lr=1e+06" in text, text
         assert "ResNet-8 w4 sgd" in text and "plain-20 w4 sgd" in text, text
+
+
+async def test_single_runs_of_one_depth_get_end_labels_that_tell_them_apart(tmp_path):
+    """Compare of two seeds of plain-8 as single runs (f): both curves ended in the same label 'r8-plain-w' (the
+    first 10 characters of ids that differ only further on)."""
+    from screens.widgets.curve_plot import CurvePlot
+
+    sweep(tmp_path, depths=(8,), shortcuts=("none",))
+    ids = sorted(p.name for p in tmp_path.iterdir())
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_compare(ids)
+        await wait_for(pilot, lambda: "Compare" in screen_text(app), 5, "the compare screen")
+        await press(pilot, "f")                 # seed groups off: one curve per run
+        plot = app.screen.query_one("#plot-plain", CurvePlot)
+        await wait_for(pilot, lambda: sum(1 for s in plot.series if s.end_label) == 2, 5, "two labelled curves")
+        labels = [s.end_label for s in plot.series if s.end_label]
+        assert len(set(labels)) == 2, labels
+        text = screen_text(app)
+        assert all(label in text for label in labels), (labels, text)
