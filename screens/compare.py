@@ -92,10 +92,27 @@ class CompareScreen(Screen):
 
     def refresh_view(self) -> None:
         infos = self.infos()
-        self.query_one("#title", Static).update(Text.assemble(("Compare ", "bold"), f"{len(infos)} runs: ",
-                                                              ", ".join(i.id for i in infos)))
+        self._show_title(infos)
         self._draw_curves(infos)
         self._fill_table(infos)
+
+    def on_resize(self) -> None:
+        self._show_title(self.infos())              # as many ids as the new width holds
+
+    def _show_title(self, infos: list[RunInfo]) -> None:
+        """'Compare 12 runs: A, B, +10 more': the whole ids that fit the one-line title, then how many it leaves out
+        (the table lists every run)."""
+        room = self.app.size.width - 2
+        title = Text.assemble(("Compare ", "bold"), f"{len(infos)} runs: ")
+        ids = [i.id for i in infos]
+        for n, run_id in enumerate(ids):
+            rest = len(ids) - n - 1
+            tail = f", +{rest} more" if rest else ""
+            if title.cell_len + (2 if n else 0) + len(run_id) + len(tail) > room and n:
+                title.append(f", +{len(ids) - n} more", style="dim")
+                break
+            title.append((", " if n else "") + run_id)
+        self.query_one("#title", Static).update(title)
 
     def _draw_curves(self, infos: list[RunInfo]) -> None:
         runs = [i for i in infos if i.config is not None]

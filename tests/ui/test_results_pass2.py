@@ -97,3 +97,22 @@ async def test_single_runs_of_one_depth_get_end_labels_that_tell_them_apart(tmp_
         assert len(set(labels)) == 2, labels
         text = screen_text(app)
         assert all(label in text for label in labels), (labels, text)
+
+
+async def test_the_compare_title_of_many_runs_fits_its_line_and_says_how_many_more(tmp_path):
+    """Compare of the whole sweep (12 runs) at 100 columns: the one-line title showed 'Compare 12 runs:
+    r8-A-w4-sgd-s1-20261129-013724, r8-A-w4-sgd-s2-20261129-013724,' and nothing said that ten more were cut."""
+    sweep(tmp_path)
+    ids = sorted(p.name for p in tmp_path.iterdir())
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_compare(ids)
+        await wait_for(pilot, lambda: "Compare" in screen_text(app), 5, "the compare screen")
+        title = screen_text(app).splitlines()[0].rstrip()
+        assert title.startswith(" Compare 12 runs") and not title.endswith(","), title
+        shown = [i for i in ids if i in title]
+        assert shown and title.endswith(f"+{12 - len(shown)} more"), title
+        await pilot.resize_terminal(220, 40)
+        await wait_for(pilot, lambda: sum(i in screen_text(app).splitlines()[0] for i in ids) > len(shown), 5,
+                       "more ids on a wider terminal")
