@@ -116,3 +116,23 @@ async def test_the_compare_title_of_many_runs_fits_its_line_and_says_how_many_mo
         await pilot.resize_terminal(220, 40)
         await wait_for(pilot, lambda: sum(i in screen_text(app).splitlines()[0] for i in ids) > len(shown), 5,
                        "more ids on a wider terminal")
+
+
+async def test_the_empty_queue_screen_says_its_whole_hint_and_n_opens_the_form(tmp_path):
+    """g with nothing queued, at 100 columns: 'nothing queued or training: launch runs into the queue from the new-run
+    form (n) or with' (the one-line hint cut before `tui_app.py queue add`), at 80 the title lost 'starts one';
+    and n there did nothing."""
+    from screens.new_run import NewRunScreen
+    from screens.queue import QueueScreen
+
+    sweep(tmp_path, depths=(8,), shortcuts=("A",), seeds=(1,))
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+        await wait_for(pilot, lambda: "nothing queued" in screen_text(app), 5, "the hint")
+        assert "queue add" in " ".join(screen_text(app).split()), screen_text(app)
+        assert "starts one)" in screen_text(app).splitlines()[0]      # the title ended '... into the queue' at 80
+        await press(pilot, "n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), 5, "the new-run form from the queue")
