@@ -19,7 +19,7 @@ from core.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
 from .watch import JsonlTail
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
-from .widgets.formatting import STATE_HINTS
+from .widgets.formatting import state_hint
 from .widgets.run_keys import run_key_applies
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
@@ -139,8 +139,9 @@ class DetailScreen(Screen):
             t.append(f" · {devices_text(info.status)}")
         if info.job:
             t.append(f" · {slurm_text(info.job)}")
-        if info.state in STATE_HINTS:
-            t.append(f" ({STATE_HINTS[info.state]})", style="dim")
+        hint = state_hint(self.app, info)
+        if hint:
+            t.append(f" ({hint})", style="dim")
         t.append("\n")
         if info.error:
             t.append(info.error + "\n", style=state_style(info.state, "red"))

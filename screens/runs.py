@@ -13,7 +13,7 @@ from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo, runs_folder_above
 
-from .widgets.formatting import STATE_HINTS
+from .widgets.formatting import state_hint
 from .widgets.ordered_input import OrderedInput
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
@@ -188,16 +188,11 @@ class RunsScreen(Screen):
                 text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")
             if info.duration_s:
                 text.append(f" · {duration(info.duration_s)}")
-        position = self.app.queue_position(info.id)
-        in_queue = self.app.scheduler_position(info.id)
+        hint = state_hint(self.app, info, "g shows the queue and the devices")
         if info.error:
             text.append("\n" + info.error, style=state_style(info.state, "red"))
-        elif position and info.state == "queued":
-            text.append(f"  (waiting in this app's queue: {position} run(s) before it)", style="dim")
-        elif in_queue and info.state == "queued":
-            text.append(f"  (in the queue at position {in_queue}: g shows the queue and the devices)", style="dim")
-        elif info.state in STATE_HINTS:
-            text.append(f"  ({STATE_HINTS[info.state]})", style="dim")
+        elif hint:
+            text.append(f"  ({hint})", style="dim")
         widget.update(text)
 
     def _group_line(self) -> Text:

@@ -136,3 +136,24 @@ async def test_the_empty_queue_screen_says_its_whole_hint_and_n_opens_the_form(t
         assert "starts one)" in screen_text(app).splitlines()[0]      # the title ended '... into the queue' at 80
         await press(pilot, "n")
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), 5, "the new-run form from the queue")
+
+
+async def test_the_detail_of_a_run_in_the_folders_queue_does_not_say_press_r(tmp_path):
+    """x on a finished run, 'Extend, queue it': its detail read 'state queued · 3/5 epochs done ... (press r to
+    start)', though the folder's scheduler starts it (r would train it in the app instead); the runs table's line
+    said 'in the queue at position 1'. The detail now says where it waits, as the table does."""
+    from core import queue as Q
+    from core.runs import RunStore
+    from screens.detail import DetailScreen
+    from tests.conftest import tiny_config
+
+    store = RunStore(tmp_path)
+    Q.enqueue(store, [tiny_config(name=n) for n in ("q1", "q2")])
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.scheduler_position("q2") == 2, 5, "the folder's queue read")
+        app.open_run("q2", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        summary = str(app.screen.query_one("#summary").render())
+        assert "press r to start" not in summary, summary
+        assert "in the queue at position 2" in summary, summary
