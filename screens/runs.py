@@ -157,7 +157,7 @@ class RunsScreen(Screen):
             title.append(f"  ·  {len(groups.groups)} seed group(s) (f: runs)", style="cyan")
         elif len({group_key(i.config) for i in all_infos if i.config}) < sum(1 for i in all_infos if i.config):
             title.append("  ·  f: seed groups", style="cyan")
-        if self.sort_column:
+        if self.sort_column and not self.grouped:
             label = dict(COLUMNS)[self.sort_column].strip() or self.sort_column    # the mark column: 'mark'
             title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
         title = with_folder(title, str(app.store.root), self.size.width - 2)
@@ -294,8 +294,9 @@ class RunsScreen(Screen):
         self.app.confirm_delete(self.current_id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The seed groups act on groups (open, mark, compare): the keys of one run leave the footer there."""
-        return not (self.grouped and action in ("stop", "pause", "resume", "delete"))
+        """The seed groups act on groups (open, mark, compare): the keys of one run leave the footer there, and so do
+        o and O (the groups keep the paper's order: plain, A, B, then depth)."""
+        return not (self.grouped and action in ("stop", "pause", "resume", "delete", "cycle_sort", "reverse_sort"))
 
     def action_toggle_groups(self) -> None:
         self.grouped = not self.grouped

@@ -157,3 +157,27 @@ async def test_the_detail_of_a_run_in_the_folders_queue_does_not_say_press_r(tmp
         summary = str(app.screen.query_one("#summary").render())
         assert "press r to start" not in summary, summary
         assert "in the queue at position 2" in summary, summary
+
+
+async def test_the_seed_groups_do_not_claim_a_sort_they_do_not_have(tmp_path):
+    """In the seed groups (f) the title said 'sorted by width ↑' after o (and 'sorted by depth ↓' after O) while the
+    groups kept the paper's order (plain, A, B, then depth), as a click on their header does: o and O do not apply
+    there, and the title names the runs' order only over the runs."""
+    from screens.widgets.group_table import GroupsTable
+
+    sweep(tmp_path)
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "o", "o")
+        await wait_for(pilot, lambda: "sorted by status ↑" in screen_text(app), 5, "the runs sorted by status")
+        await press(pilot, "f")
+        table = app.screen.query_one(GroupsTable)
+        await wait_for(pilot, lambda: table.display and table.row_count == 6, 5, "the seed groups")
+        order = [g.name for g in table.groups]
+        await press(pilot, "o", "O")
+        await pilot.pause(0.2)
+        assert "sorted by" not in screen_text(app).splitlines()[0], screen_text(app).splitlines()[0]
+        assert [g.name for g in table.groups] == order
+        await press(pilot, "f")                  # back to the runs: their order as it was
+        await wait_for(pilot, lambda: "sorted by status ↑" in screen_text(app), 5, "the runs' order kept")
