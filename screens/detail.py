@@ -83,8 +83,24 @@ class DetailScreen(Screen):
             self.refresh_view()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Only the keys that apply to the run now are shown and run (see run_keys)."""
+        """Only the keys that apply to the run now are shown and run (see run_keys); a folder without a readable
+        config (damaged) has nothing to clone or report, no curves to rescale and no checkpoint to probe."""
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is not None and action in ("clone", "report") and info.config is None:
+            return False
+        if info is not None and action in ("zoom", "log_scale") and not (info.epochs or self._has_steps()):
+            return False
+        if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
+            return False
         return run_key_applies(self.app, self.run_id, action)
+
+    def _has_steps(self) -> bool:
+        return bool(self._steps is not None and self._steps.rows)
+
+    def _applies_now(self, info: RunInfo) -> tuple:
+        """What the footer's keys depend on: when it changes, the footer is worked out again."""
+        return (info.state, self.app.is_in_app(self.run_id), info.config is None,
+                bool(info.epochs or self._has_steps()), (info.path / "checkpoint.pt").exists())
 
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
@@ -94,12 +110,12 @@ class DetailScreen(Screen):
             return
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
-        if (info.state, self.app.is_in_app(self.run_id)) != self._keys_for:
-            self._keys_for = (info.state, self.app.is_in_app(self.run_id))
-            self.refresh_bindings()                   # the footer shows the keys that apply now
-        self.query_one("#summary", Static).update(self._summary(info))
         assert self._steps is not None
         self._steps.read()
+        if self._applies_now(info) != self._keys_for:
+            self._keys_for = self._applies_now(info)
+            self.refresh_bindings()                   # the footer shows the keys that apply now
+        self.query_one("#summary", Static).update(self._summary(info))
         series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)

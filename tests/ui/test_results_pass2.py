@@ -181,3 +181,33 @@ async def test_the_seed_groups_do_not_claim_a_sort_they_do_not_have(tmp_path):
         assert [g.name for g in table.groups] == order
         await press(pilot, "f")                  # back to the runs: their order as it was
         await wait_for(pilot, lambda: "sorted by status ↑" in screen_text(app), 5, "the runs' order kept")
+
+
+async def test_the_detail_footer_of_a_damaged_run_offers_only_what_works(tmp_path):
+    """The detail of a damaged folder (config.json unreadable, no curves, no checkpoint) listed 'n Clone d Delete
+    z Y range l Layer resp. e Report' in its footer: n said 'no readable config to clone', z changed an axis no plot
+    showed, l said 'no checkpoint yet', e failed. Only the keys that apply are shown (and run)."""
+    from screens.detail import DetailScreen
+
+    bad = tmp_path / "damaged-one"
+    bad.mkdir()
+    (bad / "config.json").write_text("{ nope")
+    write_run(tmp_path, "r8-A", quick(depth=8, width=4, epochs=3), "finished", epochs_done=3, order=1)
+    app = make_app(runs_dir=tmp_path, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run("damaged-one", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        await pilot.pause(0.1)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Delete" in footer and "Back" in footer, footer
+        for gone in ("Clone", "Y range", "Layer resp.", "Report"):
+            assert gone not in footer, footer
+        await press(pilot, "escape")
+        app.open_run("r8-A", "detail")            # a finished run keeps them
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "r8-A" in screen_text(app), 5,
+                       "the detail of r8-A")
+        await pilot.pause(0.1)
+        footer = screen_text(app).splitlines()[-1]
+        for kept in ("Clone", "Y range", "Layer resp.", "Report"):
+            assert kept in footer, footer
