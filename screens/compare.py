@@ -25,6 +25,7 @@ from .widgets.curve_plot import (MARKERS, PALETTE, Y_MODES, CurvePlot, Series, a
                                  y_limits)
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
+from .widgets.run_table import short_ids
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
 
@@ -91,10 +92,27 @@ class CompareScreen(Screen):
 
     def refresh_view(self) -> None:
         infos = self.infos()
-        self.query_one("#title", Static).update(Text.assemble(("Compare ", "bold"), f"{len(infos)} runs: ",
-                                                              ", ".join(i.id for i in infos)))
+        self._show_title(infos)
         self._draw_curves(infos)
         self._fill_table(infos)
+
+    def on_resize(self) -> None:
+        self._show_title(self.infos())              # as many ids as the new width holds
+
+    def _show_title(self, infos: list[RunInfo]) -> None:
+        """'Compare 12 runs: A, B, +10 more': the whole ids that fit the one-line title, then how many it leaves out
+        (the table lists every run)."""
+        room = self.app.size.width - 2
+        title = Text.assemble(("Compare ", "bold"), f"{len(infos)} runs: ")
+        ids = [i.id for i in infos]
+        for n, run_id in enumerate(ids):
+            rest = len(ids) - n - 1
+            tail = f", +{rest} more" if rest else ""
+            if title.cell_len + (2 if n else 0) + len(run_id) + len(tail) > room and n:
+                title.append(f", +{len(ids) - n} more", style="dim")
+                break
+            title.append((", " if n else "") + run_id)
+        self.query_one("#title", Static).update(title)
 
     def _draw_curves(self, infos: list[RunInfo]) -> None:
         runs = [i for i in infos if i.config is not None]
@@ -106,6 +124,7 @@ class CompareScreen(Screen):
         res = [x for x in items if _cfg(x).shortcut != "none"]
         depth_keyed = all(len({_cfg(x).depth for x in group}) == len(group) for group in (plain, res))
         colors: dict = {}
+        short = short_ids([i.id for i in runs], 12)      # ids that share their head keep the part that differs
 
         def color_of(x) -> str:
             key = _cfg(x).depth if depth_keyed else id(x)
@@ -119,7 +138,7 @@ class CompareScreen(Screen):
             for x in group:
                 cfg = _cfg(x)
                 name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
-                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else x.id[:10])
+                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else short[x.id])
                 if self.grouped:
                     out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label,
                                                   marker_of(x)))

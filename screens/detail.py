@@ -19,7 +19,7 @@ from core.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
 from .watch import JsonlTail
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
-from .widgets.formatting import STATE_HINTS
+from .widgets.formatting import state_hint
 from .widgets.run_keys import run_key_applies
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
@@ -83,8 +83,24 @@ class DetailScreen(Screen):
             self.refresh_view()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Only the keys that apply to the run now are shown and run (see run_keys)."""
+        """Only the keys that apply to the run now are shown and run (see run_keys); a folder without a readable
+        config (damaged) has nothing to clone or report, no curves to rescale and no checkpoint to probe."""
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is not None and action in ("clone", "report") and info.config is None:
+            return False
+        if info is not None and action in ("zoom", "log_scale") and not (info.epochs or self._has_steps()):
+            return False
+        if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
+            return False
         return run_key_applies(self.app, self.run_id, action)
+
+    def _has_steps(self) -> bool:
+        return bool(self._steps is not None and self._steps.rows)
+
+    def _applies_now(self, info: RunInfo) -> tuple:
+        """What the footer's keys depend on: when it changes, the footer is worked out again."""
+        return (info.state, self.app.is_in_app(self.run_id), info.config is None,
+                bool(info.epochs or self._has_steps()), (info.path / "checkpoint.pt").exists())
 
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
@@ -94,12 +110,12 @@ class DetailScreen(Screen):
             return
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
-        if (info.state, self.app.is_in_app(self.run_id)) != self._keys_for:
-            self._keys_for = (info.state, self.app.is_in_app(self.run_id))
-            self.refresh_bindings()                   # the footer shows the keys that apply now
-        self.query_one("#summary", Static).update(self._summary(info))
         assert self._steps is not None
         self._steps.read()
+        if self._applies_now(info) != self._keys_for:
+            self._keys_for = self._applies_now(info)
+            self.refresh_bindings()                   # the footer shows the keys that apply now
+        self.query_one("#summary", Static).update(self._summary(info))
         series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)
@@ -139,8 +155,9 @@ class DetailScreen(Screen):
             t.append(f" · {devices_text(info.status)}")
         if info.job:
             t.append(f" · {slurm_text(info.job)}")
-        if info.state in STATE_HINTS:
-            t.append(f" ({STATE_HINTS[info.state]})", style="dim")
+        hint = state_hint(self.app, info)
+        if hint:
+            t.append(f" ({hint})", style="dim")
         t.append("\n")
         if info.error:
             t.append(info.error + "\n", style=state_style(info.state, "red"))

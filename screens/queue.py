@@ -30,6 +30,7 @@ class QueueScreen(Screen):
                 tooltip="Move the queued run down: it starts later"),
         Binding("x", "remove", "Remove",
                 tooltip="Take the run out of the queue (it stays, as a stopped run: r resumes it)"),
+        Binding("n", "new_run", "New run", show=False),   # the hint of an empty queue names it
         Binding("escape", "back", "Back"),
     ]
     KEYS_HELP = [("enter", "open the run: its monitor while it trains, its detail otherwise"),
@@ -64,7 +65,7 @@ class QueueScreen(Screen):
         state = S.read_state(store.root)
         title = Text.assemble(("Queue & devices", "bold"), "  ")
         if state is None:
-            title.append("no scheduler serves this folder; launching into the queue starts one", style="dim")
+            title.append("no scheduler yet (launching into the queue starts one)", style="dim")  # fits 80 columns
         else:
             slots = state.get("slots", [])
             busy = sum(1 for s in slots if s.get("run"))
@@ -131,6 +132,9 @@ class QueueScreen(Screen):
     def open_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.app.open_run(str(event.row_key.value))
+
+    def action_new_run(self) -> None:
+        self.app.open_new_run()
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -13,7 +13,7 @@ from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
 from core.runs import ACTIVE, RunInfo, runs_folder_above
 
-from .widgets.formatting import STATE_HINTS
+from .widgets.formatting import state_hint
 from .widgets.ordered_input import OrderedInput
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
@@ -72,12 +72,13 @@ class RunsScreen(Screen):
         Binding("g", "queue", "Queue"),
         Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
         Binding("o", "cycle_sort", "Sort by the next column", show=False),
+        Binding("O", "reverse_sort", "Reverse the order", show=False),  # what a second click on a header does
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "app.help", "Keys of this screen", show=False),   # named in the title bar
     ]
     HELP_TITLE = "runs"
-    KEYS_HELP = [("click a header", "sort by that column (again: reverse); the title says the order"),
+    KEYS_HELP = [("click a header", "sort by that column (again: reverse; O reverses too); the title says the order"),
                  ("↑ ↓ pgup pgdn home end", "move in the table"), ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
@@ -156,8 +157,9 @@ class RunsScreen(Screen):
             title.append(f"  ·  {len(groups.groups)} seed group(s) (f: runs)", style="cyan")
         elif len({group_key(i.config) for i in all_infos if i.config}) < sum(1 for i in all_infos if i.config):
             title.append("  ·  f: seed groups", style="cyan")
-        if self.sort_column:
-            title.append(f"  ·  sorted by {dict(COLUMNS)[self.sort_column]}{' ↓' if self.sort_reverse else ' ↑'}")
+        if self.sort_column and not self.grouped:
+            label = dict(COLUMNS)[self.sort_column].strip() or self.sort_column    # the mark column: 'mark'
+            title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
         title = with_folder(title, str(app.store.root), self.size.width - 2)
         self.query_one("#title", Static).update(title)
         self.update_current()
@@ -186,16 +188,11 @@ class RunsScreen(Screen):
                 text.append(f", paper {pct(info.paper_err)})" if info.paper_err is not None else ")")
             if info.duration_s:
                 text.append(f" · {duration(info.duration_s)}")
-        position = self.app.queue_position(info.id)
-        in_queue = self.app.scheduler_position(info.id)
+        hint = state_hint(self.app, info, "g shows the queue and the devices")
         if info.error:
             text.append("\n" + info.error, style=state_style(info.state, "red"))
-        elif position and info.state == "queued":
-            text.append(f"  (waiting in this app's queue: {position} run(s) before it)", style="dim")
-        elif in_queue and info.state == "queued":
-            text.append(f"  (in the queue at position {in_queue}: g shows the queue and the devices)", style="dim")
-        elif info.state in STATE_HINTS:
-            text.append(f"  ({STATE_HINTS[info.state]})", style="dim")
+        elif hint:
+            text.append(f"  ({hint})", style="dim")
         widget.update(text)
 
     def _group_line(self) -> Text:
@@ -297,8 +294,9 @@ class RunsScreen(Screen):
         self.app.confirm_delete(self.current_id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The seed groups act on groups (open, mark, compare): the keys of one run leave the footer there."""
-        return not (self.grouped and action in ("stop", "pause", "resume", "delete"))
+        """The seed groups act on groups (open, mark, compare): the keys of one run leave the footer there, and so do
+        o and O (the groups keep the paper's order: plain, A, B, then depth)."""
+        return not (self.grouped and action in ("stop", "pause", "resume", "delete", "cycle_sort", "reverse_sort"))
 
     def action_toggle_groups(self) -> None:
         self.grouped = not self.grouped
@@ -324,6 +322,15 @@ class RunsScreen(Screen):
         keys = [k for k, _ in COLUMNS]
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else "id"
         self.sort_reverse = False
+        self.refresh_table()
+
+    def action_reverse_sort(self) -> None:
+        if isinstance(self.focused, Input):
+            raise SkipAction()          # an O typed into the filter box
+        if self.sort_column is None:
+            self.sort_column = "id"
+        else:
+            self.sort_reverse = not self.sort_reverse
         self.refresh_table()
 
     @on(Input.Changed, "#filter")

@@ -14,6 +14,17 @@ STATE_HINTS = {
 }
 
 
+def state_hint(app, info, queue_note: str = "the scheduler starts it") -> str | None:
+    """What to do next with this run, or where it waits: a queued run in this app's queue or in the folder's queue
+    (the scheduler starts it; 'press r to start' would train it in the app instead) is not told to press r."""
+    position, in_queue = app.queue_position(info.id), app.scheduler_position(info.id)
+    if position and info.state == "queued":
+        return f"waiting in this app's queue: {position} run(s) before it"
+    if in_queue and info.state == "queued":
+        return f"in the queue at position {in_queue}: {queue_note}"
+    return STATE_HINTS.get(info.state)
+
+
 def state_text(state: str, progress: float | None = None, width: int = 5) -> Text:
     """'running ▰▰▱▱▱ 41%' for active runs, else the coloured state name."""
     text = Text(state, style=state_style(state))

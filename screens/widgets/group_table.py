@@ -60,6 +60,7 @@ class GroupsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
+        self.fixed_columns = 2          # the mark and the group stay in view when the table scrolls sideways
         self.groups: list[RunGroup] = []
         for key, label in COLUMNS:
             self.add_column(label, key=key)

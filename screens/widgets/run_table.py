@@ -6,6 +6,7 @@ so the cursor, the scroll position and the marks stay where the user left them.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from rich.text import Text
@@ -139,12 +140,20 @@ def matches(info: RunInfo, query: str) -> bool:
     return all(word in text for word in query.lower().split())
 
 
+def natural(text: str) -> tuple:
+    """'r14-A-s2' -> ('r', 14, '-a-s', 2, ''): numbers inside text compare as numbers, so r8 comes before r14."""
+    parts = re.split(r"(\d+)", text.lower())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
 def sort_key(info: RunInfo, column: str, marked: set[str]):
     if column == "mark":
-        return (False, (info.id not in marked, info.id))
+        return (False, (info.id not in marked, natural(info.id)))
     value = run_summary_row(info).get(SORT_FIELDS.get(column, "id"))
     # None (unknown) sorts last whichever the direction; numbers before text
-    return (value is None, value if isinstance(value, (int, float)) else str(value or ""))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (value is None, (0, value))
+    return (value is None, (1, natural(str(value or ""))))
 
 
 # a table of rows: home and end go to the first and the last row (DataTable's own scroll to the first and the last

@@ -67,7 +67,7 @@ async def test_queue_screen_reorders_and_removes_and_says_cpu_only(tmp_path, no_
         await wait_for(pilot, lambda: "CPU only" in str(screen.query_one(DevicesPanel).render()), 10,
                        "the devices panel")
         assert screen.query_one(DevicesPanel).readings is None
-        assert "no scheduler serves this folder" in screen_text(app)
+        assert "no scheduler yet (launching into the queue starts one)" in screen_text(app)
         await press(pilot, "down", "shift+down")                # q2 goes after q3
         assert [q.run.id for q in Q.queued(store)] == ["q1", "q3", "q2"]
         assert screen.current_id() == "q2"                      # the cursor follows the moved run
