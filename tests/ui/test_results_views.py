@@ -1,5 +1,6 @@
-"""Second real-terminal pass over the results side (runs table, detail, compare, queue): each test is a defect seen
-in tmux at 80x24 .. 220x60 over a depth sweep (8, 14, 20 x A, none x 2 seeds)."""
+"""The results side as a user writing up a depth sweep meets it (runs table order, seed groups, compare labels and
+title, the queue screen's hint, the detail of a queued or damaged run): each test is a defect seen in tmux at
+80x24 .. 220x60 over a sweep of 8, 14, 20 x A, none x 2 seeds."""
 from __future__ import annotations
 
 from screens.app import make_app
