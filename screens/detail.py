@@ -184,6 +184,8 @@ class DetailScreen(Screen):
                      f"iteration {info.step}")
             if best.exists():
                 t.append(f"; best.pt ({mem(best.lstat().st_size)})")
+        elif info.state == "damaged":    # not resumed as it is; resume --repair rebuilds from a checkpoint
+            t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")
         t.append(f"\nfolder {info.path}", style="dim")

@@ -204,6 +204,8 @@ async def test_the_detail_footer_of_a_damaged_run_offers_only_what_works(tmp_pat
         assert "Delete" in footer and "Back" in footer, footer
         for gone in ("Clone", "Y range", "Layer resp.", "Report"):
             assert gone not in footer, footer
+        # nor does it promise 'a fresh start when resumed': a damaged run is not resumed (resume --repair is)
+        assert "fresh start" not in screen_text(app) and "resume --repair" in " ".join(screen_text(app).split())
         await press(pilot, "escape")
         app.open_run("r8-A", "detail")            # a finished run keeps them
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "r8-A" in screen_text(app), 5,
