@@ -107,6 +107,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         store.root.mkdir(parents=True, exist_ok=True)
         sched.log(f"warning: {note}")
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue     # under nohup the terminal closing is no reason to leave
         signal.signal(sig, lambda *_: sched.stop_event.set())
     try:
         sched.serve()

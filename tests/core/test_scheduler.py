@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 from cli.main import main
 from core import queue as Q
 from core import scheduler as S
+from core.launch import ENTRY_POINT
 from core.runs import Run, RunStore
 from tests.conftest import tiny_config as _tiny
 from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
@@ -179,6 +182,23 @@ def test_a_scheduler_whose_folder_is_deleted_leaves(tmp_path):
     finally:
         sched.stop_event.set()
         thread.join(10)
+
+
+def test_a_foreground_scheduler_under_nohup_survives_the_terminal_closing(root):
+    # `nohup tui_app.py scheduler --foreground &`, then the terminal closes (SIGHUP): it keeps serving the folder
+    root.mkdir(parents=True)
+    proc = subprocess.Popen(["nohup", sys.executable, str(ENTRY_POINT), "scheduler", "--foreground", "--devices", "cpu",
+                             "--idle-exit", "30", "--runs-dir", str(root)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: (S.read_state(root) or {}).get("pid") == proc.pid, "the scheduler to serve", proc=proc)
+        os.kill(proc.pid, signal.SIGHUP)
+        (run,) = Q.enqueue(RunStore(root), [tiny_config(name="after-hup", epochs=1)])
+        wait_for(lambda: entry(run.path).get("launches") or proc.poll() is not None, "the run to start, or the end")
+        assert proc.poll() is None and entry(run.path).get("launches") == 1, (root / S.LOG_FILE).read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_crash_retries_are_bounded(root):
