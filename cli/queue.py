@@ -33,7 +33,7 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     common = []
     for name in ("retries", "idle_exit"):
         value = getattr(args, name, None)
-        if value is not None and value < 0:
+        if value is not None and not value >= 0:    # nan too
             raise CliError(f"{flag(name)}: must be 0 or more, got {value:g}")
         if value is not None:
             common += [flag(name), f"{value:g}"]
@@ -41,6 +41,10 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         common.append("--stay")
     slurm = slurm_options(args)
     if slurm:
+        for name, default in (("devices", None), ("per_device", 1), ("gpus_per_run", 1)):
+            if getattr(args, name, default) != default:
+                raise CliError(f"{flag(name)}: applies to --executor local; a Slurm job takes "
+                               f"--slurm-gpus-per-run (and --slurm-max-jobs at once)")
         return ["slurm"], slurm + common
     try:
         devices = parse_devices(getattr(args, "devices", None))
@@ -85,10 +89,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         else:
             raise CliError(f"the scheduler of {store.root} did not stop ({S.describe(store.root)})", EXIT_FAILED)
         return EXIT_OK
+    devices, options = scheduler_options(args)    # bad input is bad on a served folder too (exit 2)
     if S.read_state(store.root) is not None:
         print(S.describe(store.root))
         return EXIT_OK
-    devices, options = scheduler_options(args)
     note = None
     if args.executor == "slurm" and args.slurm_cluster == "slurm":
         from core.slurm import filesystem_note

@@ -233,6 +233,31 @@ def test_bad_queue_add_exits_2_and_creates_nothing(tmp_path, capsys, extra, mess
     assert not root.exists() or not any(root.iterdir())
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--idle-exit", "nan"], "--idle-exit: must be 0 or more, got nan"),
+    (["--per-device", "0"], "--per-device: must be 1 or more"),
+    (["--devices", "cuda:0"], "--devices: cuda:0 asked for"),
+    (["--executor", "slurm", "--slurm-cluster", "local", "--gpus-per-run", "2"],
+     "--gpus-per-run: applies to --executor local; a Slurm job takes --slurm-gpus-per-run"),
+])
+@pytest.mark.parametrize("served", [False, True])
+def test_bad_scheduler_flags_exit_2_on_a_served_folder_too(tmp_path, capsys, flags, message, served):
+    root = tmp_path / "runs"
+    root.mkdir()
+    held = S.lock_of(root)
+    if served:
+        held.acquire()     # as a serving scheduler does
+    try:
+        assert main(["scheduler", *flags, "--runs-dir", str(root)]) == 2
+        for fg in ([], ["--foreground"]):
+            assert main(["scheduler", *fg, *flags, "--runs-dir", str(root)]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert message in err and "already serves" not in err
+    assert sorted(p.name for p in root.iterdir()) == ([S.LOCK_FILE] if served else [])
+
+
 def test_slots_and_device_fit():
     assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
     assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
