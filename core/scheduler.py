@@ -207,6 +207,12 @@ class Scheduler:
                 if getattr(busy.handle, "whole_job", False) or not self._left(busy.run):
                     continue
                 self.exiting.append(busy.handle)
+            elif busy.run.is_locked() and live_state(busy.run) in ACTIVE:
+                # its launcher died (kill -9 of torchrun) but the trainer processes it started train on
+                self.busy[slot] = Busy(busy.run, None, busy.since)
+                self.log(f"{busy.run.id}: its launcher process (pid {busy.handle.pid}) ended with exit code {code}, "
+                         f"but the run still trains: {slot.name} stays busy until it ends")
+                continue
             del self.busy[slot]
             self._ended(busy.run, code, slot, time.monotonic() - busy.since)
         return self._fill() or bool(self.busy)

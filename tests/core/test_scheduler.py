@@ -201,6 +201,26 @@ def test_a_foreground_scheduler_under_nohup_survives_the_terminal_closing(root):
         proc.wait(timeout=30)
 
 
+def test_a_killed_torchrun_launcher_keeps_its_slot_busy_while_its_workers_train(root):
+    # --gpus-per-run 2 (here two CPU processes): kill -9 torchrun's agent; its workers train on, so its slot stays
+    # busy (no second run on it) until they end
+    store = RunStore(root)
+    (run,) = Q.enqueue(store, [tiny_config(name="ddp", epochs=200, batch_size=64)])
+    assert main(["scheduler", "--devices", "cpu,cpu", "--gpus-per-run", "2", "--idle-exit", "30",
+                 "--runs-dir", str(root)]) == 0
+    wait_for(lambda: "checkpoint saved at epoch 1," in (run.path / "events.log").read_text(), "the first epoch",
+             timeout=90)
+    (other,) = Q.enqueue(store, [tiny_config(name="next", epochs=1)])
+    os.kill(entry(run.path)["pid"], signal.SIGKILL)           # torchrun itself
+    wait_for(lambda: "still trains" in (root / S.LOG_FILE).read_text() or entry(other.path).get("launches"),
+             "the scheduler to see the launcher die")
+    assert run.is_locked() and not entry(other.path).get("launches"), (root / S.LOG_FILE).read_text()
+    assert [s["run"] for s in S.read_state(root)["slots"]] == ["ddp"]
+    run.request("stop")
+    wait_for(lambda: entry(other.path).get("launches") == 1, "the next run to take the slot")
+    assert status(run.path)["state"] == "stopped" and entry(run.path)["settled"]
+
+
 def test_crash_retries_are_bounded(root):
     store = RunStore(root)
     (run,) = Q.enqueue(store, [tiny_config(name="flaky")])
