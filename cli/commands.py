@@ -259,7 +259,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     displays and prints; the other processes say only why they failed."""
     import contextlib
 
-    from cli.ddp import follower_exit
+    from cli.ddp import follower_exit, stop_exit
     from core.distributed import SINGLE
 
     own = signals is None
@@ -302,7 +302,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
                  f"checkpoint saved" if state == "stopped" else f"before training started (the run is {info.state})")
         print(f"stopped by {signals.name()} {where}", file=out)
         print(f"resume with: {resume_cmd}", file=out, flush=True)
-        return signals.exit_code()
+        return stop_exit(dist, signals)
     print(f"{state}: {trainer.message or info.error or 'no reason recorded'}", file=out, flush=True)
     return EXIT_FAILED
 

@@ -60,11 +60,19 @@ def on_main(dist: Dist, fn: Callable[[], Any]) -> Any:
     return outcome[1]
 
 
+def stop_exit(dist: Dist, signals) -> int:
+    """The exit code of a process that stopped with a checkpoint. Under torchrun a stop request (the TUI, ``stop``)
+    exits 0 on every process: torchrun takes any other code for a failure (a ChildFailedError traceback, exit 1)
+    and, with --max-restarts, starts the processes again, which would resume the run just stopped. A signal keeps
+    its code (130, 143): torchrun handles its own signals."""
+    return EXIT_OK if dist.many and not signals.received else signals.exit_code()
+
+
 def follower_exit(dist: Dist, state: str, error: str, signals) -> int:
     """The exit code of a process other than rank 0 (which prints for the run); only its own failure is printed."""
     if state == "finished":
         return EXIT_OK
     if state in ("stopped", "not started"):
-        return signals.exit_code()
+        return stop_exit(dist, signals)
     print(f"process {dist.rank} of {dist.world}: {state}" + (f": {error}" if error else ""), file=sys.stderr)
     return EXIT_FAILED

@@ -311,3 +311,31 @@ def test_launch_checks_and_cli_refusals(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--sync-bn: sync_bn needs GPUs" in err and "--micro-batches: micro_batches must be 1 to batch_size" in err
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_a_stop_request_ends_torchrun_cleanly_and_is_not_undone_by_a_restart(tmp_path):
+    # torchrun takes a worker's non-zero exit for a failure: a traceback, exit 1 and, with --max-restarts, the
+    # processes started again, which resumed the run the user had just stopped
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=100, channels_last="off"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts",
+           "1", str(ROOT / "tui_app.py"), "resume", run.id, "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def starts() -> int:
+        return "\n".join(run.read_events()).count("data-parallel over 2")
+
+    try:
+        deadline = time.monotonic() + 90
+        while run.read_status().get("step", 0) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no progress"
+            time.sleep(0.05)
+        run.request("stop")
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and starts() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill() if proc.poll() is None else None
+        out = proc.communicate(timeout=30)[0]
+    assert starts() == 1 and proc.returncode == 0, out
+    assert run.read_status()["state"] == "stopped" and "resume with:" in out and "ChildFailedError" not in out
