@@ -320,7 +320,8 @@ def test_a_stop_request_ends_torchrun_cleanly_and_is_not_undone_by_a_restart(tmp
     run = store.create(tiny_config(epochs=100, channels_last="off"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts",
            "1", str(ROOT / "tui_app.py"), "resume", run.id, "--runs-dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
     def starts() -> int:
         return "\n".join(run.read_events()).count("data-parallel over 2")
@@ -335,7 +336,8 @@ def test_a_stop_request_ends_torchrun_cleanly_and_is_not_undone_by_a_restart(tmp
         while proc.poll() is None and starts() < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        proc.kill() if proc.poll() is None else None
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)    # torchrun and its workers
         out = proc.communicate(timeout=30)[0]
     assert starts() == 1 and proc.returncode == 0, out
     assert run.read_status()["state"] == "stopped" and "resume with:" in out and "ChildFailedError" not in out
