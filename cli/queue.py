@@ -20,7 +20,7 @@ from core import scheduler as S
 from core.config import ConfigError
 from core.grid import expand, parse_ints, parse_shortcuts
 from core.runfiles import escape_controls
-from core.runs import RunError, RunLockedError
+from core.runs import RunError, RunLockedError, runs_folder_above
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
@@ -80,7 +80,7 @@ def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    store = store_of(args)
+    store = store_of(args, new_runs=not args.stop)
     if args.stop:
         if S.read_state(store.root) is None:
             print(f"no scheduler serves {store.root}")
@@ -143,6 +143,8 @@ def queue_list(args: argparse.Namespace) -> int:
                               f"busy ({', '.join(str(s.get('slot')) for s in state.get('slots', []))})"))
     if not rows:
         print("nothing queued or running")
+        if parent := runs_folder_above(store.root):
+            print(f"{store.root} is a run folder; its runs folder is {parent} (--runs-dir {parent})")
         return EXIT_OK
     print(f"{'pos':>3}  {'run':<34} {'state':<8} {'device':<8} {'slot':<10} {'epochs':>7}  settings")
     for r in rows:   # device and slot come from files of the runs folder: their control characters are escaped
@@ -175,7 +177,7 @@ def grid_of(args: argparse.Namespace) -> list:
 
 
 def queue_add(args: argparse.Namespace) -> int:
-    store = store_of(args)
+    store = store_of(args, new_runs=True)
     configs = grid_of(args)
     taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
     if taken:

@@ -278,6 +278,24 @@ def test_bad_scheduler_flags_exit_2_on_a_served_folder_too(tmp_path, capsys, fla
     assert sorted(p.name for p in root.iterdir()) == ([S.LOCK_FILE] if served else [])
 
 
+@pytest.mark.parametrize("command", [["scheduler", "--idle-exit", "0.5"], ["scheduler", "--foreground", "--idle-exit",
+                                     "0.5"], ["queue", "add", *TINY, "--epochs", "1"], ["train", *TINY, "--epochs", "1"]])
+def test_a_run_folder_given_as_runs_folder_is_refused(tmp_path, capsys, command):
+    # a scheduler served a run's own folder (scheduler.lock/.log/.json among its files); train and queue add made
+    # runs inside it, which no listing of the real runs folder shows
+    run = RunStore(tmp_path).create(tiny_config(name="one"))
+    before = sorted(p.name for p in run.path.iterdir())
+    try:
+        assert main([*command, "--runs-dir", str(run.path)]) == 2
+    finally:
+        S.stop(run.path)
+    err = capsys.readouterr().err
+    assert f"--runs-dir: {run.path} is a run folder; its runs folder is {tmp_path}" in err
+    assert sorted(p.name for p in run.path.iterdir()) == before
+    assert main(["queue", "--runs-dir", str(run.path)]) == 0
+    assert f"its runs folder is {tmp_path}" in capsys.readouterr().out
+
+
 def test_slots_and_device_fit():
     assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
     assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
