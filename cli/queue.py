@@ -184,7 +184,12 @@ def queue_add(args: argparse.Namespace) -> int:
         raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
                        f"choose another name")
     options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
-    served = S.read_state(store.root) is not None
+    state = S.read_state(store.root)
+    served = state is not None
+    if served and args.executor == "slurm" and state.get("devices") and "slurm" not in state["devices"]:
+        raise CliError(f"--executor slurm: the scheduler (pid {state.get('pid')}) serving {store.root.resolve()} "
+                       f"trains on this machine ({', '.join(state['devices'])}), not through Slurm; stop it first: "
+                       f"{resume_prog()} scheduler --stop {runs_dir_arg(store)}")
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
     runs = Q.enqueue(store, configs)

@@ -296,6 +296,25 @@ def test_a_run_folder_given_as_runs_folder_is_refused(tmp_path, capsys, command)
     assert f"its runs folder is {tmp_path}" in capsys.readouterr().out
 
 
+def test_queue_add_for_slurm_is_refused_on_a_folder_a_local_scheduler_serves(tmp_path, capsys):
+    # the runs went to the local scheduler's slots (the login node) with only 'a scheduler serves ...' said
+    pytest.importorskip("submitit")
+    root = tmp_path / "runs"
+    root.mkdir()
+    held = S.lock_of(root)
+    held.acquire()
+    try:
+        (root / S.STATE_FILE).write_text(json.dumps({"pid": os.getpid(), "devices": ["cpu"],
+                                                     "slots": [{"slot": "cpu#0", "device": "cpu", "run": None}]}))
+        assert main(["queue", "add", *TINY, "--executor", "slurm", "--slurm-cluster", "local",
+                     "--runs-dir", str(root)]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert "--executor slurm: the scheduler" in err and "not through Slurm" in err and "scheduler --stop" in err
+    assert sorted(p.name for p in root.iterdir()) == sorted([S.LOCK_FILE, S.STATE_FILE])
+
+
 def test_slots_and_device_fit():
     assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
     assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
