@@ -19,8 +19,10 @@ from core.distributed import Dist, check_launch, process_group
 
 @contextlib.contextmanager
 def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
-    """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it
-    (``check``: a new run; an existing run that cannot train like this fails with the reason in its folder)."""
+    """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it.
+    A batch that does not divide among the processes (or --sync-bn on the CPU) is bad input for a new or an
+    existing run alike: exit 2, nothing changed. ``check`` (a new run): a device this machine lacks is too; for an
+    existing run that is the trainer's to report, in its folder."""
     try:
         with process_group(cfg.device) as dist:
             device = dist.device
@@ -29,7 +31,7 @@ def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
             elif device is None and cfg.sync_bn:
                 with contextlib.suppress(DeviceError):   # an existing run: a missing GPU is the trainer's to report
                     device = resolve_device(cfg.device)
-            errors = check_launch(cfg, dist.world, device) if check else {}
+            errors = check_launch(cfg, dist.world, device)
             if errors and not dist.is_main:
                 raise SystemExit(EXIT_USAGE)        # rank 0 says why, once
             if errors:
