@@ -135,8 +135,11 @@ def queue_list(args: argparse.Namespace) -> int:
         json.dump({"scheduler": state, "runs": rows}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
         return EXIT_OK
-    if state is None:
-        print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {runs_dir_arg(store)}")
+    if state is None:   # runs a Slurm scheduler placed: a plain one would train the queue on this machine
+        slurm = "--executor slurm (and your --slurm-* flags) " if any(
+            e.get("device") == "slurm" for _, e in Q.entries(store)) else ""
+        print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {slurm}"
+              f"{runs_dir_arg(store)}")
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
         print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "

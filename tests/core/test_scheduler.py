@@ -315,6 +315,18 @@ def test_queue_add_for_slurm_is_refused_on_a_folder_a_local_scheduler_serves(tmp
     assert sorted(p.name for p in root.iterdir()) == sorted([S.LOCK_FILE, S.STATE_FILE])
 
 
+def test_queue_hints_the_slurm_scheduler_where_runs_went_to_slurm(tmp_path, capsys):
+    # after the Slurm scheduler left, `queue` said 'start one with: tui_app.py scheduler --runs-dir DIR', which
+    # trains the queued runs on this machine (the login node)
+    store = RunStore(tmp_path)
+    done, waiting = Q.enqueue(store, [tiny_config(name="done"), tiny_config(name="waiting")])
+    assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
+    assert "--executor slurm" not in capsys.readouterr().out
+    Q.write_entry(done, {**entry(done.path), "position": None, "slot": "slurm#0", "device": "slurm", "settled": True})
+    assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
+    assert f"scheduler --executor slurm (and your --slurm-* flags) --runs-dir {tmp_path}" in capsys.readouterr().out
+
+
 def test_slots_and_device_fit():
     assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
     assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
