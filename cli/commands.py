@@ -21,7 +21,7 @@ from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals,
 from core.config import ConfigError, RunConfig, config_from_sources
 from core.files import write_error
 from core.formatting import duration, pct
-from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run
+from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run, runs_folder_above
 
 def dispatch(args: argparse.Namespace, handler=None) -> int:
     handler = handler or COMMANDS[args.command]
@@ -44,15 +44,18 @@ def dispatch(args: argparse.Namespace, handler=None) -> int:
         return EXIT_FAILED
 
 
-def store_of(args: argparse.Namespace) -> RunStore:
-    """The runs folder of --runs-dir, else $RESLAB_RUNS, else runs/; one that cannot be a folder is bad input."""
+def store_of(args: argparse.Namespace, new_runs: bool = False) -> RunStore:
+    """The runs folder of --runs-dir, else $RESLAB_RUNS, else runs/; one that cannot be a folder is bad input, and
+    so is a run's own folder where runs are to be made or served (``new_runs``)."""
     given = getattr(args, "runs_dir", None)
     store = RunStore(Path(given) if given else default_runs_dir())
+    source = "--runs-dir" if given else ("$RESLAB_RUNS" if os.environ.get("RESLAB_RUNS") else "runs/")
     try:
         store.check_root()
     except RunError as exc:
-        source = "--runs-dir" if given else ("$RESLAB_RUNS" if os.environ.get("RESLAB_RUNS") else "runs/")
         raise CliError(f"{source}: {exc}") from None
+    if new_runs and (parent := runs_folder_above(store.root)):
+        raise CliError(f"{source}: {store.root} is a run folder; its runs folder is {parent} (--runs-dir {parent})")
     return store
 
 
@@ -109,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cli.ddp import launched, on_main
 
     cfg = config_from_args(args)
-    store = store_of(args)
+    store = store_of(args, new_runs=True)
     signals = getattr(args, "stop_signals", None)
 
     def create() -> str:
@@ -259,7 +262,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     displays and prints; the other processes say only why they failed."""
     import contextlib
 
-    from cli.ddp import follower_exit
+    from cli.ddp import follower_exit, stop_exit
     from core.distributed import SINGLE
 
     own = signals is None
@@ -302,7 +305,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
                  f"checkpoint saved" if state == "stopped" else f"before training started (the run is {info.state})")
         print(f"stopped by {signals.name()} {where}", file=out)
         print(f"resume with: {resume_cmd}", file=out, flush=True)
-        return signals.exit_code()
+        return stop_exit(dist, signals)
     print(f"{state}: {trainer.message or info.error or 'no reason recorded'}", file=out, flush=True)
     return EXIT_FAILED
 

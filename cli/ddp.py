@@ -19,8 +19,10 @@ from core.distributed import Dist, check_launch, process_group
 
 @contextlib.contextmanager
 def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
-    """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it
-    (``check``: a new run; an existing run that cannot train like this fails with the reason in its folder)."""
+    """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it.
+    A batch that does not divide among the processes (or --sync-bn on the CPU) is bad input for a new or an
+    existing run alike: exit 2, nothing changed. ``check`` (a new run): a device this machine lacks is too; for an
+    existing run that is the trainer's to report, in its folder."""
     try:
         with process_group(cfg.device) as dist:
             device = dist.device
@@ -29,7 +31,7 @@ def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
             elif device is None and cfg.sync_bn:
                 with contextlib.suppress(DeviceError):   # an existing run: a missing GPU is the trainer's to report
                     device = resolve_device(cfg.device)
-            errors = check_launch(cfg, dist.world, device) if check else {}
+            errors = check_launch(cfg, dist.world, device)
             if errors and not dist.is_main:
                 raise SystemExit(EXIT_USAGE)        # rank 0 says why, once
             if errors:
@@ -60,11 +62,19 @@ def on_main(dist: Dist, fn: Callable[[], Any]) -> Any:
     return outcome[1]
 
 
+def stop_exit(dist: Dist, signals) -> int:
+    """The exit code of a process that stopped with a checkpoint. Under torchrun a stop request (the TUI, ``stop``)
+    exits 0 on every process: torchrun takes any other code for a failure (a ChildFailedError traceback, exit 1)
+    and, with --max-restarts, starts the processes again, which would resume the run just stopped. A signal keeps
+    its code (130, 143): torchrun handles its own signals."""
+    return EXIT_OK if dist.many and not signals.received else signals.exit_code()
+
+
 def follower_exit(dist: Dist, state: str, error: str, signals) -> int:
     """The exit code of a process other than rank 0 (which prints for the run); only its own failure is printed."""
     if state == "finished":
         return EXIT_OK
     if state in ("stopped", "not started"):
-        return signals.exit_code()
+        return stop_exit(dist, signals)
     print(f"process {dist.rank} of {dist.world}: {state}" + (f": {error}" if error else ""), file=sys.stderr)
     return EXIT_FAILED

@@ -20,7 +20,7 @@ from core import scheduler as S
 from core.config import ConfigError
 from core.grid import expand, parse_ints, parse_shortcuts
 from core.runfiles import escape_controls
-from core.runs import RunError, RunLockedError
+from core.runs import RunError, RunLockedError, runs_folder_above
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
@@ -33,7 +33,7 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     common = []
     for name in ("retries", "idle_exit"):
         value = getattr(args, name, None)
-        if value is not None and value < 0:
+        if value is not None and not value >= 0:    # nan too
             raise CliError(f"{flag(name)}: must be 0 or more, got {value:g}")
         if value is not None:
             common += [flag(name), f"{value:g}"]
@@ -41,6 +41,10 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         common.append("--stay")
     slurm = slurm_options(args)
     if slurm:
+        for name, default in (("devices", None), ("per_device", 1), ("gpus_per_run", 1)):
+            if getattr(args, name, default) != default:
+                raise CliError(f"{flag(name)}: applies to --executor local; a Slurm job takes "
+                               f"--slurm-gpus-per-run (and --slurm-max-jobs at once)")
         return ["slurm"], slurm + common
     try:
         devices = parse_devices(getattr(args, "devices", None))
@@ -76,7 +80,7 @@ def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    store = store_of(args)
+    store = store_of(args, new_runs=not args.stop)
     if args.stop:
         if S.read_state(store.root) is None:
             print(f"no scheduler serves {store.root}")
@@ -85,10 +89,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         else:
             raise CliError(f"the scheduler of {store.root} did not stop ({S.describe(store.root)})", EXIT_FAILED)
         return EXIT_OK
+    devices, options = scheduler_options(args)    # bad input is bad on a served folder too (exit 2)
     if S.read_state(store.root) is not None:
         print(S.describe(store.root))
         return EXIT_OK
-    devices, options = scheduler_options(args)
     note = None
     if args.executor == "slurm" and args.slurm_cluster == "slurm":
         from core.slurm import filesystem_note
@@ -107,6 +111,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         store.root.mkdir(parents=True, exist_ok=True)
         sched.log(f"warning: {note}")
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue     # under nohup the terminal closing is no reason to leave
         signal.signal(sig, lambda *_: sched.stop_event.set())
     try:
         sched.serve()
@@ -129,14 +135,19 @@ def queue_list(args: argparse.Namespace) -> int:
         json.dump({"scheduler": state, "runs": rows}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
         return EXIT_OK
-    if state is None:
-        print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {runs_dir_arg(store)}")
+    if state is None:   # runs a Slurm scheduler placed: a plain one would train the queue on this machine
+        slurm = "--executor slurm (and your --slurm-* flags) " if any(
+            e.get("device") == "slurm" for _, e in Q.entries(store)) else ""
+        print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {slurm}"
+              f"{runs_dir_arg(store)}")
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
         print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "
                               f"busy ({', '.join(str(s.get('slot')) for s in state.get('slots', []))})"))
     if not rows:
         print("nothing queued or running")
+        if parent := runs_folder_above(store.root):
+            print(f"{store.root} is a run folder; its runs folder is {parent} (--runs-dir {parent})")
         return EXIT_OK
     print(f"{'pos':>3}  {'run':<34} {'state':<8} {'device':<8} {'slot':<10} {'epochs':>7}  settings")
     for r in rows:   # device and slot come from files of the runs folder: their control characters are escaped
@@ -169,14 +180,19 @@ def grid_of(args: argparse.Namespace) -> list:
 
 
 def queue_add(args: argparse.Namespace) -> int:
-    store = store_of(args)
+    store = store_of(args, new_runs=True)
     configs = grid_of(args)
     taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
     if taken:
         raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
                        f"choose another name")
     options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
-    served = S.read_state(store.root) is not None
+    state = S.read_state(store.root)
+    served = state is not None
+    if served and args.executor == "slurm" and state.get("devices") and "slurm" not in state["devices"]:
+        raise CliError(f"--executor slurm: the scheduler (pid {state.get('pid')}) serving {store.root.resolve()} "
+                       f"trains on this machine ({', '.join(state['devices'])}), not through Slurm; stop it first: "
+                       f"{resume_prog()} scheduler --stop {runs_dir_arg(store)}")
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
     runs = Q.enqueue(store, configs)

@@ -207,6 +207,12 @@ class Scheduler:
                 if getattr(busy.handle, "whole_job", False) or not self._left(busy.run):
                     continue
                 self.exiting.append(busy.handle)
+            elif busy.run.is_locked() and live_state(busy.run) in ACTIVE:
+                # its launcher died (kill -9 of torchrun) but the trainer processes it started train on
+                self.busy[slot] = Busy(busy.run, None, busy.since)
+                self.log(f"{busy.run.id}: its launcher process (pid {busy.handle.pid}) ended with exit code {code}, "
+                         f"but the run still trains: {slot.name} stays busy until it ends")
+                continue
             del self.busy[slot]
             self._ended(busy.run, code, slot, time.monotonic() - busy.since)
         return self._fill() or bool(self.busy)
@@ -247,21 +253,34 @@ class Scheduler:
 
     def _slot_for(self, run: Run, free: list[Slot]) -> Slot | None:
         try:
-            device = run.read_config().device
+            cfg = run.read_config()
         except (OSError, ValueError):
-            device = "auto"   # the trainer reports the unreadable config as a failure
-        return next((s for s in free if fits(device, s.device)), None)
+            cfg = None    # the trainer reports the unreadable config as a failure
+        return next((s for s in free if cfg is None or not self._misfit(cfg, s)), None)
+
+    @staticmethod
+    def _misfit(cfg, slot: Slot) -> str:
+        """Why ``slot`` cannot train a run of ``cfg`` ('' when it can): another device, or a batch that does not
+        divide among the slot's torchrun processes (which would refuse it)."""
+        if not fits(cfg.device, slot.device):
+            return f"asks for device {cfg.device}, which none of this scheduler's slots has"
+        if "+" not in slot.device:
+            return ""
+        from .distributed import check_launch   # imports torch: only for slots of several devices
+
+        return "; ".join(check_launch(cfg, slot.device.count("+") + 1, None).values())
 
     def _could_ever_fit(self, run: Run) -> bool:
         try:
-            device = run.read_config().device
+            cfg = run.read_config()
         except (OSError, ValueError):
             return True
-        if any(fits(device, s.device) for s in self.slots):
+        why = [self._misfit(cfg, s) for s in self.slots]
+        if not all(why):
             return True
         if run.id not in self._warned:
             self._warned.add(run.id)
-            self.log(f"{run.id} asks for device {device}, which none of this scheduler's slots has; it waits")
+            self.log(f"{run.id} {why[-1]}; it waits")
         return False
 
     # -- claim and start ---------------------------------------------------------------------------------------------

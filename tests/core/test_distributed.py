@@ -311,3 +311,57 @@ def test_launch_checks_and_cli_refusals(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--sync-bn: sync_bn needs GPUs" in err and "--micro-batches: micro_batches must be 1 to batch_size" in err
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_a_stop_request_ends_torchrun_cleanly_and_is_not_undone_by_a_restart(tmp_path):
+    # torchrun takes a worker's non-zero exit for a failure: a traceback, exit 1 and, with --max-restarts, the
+    # processes started again, which resumed the run the user had just stopped
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(epochs=100, channels_last="off"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--max-restarts",
+           "1", str(ROOT / "tui_app.py"), "resume", run.id, "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+    def starts() -> int:
+        return "\n".join(run.read_events()).count("data-parallel over 2")
+
+    try:
+        deadline = time.monotonic() + 90
+        while run.read_status().get("step", 0) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no progress"
+            time.sleep(0.05)
+        run.request("stop")
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and starts() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)    # torchrun and its workers
+        out = proc.communicate(timeout=30)[0]
+    assert starts() == 1 and proc.returncode == 0, out
+    assert run.read_status()["state"] == "stopped" and "resume with:" in out and "ChildFailedError" not in out
+
+
+def test_a_launch_the_batch_does_not_fit_changes_nothing_in_an_existing_run(tmp_path):
+    # torchrun --nproc-per-node 3 resume RUN --epochs 2 of a finished run with a batch of 32 made it 'failed'
+    # (extended first), and each of the 3 processes printed the error
+    store = RunStore(tmp_path)
+    run, state = train_run(store, tiny_config(epochs=1, channels_last="off", name="done"))
+    assert state == "finished"
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file() and p.name != "lock"}
+    res = torchrun(3, "resume", run.id, "--epochs", "2", "--runs-dir", str(tmp_path), timeout=120)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert out.count("does not divide among 3 processes") == 1, out
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file() and p.name != "lock"} == before
+
+
+def test_the_queue_never_starts_a_run_on_a_slot_its_batch_does_not_divide_among(tmp_path):
+    store = RunStore(tmp_path)
+    (run,) = Q.enqueue(store, [tiny_config(batch_size=32)])
+    sched = S.Scheduler(store, S.make_slots(["cpu"] * 3, 1, 3))
+    assert sched._slot_for(run, list(sched.slots)) is None and not sched._could_ever_fit(run)
+    assert "does not divide among 3 processes" in (tmp_path / S.LOG_FILE).read_text()
+    sched = S.Scheduler(store, S.make_slots(["cpu"] * 2, 1, 2))
+    assert sched._slot_for(run, list(sched.slots)) == sched.slots[0] and sched._could_ever_fit(run)

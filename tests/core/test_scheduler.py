@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 from cli.main import main
 from core import queue as Q
 from core import scheduler as S
+from core.launch import ENTRY_POINT
 from core.runs import Run, RunStore
 from tests.conftest import tiny_config as _tiny
 from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
@@ -181,6 +184,43 @@ def test_a_scheduler_whose_folder_is_deleted_leaves(tmp_path):
         thread.join(10)
 
 
+def test_a_foreground_scheduler_under_nohup_survives_the_terminal_closing(root):
+    # `nohup tui_app.py scheduler --foreground &`, then the terminal closes (SIGHUP): it keeps serving the folder
+    root.mkdir(parents=True)
+    proc = subprocess.Popen(["nohup", sys.executable, str(ENTRY_POINT), "scheduler", "--foreground", "--devices", "cpu",
+                             "--idle-exit", "30", "--runs-dir", str(root)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: (S.read_state(root) or {}).get("pid") == proc.pid, "the scheduler to serve", proc=proc)
+        os.kill(proc.pid, signal.SIGHUP)
+        (run,) = Q.enqueue(RunStore(root), [tiny_config(name="after-hup", epochs=1)])
+        wait_for(lambda: entry(run.path).get("launches") or proc.poll() is not None, "the run to start, or the end")
+        assert proc.poll() is None and entry(run.path).get("launches") == 1, (root / S.LOG_FILE).read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_killed_torchrun_launcher_keeps_its_slot_busy_while_its_workers_train(root):
+    # --gpus-per-run 2 (here two CPU processes): kill -9 torchrun's agent; its workers train on, so its slot stays
+    # busy (no second run on it) until they end
+    store = RunStore(root)
+    (run,) = Q.enqueue(store, [tiny_config(name="ddp", epochs=200, batch_size=64)])
+    assert main(["scheduler", "--devices", "cpu,cpu", "--gpus-per-run", "2", "--idle-exit", "30",
+                 "--runs-dir", str(root)]) == 0
+    wait_for(lambda: "checkpoint saved at epoch 1," in (run.path / "events.log").read_text(), "the first epoch",
+             timeout=90)
+    (other,) = Q.enqueue(store, [tiny_config(name="next", epochs=1)])
+    os.kill(entry(run.path)["pid"], signal.SIGKILL)           # torchrun itself
+    wait_for(lambda: "still trains" in (root / S.LOG_FILE).read_text() or entry(other.path).get("launches"),
+             "the scheduler to see the launcher die")
+    assert run.is_locked() and not entry(other.path).get("launches"), (root / S.LOG_FILE).read_text()
+    assert [s["run"] for s in S.read_state(root)["slots"]] == ["ddp"]
+    run.request("stop")
+    wait_for(lambda: entry(other.path).get("launches") == 1, "the next run to take the slot")
+    assert status(run.path)["state"] == "stopped" and entry(run.path)["settled"]
+
+
 def test_crash_retries_are_bounded(root):
     store = RunStore(root)
     (run,) = Q.enqueue(store, [tiny_config(name="flaky")])
@@ -211,6 +251,80 @@ def test_bad_queue_add_exits_2_and_creates_nothing(tmp_path, capsys, extra, mess
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not root.exists() or not any(root.iterdir())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--idle-exit", "nan"], "--idle-exit: must be 0 or more, got nan"),
+    (["--per-device", "0"], "--per-device: must be 1 or more"),
+    (["--devices", "cuda:0"], "--devices: cuda:0 asked for"),
+    (["--executor", "slurm", "--slurm-cluster", "local", "--gpus-per-run", "2"],
+     "--gpus-per-run: applies to --executor local; a Slurm job takes --slurm-gpus-per-run"),
+])
+@pytest.mark.parametrize("served", [False, True])
+def test_bad_scheduler_flags_exit_2_on_a_served_folder_too(tmp_path, capsys, flags, message, served):
+    root = tmp_path / "runs"
+    root.mkdir()
+    held = S.lock_of(root)
+    if served:
+        held.acquire()     # as a serving scheduler does
+    try:
+        assert main(["scheduler", *flags, "--runs-dir", str(root)]) == 2
+        for fg in ([], ["--foreground"]):
+            assert main(["scheduler", *fg, *flags, "--runs-dir", str(root)]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert message in err and "already serves" not in err
+    assert sorted(p.name for p in root.iterdir()) == ([S.LOCK_FILE] if served else [])
+
+
+@pytest.mark.parametrize("command", [["scheduler", "--idle-exit", "0.5"], ["scheduler", "--foreground", "--idle-exit",
+                                     "0.5"], ["queue", "add", *TINY, "--epochs", "1"], ["train", *TINY, "--epochs", "1"]])
+def test_a_run_folder_given_as_runs_folder_is_refused(tmp_path, capsys, command):
+    # a scheduler served a run's own folder (scheduler.lock/.log/.json among its files); train and queue add made
+    # runs inside it, which no listing of the real runs folder shows
+    run = RunStore(tmp_path).create(tiny_config(name="one"))
+    before = sorted(p.name for p in run.path.iterdir())
+    try:
+        assert main([*command, "--runs-dir", str(run.path)]) == 2
+    finally:
+        S.stop(run.path)
+    err = capsys.readouterr().err
+    assert f"--runs-dir: {run.path} is a run folder; its runs folder is {tmp_path}" in err
+    assert sorted(p.name for p in run.path.iterdir()) == before
+    assert main(["queue", "--runs-dir", str(run.path)]) == 0
+    assert f"its runs folder is {tmp_path}" in capsys.readouterr().out
+
+
+def test_queue_add_for_slurm_is_refused_on_a_folder_a_local_scheduler_serves(tmp_path, capsys):
+    # the runs went to the local scheduler's slots (the login node) with only 'a scheduler serves ...' said
+    pytest.importorskip("submitit")
+    root = tmp_path / "runs"
+    root.mkdir()
+    held = S.lock_of(root)
+    held.acquire()
+    try:
+        (root / S.STATE_FILE).write_text(json.dumps({"pid": os.getpid(), "devices": ["cpu"],
+                                                     "slots": [{"slot": "cpu#0", "device": "cpu", "run": None}]}))
+        assert main(["queue", "add", *TINY, "--executor", "slurm", "--slurm-cluster", "local",
+                     "--runs-dir", str(root)]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert "--executor slurm: the scheduler" in err and "not through Slurm" in err and "scheduler --stop" in err
+    assert sorted(p.name for p in root.iterdir()) == sorted([S.LOCK_FILE, S.STATE_FILE])
+
+
+def test_queue_hints_the_slurm_scheduler_where_runs_went_to_slurm(tmp_path, capsys):
+    # after the Slurm scheduler left, `queue` said 'start one with: tui_app.py scheduler --runs-dir DIR', which
+    # trains the queued runs on this machine (the login node)
+    store = RunStore(tmp_path)
+    done, waiting = Q.enqueue(store, [tiny_config(name="done"), tiny_config(name="waiting")])
+    assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
+    assert "--executor slurm" not in capsys.readouterr().out
+    Q.write_entry(done, {**entry(done.path), "position": None, "slot": "slurm#0", "device": "slurm", "settled": True})
+    assert main(["queue", "--runs-dir", str(tmp_path)]) == 0
+    assert f"scheduler --executor slurm (and your --slurm-* flags) --runs-dir {tmp_path}" in capsys.readouterr().out
 
 
 def test_slots_and_device_fit():
