@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
-from core.runs import ACTIVE, RunInfo, runs_folder_above
+from core.runs import ACTIVE, RunInfo
 
 from .widgets.formatting import state_hint
 from .widgets.ordered_input import OrderedInput
@@ -141,10 +141,7 @@ class RunsScreen(Screen):
         groups.display = not empty and self.grouped
         self.query_one("#empty", Static).display = empty
         if empty:
-            above = runs_folder_above(app.store.root)
-            self.query_one("#empty", Static).update(
-                f"{app.store.root} is a run folder: its runs are in {above} (python tui_app.py --runs-dir {above})"
-                if above else EMPTY_HINT.format(root=app.store.root))
+            self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
         running = sum(1 for i in all_infos if i.state in ACTIVE)
         title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
         if running:

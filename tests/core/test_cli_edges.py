@@ -222,3 +222,14 @@ def test_runs_pointed_at_a_run_folder_names_its_runs_folder(tmp_path, capsys):
     assert main(["runs", "--runs-dir", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "is a run folder" in out and f"--runs-dir {tmp_path / 'runs'}" in " ".join(out.split()), out
+
+
+def test_the_app_refuses_a_run_folder_as_its_runs_folder(tmp_path, capsys):
+    # `tui_app.py --runs-dir runs/r8-A-...` opened an empty table whose form made runs inside that run's folder
+    from core.runs import RunStore
+    from tests.conftest import tiny_config
+
+    run = RunStore(tmp_path / "runs").create(tiny_config())
+    assert main(["--runs-dir", str(run.path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a run folder" in err and f"--runs-dir {tmp_path / 'runs'}" in err, err

@@ -61,19 +61,6 @@ async def test_empty_store_shows_how_to_start(tmp_path):
         assert "No runs yet" in text and "Press n" in text
 
 
-async def test_a_run_folder_given_as_the_runs_folder_names_the_runs_folder(tmp_path):
-    # `tui_app.py --runs-dir runs/r8-A-...` showed 'No runs yet in runs/r8-A-...' and how to start a first run
-    from core.runs import RunStore
-    from tests.conftest import tiny_config
-
-    run = RunStore(tmp_path / "runs").create(tiny_config())
-    app = make_app(runs_dir=run.path, poll_interval=POLL)
-    async with app.run_test(size=(120, 24)) as pilot:
-        await pilot.pause()
-        text = " ".join(screen_text(app).split())
-        assert "is a run folder" in text and f"--runs-dir {tmp_path / 'runs'}" in text, text
-
-
 async def test_runs_appear_and_vanish_live(fixture_runs):
     from .fixtures import write_run
 
