@@ -355,10 +355,13 @@ def extend_run(run: Run, epochs: int) -> RunConfig:
     errors = new.validate()
     if errors:
         raise ConfigError(errors)
-    done = run.info().epochs_done
+    info = run.info()
+    done = info.epochs_done
     if epochs <= done:
         raise ConfigError({"epochs": f"the run has already done {done} epochs; ask for more than {done}"})
+    first = info.epochs[0] if info.epochs else {}
+    per_epoch = first.get("step") if first.get("epoch") == 1 and isinstance(first.get("step"), int) else None
     atomic_write_bytes(run.config_path, new.to_json().encode())
-    run.update_status(total_epochs=epochs, total_steps=None)
+    run.update_status(total_epochs=epochs, total_steps=per_epoch * epochs if per_epoch else None)
     run.log(f"extended to {epochs} epochs")
     return new

@@ -133,3 +133,20 @@ def test_every_list_is_oldest_first_then_by_id(tmp_path):
     (tmp_path / "damaged").mkdir()                          # no status: sorts as created at 0
     assert [i.id for i in store.list()] == ["damaged", "c", "a", "b"]
     assert [i.id for i in oldest_first(reversed(store.list()))] == ["damaged", "c", "a", "b"]
+
+
+def test_an_extended_run_knows_its_new_length_in_iterations(tmp_path):
+    # after the detail's 'x' into the queue the run read 'iteration 24/-' until it restarted (total_steps None)
+    from core.runs import extend_run
+    from core.trainer import train_run
+    from tests.conftest import tiny_config
+
+    run, state = train_run(RunStore(tmp_path / "runs"), tiny_config(epochs=2, max_train_images=256, batch_size=32))
+    assert state == "finished" and run.info().status["total_steps"] == 16
+    run.acquire_lock()
+    try:
+        extend_run(run, 5)
+    finally:
+        run.release_lock()
+    status = run.info().status
+    assert status["total_epochs"] == 5 and status["total_steps"] == 40, status
