@@ -99,10 +99,18 @@ async def open_form(pilot):
 
 
 async def set_field(pilot, name: str, text: str) -> None:
+    """Replace a field's text as a user does: short values typed key by key, longer ones (a folder's path) pasted,
+    as a terminal delivers a paste (one event; typing a 70-character path cost the suite ~10 s a field)."""
     form = pilot.app.screen
-    form.query_one(f"#f-{name}").focus()
+    field = form.query_one(f"#f-{name}")
+    field.focus()
     await pilot.pause()
-    await pilot.press("ctrl+a", "ctrl+k", *text)
+    if len(text) <= 6:
+        await pilot.press("ctrl+a", "ctrl+k", *text)
+        return
+    await pilot.press("ctrl+a", "ctrl+k")
+    field.post_message(events.Paste(text))
+    await wait_for(pilot, lambda: field.value == text, 5, f"the paste into {name}")
 
 
 async def test_the_form_checks_the_data_folder_as_the_cli_does_and_creates_nothing(tmp_path):
