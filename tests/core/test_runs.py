@@ -138,11 +138,10 @@ def test_every_list_is_oldest_first_then_by_id(tmp_path):
 def test_an_extended_run_knows_its_new_length_in_iterations(tmp_path):
     # after the detail's 'x' into the queue the run read 'iteration 24/-' until it restarted (total_steps None)
     from core.runs import extend_run
-    from core.trainer import train_run
-    from tests.conftest import tiny_config
+    from tests.core.results_helpers import fake_run
 
-    run, state = train_run(RunStore(tmp_path / "runs"), tiny_config(epochs=2, max_train_images=256, batch_size=32))
-    assert state == "finished" and run.info().status["total_steps"] == 16
+    run = fake_run(RunStore(tmp_path / "runs"), [50.0, 40.0], ipe=8)     # two epochs of 8 iterations, finished
+    assert run.info().status["total_steps"] == 16
     run.acquire_lock()
     try:
         extend_run(run, 5)
