@@ -21,7 +21,7 @@ from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals,
 from core.config import ConfigError, RunConfig, config_from_sources
 from core.files import write_error
 from core.formatting import duration, pct
-from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run, runs_folder_above
+from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run, run_folder_note
 
 def dispatch(args: argparse.Namespace, handler=None) -> int:
     handler = handler or COMMANDS[args.command]
@@ -54,8 +54,8 @@ def store_of(args: argparse.Namespace, new_runs: bool = False) -> RunStore:
         store.check_root()
     except RunError as exc:
         raise CliError(f"{source}: {exc}") from None
-    if new_runs and (parent := runs_folder_above(store.root)):
-        raise CliError(f"{source}: {store.root} is a run folder; its runs folder is {parent} (--runs-dir {parent})")
+    if new_runs and (note := run_folder_note(store.root)):
+        raise CliError(f"{source}: {note}")
     return store
 
 

@@ -252,16 +252,15 @@ def _prog_name() -> str:
 def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
     """Open the Textual app. Guarded so that a broken UI never takes the headless commands down with it, and so
     that an app that ended on an error says so (exit 1) instead of exiting 0."""
-    from core.runs import RunError, RunStore, runs_folder_above
+    from core.runs import RunError, RunStore, run_folder_note
 
     try:
         RunStore(runs_dir).check_root()
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if runs_dir and (parent := runs_folder_above(Path(runs_dir))):   # its form would make runs inside a run
-        print(f"error: --runs-dir: {runs_dir} is a run folder; its runs folder is {parent} (--runs-dir {parent})",
-              file=sys.stderr)
+    if runs_dir and (note := run_folder_note(runs_dir)):   # its form would make runs inside a run
+        print(f"error: --runs-dir: {note}", file=sys.stderr)
         return EXIT_USAGE
     try:
         from screens.app import make_app

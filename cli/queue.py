@@ -20,7 +20,7 @@ from core import scheduler as S
 from core.config import ConfigError
 from core.grid import expand, parse_ints, parse_shortcuts
 from core.runfiles import escape_controls
-from core.runs import RunError, RunLockedError, runs_folder_above
+from core.runs import RunError, RunLockedError, run_folder_note
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
@@ -146,8 +146,8 @@ def queue_list(args: argparse.Namespace) -> int:
                               f"busy ({', '.join(str(s.get('slot')) for s in state.get('slots', []))})"))
     if not rows:
         print("nothing queued or running")
-        if parent := runs_folder_above(store.root):
-            print(f"{store.root} is a run folder; its runs folder is {parent} (--runs-dir {parent})")
+        if note := run_folder_note(store.root):
+            print(note)
         return EXIT_OK
     print(f"{'pos':>3}  {'run':<34} {'state':<8} {'device':<8} {'slot':<10} {'epochs':>7}  settings")
     for r in rows:   # device and slot come from files of the runs folder: their control characters are escaped

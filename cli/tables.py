@@ -20,7 +20,7 @@ from core.files import kind_of
 from core.formatting import (decimals, devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
                              state_style, world_text)
 from core.runfiles import escape_controls
-from core.runs import Run, RunInfo, run_summary_row, runs_folder_above
+from core.runs import Run, RunInfo, run_summary_row, run_folder_note
 
 
 def console(file=None, *, width: int | None = None):
@@ -80,9 +80,8 @@ def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path |
         con = console(out)
         if not rows:
             con.print(f"no runs in {runs_dir}" if runs_dir else "no runs", markup=False)
-            if runs_dir and (parent := runs_folder_above(runs_dir)):
-                con.print(f"{runs_dir} is a run folder; its runs folder is {parent} (--runs-dir {parent})",
-                          markup=False)
+            if runs_dir and (note := run_folder_note(runs_dir)):
+                con.print(note, markup=False)
             return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for col in COLUMNS:

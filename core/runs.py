@@ -227,9 +227,13 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("RESLAB_RUNS") or "runs")
 
 
-def runs_folder_above(path: Path) -> Path | None:
-    """When ``path`` (given as a runs folder) is a run's own folder: the runs folder it belongs to, else None."""
-    return Path(path).resolve().parent if (Path(path) / "config.json").is_file() else None
+def run_folder_note(path: Path | str) -> str | None:
+    """When ``path`` (given as a runs folder) is a run's own folder: the sentence that says so and names the runs
+    folder it belongs to, for every command that is given it; else None."""
+    if not (Path(path) / "config.json").is_file():
+        return None
+    parent = Path(path).resolve().parent
+    return f"{path} is a run folder; its runs folder is {parent} (--runs-dir {parent})"
 
 
 def with_fixed_data_dir(cfg: RunConfig) -> RunConfig:
