@@ -105,6 +105,11 @@ def number_text(value: Any) -> str:
     return str(value)
 
 
+def some_ids(run_ids: list[str], shown: int = 4) -> str:
+    """The first ``shown`` ids, and how many more there are ('a, b, c, d and 3 more')."""
+    return ", ".join(run_ids[:shown]) + (f" and {len(run_ids) - shown} more" if len(run_ids) > shown else "")
+
+
 def one_line(text: Any, limit: int = 80) -> str:
     """An error message on one line of at most ``limit`` characters (for tables)."""
     text = " ".join(str(text or "").split())

@@ -27,7 +27,7 @@ from core import queue as Q
 from core import scheduler as S
 from core.config import RunConfig
 from core.events import Progress
-from core.formatting import pct
+from core.formatting import pct, some_ids
 from core.runs import ACTIVE, RESUMABLE, RunError, RunStore
 from core.slurm import SlurmUnavailable, cancel_pending
 
@@ -38,7 +38,7 @@ from .help import HelpScreen
 from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
-from .quitting import ask_to_quit, some_ids
+from .quitting import ask_to_quit
 from .queue import QueueScreen
 from .runs import RunsScreen
 from .training import train_one

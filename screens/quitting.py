@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from core import queue as Q
+from core.formatting import some_ids
 from core.runs import ACTIVE, RunError
 
 from .confirm import ConfirmScreen
@@ -28,11 +29,6 @@ def ask_to_quit(app) -> None:
             app.run_worker(stop_and_quit(app, answer == "queue"), exclusive=True, group="quit")
 
     app.push_screen(ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit"), done)
-
-
-def some_ids(run_ids: list[str], shown: int = 4) -> str:
-    """The first ``shown`` ids, and how many more there are."""
-    return ", ".join(run_ids[:shown]) + (f" and {len(run_ids) - shown} more" if len(run_ids) > shown else "")
 
 
 async def stop_and_quit(app, to_queue: bool) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..formatting import duration, pct
+from ..formatting import duration, pct, some_ids
 from ..runs import ACTIVE, Run, RunInfo
 from . import figures
 from .groups import MissingDependency, ReportError, RunGroup, group_runs, is_partial, select_runs, variant_labels
@@ -128,8 +128,7 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
             mean = [statistics.fmean(v) for v in zip(*stds)]
             curves.append(figures.ResponseCurve(g.name, g.kind, g.depth, mean, len(stds), variants[id(g)]))
     for why, ids in left_out.items():
-        named = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
-        notes.append(f"Fig. 7 leaves out {named}: {why}")
+        notes.append(f"Fig. 7 leaves out {some_ids(ids, 6)}: {why}")
     return curves
 
 
