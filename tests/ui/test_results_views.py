@@ -79,6 +79,12 @@ async def test_the_group_name_stays_in_view_when_the_seed_groups_scroll_sideways
         assert "ResNet-8 w4 sgd" in text and "plain-20 w4 sgd" in text, text
 
 
+async def open_compare(pilot, ids: list[str]) -> None:
+    await pilot.pause()
+    pilot.app.open_compare(ids)
+    await wait_for(pilot, lambda: "Compare" in screen_text(pilot.app), 5, "the compare screen")
+
+
 async def test_single_runs_of_one_depth_get_end_labels_that_tell_them_apart(tmp_path):
     """Compare of two seeds of plain-8 as single runs (f): both curves ended in the same label 'r8-plain-w' (the
     first 10 characters of ids that differ only further on)."""
@@ -88,9 +94,7 @@ async def test_single_runs_of_one_depth_get_end_labels_that_tell_them_apart(tmp_
     ids = sorted(p.name for p in tmp_path.iterdir())
     app = make_app(runs_dir=tmp_path, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        app.open_compare(ids)
-        await wait_for(pilot, lambda: "Compare" in screen_text(app), 5, "the compare screen")
+        await open_compare(pilot, ids)
         await press(pilot, "f")                 # seed groups off: one curve per run
         plot = app.screen.query_one("#plot-plain", CurvePlot)
         await wait_for(pilot, lambda: sum(1 for s in plot.series if s.end_label) == 2, 5, "two labelled curves")
@@ -107,9 +111,7 @@ async def test_the_compare_title_of_many_runs_fits_its_line_and_says_how_many_mo
     ids = sorted(p.name for p in tmp_path.iterdir())
     app = make_app(runs_dir=tmp_path, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        app.open_compare(ids)
-        await wait_for(pilot, lambda: "Compare" in screen_text(app), 5, "the compare screen")
+        await open_compare(pilot, ids)
         title = screen_text(app).splitlines()[0].rstrip()
         assert title.startswith(" Compare 12 runs") and not title.endswith(","), title
         shown = [i for i in ids if i in title]
