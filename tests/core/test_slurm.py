@@ -87,8 +87,12 @@ def test_stop_cancels_a_job_that_waits_in_the_queue(tmp_path, capsys):
 
     store = RunStore(tmp_path)
     (run,) = Q.enqueue(store, [tiny_config(name="waiting")])
-    controller = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # the stand-in job prints once it is up: a cancel (SIGINT) that came during the interpreter's start-up was
+    # swallowed there ('Exception ignored ... KeyboardInterrupt' on a loaded machine) and the job slept on
+    controller = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                  stdout=subprocess.PIPE, text=True)
     try:
+        assert controller.stdout.readline().strip() == "up"
         write_job(run, job_id=str(controller.pid), cluster="local", state="PENDING", folder=str(run.path / "slurm"))
         assert main(["stop", "waiting", "--runs-dir", str(tmp_path)]) == 0
         assert controller.wait(20) != 0
