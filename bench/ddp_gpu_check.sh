@@ -27,8 +27,8 @@ if [ "$GPUS" -ge 2 ]; then
   python - "$RUNS" <<'EOF'
 import sys
 import torch
-from core.checkpoint import load_checkpoint
-from core.models import cifar_resnet
+from core.train.checkpoint import load_checkpoint
+from core.train.models import cifar_resnet
 names = {n for n, _ in cifar_resnet(20, "A", 16).named_parameters()}
 a, b = (load_checkpoint(f"{sys.argv[1]}/{r}/checkpoint.pt")["model"] for r in ("ddp2", "one-mb2"))
 print("DDP x2 vs one process --micro-batches 2, max |param diff| after 40 iterations:",

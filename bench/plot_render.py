@@ -66,10 +66,10 @@ def main() -> None:
         print("plotext is not installed: timing ResLab's plot only (pip install plotext to compare)")
     for n in (2_000, 20_000):
         runs = [data(n), data(n, shift=3.0)]
-        ours = median_s(lambda: braille(runs))
+        ours = median_s(lambda runs=runs: braille(runs))
         line = f"{n:>6} points/run  braille {ours * 1000:7.1f} ms"
         if plt is not None:
-            theirs = median_s(lambda: plotext_build(plt, runs))
+            theirs = median_s(lambda runs=runs: plotext_build(plt, runs))
             line += f"  plotext {theirs * 1000:7.1f} ms  ratio plotext/braille {theirs / ours:5.1f}x"
         print(line)
 

@@ -31,9 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core import queue as Q  # noqa: E402
-from core.config import RunConfig  # noqa: E402
-from core.runs import RunStore  # noqa: E402
+from core.serve import queue as Q  # noqa: E402
+from core.spec.config import RunConfig  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
 
 
 def main() -> int:
@@ -83,7 +83,8 @@ def main() -> int:
             run_gaps.append(nxt["started_at"] - prev["finished_at"])
     figures = {"devices": args.devices, "per_device": args.per_device, "runs": args.runs, "depth": args.depth,
                "epochs": args.epochs, "max_concurrent": at_once, "wall_s": round(wall, 2),
-               "busy_over_wall": round(busy / wall, 2), "per_run_s": round(statistics.median(b - a for a, b in spans), 2),
+               "busy_over_wall": round(busy / wall, 2),
+               "per_run_s": round(statistics.median(b - a for a, b in spans), 2),
                "slot_free_to_spawn_s": round(statistics.median(spawn_gaps), 3) if spawn_gaps else None,
                "slot_free_to_training_s": round(statistics.median(run_gaps), 2) if run_gaps else None,
                "slot_free_to_training_max_s": round(max(run_gaps), 2) if run_gaps else None,

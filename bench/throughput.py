@@ -3,10 +3,11 @@
 The reference is the loop most CIFAR code uses (e.g. akamaster/pytorch_resnet_cifar10): torchvision's ``CIFAR10``
 dataset over PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor`` and
 ``Normalize`` in ``DataLoader`` worker processes, fp32, ``loss.item()`` and an accuracy read-back every step.
-The engine is the trainer's real path: ``core.loader.DeviceLoader`` (the split on the device, crop/flip/normalise
-per batch there) feeding ``core.step.TrainStep`` with the per-iteration figures kept on the device and read
-back every ``log_every`` steps (``core.step.StepWindow``). Same model (``core.models.cifar_resnet``), same SGD
-settings, batch size, device and images (../shared's CIFAR-10, written once to a temp folder unless --data-dir).
+The engine is the trainer's real path: ``core.data.loader.DeviceLoader`` (the split on the device,
+crop/flip/normalise per batch there) feeding ``core.train.step.TrainStep`` with the per-iteration figures kept on the
+device and read back every ``log_every`` steps (``core.train.step.StepWindow``). Same model
+(``core.train.models.cifar_resnet``), same SGD settings, batch size, device and images (../shared's CIFAR-10, written
+once to a temp folder unless --data-dir).
 
 Warm-up iterations are excluded; each side then runs ``--iters`` timed iterations (synchronised on a GPU), the two
 alternating in blocks so that other load on a shared machine slows both alike.
@@ -38,18 +39,18 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.config import RunConfig  # noqa: E402
-from core.data import load_data  # noqa: E402
-from core.device import DeviceError, resolve_device, sync_device  # noqa: E402
-from core.models import cifar_resnet  # noqa: E402
-from core.setup import build  # noqa: E402
-from core.step import StepWindow, evaluate  # noqa: E402
+from core.data.cifar import load_data  # noqa: E402
+from core.spec.config import RunConfig  # noqa: E402
+from core.train.device import DeviceError, resolve_device, sync_device  # noqa: E402
+from core.train.models import cifar_resnet  # noqa: E402
+from core.train.setup import build  # noqa: E402
+from core.train.step import StepWindow, evaluate  # noqa: E402
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128
 
 
-# -- timing helpers ------------------------------------------------------------------------------------------------------
+# -- timing helpers ----------------------------------------------------------------------------------------------------
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -77,9 +78,9 @@ def forever(loader):
         yield from loader
 
 
-# -- the engine ----------------------------------------------------------------------------------------------------------
+# -- the engine --------------------------------------------------------------------------------------------------------
 def build_engine(cfg: RunConfig, data, device: torch.device, args):
-    """The trainer's path (core.setup.build): DeviceLoader -> TrainStep, figures kept on the device and read back
+    """The trainer's path (core.train.setup.build): DeviceLoader -> TrainStep, figures kept on the device and read back
     every log_every; the test split cut to ``--eval-images``."""
     full_test = len(data.test_y)
     if args.eval_images:
@@ -112,7 +113,7 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
                                                         "channels_last": setup.channels_last}
 
 
-# -- the reference -------------------------------------------------------------------------------------------------------
+# -- the reference -----------------------------------------------------------------------------------------------------
 def reference_dataset(root: Path, train: bool = True):
     """torchvision's CIFAR10 over ../shared's copy (same layout, different checksums: integrity checks skipped)."""
     import torchvision.transforms as T
@@ -197,7 +198,7 @@ def measure(cfg: RunConfig, data, root: Path, device: torch.device, args) -> dic
                                                                                  device)}
 
 
-# -- main ----------------------------------------------------------------------------------------------------------------
+# -- main --------------------------------------------------------------------------------------------------------------
 def prepare_data(data_dir: str | None, tmp: Path) -> Path:
     if data_dir:
         return Path(data_dir).resolve()
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-images", type=int, default=None,
                     help="also time the engine's test evaluation on this many images (scaled to 10,000) "
                          "[default: 10000 on a GPU, 0 on the CPU]")
-    ap.add_argument("--data-dir", help="folder holding cifar-10-batches-py [default: write ../shared's into a temp dir]")
+    ap.add_argument("--data-dir",
+                    help="folder holding cifar-10-batches-py [default: write ../shared's into a temp dir]")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
 
@@ -253,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                          precision=args.precision, compile=args.compile, device=str(device), iterations=0,
                          epochs=1, milestones=(), channels_last=args.channels_last)
         data = load_data(base)
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        cpu = f"CPU, {torch.get_num_threads()} threads"
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
         print(f"device {device} ({name}), torch {torch.__version__}; {args.iters} timed iterations after "
               f"{args.warmup} warm-up each, alternating in blocks; reference: {args.workers} DataLoader workers, fp32",
               flush=True)

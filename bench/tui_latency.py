@@ -34,8 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ui.tmux_smoke import (Tmux, _training, _wait_steps, filter_to_live_run, prepare,  # noqa: E402
-                                 private_dirs)
+from tests.ui.tmux_smoke import Tmux, _training, _wait_steps, filter_to_live_run, prepare, private_dirs  # noqa: E402
 
 FORM_READY = re.compile(r"^\s*depth\s+\S", re.M)      # the form's depth row with its value
 
@@ -99,7 +98,7 @@ def measure_size(width: int, height: int, rounds: int) -> dict:
         time.sleep(0.3)
         # type-ahead: n and two digits in one burst
         tmux.send("n", "5", "6")
-        text = tmux.wait_for(form_shown, 20, "the form")
+        tmux.wait_for(form_shown, 20, "the form")
         time.sleep(0.5)
         out["type_ahead_depth"] = field_value(tmux.capture(), "depth")
         # a burst of edits into lr (0.1)

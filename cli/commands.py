@@ -18,10 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, flag
-from core.config import ConfigError, RunConfig, config_from_sources
-from core.files import write_error
-from core.formatting import duration, pct
-from core.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, default_runs_dir, extend_run, run_folder_note
+from core.spec.config import ConfigError, RunConfig, config_from_sources
+from core.store.runs import (
+    ACTIVE,
+    Run,
+    RunError,
+    RunLockedError,
+    RunStore,
+    default_runs_dir,
+    extend_run,
+    run_folder_note,
+)
+from core.util.files import write_error
+from core.util.formatting import duration, pct
+
 
 def dispatch(args: argparse.Namespace, handler=None) -> int:
     handler = handler or COMMANDS[args.command]
@@ -66,7 +76,7 @@ def get_run(store: RunStore, run_id: str) -> Run:
         raise CliError(str(exc)) from None
 
 
-# -- configuration -------------------------------------------------------------------------------------------------------
+# -- configuration -----------------------------------------------------------------------------------------------------
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """--preset, then --config FILE, then flags; validated. Raises CliError naming the flag or file at fault."""
     given = {f.name: getattr(args, "cfg_" + f.name) for f in fields(RunConfig)
@@ -98,8 +108,9 @@ def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | 
 
 
 def check_data(cfg: RunConfig) -> None:
-    """core.data.check_data (the form's check too), with a bad data folder as bad input (exit 2, nothing created)."""
-    from core.data import DataError, check_data as check
+    """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created)."""
+    from core.data.cifar import DataError
+    from core.data.cifar import check_data as check
 
     try:
         check(cfg)
@@ -107,7 +118,7 @@ def check_data(cfg: RunConfig) -> None:
         raise CliError(f"{flag('data_dir')}: {exc}") from None
 
 
-# -- train / resume ------------------------------------------------------------------------------------------------------
+# -- train / resume ----------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from cli.ddp import launched, on_main
 
@@ -136,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def check_tensorboard() -> None:
     """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
     from core.results.groups import MissingDependency
-    from core.results.tensorboard import summary_writer
+    from core.train.tensorboard import summary_writer
 
     try:
         summary_writer()
@@ -146,7 +157,7 @@ def check_tensorboard() -> None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from cli.ddp import launched
-    from core.distributed import Dist
+    from core.train.distributed import Dist
 
     store = store_of(args)
     run = get_run(store, args.run)
@@ -165,7 +176,7 @@ def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=Non
     """Refuse a run that cannot resume (CliError), repair or extend it as asked, then train it. Under torchrun rank 0
     checks and holds the lock, and every process trains."""
     from cli.ddp import on_main
-    from core.distributed import SINGLE
+    from core.train.distributed import SINGLE
 
     dist = dist or SINGLE
     on_main(dist, lambda: _prepare_resume(args, store, run))
@@ -201,7 +212,7 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
     take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
     try:
         if info.state == "damaged":
-            from core.repair import repair
+            from core.train.repair import repair
 
             try:
                 for note in repair(run):
@@ -215,7 +226,7 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
                 raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
                                          for k, v in exc.errors.items())) from None
         if args.tensorboard:
-            from core.results.tensorboard import enable
+            from core.train.tensorboard import enable
 
             enable(run)
     except BaseException:
@@ -263,7 +274,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     import contextlib
 
     from cli.ddp import follower_exit, stop_exit
-    from core.distributed import SINGLE
+    from core.train.distributed import SINGLE
 
     own = signals is None
     signals = StopSignals().install() if own else signals
@@ -273,7 +284,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
         if dist.is_main:
             print(f"run {run.id}", file=out, flush=True)
         from cli.progress import make_display
-        from core.trainer import Trainer
+        from core.train.trainer import Trainer
 
         if signals.event.is_set() and not dist.many:   # a signal while the engine was being imported: not started
             state, trainer = "not started", None
@@ -316,7 +327,7 @@ def _epochs(n: int) -> str:
 
 
 
-# -- stop ----------------------------------------------------------------------------------------------------------------
+# -- stop --------------------------------------------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
     if not args.timeout >= 0:        # NaN too
         raise CliError(f"--timeout: must be 0 or more seconds, got {args.timeout:g}")
@@ -327,7 +338,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         raise CliError(f"run {run.id} is not running: its process is gone (crashed at step {info.step}); resume it "
                        f"with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
     if info.state == "queued" and info.job:        # waiting in Slurm's queue: cancel its job
-        from core.slurm import SlurmUnavailable, cancel_pending
+        from core.serve.slurm import SlurmUnavailable, cancel_pending
 
         try:
             done = cancel_pending(run)
@@ -363,7 +374,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
                    + (f": {info.error}" if info.error else ""), EXIT_FAILED)
 
 
-# -- runs / show ---------------------------------------------------------------------------------------------------------
+# -- runs / show -------------------------------------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
     from cli.tables import list_rows, render_runs
 
@@ -386,7 +397,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- eval ----------------------------------------------------------------------------------------------------------------
+# -- eval --------------------------------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from cli.evaluate import evaluate_run
 
@@ -402,7 +413,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         as_json=args.json)
 
 
-# -- report --------------------------------------------------------------------------------------------------------------
+# -- report ------------------------------------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
     from cli.report import report
 

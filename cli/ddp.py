@@ -1,4 +1,4 @@
-"""``train`` and ``resume`` under torchrun: every process runs the same command (core/distributed.py).
+"""``train`` and ``resume`` under torchrun: every process runs the same command (core/train/distributed.py).
 
 Only rank 0 does what must happen once: it checks the data (and downloads it), creates or checks and extends the
 run folder, and prints; the others wait for its answer (``on_main``) and then train their share silently, printing
@@ -12,9 +12,9 @@ import sys
 from typing import Any, Callable, Iterator
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, flag
-from core.config import RunConfig
-from core.device import DeviceError, resolve_device
-from core.distributed import Dist, check_launch, process_group
+from core.spec.config import RunConfig
+from core.train.device import DeviceError, resolve_device
+from core.train.distributed import Dist, check_launch, process_group
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """`eval RUN`: test loss and error of a run's saved weights (checkpoint.pt, and best.pt where present).
 
-Uses the engine's own set-up (``core.setup.build``, as the trainer does) and ``core.step.evaluate``, with the
-normalisation statistics of the run's training images, so the figures are those the trainer would report for the
+Uses the engine's own set-up (``core.train.setup.build``, as the trainer does) and ``core.train.step.evaluate``, with
+the normalisation statistics of the run's training images, so the figures are those the trainer would report for the
 same weights (in fp32; a bf16 run's own figures can differ in the last digits).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, CliError
-from core.formatting import first_line
-from core.runs import Run
+from core.store.runs import Run
+from core.util.formatting import first_line
 
 
 def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", batch_size: int = 500,
@@ -31,11 +31,11 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
         raise CliError(f"run {run.id} has no checkpoint yet (no epoch finished or stop saved); nothing to evaluate",
                        EXIT_FAILED)
 
-    from core.checkpoint import load_checkpoint
-    from core.data import DataError
-    from core.device import DeviceError, resolve_device
-    from core.setup import build
-    from core.step import evaluate
+    from core.data.cifar import DataError
+    from core.train.checkpoint import load_checkpoint
+    from core.train.device import DeviceError, resolve_device
+    from core.train.setup import build
+    from core.train.step import evaluate
 
     try:
         dev = resolve_device(device)
@@ -72,7 +72,7 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
                   indent=1, default=str)
         out.write("\n")
         return code
-    from core.formatting import num, pct
+    from core.util.formatting import num, pct
 
     out.write(f"eval {run.id}: {loader.num_samples} test images of {data.name} ({data.source}) on {dev}\n")
     out.write(f"{'weights':<14}{'epoch':>6}{'test loss':>11}{'test err':>10}{'recorded':>10}\n")
@@ -91,8 +91,7 @@ def show_layer_responses(run: Run, data_dir: str | None = None, device: str = "a
     """`eval RUN --layer-responses`: the std of each 3x3 layer's response (computed once, kept in the run folder)."""
     from core.results.groups import ReportError
     from core.results.responses import FILE_NAME, layer_responses
-
-    from core.device import DeviceError, resolve_device
+    from core.train.device import DeviceError, resolve_device
 
     out = out or sys.stdout
     try:

@@ -2,7 +2,8 @@
 
 ``tui_app.py [--runs-dir DIR] [--data-dir DIR]`` opens the TUI; ``tui_app.py SUBCOMMAND ...`` runs headless.
 Every subcommand accepts ``--runs-dir`` after its own arguments. The ``train`` flags are generated from
-``core.config.RunConfig`` and its help (``core.field_help``) so that every setting of the engine is reachable and explained.
+``core.spec.config.RunConfig`` and its help (``core.spec.field_help``) so that every setting of
+the engine is reachable and explained.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
-from core import config as C
-from core.field_help import FIELD_HELP, GROUPS
+from core.spec import config as C
+from core.spec.field_help import FIELD_HELP, GROUPS
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
 _CHOICES = {"shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
@@ -102,8 +103,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
 
     r = command("resume", "continue a stopped, crashed or queued run",
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
-                "--epochs N extends the run to N epochs in total, which also continues a finished run. Under torchrun the "
-                "processes resume it together, whatever number of processes trained it before.")
+                "--epochs N extends the run to N epochs in total, which also continues a finished run. "
+                "Under torchrun the processes resume it together, whatever number of processes trained it before.")
     r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
     r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
     r.add_argument("--tensorboard", action="store_true",
@@ -195,7 +196,7 @@ def _scheduler_flags(parser: argparse.ArgumentParser) -> None:
 
 def _queue_parsers(command) -> None:
     """`scheduler` and `queue [add|move|remove]` (cli/queue.py)."""
-    from core.scheduler import DEFAULT_IDLE_EXIT_S, DEFAULT_RETRIES
+    from core.serve.scheduler import DEFAULT_IDLE_EXIT_S, DEFAULT_RETRIES
 
     sc = command("scheduler", "serve the queue of a runs folder on every GPU (detached)",
                  "Serve the queued runs of the runs folder: each run trains in its own process pinned to a device "
@@ -252,7 +253,7 @@ def _prog_name() -> str:
 def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
     """Open the Textual app. Guarded so that a broken UI never takes the headless commands down with it, and so
     that an app that ended on an error says so (exit 1) instead of exiting 0."""
-    from core.runs import RunError, RunStore, run_folder_note
+    from core.store.runs import RunError, RunStore, run_folder_note
 
     try:
         RunStore(runs_dir).check_root()

@@ -1,4 +1,4 @@
-"""What `train` and `resume` print while the trainer runs, driven by its events (core.events).
+"""What `train` and `resume` print while the trainer runs, driven by its events (core.train.events).
 
 * ``RichDisplay`` (stdout is a terminal): an epoch bar and a batch bar with loss, training and test error,
   learning rate, images/s and ETA; one line per finished epoch printed above the bars.
@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Any
 
-from core.events import EpochEnded, LogLine, Progress, Started, StateChanged, TrainerEvent
-from core.formatting import duration, num, pct, rate
+from core.train.events import EpochEnded, LogLine, Progress, Started, StateChanged, TrainerEvent
+from core.util.formatting import duration, num, pct, rate
 
 
 class Display:

@@ -1,6 +1,7 @@
 """The queue commands: ``scheduler`` (serve a runs folder on device slots) and ``queue`` (list, add, move, remove).
 
-The work is in core/queue.py and core/scheduler.py; this module parses, prints and maps outcomes to exit codes.
+The work is in core/serve/queue.py and core/serve/scheduler.py; this module parses, prints and maps
+outcomes to exit codes.
 Bad input (a flag, a list, a device) exits 2 before anything is created; a run that cannot be moved or removed
 exits 1.
 """
@@ -15,20 +16,20 @@ import time
 from cli.commands import check_data, config_from_args, get_run, resume_prog, runs_dir_arg, store_of
 from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
 from cli.slurm import slurm_launcher, slurm_options
-from core import queue as Q
-from core import scheduler as S
-from core.config import ConfigError
-from core.grid import expand, parse_ints, parse_shortcuts
-from core.runfiles import escape_controls
-from core.runs import RunError, RunLockedError, run_folder_note
+from core.serve import queue as Q
+from core.serve import scheduler as S
+from core.spec.config import ConfigError
+from core.spec.grid import expand, parse_ints, parse_shortcuts
+from core.store.reader import escape_controls
+from core.store.runs import RunError, RunLockedError, run_folder_note
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
 
-# -- scheduler -----------------------------------------------------------------------------------------------------------
+# -- scheduler ---------------------------------------------------------------------------------------------------------
 def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Checked devices and the options to pass on to a detached scheduler. Raises CliError (exit 2)."""
-    from core.devices import parse_devices
+    from core.serve.gpus import parse_devices
 
     common = []
     for name in ("retries", "idle_exit"):
@@ -95,7 +96,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         return EXIT_OK
     note = None
     if args.executor == "slurm" and args.slurm_cluster == "slurm":
-        from core.slurm import filesystem_note
+        from core.serve.slurm import filesystem_note
 
         note = filesystem_note(store.root.parent if not store.root.exists() else store.root)
     if not args.foreground:
@@ -121,7 +122,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- queue ---------------------------------------------------------------------------------------------------------------
+# -- queue -------------------------------------------------------------------------------------------------------------
 def cmd_queue(args: argparse.Namespace) -> int:
     handler = {None: queue_list, "add": queue_add, "move": queue_move, "remove": queue_remove}[args.queue_command]
     return handler(args)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from cli.common import EXIT_FAILED, EXIT_OK, CliError
 from core.results.groups import MissingDependency, ReportError
-from core.runs import RunError, RunInfo, RunStore
+from core.store.runs import RunError, RunInfo, RunStore
 
 
 def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[RunInfo]:

@@ -1,4 +1,4 @@
-"""``scheduler --executor slurm``: the flags that send the queue's runs to a Slurm cluster (core/slurm.py)."""
+"""``scheduler --executor slurm``: the flags that send the queue's runs to a Slurm cluster (core/serve/slurm.py)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +34,7 @@ def slurm_options(args: argparse.Namespace) -> list[str]:
     """The options a detached scheduler needs to submit like this one; checks them and submitit (CliError)."""
     if getattr(args, "executor", "local") != "slurm":
         return []
-    from core.slurm import SlurmUnavailable, require_submitit
+    from core.serve.slurm import SlurmUnavailable, require_submitit
 
     try:
         require_submitit()
@@ -54,8 +54,8 @@ def slurm_options(args: argparse.Namespace) -> list[str]:
 
 def slurm_launcher(args: argparse.Namespace):
     """(launcher, slots) of a scheduler that submits to Slurm: one slot per job it may have at once."""
-    from core.scheduler import make_slots
-    from core.slurm import SubmititLauncher
+    from core.serve.scheduler import make_slots
+    from core.serve.slurm import SubmititLauncher
 
     launcher = SubmititLauncher(args.slurm_cluster, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run,
                                 args.slurm_account, args.slurm_cpus_per_task)

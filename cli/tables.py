@@ -1,4 +1,4 @@
-"""Text output of the CLI: the `runs` list in four formats and the `show` page (figures from core.formatting).
+"""Text output of the CLI: the `runs` list in four formats and the `show` page (figures from core.util.formatting).
 
 Rich renders tables; on a pipe or file it writes no control codes (colour and styles are only used on a
 terminal), so `runs > list.txt` stays plain text.
@@ -15,12 +15,24 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.field_help import GROUPS
-from core.files import kind_of
-from core.formatting import (decimals, devices_text, duration, epochs_text, is_number, mem, num, one_line, pct, rate,
-                             state_style, world_text)
-from core.runfiles import escape_controls
-from core.runs import Run, RunInfo, run_summary_row, run_folder_note
+from core.spec.field_help import GROUPS
+from core.store.reader import escape_controls
+from core.store.runs import Run, RunInfo, run_folder_note, run_summary_row
+from core.util.files import kind_of
+from core.util.formatting import (
+    decimals,
+    devices_text,
+    duration,
+    epochs_text,
+    is_number,
+    mem,
+    num,
+    one_line,
+    pct,
+    rate,
+    state_style,
+    world_text,
+)
 
 
 def console(file=None, *, width: int | None = None):
@@ -32,7 +44,7 @@ def console(file=None, *, width: int | None = None):
     return Console(file=file, width=width if tty or width else 200, highlight=False, soft_wrap=False)
 
 
-# -- `runs` --------------------------------------------------------------------------------------------------------------
+# -- `runs` ------------------------------------------------------------------------------------------------------------
 COLUMNS = ("id", "depth", "shortcut", "width", "optimizer", "schedule", "epochs", "final err", "best err",
            "paper err", "status", "duration", "note")
 
@@ -46,7 +58,8 @@ def _display_cells(row: dict[str, Any]) -> list[str]:
     return [str(row.get("id", "")), _txt(row.get("depth")), _txt(row.get("shortcut")), _txt(row.get("width")),
             _txt(row.get("optimizer")), _txt(row.get("schedule")),
             epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
-            pct(row.get("best_test_err")), pct(row.get("paper_err")), str(row.get("status", "")) + world_text(row.get("world_size")),
+            pct(row.get("best_test_err")), pct(row.get("paper_err")),
+            str(row.get("status", "")) + world_text(row.get("world_size")),
             duration(row.get("duration_s")), one_line(row.get("error") or row.get("slurm"))]
 
 
@@ -106,7 +119,7 @@ def _loss(value: Any) -> str:
     return decimals(value, 4)
 
 
-# -- `show` --------------------------------------------------------------------------------------------------------------
+# -- `show` ------------------------------------------------------------------------------------------------------------
 EPOCH_COLUMNS = (("epoch", "epoch", _txt), ("train loss", "train_loss", _loss), ("train err", "train_err", pct),
                  ("test loss", "test_loss", _loss), ("test err", "test_err", pct), ("val err", "val_err", pct),
                  ("lr", "lr", num), ("seconds", "seconds", lambda v: decimals(v, 2)), ("img/s", "images_per_s", rate))
@@ -150,7 +163,8 @@ def render_show(data: dict[str, Any], out=None) -> None:
                   f"/{total_steps if total_steps else '?'}", markup=False)
         con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "
                   f"paper {pct(s.get('paper_err'))}", markup=False)
-    extras = [("device", devices_text(st) if st.get("device") else None), ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
+    extras = [("device", devices_text(st) if st.get("device") else None),
+              ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
               ("duration", duration(st.get("elapsed_s")) if st.get("elapsed_s") is not None else None),
               ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),
               ("host/pid", f"{st.get('host', '?')}/{st.get('pid')}" if st.get("pid") else None),

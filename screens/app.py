@@ -6,7 +6,8 @@ changed run ids on ``runs_changed_signal``, to which screens subscribe. In-app t
 owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
 throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
 Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``,
-``open_queue``). Runs launched into the queue are the scheduler's (core/scheduler.py): the App only queues them and
+``open_queue``). Runs launched into the queue are the scheduler's (core/serve/scheduler.py): the App only queues them
+and
 makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
@@ -23,13 +24,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
-from core import queue as Q
-from core import scheduler as S
-from core.config import RunConfig
-from core.events import Progress
-from core.formatting import pct, some_ids
-from core.runs import ACTIVE, RESUMABLE, RunError, RunStore
-from core.slurm import SlurmUnavailable, cancel_pending
+from core.serve import queue as Q
+from core.serve import scheduler as S
+from core.serve.slurm import SlurmUnavailable, cancel_pending
+from core.spec.config import RunConfig
+from core.store.runs import ACTIVE, RESUMABLE, RunError, RunStore
+from core.train.events import Progress
+from core.util.formatting import pct, some_ids
 
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
@@ -38,14 +39,13 @@ from .help import HelpScreen
 from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
-from .quitting import ask_to_quit
 from .queue import QueueScreen
+from .quitting import ask_to_quit
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
 from .widgets.keys import palette_commands
 from .widgets.typeahead import hold
-
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 
@@ -76,7 +76,7 @@ class ResLabApp(App[str | None]):
         self._queue_lock = threading.Lock()
         self._worker_active = False
         self.live: dict[str, Progress] = {}      # latest Progress event per in-app run
-        self.queue_order: list[str] = []         # the runs folder's queue (core/queue.py), as of the last poll
+        self.queue_order: list[str] = []         # the runs folder's queue (core/serve/queue.py), as of the last poll
         self._scheduler = None                   # Popen of a scheduler this app started (reaped when it ends)
         self.marked: set[str] = set()
         self.grids: dict[str, list[str]] = {}    # run id -> the ids launched with it (the monitor follows the grid)
@@ -101,7 +101,7 @@ class ResLabApp(App[str | None]):
         they live as long as the app, and each full collection would walk them all, a pause in every screen change."""
         import gc
 
-        import core.trainer  # noqa: F401
+        import core.train.trainer  # noqa: F401
 
         gc.collect()
         gc.freeze()
@@ -195,7 +195,7 @@ class ResLabApp(App[str | None]):
     def is_in_app(self, run_id: str) -> bool:
         return run_id in self.in_app
 
-    # -- the queue (core/queue.py) and its scheduler (core/scheduler.py) ------------------------------------------------
+    # -- the queue (core/serve/queue.py) and its scheduler (core/serve/scheduler.py) -----------------------------------
     def serve_queue(self):
         """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU); returns the
         Popen of the one it started (None when one already served, or none could start)."""
@@ -368,7 +368,8 @@ class ResLabApp(App[str | None]):
         if state not in RESUMABLE:
             hint = {"finished": "it is finished (x on its detail screen trains it for more epochs)",
                     "running": "it is running", "paused": "it is paused (p continues it)",
-                    "damaged": "its folder is damaged" + (f" ({info.error})" if info else "")}.get(state, f"it is {state}")
+                    "damaged": "its folder is damaged" + (f" ({info.error})" if info else "")
+                    }.get(state, f"it is {state}")
             self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
             return False
         if where == "queue":
@@ -412,7 +413,7 @@ class ResLabApp(App[str | None]):
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
                                        id="confirm-delete", focus="cancel"), done)
 
-    # -- quitting (screens/quitting.py) ---------------------------------------------------------------------------------
+    # -- quitting (screens/quitting.py) --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         if self._quitting:
             return

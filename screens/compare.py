@@ -15,14 +15,13 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.config import RunConfig
-from core.formatting import duration, epochs_text, pct
 from core.results.groups import RunGroup, group_runs
-from core.runs import RunInfo
+from core.spec.config import RunConfig
+from core.store.runs import RunInfo
+from core.util.formatting import duration, epochs_text, pct
 
 from .watch import JsonlTail
-from .widgets.curve_plot import (MARKERS, PALETTE, Y_MODES, CurvePlot, Series, axis_title, legend, run_series,
-                                 y_limits)
+from .widgets.curve_plot import MARKERS, PALETTE, Y_MODES, CurvePlot, Series, axis_title, legend, run_series, y_limits
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 from .widgets.run_table import short_ids

@@ -10,19 +10,29 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from core.config import ConfigError, RunConfig
-from core.field_help import GROUPS
-from core.formatting import (count, devices_text, duration, epochs_text, is_number, mem, model_name, pct,
-                             slurm_text, state_style)
-from core.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
+from core.spec.config import ConfigError, RunConfig
+from core.spec.field_help import GROUPS
+from core.store.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
+from core.util.formatting import (
+    count,
+    devices_text,
+    duration,
+    epochs_text,
+    is_number,
+    mem,
+    model_name,
+    pct,
+    slurm_text,
+    state_style,
+)
 
 from .watch import JsonlTail
-from .widgets.extend_dialog import ExtendScreen
 from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
+from .widgets.extend_dialog import ExtendScreen
 from .widgets.formatting import state_hint
-from .widgets.run_keys import run_key_applies
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
+from .widgets.run_keys import run_key_applies
 
 
 class DetailScreen(Screen):
@@ -33,7 +43,7 @@ class DetailScreen(Screen):
         Binding("p", "continue", "Continue"),        # instead of Pause on a paused run (run_keys)
         Binding("r", "resume", "Resume"),
         Binding("n", "clone", "Clone", priority=True),
-        Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row   # keys typed right after it wait for the form
+        Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row
         Binding("d", "delete", "Delete"),
         Binding("z", "zoom", "Y range"),
         Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
@@ -194,7 +204,7 @@ class DetailScreen(Screen):
     def _show_responses(self, info: RunInfo) -> None:
         """The layer-response chart when layer_responses.json matches the checkpoint; else how to get it."""
         from core.results.responses import read_layer_responses
-        from core.runs import Run
+        from core.store.runs import Run
 
         widget = self.query_one("#responses", Static)
         widget.display = (info.path / "checkpoint.pt").exists()
@@ -216,7 +226,7 @@ class DetailScreen(Screen):
         def work() -> None:
             from core.results.groups import ReportError
             from core.results.responses import layer_responses
-            from core.runs import Run
+            from core.store.runs import Run
 
             try:
                 layer_responses(Run(path))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from core.events import Progress, TrainerEvent
+from core.train.events import Progress, TrainerEvent
 
 
 class TrainerEventMessage(Message):

@@ -14,8 +14,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
-from core.runs import ACTIVE, Run, RunInfo
+from core.store.runs import ACTIVE, Run, RunInfo
+from core.util.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
 
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series

@@ -1,13 +1,14 @@
-"""New-run form: every RunConfig field, grouped as core.field_help.GROUPS, with its help and its validation error.
+"""New-run form: every RunConfig field, grouped as core.spec.field_help.GROUPS, with its help and its validation error.
 
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
-that grid of runs (core.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
-grid, plus the data folder (core.datasets.find_data while editing, core.data.check_data, the CLI's check, before
+that grid of runs (core.spec.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
+grid, plus the data folder (core.data.datasets.find_data while editing, core.data.cifar.check_data, the CLI's check,
+before
 anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
 
 Built to be typed into at once: few, light widgets (screens/widgets/form_fields.py); keys typed while it is still
 being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
-selected, so typing replaces it. The last settings are remembered across app restarts (core/settings.py).
+selected, so typing replaces it. The last settings are remembered across app restarts (core/store/settings.py).
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from core import config as C
-from core.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
-from core.field_help import FIELD_HELP, GROUPS
-from core.datasets import DataError, find_data, resolve_data_dir
-from core.devices import has_gpu
-from core.grid import grid_configs
-from core.plan import planned_steps, warmup_steps
-from core.settings import load_form_settings, save_form_settings
+from core.data.datasets import DataError, find_data, resolve_data_dir
+from core.data.plan import planned_steps, warmup_steps
+from core.serve.gpus import has_gpu
+from core.spec import config as C
+from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
+from core.spec.field_help import FIELD_HELP, GROUPS
+from core.spec.grid import grid_configs
+from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
 from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
@@ -260,7 +261,7 @@ class NewRunScreen(Screen):
 
     @staticmethod
     def _look_for_data(cfg: RunConfig) -> tuple[str | None, str | None]:
-        """(error, note) about the data set: where it is, a few file checks (core.datasets: no torch)."""
+        """(error, note) about the data set: where it is, a few file checks (core.data.datasets: no torch)."""
         try:
             find_data(cfg)
         except DataError as exc:
@@ -383,8 +384,8 @@ class NewRunScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _check_data_then_create(self, configs: list[RunConfig], where: str) -> None:
-        """The CLI's check (core.data.check_data: reads the data, downloads it if allowed), before any folder."""
-        from core.data import check_data
+        """The CLI's check (core.data.cifar.check_data: reads the data, downloads it if allowed), before any folder."""
+        from core.data.cifar import check_data
 
         try:
             check_data(configs[0])

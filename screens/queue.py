@@ -1,6 +1,7 @@
 """Queue & devices: the queued runs in the order they start, the runs training with their device and slot, the
 scheduler serving this runs folder, and the devices panel. shift+up/down reorder a queued run, x takes it out of
-the queue (it stays as a stopped run). Everything is read from the runs folder (core.queue, core.scheduler), so
+the queue (it stays as a stopped run). Everything is read from the runs folder (core.serve.queue, core.serve.scheduler),
+so
 runs queued from the CLI or another app show up too."""
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core import queue as Q
-from core import scheduler as S
-from core.formatting import epochs_text, state_style
-from core.runs import RunError, RunLockedError
+from core.serve import queue as Q
+from core.serve import scheduler as S
+from core.store.runs import RunError, RunLockedError
+from core.util.formatting import epochs_text, state_style
 
 from .widgets.devices import DevicesPanel
 

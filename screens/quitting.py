@@ -4,9 +4,10 @@ scheduler serves it, the commands that follow it)."""
 from __future__ import annotations
 
 import asyncio
-from core import queue as Q
-from core.formatting import some_ids
-from core.runs import ACTIVE, RunError
+
+from core.serve import queue as Q
+from core.store.runs import ACTIVE, RunError
+from core.util.formatting import some_ids
 
 from .confirm import ConfirmScreen
 

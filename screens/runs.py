@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.actions import SkipAction
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.formatting import duration, epochs_text, pct, state_style
 from core.results.groups import group_key
-from core.runs import ACTIVE, RunInfo
+from core.store.runs import ACTIVE, RunInfo
+from core.util.formatting import duration, epochs_text, pct, state_style
 
 from .widgets.formatting import state_hint
-from .widgets.ordered_input import OrderedInput
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
+from .widgets.ordered_input import OrderedInput
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
 
 EMPTY_HINT = """No runs yet in {root}.

@@ -8,8 +8,8 @@ from typing import Callable
 
 from textual.message import Message
 
-from core.events import Progress, TrainerEvent
-from core.runs import RunLockedError, RunStore
+from core.store.runs import RunLockedError, RunStore
+from core.train.events import Progress, TrainerEvent
 
 from .messages import TrainerEventMessage
 
@@ -32,7 +32,7 @@ def train_one(store: RunStore, run_id: str, stop: threading.Event, pause: thread
 
     try:
         run = store.get(run_id)
-        from core.trainer import Trainer
+        from core.train.trainer import Trainer
 
         # CPU runs leave one core to the interface so keys keep answering (no effect on GPU runs)
         threads = max(1, (os.cpu_count() or 1) - 1)

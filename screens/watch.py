@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from core.files import open_regular
-from core.runfiles import STEP_FIELDS, problem
-from core.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
+from core.store.reader import STEP_FIELDS, problem
+from core.store.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
+from core.util.files import open_regular
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 
@@ -123,7 +123,7 @@ class JsonlTail:
                 row = json.loads(line)
             except (ValueError, RecursionError):
                 continue  # a torn or foreign line is skipped, never fatal for a view
-            if not problem(row, STEP_FIELDS, ("step",)):  # the rows steps.jsonl holds, typed (core/runfiles.py)
+            if not problem(row, STEP_FIELDS, ("step",)):  # the rows steps.jsonl holds, typed (core/store/reader.py)
                 self.rows.append(row)
                 added = True
         return added or reset

@@ -23,7 +23,7 @@ def _session_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _private_user_folders(tmp_path_factory, _session_cache, monkeypatch):
-    """Never the user's folders (core/settings.py): a fresh settings folder per test (the form remembers its last
+    """Never the user's folders (core/store/settings.py): a fresh settings folder per test (the form remembers its last
     values there), one cache folder for the session (a channels_last probe measured once serves every test)."""
     monkeypatch.setenv("RESLAB_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("RESLAB_CACHE_DIR", str(_session_cache))
@@ -51,7 +51,7 @@ def cifar_tiny(tmp_path_factory) -> Path:
 
 def tiny_config(**overrides):
     """A RunConfig that trains in about a second on the CPU: depth 8, width 4, synthetic data."""
-    from core.config import RunConfig
+    from core.spec.config import RunConfig
 
     base = dict(depth=8, width=4, dataset="synthetic", max_train_images=256, max_test_images=128, batch_size=32,
                 epochs=2, iterations=0, milestones=(), schedule="constant", lr=0.05, device="cpu", log_every=4,

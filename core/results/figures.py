@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .groups import KIND_TITLES, KINDS, MissingDependency, ReportError, RunGroup, variant_labels
+from core.results.groups import KIND_TITLES, KINDS, MissingDependency, ReportError, RunGroup, variant_labels
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PANEL_TITLES = {"none": "plain networks", "A": "ResNets (option A)", "B": "ResNets (option B)"}

@@ -18,23 +18,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..config import RunConfig
-from ..formatting import model_name
-from ..runs import ACTIVE, Run, RunInfo
+from core.spec.config import RunConfig
+from core.store.runs import ACTIVE, Run, RunInfo
+from core.util.errors import MissingDependency, ReportError  # noqa: F401 (re-exported)
+from core.util.formatting import model_name
 
 # Fields that do not change what a run learns: runs differing only in these (and the seed) form one group.
 NOT_LEARNING = ("name", "data_dir", "download", "log_every", "device", "channels_last", "compile", "on_oom",
                 "deterministic", "tensorboard")
 KINDS = ("none", "A", "B")                       # table columns and figure panels, in the paper's order
 KIND_TITLES = {"none": "plain", "A": "ResNet A", "B": "ResNet B"}
-
-
-class ReportError(ValueError):
-    """Runs that cannot make a table or figure: the message says what is wrong and what to do."""
-
-
-class MissingDependency(ReportError):
-    """matplotlib or tensorboard is not installed: the message names the pip command."""
 
 
 def group_key(cfg: RunConfig) -> str:
@@ -155,7 +148,7 @@ def band(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | No
     return Band(xs, np.nanmean(ys, 0).tolist(), np.nanmin(ys, 0).tolist(), np.nanmax(ys, 0).tolist(), len(curves))
 
 
-# -- grouping and selection ----------------------------------------------------------------------------------------------
+# -- grouping and selection --------------------------------------------------------------------------------------------
 def group_runs(infos: Iterable[RunInfo]) -> list[RunGroup]:
     """Runs grouped by their settings but the seed; groups ordered by kind (plain, A, B), then depth."""
     groups: dict[str, RunGroup] = {}

@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..formatting import duration, pct, some_ids
-from ..runs import ACTIVE, Run, RunInfo
-from . import figures
-from .groups import MissingDependency, ReportError, RunGroup, group_runs, is_partial, select_runs, variant_labels
-from .table6 import build_table, to_csv, to_latex, to_markdown
+from core.results import figures
+from core.results.groups import (
+    MissingDependency,
+    ReportError,
+    RunGroup,
+    group_runs,
+    is_partial,
+    select_runs,
+    variant_labels,
+)
+from core.results.table6 import build_table, to_csv, to_latex, to_markdown
+from core.store.runs import ACTIVE, Run, RunInfo
+from core.util.formatting import duration, pct, some_ids
 
 TABLE_FORMATS = ("md", "tex", "csv")
 FORMATS = TABLE_FORMATS + figures.FIGURE_FORMATS
@@ -67,7 +75,7 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
     if figs:
         figures.matplotlib_figure()              # a missing package is reported before anything is written
     if tensorboard:
-        from .tensorboard import summary_writer
+        from core.train.tensorboard import summary_writer
 
         summary_writer()
     out_dir = Path(out_dir)
@@ -107,7 +115,7 @@ def _embed(paths: list[Path]) -> str:
 def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = "auto",
                     data_dir: str | None = None) -> list[figures.ResponseCurve]:
     """Each group's layer-response stds (mean over its runs), computed once per checkpoint; failures become notes."""
-    from .responses import layer_responses
+    from core.results.responses import layer_responses
 
     curves = []
     variants = variant_labels(groups)
@@ -134,7 +142,7 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
 
 def export_tensorboard(infos: Sequence[RunInfo]) -> list[str]:
     """Write each run's tensorboard/ from its .jsonl files; a run that writes its own events live is left alone."""
-    from .tensorboard import export_run
+    from core.train.tensorboard import export_run
 
     notes = []
     for info in infos:
@@ -146,7 +154,7 @@ def export_tensorboard(infos: Sequence[RunInfo]) -> list[str]:
     return notes
 
 
-# -- report.md -------------------------------------------------------------------------------------------------------------
+# -- report.md ---------------------------------------------------------------------------------------------------------
 def report_markdown(infos: Sequence[RunInfo], groups: Sequence[RunGroup], table_md: str, fig6: str, fig7: str,
                     notes: Sequence[str]) -> str:
     n_partial = sum(1 for i in infos if is_partial(i))

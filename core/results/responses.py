@@ -1,7 +1,7 @@
 """Layer responses (He et al. 2016, sec. 4.2, Fig. 7): how strongly each 3x3 layer responds, over the test set.
 
 "The responses are the outputs of each 3x3 layer, after BN and before other nonlinearity (ReLU/addition)": in
-``core.models`` these are the outputs of the batch norms that follow a 3x3 convolution (the stem's ``bn1`` and the
+``core.train.models`` these are the outputs of the batch norms that follow a 3x3 convolution (the stem's ``bn1`` and the
 ``bn1``/``bn2`` of every block; option B's projection BN is a 1x1 layer and is left out). Forward hooks on those
 modules collect, over every test image, the standard deviation of all response values (images x channels x
 positions, population std, accumulated in float64), with the model in eval mode (running BN statistics).
@@ -11,7 +11,6 @@ positions, population std, accumulated in float64), with the model in eval mode 
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,10 +18,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .. import runfiles
-from ..files import atomic_write_json
-from ..runs import Run
-from .groups import ReportError
+from core.results.groups import ReportError
+from core.store import reader
+from core.store.runs import Run
+from core.util.files import atomic_write_json
 
 FILE_NAME = "layer_responses.json"
 DEFINITION = ("population std over all test images, channels and positions of each 3x3 layer's output after "
@@ -87,10 +86,10 @@ def read_layer_responses(run: Run) -> dict | None:
     """The stored responses when they belong to the current checkpoint.pt, else None."""
     path = run.path / FILE_NAME
     try:
-        data = runfiles.read_object(path)       # never through a link; anything but a JSON object is damage
+        data = reader.read_object(path)       # never through a link; anything but a JSON object is damage
         layers = data.get("layers")
         if data.get("checkpoint") == _stamp(run.checkpoint_path) and isinstance(layers, list) and not any(
-                runfiles.problem(layer, _LAYER_FIELDS, tuple(_LAYER_FIELDS)) for layer in layers):
+                reader.problem(layer, _LAYER_FIELDS, tuple(_LAYER_FIELDS)) for layer in layers):
             return data
     except (OSError, ValueError):
         pass
@@ -111,10 +110,10 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
         cached = read_layer_responses(run)
         if cached is not None:
             return cached
-    from ..checkpoint import load_checkpoint
-    from ..data import DataError
-    from ..device import DeviceError, resolve_device
-    from ..setup import build
+    from core.data.cifar import DataError
+    from core.train.checkpoint import load_checkpoint
+    from core.train.device import DeviceError, resolve_device
+    from core.train.setup import build
 
     try:
         cfg = run.read_config()

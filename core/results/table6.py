@@ -11,9 +11,9 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from ..config import LAB_REPORT_ERRORS, PAPER_ERRORS
-from ..formatting import pct
-from .groups import KIND_TITLES, KINDS, RunGroup, variant_labels
+from core.results.groups import KIND_TITLES, KINDS, RunGroup, variant_labels
+from core.spec.config import LAB_REPORT_ERRORS, PAPER_ERRORS
+from core.util.formatting import pct
 
 PARTIAL_MARK = "†"
 
@@ -90,7 +90,7 @@ def build_table(groups: list[RunGroup]) -> Table6:
     return Table6(dataset, kinds, ordered, refs)
 
 
-# -- writers ---------------------------------------------------------------------------------------------------------------
+# -- writers -----------------------------------------------------------------------------------------------------------
 def to_markdown(table: Table6) -> str:
     head = table.header()
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]

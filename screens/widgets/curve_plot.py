@@ -24,7 +24,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from core.formatting import count
+from core.util.formatting import count
 
 PALETTE = ("#4ea1ff", "#ff8c42", "#5fd068", "#e85d75", "#c792ea", "#e6c84f", "#3fc1c9", "#b0b0b0")
 MARKERS = ("●", "■", "▲", "◆", "✚", "✖", "○", "□")       # one per run: test-error points without colour
@@ -131,7 +131,7 @@ def y_limits(series: Sequence[Series], mode: str = "auto", log: bool = False,
     return (max(0.0, bottom) if lo >= 0 else bottom), top
 
 
-def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | None = None,
+def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | None = None,  # noqa: C901, PLR0912, PLR0915
          xmax: float | None = None, unit: str = "%", ymin: float | None = None, log: bool = False) -> Text:
     """The whole plot (y axis, curves, x axis) as Text of ``height`` lines and ``width`` cells. The y axis runs
     from ``ymin`` to ``ymax`` (default: fitted to the data, ``y_limits``); ``log``: a logarithmic axis."""
@@ -199,7 +199,7 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     rows = canvas.chars()
     end_marks: dict[int, tuple[str, str]] = {}
     if end_w:
-        for idx, (cx, cy) in sorted(ends.items(), key=lambda item: item[1][1]):
+        for idx, (_cx, cy) in sorted(ends.items(), key=lambda item: item[1][1]):
             if not series[idx].end_label:
                 continue
             for row in (cy, cy + 1, cy - 1, cy + 2, cy - 2):   # labels that would collide move a row or two

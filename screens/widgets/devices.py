@@ -1,5 +1,5 @@
 """The devices panel: per GPU its utilisation, memory used/total, temperature and the runs on it; "CPU only"
-where there is no NVIDIA GPU. Readings come from core.devices (NVML), once a second, in a thread of its own:
+where there is no NVIDIA GPU. Readings come from core.serve.gpus (NVML), once a second, in a thread of its own:
 NVML calls and the scan of the run folders never run on the interface's thread."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from textual import work
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from core.devices import GpuReading, nvml_unavailable_reason, read_gpus, runs_by_device
-from core.runs import RunStore
+from core.serve.gpus import GpuReading, nvml_unavailable_reason, read_gpus, runs_by_device
+from core.store.runs import RunStore
 
 READ_EVERY_S = 1.0
 

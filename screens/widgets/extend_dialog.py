@@ -1,7 +1,8 @@
 """A dialog (a modal screen the detail screen opens) to extend a finished run: how many more epochs, and where to
 train them (this app or the queue).
 
-Dismisses with (total epochs, where) or None. The detail screen does the rest: core.runs.extend_run under the run's
+Dismisses with (total epochs, where) or None. The detail screen does the rest: core.store.runs.extend_run under the
+run's
 lock (what `tui_app.py resume RUN --epochs N` does), then a resume from the checkpoint.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each RunConfig field is one widget in a three-column grid (name, field, help or 
 text, a Choice for a few fixed options, a TickBox for on/off, three TickBoxes for the shortcuts. About 130 widgets
 in all where Select drop-downs and a row container per field made 320: the form opens in a fraction of the time.
 
-Starting values: a clone's config; else the settings remembered from the last launch or cancel (core/settings.py,
+Starting values: a clone's config; else the settings remembered from the last launch or cancel (core/store/settings.py,
 in the user's config folder) on top of the he2016 preset; the app's --data-dir wins over a remembered folder.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 from textual.containers import Horizontal
 from textual.widget import Widget
 
-from core import config as C
-from core.config import PRESETS, RunConfig
-from core.field_help import FIELD_HELP
+from core.spec import config as C
+from core.spec.config import PRESETS, RunConfig
+from core.spec.field_help import FIELD_HELP
 
 from .choice import Choice
 from .ordered_input import OrderedInput

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.config import PRESET_HELP, RunConfig
-from core.field_help import FIELD_HELP
-from core.plan import planned_steps
+from core.data.plan import planned_steps
+from core.spec.config import PRESET_HELP, RunConfig
+from core.spec.field_help import FIELD_HELP
 
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
               "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "

@@ -1,9 +1,9 @@
-"""What only the screens add to core.formatting: a state with its progress bar, and the next step for a state."""
+"""What only the screens add to core.util.formatting: a state with its progress bar, and the next step for a state."""
 from __future__ import annotations
 
 from rich.text import Text
 
-from core.formatting import state_style
+from core.util.formatting import state_style
 
 # What to do next, shown beside a state.
 STATE_HINTS = {

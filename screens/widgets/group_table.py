@@ -11,12 +11,11 @@ from collections import Counter
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.formatting import pct, state_style
 from core.results.groups import RunGroup, group_runs, variant_labels
-from core.runs import RunInfo
+from core.store.runs import RunInfo
+from core.util.formatting import pct, state_style
 
 from .run_table import ROW_KEYS
-
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
@@ -77,7 +76,8 @@ class GroupsTable(DataTable):
             label = f"{g.name} w{cfg.width} {cfg.optimizer} {cfg.schedule}"
             n_marked = sum(1 for i in g.runs if i.id in marked)
             mark = "●" if n_marked == len(g.runs) else ("◐" if n_marked else " ")
-            self.add_row(Text(mark, style="bold magenta"), label, Text(f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}", justify="right"),
+            n_text = f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}"
+            self.add_row(Text(mark, style="bold magenta"), label, Text(n_text, justify="right"),
                          seeds_text(g.seeds), Text(pct(g.best, unit=False), justify="right"),
                          Text(mean_std_text(g), justify="right"),
                          Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),

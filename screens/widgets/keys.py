@@ -44,7 +44,7 @@ def key_rows(screen: Screen) -> list[tuple[str, str, bool]]:
 def _all_keys(app: App, screen: Screen, active: ActiveBinding) -> list[str]:
     """Every key bound to the same action on the same node (a binding such as "escape,q" is listed once)."""
     out = []
-    for key, other in screen.active_bindings.items():
+    for other in screen.active_bindings.values():
         if other.node is active.node and other.binding.action == active.binding.action:
             out.append(app.get_key_display(other.binding))
     return out or [app.get_key_display(active.binding)]

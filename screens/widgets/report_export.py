@@ -15,7 +15,7 @@ def export_report(screen: Screen, run_ids: list[str]) -> None:
     def work() -> None:
         from core.results.groups import ReportError
         from core.results.report import default_out_dir, write_report
-        from core.runs import RunError
+        from core.store.runs import RunError
 
         try:
             infos = [app.store.get(r).info() for r in run_ids]

@@ -3,7 +3,7 @@ footer (``check_action``), so a finished run's footer offers no Resume, a stoppe
 one Continue where a running one has Pause (both on p)."""
 from __future__ import annotations
 
-from core.runs import ACTIVE, RESUMABLE
+from core.store.runs import ACTIVE, RESUMABLE
 
 STATE_KEYS = ("stop", "pause", "continue", "resume")
 

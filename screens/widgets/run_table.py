@@ -1,4 +1,4 @@
-"""The table of runs: columns from ``core.runs.run_summary_row``, sorting, filtering, marks, live updates.
+"""The table of runs: columns from ``core.store.runs.run_summary_row``, sorting, filtering, marks, live updates.
 
 Rows are keyed by run id. A refresh with the same rows in the same order only rewrites the cells that changed,
 so the cursor, the scroll position and the marks stay where the user left them.
@@ -14,9 +14,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from core.events import Progress
-from core.formatting import decimals, duration, epochs_text, mem, one_line, pct, rate, state_style, world_text
-from core.runs import RunInfo, run_summary_row
+from core.store.runs import RunInfo, run_summary_row
+from core.train.events import Progress
+from core.util.formatting import decimals, duration, epochs_text, mem, one_line, pct, rate, state_style, world_text
 
 from .formatting import state_text
 
@@ -158,7 +158,8 @@ def sort_key(info: RunInfo, column: str, marked: set[str]):
 
 # a table of rows: home and end go to the first and the last row (DataTable's own scroll to the first and the last
 # column, which took the status and the results out of view)
-ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False), Binding("end", "scroll_bottom", "Last row", show=False)]
+ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False),
+            Binding("end", "scroll_bottom", "Last row", show=False)]
 
 
 class RunsTable(DataTable):

@@ -55,8 +55,8 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 
 def base_run(root: Path):
     """The tiny run every case starts from (a few seconds, once per test module)."""
-    from core.runs import RunStore
-    from core.trainer import Trainer
+    from core.store.runs import RunStore
+    from core.train.trainer import Trainer
     from tests.conftest import tiny_config
     from tests.core.test_trainer import StopAfter
 

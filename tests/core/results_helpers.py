@@ -1,7 +1,7 @@
 """Run folders with chosen numbers (no training): for the results tests, where exact figures matter."""
 from __future__ import annotations
 
-from core.runs import Run, RunStore
+from core.store.runs import Run, RunStore
 from tests.conftest import tiny_config
 
 

@@ -1,6 +1,7 @@
-"""Issue 11, point 1: no run folder, however damaged, makes `runs`, `show`, `eval` or `resume` raise; each damaged run is
-listed as damaged (with the repair hint where checkpoint.pt can rebuild it) or in its true state, every refusal is one
-line, and nothing outside the runs folder is written. The TUI half is tests/ui/test_damaged_folders.py."""
+"""Issue 11, point 1: no run folder, however damaged, makes `runs`, `show`, `eval` or `resume` raise; each damaged
+run is listed as damaged (with the repair hint where checkpoint.pt can rebuild it) or in its true state, every
+refusal is one line, and nothing outside the runs folder is written. The TUI half is
+tests/ui/test_damaged_folders.py."""
 from __future__ import annotations
 
 import json

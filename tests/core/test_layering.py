@@ -1,5 +1,6 @@
-"""The layering: core/ (the engine) never loads textual or rich; no import cycles among the project's modules;
-every module of core/, cli/ and screens/ short enough to read in one sitting."""
+"""The layering: core/ (the engine) never loads textual or rich; core's packages import only the packages below
+them (util -> spec -> data -> store -> train -> serve -> results); no import cycles among the project's modules.
+The size of functions is ruff's job (pyproject's [tool.ruff], run by test_ruff.py), not a cap on lines per file."""
 from __future__ import annotations
 
 import ast
@@ -15,11 +16,11 @@ from tests.conftest import ROOT
 SCRIPT = """
 import importlib, pkgutil, sys, tempfile
 import core
-for mod in pkgutil.iter_modules(core.__path__):
-    importlib.import_module("core." + mod.name)
-from core.runs import RunStore
-from core.trainer import train_run
-from core.config import RunConfig
+for mod in pkgutil.walk_packages(core.__path__, "core."):
+    importlib.import_module(mod.name)
+from core.store.runs import RunStore
+from core.train.trainer import train_run
+from core.spec.config import RunConfig
 cfg = RunConfig(depth=8, width=4, dataset="synthetic", max_train_images=64, max_test_images=32, batch_size=32,
                 epochs=1, iterations=0, milestones=(), device="cpu")
 run, state = train_run(RunStore(tempfile.mkdtemp()), cfg)
@@ -35,9 +36,9 @@ def test_engine_never_imports_the_ui():
     assert out.stdout.strip() == "clean"
 
 
-# -- the shape of the code: no import cycles, no module too long to read in one sitting -----------------------------
+# -- the shape of the code: packages in one direction, no import cycles ---------------------------------------------
 PACKAGES = ("core", "cli", "screens")
-MAX_LINES = 450
+LAYERS = ("util", "spec", "data", "store", "train", "serve", "results")   # each may import only those before it
 
 
 def project_modules() -> dict[str, Path]:
@@ -69,17 +70,47 @@ def imports_of(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
     return found
 
 
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[0] == "core" and parts[1] in LAYERS else None
+
+
+def test_core_is_packages_and_each_says_what_it_holds_and_may_import():
+    top = sorted(p.name for p in (ROOT / "core").iterdir() if not p.name.startswith("__"))
+    assert top == sorted(LAYERS), f"core/ should hold only its packages: {top}"
+    for name in LAYERS:
+        doc = ast.get_docstring(ast.parse((ROOT / "core" / name / "__init__.py").read_text())) or ""
+        assert "May import" in doc, f"core/{name}/__init__.py must say what it holds and what it may import"
+
+
+def test_core_packages_import_only_the_packages_below_them():
+    mods = project_modules()
+    upward = []
+    for name, path in mods.items():
+        here = layer_of(name)
+        if here is None:
+            continue
+        for target in imports_of(name, path, mods):
+            there = layer_of(target)
+            if there is not None and there > here:
+                upward.append(f"{name} -> {target}")
+    assert not upward, "imports against the package direction " + " -> ".join(LAYERS) + ": " + ", ".join(upward)
+
+
+def test_the_direction_check_sees_an_upward_import(tmp_path):
+    """The check above can fail: a spec module importing the trainer is reported."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from core.train.trainer import Trainer\n")
+    mods = project_modules() | {"core.spec.bad": bad}
+    assert "core.train.trainer" in imports_of("core.spec.bad", bad, mods)
+    assert layer_of("core.train.trainer") > layer_of("core.spec.bad")
+
+
 def test_no_import_cycles_between_the_project_modules():
     mods = project_modules()
-    assert {"core.trainer", "cli.main", "screens.app", "tui_app"} <= set(mods)
+    assert {"core.train.trainer", "cli.main", "screens.app", "tui_app"} <= set(mods)
     graph = {name: imports_of(name, path, mods) for name, path in mods.items()}
     try:
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
-
-
-def test_every_module_is_short_enough_to_read_in_one_sitting():
-    long = {str(p.relative_to(ROOT)): n for p in project_modules().values()
-            if (n := len(p.read_text().splitlines())) >= MAX_LINES}
-    assert not long, f"modules of {MAX_LINES}+ lines: {long}"

@@ -17,15 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.files
+import core.util.files
 from cli.main import main
-from core.checkpoint import load_checkpoint
-from core.config import RunConfig
-from core.files import NotAFileError, mount_of
-from core.runs import RunError, RunStore
-from core.trainer import Trainer, train_run
+from core.store.runs import RunError, RunStore
+from core.train.checkpoint import load_checkpoint
+from core.train.trainer import Trainer, train_run
+from core.util.files import NotAFileError, mount_of
 from tests.conftest import tiny_config
-from tests.core.test_cli import REPO, TINY, env, lines_of, wait_for
+from tests.core.test_cli import REPO, TINY, env, wait_for
 from tests.core.test_trainer import SlowStopAfter, StopAfter
 
 ESC = "\x1b"
@@ -45,7 +44,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
-# -- 2: links inside a run folder are never followed ---------------------------------------------------------------------
+# -- 2: links inside a run folder are never followed -------------------------------------------------------------------
 def test_links_in_a_run_folder_are_neither_written_nor_read_through(tmp_path, capsys):
     outside = tmp_path / "outside.txt"
     outside.write_text('{"state": "finished"}\n')
@@ -70,13 +69,14 @@ def test_links_in_a_run_folder_are_neither_written_nor_read_through(tmp_path, ca
     assert outside.read_text() == '{"state": "finished"}\n'
 
 
-# -- 3: a full disk ends the run as failed, keeps the last good checkpoint, says so in one line --------------------------
+# -- 3: a full disk ends the run as failed, keeps the last good checkpoint, says so in one line ------------------------
 class FullDisk:
-    """Stands in for core.files.write_all: the disk fills up once the first epoch's checkpoint and best.pt are written;
+    """Stands in for core.util.files.write_all: the disk fills up once the first epoch's checkpoint and best.pt are
+    written;
     after that only writes of at most ``room`` bytes succeed (0: none at all)."""
 
     def __init__(self, room: int):
-        self.real, self.room, self.full = core.files.write_all, room, False
+        self.real, self.room, self.full = core.util.files.write_all, room, False
 
     def __call__(self, fd: int, data) -> None:
         if self.full and len(data) > self.room:
@@ -88,7 +88,7 @@ class FullDisk:
 
 def test_a_completely_full_disk_fails_the_run_keeps_the_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
     run = RunStore(tmp_path).create(tiny_config(epochs=2))
-    monkeypatch.setattr(core.files, "write_all", FullDisk(room=0))
+    monkeypatch.setattr(core.util.files, "write_all", FullDisk(room=0))
     trainer = Trainer(run)
     assert trainer.run() == "failed"                          # no OSError out of the trainer
     assert trainer.message == f"disk full: free space on {mount_of(run.path)} and resume"
@@ -102,7 +102,7 @@ def test_a_completely_full_disk_fails_the_run_keeps_the_checkpoint_and_resume_fi
 
 def test_a_nearly_full_disk_records_the_reason_and_the_cli_prints_one_line(tmp_path, monkeypatch, capsys):
     runs = tmp_path / "runs"
-    monkeypatch.setattr(core.files, "write_all", FullDisk(room=4096))   # room for status.json, not a checkpoint
+    monkeypatch.setattr(core.util.files, "write_all", FullDisk(room=4096))   # room for status.json, not a checkpoint
     code, out, err = cli(capsys, "train", *TINY, "--epochs", "2", "--runs-dir", runs)
     monkeypatch.undo()
     (run_path,) = runs.iterdir()
@@ -115,7 +115,7 @@ def test_a_nearly_full_disk_records_the_reason_and_the_cli_prints_one_line(tmp_p
     assert load_checkpoint(run_path / "checkpoint.pt")["epoch"] == 1
 
 
-# -- 4: a refused resume changes nothing ---------------------------------------------------------------------------------
+# -- 4: a refused resume changes nothing -------------------------------------------------------------------------------
 def test_a_refused_resume_with_epochs_writes_nothing(tmp_path, capsys):
     run, state = train_run(RunStore(tmp_path), tiny_config(epochs=1))
     assert state == "finished"
@@ -130,7 +130,7 @@ def test_a_refused_resume_with_epochs_writes_nothing(tmp_path, capsys):
         holder.release_lock()
 
 
-# -- 5: one-line errors where tracebacks were ----------------------------------------------------------------------------
+# -- 5: one-line errors where tracebacks were --------------------------------------------------------------------------
 def test_a_config_file_that_is_not_utf8_is_bad_input(tmp_path, capsys):
     path = tmp_path / "run.toml"
     path.write_bytes(b"depth = 20\n# \xff\xfe\n")
@@ -236,7 +236,7 @@ def test_unreadable_values_make_a_run_damaged_not_a_traceback(tmp_path, capsys):
         assert code == 0 and "damaged" in out
 
 
-# -- 6: values that cannot run are refused by validation -----------------------------------------------------------------
+# -- 6: values that cannot run are refused by validation ---------------------------------------------------------------
 @pytest.mark.parametrize("flag,value,message", [
     ("--seed", str(2 ** 64), "seed must be at most 2**64-1"),
     ("--width", str(10 ** 6), "TiB to train"),
@@ -261,7 +261,7 @@ def test_an_absurd_length_is_allowed_and_its_duration_is_said_at_start(tmp_path)
     assert "years" in line and "images/s" in line
 
 
-# -- 7: temp files of a save cut short by kill -9 are removed when the lock is taken -------------------------------------
+# -- 7: temp files of a save cut short by kill -9 are removed when the lock is taken -----------------------------------
 def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
     run = RunStore(tmp_path).create(tiny_config())
     stale = [".checkpoint.pt.k1ll3d.tmp", ".best.pt.x7.tmp", ".status.json.abc.tmp"]
@@ -276,7 +276,7 @@ def test_stale_temp_files_are_removed_when_the_lock_is_taken(tmp_path):
         run.release_lock()
 
 
-# -- 8: SIGTERM at the very start -----------------------------------------------------------------------------------------
+# -- 8: SIGTERM at the very start --------------------------------------------------------------------------------------
 def test_sigterm_in_the_first_second_still_gives_the_resume_line(tmp_path):
     proc = subprocess.Popen([sys.executable, "tui_app.py", "train", *TINY, "--epochs", "3", "--runs-dir",
                              str(tmp_path)], cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -291,7 +291,7 @@ def test_sigterm_in_the_first_second_still_gives_the_resume_line(tmp_path):
     assert RunStore(tmp_path).get(run.name).info().state in ("queued", "stopped")
 
 
-# -- 9: damaged logs with an intact checkpoint: resume --repair ----------------------------------------------------------
+# -- 9: damaged logs with an intact checkpoint: resume --repair --------------------------------------------------------
 def test_repair_rebuilds_status_and_cuts_logs_back_and_the_run_ends_exactly(tmp_path, capsys):
     cfg = tiny_config(epochs=3, deterministic=True, log_every=2)
     store = RunStore(tmp_path)
@@ -329,7 +329,7 @@ def test_a_garbage_line_in_steps_jsonl_is_dropped_with_a_warning_on_resume(tmp_p
     assert [s["step"] for s in run.read_steps()] == list(range(4, 17, 4))
 
 
-# -- 10: eval evaluates what it can; torch errors in one line; show escapes events.log --------------------------------------
+# -- 10: eval evaluates what it can; torch errors in one line; show escapes events.log ---------------------------------
 def test_eval_evaluates_the_checkpoint_when_best_pt_is_bad(tmp_path, capsys):
     run, _ = train_run(RunStore(tmp_path), tiny_config(epochs=1))
     run.best_path.write_bytes(b"not a checkpoint")

@@ -10,8 +10,8 @@ import json
 import math
 from pathlib import Path
 
-from core.config import RunConfig, preset
-from core.runs import Run, atomic_write_bytes
+from core.spec.config import RunConfig, preset
+from core.store.runs import Run, atomic_write_bytes
 
 HOST = "fixture-host"
 T0 = 1_767_000_000.0  # a fixed creation time; nothing shows ages, only durations from status.json

@@ -3,14 +3,13 @@
 extended from its detail screen."""
 from __future__ import annotations
 
-from core.runs import Run, RunStore
-from core.trainer import train_run
+from core.store.runs import Run, RunStore
+from core.train.trainer import train_run
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
 from screens.detail import DetailScreen
 from screens.monitor import MonitorScreen
 from screens.widgets.run_table import RunsTable
-
 from tests.conftest import tiny_config
 
 from .fixtures import quick, write_run
@@ -110,7 +109,8 @@ async def test_the_footer_offers_only_the_run_keys_that_apply(fixture_runs):
                                             ("broken-run", "detail", [], ["Stop", "Pause", "Resume"]),
                                             ("r110-stopped", "monitor", ["Resume"], ["Stop", "Pause", "Pin"])):
             app.open_run(run_id, view)
-            await wait_for(pilot, lambda: type(app.screen).__name__ == f"{view.capitalize()}Screen"
+            wanted = f"{view.capitalize()}Screen"
+            await wait_for(pilot, lambda wanted=wanted, run_id=run_id: type(app.screen).__name__ == wanted
                            and app.screen.run_id == run_id, 5, f"the {view} of {run_id}")
             await pilot.pause()
             footer = screen_text(app).splitlines()[-1]

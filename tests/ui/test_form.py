@@ -128,7 +128,7 @@ async def test_the_form_checks_the_data_folder_as_the_cli_does_and_creates_nothi
         await pilot.pause(0.3)
         assert isinstance(app.screen, NewRunScreen)
         # a folder that looks right but holds no readable batches: found while editing, refused at launch by
-        # core.data.check_data (the CLI's check), with the reason on the field
+        # core.data.cifar.check_data (the CLI's check), with the reason on the field
         (tmp_path / "fake" / "cifar-10-batches-py").mkdir(parents=True)
         await set_field(pilot, "data_dir", str(tmp_path / "fake"))
         await wait_for(pilot, lambda: not form.errors, 10, "the folder to be found")
@@ -186,7 +186,7 @@ async def test_the_form_built_in_advance_fits_the_terminal(fixture_runs):
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             form = app.prebuild_form()
-            await wait_for(pilot, lambda: form.is_mounted and form.ready, 10, "the form built off screen")
+            await wait_for(pilot, lambda form=form: form.is_mounted and form.ready, 10, "the form built off screen")
             form = await open_form(pilot)
             assert layout in form.classes and len(form.classes & {"-narrow", "-wide"}) == 1, (size, form.classes)
             assert form.query_one("#focus-help").display is (layout == "-narrow")
@@ -224,7 +224,7 @@ async def test_a_choice_grows_to_show_a_longer_value(fixture_runs):
 
 def test_a_seed_grid_is_summed_up_once_with_its_seeds():
     """'queues 3 run(s): ResNet-20 A w16 sgd, ResNet-20 A w16 sgd, ResNet-20 A w16 sgd' did not say they differ."""
-    from core.config import preset
+    from core.spec.config import preset
     from screens.widgets.form_text import grid_labels
 
     seeds = [preset("quick", depth=20, seed=s) for s in (1, 2, 3)]

@@ -2,11 +2,10 @@
 the epoch bar agrees with its count, and esc from its detail comes back to it."""
 from __future__ import annotations
 
-from core.events import Progress
-from core.runs import Run
+from core.store.runs import Run
+from core.train.events import Progress
 from screens.app import make_app
 from screens.monitor import MonitorScreen, position
-
 from tests.conftest import tiny_config
 
 from .fixtures import add_running, quick, write_run

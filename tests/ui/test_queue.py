@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from core import devices
-from core import queue as Q
-from core import scheduler as S
-from core.devices import GpuReading
-from core.runs import Run, RunStore
+from core.serve import gpus
+from core.serve import queue as Q
+from core.serve import scheduler as S
+from core.serve.gpus import GpuReading
+from core.store.runs import Run, RunStore
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
 from screens.queue import QueueScreen
@@ -24,8 +24,8 @@ from .helpers import POLL, press, screen_text, type_into, wait_for
 @pytest.fixture
 def no_nvml(monkeypatch):
     """A machine without an NVIDIA driver (whatever this one has)."""
-    monkeypatch.setitem(devices._nvml_state, "ok", False)
-    monkeypatch.setitem(devices._nvml_state, "why", "NVMLError_LibraryNotFound: NVML Shared Library Not Found")
+    monkeypatch.setitem(gpus._nvml_state, "ok", False)
+    monkeypatch.setitem(gpus._nvml_state, "why", "NVMLError_LibraryNotFound: NVML Shared Library Not Found")
 
 
 @pytest.fixture

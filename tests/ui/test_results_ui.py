@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from core.results.responses import FILE_NAME, _stamp
-from core.runs import RunStore
+from core.store.runs import RunStore
 from screens.app import make_app
 from screens.compare import CompareScreen
 from screens.detail import DetailScreen

@@ -145,8 +145,8 @@ async def test_the_detail_of_a_run_in_the_folders_queue_does_not_say_press_r(tmp
     """x on a finished run, 'Extend, queue it': its detail read 'state queued · 3/5 epochs done ... (press r to
     start)', though the folder's scheduler starts it (r would train it in the app instead); the runs table's line
     said 'in the queue at position 1'. The detail now says where it waits, as the table does."""
-    from core import queue as Q
-    from core.runs import RunStore
+    from core.serve import queue as Q
+    from core.store.runs import RunStore
     from screens.detail import DetailScreen
     from tests.conftest import tiny_config
 

@@ -312,7 +312,7 @@ async def test_folders_with_wrong_types_or_nan_losses_never_crash_a_screen(fixtu
 
 
 async def test_screens_open_each_other_through_the_app_and_follow_changes(fixture_runs):
-    from core.runs import Run
+    from core.store.runs import Run
     from screens.monitor import MonitorScreen
 
     from .fixtures import add_running

@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.runs import Run
+from core.store.runs import Run
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
 from screens.monitor import MonitorScreen
 from screens.new_run import NewRunScreen
 from screens.runs import RunsScreen
 from screens.widgets.run_table import RunsTable
-
 from tests.conftest import tiny_config
 
 from .helpers import POLL, press, state_of, type_into, wait_for
@@ -151,7 +150,7 @@ async def test_grid_runs_one_after_another_and_stop_pause_resume_keys(tmp_path):
         await press(pilot, "r")
         await wait_for(pilot, lambda: app.watcher.infos["g1"].step > step, 60, "g1 to continue")
         events = "\n".join(Run(tmp_path / "runs" / "g1").read_events())
-        assert f"resumed at epoch" in events and f"step {step}" in events
+        assert "resumed at epoch" in events and f"step {step}" in events
         await press(pilot, "s")
         await press(pilot, "enter")                            # the first answer, Stop, has the focus
         await wait_for(pilot, lambda: state_of(app, "g1") == "stopped", 30, "g1 to stop again")

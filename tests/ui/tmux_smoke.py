@@ -77,7 +77,7 @@ class Tmux:
 
 
 def private_dirs(tmp: Path) -> dict[str, str]:
-    """The app's settings and cache folders (core/settings.py) inside the session's temporary folder."""
+    """The app's settings and cache folders (core/store/settings.py) inside the session's temporary folder."""
     return {"RESLAB_CONFIG_DIR": str(tmp / "config"), "RESLAB_CACHE_DIR": str(tmp / "cache")}
 
 
@@ -102,7 +102,7 @@ def _training(text: str) -> bool:
 def training_config(light: bool = False):
     """A run that keeps two CPU cores busy for a while: ResNet-20, width 16, batch 128, synthetic images.
     light: a small net that still trains for minutes (for the test suite; it is stopped long before the end)."""
-    from core.config import RunConfig
+    from core.spec.config import RunConfig
 
     if light:
         return RunConfig(depth=8, width=8, dataset="synthetic", max_train_images=1024, max_test_images=256,
@@ -114,7 +114,7 @@ def training_config(light: bool = False):
 
 
 def prepare(root: Path, light: bool = False) -> Path:
-    from core.runs import RunStore
+    from core.store.runs import RunStore
     from tests.ui.fixtures import populate
 
     runs = root / "runs"
@@ -269,7 +269,7 @@ def latency_study(rounds: int = 15) -> dict[str, list[float]]:
         tmux.wait_for(lambda t: _highlighted(t, "r20-A"), 10, "r20-A highlighted")
         out["idle"] = cursor_latencies(tmux, rounds)
         cfg = training_config()
-        from core.runs import RunStore
+        from core.store.runs import RunStore
 
         cli = RunStore(runs).create(cfg.with_overrides(name="cli-cpu", epochs=50))
         proc = subprocess.Popen([sys.executable, "tui_app.py", "resume", cli.id, "--runs-dir", str(runs)], cwd=ROOT,

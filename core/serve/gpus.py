@@ -1,0 +1,171 @@
+"""The devices a scheduler can place runs on, and live GPU readings through NVML (nvidia-ml-py's ``pynvml``).
+
+Device names are torch's: ``cpu`` and ``cuda:N``, where N counts the GPUs this process can see (so with
+``CUDA_VISIBLE_DEVICES=2,3`` set, ``cuda:0`` is physical GPU 2; :func:`cuda_visible_for` maps it back). NVML counts
+every GPU of the machine in PCI bus order; trainer processes get ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that both
+agree. Without an NVIDIA driver :func:`read_gpus` returns None: the machine is "CPU only".
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+
+
+def gpu_count() -> int:
+    """CUDA GPUs torch can use here (0 without CUDA). Imports torch, but does not initialise CUDA."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_devices() -> list[str]:
+    """Every visible GPU, else the CPU."""
+    n = gpu_count()
+    return [f"cuda:{i}" for i in range(n)] if n else ["cpu"]
+
+
+def parse_devices(text: str | None) -> list[str]:
+    """'cuda:0,cuda:2' or 'cpu,cpu' (a device listed twice gets two slots); 'cuda' means every GPU; empty or
+    'auto' means :func:`default_devices`. Raises ValueError naming what is wrong and what is allowed."""
+    parts = [p.strip().lower() for p in re.split(r"[,\s]+", text or "") if p.strip()]
+    if not parts or parts == ["auto"]:
+        return default_devices()
+    out: list[str] = []
+    n = None
+    for part in parts:
+        m = re.fullmatch(r"cuda(?::(\d+))?|(\d+)", part)
+        if part == "cpu":
+            out.append("cpu")
+            continue
+        if not m:
+            raise ValueError(f"unknown device {part!r}; use cpu, cuda (every GPU) or cuda:N, e.g. cuda:0,cuda:2")
+        n = gpu_count() if n is None else n
+        if n == 0:
+            raise ValueError(f"{part} asked for, but no CUDA GPU is visible here; use cpu")
+        index = m.group(1) or m.group(2)
+        if index is None:
+            out.extend(f"cuda:{i}" for i in range(n))
+        elif int(index) >= n:
+            raise ValueError(f"{part} asked for, but only {n} GPU(s) are visible here (cuda:0 to cuda:{n - 1})")
+        else:
+            out.append(f"cuda:{int(index)}")
+    return out
+
+
+def cuda_visible_for(device: str) -> str:
+    """The CUDA_VISIBLE_DEVICES value that shows a child process only ``device`` ('' for the CPU; 'cuda:0+cuda:1',
+    a slot of several GPUs, shows them all)."""
+    if "+" in device:
+        return ",".join(cuda_visible_for(d) for d in device.split("+") if d.startswith("cuda"))
+    if not device.startswith("cuda"):
+        return ""
+    index = int(device.split(":")[1]) if ":" in device else 0
+    parent = [p for p in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if p.strip()]
+    return parent[index].strip() if "CUDA_VISIBLE_DEVICES" in os.environ and index < len(parent) else str(index)
+
+
+def fits(run_device: str, slot_device: str) -> bool:
+    """May a run configured for ``run_device`` train in a slot on ``slot_device``? auto fits any slot; cpu only
+    CPU slots; cuda any GPU slot; cuda:N only that GPU's slots (or a slot of several devices that has it)."""
+    if run_device == "auto" or slot_device == "slurm":     # a Slurm job asks for what the run needs
+        return True
+    if "+" in slot_device:
+        return run_device in slot_device.split("+") or (run_device == "cuda" and slot_device.startswith("cuda"))
+    if run_device == "cuda":
+        return slot_device.startswith("cuda")
+    return run_device == slot_device
+
+
+# -- NVML --------------------------------------------------------------------------------------------------------------
+@dataclass
+class GpuReading:
+    index: int
+    name: str
+    util_pct: int | None
+    mem_used: int          # bytes
+    mem_total: int         # bytes
+    temp_c: int | None
+
+
+_nvml_lock = threading.Lock()
+_nvml_state: dict = {"ok": None, "why": ""}
+
+
+def nvml_available() -> bool:
+    """Initialise NVML once; False (with :func:`nvml_unavailable_reason`) without the library or a driver."""
+    with _nvml_lock:
+        if _nvml_state["ok"] is None:
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                _nvml_state["ok"] = True
+            except Exception as exc:  # noqa: BLE001 - ImportError, NVMLError_LibraryNotFound, DriverNotLoaded ...
+                _nvml_state["ok"], _nvml_state["why"] = False, f"{type(exc).__name__}: {exc}"
+        return bool(_nvml_state["ok"])
+
+
+def nvml_unavailable_reason() -> str:
+    return _nvml_state["why"]
+
+
+def read_gpus() -> list[GpuReading] | None:
+    """One reading per GPU of the machine (NVML order = PCI bus order), or None when NVML is not available.
+
+    A value one GPU cannot report (utilisation on some virtualised GPUs) is None; it never raises."""
+    if not nvml_available():
+        return None
+    import pynvml
+
+    out = []
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    except pynvml.NVMLError:
+        return None
+    for i in range(count):
+        try:
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        except pynvml.NVMLError:
+            continue
+        out.append(GpuReading(i, name.decode() if isinstance(name, bytes) else str(name),
+                              _maybe(lambda h=h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu),
+                              int(mem.used), int(mem.total),
+                              _maybe(lambda h=h: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))))
+    return out
+
+
+def has_gpu() -> bool:
+    """An NVIDIA GPU is here (asked through NVML: fast, and torch need not be imported)."""
+    return bool(read_gpus())
+
+
+def _maybe(read):
+    try:
+        return int(read())
+    except Exception:  # noqa: BLE001 - pynvml.NVMLError_NotSupported and friends
+        return None
+
+
+def runs_by_device(store) -> dict[str, list[str]]:
+    """Running and paused runs per device ('cuda:2', 'cpu'): where a scheduler placed them, else what their
+    status says ('cuda' alone is cuda:0)."""
+    from core.serve.queue import placement
+    from core.store.runs import ACTIVE, live_state
+
+    out: dict[str, list[str]] = {}
+    for run in store.runs():
+        if live_state(run) not in ACTIVE:
+            continue
+        try:
+            status = run.read_status()
+        except (OSError, ValueError):
+            continue
+        where = placement(run, status)
+        device = (where or {}).get("device") or status.get("device") or "?"
+        for one in device.split("+"):            # a DDP run placed on several devices is on each
+            out.setdefault("cuda:0" if one == "cuda" else one, []).append(run.id)
+    return out

@@ -1,0 +1,397 @@
+"""RunConfig: the one description of a training run, its presets and its validation.
+
+Every field is documented in core/spec/field_help.py (shown by the CLI's --help and the TUI's form). A RunConfig is
+frozen; derive variants with ``dataclasses.replace`` or ``cfg.with_overrides(...)``.
+
+Presets (numbers cite their sources):
+
+* ``he2016``: He et al. 2016, sec. 4.2: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10
+  at 32k and 48k iterations, 64k iterations, shortcut A, width 16, the per-pixel mean subtracted from the inputs;
+  ResNet-110 and deeper warm up at 0.1x the rate until training error is under 80% (the paper's ResNet-110
+  recipe). RunConfig's defaults are this recipe, so ``train --help`` shows what the form starts with.
+* ``lab-report``: the student lab report this tool grew out of: batch 64, 164 epochs, lr /10 at epochs 51 and
+  75, otherwise as the paper (it used wider layers: pass ``width=64`` to reproduce that).
+* ``quick``: a short cosine run for screening ideas (15 epochs; its 200 warm-up iterations are capped at a
+  tenth of the run, see core/data/plan.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from core.spec import limits
+from core.util.formatting import model_name, number_text
+
+SCHEMA_VERSION = 1
+
+SHORTCUTS = ("A", "B", "none")
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+SCHEDULES = ("multistep", "cosine", "constant")
+MILESTONE_UNITS = ("epoch", "iter")
+DATASETS = ("cifar10", "cifar100", "synthetic")
+NORMALIZATIONS = ("channel", "pixel")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TRISTATE = ("auto", "on", "off")
+OOM_POLICIES = ("split", "fail")
+
+# He et al. 2016, Table 6 (CIFAR-10 test error, %, option A shortcuts). Plain nets have no table entry.
+PAPER_ERRORS = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+# The lab report (batch 64, 164 epochs, /10 at 51 and 75, wide layers).
+LAB_REPORT_ERRORS = {20: 6.89, 56: 6.69, 110: 6.57}
+
+
+def paper_error(depth: int, shortcut: str, dataset: str = "cifar10") -> float | None:
+    """The paper's CIFAR-10 test error (%) for this depth and shortcut, or None where it has none."""
+    if dataset != "cifar10" or shortcut != "A":
+        return None
+    return PAPER_ERRORS.get(depth)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # -- model ------------------------------------------------------------------------------------
+    depth: int = 20
+    shortcut: str = "A"
+    width: int = 16
+    # -- data -------------------------------------------------------------------------------------
+    dataset: str = "cifar10"
+    data_dir: str = ""
+    download: bool = True
+    val_split: int = 0
+    max_train_images: int = 0
+    max_test_images: int = 0
+    normalize: str = "pixel"
+    augment: bool = True
+    # -- optimisation -----------------------------------------------------------------------------
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    # -- schedule ---------------------------------------------------------------------------------
+    schedule: str = "multistep"
+    milestones: tuple[int, ...] = (32000, 48000)
+    milestone_unit: str = "iter"
+    lr_factor: float = 0.1
+    min_lr: float = 0.0
+    warmup_iters: int = 0
+    error_warmup: str = "auto"
+    epochs: int = 164
+    iterations: int = 64000
+    batch_size: int = 128
+    # -- speed ------------------------------------------------------------------------------------
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: bool = False
+    on_oom: str = "split"
+    micro_batches: int = 1
+    sync_bn: bool = False
+    # -- run --------------------------------------------------------------------------------------
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    name: str = ""
+    log_every: int = 20
+    tensorboard: bool = False
+
+    # ------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps({"schema_version": SCHEMA_VERSION, **self.to_dict()}, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> "RunConfig":
+        """Build from plain data (JSON, TOML, CLI). Unknown keys raise ConfigError when strict."""
+        data = dict(data)
+        data.pop("schema_version", None)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown and strict:
+            raise ConfigError({k: f"unknown setting; allowed: {', '.join(sorted(names))}" for k in unknown})
+        kwargs = {}
+        errors = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            try:
+                kwargs[f.name] = _coerce(f.name, data[f.name])
+            except (TypeError, ValueError) as exc:
+                errors[f.name] = str(exc)
+        if errors:
+            raise ConfigError(errors)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text), strict=False)
+
+    def with_overrides(self, **overrides: Any) -> "RunConfig":
+        """This config with some fields replaced (values coerced like from_dict).
+
+        Setting ``epochs`` alone clears ``iterations`` (a length in epochs replaces one in iterations), and
+        setting ``milestones`` alone to values that only make sense as epochs switches the unit to epochs.
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if "epochs" in overrides and "iterations" not in overrides:
+            overrides["iterations"] = 0
+        if "milestones" in overrides and "milestone_unit" not in overrides:
+            by_epoch = self.iterations == 0 or overrides.get("iterations") == 0
+            overrides["milestone_unit"] = "epoch" if by_epoch else self.milestone_unit
+        merged = {**self.to_dict(), **overrides}
+        return RunConfig.from_dict(merged)
+
+    # ------------------------------------------------------------------------------------------------
+    def validate(self) -> dict[str, str]:  # noqa: C901, PLR0912, PLR0915 (a flat list of independent rules)
+        """Field name -> what is wrong and what is allowed. Empty when the config can run (sizes within
+        core/spec/limits.py's bounds, so a valid config never fails at start for its size)."""
+        e: dict[str, str] = {}
+        if self.depth < 8 or (self.depth - 2) % 6:
+            e["depth"] = (f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), "
+                          f"got {number_text(self.depth)}")
+        _choice(e, "shortcut", self.shortcut, SHORTCUTS)
+        if self.width < 1:
+            e["width"] = (f"width must be a positive number of filters (16 is the paper's), "
+                          f"got {number_text(self.width)}")
+        _choice(e, "dataset", self.dataset, DATASETS)
+        for name in ("val_split", "max_train_images", "max_test_images"):
+            if getattr(self, name) < 0:
+                e[name] = f"{name} must be >= 0 (0 = none/all), got {number_text(getattr(self, name))}"
+        if self.max_train_images and self.val_split >= self.max_train_images:
+            e["val_split"] = (f"val_split ({number_text(self.val_split)}) must be smaller than max_train_images "
+                              f"({number_text(self.max_train_images)})")
+        _choice(e, "normalize", self.normalize, NORMALIZATIONS)
+        _choice(e, "optimizer", self.optimizer, OPTIMIZERS)
+        if not self.lr > 0:
+            e["lr"] = f"learning rate must be > 0, got {self.lr}"
+        if not 0 <= self.momentum < 1:
+            e["momentum"] = f"momentum must be in [0, 1), got {self.momentum}"
+        if self.weight_decay < 0:
+            e["weight_decay"] = f"weight decay must be >= 0, got {self.weight_decay}"
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                e[name] = f"{name} must be in [0, 1), got {number_text(getattr(self, name))}"
+        if not self.eps > 0:
+            e["eps"] = f"eps must be > 0, got {self.eps}"
+        _choice(e, "schedule", self.schedule, SCHEDULES)
+        _choice(e, "milestone_unit", self.milestone_unit, MILESTONE_UNITS)
+        if not 0 < self.lr_factor < 1:
+            e["lr_factor"] = f"lr_factor must be in (0, 1) (0.1 divides by 10), got {self.lr_factor}"
+        if self.min_lr < 0 or (self.lr > 0 and self.min_lr >= self.lr):
+            e["min_lr"] = f"min_lr must be >= 0 and below lr ({self.lr}), got {self.min_lr}"
+        if self.warmup_iters < 0:
+            e["warmup_iters"] = f"warmup_iters must be >= 0, got {number_text(self.warmup_iters)}"
+        _choice(e, "error_warmup", self.error_warmup, TRISTATE)
+        if self.epochs < 1 and self.iterations < 1:
+            e["epochs"] = f"epochs must be >= 1 (or iterations set), got {number_text(self.epochs)}"
+        if self.iterations < 0:
+            e["iterations"] = (f"iterations must be >= 0 (0 = train for `epochs`), "
+                               f"got {number_text(self.iterations)}")
+        if self.batch_size < 1:
+            e["batch_size"] = f"batch size must be >= 1, got {number_text(self.batch_size)}"
+        if self.schedule == "multistep":
+            ms = list(self.milestones)
+            unit = "iteration" if self.milestone_unit == "iter" else "epoch"
+            end = self.iterations if self.milestone_unit == "iter" and self.iterations else None
+            if self.milestone_unit == "epoch" and not self.iterations:
+                end = self.epochs
+            if any(m < 1 for m in ms):
+                e["milestones"] = f"milestones must be positive {unit} numbers, got {ms}"
+            elif ms != sorted(set(ms)):
+                e["milestones"] = f"milestones must be strictly increasing, got {ms}"
+            elif end is not None and ms and ms[-1] >= end:
+                e["milestones"] = f"milestones must lie before the end of training ({unit} {end}), got {ms}"
+        _choice(e, "precision", self.precision, PRECISIONS)
+        _choice(e, "channels_last", self.channels_last, TRISTATE)
+        _choice(e, "on_oom", self.on_oom, OOM_POLICIES)
+        if not 1 <= self.micro_batches <= max(1, self.batch_size):
+            e["micro_batches"] = f"micro_batches must be 1 to batch_size ({self.batch_size}), got {self.micro_batches}"
+        if self.sync_bn and self.device in ("cpu", "mps"):
+            e["sync_bn"] = "sync_bn needs GPUs (PyTorch's SyncBatchNorm refuses CPU modules)"
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            e["device"] = f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+        if self.seed < 0:
+            e["seed"] = f"seed must be >= 0, got {number_text(self.seed)}"
+        if self.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.name):
+            e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
+        if self.log_every < 1:
+            e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
+        for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                e[f.name] = f"{f.name} must be a finite number, got {value}"
+        limits.check(self, e)
+        return e
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def paper_error(self) -> float | None:
+        return paper_error(self.depth, self.shortcut, self.dataset)
+
+    def uses_error_warmup(self) -> bool:
+        """The paper's ResNet-110 warm-up: on when asked, or on 'auto' for depth >= 110 (He et al. 2016 4.2)."""
+        return self.error_warmup == "on" or (self.error_warmup == "auto" and self.depth >= 110)
+
+    def label(self) -> str:
+        """A short human description, e.g. 'ResNet-20 A w16 sgd'."""
+        sc = "" if self.shortcut == "none" else f" {self.shortcut}"
+        return f"{model_name(self.depth, self.shortcut)}{sc} w{self.width} {self.optimizer}"
+
+
+class ConfigError(ValueError):
+    """Invalid settings: ``errors`` maps each field to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+def _choice(e: dict, name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        e[name] = f"unknown {name} {value!r}; allowed: {', '.join(allowed)}"
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:  # noqa: C901 (one branch per field type)
+    """Turn JSON/TOML/CLI text into the field's type, with a message naming what was expected."""
+    kind = _FIELD_TYPES[name]
+    if kind == "tuple[int, ...]":
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
+            value = parts
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list of integers such as 51,75, got {value!r}")
+        try:
+            return tuple(_to_int(v) for v in value)
+        except ValueError:
+            raise ValueError(f"expected a list of integers such as 51,75, got {value!r}") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise TypeError(f"expected true or false, got {value!r}")
+    if kind == "int":
+        try:
+            return _to_int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+    if kind == "float":
+        if isinstance(value, bool):
+            raise TypeError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value.strip()
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip().lower().replace("_", "")
+        mult = 1
+        if s.endswith("k"):
+            s, mult = s[:-1], 1000
+        f = float(s)
+        if f.is_integer() or mult > 1:
+            return int(round(f * mult))
+    raise ValueError(value)
+
+
+# -- presets -------------------------------------------------------------------------------------------
+PRESETS: dict[str, dict[str, Any]] = {
+    "he2016": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
+                   milestones=(32000, 48000), milestone_unit="iter", iterations=64000, epochs=164, shortcut="A",
+                   width=16, error_warmup="auto", normalize="pixel"),
+    "lab-report": dict(batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
+                       milestones=(51, 75), milestone_unit="epoch", iterations=0, epochs=164, shortcut="A",
+                       width=16, error_warmup="auto"),
+    "quick": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="cosine",
+                  milestones=(), milestone_unit="epoch", iterations=0, epochs=15, warmup_iters=200,
+                  shortcut="A", width=16, error_warmup="off"),
+}
+
+PRESET_HELP = {
+    "he2016": "He et al. 2016: batch 128, lr 0.1 /10 at 32k and 48k iterations, 64k iterations, wd 1e-4, "
+              "per-pixel mean subtracted",
+    "lab-report": "Lab report: batch 64, 164 epochs, lr /10 at epochs 51 and 75 (add width 64 for its wide nets)",
+    "quick": "Screening: 15 epochs, cosine schedule with 200 warm-up iterations (at most a tenth of the run)",
+}
+
+
+def preset(preset_name: str, /, **overrides: Any) -> RunConfig:
+    """A preset with any fields overridden on top (``name=`` is the run's name). Unknown presets raise ConfigError."""
+    if preset_name not in PRESETS:
+        raise ConfigError({"preset": f"unknown preset {preset_name!r}; allowed: {', '.join(PRESETS)}"})
+    base = RunConfig.from_dict(PRESETS[preset_name])
+    return base.with_overrides(**overrides) if overrides else base
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """Read a TOML run file: top-level keys are RunConfig fields, plus optional ``preset = "name"``."""
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError({"config": f"{path}: no such file"}) from None
+    except OSError as exc:
+        raise ConfigError({"config": f"{path}: cannot read ({exc.strerror})"}) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError({"config": f"{path}: invalid TOML ({exc})"}) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError({"config": f"{path}: not UTF-8 text (byte {exc.start}); a TOML file is UTF-8"}) from None
+    # allow [model], [optim] ... tables: flatten one level; a setting given twice or a deeper table is named
+    flat: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for k, v in data.items():
+        for name, value in (v.items() if isinstance(v, dict) else [(k, v)]):
+            if isinstance(value, dict):
+                errors[f"{k}.{name}"] = f"{path}: tables nest one level ([model], [optim] ...), not [{k}.{name}]"
+            elif name in flat:
+                errors[name] = f"{path}: {name} is given twice"
+            flat[name] = value
+    if errors:
+        raise ConfigError(errors)
+    return flat
+
+
+def config_from_sources(preset_name: str | None = None, toml_path: str | None = None,
+                        **overrides: Any) -> RunConfig:
+    """Preset, then TOML file, then explicit overrides (later wins). Raises ConfigError; does not validate."""
+    file_values: dict[str, Any] = load_toml(toml_path) if toml_path else {}
+    preset_name = preset_name or file_values.pop("preset", None)
+    file_values.pop("preset", None)
+    base = preset(preset_name) if preset_name else RunConfig()
+    if file_values:
+        unknown = sorted(set(file_values) - set(_FIELD_TYPES))
+        if unknown:
+            raise ConfigError({k: f"unknown setting in {toml_path}" for k in unknown})
+        base = base.with_overrides(**file_values)
+    return base.with_overrides(**overrides) if overrides else base

@@ -1,0 +1,70 @@
+"""What each run setting means (``FIELD_HELP``: the form's help, ``train --help``) and how the form and the
+detail screen group them (``GROUPS``)."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from core.spec.config import RunConfig
+
+FIELD_HELP: dict[str, str] = {
+    "depth": "Network depth 6n+2: 20, 32, 44, 56, 110, 1202 in the paper (n blocks per stage)",
+    "shortcut": ("A: identity, zero-padded where the shape changes (paper's CIFAR choice); B: 1x1 projection there; "
+                 "none: plain net"),
+    "width": "Filters in the first stage (16 in the paper; stages use w, 2w, 4w); 64 gives the lab report's wide nets",
+    "dataset": "cifar10, cifar100, or synthetic (learnable patterns, no download; for demos)",
+    "data_dir": ("Folder holding cifar-10-batches-py (or the archive); empty = $RESLAB_DATA or data/. A run "
+                 "keeps it as an absolute path (resumed from anywhere, it reads the same data)"),
+    "download": "Download the official archive when the data set is missing",
+    "val_split": "Training images held out for validation (the paper's analysis used 5000: a 45k/5k split); 0 = none",
+    "max_train_images": "Use a stratified subset of this many training images (0 = all)",
+    "max_test_images": "Use a stratified subset of this many test images (0 = all)",
+    "normalize": "pixel: subtract the per-pixel mean image (He et al. 2016); channel: per-channel mean/std",
+    "augment": "4-pixel zero padding, random 32x32 crop and horizontal flip (the paper's augmentation)",
+    "optimizer": "sgd (with momentum), nesterov, adam or adamw",
+    "lr": "Base learning rate (0.1 in the paper for SGD; ~1e-3 is usual for Adam)",
+    "momentum": "SGD momentum (0.9 in the paper)",
+    "weight_decay": "L2 weight decay (1e-4 in the paper); decoupled for adamw",
+    "beta1": "Adam/AdamW first-moment decay",
+    "beta2": "Adam/AdamW second-moment decay",
+    "eps": "Adam/AdamW epsilon",
+    "schedule": "multistep (divide at milestones), cosine (to min_lr), or constant",
+    "milestones": "Where multistep divides the rate, e.g. 32000,48000 (iterations) or 51,75 (epochs)",
+    "milestone_unit": "Unit of milestones: iter or epoch",
+    "lr_factor": "Multistep factor at each milestone (0.1 = divide by 10)",
+    "min_lr": "Floor of the cosine schedule",
+    "warmup_iters": "Linear warm-up from ~0 to lr over this many iterations (0 = none; at most a tenth of the run)",
+    "error_warmup": "Paper's ResNet-110 warm-up: 0.1x lr until training error < 80% (auto: depth >= 110)",
+    "epochs": "Training length in epochs (used when iterations is 0)",
+    "iterations": "Training length in iterations (the paper: 64000); 0 = use epochs",
+    "batch_size": "Images per iteration, all processes together (128 in the paper, 64 in the lab report)",
+    "precision": "auto (bf16 autocast on GPUs that support it, else fp32), fp32, bf16 or fp16 (with loss scaling)",
+    "channels_last": "Memory format: auto (GPU: a few steps timed in both formats; CPU: a ~2 s probe on small batches; "
+                     "measured once per machine, device and model, then cached), on or off",
+    "compile": "torch.compile the model (compile time is reported separately)",
+    "on_oom": "On CUDA out-of-memory: split (micro-batches, same effective batch) or fail",
+    "micro_batches": ("Cut each batch into N slices with gradient accumulation: less memory, the same step, but "
+                      "batch norm sees batch_size/N images at a time. P torchrun processes = --micro-batches P"),
+    "sync_bn": ("torchrun on GPUs: batch norm over all processes' images at once, as the paper's one batch "
+                "(off: each process normalises its own share, like --micro-batches P). Not on the CPU"),
+    "device": "auto (first CUDA GPU, else CPU), cpu or cuda:N",
+    "seed": "Seed of the model initialisation, shuffling and augmentation",
+    "deterministic": "Deterministic algorithms (bitwise-repeatable on the CPU; slower on GPU)",
+    "name": "Run name (becomes the run id); empty = generated, e.g. r20-A-sgd-20261127-214501",
+    "log_every": "Write a point to steps.jsonl every this many iterations",
+    "tensorboard": "Also write TensorBoard event files into the run's tensorboard/ folder (tensorboard --logdir runs/)",
+}
+
+_NAMES = {f.name for f in fields(RunConfig)}
+assert set(FIELD_HELP) == _NAMES, "every RunConfig field needs help text"
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "model": ("depth", "shortcut", "width"),
+    "optimisation": ("optimizer", "lr", "momentum", "weight_decay", "beta1", "beta2", "eps"),
+    "schedule": ("schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "warmup_iters", "error_warmup",
+                 "epochs", "iterations", "batch_size"),
+    "data": ("dataset", "data_dir", "download", "val_split", "max_train_images", "max_test_images", "normalize",
+             "augment"),
+    "speed": ("precision", "channels_last", "compile", "on_oom", "micro_batches", "sync_bn"),
+    "run": ("device", "seed", "deterministic", "name", "log_every", "tensorboard"),
+}
+assert sorted(sum(GROUPS.values(), ())) == sorted(_NAMES), "every RunConfig field in one group"

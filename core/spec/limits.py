@@ -1,0 +1,82 @@
+"""Upper bounds of the settings, applied by ``RunConfig.validate``: a config that passes must be able to start, so
+absurd sizes are refused up front (exit 2, nothing created) with the memory they would need, instead of failing
+after the run folder exists. Absurd lengths (epochs, iterations) stay allowed: the trainer logs the estimated
+duration as soon as it knows its speed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from core.util.formatting import number_text
+
+MAX_SEED = 2 ** 64 - 1            # torch.manual_seed takes 0 .. 2**64 - 1
+MAX_IMAGES = 1_000_000            # CIFAR has 50,000 training and 10,000 test images; a synthetic image is 3 KiB
+MAX_LOG_EVERY = 100_000
+MAX_LENGTH = 10 ** 12             # epochs or iterations
+MAX_TRAIN_BYTES = 2 ** 40         # 1 TiB: more than any one device holds (an H200 has 141 GB)
+
+
+def parameters(depth: int, width: int, classes: int = 100) -> int:
+    """About how many parameters a CIFAR ResNet has: stages of width w, 2w, 4w with n = (depth-2)/6 blocks of two
+    3x3 convolutions (He et al. 2016, sec. 4.2); ResNet-20 at width 16: ~0.27M."""
+    n = (depth - 2) // 6
+    return 9 * width * width * (42 * n - 10) + 27 * width + 4 * width * classes
+
+
+def train_bytes(depth: int, width: int) -> int:
+    """fp32 weights, gradients and two optimizer moments (Adam's; SGD's momentum needs one)."""
+    return 16 * parameters(depth, width)
+
+
+def activation_bytes(depth: int, width: int) -> int:
+    """About the fp32 activations one image keeps for the backward pass (convolution, batch-norm and ReLU outputs
+    of every layer: 32x32 maps of w channels, 16x16 of 2w, 8x8 of 4w)."""
+    n = (depth - 2) // 6
+    return 12 * width * (3584 * n + 1024)
+
+
+def approx(n: float) -> str:
+    """A size for a message: '1.04e+15', '0.25', '10^603'."""
+    return f"{n:.3g}" if n < 1e300 else f"10^{len(str(int(n))) - 1}"
+
+
+def tib(nbytes: int) -> str:
+    return f"{approx(nbytes / 2 ** 40 if nbytes < 10 ** 300 else nbytes // 2 ** 40)} TiB"
+
+
+def check(cfg: Any, e: dict[str, str]) -> None:
+    """Add to ``e`` (field -> message) what exceeds a bound; fields that already have an error are left alone."""
+    def refuse(name: str, message: str) -> None:
+        e.setdefault(name, message)
+
+    if cfg.seed > MAX_SEED:
+        refuse("seed", f"seed must be at most 2**64-1 (the largest torch accepts), got {number_text(cfg.seed)}")
+    for name in ("val_split", "max_train_images", "max_test_images"):
+        if getattr(cfg, name) > MAX_IMAGES:
+            refuse(name, f"{name} must be at most {MAX_IMAGES:,} (CIFAR-10 has 50,000 training and 10,000 test "
+                         f"images), got {number_text(getattr(cfg, name))}")
+    if cfg.batch_size > MAX_IMAGES:
+        refuse("batch_size", f"batch size must be at most {MAX_IMAGES:,} (CIFAR-10 has 50,000 training images), "
+                             f"got {number_text(cfg.batch_size)}")
+    if cfg.log_every > MAX_LOG_EVERY:
+        refuse("log_every", f"log_every must be at most {MAX_LOG_EVERY:,} iterations, got "
+                            f"{number_text(cfg.log_every)}")
+    for name in ("epochs", "iterations", "warmup_iters"):
+        if getattr(cfg, name) > MAX_LENGTH:
+            refuse(name, f"{name} must be at most 10**12, got {number_text(getattr(cfg, name))}")
+    if "depth" in e or "width" in e or cfg.width < 1:
+        return
+    model = f"ResNet-{number_text(cfg.depth)} at width {number_text(cfg.width)}"
+    weights = train_bytes(cfg.depth, cfg.width)
+    if weights > MAX_TRAIN_BYTES:
+        name = "width" if cfg.width > 64 or cfg.depth <= 1202 else "depth"
+        refuse(name, f"{model} has about {approx(parameters(cfg.depth, cfg.width))} parameters: about "
+                     f"{tib(weights)} to train (weights, gradients, optimizer state), more than any device holds "
+                     f"({tib(MAX_TRAIN_BYTES)}); use a smaller {name}")
+        return
+    per_image = activation_bytes(cfg.depth, cfg.width)
+    if "batch_size" not in e and weights + per_image * cfg.batch_size > MAX_TRAIN_BYTES:
+        most = (MAX_TRAIN_BYTES - weights) // per_image
+        refuse("batch_size", f"batch size {number_text(cfg.batch_size)} needs about "
+                             f"{tib(per_image * cfg.batch_size)} of activations for {model}, more than any device "
+                             f"holds ({tib(MAX_TRAIN_BYTES)}); at most about {most:,}")

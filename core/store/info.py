@@ -1,0 +1,164 @@
+"""What a list shows about one run (``RunInfo``), read through core/store/reader.py, and the one order of run lists.
+
+``Run.info()`` (core/store/runs.py) calls ``RunInfo.read``: it is the one place where a folder that cannot be read
+becomes a "damaged" run (with ``repairable`` set when ``resume --repair`` can rebuild it from checkpoint.pt), and
+where a run that says "running" but whose process is gone becomes "crashed".
+"""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.spec.config import RunConfig
+from core.store import reader
+from core.store.reader import DamagedFileError
+from core.util.formatting import slurm_text
+
+STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
+          "crashed", "damaged")
+ACTIVE = ("running", "paused")               # a live process owns the run
+RESUMABLE = ("queued", "stopped", "crashed", "failed")
+STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
+REPAIR_HINT = "resume --repair can recover it from checkpoint.pt"
+
+
+@dataclass
+class RunInfo:
+    """What a list or table shows about one run. ``state`` folds in crash detection and damage."""
+
+    id: str
+    path: Path
+    state: str
+    config: RunConfig | None = None
+    status: dict = field(default_factory=dict)
+    epochs: list[dict] = field(default_factory=list)
+    damaged: str = ""
+    repairable: bool = False    # damaged, but `resume --repair` can rebuild what is wrong from checkpoint.pt
+    job: dict = field(default_factory=dict)      # slurm.json, for a run sent to Slurm (core/serve/slurm.py)
+
+    @classmethod
+    def read(cls, run: Any) -> "RunInfo":   # a core.store.runs.Run (not imported: runs imports this module)
+        why = reader.folder_problem(run.path)
+        if why:
+            return cls(run.id, run.path, "damaged", damaged=why)
+        config, status, epochs = None, None, []
+        try:
+            config = run.read_config()
+            status = run.read_status()
+            epochs = run.read_epochs()
+            state = status["state"]
+            if state not in STATES:
+                raise DamagedFileError(f"status.json has an unknown state {reader.short(state)}")
+        except FileNotFoundError as exc:
+            why = f"{Path(exc.filename or '?').name} is missing"
+        except DamagedFileError as exc:
+            why = str(exc)
+        except OSError as exc:
+            why = f"{Path(exc.filename or '?').name} cannot be read ({exc.strerror or exc})"
+        if why:
+            return cls(run.id, run.path, "damaged", config, status or {}, epochs, damaged=why,
+                       repairable=reader.checkpoint_looks_whole(run.checkpoint_path))
+        if state in ACTIVE and not _owner_alive(run, status):
+            state = "crashed"
+        return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
+
+    # derived figures (None where unknown)
+    @property
+    def epochs_done(self) -> int:
+        return int(self.status.get("epoch", len(self.epochs)) or 0)
+
+    @property
+    def total_epochs(self) -> int | None:
+        return self.status.get("total_epochs") or (self.config.epochs if self.config else None)
+
+    @property
+    def step(self) -> int:
+        return int(self.status.get("step", 0) or 0)
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.status.get("total_steps")
+
+    @property
+    def final_test_err(self) -> float | None:
+        return self.epochs[-1].get("test_err") if self.epochs else None
+
+    @property
+    def best_test_err(self) -> float | None:
+        errs = [e["test_err"] for e in self.epochs if e.get("test_err") is not None]
+        return min(errs) if errs else None
+
+    @property
+    def paper_err(self) -> float | None:
+        return self.config.paper_error if self.config else None
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.status.get("elapsed_s")
+
+    @property
+    def error(self) -> str:
+        """Why the run is damaged, failed, diverged ...; control characters escaped (it is shown on terminals)."""
+        if self.damaged:
+            return reader.escape_controls(self.damaged + (f"; {REPAIR_HINT}" if self.repairable else ""))
+        return reader.escape_controls(self.status.get("error") or "")
+
+    @property
+    def images_per_s(self) -> float | None:
+        return self.status.get("images_per_s")
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the run done, 0..1."""
+        total = self.total_steps
+        if total:
+            return min(1.0, self.step / total)
+        te = self.total_epochs
+        return min(1.0, self.epochs_done / te) if te else 0.0
+
+
+def _owner_alive(run: Any, status: dict) -> bool:
+    """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
+    drops a flock when the process dies, however it dies); elsewhere only the heartbeat's age can."""
+    if status.get("host") == socket.gethostname():
+        return run.is_locked()
+    updated = status.get("updated_at")
+    return isinstance(updated, (int, float)) and time.time() - updated < STALE_AFTER_S
+
+
+def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:
+    """The order of every run list: by creation time, then id."""
+    def created(info: RunInfo) -> float:
+        value = info.status.get("created_at")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+    return sorted(infos, key=lambda i: (created(i), i.id))
+
+
+def run_summary_row(info: RunInfo) -> dict[str, Any]:
+    """The columns every run list shows (CLI `runs`, the TUI table), as plain values."""
+    cfg = info.config
+    return {
+        "id": info.id,
+        "depth": cfg.depth if cfg else None,
+        "shortcut": cfg.shortcut if cfg else None,
+        "width": cfg.width if cfg else None,
+        "optimizer": cfg.optimizer if cfg else None,
+        "schedule": cfg.schedule if cfg else None,
+        "epochs_done": info.epochs_done if cfg else None,
+        "total_epochs": info.total_epochs,
+        "final_test_err": info.final_test_err,
+        "best_test_err": info.best_test_err,
+        "paper_err": info.paper_err,
+        "status": info.state,
+        "world_size": world if isinstance(world := info.status.get("world_size"), int) and world > 1 else 1,
+        "slurm": slurm_text(info.job),
+        "duration_s": info.duration_s,
+        "images_per_s": info.images_per_s,
+        "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,
+        "peak_mem_bytes": info.status.get("peak_mem_bytes"),
+        "error": info.error,
+    }

@@ -1,0 +1,71 @@
+"""`resume --repair`: rebuild what a damaged run folder lost from its checkpoint.pt.
+
+checkpoint.pt holds everything an exact resume needs (core/train/checkpoint.py), the run's settings included; the other
+files can be rebuilt from it or cut back to it: status.json (rewritten as a run stopped at the checkpoint),
+config.json (from the checkpoint's copy when unreadable), epochs.jsonl and steps.jsonl (lines that are not what
+ResLab writes are dropped, and so is what lies beyond the checkpoint). Rows the damage destroyed stay lost; the
+training itself resumes exactly. Files that are links or folders are not removed: the user removes them.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from core.spec.config import RunConfig
+from core.store import reader
+from core.store.runs import STATES, Run, RunError, now
+from core.train import checkpoint
+from core.train.state import TrainState
+from core.util.files import atomic_write_bytes
+from core.util.formatting import first_line
+
+
+def repair(run: Run) -> list[str]:
+    """Repair ``run`` (whose writer lock the caller holds) from its checkpoint; returns what was done, one note per
+    file. Raises RunError when there is nothing sound to rebuild from."""
+    if not run.holds_lock:
+        raise RunError(f"repairing run {run.id} needs its writer lock")
+    why = reader.folder_problem(run.path)
+    if why:
+        raise RunError(why)
+    try:
+        ckpt = checkpoint.read_resumable(run.checkpoint_path)
+        state = TrainState.from_dict(ckpt)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with it, there is nothing to rebuild from
+        raise RunError(f"checkpoint.pt cannot be read ({first_line(exc) or type(exc).__name__})") from None
+    notes = []
+    try:
+        cfg = run.read_config()
+    except (OSError, ValueError):
+        try:
+            cfg = RunConfig.from_dict(ckpt["config"], strict=False)
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"config.json is damaged and checkpoint.pt's copy is unreadable ({exc})") from None
+        atomic_write_bytes(run.config_path, cfg.to_json().encode())
+        notes.append("config.json rebuilt from checkpoint.pt")
+    for name, n in run.truncate_logs(state.epoch, state.step).items():
+        notes.append(f"{name}: dropped {n} unreadable line{'s' if n != 1 else ''}")
+    lost = state.epoch - len(run.read_epochs())
+    if lost > 0:
+        notes.append(f"epochs.jsonl lacks {lost} of the {state.epoch} epochs checkpoint.pt covers (their figures "
+                     f"are lost; training resumes exactly)")
+    try:
+        status = run.read_status()
+        sound = status.get("state") in STATES
+    except (OSError, ValueError):
+        status, sound = {}, False
+    if not sound:
+        run.write_status({"state": "stopped", "created_at": _created_at(run), "updated_at": now(),
+                          "epoch": state.epoch, "step": state.step, "elapsed_s": state.elapsed(),
+                          "best_test_err": state.best_test_err, "host": socket.gethostname(), "seed": cfg.seed})
+        notes.append(f"status.json rebuilt from checkpoint.pt: stopped at epoch {state.epoch}, step {state.step}")
+    run.log("repaired from checkpoint.pt: " + ("; ".join(notes) or "nothing needed repair"))
+    return notes or ["nothing needed repair"]
+
+
+def _created_at(run: Run) -> float:
+    """The run's creation time as well as the folder knows it (config.json is written first)."""
+    try:
+        return min(os.stat(p).st_mtime for p in (run.path, run.config_path))
+    except OSError:
+        return now()

@@ -1,0 +1,77 @@
+"""Stop and pause, as the trainer obeys them between iterations.
+
+Three sources: ``threading.Event``s (the TUI's buttons, the CLI's signal handlers), the run's request file (another
+process: ``tui_app.py stop``, the TUI of another session; looked at every ``REQUEST_POLL_S``), and under DDP the
+other processes of the run: at every iteration they agree (core/train/distributed.py ``Dist.agree``), so all of them
+stop
+or pause at the same step. Any process may ask to stop (torchrun passes SIGTERM to each); pausing is rank 0's.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from core.train.distributed import SINGLE, Dist
+
+REQUEST_POLL_S = 0.5          # how often the request file is looked at
+
+
+class Requests:
+    def __init__(self, run, dist: Dist = SINGLE, stop_event: threading.Event | None = None,
+                 pause_event: threading.Event | None = None, log: Callable[[str], None] | None = None):
+        self.run, self.dist = run, dist
+        self.stop_event = stop_event or threading.Event()
+        self.pause_event = pause_event or threading.Event()
+        self.external_pause = False              # a pause asked for through the request file (or by rank 0)
+        self.log = log or (lambda message: None)
+        self.last_poll = 0.0
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_event.is_set() or self.external_pause
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def check(self) -> None:
+        """Between iterations: the request file when it is due, then (DDP) the agreement of all processes."""
+        t = time.monotonic()
+        if t - self.last_poll >= REQUEST_POLL_S:
+            self.last_poll = t
+            self.poll()
+        self.agree()
+
+    def wait_while_paused(self, tick: Callable[[], object]) -> None:
+        """Paused: look at the requests (and agree with the other processes) every 50 ms, calling ``tick`` (the
+        heartbeat) in between, until continued or stopped."""
+        while self.paused and not self.stopping:
+            time.sleep(0.05)
+            self.poll()
+            self.agree()
+            tick()
+
+    def poll(self) -> None:
+        """Obey the run's request file (rank 0 only: other ranks never see one) and delete it."""
+        req = self.run.read_request()
+        if not req:
+            return
+        self.run.clear_request()
+        if req == "stop":
+            self.log("stop requested from another process")
+            self.stop_event.set()
+        elif req == "pause":
+            self.external_pause = True
+        elif req == "continue":
+            self.external_pause = False
+            self.pause_event.clear()
+
+    def agree(self) -> None:
+        """DDP: every process stops if any was asked to, and pauses or continues with rank 0."""
+        if self.dist.many:
+            stop, pause = self.dist.agree(self.stop_event.is_set(), self.paused)
+            if stop:
+                self.stop_event.set()
+            if not self.dist.is_main:
+                self.external_pause = pause

@@ -1,0 +1,443 @@
+"""The training loop: one run folder in, a finished (or stopped, failed, diverged...) run folder out.
+
+``Trainer(run).run()`` trains in the calling thread. It starts fresh when the run has no checkpoint and resumes
+exactly otherwise: the checkpoint (core/train/checkpoint.py) holds model, optimizer, scaler, schedule, loader position
+and generator, every RNG state and the ``TrainState`` (the partial epoch's sums and seconds, the not-yet-logged
+iterations), so a run stopped at any iteration ends with the same weights (bitwise on the CPU with
+``deterministic``) and the same per-epoch metrics as an uninterrupted one.
+
+Per iteration nothing is read back from the device: each iteration's loss and error count go into a small device
+buffer; every ``log_every`` iterations the buffer is copied to the host asynchronously and read one window later
+(``StepWindow``). Stop/pause requests are obeyed between iterations, from ``threading.Event``s, from the run's
+request file (another process) or from another process of a DDP run (core/train/requests.py). Under torchrun every
+process runs this loop on its share of each batch; only rank 0 writes the run folder (core/train/distributed.py).
+
+Where the rest lives: core/train/setup.py builds model, loaders and step from the config; core/train/step.py is the
+optimisation step, the device window and evaluation; core/train/state.py the resumable state; core/train/device.py
+devices, precision and RNGs.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import torch
+
+from core.data.cifar import DataError, load_data
+from core.spec.config import ConfigError, RunConfig
+from core.store import reader
+from core.store.runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
+from core.train import checkpoint
+from core.train.checkpoint import CheckpointError
+from core.train.device import DeviceError, environment, seed_everything, set_determinism, sync_device
+from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, peer_lost, resolve_launch_device
+from core.train.events import (
+    CheckpointSaved,
+    Ended,
+    EpochEnded,
+    EventCallback,
+    LogLine,
+    Progress,
+    Started,
+    StateChanged,
+    TrainerEvent,
+)
+from core.train.requests import Requests
+from core.train.setup import Setup, build
+from core.train.state import TrainState, first_non_finite
+from core.train.step import StepRow, StepWindow
+from core.util.files import write_error
+from core.util.formatting import duration, first_line, rate
+
+PROGRESS_EVERY_S = 0.25       # at most 4 Progress events a second
+
+
+class _Stop(Exception):
+    """Raised inside the loop to end training with a state."""
+
+    def __init__(self, state: str, message: str = ""):
+        super().__init__(message)
+        self.state, self.message = state, message
+
+
+class Trainer:
+    """Trains one run folder. See the module docstring."""
+
+    def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
+                 pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False,
+                 dist: Dist = SINGLE):
+        self.dist = dist                         # this process's place in a DDP run (SINGLE: the only process)
+        self.run_folder = run if dist.is_main else FollowerRun(run)
+        self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
+        self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
+        self.on_event = on_event
+        self.requests = Requests(self.run_folder, dist, stop_event, pause_event, self.log)
+        self.status: dict[str, Any] = {}
+        self.setup: Setup | None = None          # built by _start
+        self.state = TrainState()
+        self.window: StepWindow | None = None
+        self.latest: tuple[float | None, float | None] = (None, None)   # the last steps.jsonl point's loss, err
+        self.rate: float | None = None           # images/s since the last start, resume, pause or epoch end
+        self.epoch_clock = 0.0                   # monotonic time the epoch in progress began, pauses excluded
+        self.last_heartbeat = 0.0
+        self.last_eval_s = 0.0
+        self.tensorboard = None                  # core.train.tensorboard.TensorBoardLog when cfg.tensorboard
+        self.message = ""                        # why the run ended as it did, one line (set by run())
+
+    # plumbing ---------------------------------------------------------------------------------------------------------
+    def emit(self, event: TrainerEvent) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception as exc:  # noqa: BLE001 - a broken listener must not kill training
+                self.log(f"event listener failed: {type(exc).__name__}: {exc}", emit=False)
+
+    def log(self, message: str, emit: bool = True) -> None:
+        self.run_folder.log(message)
+        if emit:
+            self.emit(LogLine(self.run_folder.id, message))
+
+    def write_status(self, **fields: Any) -> None:
+        self.status.update(fields)
+        self.status["updated_at"] = now()
+        self.run_folder.write_status(self.status)
+        self.last_heartbeat = time.monotonic()
+
+    def set_state(self, state: str, **fields: Any) -> None:
+        try:
+            self.write_status(state=state, **fields)
+        finally:  # listeners learn the state even when the disk is full
+            self.emit(StateChanged(self.run_folder.id, state))
+
+    # entry point ------------------------------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Train until finished, stopped or failed; returns the final state, ``self.message`` says why in one line.
+        Raises RunLockedError (another trainer has the run), RunError (links or folders where its files belong; nothing
+        is written) or NotAFileError (``lock`` is one); any other failure, a full disk too, ends in a state."""
+        run = self.run_folder
+        if run.holds_lock and not self.lock_held:   # this Run object is another trainer's
+            raise RunLockedError(f"run {run.id} is being trained by another trainer")
+        self.dist.take_lock(run)                    # rank 0's; every process learns whether it got it
+        try:
+            why = reader.folder_problem(run.path)
+            if why:
+                raise RunError(f"run {run.id} is damaged: {why}")
+            try:
+                self.status = run.read_status()
+            except (OSError, ValueError):
+                self.status = {}
+            try:
+                run.clear_request()
+                self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
+                               started_at=now(), error=None)
+                state, message = self._start()
+            except _Stop as stop:
+                state, message = stop.state, stop.message
+            except torch.OutOfMemoryError as exc:
+                state, message = "out-of-memory", f"out of memory: {exc}".splitlines()[0]
+            except OSError as exc:
+                state, message = "failed", write_error(exc, run.path, then="resume")
+            except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
+                lost = peer_lost(exc, self.dist)
+                state, message = ("crashed", lost) if lost else ("failed", f"{type(exc).__name__}: {exc}")
+            return self._end(state, message)
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+            if not self.lock_held:
+                run.release_lock()
+
+    def _end(self, state: str, message: str) -> str:
+        """Record the end where it can still be written (not on a full disk, nor in a deleted folder): status.json
+        gets the message's first line, events.log all of it (a torch error can run to 40 lines)."""
+        self.message = first_line(message)
+        fields: dict[str, Any] = {"error": self.message if state not in ("finished", "stopped") else None,
+                                  **({"finished_at": now()} if state == "finished" else {})}
+        # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
+        line = message if message.startswith(state) else state + (f": {message}" if message else "")
+        for record in (lambda: self.set_state(state, **fields), lambda: self.log(line)):
+            try:
+                record()
+            except OSError:
+                pass
+        self.emit(Ended(self.run_folder.id, state, self.message))
+        return state
+
+    # start or resume --------------------------------------------------------------------------------------------------
+    def _start(self) -> tuple[str, str]:
+        cfg, device, data, ckpt = self.dist.all_or_none(self._inputs, lambda problem: _Stop("failed", problem))
+        self._build(cfg, device, data, ckpt)
+        if self.state.epoch >= self.setup.total_epochs:
+            return "finished", ""
+        return self._loop()
+
+    def _inputs(self) -> tuple[RunConfig, torch.device, Any, dict | None]:
+        """What this process reads on its own: config, device, data, checkpoint. Raises _Stop."""
+        run = self.run_folder
+        try:
+            cfg = run.read_config()            # validated; core/store/reader.py names the file and the problem
+        except (OSError, ValueError) as exc:
+            raise _Stop("failed", str(exc)) from None
+        try:
+            device = resolve_launch_device(cfg.device, self.dist)
+        except DeviceError as exc:
+            raise _Stop("failed", f"device {exc}") from None
+        errors = check_launch(cfg, self.dist.world, device)
+        if errors:
+            raise _Stop("failed", "; ".join(errors.values()))
+        if device.type == "cpu" and self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        set_determinism(cfg, device)
+        seed_everything(cfg.seed)
+        try:
+            data = load_data(cfg)
+        except DataError as exc:
+            raise _Stop("failed", str(exc)) from None
+        try:
+            ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
+        except CheckpointError as exc:
+            raise _Stop("failed", str(exc)) from None
+        return cfg, device, data, ckpt
+
+    def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
+        run, d = self.run_folder, self.dist
+        s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d)
+        slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
+        if ckpt:
+            self.state = checkpoint.restore(ckpt, s)
+            for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
+                self.log(f"warning: dropped {n} unreadable line{'s' if n != 1 else ''} of {name}")
+            done = self.state.epoch
+            self.log(f"resumed at epoch {done + 1}, step {self.state.step} of {s.total_steps} "
+                     f"({done} epoch{'s' if done != 1 else ''} done)")
+        else:
+            run.truncate_logs(0, 0)
+            self.log(f"started {cfg.label()} on {device} ({s.precision}"
+                     f"{', channels_last' if s.channels_last else ''}"
+                     f"{', compiled' if s.step.compiled is not None else ''}), {s.train_loader.num_samples} "
+                     f"training images, {s.iters_per_epoch} iterations/epoch, {s.total_steps} iterations")
+            if s.format_note:
+                self.log(s.format_note)
+            if s.schedule.warmup < cfg.warmup_iters:
+                self.log(f"warm-up shortened from {cfg.warmup_iters} to {s.schedule.warmup} iterations, a tenth of "
+                         f"this run's {s.total_steps}")
+        if cfg.tensorboard and d.is_main:   # the same rows as steps.jsonl/epochs.jsonl; a crash's extra rows purged
+            from core.train.tensorboard import open_run_log
+
+            self.tensorboard = open_run_log(run, self.state.step)
+        for line in d.describe(cfg, slices, s.step.micro_batches):
+            self.log(line)
+        self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
+                          step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
+                          channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
+                          devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
+                          env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,
+                          elapsed_s=self.state.elapsed())
+        self.emit(Started(run.id, resumed=bool(ckpt), step=self.state.step, total_steps=s.total_steps,
+                          epoch=self.state.epoch, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
+                          device=str(device)))
+
+    # the loop ---------------------------------------------------------------------------------------------------------
+    def _loop(self) -> tuple[str, str]:
+        s, st, cfg = self.setup, self.state, self.setup.cfg
+        self.window = StepWindow(cfg.log_every, s.device, self.dist.sum_ if self.dist.many else None)
+        t = time.monotonic()
+        last_progress = self.requests.last_poll = self.last_heartbeat = seg_start = t
+        seg_steps = 0
+        self.epoch_clock = t - st.sums.seconds    # a resumed epoch goes on counting from its seconds so far
+        first_compiled = cfg.compile
+        drops = set(s.schedule.boundaries())
+        while st.epoch < s.total_epochs:
+            # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
+            epoch_end = min(s.total_steps, (st.epoch + 1) * s.iters_per_epoch)
+            for x, y in (s.train_loader if st.step < epoch_end else ()):
+                lr = s.schedule.lr(st.step)
+                if st.step in drops and st.step > 0:
+                    self.log(f"lr dropped to {lr:g} at step {st.step}")
+                t_step = time.monotonic() if first_compiled else 0.0
+                total = s.train_loader.last_total     # the global batch (x is this process's share)
+                loss, wrong = self._guarded_step(x, y, lr, total)
+                if first_compiled and total == cfg.batch_size:
+                    compile_s = self._compiled(t_step)
+                    self.epoch_clock += compile_s
+                    seg_start += compile_s
+                    first_compiled = False
+                self.window.put(loss, wrong, st.step, st.epoch + 1, total, lr)
+                st.step += 1
+                seg_steps += 1
+                if self.window.full or st.step % cfg.log_every == 0:
+                    self.window.seal()
+                    # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a
+                    # fixed step, and for the run's first window, so the loss shows from its first log_every
+                    first = self.latest[0] is None
+                    self._absorb(self.window.drain(keep=0 if s.schedule.watching_error or first else 1))
+                t = time.monotonic()
+                if t - last_progress >= PROGRESS_EVERY_S:
+                    if seg_steps >= 3:
+                        first, self.rate = self.rate is None, seg_steps * cfg.batch_size / (t - seg_start)
+                        if first:  # once the speed is known: how long the whole run takes (absurd lengths show)
+                            self.log(f"estimated time to the end: {duration(self._eta())} at {rate(self.rate)} "
+                                     f"images/s ({s.total_steps - st.step:,} iterations left)")
+                    self._emit_progress(lr)
+                    last_progress = t
+                if t - self.last_heartbeat >= HEARTBEAT_S:
+                    self.write_status(step=st.step, lr=lr, elapsed_s=self._elapsed_now(), images_per_s=self.rate,
+                                      eta_s=self._eta(), **self._latest_fields())
+                self.requests.check()
+                if self.requests.paused:
+                    self.epoch_clock += self._hold()
+                    seg_start, seg_steps = time.monotonic(), 0
+                if self.requests.stopping:
+                    return self._stop()
+                if st.step >= epoch_end:
+                    break
+            self._end_epoch()
+            self.epoch_clock = seg_start = time.monotonic()
+            seg_steps = 0
+        return "finished", ""
+
+    def _compiled(self, t_step: float) -> float:
+        """After the first full batch of a compiled model: report and return the compile time."""
+        sync_device(self.setup.device)
+        compile_s = time.monotonic() - t_step
+        self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
+        self.write_status(compile_s=round(compile_s, 2))
+        return compile_s
+
+    def _guarded_step(self, x, y, lr, total):
+        """One step; on CUDA out-of-memory split the batch into more micro-batches (``Setup.split_after_oom``) or
+        stop."""
+        s = self.setup
+        while True:
+            try:
+                return s.step(x, y, lr, total)
+            except torch.OutOfMemoryError:
+                s.step.optimizer.zero_grad(set_to_none=True)
+                if s.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                note = s.split_after_oom()
+                if not note.startswith("continuing"):
+                    raise _Stop("out-of-memory", note) from None
+                self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
+                self.write_status(micro_batches=s.step.micro_batches)
+
+    def _absorb(self, rows: list[StepRow]) -> None:
+        """Take iterations read back from the device: epoch sums, steps.jsonl points, divergence, error warm-up."""
+        if not rows:
+            return
+        bad = first_non_finite(rows)
+        if bad is not None:
+            self.state.pending = []
+            raise _Stop("diverged", f"loss became {bad.loss} at step {bad.step + 1} (epoch {bad.epoch}, "
+                                    f"lr {bad.lr:g}); try a lower --lr or a warm-up")
+        s = self.setup
+        points = self.state.absorb(rows, s.cfg.log_every, s.iters_per_epoch, s.total_steps)
+        for p in points:
+            self.latest = (p.loss, p.err)
+            if s.schedule.watching_error and s.schedule.observe_train_error(p.step, p.err):
+                self.log(f"warm-up done: training error {p.err:.1f}% < 80% at step {p.step}; lr back to "
+                         f"{s.cfg.lr:g} (He et al. 2016, ResNet-110 recipe)")
+        lines = [p.row() for p in points]
+        self.run_folder.append_steps(lines)
+        if self.tensorboard is not None:
+            self.tensorboard.steps(lines)
+
+    def _flush(self) -> None:
+        self.window.seal()
+        self._absorb(self.window.drain(keep=0))
+
+    def _latest_fields(self) -> dict[str, float | None]:
+        """status.json's last logged loss and training error (what the monitor of an ended run shows)."""
+        return {"last_loss": self.latest[0], "last_err": self.latest[1]}
+
+    def _elapsed_now(self) -> float:
+        return self.state.elapsed_s + (time.monotonic() - self.epoch_clock)
+
+    def _emit_progress(self, lr: float) -> None:
+        s, st = self.setup, self.state
+        loss, err = self.latest
+        self.emit(Progress(self.run_folder.id, epoch=st.epoch + 1, total_epochs=s.total_epochs,
+                           iter_in_epoch=min(st.step - st.epoch * s.iters_per_epoch, s.iters_per_epoch),
+                           iters_per_epoch=s.iters_per_epoch, step=st.step, total_steps=s.total_steps, loss=loss,
+                           err=err, lr=lr, images_per_s=self.rate, eta_s=self._eta(), elapsed_s=self._elapsed_now()))
+
+    def _eta(self) -> float | None:
+        """Seconds left: remaining iterations at the recent rate, plus one evaluation per remaining epoch."""
+        if not self.rate:
+            return None
+        s = self.setup
+        eval_s = self.last_eval_s * (s.total_epochs - self.state.epoch)
+        return round((s.total_steps - self.state.step) * s.cfg.batch_size / self.rate + eval_s, 1)
+
+    # requests: pause, continue, stop ----------------------------------------------------------------------------------
+    def _hold(self) -> float:
+        """Paused: keep heartbeats and request polling going; nothing is freed. Returns the seconds held."""
+        t0 = time.monotonic()
+        self._flush()
+        self.set_state("paused", step=self.state.step, elapsed_s=self._elapsed_now())
+        self.log(f"paused at {self.state.position(self.setup.iters_per_epoch)}")
+
+        def heartbeat() -> None:
+            if time.monotonic() - self.last_heartbeat >= HEARTBEAT_S:
+                self.write_status()
+
+        self.requests.wait_while_paused(heartbeat)
+        held = time.monotonic() - t0
+        if not self.requests.stopping:
+            self.set_state("running")
+            self.log(f"continued at {self.state.position(self.setup.iters_per_epoch)}")
+        return held
+
+    def _stop(self) -> tuple[str, str]:
+        st = self.state
+        self._flush()
+        st.sums.seconds = time.monotonic() - self.epoch_clock
+        self._save_checkpoint()
+        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), **self._latest_fields())
+        return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
+
+    # epochs and checkpoints -------------------------------------------------------------------------------------------
+    def _end_epoch(self) -> None:
+        s, st = self.setup, self.state
+        st.sums.seconds = train_seconds = time.monotonic() - self.epoch_clock
+        self._flush()
+        sync_device(s.device)
+        t0 = time.monotonic()
+        scores = s.evaluate()
+        eval_seconds = self.last_eval_s = time.monotonic() - t0
+        row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
+        row["peak_mem_bytes"] = torch.cuda.max_memory_allocated(s.device) if s.device.type == "cuda" else None
+        test_err = scores["test"][1]
+        st.end_epoch(eval_seconds)
+        improved = st.best_test_err is None or test_err < st.best_test_err
+        if improved:
+            st.best_test_err = test_err
+        self.run_folder.append_epoch(row)
+        if self.tensorboard is not None:
+            self.tensorboard.epoch(row)
+        self.emit(EpochEnded(self.run_folder.id, row))
+        self._save_checkpoint(best=improved)
+        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_test_err=test_err,
+                          best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
+                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"], **self._latest_fields())
+
+    def _save_checkpoint(self, best: bool = False) -> None:
+        run, st = self.run_folder, self.state
+        if not self.dist.is_main:
+            return
+        checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
+        self.log(f"checkpoint saved at {self.state.position(self.setup.iters_per_epoch)}", emit=False)
+        self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))
+
+
+# -- conveniences ------------------------------------------------------------------------------------------------------
+def train_run(store: RunStore, cfg: RunConfig, **trainer_kw: Any) -> tuple[Run, str]:
+    """Create a run for ``cfg`` in ``store`` and train it in this thread. Raises ConfigError for an invalid config."""
+    errors = cfg.validate()
+    if errors:
+        raise ConfigError(errors)
+    run = store.create(cfg)
+    return run, Trainer(run, **trainer_kw).run()

@@ -1,0 +1,5 @@
+"""Leaf helpers every package uses: how values read as text (``formatting``), files written atomically and never
+through a link (``files``), the errors several packages raise (``errors``).
+
+May import: the standard library only (no torch, no other core package).
+"""
