@@ -114,8 +114,11 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
 
 
 # -- the reference -----------------------------------------------------------------------------------------------------
-def reference_dataset(root: Path, train: bool = True):
-    """torchvision's CIFAR10 over ../shared's copy (same layout, different checksums: integrity checks skipped)."""
+def reference_dataset(root: Path, train: bool = True, normalize: str = "channel", augment: bool = True):
+    """torchvision's CIFAR10 over ../shared's copy (same layout, different checksums: integrity checks skipped).
+    ``normalize``: "channel", the usual hard-coded per-channel statistics, or "pixel", the training images' mean
+    image subtracted (He et al. 2016, as the engine's he2016 recipe); ``augment``: crop and flip (training)."""
+    import numpy as np
     import torchvision.transforms as T
     from torchvision.datasets import CIFAR10
 
@@ -128,9 +131,14 @@ def reference_dataset(root: Path, train: bool = True):
                 self.classes = pickle.load(fh, encoding="latin1")[self.meta["key"]]
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    # the usual hard-coded CIFAR-10 statistics
-    normalize = T.Normalize(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    if normalize == "pixel":
+        images = SharedCIFAR10(str(root), train=True, download=False).data        # (N, 32, 32, 3) uint8
+        mean = torch.from_numpy(images.astype(np.float64).mean(0) / 255.0).permute(2, 0, 1).float()
+        norm = T.Lambda(lambda x: x - mean)
+    else:   # the usual hard-coded CIFAR-10 statistics
+        norm = T.Normalize(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+    crop_flip = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    transform = T.Compose([*crop_flip, T.ToTensor(), norm])
     return SharedCIFAR10(str(root), train=train, transform=transform, download=False)
 
 
