@@ -110,18 +110,28 @@ class MonitorScreen(Screen):
         return self.app.grids.get(self.run_id, [self.run_id])
 
     def _follow_grid(self, info: RunInfo) -> None:
-        """This run has ended: watch the first run after it in its grid that trains or waits to."""
-        if not self.follow or info.state in ACTIVE or self.app.queue_position(self.run_id) is not None:
+        """Follow the grid to the run that trains: when this run has ended, or waits while another run of its grid
+        has started, watch the first of the grid's runs that trains now; when none trains, the first that waits
+        (in this app's queue or the folder's), whose title says where it waits. A waiting run is never skipped as if
+        it had ended (the scheduler's queue is not this app's)."""
+        if not self.follow or info.state in ACTIVE:
             return
         grid = self.grid()
-        for other in grid[grid.index(self.run_id) + 1:]:
-            nxt = self.app.watcher.infos.get(other)
-            if nxt is not None and (nxt.state in ACTIVE or nxt.state == "queued"):
-                if self.run_id not in self.app.ended_here:   # else the app's 'Run ended' toast said it
-                    self.notify(f"{self.run_id} {info.state}; following {other} (f pins the monitor to a run)",
-                                timeout=5)
-                self._watch(other)
-                return
+        states = {other: getattr(self.app.watcher.infos.get(other), "state", None) for other in grid}
+        training = [other for other in grid if other != self.run_id and states[other] in ACTIVE]
+        waiting_here = info.state == "queued" or self.app.queue_position(self.run_id) is not None
+        if training:
+            self._follow_to(info, training[0])
+        elif not waiting_here:
+            later = grid[grid.index(self.run_id) + 1:]
+            nxt = next((other for other in later if states[other] == "queued"), None)
+            if nxt is not None:
+                self._follow_to(info, nxt)
+
+    def _follow_to(self, info: RunInfo, other: str) -> None:
+        if info.state != "queued" and self.run_id not in self.app.ended_here:   # else the app's toast said it
+            self.notify(f"{self.run_id} {info.state}; following {other} (f pins the monitor to a run)", timeout=5)
+        self._watch(other)
 
     # -- drawing -------------------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -2,6 +2,8 @@
 the epoch bar agrees with its count, and esc from its detail comes back to it."""
 from __future__ import annotations
 
+import shutil
+
 from core.store.runs import Run
 from core.train.events import Progress
 from screens.app import make_app
@@ -53,6 +55,39 @@ async def test_the_monitor_follows_the_grid_and_f_pins_it(fixture_runs):
             assert monitor.run_id == "next-up" and "grid 3/3, following" in screen_text(app)
     finally:
         live.release_lock()
+
+
+async def test_the_monitor_waits_on_a_grid_run_queued_in_the_folder_and_follows_the_one_that_starts(fixture_runs):
+    """Issue 21, point 1: a grid in the folder's queue (the scheduler's, not the app's). The monitor skipped through
+    every queued run as if each had ended and stopped on the last ("grid 3/3"); it must stay on the next waiting
+    run, say where it waits, and move to whichever run of the grid starts training."""
+    write_run(fixture_runs, "q-1", quick(depth=20), "queued", epochs_done=0, order=41)
+    write_run(fixture_runs, "q-2", quick(depth=20), "queued", epochs_done=0, order=42)
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    app.queue_order = ["q-1", "q-2"]
+    app.poll_runs = lambda only=None: None            # keep the folder's queue order as set (no scheduler here)
+    started = None
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            grid = ["r20-A", "q-1", "q-2"]
+            app.grids.update({r: grid for r in grid})
+            monitor = await open_monitor(pilot, "r20-A")
+            assert monitor.run_id == "q-1"            # r20-A has ended: the next run of the grid, which waits
+            for _ in range(3):
+                monitor.refresh_view()
+                await pilot.pause()
+            assert monitor.run_id == "q-1", "a run waiting in the folder's queue is not an ended run"
+            assert "grid 2/3, following" in screen_text(app) and "in the queue at position 1" in screen_text(app)
+            shutil.rmtree(fixture_runs / "q-2")
+            started = add_running(fixture_runs, "q-2", order=42)   # the scheduler started q-2 first
+            app.watcher.poll()
+            monitor.refresh_view()
+            await pilot.pause()
+            assert monitor.run_id == "q-2" and "grid 3/3, following" in screen_text(app)
+    finally:
+        if started is not None:
+            started.release_lock()
 
 
 async def test_a_run_about_to_start_in_the_app_does_not_say_press_r(fixture_runs):
