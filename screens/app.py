@@ -328,8 +328,12 @@ class ResLabApp(App[str | None]):
         self.notify(f"{run_id}: {'continue' if state == 'paused' else 'pause'} requested", timeout=3)
 
     def resume_run(self, run_id: str | None, where: str = "app") -> bool:
+        """Resume a run "app" (here), "queue" (the folder's scheduler) or "auto": where it was launched, so a run
+        launched into the queue goes back to the queue (r on it never trains it here beside the scheduler's runs)."""
         if run_id is None:
             return False
+        if where == "auto":
+            where = "queue" if self._launched_to_queue(run_id) else "app"
         info = self.watcher.infos.get(run_id)
         state = info.state if info else "gone"
         if run_id in self.in_app:
@@ -356,6 +360,12 @@ class ResLabApp(App[str | None]):
             self.start_training([run_id])
             self.notify(f"resuming {run_id} in this app", timeout=3)
         return True
+
+    def _launched_to_queue(self, run_id: str) -> bool:
+        try:
+            return Q.read_entry(self.store.get(run_id)) is not None    # only queued runs have a queue.json
+        except RunError:
+            return False
 
     def confirm_delete(self, run_id: str | None, after=None) -> None:
         if run_id is None:

@@ -248,9 +248,14 @@ class DetailScreen(ChartKeys, Screen):
         return t
 
     # -- actions -------------------------------------------------------------------------------------------------------
-    @on(Button.Pressed, "#resume")
     def action_resume(self) -> None:
-        if self.app.resume_run(self.run_id):
+        """r: where the run was launched (the queue for a run that went through it, else this app)."""
+        if self.app.resume_run(self.run_id, where="auto"):
+            self.app.open_run(self.run_id, "monitor", replace=True)
+
+    @on(Button.Pressed, "#resume")
+    def action_resume_here(self) -> None:
+        if self.app.resume_run(self.run_id, where="app"):
             self.app.open_run(self.run_id, "monitor", replace=True)
 
     @on(Button.Pressed, "#resume-bg")

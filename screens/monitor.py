@@ -288,7 +288,7 @@ class MonitorScreen(Screen):
         self.app.toggle_pause(self.run_id)
 
     def action_resume(self) -> None:
-        if self.app.resume_run(self.run_id):
+        if self.app.resume_run(self.run_id, where="auto"):
             self.app.poll_runs()
 
     def action_pin(self) -> None:

@@ -284,7 +284,7 @@ class RunsScreen(Screen):
         self.app.toggle_pause(self.current_id)
 
     def action_resume(self) -> None:
-        if self.app.resume_run(self.current_id):
+        if self.app.resume_run(self.current_id, where="auto"):
             self.app.poll_runs()
 
     def action_delete(self) -> None:

@@ -134,3 +134,21 @@ async def test_quit_can_hand_a_training_run_to_the_queue(runs):
                "the scheduler to resume it past its checkpoint", 90)
     run.request("stop")
     wait_plain(lambda: run.read_status()["state"] == "stopped", "the run to obey the stop request", 60)
+
+
+async def test_r_on_a_stopped_run_launched_into_the_queue_resumes_it_in_the_queue(tmp_path, no_nvml):
+    """Issue 21, point 3: r on a stopped run that went through the queue trained it inside the app, beside the
+    scheduler's runs; it goes back to the queue, as it was launched (the detail keeps 'Resume here')."""
+    store = RunStore(tmp_path / "runs")
+    Q.enqueue(store, [tiny_config(name="via-queue")])
+    Q.remove(store, "via-queue")                                 # stopped, with its queue.json
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    served = []
+    app.serve_queue = lambda: served.append(True)               # no scheduler process in this test
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "r")                                  # the runs table's only run is under the cursor
+        await wait_for(pilot, lambda: served, 5, "the queue to be served")
+        assert not app.is_in_app("via-queue")
+        assert Q.is_queued(Run(store.root / "via-queue"))
+        assert Run(store.root / "via-queue").info().state == "queued"
