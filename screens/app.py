@@ -41,7 +41,7 @@ from .messages import TrainerEventMessage, TrainingEnded
 from .monitor import MonitorScreen
 from .new_run import NewRunScreen
 from .queue import QueueScreen
-from .quitting import ask_to_quit
+from .quitting import ask_to_quit, background_note
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
@@ -399,7 +399,8 @@ class ResLabApp(App[str | None]):
         if self._quitting:
             return
         if not self.in_app:
-            self.exit()
+            note = background_note(self)
+            self.exit(note, message=note)
             return
         ask_to_quit(self)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from core.serve import queue as Q
+from core.serve import scheduler as S
 from core.store.runs import ACTIVE, RunError
 from core.util.formatting import some_ids
 
@@ -30,6 +31,32 @@ def ask_to_quit(app) -> None:
             app.run_worker(stop_and_quit(app, answer == "queue"), exclusive=True, group="quit")
 
     app.push_screen(ConfirmScreen("Quit ResLab?", "\n".join(lines), answers, id="confirm-quit"), done)
+
+
+def scheduler_text(root) -> str:
+    """Who trains the folder's queue after the app has gone: the serving scheduler's pid and log, or how to start
+    one."""
+    state = S.read_state(root)
+    if state is None:
+        return f"No scheduler serves this folder: start one with tui_app.py scheduler --runs-dir {root}"
+    pid = state.get("pid") if isinstance(state, dict) else None
+    return f"The scheduler (pid {pid if isinstance(pid, int) else '?'}, log {root / S.LOG_FILE})"
+
+
+def background_note(app) -> str | None:
+    """Quitting with nothing training in the app: what goes on without it (runs in the folder's queue, runs other
+    processes train), so the terminal says it as the README promises; None when nothing does."""
+    root = app.store.root
+    elsewhere = sorted(r for r, info in app.watcher.infos.items() if info.state in ACTIVE and r not in app.in_app)
+    waiting = [r for r in app.queue_order if r not in elsewhere]
+    if not elsewhere and not waiting:
+        return None
+    parts = ([f"Still training (not in this app): {some_ids(elsewhere)}"] if elsewhere else []) + \
+            ([f"waiting in the folder's queue: {some_ids(waiting)}"] if waiting else [])
+    said = "; ".join(parts) + "."
+    if waiting:
+        said += f" {scheduler_text(root)} starts them."
+    return said + f" Follow: tui_app.py queue --runs-dir {root} (or tui_app.py runs --runs-dir {root})."
 
 
 async def stop_and_quit(app, to_queue: bool) -> None:
@@ -60,8 +87,8 @@ async def stop_and_quit(app, to_queue: bool) -> None:
             skipped[run_id] = str(exc)
     running, waiting = [r for r in running if r not in skipped], [r for r in waiting if r not in skipped]
     scheduler = app.serve_queue() if running or waiting else None
-    who = (f"A scheduler started for this runs folder (pid {scheduler.pid}, log {root / 'scheduler.log'})"
-           if scheduler is not None else "The scheduler already serving this folder")
+    who = (f"A scheduler started for this runs folder (pid {scheduler.pid}, log {root / S.LOG_FILE})"
+           if scheduler is not None else scheduler_text(root))
     parts = ([f"Queued to continue from their checkpoints: {', '.join(running)}"] if running else []) + \
             ([f"queued to start: {some_ids(waiting)}"] if waiting else [])
     said = "; ".join(parts) + (f". {who} trains them in the background. Follow: {prog} queue --runs-dir {root}; "

@@ -152,3 +152,19 @@ async def test_r_on_a_stopped_run_launched_into_the_queue_resumes_it_in_the_queu
         assert not app.is_in_app("via-queue")
         assert Q.is_queued(Run(store.root / "via-queue"))
         assert Run(store.root / "via-queue").info().state == "queued"
+
+
+async def test_quitting_with_only_queued_runs_says_what_goes_on_and_who_serves_them(tmp_path, no_nvml):
+    """Issue 21, point 8: with runs waiting in the folder's queue and nothing training in the app, quitting printed
+    nothing, though the README says the terminal reports what goes on."""
+    store = RunStore(tmp_path / "runs")
+    Q.enqueue(store, [tiny_config(name=n) for n in ("wait-1", "wait-2")])
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.queue_order == ["wait-1", "wait-2"], 5, "the folder's queue")
+        await press(pilot, "ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, 10, "the app to exit")
+    said = str(app.return_value)
+    assert "waiting in the folder's queue: wait-1, wait-2." in said, said
+    assert f"tui_app.py scheduler --runs-dir {store.root}" in said      # nobody serves it yet: how to start one
+    assert f"queue --runs-dir {store.root}" in said
