@@ -327,7 +327,7 @@ class ResLabApp(App[str | None]):
             return
         self.notify(f"{run_id}: {'continue' if state == 'paused' else 'pause'} requested", timeout=3)
 
-    def resume_run(self, run_id: str | None, where: str = "app") -> bool:
+    def resume_run(self, run_id: str | None, where: str = "app", why: str | None = None) -> bool:
         """Resume a run "app" (here), "queue" (the folder's scheduler) or "auto": where it was launched, so a run
         launched into the queue goes back to the queue (r on it never trains it here beside the scheduler's runs)."""
         if run_id is None:
@@ -349,7 +349,7 @@ class ResLabApp(App[str | None]):
             return False
         if where == "queue":
             try:
-                Q.requeue(self.store, run_id)
+                Q.requeue(self.store, run_id, why=why)
             except RunError as exc:
                 self.notify(f"cannot queue {run_id}: {exc}", severity="warning")
                 return False

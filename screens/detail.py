@@ -291,7 +291,8 @@ class DetailScreen(ChartKeys, Screen):
             self.notify(f"cannot extend {self.run_id}: {exc}", severity="error", timeout=8)
             return
         self.app.poll_runs(only=self.run_id)
-        if self.app.resume_run(self.run_id, where=where) and where == "app":
+        if self.app.resume_run(self.run_id, where=where, why=f"a finished run extended to {epochs} epochs") \
+                and where == "app":
             self.app.open_run(self.run_id, "monitor", replace=True)
         else:
             self.refresh_view()

@@ -96,10 +96,10 @@ def enqueue(store: RunStore, configs: list[RunConfig]) -> list[Run]:
     return runs
 
 
-def requeue(store: RunStore, run_id: str) -> Run:
+def requeue(store: RunStore, run_id: str, why: str | None = None) -> Run:
     """Put a run that can continue (stopped, crashed, failed, out-of-memory) back in the queue, last; the
-    scheduler then resumes it from its checkpoint. Raises RunError when it cannot, RunLockedError when a
-    process trains it."""
+    scheduler then resumes it from its checkpoint. ``why`` replaces "was <state>" in events.log (an extended
+    finished run was never stopped). Raises RunError when it cannot, RunLockedError when a process trains it."""
     run = store.get(run_id)
     with holding(run):
         state = live_state(run)
@@ -112,7 +112,7 @@ def requeue(store: RunStore, run_id: str) -> Run:
         write_entry(run, {**(read_entry(run) or {}), "position": int(last) + 1, "added_at": now(), "retries": 0,
                           "oom_retried": False, "settled": False, "pid": None, "slot": None, "device": None})
         run.update_status(state="queued", updated_at=now())
-        run.log(f"queued again at position {len(queued(store))} (was {state})")
+        run.log(f"queued again at position {len(queued(store))} ({why or f'was {state}'})")
     return run
 
 

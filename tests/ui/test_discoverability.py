@@ -171,3 +171,22 @@ async def test_the_runs_of_a_seed_grid_keep_different_ids_in_a_narrow_table(tmp_
         await wait_for(pilot, lambda: all(run_id in screen_text(app) for run_id in ids), 5, "whole ids")
         header = next(line for line in screen_text(app).splitlines() if "status" in line)
         assert "paper%" in header, header
+
+
+async def test_a_finished_run_extended_into_the_queue_is_logged_as_such(tmp_path):
+    """Issue 21, point 9: events.log said "queued again at position 1 (was stopped)" of a finished run extended
+    into the queue (the detail's x, "in the queue"); it was never stopped."""
+    runs = tmp_path / "runs"
+    run, state = train_run(RunStore(runs), tiny_config(name="done", epochs=1, channels_last="off"))
+    assert state == "finished"
+    app = make_app(runs_dir=runs, poll_interval=POLL)
+    app.serve_queue = lambda: None                     # no scheduler process in this test
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run("done", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        app.screen._extend((2, "queue"))               # the extend dialog's answer: 2 epochs, in the queue
+        await pilot.pause()
+    events = "\n".join(Run(runs / "done").read_events())
+    assert "queued again at position 1 (a finished run extended to 2 epochs)" in events, events
+    assert "(was stopped)" not in events
