@@ -16,6 +16,7 @@ from core.util.formatting import duration, epochs_text, pct, state_style
 from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
+from .widgets.report_export import export_report
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
 
 EMPTY_HINT = """No runs yet in {root}.
@@ -63,6 +64,7 @@ class RunsScreen(Screen):
         # priority: taken as it is read, so keys typed right after it wait for the form instead of reaching the table
         Binding("n", "new_run", "New", priority=True),
         Binding("space", "mark", "Mark", key_display="␣"),
+        Binding("u", "clear_marks", "Clear all marks", show=False),
         Binding("c", "compare", "Compare"),
         Binding("s", "stop", "Stop"),
         Binding("p", "pause", "Pause", show=False),                  # the footer fits 80 columns; ? lists it
@@ -70,6 +72,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "queue", "Queue"),
+        Binding("e", "report", "Report of the marked runs (else of those shown)", show=False),
         Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
         Binding("o", "cycle_sort", "Sort by the next column", show=False),
         Binding("O", "reverse_sort", "Reverse the order", show=False),  # what a second click on a header does
@@ -259,6 +262,9 @@ class RunsScreen(Screen):
             else:
                 self.app.marked.update(ids)
             self.refresh_table()
+            groups = self.query_one(GroupsTable)
+            if groups.cursor_row < groups.row_count - 1:     # as in the runs view: on to the next row
+                groups.move_cursor(row=groups.cursor_row + 1)
             return
         run_id = self.current_id
         if run_id is None:
@@ -269,6 +275,21 @@ class RunsScreen(Screen):
         table = self.query_one(RunsTable)
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
+
+    def action_clear_marks(self) -> None:
+        if self.app.marked:
+            self.notify(f"cleared {len(self.app.marked)} mark(s)", timeout=3)
+        self.app.marked.clear()
+        self.refresh_table()
+
+    def action_report(self) -> None:
+        """e: the report of the marked runs, else of the runs the table shows (the filter applies)."""
+        marked = [i.id for i in self.app.watcher.ordered() if i.id in self.app.marked]
+        ids = marked or [i.id for i in self.visible_infos()]
+        if not ids:
+            self.notify("no runs to report on", severity="warning")
+            return
+        export_report(self, ids)
 
     def action_compare(self) -> None:
         ids = [i.id for i in self.app.watcher.ordered() if i.id in self.app.marked]

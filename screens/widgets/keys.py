@@ -22,9 +22,10 @@ def screen_bindings(screen: Screen) -> list[ActiveBinding]:
     for active in screen.active_bindings.values():
         binding = active.binding
         own = active.node is screen or active.node is app or binding.show
-        if not binding.description or not own or binding.action in seen:
+        action = binding.action.removeprefix("app.")     # "app.help" on a screen is the App's "help"
+        if not binding.description or not own or action in seen:
             continue
-        seen.add(binding.action)
+        seen.add(action)
         out.append(active)
     screen_first = [a for a in out if a.node is not app] + [a for a in out if a.node is app]
     return screen_first

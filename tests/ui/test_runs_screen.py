@@ -344,3 +344,32 @@ async def test_screens_open_each_other_through_the_app_and_follow_changes(fixtur
             assert isinstance(app.screen, RunsScreen)
     finally:
         live.release_lock()
+
+
+async def test_marks_keys_and_report_on_the_runs_screen(fixture_runs, monkeypatch):
+    """Issue 21, point 9: space moved the cursor in the runs view but not in the seed-group view; there was no key to
+    clear every mark; the home screen had no report key; its palette listed 'Keys of this screen' twice."""
+    import screens.runs as runs_screen
+    from screens.widgets.keys import screen_bindings
+
+    reported = []
+    monkeypatch.setattr(runs_screen, "export_report", lambda screen, ids: reported.append(ids))
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        descriptions = [a.binding.description for a in screen_bindings(app.screen)]
+        assert descriptions.count("Keys of this screen") == 1, descriptions
+        await pilot.press("space", "space")                       # two runs marked, the cursor moving down
+        assert len(app.marked) == 2
+        await pilot.press("e")
+        assert reported and sorted(reported[-1]) == sorted(app.marked)
+        await pilot.press("u")                                    # clear all marks
+        assert not app.marked
+        await pilot.press("e")                                    # nothing marked: the runs shown
+        assert set(reported[-1]) == {i.id for i in app.screen.visible_infos()}
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.screen.query_one("#groups").display, 5, "the groups")
+        groups = app.screen.query_one("#groups")
+        row = groups.cursor_row
+        await pilot.press("space")
+        assert groups.cursor_row == row + 1 and app.marked       # a group marked, and on to the next row
