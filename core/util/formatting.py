@@ -6,6 +6,7 @@ print as "-". Style strings are words that both rich and Textual markup understa
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 # One colour per state (the runs table, the CLI `runs` list, titles, error lines).
@@ -160,3 +161,39 @@ def slurm_text(job: dict | None) -> str:
         return ""
     cluster = job.get("cluster") or "slurm"
     return f"{'slurm' if cluster == 'slurm' else f'{cluster} job'} {job['job_id']} {job.get('state') or '?'}"
+
+
+def short_id(run_id: str, width: int = 20) -> str:
+    """'r20-A-sgd-20261127-214501' -> 'r20-A-sgd…27-214501': the table keeps its paper% column in 80 columns."""
+    if len(run_id) <= width:
+        return run_id
+    head = (width - 1) // 2
+    return run_id[:head] + "…" + run_id[-(width - 1 - head):]
+
+
+def short_ids(run_ids: list[str], width: int = 20) -> dict[str, str]:
+    """Each id as ``short_id`` shortens it, except ids that would look alike: the runs of a grid share their head
+    and their time stamp ('r8-A-w4-sgd-s1-20261129-010455', '...-s2-...' both become 'r8-A-w4-s…129-010455'), so
+    those keep the part where they differ ('r8-A-w4-sgd-s1…10455'); a few rounds, as what tells two ids apart
+    can make them look like a third."""
+    shown = {run_id: short_id(run_id, width) for run_id in run_ids}
+    for _ in range(4):
+        alike: dict[str, list[str]] = {}
+        for run_id, text in shown.items():
+            alike.setdefault(text, []).append(run_id)
+        groups = [group for group in alike.values() if len(group) > 1]
+        if not groups:
+            break
+        for group in groups:
+            head = len(os.path.commonprefix(group))
+            tail = len(os.path.commonprefix([g[::-1] for g in group]))
+            for run_id in group:
+                end = max(head + 1, len(run_id) - tail)        # the part where they differ: [head, end)
+                if end <= width - 1 and end < len(run_id):
+                    rest = width - 1 - end
+                    shown[run_id] = run_id[:end] + "…" + (run_id[-rest:] if rest else "")
+                elif len(run_id) - head <= width - 1:
+                    shown[run_id] = "…" + run_id[-(width - 1):]
+                else:
+                    shown[run_id] = "…" + run_id[end - (width - 2):end] + "…"
+    return shown

@@ -5,7 +5,6 @@ so the cursor, the scroll position and the marks stay where the user left them.
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -16,7 +15,19 @@ from textual.widgets.data_table import ColumnKey
 
 from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
-from core.util.formatting import decimals, duration, epochs_text, mem, one_line, pct, rate, state_style, world_text
+from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
+    decimals,
+    duration,
+    epochs_text,
+    mem,
+    one_line,
+    pct,
+    rate,
+    short_id,
+    short_ids,
+    state_style,
+    world_text,
+)
 
 from .formatting import state_text
 
@@ -50,45 +61,9 @@ ID_WIDTH = 20       # longer run ids are shortened (the line under the table has
 WIDE_ID_WIDTH = 40  # ... and the run column grows with the terminal up to this: the paper's column stays in view
 
 
-def short_id(run_id: str, width: int = ID_WIDTH) -> str:
-    """'r20-A-sgd-20261127-214501' -> 'r20-A-sgd…27-214501': the table keeps its paper% column in 80 columns."""
-    if len(run_id) <= width:
-        return run_id
-    head = (width - 1) // 2
-    return run_id[:head] + "…" + run_id[-(width - 1 - head):]
-
-
 def id_width_for(columns: int) -> int:
     """The run column's width on a terminal this wide: each column beyond 80 goes to it (up to WIDE_ID_WIDTH)."""
     return max(ID_WIDTH, min(WIDE_ID_WIDTH, ID_WIDTH + columns - 80))
-
-
-def short_ids(run_ids: list[str], width: int = ID_WIDTH) -> dict[str, str]:
-    """Each id as ``short_id`` shortens it, except ids that would look alike: the runs of a grid share their head
-    and their time stamp ('r8-A-w4-sgd-s1-20261129-010455', '...-s2-...' both become 'r8-A-w4-s…129-010455'), so
-    those keep the part where they differ ('r8-A-w4-sgd-s1…10455'); a few rounds, as what tells two ids apart
-    can make them look like a third."""
-    shown = {run_id: short_id(run_id, width) for run_id in run_ids}
-    for _ in range(4):
-        alike: dict[str, list[str]] = {}
-        for run_id, text in shown.items():
-            alike.setdefault(text, []).append(run_id)
-        groups = [group for group in alike.values() if len(group) > 1]
-        if not groups:
-            break
-        for group in groups:
-            head = len(os.path.commonprefix(group))
-            tail = len(os.path.commonprefix([g[::-1] for g in group]))
-            for run_id in group:
-                end = max(head + 1, len(run_id) - tail)        # the part where they differ: [head, end)
-                if end <= width - 1 and end < len(run_id):
-                    rest = width - 1 - end
-                    shown[run_id] = run_id[:end] + "…" + (run_id[-rest:] if rest else "")
-                elif len(run_id) - head <= width - 1:
-                    shown[run_id] = "…" + run_id[-(width - 1):]
-                else:
-                    shown[run_id] = "…" + run_id[end - (width - 2):end] + "…"
-    return shown
 
 
 def live_progress(info: RunInfo, live: Progress | None = None) -> float:
