@@ -45,7 +45,7 @@ class DetailScreen(ChartKeys, Screen):
         Binding("p", "continue", "Continue"),        # instead of Pause on a paused run (run_keys)
         Binding("r", "resume", "Resume"),
         Binding("n", "clone", "Clone", priority=True),
-        Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row
+        Binding("x", "extend", "Extend"),          # a finished run only (check_action)
         Binding("d", "delete", "Delete"),
         *CHART_BINDINGS,
         Binding("l", "layer_responses", "Layer resp."),
@@ -102,6 +102,8 @@ class DetailScreen(ChartKeys, Screen):
             return False
         if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
             return False
+        if action == "extend":
+            return info is not None and info.state == "finished"
         return run_key_applies(self.app, self.run_id, action)
 
     def _has_steps(self) -> bool:

@@ -19,6 +19,12 @@ from core.util.formatting import epochs_text, state_style
 
 from .widgets.devices import DevicesPanel
 
+
+class QueueTable(DataTable):
+    """The queue's table, whose enter key (open the run) is shown in the footer."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]
+
 COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device"), ("slot", "slot"),
            ("epochs", "epochs"), ("label", "settings"))
 
@@ -44,7 +50,7 @@ class QueueScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield DevicesPanel(self.app.store, id="devices")
-        table = DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        table = QueueTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table

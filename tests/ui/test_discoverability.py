@@ -104,8 +104,9 @@ async def test_the_footer_offers_only_the_run_keys_that_apply(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
-        for run_id, view, shown, hidden in (("r20-A", "detail", [], ["Stop", "Pause", "Resume"]),
-                                            ("r110-stopped", "detail", ["Resume"], ["Stop", "Pause"]),
+        # issue 21, point 9: the detail's footer did not name x (extend a finished run)
+        for run_id, view, shown, hidden in (("r20-A", "detail", ["Extend"], ["Stop", "Pause", "Resume"]),
+                                            ("r110-stopped", "detail", ["Resume"], ["Stop", "Pause", "Extend"]),
                                             ("broken-run", "detail", [], ["Stop", "Pause", "Resume"]),
                                             ("r110-stopped", "monitor", ["Resume"], ["Stop", "Pause", "Pin"])):
             app.open_run(run_id, view)

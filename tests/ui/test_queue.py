@@ -168,3 +168,16 @@ async def test_quitting_with_only_queued_runs_says_what_goes_on_and_who_serves_t
     assert "waiting in the folder's queue: wait-1, wait-2." in said, said
     assert f"tui_app.py scheduler --runs-dir {store.root}" in said      # nobody serves it yet: how to start one
     assert f"queue --runs-dir {store.root}" in said
+
+
+async def test_the_queue_footer_names_enter(tmp_path, no_nvml):
+    """Issue 21, point 9: the queue screen's footer omitted enter (open the run), which its help names."""
+    store = RunStore(tmp_path / "runs")
+    Q.enqueue(store, [tiny_config(name="q1")])
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause()
+        await press(pilot, "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+        await wait_for(pilot, lambda: "⏎ Open" in screen_text(app).splitlines()[-1]
+                       or "enter Open" in screen_text(app).splitlines()[-1], 5, "enter in the footer")
