@@ -57,6 +57,7 @@ class DetailScreen(ChartKeys, Screen):
         super().__init__()
         self.run_id = run_id
         self._steps: JsonlTail | None = None
+        self._computing_responses = False
         self.report_folder = None
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
 
@@ -213,7 +214,10 @@ class DetailScreen(ChartKeys, Screen):
         if not widget.display:
             return
         data = read_layer_responses(Run(info.path))
-        if data is None:
+        if self._computing_responses:
+            widget.update(Text("layer responses (Fig. 7): computing them over the test images from checkpoint.pt "
+                               "(a few seconds on a GPU, longer on the CPU) ...", style="yellow"))
+        elif data is None:
             widget.update(Text("layer responses (Fig. 7): press l to compute them from checkpoint.pt", style="dim"))
         else:
             widget.update(response_chart(data, max(20, self.size.width - 4)))
@@ -234,10 +238,12 @@ class DetailScreen(ChartKeys, Screen):
                 layer_responses(Run(path))
             except ReportError as exc:
                 app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
-                return
+            finally:
+                self._computing_responses = False
             app.call_from_thread(self.refresh_view)
 
-        self.notify("computing layer responses over the test set ...", timeout=3)
+        self._computing_responses = True            # the chart's place says so until it is done (it takes seconds)
+        self.refresh_view()
         self.run_worker(work, thread=True, exclusive=True, group="responses", exit_on_error=False)
 
     def action_report(self) -> None:

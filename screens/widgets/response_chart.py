@@ -34,8 +34,8 @@ def response_chart(data: dict, width: int, rows: int = 4) -> Text:
     label_w = 8
     for title, values in (("by index", stds), ("sorted", sorted(stds, reverse=True))):
         lines = bars(values, max(1, width - label_w - 1), rows, top)
-        for i, line in enumerate(lines):
-            head = f"{top:.3g}" if i == 0 else (title if i == len(lines) - 1 else "")
+        for i, line in enumerate(lines):     # the axis: top value, the chart's name, 0 at the bottom
+            head = f"{top:.3g}" if i == 0 else ("0" if i == len(lines) - 1 else (title if i == 1 else ""))
             text.append(f"{head:>{label_w}} ", style="dim")
             text.append(line + "\n", style="cyan")
     text.append(f"{'':>{label_w}} min {min(stds):.3g} · max {top:.3g} · mean {sum(stds) / len(stds):.3g}",

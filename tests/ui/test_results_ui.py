@@ -92,6 +92,8 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         await wait_for(pilot, lambda: any("checkpoint.pt cannot be loaded" in n.message for n in app._notifications),
                        what="the error notification")
         assert isinstance(app.screen, DetailScreen) and not (run.path / FILE_NAME).exists()
+        # while it computes the chart's place says so (it took ~10 s with no sign); after a failure, how to retry
+        await wait_for(pilot, lambda: "press l to compute" in screen_text(app), what="the hint back")
         stds = [1.0, 0.5, 0.25, 0.75]
         (run.path / FILE_NAME).write_text(json.dumps({
             "checkpoint": _stamp(run.path / "checkpoint.pt"), "images": 128, "epoch": 2,
@@ -101,6 +103,8 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         text = screen_text(app)
         assert "layer responses" in text and "4 layers" in text and "by index" in text and "sorted" in text
         assert "████" in text                           # the largest layer fills its column
+        axis = [line.split("█")[0].split("▁")[0].strip() for line in text.splitlines() if "█" in line]
+        assert "0" in axis                              # the bars start at zero, and the axis says so
         await pilot.press("e")                          # the report of this run, from the detail screen
         folder = await wait_for(pilot, lambda: app.screen.report_folder, what="the report", timeout=60)
         assert "| 20 | 7.00 (n=1) | 8.75 | 6.89 |" in (folder / "report.md").read_text()
