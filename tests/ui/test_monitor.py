@@ -81,7 +81,7 @@ async def test_the_monitor_waits_on_a_grid_run_queued_in_the_folder_and_follows_
             assert "grid 2/3, following" in screen_text(app) and "in the queue at position 1" in screen_text(app)
             shutil.rmtree(fixture_runs / "q-2")
             started = add_running(fixture_runs, "q-2", order=42)   # the scheduler started q-2 first
-            app.watcher.poll()
+            app.watcher.poll(only="q-2")
             monitor.refresh_view()
             await pilot.pause()
             assert monitor.run_id == "q-2" and "grid 3/3, following" in screen_text(app)

@@ -1,0 +1,58 @@
+"""The TUI's watcher in a lab's runs folder (issue 21, point 10): the first poll reads a screenful (newest first) and
+leaves the rest for a thread; an idle poll looks at few files; nothing is missed, only seen a few polls later."""
+from __future__ import annotations
+
+import os
+
+from core.store.runs import Run, RunStore
+from screens import watch
+from screens.watch import RunWatcher
+
+from .fixtures import quick, write_run
+
+
+def make(root, n):
+    for i in range(n):
+        write_run(root, f"r{i:03d}", quick(depth=20), "finished", epochs_done=2, order=i)
+        os.utime(root / f"r{i:03d}", ns=(i * 10**9, i * 10**9))      # r000 oldest ... newest last
+
+
+def test_a_budgeted_poll_reads_the_newest_and_leaves_the_rest_pending(tmp_path):
+    root = tmp_path / "runs"
+    make(root, 12)
+    w = RunWatcher(RunStore(root))
+    changed = w.poll(budget=5)
+    assert set(w.infos) == changed == {f"r{i:03d}" for i in range(7, 12)}        # the 5 newest
+    assert sorted(w.pending) == [f"r{i:03d}" for i in range(7)]
+    assert w.poll() == set() and len(w.infos) == 5          # a later poll leaves them to the reader
+    added = w.apply(w.read(w.pending[:4]))
+    assert len(added) == 4 and len(w.infos) == 9 and len(w.pending) == 3
+    w.apply(w.read(list(w.pending)))
+    assert len(w.infos) == 12 and not w.pending
+
+
+def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    make(root, 6)
+    w = RunWatcher(RunStore(root))
+    w.poll()
+    looked = []
+    real = watch._signature
+    monkeypatch.setattr(watch, "_signature", lambda path: looked.append(path) or real(path))
+    w.poll()
+    assert len(looked) < 6, "an idle poll looks at a slice of the ended runs, not all"
+    Run(root / "r003").update_status(state="stopped")      # resumed-then-stopped from another process, say
+    seen = set()
+    for _ in range(watch.SLICES):
+        seen |= w.poll()
+    assert "r003" in seen and w.infos["r003"].state == "stopped"
+
+
+def test_a_new_folder_and_a_deleted_one_are_seen_at_the_next_poll(tmp_path):
+    root = tmp_path / "runs"
+    make(root, 3)
+    w = RunWatcher(RunStore(root))
+    w.poll()
+    write_run(root, "fresh", quick(depth=20), "queued", epochs_done=0, order=9)
+    RunStore(root).delete("r000")
+    assert w.poll() == {"fresh", "r000"} and "r000" not in w.infos and "fresh" in w.infos
