@@ -1,0 +1,141 @@
+"""The CUDA paths' logic, tested on the CPU (issue 19): what can be separated from the hardware is a pure function
+or runs against a stand-in for torch.cuda. What only a GPU can show is in tests/gpu (the ``gpu`` tier)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import core.train.trainer as trainer_mod
+from core.store.runs import RunStore
+from core.train import checkpoint
+from core.train.device import native_bf16, resolve_precision, rng_state, set_rng_state
+from core.train.models import cifar_resnet
+from core.train.pace import RunClock
+from core.train.step import StepWindow
+from core.train.trainer import Trainer, train_run
+from tests.conftest import tiny_config
+from tests.core.train.test_trainer import StopAfter
+
+
+class FakeCudaRng:
+    """torch.cuda's RNG functions on a machine with ``visible`` GPUs: records what is set where."""
+
+    def __init__(self, monkeypatch, visible: int):
+        self.set: list[tuple[int, torch.Tensor]] = []
+        self.visible = visible
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self.set_rng_state)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.full((8,), 7, dtype=torch.uint8))
+
+    def set_rng_state(self, state, device="cuda"):
+        index = torch.device(device).index or 0
+        if index >= self.visible:
+            raise IndexError(f"cuda:{index} is not visible")
+        self.set.append((index, state))
+
+
+def four_gpu_states() -> list[torch.Tensor]:
+    return [torch.full((8,), i, dtype=torch.uint8) for i in range(4)]
+
+
+@pytest.mark.parametrize("device, expected", [("cuda:0", 0), ("cuda", 0), ("cuda:2", 2)])
+def test_a_checkpoint_of_a_four_gpu_process_resumes_where_fewer_gpus_are_visible(monkeypatch, device, expected):
+    """Written by a process that saw 4 GPUs (the app, a 4-GPU torchrun), resumed by one that sees 1 (a scheduler's
+    child, a Slurm task) or all 4: the training device's state goes back, nothing indexes past the visible GPUs."""
+    fake = FakeCudaRng(monkeypatch, visible=1 if expected == 0 else 4)
+    state = {**rng_state(torch.device("cpu")), "cuda": four_gpu_states()}
+    set_rng_state(state, torch.device(device))
+    assert len(fake.set) == 1 and fake.set[0][0] == expected and int(fake.set[0][1][0]) == expected
+
+
+def test_a_new_checkpoint_keeps_the_training_devices_cuda_state_only(monkeypatch):
+    assert rng_state(torch.device("cpu"))["cuda"] is None
+    fake = FakeCudaRng(monkeypatch, visible=1)
+    saved = rng_state(torch.device("cuda:0"))
+    assert isinstance(saved["cuda"], torch.Tensor)
+    set_rng_state(saved, torch.device("cuda:0"))
+    set_rng_state(saved, torch.device("cpu"))      # resumed on the CPU: the CUDA state is not needed there
+    assert [i for i, _ in fake.set] == [0]
+
+
+def test_a_run_whose_checkpoint_holds_a_list_of_gpu_states_resumes_to_the_end(tmp_path):
+    """A checkpoint as a 4-GPU machine wrote it (rng.cuda a list of four states) resumes on this CPU."""
+    run = RunStore(tmp_path).create(tiny_config(epochs=1))
+    assert Trainer(run, stop_event=StopAfter(3)).run() == "stopped"
+    ckpt = checkpoint.load_checkpoint(run.checkpoint_path)
+    ckpt["rng"]["cuda"] = four_gpu_states()
+    checkpoint._atomic_torch_save(ckpt, run.checkpoint_path)
+    assert Trainer(run).run() == "finished"
+
+
+@pytest.mark.parametrize("capability, native", [((6, 1), False), ((7, 0), False), ((7, 5), False), ((8, 0), True),
+                                                ((8, 6), True), ((9, 0), True), ((10, 0), True)])
+def test_precision_auto_picks_bf16_only_on_gpus_that_compute_in_it(monkeypatch, capability, native):
+    """V100 (7.0) and T4 (7.5) say is_bf16_supported() through emulation, which is slower than fp32 there."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert native_bf16(capability) is native
+    assert resolve_precision("auto", torch.device("cuda:1")) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp16", torch.device("cuda:1")) == "fp16"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+
+
+def test_the_model_pools_without_adaptive_avg_pool2d(monkeypatch):
+    """Its CUDA backward is nondeterministic (deterministic=True only warned); the mean over H, W is the same."""
+    model = cifar_resnet(8, width=4)
+    x = torch.randn(4, 3, 32, 32)
+    features = {}
+    model.layer3.register_forward_hook(lambda m, a, out: features.setdefault("x", out))
+    reference = model.fc(torch.nn.functional.adaptive_avg_pool2d(model.layer3(model.layer2(model.layer1(
+        torch.relu(model.bn1(model.conv1(x)))))), 1).flatten(1))
+
+    def refuse(*a, **k):
+        raise AssertionError("adaptive_avg_pool2d used")
+    monkeypatch.setattr(torch.nn.functional, "adaptive_avg_pool2d", refuse)
+    out = model(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, reference)
+
+
+def test_the_last_window_of_an_epoch_is_read_after_the_device_sync(tmp_path, monkeypatch):
+    """Reading the epoch's last window before the device is synchronised read zeros or stale values on a GPU."""
+    order: list[str] = []
+    monkeypatch.setattr(trainer_mod, "sync_device", lambda device: order.append("sync"))
+    real_drain = StepWindow.drain
+
+    def drain(self, keep=0):
+        rows = real_drain(self, keep)
+        order.append(f"drain{keep}:{len(rows)}")
+        return rows
+    monkeypatch.setattr(StepWindow, "drain", drain)
+    run, state = train_run(RunStore(tmp_path), tiny_config(epochs=1, log_every=4))   # 8 iterations, 2 windows
+    assert state == "finished"
+    assert "sync" in order
+    after = order[order.index("sync") + 1:]
+    assert after and after[0].startswith("drain0:") and after[0] != "drain0:0", order
+
+
+def test_the_run_clock_leaves_out_pauses_and_compile_time_and_measures_the_speed():
+    t = [100.0]
+    clock = RunClock(batch_size=10, now=lambda: t[0])
+    clock.start_epoch(seconds_so_far=5.0)           # a resumed epoch: 5 s trained before the stop
+    assert clock.epoch_seconds() == 5.0
+    for _ in range(2):
+        t[0] += 1.0
+        clock.tick()
+    assert not clock.measure() and clock.rate is None       # fewer than 3 iterations: no speed yet
+    t[0] += 1.0
+    clock.tick()
+    assert clock.measure() and clock.rate == pytest.approx(10.0)   # 3 iterations of 10 images in 3 s
+    assert not clock.measure()                               # "first time" only once
+    t[0] += 30.0                                             # compiling: not training time
+    clock.leave_out(30.0)
+    assert clock.epoch_seconds() == pytest.approx(8.0)
+    t[0] += 60.0                                             # a pause of 60 s
+    clock.resume_after(60.0)
+    assert clock.epoch_seconds() == pytest.approx(8.0) and clock.seg_steps == 0
+    clock.last_eval_s = 2.0
+    assert clock.eta(steps_left=100, epochs_left=3) == pytest.approx(100 * 10 / 10.0 + 6.0)
+    clock.start_epoch()
+    assert clock.epoch_seconds() == 0.0
