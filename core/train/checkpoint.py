@@ -97,7 +97,8 @@ def restore(ckpt: dict, setup: Setup) -> TrainState:
         if ckpt[key]:   # a disabled gradient scaler saves {}: nothing to restore
             attrgetter(where)(setup).load_state_dict(ckpt[key])
     set_rng_state(ckpt["rng"], setup.device)
-    setup.set_micro_batches(int(ckpt["micro_batches"]))
+    # more slices where the config asks more (the scheduler's retry after an out-of-memory), else the checkpoint's
+    setup.set_micro_batches(max(int(ckpt["micro_batches"]), setup.cfg.micro_batches))
     return TrainState.from_dict(ckpt)
 
 

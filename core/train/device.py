@@ -19,6 +19,7 @@ import torch
 
 from core import __version__
 from core.spec.config import RunConfig
+from core.util.env import MEMORY_FRACTION_ENV, SHARED_ENV
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -71,6 +72,26 @@ def use_device(device: torch.device) -> None:
     cuBLAS workspaces) then all belong to the run's GPU, also on cuda:N with N >= 1."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        fraction = memory_fraction()
+        if fraction is not None:
+            torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
+def gpu_sharing() -> int:
+    """How many runs share this process's GPU (1 unless a scheduler with --per-device N started it)."""
+    try:
+        return max(1, int(os.environ.get(SHARED_ENV) or 1))
+    except ValueError:
+        return 1
+
+
+def memory_fraction() -> float | None:
+    """The share of its GPU's memory this process may take (``$RESLAB_MEMORY_FRACTION``, 0 < f <= 1), or None."""
+    try:
+        fraction = float(os.environ.get(MEMORY_FRACTION_ENV) or 0)
+    except ValueError:
+        return None
+    return fraction if 0 < fraction <= 1 else None
 
 
 def sync_device(device: torch.device) -> None:

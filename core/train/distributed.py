@@ -192,10 +192,13 @@ def micro_batches_for(cfg, world: int, slices: int) -> int:
 
 def resolve_launch_device(name: str, dist: Dist) -> torch.device:
     """The device of this process: under a launcher, GPU ``LOCAL_RANK`` (CUDA_VISIBLE_DEVICES order) whatever GPU the
-    config names, else the config's device (core/train/device.py ``resolve_device``). Raises DeviceError."""
+    config names; started by a scheduler for a GPU slot, ``$RESLAB_DEVICE`` (the slot's GPU, the only one it sees);
+    else the config's device (core/train/device.py ``resolve_device``). Raises DeviceError."""
     from core.train.device import DeviceError, resolve_device
+    from core.util.env import DEVICE_ENV
 
-    dev = resolve_device(name)
+    placed = os.environ.get(DEVICE_ENV)    # a scheduler's child sees its slot's GPU only, as cuda:0
+    dev = resolve_device(placed if placed and not dist.launched and name != "cpu" else name)
     if not dist.launched or dev.type != "cuda":
         return dev
     if dist.local_rank >= torch.cuda.device_count():

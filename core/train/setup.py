@@ -103,7 +103,9 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, num_classes=data.num_classes).to(device)
     note = ""
     if channels_last is None:
-        channels_last, note = choose_channels_last(cfg, model, device, precision) if train else (False, "")
+        # measured by rank 0 alone (N processes timing at once would measure each other), its answer for all
+        measure = train and dist.is_main
+        channels_last, note = choose_channels_last(cfg, model, device, precision) if measure else (False, "")
         channels_last, note = dist.from_main((channels_last, note))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -215,6 +215,9 @@ class Trainer:
         run, d = self.run_folder, self.dist
         s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d)
         slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
+        if ckpt and cfg.micro_batches > slices:
+            self.log(f"micro-batches: {cfg.micro_batches} as the config now asks (the run had {slices})")
+            slices = cfg.micro_batches
         if ckpt:
             self.state = checkpoint.restore(ckpt, s)
             for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
