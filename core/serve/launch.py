@@ -24,7 +24,7 @@ from core.store.runs import Run, RunStore
 from core.util.env import DEVICE_ENV, MEMORY_FRACTION_ENV, SHARED_ENV
 from core.util.files import open_regular
 
-ENTRY_POINT = Path(__file__).resolve().parents[1] / "tui_app.py"
+ENTRY_POINT = Path(__file__).resolve().parents[2] / "tui_app.py"
 
 
 def plain_env(**extra: str) -> dict[str, str]:
