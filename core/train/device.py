@@ -6,6 +6,7 @@ core/serve/gpus.py: the device slots a scheduler places runs on, and live GPU re
 """
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import random
@@ -114,6 +115,28 @@ def memory_figures(device: torch.device) -> dict[str, int | None]:
         return {"peak_mem_bytes": None, "reserved_mem_bytes": None}
     return {"peak_mem_bytes": torch.cuda.max_memory_allocated(device),
             "reserved_mem_bytes": torch.cuda.max_memory_reserved(device)}
+
+
+# allocation failures of CUDA libraries: they arrive as RuntimeError, not torch.OutOfMemoryError
+_ALLOC_FAILURES = ("CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_NOT_INITIALIZED",
+                   "CUSOLVER_STATUS_ALLOC_FAILED", "CUFFT_ALLOC_FAILED", "CUDA out of memory",
+                   "CUDA error: out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Did the device run out of memory? ``torch.OutOfMemoryError``, or a cuDNN/cuBLAS allocation failure (cuBLAS
+    says NOT_INITIALIZED when it cannot allocate its handle's workspace)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(word in str(exc) for word in _ALLOC_FAILURES)
+
+
+def release_memory(device: torch.device) -> None:
+    """Give the memory of a failed step back to the driver: call it after the ``except`` block (whose traceback holds
+    the step's tensors until it ends), with nothing else referring to them. Matters with several runs per GPU."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class Dist:
     launched: bool = False                 # started by torchrun (or equivalent), even with one process
     device: torch.device | None = None
     devices: list[str] = field(default_factory=list)   # every rank's "host:device", rank order
+    store: Any = field(default=None, repr=False)       # the group's key-value store (``tell``), looked up when needed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Dist":
@@ -96,6 +97,28 @@ class Dist:
             if problem:
                 return problem if rank == self.rank else f"process {rank} of {self.world}: {problem}"
         return None
+
+    def tell(self, note: str) -> None:
+        """Leave a note for the other processes before this one leaves the run (why it ends: rank 0 records it instead
+        of 'another process died'), in the process group's key-value store. Never raises."""
+        if self.many:
+            with contextlib.suppress(Exception):
+                self._store().set(f"reslab/end/{self.rank}", note)
+
+    def told(self) -> tuple[int, str]:
+        """(rank, note) of the first other process that left a note with ``tell``; (-1, '') when none did."""
+        if self.many:
+            for rank in range(self.world):
+                key = f"reslab/end/{rank}"
+                with contextlib.suppress(Exception):
+                    if rank != self.rank and self._store().check([key]):
+                        return rank, self._store().get(key).decode()
+        return -1, ""
+
+    def _store(self):
+        if self.store is None:
+            self.store = tdist.distributed_c10d._get_default_store()
+        return self.store
 
     def from_main(self, value: Any) -> Any:
         """Rank 0's value, on every process."""

@@ -16,7 +16,7 @@ import torch
 
 from core.spec.config import RunConfig
 from core.store.settings import cache_dir, read_json, write_json
-from core.train.device import gpu_sharing, sync_device
+from core.train.device import gpu_sharing, is_out_of_memory, release_memory, sync_device
 from core.train.step import TrainStep
 
 CACHE_FILE = "channels_last.json"
@@ -45,9 +45,12 @@ def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.d
                         f"before: {cached.get('detail', '?')}; cached in {path})")
     try:
         choice, detail = measure_channels_last(model, device, precision, cfg.batch_size)
-    except torch.OutOfMemoryError:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        choice = None
+    if choice is None:        # after the except block, which held the probe's tensors
+        release_memory(device)
         return False, "memory format: channels_last off (not measured: the probe ran out of memory)"
     table = read_json(path)
     table[key] = {"channels_last": choice, "detail": detail, "measured_at": time.strftime("%Y-%m-%d %H:%M")}

@@ -35,7 +35,9 @@ from core.train.checkpoint import CheckpointError
 from core.train.device import (
     DeviceError,
     environment,
+    is_out_of_memory,
     memory_figures,
+    release_memory,
     reset_memory_figures,
     seed_everything,
     set_determinism,
@@ -68,6 +70,20 @@ class _Stop(Exception):
     def __init__(self, state: str, message: str = ""):
         super().__init__(message)
         self.state, self.message = state, message
+
+
+def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
+    """The state and message a failure ends a run with: out-of-memory (here, or on another process that said so
+    before it left: a lost peer then is a consequence), crashed (another process died: resumable), else failed."""
+    if is_out_of_memory(exc):
+        return "out-of-memory", f"out of memory: {exc}".splitlines()[0]
+    lost = peer_lost(exc, dist)
+    if not lost:
+        return "failed", f"{type(exc).__name__}: {exc}"
+    rank, note = dist.told()
+    if note.startswith("out-of-memory: "):
+        return "out-of-memory", f"process {rank} of {dist.world}: {note.removeprefix('out-of-memory: ')}"
+    return "crashed", lost
 
 
 class Trainer:
@@ -144,13 +160,10 @@ class Trainer:
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
-            except torch.OutOfMemoryError as exc:
-                state, message = "out-of-memory", f"out of memory: {exc}".splitlines()[0]
             except OSError as exc:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
-                lost = peer_lost(exc, self.dist)
-                state, message = ("crashed", lost) if lost else ("failed", f"{type(exc).__name__}: {exc}")
+                state, message = end_of(exc, self.dist)
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -328,21 +341,25 @@ class Trainer:
         return compile_s
 
     def _guarded_step(self, x, y, lr, total):
-        """One step; on CUDA out-of-memory split the batch into more micro-batches (``Setup.split_after_oom``) or
-        stop."""
+        """One step; on CUDA out-of-memory (or a cuDNN/cuBLAS allocation failure) split the batch into more
+        micro-batches (``Setup.split_after_oom``) or stop. Under DDP the other processes learn why
+        (``Dist.tell``), so rank 0 records out-of-memory rather than a lost peer."""
         s = self.setup
         while True:
             try:
                 return s.step(x, y, lr, total)
-            except torch.OutOfMemoryError:
-                s.step.optimizer.zero_grad(set_to_none=True)
-                if s.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                note = s.split_after_oom()
-                if not note.startswith("continuing"):
-                    raise _Stop("out-of-memory", note) from None
-                self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
-                self.write_status(micro_batches=s.step.micro_batches)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            # out of the except block: its traceback, which held the failed step's tensors, is gone
+            s.step.optimizer.zero_grad(set_to_none=True)
+            release_memory(s.device)
+            note = s.split_after_oom()
+            if not note.startswith("continuing"):
+                self.dist.tell(f"out-of-memory: {note}")
+                raise _Stop("out-of-memory", note)
+            self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
+            self.write_status(micro_batches=s.step.micro_batches)
 
     def _absorb(self, rows: list[StepRow]) -> None:
         """Take iterations read back from the device: epoch sums, steps.jsonl points, divergence, error warm-up."""

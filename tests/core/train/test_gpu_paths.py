@@ -139,3 +139,99 @@ def test_the_run_clock_leaves_out_pauses_and_compile_time_and_measures_the_speed
     assert clock.eta(steps_left=100, epochs_left=3) == pytest.approx(100 * 10 / 10.0 + 6.0)
     clock.start_epoch()
     assert clock.epoch_seconds() == 0.0
+
+
+# -- out of memory (issue 19.4) ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("exc, oom", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+    (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), True),
+    (RuntimeError("CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`"), True),
+    (RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"), True),
+    (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x16 and 32x10)"), False),
+    (ValueError("CUDNN_STATUS_ALLOC_FAILED"), False),
+])
+def test_allocation_failures_of_cuda_libraries_are_out_of_memory(exc, oom):
+    from core.train.device import is_out_of_memory
+
+    assert is_out_of_memory(exc) is oom
+
+
+def small_memory(monkeypatch, error: Exception, keep: list | None = None):
+    """The model fails batches over 8 images with ``error`` (as a GPU with little memory would)."""
+    import weakref
+
+    import core.train.setup as setup_mod
+
+    real = setup_mod.cifar_resnet
+
+    def resnet(*a, **kw):
+        model = real(*a, **kw)
+
+        def hook(module, args):
+            if args[0].shape[0] > 8:
+                scratch = torch.empty(1000)         # what the failed step had allocated
+                if keep is not None:
+                    keep.append(weakref.ref(scratch))
+                raise type(error)(*error.args)     # a new one each time, as torch raises
+        model.register_forward_pre_hook(hook)
+        return model
+    monkeypatch.setattr(setup_mod, "cifar_resnet", resnet)
+
+
+def test_a_cudnn_allocation_failure_splits_the_batch_like_an_out_of_memory(tmp_path, monkeypatch):
+    small_memory(monkeypatch, RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+    run, state = train_run(RunStore(tmp_path), tiny_config(epochs=1, max_test_images=8, batch_size=32))
+    assert state == "finished" and run.read_status()["micro_batches"] == 4
+
+
+def test_memory_is_released_after_the_except_block_when_nothing_holds_the_failed_step(tmp_path, monkeypatch):
+    """empty_cache() inside the except block returned nothing: the traceback still held the step's tensors."""
+    import sys
+
+    from core.train.device import release_memory
+
+    held, seen = [], []
+
+    def release(device):
+        release_memory(device)
+        seen.append((sys.exc_info()[0], [ref() is None for ref in held]))
+    monkeypatch.setattr(trainer_mod, "release_memory", release)
+    small_memory(monkeypatch, torch.OutOfMemoryError("CUDA out of memory"), held)
+    run, state = train_run(RunStore(tmp_path), tiny_config(epochs=1, max_test_images=8, batch_size=32))
+    assert state == "finished" and seen
+    assert all(handling is None and all(freed) for handling, freed in seen), seen
+
+
+class FakeStore:
+    """The process group's key-value store (torch.distributed.Store's set/check/get)."""
+
+    def __init__(self):
+        self.data: dict[str, bytes] = {}
+
+    def set(self, key, value):
+        self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def check(self, keys):
+        return all(k in self.data for k in keys)
+
+    def get(self, key):
+        return self.data[key]
+
+
+def test_rank_0_records_out_of_memory_when_another_process_ran_out_and_left():
+    """Under DDP an out-of-memory on one process reached rank 0 as a lost peer: 'crashed', retried as a crash and
+    never split. The process that runs out says so first; rank 0 reads it when the group breaks."""
+    from core.train.distributed import Dist
+    from core.train.trainer import end_of
+
+    store = FakeStore()
+    rank0, rank1 = (Dist(rank, 2, rank, launched=True, store=store) for rank in (0, 1))
+    lost = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer")
+    assert end_of(lost, rank0)[0] == "crashed"
+    rank1.tell("out-of-memory: out of memory on process 1 of 2; resume with --micro-batches 4")
+    assert rank1.told() == (-1, "")                  # its own note is not news to it
+    state, message = end_of(lost, rank0)
+    assert state == "out-of-memory" and message.startswith("process 1 of 2: out of memory on process 1")
+    assert end_of(torch.OutOfMemoryError("CUDA out of memory"), rank0)[0] == "out-of-memory"
+    assert end_of(ValueError("bad"), rank0) == ("failed", "ValueError: bad")
