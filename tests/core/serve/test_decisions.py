@@ -210,3 +210,27 @@ def test_tui_app_numbers_gpus_in_pci_bus_order_before_torch_loads(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "PCI_BUS_ID"
+
+
+@pytest.mark.parametrize("version, ok", [("2.5.0", True), ("2.5.1+cu124", True), ("2.14.1+cu130", True),
+                                         ("3.0.0", True), ("2.4.1+cu121", False), ("2.2.0", False),
+                                         ("1.13.1", False), ("2.6.0.dev20241001+cu124", True), ("weird", True)])
+def test_torch_version_problem(version, ok):
+    from core.util.env import torch_version_problem
+
+    problem = torch_version_problem(version)
+    assert (problem is None) is ok
+    if not ok:
+        assert problem == f"ResLab needs torch 2.5 or newer, this is torch {version}: pip install -U 'torch>=2.5'"
+
+
+def test_an_old_torch_is_named_at_start_in_one_line(monkeypatch, capsys, tmp_path):
+    """On torch 2.2-2.4 every run failed while being built (torch.OutOfMemoryError is 2.5's)."""
+    from importlib import metadata
+
+    import tui_app
+
+    monkeypatch.setattr(metadata, "version", lambda name: "2.4.1+cu121" if name == "torch" else "1")
+    assert tui_app.main(["runs", "--runs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs torch 2.5 or newer, this is torch 2.4.1+cu121" in err
