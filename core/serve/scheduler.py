@@ -52,9 +52,14 @@ class Action:
     micro_batches: int = 0
 
 
-def next_action(state: str, retries_used: int, retries: int, micro_batches: int = 1, batch_size: int = 0) -> Action:
+def next_action(state: str, retries_used: int, retries: int, micro_batches: int = 1, batch_size: int = 0,
+                gone: bool = False) -> Action:
     """The decision for a run that left its slot in ``state``, after ``retries_used`` of ``retries`` crash retries;
-    ``micro_batches`` is what it trained with, of a batch of ``batch_size`` images."""
+    ``micro_batches`` is what it trained with, of a batch of ``batch_size`` images. ``gone``: what trained it is
+    known to be gone (a Slurm job that ended, killed at its time limit with a fresh heartbeat): a run that still
+    says running then crashed."""
+    if state in ACTIVE and gone:
+        state = "crashed"
     if state in ACTIVE:
         return Action("release")
     if state in RETRYABLE:
@@ -235,7 +240,8 @@ class Scheduler:
                          f"but the run still trains: {slot.name} stays busy until it ends")
                 continue
             del self.busy[slot]
-            self._ended(busy.run, code, slot, time.monotonic() - busy.since)
+            self._ended(busy.run, code, slot, time.monotonic() - busy.since,
+                        gone=getattr(busy.handle, "whole_job", False))
         return self._fill() or bool(self.busy)
 
     @staticmethod
@@ -354,7 +360,8 @@ class Scheduler:
                                .to_json().encode())
 
     # -- a run left its slot -----------------------------------------------------------------------------------------
-    def _ended(self, run: Run, code: int | None, slot: Slot | None = None, seconds: float | None = None) -> None:
+    def _ended(self, run: Run, code: int | None, slot: Slot | None = None, seconds: float | None = None,
+               gone: bool = False) -> None:
         """Decide what happens after a trainer process ended: nothing, a resume (crash), or the OOM retry."""
         if not run.path.is_dir():
             self.log(f"{run.id}: its folder is gone")
@@ -363,7 +370,10 @@ class Scheduler:
         took = f" after {seconds:.0f} s" if seconds is not None else ""
         where = f" on {slot.name}" if slot else ""
         used = int(entry.get("retries") or 0)
-        action = next_action(state, used, self.retries, *self._slices(run))
+        action = next_action(state, used, self.retries, *self._slices(run), gone=gone)
+        if gone and state in ACTIVE:
+            state = "crashed"
+            run.update_status(state=state, error="its Slurm job ended while it trained (time limit or node failure)")
         if action.kind == "release":       # trained by another process now (a resume by hand): not ours any more
             Q.write_entry(run, {**entry, "settled": True})
             return

@@ -7,8 +7,10 @@ events.log, and the status.json heartbeat (every ``HEARTBEAT_S``).
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from core.store.runs import HEARTBEAT_S
 from core.train.events import Progress
@@ -62,6 +64,26 @@ class RunClock:
         if not self.rate:
             return None
         return round(steps_left * self.batch_size / self.rate + self.last_eval_s * epochs_left, 1)
+
+
+@contextlib.contextmanager
+def beating(beat: Callable[[], object], every_s: float) -> Iterator[None]:
+    """Call ``beat`` every ``every_s`` seconds from a thread of its own during the block: a step that takes minutes
+    (the first one of a compiled model) keeps the heartbeat going, so the run is not taken for crashed (a status older
+    than the heartbeat limit reads as crashed; Slurm jobs and the scheduler go by it)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(every_s):
+            with contextlib.suppress(Exception):   # a full disk: the step's own writes will say so
+                beat()
+    thread = threading.Thread(target=loop, name="reslab-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 class Reporter:

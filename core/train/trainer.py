@@ -55,7 +55,7 @@ from core.train.events import (
     StateChanged,
     TrainerEvent,
 )
-from core.train.pace import Reporter, RunClock
+from core.train.pace import Reporter, RunClock, beating
 from core.train.requests import Requests
 from core.train.setup import Setup, build
 from core.train.state import TrainState, first_non_finite
@@ -279,9 +279,9 @@ class Trainer:
                 self.window.put(loss, wrong, st.step, st.epoch + 1, total, lr)
                 st.step += 1
                 self.clock.tick()
-                self._read_window()
+                sealed = self._read_window()
                 self.report.tick(lr)
-                self._obey_requests()
+                self._obey_requests(sealed)
                 if self.requests.stopping:
                     return self._stop()
                 if st.step >= epoch_end:
@@ -312,23 +312,28 @@ class Trainer:
         if not (self.compile_pending and total == self.setup.cfg.batch_size):
             return self._guarded_step(x, y, lr, total)
         t0 = time.monotonic()
-        out = self._guarded_step(x, y, lr, total)
+        self.write_status(compiling=True)
+        with beating(self.write_status, HEARTBEAT_S):
+            out = self._guarded_step(x, y, lr, total)
         self.clock.leave_out(self._compiled(t0))
         self.compile_pending = False
         return out
 
-    def _read_window(self) -> None:
-        """Seal the device window every ``log_every`` iterations and read the one before it (one window late)."""
+    def _read_window(self) -> bool:
+        """Seal the device window every ``log_every`` iterations and read the one before it (one window late).
+        True when it sealed one (under DDP the processes then agree on requests too)."""
         cfg = self.setup.cfg
-        if self.window.full or self.state.step % cfg.log_every == 0:
-            self.window.seal()
-            # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a fixed
-            # step, and for the run's first window, so the loss shows from its first log_every
-            now = self.setup.schedule.watching_error or self.latest[0] is None
-            self._absorb(self.window.drain(keep=0 if now else 1))
+        if not (self.window.full or self.state.step % cfg.log_every == 0):
+            return False
+        self.window.seal()
+        # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a fixed
+        # step, and for the run's first window, so the loss shows from its first log_every
+        now = self.setup.schedule.watching_error or self.latest[0] is None
+        self._absorb(self.window.drain(keep=0 if now else 1))
+        return True
 
-    def _obey_requests(self) -> None:
-        self.requests.check()
+    def _obey_requests(self, sealed: bool) -> None:
+        self.requests.check(sealed)
         if self.requests.paused:
             self.clock.resume_after(self._hold())
 
@@ -337,7 +342,7 @@ class Trainer:
         sync_device(self.setup.device)
         compile_s = time.monotonic() - t_step
         self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
-        self.write_status(compile_s=round(compile_s, 2))
+        self.write_status(compile_s=round(compile_s, 2), compiling=False)
         return compile_s
 
     def _guarded_step(self, x, y, lr, total):

@@ -234,3 +234,60 @@ def test_an_old_torch_is_named_at_start_in_one_line(monkeypatch, capsys, tmp_pat
     assert tui_app.main(["runs", "--runs-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs torch 2.5 or newer, this is torch 2.4.1+cu121" in err
+
+
+# -- Slurm (issue 19.8) ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("state, used, expected", [
+    ("running", 0, Action("retry")),        # its job was killed at the time limit with a fresh heartbeat
+    ("paused", 2, Action("give-up")),
+    ("stopped", 0, Action("settle")),       # checkpointed before the limit (the job is requeued, not ended)
+    ("finished", 0, Action("settle")),
+])
+def test_next_action_when_the_job_that_trained_the_run_is_gone(state, used, expected):
+    assert next_action(state, used, 2, 1, 128, gone=True) == expected
+
+
+def test_a_slurm_job_asks_for_cpus_and_memory_and_checkpoints_within_the_signal_delay(tmp_path):
+    pytest.importorskip("submitit")
+    from core.serve import slurm
+    from core.store.runs import RunStore
+    from tests.conftest import tiny_config
+
+    assert slurm.CHECKPOINT_WAIT_S + 15 <= slurm.SIGNAL_DELAY_S
+    run = RunStore(tmp_path).create(tiny_config(device="cuda"))
+    params = slurm.SubmititLauncher("slurm", gpus_per_run=2).parameters(run)
+    assert params["cpus_per_task"] == 8 and params["mem_gb"] == 32 and params["gpus_per_node"] == 2
+    params = slurm.SubmititLauncher("slurm", cpus_per_task=4, mem_gb_per_task=6).parameters(run)
+    assert params["cpus_per_task"] == 4 and params["mem_gb"] == 6
+
+
+def test_a_task_bound_to_one_gpu_trains_on_it_whatever_its_local_rank(monkeypatch):
+    import torch
+
+    from core.train.device import DeviceError
+    from core.train.distributed import Dist, resolve_launch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    second = Dist(1, 2, 1, launched=True)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(DeviceError, match="only 1 GPU"):         # torchrun with too few GPUs: refused, as before
+        resolve_launch_device("cuda", second)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert resolve_launch_device("cuda", second) == torch.device("cuda", 0)
+
+
+def test_the_heartbeat_goes_on_during_a_long_step():
+    import time
+
+    from core.train.pace import beating
+
+    beats = []
+    with beating(lambda: beats.append(time.monotonic()), every_s=0.02):
+        deadline = time.monotonic() + 5
+        while len(beats) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    n = len(beats)
+    time.sleep(0.1)
+    assert len(beats) == n            # and stops with the block

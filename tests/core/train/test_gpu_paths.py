@@ -235,3 +235,62 @@ def test_rank_0_records_out_of_memory_when_another_process_ran_out_and_left():
     assert state == "out-of-memory" and message.startswith("process 1 of 2: out of memory on process 1")
     assert end_of(torch.OutOfMemoryError("CUDA out of memory"), rank0)[0] == "out-of-memory"
     assert end_of(ValueError("bad"), rank0) == ("failed", "ValueError: bad")
+
+
+# -- DDP (issue 19.7) --------------------------------------------------------------------------------------------------
+class AgreeingDist:
+    """Dist as one of two processes sees it: ``agree`` is the collective (recorded); the peer asks ``peer``."""
+
+    many, world = True, 2
+
+    def __init__(self, rank: int, peer: tuple[bool, bool] = (False, False)):
+        self.rank, self.is_main, self.peer, self.calls = rank, rank == 0, peer, 0
+
+    def agree(self, stop: bool, pause: bool) -> tuple[bool, bool]:
+        self.calls += 1
+        return stop or self.peer[0], (pause if self.is_main else self.peer[1])
+
+
+class NoRequests:
+    def read_request(self):
+        return None
+
+
+def test_ddp_processes_agree_on_requests_only_when_a_window_is_sealed():
+    """A blocking all-reduce every iteration was a host barrier per step; a request now waits for the next sealed
+    window, and no process acts on it alone before the others agree."""
+    from core.train.requests import Requests
+
+    dist = AgreeingDist(rank=1)
+    requests = Requests(NoRequests(), dist)
+    requests.stop_event.set()                        # SIGTERM on this process
+    for _ in range(3):
+        requests.check(sealed=False)
+    assert dist.calls == 0 and not requests.stopping   # not alone, not yet
+    requests.check(sealed=True)
+    assert dist.calls == 1 and requests.stopping
+
+    main = Requests(NoRequests(), AgreeingDist(rank=0))
+    main.pause_event.set()                           # the TUI's pause, on rank 0
+    main.check(sealed=False)
+    assert not main.paused
+    main.check(sealed=True)
+    assert main.paused
+    follower = Requests(NoRequests(), AgreeingDist(rank=1, peer=(False, True)))
+    follower.check(sealed=True)
+    assert follower.paused and not follower.stopping
+
+
+def test_ddp_does_not_broadcast_buffers_before_every_forward(tmp_path):
+    """Rank 0's batch-norm statistics are synchronised before each evaluation (Dist.sync_buffers); DDP's own
+    broadcast per forward was a second, needless collective each step."""
+    import torch.distributed as tdist
+
+    from core.train.distributed import Dist
+
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = Dist(0, 1, 0, launched=True).wrap(cifar_resnet(8, width=4), sync_bn=False)
+        assert isinstance(ddp, torch.nn.parallel.DistributedDataParallel) and ddp.broadcast_buffers is False
+    finally:
+        tdist.destroy_process_group()
