@@ -29,8 +29,9 @@ t() { echo; echo "== $*"; timeout 240 "$@"; }
 # 1. engine vs the usual loop, batch 128: precision auto (bf16) and fp32; ratio targets: R20 >= 5x, R110 >= 3x
 t $B --depths 20,56,110 --iters 200 --json "$OUT/auto.json"
 t $B --depths 20,110 --iters 200 --precision fp32 --json "$OUT/fp32.json"
-# 2. torch.compile (compile time is printed separately)
+# 2. torch.compile (compile time is printed separately): eager is 1.'s table; default compile; CUDA graphs
 t $B --depths 20,110 --iters 200 --compile --json "$OUT/compile.json"
+t $B --depths 20,110 --iters 200 --compile --compile-mode graphs --json "$OUT/graphs.json"
 # 3. memory: ResNet-1202 at batch 128 (must fit in 80 GB); the lab report's ResNet-110 width 64 batch 64
 t $B --depths 1202 --iters 10 --warmup 2 --json "$OUT/r1202.json"
 t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.json"
