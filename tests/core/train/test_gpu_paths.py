@@ -294,3 +294,51 @@ def test_ddp_does_not_broadcast_buffers_before_every_forward(tmp_path):
         assert isinstance(ddp, torch.nn.parallel.DistributedDataParallel) and ddp.broadcast_buffers is False
     finally:
         tdist.destroy_process_group()
+
+
+# -- several runs on one GPU, the scheduler's children (issue 19.1, 19.5) -------------------------------------------
+def test_a_scheduler_child_trains_on_the_one_gpu_it_sees_whatever_its_config_names(monkeypatch):
+    """A run configured cuda:2 on the slot of GPU 2: its process sees that GPU only, as cuda:0."""
+    from core.train.device import DeviceError
+    from core.train.distributed import SINGLE, resolve_launch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("RESLAB_DEVICE", raising=False)
+    with pytest.raises(DeviceError):
+        resolve_launch_device("cuda:2", SINGLE)
+    monkeypatch.setenv("RESLAB_DEVICE", "cuda:0")
+    assert resolve_launch_device("cuda:2", SINGLE) == torch.device("cuda", 0)
+    assert resolve_launch_device("cpu", SINGLE) == torch.device("cpu")
+
+
+def test_each_of_n_runs_on_a_gpu_takes_its_share_of_the_memory(monkeypatch):
+    from core.train.device import use_device
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: calls.append((f, d)))
+    cuda1 = torch.device("cuda", 1)
+    use_device(cuda1)
+    assert calls == [("set_device", cuda1)]
+    calls.clear()
+    monkeypatch.setenv("RESLAB_MEMORY_FRACTION", "0.25")
+    use_device(cuda1)
+    assert calls == [("set_device", cuda1), (0.25, cuda1)]
+    calls.clear()
+    use_device(torch.device("cpu"))
+    assert calls == []
+
+
+def test_the_channels_last_probe_neither_runs_nor_caches_on_a_shared_gpu(monkeypatch):
+    from core.store.settings import cache_dir
+    from core.train import memory_format
+
+    monkeypatch.setenv("RESLAB_GPU_SHARED", "4")
+    monkeypatch.setattr(memory_format, "measure_channels_last", lambda *a, **k: pytest.fail("probe ran"))
+    cache = cache_dir() / memory_format.CACHE_FILE
+    before = cache.read_bytes() if cache.exists() else None
+    choice, note = memory_format.choose_channels_last(tiny_config(channels_last="auto", device="cuda"),
+                                                      cifar_resnet(8, width=4), torch.device("cuda", 0), "bf16")
+    assert choice is False and "this GPU trains 4 runs at once" in note
+    assert (cache.read_bytes() if cache.exists() else None) == before
