@@ -161,6 +161,29 @@ def test_memory_of_a_failed_step_goes_back_to_the_driver():
     assert torch.cuda.memory_reserved() <= before
 
 
+def test_cuda_graphs_train_what_eager_training_does():
+    """--compile-mode graphs (torch.compile mode reduce-overhead: CUDA graphs) against the eager step, 5 steps of
+    ResNet-20 at batch 128 from the same weights and batches (issue 19.10)."""
+    import torch._dynamo
+
+    from core.data.cifar import load_data
+    from core.train.setup import build
+
+    cfg = config(depth=20, width=16, batch_size=128, max_train_images=1280, deterministic=False)
+    data = load_data(cfg)
+    runs = []
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        s = build(cfg.with_overrides(compile=compiled), torch.device("cuda:0"), data, compile_mode="graphs")
+        losses = [float(s.step(x, y, 0.05, s.train_loader.last_total)[0]) for _, (x, y) in zip(range(5),
+                                                                                               s.train_loader)]
+        runs.append((losses, [p.detach().float().cpu() for p in s.model.parameters()]))
+    (l0, p0), (l1, p1) = runs
+    assert max(abs(a - b) for a, b in zip(l0, l1)) < 1e-3
+    assert max(float((a - b).abs().max()) for a, b in zip(p0, p1)) < 1e-3
+
+
 def main() -> int:
     """Without pytest: every test, one line each; exit 1 when one failed."""
     failed = 0
