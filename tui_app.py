@@ -5,9 +5,30 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # before torch loads: CUDA then numbers the GPUs in PCI bus order, as NVML and nvidia-smi do (the devices panel,
+    # --devices, the scheduler's CUDA_VISIBLE_DEVICES); its default numbers the fastest first
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    problem = _torch_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from cli.main import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
+
+
+def _torch_problem() -> str | None:
+    """A torch older than ResLab needs, read from its metadata (no import: commands that need no torch stay fast)."""
+    from importlib import metadata
+
+    from core.util.env import torch_version_problem
+
+    try:
+        return torch_version_problem(metadata.version("torch"))
+    except metadata.PackageNotFoundError:
+        return None
 
 
 if __name__ == "__main__":

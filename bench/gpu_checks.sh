@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU figure issue 5 asks for, in one run (~8-10 minutes on an H100/H200). Nothing here is part of the tests.
+# Every GPU figure issues 5 and 19 ask for, in one run (~8-10 minutes on an H100/H200): first the gpu test tier
+# (tests/gpu), then the figures. Needs torch alone (no textual, no submitit, no install: run from the repo root).
 #
 # On the lent device machine ../shared is not there, so carry its data in an ignored folder first:
 #   mkdir -p .shared && cp ../shared/data/cifar10-jpeg.npz ../shared/tools/cifar10_jpeg.py .shared/
@@ -14,15 +15,23 @@ if [ ! -d "$DATA/cifar-10-batches-py" ]; then
   if [ -f ../shared/tools/cifar10_jpeg.py ]; then python ../shared/tools/cifar10_jpeg.py "$DATA"
   else python .shared/cifar10_jpeg.py "$DATA" --npz .shared/cifar10-jpeg.npz; fi
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap,compute_mode --format=csv
+# 0. the gpu test tier (tests/gpu: one assertion each that only a GPU can show); under pytest where it is installed
+echo "== gpu tier"
+if python -c "import pytest" 2>/dev/null; then
+  python -m pytest -q -m gpu tests/gpu -p no:cacheprovider -rs 2>&1 | tail -20
+else
+  python tests/gpu/test_gpu.py
+fi
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'bf16', torch.cuda.is_bf16_supported())"
 B="python bench/throughput.py --device cuda --data-dir $DATA"
 t() { echo; echo "== $*"; timeout 240 "$@"; }
 # 1. engine vs the usual loop, batch 128: precision auto (bf16) and fp32; ratio targets: R20 >= 5x, R110 >= 3x
 t $B --depths 20,56,110 --iters 200 --json "$OUT/auto.json"
 t $B --depths 20,110 --iters 200 --precision fp32 --json "$OUT/fp32.json"
-# 2. torch.compile (compile time is printed separately)
+# 2. torch.compile (compile time is printed separately): eager is 1.'s table; default compile; CUDA graphs
 t $B --depths 20,110 --iters 200 --compile --json "$OUT/compile.json"
+t $B --depths 20,110 --iters 200 --compile --compile-mode graphs --json "$OUT/graphs.json"
 # 3. memory: ResNet-1202 at batch 128 (must fit in 80 GB); the lab report's ResNet-110 width 64 batch 64
 t $B --depths 1202 --iters 10 --warmup 2 --json "$OUT/r1202.json"
 t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.json"

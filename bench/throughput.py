@@ -86,7 +86,8 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
     if args.eval_images:
         data = dataclasses.replace(data, test_x=data.test_x[: args.eval_images], test_y=data.test_y[: args.eval_images])
     torch.manual_seed(0)
-    setup = build(cfg, device, data)   # --channels-last auto: measured on this device, as the trainer does
+    # --channels-last auto: measured on this device, as the trainer does
+    setup = build(cfg, device, data, compile_mode=args.compile_mode)
     model, step_fn, test = setup.model, setup.step, setup.test_loader
     window = StepWindow(cfg.log_every, device)
     batches = forever(setup.train_loader)
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
                     help="the engine's memory format (auto: measured on the device, as the trainer does)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
+    ap.add_argument("--compile-mode", default="default", choices=("default", "graphs"),
+                    help="with --compile: graphs = CUDA graphs (torch.compile mode reduce-overhead) [default: default]")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes of the reference loop")
     ap.add_argument("--eval-images", type=int, default=None,
                     help="also time the engine's test evaluation on this many images (scaled to 10,000) "
@@ -273,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             m = measure(base.with_overrides(depth=depth), data, root, device, args)
             results.append({"model": f"ResNet-{depth}" + (f" w{args.width}" if args.width != 16 else ""),
                             "depth": depth, "width": args.width, "batch": args.batch_size, "device": str(device),
-                            "compile": args.compile, **m, "ratio": m["engine_img_s"] / m["reference_img_s"],
+                            "compile": args.compile and args.compile_mode, **m,
+                            "ratio": m["engine_img_s"] / m["reference_img_s"],
                             "engine_epoch_s": EPOCH_ITERS * args.batch_size / m["engine_img_s"],
                             "reference_epoch_s": EPOCH_ITERS * args.batch_size / m["reference_img_s"]})
             print(f"  ResNet-{depth}: engine {m['engine_img_s']:,.0f} img/s, reference {m['reference_img_s']:,.0f} "
@@ -292,7 +296,7 @@ def print_table(results: list[dict], args) -> None:
     for r in results:
         epoch = f"{r['engine_epoch_s']:.1f}" + (f" + {r['eval_s']:.1f} eval" if r.get("eval_s") is not None else "")
         rows.append((r["model"], str(r["batch"]), r["precision"] + (" CL" if r["channels_last"] else ""),
-                     "on" if r["compile"] else "off", f"{r['engine_img_s']:,.0f}", f"{r['reference_img_s']:,.0f}",
+                     r["compile"] or "off", f"{r['engine_img_s']:,.0f}", f"{r['reference_img_s']:,.0f}",
                      f"{r['ratio']:.2f}x", epoch, f"{r['reference_epoch_s']:.1f}",
                      fmt_mem(r["engine_peak_bytes"]) + (f" (ref {fmt_mem(r['reference_peak_bytes'])})"
                                                         if r["reference_peak_bytes"] else "")))

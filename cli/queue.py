@@ -29,7 +29,7 @@ GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 # -- scheduler ---------------------------------------------------------------------------------------------------------
 def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Checked devices and the options to pass on to a detached scheduler. Raises CliError (exit 2)."""
-    from core.serve.gpus import parse_devices
+    from core.serve.gpus import exclusive_gpus, parse_devices
 
     common = []
     for name in ("retries", "idle_exit"):
@@ -54,6 +54,11 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     per_device, gpus = getattr(args, "per_device", 1), getattr(args, "gpus_per_run", 1)
     if per_device < 1:
         raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    alone = exclusive_gpus(devices) if per_device > 1 else []
+    if alone:
+        raise CliError(f"--per-device: {', '.join(alone)} {'is' if len(alone) == 1 else 'are'} in EXCLUSIVE_PROCESS "
+                       f"compute mode (one process at a time: a second run there would get no CUDA context); use "
+                       f"--per-device 1, or ask for the default mode (nvidia-smi -c DEFAULT, as root)")
     if not 1 <= gpus <= len(devices):
         raise CliError(f"--gpus-per-run: must be between 1 and the {len(devices)} device(s) of --devices "
                        f"({','.join(devices)}), got {gpus}")

@@ -22,7 +22,8 @@ def add_slurm_flags(parser: argparse.ArgumentParser) -> None:
                    help="GPUs of each job on one node, one task (DDP process) each; a run configured for the "
                         "CPU gets N processes [default: 1]")
     g.add_argument("--slurm-account", metavar="A", help="account to charge [default: yours]")
-    g.add_argument("--slurm-cpus-per-task", metavar="N", type=int, help="CPUs per task [default: the cluster's]")
+    g.add_argument("--slurm-cpus-per-task", metavar="N", type=int, help="CPUs per task [default: 8]")
+    g.add_argument("--slurm-mem-gb", metavar="N", type=int, help="memory per task in GB [default: 16]")
     g.add_argument("--slurm-max-jobs", metavar="N", type=int, default=8,
                    help="jobs submitted at once, waiting or running [default: 8]")
     g.add_argument("--slurm-cluster", choices=("slurm", "local"), default="slurm",
@@ -40,13 +41,13 @@ def slurm_options(args: argparse.Namespace) -> list[str]:
         require_submitit()
     except SlurmUnavailable as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
-    for name in ("slurm_time", "slurm_gpus_per_run", "slurm_max_jobs", "slurm_cpus_per_task"):
+    for name in ("slurm_time", "slurm_gpus_per_run", "slurm_max_jobs", "slurm_cpus_per_task", "slurm_mem_gb"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')}: must be 1 or more, got {value}")
     options = ["--executor", "slurm"]
     for name in ("slurm_partition", "slurm_time", "slurm_gpus_per_run", "slurm_account", "slurm_cpus_per_task",
-                 "slurm_max_jobs", "slurm_cluster"):
+                 "slurm_mem_gb", "slurm_max_jobs", "slurm_cluster"):
         if getattr(args, name) is not None:
             options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return options
@@ -58,5 +59,6 @@ def slurm_launcher(args: argparse.Namespace):
     from core.serve.slurm import SubmititLauncher
 
     launcher = SubmititLauncher(args.slurm_cluster, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run,
-                                args.slurm_account, args.slurm_cpus_per_task)
+                                args.slurm_account, args.slurm_cpus_per_task,
+                                mem_gb_per_task=args.slurm_mem_gb)
     return launcher, make_slots(["slurm"], args.slurm_max_jobs)

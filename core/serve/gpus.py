@@ -2,8 +2,11 @@
 
 Device names are torch's: ``cpu`` and ``cuda:N``, where N counts the GPUs this process can see (so with
 ``CUDA_VISIBLE_DEVICES=2,3`` set, ``cuda:0`` is physical GPU 2; :func:`cuda_visible_for` maps it back). NVML counts
-every GPU of the machine in PCI bus order; trainer processes get ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that both
-agree. Without an NVIDIA driver :func:`read_gpus` returns None: the machine is "CPU only".
+every GPU of the machine in PCI bus order; CUDA counts fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, which
+tui_app.py sets before torch loads (and the scheduler for its trainer processes), so that both agree. A GPU's
+reading names it as this process's torch does (:func:`cuda_label`: by index or by UUID through
+CUDA_VISIBLE_DEVICES); ``--devices`` also takes GPU UUIDs (``GPU-...``, as ``nvidia-smi -L`` prints them). Without
+an NVIDIA driver :func:`read_gpus` returns None: the machine is "CPU only".
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ def parse_devices(text: str | None) -> list[str]:
     """'cuda:0,cuda:2' or 'cpu,cpu' (a device listed twice gets two slots); 'cuda' means every GPU; empty or
     'auto' means :func:`default_devices`. Raises ValueError naming what is wrong and what is allowed."""
     parts = [p.strip().lower() for p in re.split(r"[,\s]+", text or "") if p.strip()]
+    parts = [uuid_to_cuda(p) if p.startswith(UUID_PREFIXES) else p for p in parts]
     if not parts or parts == ["auto"]:
         return default_devices()
     out: list[str] = []
@@ -54,16 +58,76 @@ def parse_devices(text: str | None) -> list[str]:
     return out
 
 
-def cuda_visible_for(device: str) -> str:
+UUID_PREFIXES = ("gpu-", "mig-")
+
+
+def uuid_to_cuda(uuid: str, env: dict[str, str] | None = None) -> str:
+    """``GPU-...``/``MIG-...`` (or its first characters, as CUDA accepts) -> the ``cuda:N`` torch calls it here.
+    Raises ValueError when no visible GPU has that UUID."""
+    env = os.environ if env is None else env
+    want = uuid.strip().lower()
+    if "CUDA_VISIBLE_DEVICES" in env:
+        entries = [e.strip().lower() for e in env["CUDA_VISIBLE_DEVICES"].split(",") if e.strip()]
+        uuids = {i: e for i, e in enumerate(entries) if e.startswith(UUID_PREFIXES)}
+        uuids.update({i: u for i, u in enumerate(_nvml_uuids(entries)) if u})
+    else:
+        uuids = dict(enumerate(_nvml_uuids(None)))
+    found = [i for i, u in uuids.items() if u and u.lower().startswith(want)]
+    if len(found) != 1:
+        why = "matches several GPUs" if found else "is not the UUID of a GPU visible here"
+        raise ValueError(f"{uuid} {why}; nvidia-smi -L lists them (GPU-...; MIG-... for a MIG instance, "
+                         f"which CUDA_VISIBLE_DEVICES must show)")
+    return f"cuda:{found[0]}"
+
+
+def _nvml_uuids(entries: list[str] | None) -> list[str]:
+    """UUIDs of the GPUs NVML counts (``entries`` None: all, in PCI order), or of the index entries of a
+    CUDA_VISIBLE_DEVICES list ('' where unknown)."""
+    if not nvml_available():
+        return [] if entries is None else [""] * len(entries)
+    import pynvml
+
+    def uuid_of(index: int) -> str:
+        try:
+            u = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(index))
+        except pynvml.NVMLError:
+            return ""
+        return u.decode() if isinstance(u, bytes) else str(u)
+    if entries is None:
+        try:
+            return [uuid_of(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except pynvml.NVMLError:
+            return []
+    return [uuid_of(int(e)) if e.isdigit() else "" for e in entries]
+
+
+def cuda_label(nvml_index: int, uuid: str, env: dict[str, str] | None = None) -> str | None:
+    """The ``cuda:N`` under which torch in a process with ``env`` (default ours) sees the GPU that NVML counts as
+    ``nvml_index`` with ``uuid``; None when CUDA_VISIBLE_DEVICES hides it. Assumes CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" not in env:
+        return f"cuda:{nvml_index}"
+    entries = [e.strip().lower() for e in env["CUDA_VISIBLE_DEVICES"].split(",") if e.strip()]
+    for k, entry in enumerate(entries):
+        if entry == str(nvml_index) or (entry.startswith(UUID_PREFIXES) and uuid.lower().startswith(entry)):
+            return f"cuda:{k}"
+        if not (entry.isdigit() or entry.startswith(UUID_PREFIXES)):
+            break                   # CUDA stops at the first entry it cannot read
+    return None
+
+
+def cuda_visible_for(device: str, env: dict[str, str] | None = None) -> str:
     """The CUDA_VISIBLE_DEVICES value that shows a child process only ``device`` ('' for the CPU; 'cuda:0+cuda:1',
-    a slot of several GPUs, shows them all)."""
+    a slot of several GPUs, shows them all): our own entry for it (an index or a GPU-/MIG- UUID) when ``env``
+    (default ``os.environ``) restricts the GPUs we see, else its index."""
+    env = os.environ if env is None else env
     if "+" in device:
-        return ",".join(cuda_visible_for(d) for d in device.split("+") if d.startswith("cuda"))
+        return ",".join(cuda_visible_for(d, env) for d in device.split("+") if d.startswith("cuda"))
     if not device.startswith("cuda"):
         return ""
     index = int(device.split(":")[1]) if ":" in device else 0
-    parent = [p for p in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if p.strip()]
-    return parent[index].strip() if "CUDA_VISIBLE_DEVICES" in os.environ and index < len(parent) else str(index)
+    parent = [p for p in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if p.strip()]
+    return parent[index].strip() if "CUDA_VISIBLE_DEVICES" in env and index < len(parent) else str(index)
 
 
 def fits(run_device: str, slot_device: str) -> bool:
@@ -81,12 +145,14 @@ def fits(run_device: str, slot_device: str) -> bool:
 # -- NVML --------------------------------------------------------------------------------------------------------------
 @dataclass
 class GpuReading:
-    index: int
+    index: int             # NVML's (PCI bus order)
     name: str
     util_pct: int | None
     mem_used: int          # bytes
     mem_total: int         # bytes
     temp_c: int | None
+    uuid: str = ""
+    cuda: str | None = None    # what torch calls it here (cuda_label); None: hidden by CUDA_VISIBLE_DEVICES
 
 
 _nvml_lock = threading.Lock()
@@ -131,11 +197,45 @@ def read_gpus() -> list[GpuReading] | None:
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
         except pynvml.NVMLError:
             continue
+        uuid = _text(lambda h=h: pynvml.nvmlDeviceGetUUID(h))
         out.append(GpuReading(i, name.decode() if isinstance(name, bytes) else str(name),
                               _maybe(lambda h=h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu),
                               int(mem.used), int(mem.total),
-                              _maybe(lambda h=h: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))))
+                              _maybe(lambda h=h: pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)),
+                              uuid, cuda_label(i, uuid)))
     return out
+
+
+def exclusive_gpus(devices: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """The GPUs among ``devices`` whose compute mode admits one process at a time (EXCLUSIVE_PROCESS, common on
+    shared HPC servers): a second run there gets no CUDA context. Empty without NVML."""
+    if not nvml_available():
+        return []
+    import pynvml
+
+    one_at_a_time = {getattr(pynvml, "NVML_COMPUTEMODE_EXCLUSIVE_PROCESS", 3),
+                     getattr(pynvml, "NVML_COMPUTEMODE_EXCLUSIVE_THREAD", 1)}
+    out = []
+    for device in sorted(set(devices)):
+        if not device.startswith("cuda"):
+            continue
+        entry = cuda_visible_for(device, env)
+        try:
+            handle = (pynvml.nvmlDeviceGetHandleByIndex(int(entry)) if entry.isdigit()
+                      else pynvml.nvmlDeviceGetHandleByUUID(entry))
+            if pynvml.nvmlDeviceGetComputeMode(handle) in one_at_a_time:
+                out.append(device)
+        except pynvml.NVMLError:
+            continue
+    return out
+
+
+def _text(read) -> str:
+    try:
+        value = read()
+    except Exception:  # noqa: BLE001 - pynvml.NVMLError_NotSupported and friends
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def has_gpu() -> bool:

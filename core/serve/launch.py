@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from core.serve.gpus import cuda_visible_for, fits
+from core.serve.gpus import cuda_visible_for
 from core.store.lock import LOCK_FD_ENV
 from core.store.runs import Run, RunStore
+from core.util.env import DEVICE_ENV, MEMORY_FRACTION_ENV, SHARED_ENV
 from core.util.files import open_regular
 
 ENTRY_POINT = Path(__file__).resolve().parents[2] / "tui_app.py"
@@ -69,31 +70,57 @@ class Handle(Protocol):
     def poll(self) -> int | None: ...
 
 
-class LocalLauncher:
-    """One detached ``tui_app.py resume RUN`` process per run on this machine, pinned to its slot's device.
+def child_env(slot_device: str, threads: int = 0, sharing: int = 1,
+              parent: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a trainer process started for a slot on ``slot_device`` gets on top of ``plain_env``.
 
-    GPU slots: ``CUDA_VISIBLE_DEVICES`` shows the process only its GPU (a run configured as ``auto`` or ``cuda``
-    then trains there as cuda:0; one configured as ``cuda:N`` keeps the scheduler's view, since only slots of that
-    GPU take it). CPU slots: no GPU, and ``OMP_NUM_THREADS`` shares the cores among the CPU slots.
+    - ``CUDA_DEVICE_ORDER=PCI_BUS_ID``: CUDA numbers the GPUs as NVML and nvidia-smi do (core/serve/gpus.py).
+    - ``CUDA_VISIBLE_DEVICES``: always, so the child sees its slot's GPU(s) only ('' on a CPU slot), as
+      ``cuda:0``: ``RESLAB_DEVICE=cuda:0`` tells the trainer to train there whatever GPU the run's config names (the
+      scheduler placed it on a slot it fits). A slot of several GPUs (torchrun) shows them all; LOCAL_RANK picks.
+    - ``OMP_NUM_THREADS``: ``threads`` (the slot's share of the cores), split among a torchrun slot's processes.
+    - ``sharing`` > 1 (``--per-device N``): ``RESLAB_GPU_SHARED=N``, and a memory fraction of 1/N for each process
+      (``RESLAB_MEMORY_FRACTION``) unless ``parent`` (our environment) already sets one.
+
+    Pure: ``parent`` (default ``os.environ``) is read for CUDA_VISIBLE_DEVICES and the memory fraction only."""
+    parent = os.environ if parent is None else parent
+    nproc = slot_device.count("+") + 1
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", DEVICE_ENV: "", SHARED_ENV: ""}   # none inherited from ours
+    if threads:
+        env["OMP_NUM_THREADS"] = str(max(1, threads // nproc))
+    if not slot_device.startswith("cuda"):
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+    env["CUDA_VISIBLE_DEVICES"] = cuda_visible_for(slot_device, parent)
+    if nproc == 1:
+        env[DEVICE_ENV] = "cuda:0"
+    if sharing > 1:
+        env[SHARED_ENV] = str(sharing)
+        if not parent.get(MEMORY_FRACTION_ENV):
+            env[MEMORY_FRACTION_ENV] = f"{1 / sharing:.4f}"
+    return env
+
+
+class LocalLauncher:
+    """One detached ``tui_app.py resume RUN`` process per run on this machine, pinned to its slot's device by
+    ``child_env``: a GPU slot's process sees that GPU only; a CPU slot's none, with ``OMP_NUM_THREADS`` sharing the
+    cores among the CPU slots (GPU slots share the rest of them).
 
     A slot of several devices (``cuda:0+cuda:1``) starts ``torchrun --nproc-per-node 2 tui_app.py resume RUN`` on
     them. torchrun's workers do not inherit the run's lock: it is let go when the scheduler closes its copy, and
     rank 0 takes it as it starts."""
 
-    def __init__(self, runs_dir: str | os.PathLike, cpu_threads: int = 0):
+    def __init__(self, runs_dir: str | os.PathLike, cpu_threads: int = 0, gpu_threads: int = 0,
+                 sharing: dict[str, int] | None = None):
         self.runs_dir = Path(runs_dir).resolve()
-        self.cpu_threads = cpu_threads
+        self.cpu_threads, self.gpu_threads = cpu_threads, gpu_threads
+        self.sharing = sharing or {}       # device -> the number of slots on it (--per-device)
 
     def start(self, run: Run, slot, lock_fd: int) -> subprocess.Popen:
-        run_device = run.read_config().device
         nproc = slot.device.count("+") + 1
-        extra = {LOCK_FD_ENV: str(lock_fd), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if nproc == 1 else \
-            {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        if slot.device.startswith("cpu"):
-            extra["CUDA_VISIBLE_DEVICES"] = ""
-            if self.cpu_threads:
-                extra["OMP_NUM_THREADS"] = str(max(1, self.cpu_threads // nproc))
-        elif nproc > 1 or (run_device != slot.device and fits(run_device, slot.device)):
-            extra["CUDA_VISIBLE_DEVICES"] = cuda_visible_for(slot.device)
+        threads = self.cpu_threads if slot.device.startswith("cpu") else self.gpu_threads
+        extra = child_env(slot.device, threads, self.sharing.get(slot.device, 1))
+        if nproc == 1:
+            extra[LOCK_FD_ENV] = str(lock_fd)
         return spawn_background(self.runs_dir, run.id, plain_env(**extra), pass_fds=(lock_fd,) if nproc == 1 else (),
                                 nproc=nproc)

@@ -9,10 +9,12 @@ between. The run folder stays the bus: the scheduler learns that a run ended fro
 
 Crash policy: a trainer process that dies (kill -9, a node hiccup) leaves a ``crashed`` run; it is resumed from
 its checkpoint up to ``retries`` times, each retry written to the run's events.log (the trainer cuts epochs.jsonl
-back to the checkpoint, so it keeps one line per epoch). A run that ends ``out-of-memory`` is retried once, with
-``on_oom = split`` so the trainer falls back to micro-batches. ``failed``, ``diverged`` and ``stopped`` runs stay
-as they are. Trainer processes run in their own sessions: they keep training when the scheduler stops, and a
-scheduler started later finds them (their slots count as busy) and retries them if they crash.
+back to the checkpoint, so it keeps one line per epoch). A run that ends ``out-of-memory`` is retried with twice
+the micro-batches it had (and ``on_oom = split``, so the trainer splits further itself where it can), again after
+each out-of-memory until the micro-batches would outnumber the batch's images. ``failed``, ``diverged`` and
+``stopped`` runs stay as they are. These decisions are one pure function, ``next_action``. Trainer processes run
+in their own sessions: they keep training when the scheduler stops, and a scheduler started later finds them
+(their slots count as busy) and retries them if they crash.
 """
 from __future__ import annotations
 
@@ -39,6 +41,32 @@ DEFAULT_IDLE_EXIT_S = 300.0      # leave after the queue has been empty this lon
 POLL_S = 0.2                     # how often slots and the queue are looked at
 RETRYABLE = ("crashed", "queued", "damaged")   # a trainer process that ended leaving one of these died early
 FINAL = ("finished", "failed", "diverged", "out-of-memory", "stopped")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the scheduler does with a run whose trainer process ended (``next_action``)."""
+
+    kind: str                 # release: another process trains it; retry: resume it (crash); oom: retry it with
+    #                           micro_batches slices; give-up: retries used up; settle: leave it as it is
+    micro_batches: int = 0
+
+
+def next_action(state: str, retries_used: int, retries: int, micro_batches: int = 1, batch_size: int = 0,
+                gone: bool = False) -> Action:
+    """The decision for a run that left its slot in ``state``, after ``retries_used`` of ``retries`` crash retries;
+    ``micro_batches`` is what it trained with, of a batch of ``batch_size`` images. ``gone``: what trained it is
+    known to be gone (a Slurm job that ended, killed at its time limit with a fresh heartbeat): a run that still
+    says running then crashed."""
+    if state in ACTIVE and gone:
+        state = "crashed"
+    if state in ACTIVE:
+        return Action("release")
+    if state in RETRYABLE:
+        return Action("retry") if retries_used < retries else Action("give-up")
+    if state == "out-of-memory" and 2 * micro_batches <= batch_size:
+        return Action("oom", 2 * micro_batches)
+    return Action("settle")
 
 
 class SchedulerRunning(Exception):
@@ -101,10 +129,8 @@ class Scheduler:
     def __init__(self, store: RunStore, slots: list[Slot], launcher=None, retries: int = DEFAULT_RETRIES,
                  idle_exit_s: float = DEFAULT_IDLE_EXIT_S, stay: bool = False, echo=None):
         self.store, self.slots, self.retries = store, slots, retries
-        # CPU slots share the cores but one (left to this scheduler, the app, ssh), as in-app training does
-        cpu_slots = sum(s.device.startswith("cpu") for s in slots)
-        threads = max(1, ((os.cpu_count() or 1) - 1) // max(1, cpu_slots))
-        self.launcher = launcher or LocalLauncher(store.root, threads)
+        self.launcher = launcher or LocalLauncher(store.root, *slot_threads(slots, os.cpu_count() or 1),
+                                                  sharing=sharing(slots))
         self.idle_exit_s, self.stay, self.echo = idle_exit_s, stay, echo
         self.lock = lock_of(store.root)
         self.busy: dict[Slot, Busy] = {}
@@ -214,7 +240,8 @@ class Scheduler:
                          f"but the run still trains: {slot.name} stays busy until it ends")
                 continue
             del self.busy[slot]
-            self._ended(busy.run, code, slot, time.monotonic() - busy.since)
+            self._ended(busy.run, code, slot, time.monotonic() - busy.since,
+                        gone=getattr(busy.handle, "whole_job", False))
         return self._fill() or bool(self.busy)
 
     @staticmethod
@@ -306,7 +333,6 @@ class Scheduler:
                 entry["retries"] = int(entry.get("retries") or 0) + (0 if why == "out-of-memory" else 1)
                 if why == "out-of-memory":
                     entry["oom_retried"] = True
-                    self._split_on_oom(run)
             Q.write_entry(run, entry)
             try:
                 handle = self.launcher.start(run, slot, lock.fd)
@@ -324,13 +350,18 @@ class Scheduler:
         self.log(f"{what} {run.id} on {slot.name} (pid {handle.pid}, launch {launches})")
         return True
 
-    def _split_on_oom(self, run: Run) -> None:
+    @staticmethod
+    def _split_on_oom(run: Run, micro_batches: int) -> None:
+        """The retry trains with ``micro_batches`` slices (the trainer takes the config's count where it is more
+        than the checkpoint's) and splits further itself where it can."""
         cfg = run.read_config()
-        if cfg.on_oom != "split":
-            atomic_write_bytes(run.config_path, cfg.with_overrides(on_oom="split").to_json().encode())
+        if (cfg.on_oom, cfg.micro_batches) != ("split", micro_batches):
+            atomic_write_bytes(run.config_path, cfg.with_overrides(on_oom="split", micro_batches=micro_batches)
+                               .to_json().encode())
 
     # -- a run left its slot -----------------------------------------------------------------------------------------
-    def _ended(self, run: Run, code: int | None, slot: Slot | None = None, seconds: float | None = None) -> None:
+    def _ended(self, run: Run, code: int | None, slot: Slot | None = None, seconds: float | None = None,
+               gone: bool = False) -> None:
         """Decide what happens after a trainer process ended: nothing, a resume (crash), or the OOM retry."""
         if not run.path.is_dir():
             self.log(f"{run.id}: its folder is gone")
@@ -338,15 +369,19 @@ class Scheduler:
         state, entry = live_state(run), Q.read_entry(run) or {}
         took = f" after {seconds:.0f} s" if seconds is not None else ""
         where = f" on {slot.name}" if slot else ""
-        if state in ACTIVE:            # trained by another process now (a resume by hand): not ours any more
+        used = int(entry.get("retries") or 0)
+        action = next_action(state, used, self.retries, *self._slices(run), gone=gone)
+        if gone and state in ACTIVE:
+            state = "crashed"
+            run.update_status(state=state, error="its Slurm job ended while it trained (time limit or node failure)")
+        if action.kind == "release":       # trained by another process now (a resume by hand): not ours any more
             Q.write_entry(run, {**entry, "settled": True})
             return
-        if state in RETRYABLE:
-            used = int(entry.get("retries") or 0)
+        if action.kind in ("retry", "give-up"):
             detail = f"the trainer process (pid {entry.get('pid')}) died" + (f" with exit code {code}" if code else "")
             if state == "queued":
                 detail += " before it started training (see process.log)"
-            if used < self.retries:
+            if action.kind == "retry":
                 again = ("resuming from its checkpoint" if run.checkpoint_path.exists()
                          else "starting it again (no checkpoint yet)")
                 run.log(f"scheduler: {detail}; {again} (retry {used + 1} of {self.retries})")
@@ -355,14 +390,28 @@ class Scheduler:
                 return
             run.log(f"scheduler: {detail}; no retries left ({self.retries} used): resume it by hand")
             self.log(f"{run.id} {state}{where}{took}: no retries left")
-        elif state == "out-of-memory" and not entry.get("oom_retried"):
-            run.log("scheduler: out of memory; retrying once with micro-batches (on_oom = split)")
-            self.log(f"{run.id} out-of-memory{where}{took}: retrying once with micro-batches")
+        elif action.kind == "oom":
+            self._split_on_oom(run, action.micro_batches)
+            run.log(f"scheduler: out of memory; retrying with {action.micro_batches} micro-batches (on_oom = split)")
+            self.log(f"{run.id} out-of-memory{where}{took}: retrying with {action.micro_batches} micro-batches")
             self.retry.append((run, "out-of-memory"))
             return
         else:
             self.log(f"{run.id} {state}{where}{took}")
         Q.write_entry(run, {**entry, "settled": True})
+
+    @staticmethod
+    def _slices(run: Run) -> tuple[int, int]:
+        """(micro-batches the run last trained with, its batch size), for an out-of-memory decision."""
+        try:
+            cfg = run.read_config()
+        except (OSError, ValueError):
+            return 1, 0
+        try:
+            had = int(run.read_status().get("micro_batches") or 1)
+        except (OSError, ValueError, TypeError):
+            had = 1
+        return max(had, cfg.micro_batches), cfg.batch_size
 
     # -- what others read --------------------------------------------------------------------------------------------
     def write_state(self, every_s: float = 2.0) -> None:
@@ -381,6 +430,24 @@ class Scheduler:
 
     def _changed(self) -> bool:
         return getattr(self, "_last_slots", None) != self._slots_view()
+
+
+def slot_threads(slots: list[Slot], cpus: int) -> tuple[int, int]:
+    """CPU threads for a trainer process of a CPU slot and of a GPU slot: CPU slots share the cores but one (left
+    to this scheduler, the app, ssh), as in-app training does; GPU slots (whose processes feed the GPU and need few)
+    share the same cores, so that N processes never start N x all-cores threads."""
+    cpu_slots = sum(s.device.startswith("cpu") for s in slots)
+    gpu_slots = len(slots) - cpu_slots
+    spare = max(1, cpus - 1)
+    return max(1, spare // max(1, cpu_slots)), max(1, spare // max(1, gpu_slots))
+
+
+def sharing(slots: list[Slot]) -> dict[str, int]:
+    """device -> how many slots train on it at once (--per-device N)."""
+    out: dict[str, int] = {}
+    for slot in slots:
+        out[slot.device] = out.get(slot.device, 0) + 1
+    return out
 
 
 def describe(runs_dir: str | os.PathLike) -> str:

@@ -32,7 +32,10 @@ JOB_FILE = "slurm.json"
 DONE_STATES = ("COMPLETED", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
                "INTERRUPTED", "BOOT_FAIL", "DEADLINE", "PREEMPTED")
 WAITING_STATES = ("PENDING", "SUBMITTED", "REQUEUED", "CONFIGURING")
-CHECKPOINT_WAIT_S = 300.0    # Slurm's signal comes --slurm-signal-delay seconds (120) before the end
+SIGNAL_DELAY_S = 120         # Slurm signals the job this long before its time limit
+CHECKPOINT_WAIT_S = 90.0     # for the checkpoint after that signal: shorter than the delay, or Slurm kills first
+DEFAULT_CPUS_PER_TASK = 8    # a compile (and the data preparation) on the one CPU some sites give by default crawls
+DEFAULT_MEM_GB_PER_TASK = 16  # a site's default memory per CPU can be too little for torch and the data set
 SHARED_FS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cifs", "smb3", "glusterfs", "wekafs", "panfs",
              "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.juicefs")
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,17 +160,23 @@ class SubmititLauncher:
 
     def __init__(self, cluster: str = "slurm", partition: str | None = None, time_min: int = 24 * 60,
                  gpus_per_run: int = 1, account: str | None = None, cpus_per_task: int | None = None,
-                 signal_delay_s: int = 120):
+                 signal_delay_s: int = SIGNAL_DELAY_S, mem_gb_per_task: int | None = None):
         self.submitit = require_submitit()
         self.cluster, self.partition, self.time_min = cluster, partition, time_min
         self.gpus_per_run, self.account, self.cpus_per_task = gpus_per_run, account, cpus_per_task
         self.signal_delay_s = signal_delay_s
+        self.mem_gb_per_task = mem_gb_per_task
         path = os.environ.get("PYTHONPATH", "")     # jobs import this code: make sure they find it
         if str(ROOT) not in path.split(os.pathsep):
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), path) if p)
 
     def executor(self, run: Run):
         ex = self.submitit.AutoExecutor(folder=run.path / "slurm", cluster=self.cluster)
+        ex.update_parameters(**self.parameters(run))
+        return ex
+
+    def parameters(self, run: Run) -> dict[str, Any]:
+        """submitit's parameters for the job of ``run``."""
         gpus = 0 if run.read_config().device == "cpu" else self.gpus_per_run     # a CPU run: that many processes
         params: dict[str, Any] = dict(name=f"reslab-{run.id}", timeout_min=self.time_min, nodes=1,
                                       tasks_per_node=self.gpus_per_run, stderr_to_stdout=True)
@@ -175,10 +184,9 @@ class SubmititLauncher:
             params.update(gpus_per_node=gpus, slurm_signal_delay_s=self.signal_delay_s)
             params.update({f"slurm_{k}": v for k, v in (("partition", self.partition), ("account", self.account))
                            if v})
-            if self.cpus_per_task:
-                params["cpus_per_task"] = self.cpus_per_task
-        ex.update_parameters(**params)
-        return ex
+            params["cpus_per_task"] = self.cpus_per_task or DEFAULT_CPUS_PER_TASK
+            params["mem_gb"] = (self.mem_gb_per_task or DEFAULT_MEM_GB_PER_TASK) * self.gpus_per_run
+        return params
 
     def start(self, run: Run, slot, lock_fd: int) -> JobHandle:
         """Submit the run (the scheduler then lets go of its lock: the job takes it when it starts)."""

@@ -58,12 +58,13 @@ STATUS_FIELDS = {
               "seed"),
     **_fields("number", "created_at", "updated_at", "started_at", "finished_at", "elapsed_s", "images_per_s", "eta_s",
               "lr", "last_loss", "last_err", "last_test_err", "best_test_err", "epoch_s", "peak_mem_bytes",
-              "compile_s"),
-    **_fields("bool", "channels_last", "deterministic"), "env": "object",
+              "reserved_mem_bytes", "compile_s"),
+    **_fields("bool", "channels_last", "deterministic", "compiling"), "env": "object",
 }
 EPOCH_FIELDS = {"epoch": "count", "step": "count",
                 **_fields("number", "train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err", "lr",
-                          "seconds", "eval_seconds", "images_per_s", "peak_mem_bytes")}
+                          "seconds", "eval_seconds", "images_per_s", "peak_mem_bytes",
+                          "reserved_mem_bytes")}
 STEP_FIELDS = {"step": "count", "epoch": "count", **_fields("number", "loss", "err", "lr")}
 QUEUE_FIELDS = {**_fields("number", "position", "added_at"), **_fields("count", "launches", "retries", "pid"),
                 **_fields("bool", "oom_retried", "settled"), **_fields("text", "device", "slot")}

@@ -47,7 +47,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def save(path: Path, setup: Setup, state: TrainState, best_path: Path | None = None) -> None:
     """Write checkpoint.pt (and best.pt, the weights alone, when ``best_path`` is given)."""
-    ckpt: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "saved_at": now(), "rng": rng_state(),
+    ckpt: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "saved_at": now(), "rng": rng_state(setup.device),
                             "config": setup.cfg.to_dict(), "channels_last": setup.step.channels_last,
                             "micro_batches": setup.step.micro_batches}
     ckpt.update({key: attrgetter(where)(setup).state_dict() for key, where in PARTS.items()})
@@ -96,8 +96,9 @@ def restore(ckpt: dict, setup: Setup) -> TrainState:
     for key, where in PARTS.items():
         if ckpt[key]:   # a disabled gradient scaler saves {}: nothing to restore
             attrgetter(where)(setup).load_state_dict(ckpt[key])
-    set_rng_state(ckpt["rng"])
-    setup.set_micro_batches(int(ckpt["micro_batches"]))
+    set_rng_state(ckpt["rng"], setup.device)
+    # more slices where the config asks more (the scheduler's retry after an out-of-memory), else the checkpoint's
+    setup.set_micro_batches(max(int(ckpt["micro_batches"]), setup.cfg.micro_batches))
     return TrainState.from_dict(ckpt)
 
 

@@ -6,6 +6,7 @@ core/serve/gpus.py: the device slots a scheduler places runs on, and live GPU re
 """
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import random
@@ -19,6 +20,7 @@ import torch
 
 from core import __version__
 from core.spec.config import RunConfig
+from core.util.env import MEMORY_FRACTION_ENV, SHARED_ENV
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,17 +51,92 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on GPUs with native bf16 (compute capability 8.0 and up: A100, H100, RTX 30xx...), else fp32.
+
+    Not ``torch.cuda.is_bf16_supported()``: it is true on V100 and T4 too, where bf16 is emulated and slower than
+    fp32."""
     if precision != "auto":
         return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and native_bf16(torch.cuda.get_device_capability(device)):
         return "bf16"
     return "fp32"
+
+
+def native_bf16(capability: tuple[int, int]) -> bool:
+    """Tensor cores that compute in bf16: compute capability 8.0 (Ampere) and up."""
+    return tuple(capability) >= (8, 0)
+
+
+def use_device(device: torch.device) -> None:
+    """Make ``device`` this process's current CUDA device (a no-op elsewhere). The trainer calls it before it builds
+    anything: events, streams, ``empty_cache()`` and the kernels of libraries that use the current device (cuDNN,
+    cuBLAS workspaces) then all belong to the run's GPU, also on cuda:N with N >= 1."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        fraction = memory_fraction()
+        if fraction is not None:
+            torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
+def gpu_sharing() -> int:
+    """How many runs share this process's GPU (1 unless a scheduler with --per-device N started it)."""
+    try:
+        return max(1, int(os.environ.get(SHARED_ENV) or 1))
+    except ValueError:
+        return 1
+
+
+def memory_fraction() -> float | None:
+    """The share of its GPU's memory this process may take (``$RESLAB_MEMORY_FRACTION``, 0 < f <= 1), or None."""
+    try:
+        fraction = float(os.environ.get(MEMORY_FRACTION_ENV) or 0)
+    except ValueError:
+        return None
+    return fraction if 0 < fraction <= 1 else None
 
 
 def sync_device(device: torch.device) -> None:
     """Wait for the device (a no-op on the CPU); only for timing and epoch ends, never per iteration."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def reset_memory_figures(device: torch.device) -> None:
+    """Start a new measurement of the peaks ``memory_figures`` reads (at each epoch's start)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def memory_figures(device: torch.device) -> dict[str, int | None]:
+    """The device memory peaks since ``reset_memory_figures``: allocated by tensors (``peak_mem_bytes``) and
+    reserved by the caching allocator (``reserved_mem_bytes``, what the GPU lacks for other processes); None off the
+    GPU."""
+    if device.type != "cuda":
+        return {"peak_mem_bytes": None, "reserved_mem_bytes": None}
+    return {"peak_mem_bytes": torch.cuda.max_memory_allocated(device),
+            "reserved_mem_bytes": torch.cuda.max_memory_reserved(device)}
+
+
+# allocation failures of CUDA libraries: they arrive as RuntimeError, not torch.OutOfMemoryError
+_ALLOC_FAILURES = ("CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_NOT_INITIALIZED",
+                   "CUSOLVER_STATUS_ALLOC_FAILED", "CUFFT_ALLOC_FAILED", "CUDA out of memory",
+                   "CUDA error: out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Did the device run out of memory? ``torch.OutOfMemoryError``, or a cuDNN/cuBLAS allocation failure (cuBLAS
+    says NOT_INITIALIZED when it cannot allocate its handle's workspace)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(word in str(exc) for word in _ALLOC_FAILURES)
+
+
+def release_memory(device: torch.device) -> None:
+    """Give the memory of a failed step back to the driver: call it after the ``except`` block (whose traceback holds
+    the step's tensors until it ends), with nothing else referring to them. Matters with several runs per GPU."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -104,21 +181,31 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    """Every global RNG's state as tensors and plain containers (loadable with ``weights_only=True``)."""
+def rng_state(device: torch.device) -> dict:
+    """Every global RNG's state as tensors and plain containers (loadable with ``weights_only=True``).
+
+    On a GPU, the generator of the training device only (``cuda``: one state, or None off the GPU): the process
+    that resumes may see fewer GPUs (a scheduler's child sees one, a Slurm job its own), so a list of every
+    visible GPU's state cannot be put back there."""
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "python": random.getstate(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
     }
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Put back what ``rng_state`` saved; the CUDA state goes to ``device`` (nothing on the CPU). Checkpoints written
+    before kept a list, one state per GPU the process saw: the training device's entry is used when the list has
+    it, else the first (under a scheduler or torchrun the training GPU was the process's first)."""
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):
+        cuda = cuda[device.index or 0] if (device.index or 0) < len(cuda) else (cuda[0] if cuda else None)
+    if cuda is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda, device)
     random.setstate(_tuplify(state["python"]))
     n = state["numpy"]
     np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))

@@ -12,13 +12,14 @@ share of each global batch (core/data/loader.py ``shard``); the batch is cut int
 normalised on its own by batch norm, and a process trains its slices with gradient accumulation. So DDP over N
 processes computes what one process with ``--micro-batches N`` computes, up to the order of float sums.
 Every process keeps identical training state: the per-iteration sums are all-reduced (core/train/step.py
-``StepWindow``), evaluation is sharded and summed, and a stop or pause is agreed on at every iteration (any
+``StepWindow``), evaluation is sharded and summed, and a stop or pause is agreed on when a window is sealed (any
 process may ask to stop, e.g. on SIGTERM; rank 0 reads the run's request file). Only rank 0 writes the run
 folder; the others see it through ``FollowerRun``.
 
 A process that dies breaks the group: gloo notices at once, a collective that waits on a frozen peer times out
-after ``$RESLAB_DIST_TIMEOUT_S`` (default 600) seconds. Rank 0 then records the run as crashed (resumable from
-its last checkpoint) and every survivor exits.
+after ``$RESLAB_DIST_TIMEOUT_S`` (default 180) seconds (NCCL's watchdog then ends the process). Rank 0 then
+records the run as crashed (resumable from its last checkpoint), or out-of-memory when the process that left said
+so (``Dist.tell``), and every survivor exits.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import torch
 import torch.distributed as tdist
 
 TIMEOUT_ENV = "RESLAB_DIST_TIMEOUT_S"
-DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_TIMEOUT_S = 180.0     # a collective waiting on a peer that died; NCCL then tears the process down
 _PEER_WORDS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "nccl", "gloo",
                "peer", "socket")
 
@@ -53,6 +54,7 @@ class Dist:
     launched: bool = False                 # started by torchrun (or equivalent), even with one process
     device: torch.device | None = None
     devices: list[str] = field(default_factory=list)   # every rank's "host:device", rank order
+    store: Any = field(default=None, repr=False)       # the group's key-value store (``tell``), looked up when needed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Dist":
@@ -96,6 +98,28 @@ class Dist:
             if problem:
                 return problem if rank == self.rank else f"process {rank} of {self.world}: {problem}"
         return None
+
+    def tell(self, note: str) -> None:
+        """Leave a note for the other processes before this one leaves the run (why it ends: rank 0 records it instead
+        of 'another process died'), in the process group's key-value store. Never raises."""
+        if self.many:
+            with contextlib.suppress(Exception):
+                self._store().set(f"reslab/end/{self.rank}", note)
+
+    def told(self) -> tuple[int, str]:
+        """(rank, note) of the first other process that left a note with ``tell``; (-1, '') when none did."""
+        if self.many:
+            for rank in range(self.world):
+                key = f"reslab/end/{rank}"
+                with contextlib.suppress(Exception):
+                    if rank != self.rank and self._store().check([key]):
+                        return rank, self._store().get(key).decode()
+        return -1, ""
+
+    def _store(self):
+        if self.store is None:
+            self.store = tdist.distributed_c10d._get_default_store()
+        return self.store
 
     def from_main(self, value: Any) -> Any:
         """Rank 0's value, on every process."""
@@ -161,7 +185,9 @@ class Dist:
         if sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ids = [device.index] if device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # no broadcast of rank 0's buffers before every forward: only rank 0's batch-norm statistics are ever used
+        # (checkpoint, and sync_buffers before each evaluation), and its own evolve the same without it
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 SINGLE = Dist()
@@ -192,12 +218,17 @@ def micro_batches_for(cfg, world: int, slices: int) -> int:
 
 def resolve_launch_device(name: str, dist: Dist) -> torch.device:
     """The device of this process: under a launcher, GPU ``LOCAL_RANK`` (CUDA_VISIBLE_DEVICES order) whatever GPU the
-    config names, else the config's device (core/train/device.py ``resolve_device``). Raises DeviceError."""
+    config names; started by a scheduler for a GPU slot, ``$RESLAB_DEVICE`` (the slot's GPU, the only one it sees);
+    else the config's device (core/train/device.py ``resolve_device``). Raises DeviceError."""
     from core.train.device import DeviceError, resolve_device
+    from core.util.env import DEVICE_ENV
 
-    dev = resolve_device(name)
+    placed = os.environ.get(DEVICE_ENV)    # a scheduler's child sees its slot's GPU only, as cuda:0
+    dev = resolve_device(placed if placed and not dist.launched and name != "cpu" else name)
     if not dist.launched or dev.type != "cuda":
         return dev
+    if torch.cuda.device_count() == 1 and "SLURM_JOB_ID" in os.environ:
+        return torch.device("cuda", 0)     # a site that binds one GPU to each task of a job: it is this task's
     if dist.local_rank >= torch.cuda.device_count():
         raise DeviceError(f"cuda:{dist.local_rank} asked for by process {dist.rank} (LOCAL_RANK), but only "
                           f"{torch.cuda.device_count()} GPU(s) are visible; start at most that many per node")
@@ -217,6 +248,9 @@ def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S))
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        # NCCL's watchdog ends a collective stuck past the timeout (a dead peer) and this process with it, so the
+        # run shows crashed then, not after a hang; 3 (tear down) is torch's default since 2.2, said here for clarity
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "3")
         tdist.init_process_group("cpu:gloo,cuda:nccl", timeout=timeout, device_id=device)
     else:
         tdist.init_process_group("gloo", timeout=timeout)

@@ -16,7 +16,7 @@ import torch
 
 from core.spec.config import RunConfig
 from core.store.settings import cache_dir, read_json, write_json
-from core.train.device import sync_device
+from core.train.device import gpu_sharing, is_out_of_memory, release_memory, sync_device
 from core.train.step import TrainStep
 
 CACHE_FILE = "channels_last.json"
@@ -32,6 +32,10 @@ def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.d
         return cfg.channels_last == "on", ""
     if cfg.deterministic:
         return False, ""
+    shared = gpu_sharing() if device.type == "cuda" else 1
+    if shared > 1:    # the others' work would time into ours, and the probe's memory is theirs too: no measure
+        return False, (f"memory format: channels_last off (not measured: this GPU trains {shared} runs at once; "
+                       f"--channels-last on to use it)")
     key = probe_key(cfg, device, precision)
     path = cache_dir() / CACHE_FILE
     cached = read_json(path).get(key)
@@ -41,9 +45,12 @@ def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.d
                         f"before: {cached.get('detail', '?')}; cached in {path})")
     try:
         choice, detail = measure_channels_last(model, device, precision, cfg.batch_size)
-    except torch.OutOfMemoryError:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        choice = None
+    if choice is None:        # after the except block, which held the probe's tensors
+        release_memory(device)
         return False, "memory format: channels_last off (not measured: the probe ran out of memory)"
     table = read_json(path)
     table[key] = {"channels_last": choice, "detail": detail, "measured_at": time.strftime("%Y-%m-%d %H:%M")}

@@ -2,9 +2,10 @@
 
 Three sources: ``threading.Event``s (the TUI's buttons, the CLI's signal handlers), the run's request file (another
 process: ``tui_app.py stop``, the TUI of another session; looked at every ``REQUEST_POLL_S``), and under DDP the
-other processes of the run: at every iteration they agree (core/train/distributed.py ``Dist.agree``), so all of them
-stop
-or pause at the same step. Any process may ask to stop (torchrun passes SIGTERM to each); pausing is rank 0's.
+other processes of the run: they agree (core/train/distributed.py ``Dist.agree``) each time the trainer seals its
+device window (every ``log_every`` iterations, the same ones on every process), so all of them stop or pause at the
+same step, without a host barrier per iteration; until then a request waits. Any process may ask to stop (torchrun
+passes SIGTERM to each); pausing is rank 0's.
 """
 from __future__ import annotations
 
@@ -26,22 +27,31 @@ class Requests:
         self.external_pause = False              # a pause asked for through the request file (or by rank 0)
         self.log = log or (lambda message: None)
         self.last_poll = 0.0
+        self.agreed = (False, False)             # DDP: (stop, pause) as all processes last agreed
 
     @property
-    def paused(self) -> bool:
+    def asked_to_pause(self) -> bool:
         return self.pause_event.is_set() or self.external_pause
 
     @property
-    def stopping(self) -> bool:
-        return self.stop_event.is_set()
+    def paused(self) -> bool:
+        """Pause now (under DDP: as agreed, never on one process alone)."""
+        return self.agreed[1] if self.dist.many else self.asked_to_pause
 
-    def check(self) -> None:
-        """Between iterations: the request file when it is due, then (DDP) the agreement of all processes."""
+    @property
+    def stopping(self) -> bool:
+        """Stop now (under DDP: as agreed)."""
+        return self.agreed[0] if self.dist.many else self.stop_event.is_set()
+
+    def check(self, sealed: bool = True) -> None:
+        """Between iterations: the request file when it is due, then (DDP, when the trainer just ``sealed`` its
+        window) the agreement of all processes."""
         t = time.monotonic()
         if t - self.last_poll >= REQUEST_POLL_S:
             self.last_poll = t
             self.poll()
-        self.agree()
+        if sealed:
+            self.agree()
 
     def wait_while_paused(self, tick: Callable[[], object]) -> None:
         """Paused: look at the requests (and agree with the other processes) every 50 ms, calling ``tick`` (the
@@ -70,7 +80,7 @@ class Requests:
     def agree(self) -> None:
         """DDP: every process stops if any was asked to, and pauses or continues with rank 0."""
         if self.dist.many:
-            stop, pause = self.dist.agree(self.stop_event.is_set(), self.paused)
+            stop, pause = self.agreed = self.dist.agree(self.stop_event.is_set(), self.asked_to_pause)
             if stop:
                 self.stop_event.set()
             if not self.dist.is_main:

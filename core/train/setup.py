@@ -24,6 +24,10 @@ from core.train.optim import LRSchedule, build_optimizer
 from core.train.step import TrainStep, evaluate
 
 EVAL_BATCH = 1000
+# torch.compile's settings per compile mode. graphs: CUDA graphs replay the whole compiled forward and backward as
+# one launch (ResNet-20 at batch 128 is bound by ~200 kernel launches a step on an H100/H200); shapes fixed, which
+# the trainer's compiled path already guarantees (full batches only). Off the GPU it compiles as default does.
+COMPILE_MODES = {"default": {}, "graphs": {"mode": "reduce-overhead", "dynamic": False}}
 
 
 @dataclass
@@ -90,7 +94,8 @@ class Setup:
 
 
 def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, *, train: bool = True,
-          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE) -> Setup:
+          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE,
+          compile_mode: str = "default") -> Setup:
     """Load the data (unless given; raises DataError), build the model and the loaders on ``device``.
 
     ``channels_last``: None = the config's choice (measured on this device when ``auto`` and training; under
@@ -103,7 +108,9 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     model = cifar_resnet(cfg.depth, cfg.shortcut, cfg.width, num_classes=data.num_classes).to(device)
     note = ""
     if channels_last is None:
-        channels_last, note = choose_channels_last(cfg, model, device, precision) if train else (False, "")
+        # measured by rank 0 alone (N processes timing at once would measure each other), its answer for all
+        measure = train and dist.is_main
+        channels_last, note = choose_channels_last(cfg, model, device, precision) if measure else (False, "")
         channels_last, note = dist.from_main((channels_last, note))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -124,7 +131,7 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg, ipe, total_steps)
     net = dist.wrap(model, cfg.sync_bn)
-    compiled = torch.compile(net) if cfg.compile else None
+    compiled = torch.compile(net, **COMPILE_MODES[compile_mode]) if cfg.compile else None
     setup.train_loader, setup.schedule = train_loader, schedule
     setup.step = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size, net,
                            dist.world)

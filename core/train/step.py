@@ -157,9 +157,9 @@ class StepWindow:
             self.reduce(self.bufs[i][: len(self.meta)])
         self.host[i][: len(self.meta)].copy_(self.bufs[i][: len(self.meta)], non_blocking=True)
         event = None
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":   # on the stream the copy runs on: the run's device's, not cuda:0's
             event = torch.cuda.Event()
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))
         self.pending.append((i, self.meta, event))
         self.meta = []
         self.cur = 1 - i

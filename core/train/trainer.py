@@ -32,7 +32,18 @@ from core.store import reader
 from core.store.runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint
 from core.train.checkpoint import CheckpointError
-from core.train.device import DeviceError, environment, seed_everything, set_determinism, sync_device
+from core.train.device import (
+    DeviceError,
+    environment,
+    is_out_of_memory,
+    memory_figures,
+    release_memory,
+    reset_memory_figures,
+    seed_everything,
+    set_determinism,
+    sync_device,
+    use_device,
+)
 from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, peer_lost, resolve_launch_device
 from core.train.events import (
     CheckpointSaved,
@@ -40,19 +51,17 @@ from core.train.events import (
     EpochEnded,
     EventCallback,
     LogLine,
-    Progress,
     Started,
     StateChanged,
     TrainerEvent,
 )
+from core.train.pace import Reporter, RunClock, beating
 from core.train.requests import Requests
 from core.train.setup import Setup, build
 from core.train.state import TrainState, first_non_finite
 from core.train.step import StepRow, StepWindow
 from core.util.files import write_error
-from core.util.formatting import duration, first_line, rate
-
-PROGRESS_EVERY_S = 0.25       # at most 4 Progress events a second
+from core.util.formatting import first_line
 
 
 class _Stop(Exception):
@@ -61,6 +70,20 @@ class _Stop(Exception):
     def __init__(self, state: str, message: str = ""):
         super().__init__(message)
         self.state, self.message = state, message
+
+
+def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
+    """The state and message a failure ends a run with: out-of-memory (here, or on another process that said so
+    before it left: a lost peer then is a consequence), crashed (another process died: resumable), else failed."""
+    if is_out_of_memory(exc):
+        return "out-of-memory", f"out of memory: {exc}".splitlines()[0]
+    lost = peer_lost(exc, dist)
+    if not lost:
+        return "failed", f"{type(exc).__name__}: {exc}"
+    rank, note = dist.told()
+    if note.startswith("out-of-memory: "):
+        return "out-of-memory", f"process {rank} of {dist.world}: {note.removeprefix('out-of-memory: ')}"
+    return "crashed", lost
 
 
 class Trainer:
@@ -80,10 +103,11 @@ class Trainer:
         self.state = TrainState()
         self.window: StepWindow | None = None
         self.latest: tuple[float | None, float | None] = (None, None)   # the last steps.jsonl point's loss, err
-        self.rate: float | None = None           # images/s since the last start, resume, pause or epoch end
-        self.epoch_clock = 0.0                   # monotonic time the epoch in progress began, pauses excluded
+        self.clock: RunClock | None = None       # the epoch's seconds, speed and ETA (core/train/pace.py)
+        self.report: Reporter | None = None      # Progress events and the heartbeat
+        self.compile_pending = False             # the first full batch of a compiled model is still to come
+        self.drops: set[int] = set()             # the iterations where a step schedule lowers the lr
         self.last_heartbeat = 0.0
-        self.last_eval_s = 0.0
         self.tensorboard = None                  # core.train.tensorboard.TensorBoardLog when cfg.tensorboard
         self.message = ""                        # why the run ended as it did, one line (set by run())
 
@@ -136,13 +160,10 @@ class Trainer:
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
-            except torch.OutOfMemoryError as exc:
-                state, message = "out-of-memory", f"out of memory: {exc}".splitlines()[0]
             except OSError as exc:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
-                lost = peer_lost(exc, self.dist)
-                state, message = ("crashed", lost) if lost else ("failed", f"{type(exc).__name__}: {exc}")
+                state, message = end_of(exc, self.dist)
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -190,6 +211,7 @@ class Trainer:
             raise _Stop("failed", "; ".join(errors.values()))
         if device.type == "cpu" and self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
+        use_device(device)       # before anything touches the GPU: events, streams, caches belong to cuda:N
         set_determinism(cfg, device)
         seed_everything(cfg.seed)
         try:
@@ -206,6 +228,9 @@ class Trainer:
         run, d = self.run_folder, self.dist
         s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d)
         slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
+        if ckpt and cfg.micro_batches > slices:
+            self.log(f"micro-batches: {cfg.micro_batches} as the config now asks (the run had {slices})")
+            slices = cfg.micro_batches
         if ckpt:
             self.state = checkpoint.restore(ckpt, s)
             for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
@@ -242,87 +267,104 @@ class Trainer:
 
     # the loop ---------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
-        s, st, cfg = self.setup, self.state, self.setup.cfg
-        self.window = StepWindow(cfg.log_every, s.device, self.dist.sum_ if self.dist.many else None)
-        t = time.monotonic()
-        last_progress = self.requests.last_poll = self.last_heartbeat = seg_start = t
-        seg_steps = 0
-        self.epoch_clock = t - st.sums.seconds    # a resumed epoch goes on counting from its seconds so far
-        first_compiled = cfg.compile
-        drops = set(s.schedule.boundaries())
+        s, st = self.setup, self.state
+        self._start_clock()
         while st.epoch < s.total_epochs:
             # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
             epoch_end = min(s.total_steps, (st.epoch + 1) * s.iters_per_epoch)
             for x, y in (s.train_loader if st.step < epoch_end else ()):
-                lr = s.schedule.lr(st.step)
-                if st.step in drops and st.step > 0:
-                    self.log(f"lr dropped to {lr:g} at step {st.step}")
-                t_step = time.monotonic() if first_compiled else 0.0
+                lr = self._lr()
                 total = s.train_loader.last_total     # the global batch (x is this process's share)
-                loss, wrong = self._guarded_step(x, y, lr, total)
-                if first_compiled and total == cfg.batch_size:
-                    compile_s = self._compiled(t_step)
-                    self.epoch_clock += compile_s
-                    seg_start += compile_s
-                    first_compiled = False
+                loss, wrong = self._train_step(x, y, lr, total)
                 self.window.put(loss, wrong, st.step, st.epoch + 1, total, lr)
                 st.step += 1
-                seg_steps += 1
-                if self.window.full or st.step % cfg.log_every == 0:
-                    self.window.seal()
-                    # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a
-                    # fixed step, and for the run's first window, so the loss shows from its first log_every
-                    first = self.latest[0] is None
-                    self._absorb(self.window.drain(keep=0 if s.schedule.watching_error or first else 1))
-                t = time.monotonic()
-                if t - last_progress >= PROGRESS_EVERY_S:
-                    if seg_steps >= 3:
-                        first, self.rate = self.rate is None, seg_steps * cfg.batch_size / (t - seg_start)
-                        if first:  # once the speed is known: how long the whole run takes (absurd lengths show)
-                            self.log(f"estimated time to the end: {duration(self._eta())} at {rate(self.rate)} "
-                                     f"images/s ({s.total_steps - st.step:,} iterations left)")
-                    self._emit_progress(lr)
-                    last_progress = t
-                if t - self.last_heartbeat >= HEARTBEAT_S:
-                    self.write_status(step=st.step, lr=lr, elapsed_s=self._elapsed_now(), images_per_s=self.rate,
-                                      eta_s=self._eta(), **self._latest_fields())
-                self.requests.check()
-                if self.requests.paused:
-                    self.epoch_clock += self._hold()
-                    seg_start, seg_steps = time.monotonic(), 0
+                self.clock.tick()
+                sealed = self._read_window()
+                self.report.tick(lr)
+                self._obey_requests(sealed)
                 if self.requests.stopping:
                     return self._stop()
                 if st.step >= epoch_end:
                     break
             self._end_epoch()
-            self.epoch_clock = seg_start = time.monotonic()
-            seg_steps = 0
         return "finished", ""
+
+    def _start_clock(self) -> None:
+        s, cfg = self.setup, self.setup.cfg
+        self.window = StepWindow(cfg.log_every, s.device, self.dist.sum_ if self.dist.many else None)
+        self.clock = RunClock(cfg.batch_size)
+        self.clock.start_epoch(self.state.sums.seconds)   # a resumed epoch goes on counting from its seconds so far
+        self.report = Reporter(self, self.clock)
+        self.requests.last_poll = self.last_heartbeat = self.clock.now()
+        self.compile_pending = s.step.compiled is not None
+        self.drops = set(s.schedule.boundaries())
+        reset_memory_figures(s.device)
+
+    def _lr(self) -> float:
+        st = self.state
+        lr = self.setup.schedule.lr(st.step)
+        if st.step > 0 and st.step in self.drops:
+            self.log(f"lr dropped to {lr:g} at step {st.step}")
+        return lr
+
+    def _train_step(self, x, y, lr: float, total: int):
+        """One step; the first full batch of a compiled model also times (and reports) the compilation."""
+        if not (self.compile_pending and total == self.setup.cfg.batch_size):
+            return self._guarded_step(x, y, lr, total)
+        t0 = time.monotonic()
+        self.write_status(compiling=True)
+        with beating(self.write_status, HEARTBEAT_S):
+            out = self._guarded_step(x, y, lr, total)
+        self.clock.leave_out(self._compiled(t0))
+        self.compile_pending = False
+        return out
+
+    def _read_window(self) -> bool:
+        """Seal the device window every ``log_every`` iterations and read the one before it (one window late).
+        True when it sealed one (under DDP the processes then agree on requests too)."""
+        cfg = self.setup.cfg
+        if not (self.window.full or self.state.step % cfg.log_every == 0):
+            return False
+        self.window.seal()
+        # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a fixed
+        # step, and for the run's first window, so the loss shows from its first log_every
+        now = self.setup.schedule.watching_error or self.latest[0] is None
+        self._absorb(self.window.drain(keep=0 if now else 1))
+        return True
+
+    def _obey_requests(self, sealed: bool) -> None:
+        self.requests.check(sealed)
+        if self.requests.paused:
+            self.clock.resume_after(self._hold())
 
     def _compiled(self, t_step: float) -> float:
         """After the first full batch of a compiled model: report and return the compile time."""
         sync_device(self.setup.device)
         compile_s = time.monotonic() - t_step
         self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
-        self.write_status(compile_s=round(compile_s, 2))
+        self.write_status(compile_s=round(compile_s, 2), compiling=False)
         return compile_s
 
     def _guarded_step(self, x, y, lr, total):
-        """One step; on CUDA out-of-memory split the batch into more micro-batches (``Setup.split_after_oom``) or
-        stop."""
+        """One step; on CUDA out-of-memory (or a cuDNN/cuBLAS allocation failure) split the batch into more
+        micro-batches (``Setup.split_after_oom``) or stop. Under DDP the other processes learn why
+        (``Dist.tell``), so rank 0 records out-of-memory rather than a lost peer."""
         s = self.setup
         while True:
             try:
                 return s.step(x, y, lr, total)
-            except torch.OutOfMemoryError:
-                s.step.optimizer.zero_grad(set_to_none=True)
-                if s.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                note = s.split_after_oom()
-                if not note.startswith("continuing"):
-                    raise _Stop("out-of-memory", note) from None
-                self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
-                self.write_status(micro_batches=s.step.micro_batches)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            # out of the except block: its traceback, which held the failed step's tensors, is gone
+            s.step.optimizer.zero_grad(set_to_none=True)
+            release_memory(s.device)
+            note = s.split_after_oom()
+            if not note.startswith("continuing"):
+                self.dist.tell(f"out-of-memory: {note}")
+                raise _Stop("out-of-memory", note)
+            self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
+            self.write_status(micro_batches=s.step.micro_batches)
 
     def _absorb(self, rows: list[StepRow]) -> None:
         """Take iterations read back from the device: epoch sums, steps.jsonl points, divergence, error warm-up."""
@@ -349,35 +391,16 @@ class Trainer:
         self.window.seal()
         self._absorb(self.window.drain(keep=0))
 
-    def _latest_fields(self) -> dict[str, float | None]:
+    def latest_fields(self) -> dict[str, float | None]:
         """status.json's last logged loss and training error (what the monitor of an ended run shows)."""
         return {"last_loss": self.latest[0], "last_err": self.latest[1]}
-
-    def _elapsed_now(self) -> float:
-        return self.state.elapsed_s + (time.monotonic() - self.epoch_clock)
-
-    def _emit_progress(self, lr: float) -> None:
-        s, st = self.setup, self.state
-        loss, err = self.latest
-        self.emit(Progress(self.run_folder.id, epoch=st.epoch + 1, total_epochs=s.total_epochs,
-                           iter_in_epoch=min(st.step - st.epoch * s.iters_per_epoch, s.iters_per_epoch),
-                           iters_per_epoch=s.iters_per_epoch, step=st.step, total_steps=s.total_steps, loss=loss,
-                           err=err, lr=lr, images_per_s=self.rate, eta_s=self._eta(), elapsed_s=self._elapsed_now()))
-
-    def _eta(self) -> float | None:
-        """Seconds left: remaining iterations at the recent rate, plus one evaluation per remaining epoch."""
-        if not self.rate:
-            return None
-        s = self.setup
-        eval_s = self.last_eval_s * (s.total_epochs - self.state.epoch)
-        return round((s.total_steps - self.state.step) * s.cfg.batch_size / self.rate + eval_s, 1)
 
     # requests: pause, continue, stop ----------------------------------------------------------------------------------
     def _hold(self) -> float:
         """Paused: keep heartbeats and request polling going; nothing is freed. Returns the seconds held."""
         t0 = time.monotonic()
         self._flush()
-        self.set_state("paused", step=self.state.step, elapsed_s=self._elapsed_now())
+        self.set_state("paused", step=self.state.step, elapsed_s=self.report.elapsed())
         self.log(f"paused at {self.state.position(self.setup.iters_per_epoch)}")
 
         def heartbeat() -> None:
@@ -394,22 +417,22 @@ class Trainer:
     def _stop(self) -> tuple[str, str]:
         st = self.state
         self._flush()
-        st.sums.seconds = time.monotonic() - self.epoch_clock
+        st.sums.seconds = self.clock.epoch_seconds()
         self._save_checkpoint()
-        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), **self._latest_fields())
+        self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), **self.latest_fields())
         return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
 
     # epochs and checkpoints -------------------------------------------------------------------------------------------
     def _end_epoch(self) -> None:
         s, st = self.setup, self.state
-        st.sums.seconds = train_seconds = time.monotonic() - self.epoch_clock
+        sync_device(s.device)     # the epoch's work done: its seconds, then its last window (read after the sync)
+        st.sums.seconds = train_seconds = self.clock.epoch_seconds()
         self._flush()
-        sync_device(s.device)
         t0 = time.monotonic()
         scores = s.evaluate()
-        eval_seconds = self.last_eval_s = time.monotonic() - t0
+        eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
-        row["peak_mem_bytes"] = torch.cuda.max_memory_allocated(s.device) if s.device.type == "cuda" else None
+        row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)
         test_err = scores["test"][1]
         st.end_epoch(eval_seconds)
         improved = st.best_test_err is None or test_err < st.best_test_err
@@ -422,7 +445,10 @@ class Trainer:
         self._save_checkpoint(best=improved)
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), last_test_err=test_err,
                           best_test_err=st.best_test_err, images_per_s=row["images_per_s"], epoch_s=row["seconds"],
-                          peak_mem_bytes=row["peak_mem_bytes"], lr=row["lr"], **self._latest_fields())
+                          peak_mem_bytes=row["peak_mem_bytes"], reserved_mem_bytes=row["reserved_mem_bytes"],
+                          lr=row["lr"], **self.latest_fields())
+        reset_memory_figures(s.device)
+        self.clock.start_epoch()
 
     def _save_checkpoint(self, best: bool = False) -> None:
         run, st = self.run_folder, self.state

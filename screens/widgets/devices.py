@@ -26,12 +26,13 @@ def render_devices(readings: list[GpuReading] | None, runs: dict[str, list[str]]
         text.append(f"\ncpu  runs: {', '.join(on_cpu) if on_cpu else 'none'}")
         return text
     for i, g in enumerate(readings):
-        on = runs.get(f"cuda:{g.index}", [])
+        label = g.cuda or f"gpu {g.index}"       # a GPU hidden from us by CUDA_VISIBLE_DEVICES: NVML's number
+        on = runs.get(g.cuda, []) if g.cuda else []
         util = "-" if g.util_pct is None else f"{g.util_pct:3d}%"
         temp = "-" if g.temp_c is None else f"{g.temp_c}°C"
         if i:
             text.append("\n")
-        text.append(f"cuda:{g.index} ", style="bold")
+        text.append(f"{label} ", style="bold")
         text.append(f"{g.name[:24]:<24} util {util:>4}  mem {g.mem_used / 2**30:5.1f}/{g.mem_total / 2**30:.0f} GiB "
                     f" {temp:>5}  ")
         text.append(f"runs: {', '.join(on)}" if on else "idle", style="" if on else "dim")

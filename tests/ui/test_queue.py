@@ -46,12 +46,18 @@ def wait_plain(condition, what: str, timeout: float) -> None:
 def test_devices_panel_text():
     assert render_devices(None, {"cpu": ["a", "b"]}, "no driver").plain == (
         "CPU only  no NVIDIA GPU here (no driver)\ncpu  runs: a, b")
-    gpus = [GpuReading(0, "NVIDIA H200", 87, 30 * 2**30, 141 * 2**30, 61),
-            GpuReading(1, "NVIDIA H200", None, 0, 141 * 2**30, None)]
+    gpus = [GpuReading(0, "NVIDIA H200", 87, 30 * 2**30, 141 * 2**30, 61, "GPU-aa", "cuda:0"),
+            GpuReading(1, "NVIDIA H200", None, 0, 141 * 2**30, None, "GPU-bb", "cuda:1")]
     text = render_devices(gpus, {"cuda:0": ["r20", "r56"]}).plain.splitlines()
     assert text[0].startswith("cuda:0 NVIDIA H200") and "util  87%" in text[0] and "mem  30.0/141 GiB" in text[0]
     assert "61°C" in text[0] and text[0].endswith("runs: r20, r56")
     assert "util    -" in text[1] and text[1].endswith("idle")
+    # CUDA_VISIBLE_DEVICES=2 here: NVML's GPU 2 is our cuda:0 (its runs show there), GPU 0 is none of ours
+    gpus = [GpuReading(0, "NVIDIA H200", 5, 0, 141 * 2**30, 40, "GPU-aa", None),
+            GpuReading(2, "NVIDIA H200", 90, 0, 141 * 2**30, 70, "GPU-cc", "cuda:0")]
+    text = render_devices(gpus, {"cuda:0": ["r20"]}).plain.splitlines()
+    assert text[0].startswith("gpu 0 ") and text[0].endswith("idle")
+    assert text[1].startswith("cuda:0 ") and text[1].endswith("runs: r20")
 
 
 async def test_queue_screen_reorders_and_removes_and_says_cpu_only(tmp_path, no_nvml):

@@ -141,7 +141,7 @@ def test_moving_renumbers_the_queue_and_new_runs_go_last(tmp_path, capsys):
         (1, "z", "queued"), (2, "x", "queued"), (3, "w", "queued"), (4, "v", "queued")]
 
 
-def test_out_of_memory_is_retried_once_with_micro_batches(root):
+def test_out_of_memory_is_retried_with_twice_the_micro_batches(root):
     """A run a scheduler placed that ended out-of-memory (set up here: the CPU cannot run out of CUDA memory)."""
     store = RunStore(root)
     (run,) = Q.enqueue(store, [tiny_config(name="oom", epochs=1, on_oom="fail")])
@@ -156,10 +156,18 @@ def test_out_of_memory_is_retried_once_with_micro_batches(root):
     finally:
         sched.stop_event.set()
         thread.join(30)
-    assert run.read_config().on_oom == "split"
+    assert (run.read_config().on_oom, run.read_config().micro_batches) == ("split", 2)
+    assert status(run.path)["micro_batches"] == 2
     assert entry(run.path)["oom_retried"] is True and entry(run.path)["retries"] == 0
-    assert "out of memory; retrying once with micro-batches" in (run.path / "events.log").read_text()
-    # a second out-of-memory, a failure or a divergence is not retried
+    assert "out of memory; retrying with 2 micro-batches" in (run.path / "events.log").read_text()
+    # another out-of-memory doubles them again (a DDP run cannot split in the middle of a step: the retry must)
+    Q.write_entry(run, {**entry(run.path), "settled": False})
+    run.update_status(state="out-of-memory")
+    sched._ended(run, 1)
+    assert [why for _, why in sched.retry] == ["out-of-memory"] and run.read_config().micro_batches == 4
+    sched.retry = []
+    # one image per slice already, a failure or a divergence: not retried
+    run.update_status(micro_batches=32)
     for state in ("out-of-memory", "failed", "diverged"):
         Q.write_entry(run, {**entry(run.path), "settled": False})
         run.update_status(state=state)

@@ -104,9 +104,11 @@ def _rank(rank: int, world: int, port: int, runs: str, run_id: str, stop_after: 
 
 
 def fork_ranks(world: int, store: RunStore, run_id: str, stop_at: int = 0) -> list:
-    """Start ``world`` forked processes training ``run_id`` together; with ``stop_at``, they stop after that many
-    iterations (under DDP the stop flag is looked at twice an iteration: the agreement, then the loop's check)."""
-    stop_after = 2 * stop_at - 1 if stop_at else 0
+    """Start ``world`` forked processes training ``run_id`` together; with ``stop_at`` (a multiple of DDP_CFG's
+    log_every), they stop after that many iterations (under DDP the stop flag is looked at when the processes agree:
+    each time a window is sealed, every log_every iterations)."""
+    assert stop_at % DDP_CFG["log_every"] == 0
+    stop_after = stop_at // DDP_CFG["log_every"]
     import torch._dynamo  # noqa: F401 - what building an optimizer imports: once here, not in every child
     ctx = multiprocessing.get_context("fork")
     port = _free_port()
@@ -166,14 +168,14 @@ def test_stopped_ddp_run_resumes_on_one_process_then_on_two(tmp_path, reference)
 
     store = RunStore(tmp_path)
     run = store.create(ddp_config(name="cut"))
-    assert wait_all(fork_ranks(2, store, run.id, stop_at=5), 120) == [3, 3]
+    assert wait_all(fork_ranks(2, store, run.id, stop_at=4), 120) == [3, 3]
     status = run.read_status()
-    assert status["state"] == "stopped" and status["step"] == 5 and status["world_size"] == 2
+    assert status["state"] == "stopped" and status["step"] == 4 and status["world_size"] == 2
     assert load_checkpoint(run.checkpoint_path)["micro_batches"] == 2
 
     assert Trainer(run, stop_event=StopAfter(6)).run() == "stopped"     # one process: 2 micro-batches
     status = run.read_status()
-    assert status["step"] == 11 and status["world_size"] == 1 and status["micro_batches"] == 2
+    assert status["step"] == 10 and status["world_size"] == 1 and status["micro_batches"] == 2
 
     # back in the queue: a scheduler with a slot of two devices resumes it with torchrun on both
     Q.requeue(store, "cut")

@@ -18,7 +18,7 @@ from core.train.events import Ended, EpochEnded, Progress, Started
 from core.train.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
 
-TIMING_KEYS = {"seconds", "eval_seconds", "images_per_s", "peak_mem_bytes"}
+TIMING_KEYS = {"seconds", "eval_seconds", "images_per_s", "peak_mem_bytes", "reserved_mem_bytes"}
 
 
 class StopAfter:
