@@ -49,6 +49,8 @@ from .widgets.keys import palette_commands
 from .widgets.typeahead import hold
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
+FIRST_READ = 150             # run folders read before the table is first drawn (newest first; a screenful and more)
+READ_BATCH = 100             # then this many at a time in a thread until every folder is read
 
 
 class ResLabApp(App[str | None]):
@@ -87,11 +89,30 @@ class ResLabApp(App[str | None]):
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.sub_title = str(self.store.root)
-        self.watcher.poll()
+        self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
         self.push_screen(RunsScreen())
+        if self.watcher.pending:
+            self._read_the_rest()
         self.set_interval(self.poll_interval, self.poll_runs)
         self._preload_engine()
         self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
+
+    @work(thread=True, exit_on_error=False, group="read-runs")
+    def _read_the_rest(self) -> None:
+        """Read the folders the first poll left (newest first, a batch at a time) off the event loop; each batch
+        reaches the table as it is read."""
+        todo = list(self.watcher.pending)
+        read, since = [], time.monotonic()
+        for start in range(0, len(todo), READ_BATCH):
+            if self._quitting:
+                return
+            read += self.watcher.read(todo[start:start + READ_BATCH])
+            if start + READ_BATCH >= len(todo) or time.monotonic() - since >= 1.0:   # the table grows once a second
+                self.call_from_thread(self._took_runs, read)
+                read, since = [], time.monotonic()
+
+    def _took_runs(self, read) -> None:
+        self.runs_changed_signal.publish(self.watcher.apply(read))
 
     @work(thread=True, exit_on_error=False, group="preload")
     def _preload_engine(self) -> None:

@@ -16,13 +16,14 @@ from core.store.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
 from core.util.files import open_regular
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
+SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
 
 
-def _signature(path: Path) -> tuple:
+def _signature(path: str) -> tuple:
     sig = []
     for name in _WATCHED:
         try:
-            st = os.stat(path / name)
+            st = os.stat(f"{path}/{name}")
             sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
         except OSError:
             sig.append(None)
@@ -30,47 +31,112 @@ def _signature(path: Path) -> tuple:
 
 
 class RunWatcher:
-    """The store's runs as RunInfo, refreshed on demand; only changed folders are re-read."""
+    """The store's runs as RunInfo, refreshed on demand; only changed folders are re-read.
+
+    What a poll costs stays small in a lab's folder of thousands of runs: the folder is listed again only when its
+    own mtime changed (a run added, removed or renamed), an ended run's files are looked at on every ``SLICES``-th
+    poll (a run resumed from elsewhere shows within seconds; one that trains is looked at every poll), and
+    ``poll(budget=N)`` reads at most N new folders, newest first, leaving the rest in ``pending`` for ``read``
+    (a thread may call it) and ``apply``, so the first screen does not wait for every run."""
 
     def __init__(self, store: RunStore):
         self.store = store
         self.infos: dict[str, RunInfo] = {}
+        self.pending: list[str] = []            # folders listed but not read yet (newest first)
         self._sigs: dict[str, tuple] = {}
+        self._ids: list[str] = []
+        self._root_mtime: int | None = None
+        self._tick = 0
 
-    def poll(self, only: str | None = None) -> set[str]:
-        """Refresh; return the ids whose summary changed (added, removed or different)."""
+    def _list(self) -> list[str]:
+        root = str(self.store.root)
+        try:
+            mtime = os.stat(root).st_mtime_ns
+        except OSError:
+            self._root_mtime, self._ids = None, []
+            return []
+        if mtime != self._root_mtime:
+            try:
+                entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+            except OSError:
+                entries = []
+            entries.sort(key=lambda e: _mtime(e), reverse=True)      # newest first: read those before the rest
+            self._ids, self._root_mtime = [e.name for e in entries], mtime
+        return self._ids
+
+    def poll(self, only: str | None = None, budget: int | None = None) -> set[str]:
+        """Refresh; return the ids whose summary changed (added, removed or different). ``budget``: read at most
+        this many folders not seen before (the rest wait in ``pending``)."""
         changed: set[str] = set()
+        self._tick += 1
         if only is not None:
             ids = [only] if (self.store.root / only).is_dir() else []
             if not ids and only in self.infos:
-                del self.infos[only]
-                self._sigs.pop(only, None)
+                self._forget(only)
                 changed.add(only)
         else:
-            try:
-                ids = [e.name for e in os.scandir(self.store.root) if e.is_dir() and not e.name.startswith(".")]
-            except OSError:
-                ids = []
-            for gone in set(self.infos) - set(ids):
-                del self.infos[gone]
-                self._sigs.pop(gone, None)
+            ids = self._list()
+            present = set(ids)
+            for gone in [r for r in self.infos if r not in present]:
+                self._forget(gone)
                 changed.add(gone)
+            self.pending = [r for r in self.pending if r in present]
+        waiting = set(self.pending)
+        root = str(self.store.root)
         for run_id in ids:
-            path = self.store.root / run_id
-            sig = _signature(path)
             old = self.infos.get(run_id)
+            if old is None:
+                if run_id in waiting and only is None:
+                    continue                             # read by read_pending
+                if budget is not None and only is None:
+                    if budget <= 0:
+                        self.pending.append(run_id)
+                        continue
+                    budget -= 1
+            elif only is None and old.state not in ACTIVE and hash(run_id) % SLICES != self._tick % SLICES:
+                continue                                 # an ended run: its turn comes every SLICES polls
+            sig = _signature(f"{root}/{run_id}")
             if old is not None and sig == self._sigs.get(run_id) and old.state not in ACTIVE:
                 continue
-            info = Run(path).info()
+            info = Run(self.store.root / run_id).info()
             self._sigs[run_id] = sig
             if old is None or _summary(old) != _summary(info):
                 changed.add(run_id)
             self.infos[run_id] = info
         return changed
 
+    def read(self, run_ids: list[str]) -> list[tuple[str, tuple, RunInfo]]:
+        """Read these (pending) folders; safe in a thread, as it changes nothing: ``apply`` the result."""
+        root = str(self.store.root)
+        out = []
+        for run_id in run_ids:
+            sig = _signature(f"{root}/{run_id}")
+            out.append((run_id, sig, Run(self.store.root / run_id).info()))
+        return out
+
+    def apply(self, read: list[tuple[str, tuple, RunInfo]]) -> set[str]:
+        """Take what ``read_pending`` read (on the thread that owns ``infos``); return the ids added."""
+        done = {run_id for run_id, _, _ in read}
+        self.pending = [r for r in self.pending if r not in done]
+        for run_id, sig, info in read:
+            if run_id not in self.infos:
+                self.infos[run_id], self._sigs[run_id] = info, sig
+        return done
+
+    def _forget(self, run_id: str) -> None:
+        self.infos.pop(run_id, None)
+        self._sigs.pop(run_id, None)
+
     def ordered(self) -> list[RunInfo]:
         """In the order of RunStore.list()."""
         return oldest_first(self.infos.values())
+
+
+def _mtime(entry: os.DirEntry) -> int:
+    try:
+        return entry.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _summary(info: RunInfo) -> tuple:
