@@ -58,7 +58,7 @@ def base_run(root: Path):
     from core.store.runs import RunStore
     from core.train.trainer import Trainer
     from tests.conftest import tiny_config
-    from tests.core.test_trainer import StopAfter
+    from tests.core.train.test_trainer import StopAfter
 
     cfg = tiny_config(name="base", epochs=2, max_train_images=64, max_test_images=32, channels_last="off",
                       log_every=1)

@@ -20,8 +20,8 @@ from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.serve.launch import ENTRY_POINT
 from core.store.runs import Run, RunStore
+from tests.cli.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
 from tests.conftest import tiny_config as _tiny
-from tests.core.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
 
 FAST = ["--channels-last", "off"]     # no format measurement at start: trainer processes start sooner
 

@@ -19,7 +19,7 @@ from core.serve import scheduler as S
 from core.store.runs import RunStore
 from core.train.trainer import train_run
 from tests.conftest import tiny_config
-from tests.core.test_distributed import max_diff
+from tests.core.train.test_distributed import max_diff
 
 
 def wait_for(check, what: str, timeout: float = 120) -> None:

@@ -11,7 +11,7 @@ from core.train.device import DeviceError, resolve_device
 from core.train.state import TrainState
 from core.train.trainer import Trainer, train_run
 from tests.conftest import tiny_config
-from tests.core.test_trainer import StopAfter
+from tests.core.train.test_trainer import StopAfter
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from core.train.models import cifar_resnet
 from core.train.step import TrainStep
 from core.train.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
-from tests.core.test_trainer import StopAfter
+from tests.core.train.test_trainer import StopAfter
 
 # 20 iterations of 32 images (8 an epoch): two full epochs and a partial third
 DDP_CFG = dict(iterations=20, deterministic=True, augment=True, log_every=4, channels_last="off", lr=0.05)
