@@ -225,10 +225,7 @@ class Scheduler:
 
     def _still_ours(self) -> bool:
         """False once the runs folder or our lock file was deleted or replaced: another scheduler may serve it."""
-        try:
-            return os.path.samestat(os.fstat(self.lock.fd), os.stat(self.lock.path))
-        except (OSError, TypeError):
-            return False
+        return self.lock.still_ours()
 
     def _fill(self) -> bool:
         """Start runs in free slots: retries first, then the queue in order. True when a run waits for a slot."""

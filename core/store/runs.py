@@ -49,6 +49,10 @@ class RunLockedError(RunError):
     """Another process is training this run."""
 
 
+class LockLostError(RunError):
+    """The run's lock file was deleted or replaced while this process held it: another process may own the run."""
+
+
 def now() -> float:
     return time.time()
 
@@ -95,6 +99,7 @@ class Run:
             return {}
 
     def write_status(self, status: dict) -> None:
+        self.check_still_ours()
         atomic_write_json(self.status_path, status)
 
     def update_status(self, **fields: Any) -> dict:
@@ -119,6 +124,7 @@ class Run:
             return []
 
     def append_jsonl(self, path: Path, rows: list[dict]) -> None:
+        self.check_still_ours()
         if rows:
             append_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
@@ -143,6 +149,7 @@ class Run:
     def truncate_logs(self, epochs_done: int, step: int) -> dict[str, int]:
         """Cut epochs.jsonl and steps.jsonl back to a checkpoint (epochs <= epochs_done, steps <= step). Rows that
         are not what ResLab writes are dropped too; returns how many per file (for a warning in events.log)."""
+        self.check_still_ours()
         dropped = {}
         for path, key, last in ((self.epochs_path, "epoch", epochs_done), (self.steps_path, "step", step)):
             if not path.exists():
@@ -195,6 +202,15 @@ class Run:
 
     def release_lock(self) -> None:
         self._lock.release()
+
+    def check_still_ours(self) -> None:
+        """Raise LockLostError when this object holds the run's lock but its lock file was deleted or replaced
+        (`rm runs/*/lock`): another process may train the run now, and the run's files (status, logs, checkpoint)
+        are its to write. Every write of a lock holder checks first; events.log stays open to say why it left. A
+        run folder deleted as a whole is left to the write itself to report."""
+        if self._lock.held and not self._lock.still_ours() and self.path.is_dir():
+            raise LockLostError(f"run {self.id}: its lock file was deleted or replaced while this process trained "
+                                f"it; another process may train it now, so this one stopped without writing more")
 
     def is_locked(self) -> bool:
         """True when some process (this one included) holds the writer lock."""

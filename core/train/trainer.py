@@ -29,7 +29,7 @@ import torch
 from core.data.cifar import DataError, load_data
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
-from core.store.runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
+from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint
 from core.train.checkpoint import CheckpointError
 from core.train.device import DeviceError, environment, seed_everything, set_determinism, sync_device
@@ -136,6 +136,8 @@ class Trainer:
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
+            except LockLostError as exc:    # `rm runs/X/lock` let another process take the run: write nothing more
+                state, message = "crashed", str(exc)
             except torch.OutOfMemoryError as exc:
                 state, message = "out-of-memory", f"out of memory: {exc}".splitlines()[0]
             except OSError as exc:
@@ -161,7 +163,7 @@ class Trainer:
         for record in (lambda: self.set_state(state, **fields), lambda: self.log(line)):
             try:
                 record()
-            except OSError:
+            except (OSError, LockLostError):
                 pass
         self.emit(Ended(self.run_folder.id, state, self.message))
         return state
@@ -428,6 +430,7 @@ class Trainer:
         run, st = self.run_folder, self.state
         if not self.dist.is_main:
             return
+        run.check_still_ours()      # never overwrite a checkpoint another process owns (its lock file was deleted)
         checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
         self.log(f"checkpoint saved at {self.state.position(self.setup.iters_per_epoch)}", emit=False)
         self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))
