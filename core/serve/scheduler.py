@@ -30,7 +30,7 @@ from core.serve.gpus import fits
 from core.serve.launch import ENTRY_POINT, LocalLauncher, detached, plain_env
 from core.store import reader
 from core.store.lock import FileLock, LockHeldError
-from core.store.runs import ACTIVE, Run, RunStore, iso, live_state, now
+from core.store.runs import ACTIVE, Run, RunError, RunStore, iso, live_state, now
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json
 
 LOCK_FILE, STATE_FILE, LOG_FILE = "scheduler.lock", "scheduler.json", "scheduler.log"
@@ -190,8 +190,27 @@ class Scheduler:
                     self.log(f"{run.id} is training on {slot.name} (pid {entry.get('pid')}): its slot stays busy")
                 else:
                     self.log(f"{run.id} is training on {entry['slot']}, which this scheduler does not serve")
-            elif entry.get("pid"):
+            elif not entry.get("pid") and live_state(run) == "queued":
+                self._take_back(run)       # claimed, but the scheduler ended before its trainer started
+            else:
                 self._ended(run, None)
+
+    def _take_back(self, run: Run) -> None:
+        """Put a run that a scheduler claimed but never started (killed inside its claim window) back at the head of
+        the queue, where it was."""
+        try:
+            with Q.holding(run):
+                entry = Q.read_entry(run)
+                if entry is None or entry.get("pid") or entry.get("position") is not None:
+                    return
+                head = min((float(q.entry.get("position") or 0) for q in Q.queued(self.store)), default=1.0)
+                Q.write_entry(run, {**entry, "position": int(head) - 1, "slot": None, "device": None})
+        except RunError:           # locked: a process starts or trains it after all
+            return
+        run.log("scheduler: the scheduler that claimed this run ended before it started a trainer; back in the "
+                "queue, first")
+        self.log(f"{run.id} was claimed by a scheduler that ended before it started a trainer: back in the queue, "
+                 f"first")
 
     # -- one look at everything --------------------------------------------------------------------------------------
     def tick(self) -> bool:

@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import core.train.trainer as trainer_module
+from core.serve import queue as Q
+from core.serve import scheduler as S
 from core.store.lock import FileLock
-from core.store.runs import RunStore
+from core.store.runs import RunStore, now
 from core.train.trainer import Trainer
 from core.util.files import atomic_write_json
 from tests.conftest import tiny_config
@@ -57,4 +59,37 @@ def test_a_trainer_whose_lock_file_was_deleted_stops_writing_the_run(tmp_path, m
     assert json.loads(run.status_path.read_text())["note"] == "the other process"
     assert "lock file" in run.read_events()[-1]      # events.log (append-only) says why this process left
     flag.other.release()
+
+
+# -- 3: kill -9 of the scheduler inside its claim window ---------------------------------------------------------------
+class StartOnce:
+    """A launcher that records the runs it is asked to start and then stops the scheduler (no trainer process)."""
+
+    def __init__(self):
+        self.started: list[str] = []
+        self.scheduler = None
+
+    def start(self, run, slot, lock_fd):
+        self.started.append(run.id)
+        self.scheduler.stop_event.set()
+        return type("Handle", (), {"pid": 4242, "poll": lambda self: None})()
+
+
+def claimed_by_a_killed_scheduler(run) -> None:
+    """What ``Scheduler._claim`` writes before it starts the trainer: the state a kill -9 right then leaves."""
+    Q.write_entry(run, {**Q.read_entry(run), "position": None, "launches": 1, "slot": "cpu#0", "device": "cpu",
+                        "pid": None, "started_at": now(), "settled": False})
+
+
+def test_a_run_claimed_by_a_scheduler_killed_before_its_trainer_started_is_taken_back(tmp_path):
+    store = RunStore(tmp_path)
+    first, _ = Q.enqueue(store, [tiny_config(name="first"), tiny_config(name="second")])
+    claimed_by_a_killed_scheduler(first)
+    launcher = StartOnce()
+    launcher.scheduler = S.Scheduler(store, S.make_slots(["cpu"]), launcher=launcher, idle_exit_s=5)
+    launcher.scheduler.serve()
+    assert launcher.started == ["first"]        # taken back, at the head of the queue where it was
+    log = (tmp_path / S.LOG_FILE).read_text()
+    assert "first was claimed by a scheduler that ended before it started a trainer" in log, log
+    assert "back in the queue" in first.read_events()[-1]
 
