@@ -192,7 +192,7 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
-    if info.state == "damaged" and not (args.repair and info.repairable):
+    if info.state == "damaged" and not (args.repair and info.repairable) and not info.unqueued:
         fix = f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable else "it cannot be resumed"
         raise CliError(f"run {run.id} is damaged ({info.damaged}); {fix}", EXIT_FAILED)
     if info.state in ACTIVE and not handed_over:
@@ -211,7 +211,7 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
         check_tensorboard()          # bad input: said before anything is written
     take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
     try:
-        if info.state == "damaged":
+        if info.state == "damaged" and not info.unqueued:    # (an unqueued run trains as it is)
             from core.train.repair import repair
 
             try:

@@ -32,10 +32,9 @@ def read_entry(run: Run) -> dict | None:
     """The run's queue.json, or None for a run that never went through the queue (or a file ResLab did not write:
     read and checked by core/store/reader.py)."""
     try:
-        entry = reader.read_object(run.path / QUEUE_FILE)
+        return reader.read_queue_entry(run.path / QUEUE_FILE)
     except (OSError, ValueError):
-        return None
-    return None if reader.problem(entry, reader.QUEUE_FIELDS) else entry
+        return None     # RunInfo lists a queued run whose queue.json is damaged or lost as damaged, saying why
 
 
 def write_entry(run: Run, entry: dict) -> None:

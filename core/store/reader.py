@@ -119,6 +119,15 @@ def read_status(path: Path) -> dict:
     return status
 
 
+def read_queue_entry(path: Path) -> dict:
+    """queue.json (core/serve/queue.py): an object whose known keys have their types."""
+    entry = read_object(path)
+    why = problem(entry, QUEUE_FIELDS)
+    if why:
+        raise DamagedFileError(f"{path.name} {why}")
+    return entry
+
+
 def read_config(path: Path) -> RunConfig:
     """config.json as a RunConfig that passes validation (an invalid one is damage, not something to run)."""
     data = read_object(path)

@@ -93,3 +93,29 @@ def test_a_run_claimed_by_a_scheduler_killed_before_its_trainer_started_is_taken
     assert "first was claimed by a scheduler that ended before it started a trainer" in log, log
     assert "back in the queue" in first.read_events()[-1]
 
+
+# -- 4: a corrupt or deleted queue.json --------------------------------------------------------------------------------
+def test_a_queued_run_whose_queue_json_is_corrupt_or_lost_is_damaged_and_resumable(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    runs = Q.enqueue(store, [tiny_config(name=n, epochs=1) for n in ("ok", "word", "bytes", "gone")])
+    ok, word, garbage, gone = runs
+    Q.write_entry(word, {**Q.read_entry(word), "position": "first"})
+    (garbage.path / Q.QUEUE_FILE).write_bytes(bytes(range(256)))
+    (gone.path / Q.QUEUE_FILE).unlink()
+    gone.update_status(updated_at=now() - 60)          # nobody has held it for a minute
+    infos = {i.id: i for i in store.list()}
+    assert infos["ok"].state == "queued"
+    assert {i: infos[i].state for i in ("word", "bytes", "gone")} == dict.fromkeys(("word", "bytes", "gone"),
+                                                                                   "damaged")
+    assert "queue.json 'position' is \"first\", not a number" in infos["word"].error
+    assert "queue.json is unreadable (not UTF-8" in infos["bytes"].error
+    assert "queue.json is missing" in infos["gone"].error
+    assert all("resume it by hand" in infos[i].error for i in ("word", "bytes", "gone"))
+    fresh = store.create(tiny_config(name="fresh"))     # just created by `train`, not locked yet: not damaged
+    assert fresh.info().state == "queued"
+    from cli.main import main
+
+    capsys.readouterr()
+    assert main(["resume", "bytes", "--runs-dir", str(tmp_path)]) == 0, capsys.readouterr()
+    assert garbage.info().state == "finished"
+
