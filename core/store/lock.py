@@ -123,6 +123,6 @@ class FileLock:
     def holder(self) -> str:
         """What the holder wrote ("pid host"), or "" when unreadable."""
         try:
-            return read_bytes(self.path).decode(errors="replace").strip()
+            return read_bytes(self.path, 4096).decode(errors="replace").strip()
         except OSError:
             return ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.spec.config import SCHEMA_VERSION, ConfigError, RunConfig
-from core.util.files import jsonl_lines, kind_of, open_regular, read_bytes
+from core.util.files import MAX_ROWS_BYTES, jsonl_lines, kind_of, open_regular, read_bytes
 from core.util.formatting import number_text
 
 # Every file a run folder may hold; none may be a link or a directory.
@@ -161,7 +161,7 @@ def read_rows(path: Path, tolerant: bool = False) -> tuple[list[dict], int]:
     what ResLab writes raises DamagedFileError, or with ``tolerant`` is dropped and counted (the second value)."""
     fields, key = ROWS[path.name]
     try:
-        data = read_bytes(path)
+        data = read_bytes(path, MAX_ROWS_BYTES)
     except FileNotFoundError:
         return [], 0
     try:
@@ -198,7 +198,7 @@ def read_log(path: Path, tail: int | None = None) -> list[str]:
     """events.log's lines (the last ``tail``), control characters escaped: a terminal never receives raw bytes from
     a run folder."""
     try:
-        data = read_bytes(path)
+        data = read_bytes(path, MAX_ROWS_BYTES)
     except (FileNotFoundError, NotADirectoryError):
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
@@ -208,7 +208,7 @@ def read_log(path: Path, tail: int | None = None) -> list[str]:
 def read_request(path: Path) -> str | None:
     """'stop', 'pause' or 'continue'; None when there is no request or it is none of these."""
     try:
-        text = read_bytes(path)[:64].decode("ascii", errors="replace").strip()
+        text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
     except (OSError, ValueError):
         return None
     return text if text in REQUESTS else None

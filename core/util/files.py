@@ -20,8 +20,17 @@ _KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"), (stat.S_
           (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
 
 
+# What ResLab reads at most of a file (it writes far less): a bigger one is refused, never read whole.
+MAX_JSON_BYTES = 1 << 20        # config.json, status.json, queue.json, scheduler.json, settings, a TOML config file
+MAX_ROWS_BYTES = 128 << 20      # epochs.jsonl, steps.jsonl, events.log (a 1000-epoch run logging every step: ~50 MB)
+
+
 class NotAFileError(OSError):
     """A run file that is a symbolic link, a directory or anything else but a regular file."""
+
+
+class FileTooLargeError(OSError):
+    """A file bigger than ResLab ever writes there (``strerror`` says the limit)."""
 
 
 def kind_of(mode: int) -> str:
@@ -60,11 +69,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def read_bytes(path: Path) -> bytes:
-    """A regular file's bytes; FileNotFoundError when missing, NotAFileError for a link, directory, ..."""
+def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """A regular file's bytes; FileNotFoundError when missing, NotAFileError for a link, directory, FIFO or device,
+    FileTooLargeError when it holds more than ``limit`` bytes (never read: a 20 GB file must not fill the memory)."""
     fd = open_regular(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as fh:
-        return fh.read()
+        too_big = os.fstat(fd).st_size > limit
+        data = b"" if too_big else fh.read(limit + 1)      # + 1: a file that grew meanwhile is caught too
+    if too_big or len(data) > limit:
+        raise FileTooLargeError(errno.EFBIG, f"it is larger than {size_text(limit)}, more than ResLab writes there",
+                                str(path))
+    return data
+
+
+def size_text(n: int) -> str:
+    """1048576 -> '1 MB' (binary megabytes, as the limits are)."""
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n / 1024:g} kB"
 
 
 def append_bytes(path: Path, data: bytes) -> None:

@@ -5,8 +5,12 @@ Each test here failed on the code before its fix.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
+
+import core.store.reader
 import core.train.trainer as trainer_module
 from core.serve import queue as Q
 from core.serve import scheduler as S
@@ -14,6 +18,7 @@ from core.store.lock import FileLock
 from core.store.runs import RunStore, now
 from core.train.trainer import Trainer
 from core.util.files import atomic_write_json
+from tests.cli.test_cli import TINY
 from tests.conftest import tiny_config
 
 
@@ -119,3 +124,40 @@ def test_a_queued_run_whose_queue_json_is_corrupt_or_lost_is_damaged_and_resumab
     assert main(["resume", "bytes", "--runs-dir", str(tmp_path)]) == 0, capsys.readouterr()
     assert garbage.info().state == "finished"
 
+
+# -- 2: unbounded reads ------------------------------------------------------------------------------------------------
+def one_line_error(capsys, *argv) -> tuple[int, str]:
+    from cli.main import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) <= 1 and "Traceback" not in err, err
+    return code, err
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder", "big"])
+def test_a_config_file_that_is_no_regular_file_or_too_big_is_bad_input(tmp_path, capsys, kind):
+    path = {"device": Path("/dev/zero"), "fifo": tmp_path / "fifo.toml", "folder": tmp_path,
+            "big": tmp_path / "big.toml"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)                       # no writer: reading it would wait forever
+    if kind == "big":
+        path.write_text("# padding\n" * 200_000 + "depth = 20\n")     # 2 MB of comments
+    runs = tmp_path / "runs"
+    code, err = one_line_error(capsys, "train", *TINY, "--config", str(path), "--runs-dir", str(runs))
+    assert code == 2 and err.startswith("error: --config: "), err
+    assert ("at most 1 MB" if kind == "big" else "not a regular file") in err, err
+    assert not runs.exists()
+
+
+def test_run_files_larger_than_reslab_writes_are_not_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(core.store.reader, "MAX_ROWS_BYTES", 1 << 20)     # as if steps.jsonl had grown past 128 MB
+    store = RunStore(tmp_path)
+    big_status = store.create(tiny_config(name="big-status"))
+    big_status.update_status(state="stopped", note="x" * (2 << 20))       # valid JSON, 2 MB
+    huge_steps = store.create(tiny_config(name="huge-steps"))
+    huge_steps.append_steps([{"step": i, "loss": 1.0, "err": 50.0, "lr": 0.1} for i in range(40_000)])   # 2 MB
+    assert huge_steps.read_steps() == []                              # a view: nothing, never all of it in memory
+    info = big_status.info()
+    assert info.state == "damaged" and "status.json cannot be read (it is larger than 1 MB" in info.error, info.error
