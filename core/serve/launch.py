@@ -23,7 +23,7 @@ from core.store.lock import LOCK_FD_ENV
 from core.store.runs import Run, RunStore
 from core.util.files import open_regular
 
-ENTRY_POINT = Path(__file__).resolve().parents[1] / "tui_app.py"
+ENTRY_POINT = Path(__file__).resolve().parents[2] / "tui_app.py"
 
 
 def plain_env(**extra: str) -> dict[str, str]:

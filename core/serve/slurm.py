@@ -35,7 +35,7 @@ WAITING_STATES = ("PENDING", "SUBMITTED", "REQUEUED", "CONFIGURING")
 CHECKPOINT_WAIT_S = 300.0    # Slurm's signal comes --slurm-signal-delay seconds (120) before the end
 SHARED_FS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cifs", "smb3", "glusterfs", "wekafs", "panfs",
              "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.juicefs")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class SlurmUnavailable(RuntimeError):

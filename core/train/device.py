@@ -77,7 +77,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:
