@@ -19,6 +19,7 @@ from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, flag
 from core.spec.config import ConfigError, RunConfig, config_from_sources
+from core.store.rules import epochs_text, resume_refusal, stop_refusal
 from core.store.runs import (
     ACTIVE,
     Run,
@@ -192,21 +193,17 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
-    if info.state == "damaged" and not (args.repair and info.repairable) and not info.unqueued:
-        fix = f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable else "it cannot be resumed"
-        raise CliError(f"run {run.id} is damaged ({info.damaged}); {fix}", EXIT_FAILED)
-    if info.state in ACTIVE and not handed_over:
-        raise CliError(f"run {run.id} is {info.state} in another process (pid {info.status.get('pid')}); "
-                       f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
-    if info.state == "diverged" and args.epochs is None:
-        raise CliError(f"run {run.id} diverged ({info.error}); resuming would repeat it: start a new run, "
-                       f"e.g. with a lower --lr or --warmup-iters", EXIT_FAILED)
-    if info.state == "finished" and args.epochs is None:
-        raise CliError(f"run {run.id} is finished ({_epochs(info.epochs_done)}); use --epochs M to train longer "
-                       f"(M > {info.epochs_done})", EXIT_FAILED)
-    if args.epochs is not None and args.epochs <= info.epochs_done:
-        raise CliError(f"--epochs: run {run.id} has already done {_epochs(info.epochs_done)}; "
-                       f"ask for more than {info.epochs_done}")
+    refused = resume_refusal(info, extend_to=args.epochs, repair=args.repair, handed_over=handed_over)
+    if refused is not None:
+        hint = {"damaged": f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable
+                else "it cannot be resumed",
+                "active": f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
+                "diverged": "start a new run, e.g. with a lower --lr or --warmup-iters",
+                "finished": f"use --epochs M to train longer (M > {info.epochs_done})"}
+        if refused.kind == "not-longer":     # a bad --epochs: bad input (exit 2)
+            raise CliError(f"--epochs: run {run.id} {refused.text}")
+        sep = ": " if refused.kind == "diverged" else "; "
+        raise CliError(f"run {run.id} {refused.text}{sep}{hint[refused.kind]}", EXIT_FAILED)
     if args.tensorboard:
         check_tensorboard()          # bad input: said before anything is written
     take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
@@ -308,7 +305,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     info = run.info()
     resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     if state == "finished":
-        print(f"finished {run.id}: {_epochs(info.epochs_done)}, test error {pct(info.final_test_err)} "
+        print(f"finished {run.id}: {epochs_text(info.epochs_done)}, test error {pct(info.final_test_err)} "
               f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
         return EXIT_OK
     if state in ("stopped", "not started"):
@@ -321,12 +318,6 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     return EXIT_FAILED
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
-
-
-
-
 # -- stop --------------------------------------------------------------------------------------------------------------
 def cmd_stop(args: argparse.Namespace) -> int:
     if not args.timeout >= 0:        # NaN too
@@ -334,9 +325,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     store = store_of(args)
     run = get_run(store, args.run)
     info = run.info()
-    if info.state == "crashed":
-        raise CliError(f"run {run.id} is not running: its process is gone (crashed at step {info.step}); resume it "
-                       f"with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}", EXIT_FAILED)
+    refused = stop_refusal(info)
+    if refused is not None and refused.kind == "crashed":
+        raise CliError(f"run {run.id} {refused.text}; resume it with: {resume_prog()} resume {run.id} "
+                       f"{runs_dir_arg(store)}", EXIT_FAILED)
     if info.state == "queued" and info.job:        # waiting in Slurm's queue: cancel its job
         from core.serve.slurm import SlurmUnavailable, cancel_pending
 
@@ -348,7 +340,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
             print(f"stopped {run.id}: {done}; resume with: {resume_prog()} resume {run.id} {runs_dir_arg(store)}")
             return EXIT_OK
     if info.state not in ACTIVE:
-        raise CliError(f"run {run.id} is not running (state: {info.state}); nothing to stop", EXIT_FAILED)
+        why = refused.text if refused is not None else f"is not running (state: {info.state})"
+        raise CliError(f"run {run.id} {why}; nothing to stop", EXIT_FAILED)
     run.request("stop")
     if args.no_wait:
         print(f"asked run {run.id} to stop")

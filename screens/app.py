@@ -12,7 +12,6 @@ makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
 
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -28,10 +27,12 @@ from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.serve.slurm import SlurmUnavailable, cancel_pending
 from core.spec.config import RunConfig
-from core.store.runs import ACTIVE, RESUMABLE, RunError, RunStore
+from core.store.rules import continue_refusal, delete_refusal, pause_refusal, resume_refusal, stop_refusal
+from core.store.runs import ACTIVE, RunError, RunStore
 from core.train.events import Progress
 from core.util.formatting import pct, some_ids
 
+from .app_queue import InAppQueue
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
 from .detail import DetailScreen
@@ -69,12 +70,10 @@ class ResLabApp(App[str | None]):
         self.data_dir = "" if data_dir is None else str(data_dir)
         self.watcher = RunWatcher(self.store)
         self.poll_interval = poll_interval
-        self.stop_events: dict[str, threading.Event] = {}
-        self.pause_events: dict[str, threading.Event] = {}
-        self.in_app: list[str] = []              # this app's queue: [training now, next, ...]
+        self.queue = InAppQueue()                # this app's own queue (screens/app_queue.py)
+        self.in_app = self.queue.runs            # [training now, next, ...]
+        self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
         self.ended_here: set[str] = set()        # runs whose training in this app has ended
-        self._queue_lock = threading.Lock()
-        self._worker_active = False
         self.live: dict[str, Progress] = {}      # latest Progress event per in-app run
         self.queue_order: list[str] = []         # the runs folder's queue (core/serve/queue.py), as of the last poll
         self._scheduler = None                   # Popen of a scheduler this app started (reaped when it ends)
@@ -153,47 +152,28 @@ class ResLabApp(App[str | None]):
     def start_training(self, run_ids: list[str]) -> None:
         """Queue runs in this app. One thread worker trains the queue, one run after another (a grid, a resume
         while another run trains): runs in one app never compete for the same device."""
-        with self._queue_lock:
-            for run_id in run_ids:
-                self.stop_events[run_id] = threading.Event()
-                self.pause_events[run_id] = threading.Event()
-                self.in_app.append(run_id)
-            start = not self._worker_active
-            self._worker_active = True
-        if start:
+        if self.queue.add(run_ids):
             self._train_queue()
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="training", description="training")
     def _train_queue(self) -> None:
-        while True:
-            with self._queue_lock:
-                if not self.in_app:
-                    self._worker_active = False
-                    return
-                run_id = self.in_app[0]
-            stop = self.stop_events.get(run_id)
+        while (run_id := self.queue.next_run()) is not None:
             try:
-                if stop is None or stop.is_set():
+                if self.queue.stopped_before_start(run_id):
                     continue  # stopped while still queued: it stays queued, resumable with r
-                state, message = train_one(self.store, run_id, stop, self.pause_events[run_id], self.post_message)
+                state, message = train_one(self.store, run_id, self.stop_events[run_id], self.pause_events[run_id],
+                                           self.post_message)
                 self.ended_here.add(run_id)     # its end has a toast of its own (on_training_ended)
                 self.post_message(TrainingEnded(run_id, state, message))
             finally:
-                self._forget(run_id)
+                self.queue.forget(run_id)
 
     def queue_position(self, run_id: str) -> int | None:
         """0 for the run this app trains now, 1 for the next one ...; None when not queued here."""
-        return self.in_app.index(run_id) if run_id in self.in_app else None
-
-    def _forget(self, run_id: str) -> None:
-        with self._queue_lock:
-            if run_id in self.in_app:
-                self.in_app.remove(run_id)
-            self.stop_events.pop(run_id, None)
-            self.pause_events.pop(run_id, None)
+        return self.queue.position(run_id)
 
     def is_in_app(self, run_id: str) -> bool:
-        return run_id in self.in_app
+        return run_id in self.queue
 
     # -- the queue (core/serve/queue.py) and its scheduler (core/serve/scheduler.py) -----------------------------------
     def serve_queue(self):
@@ -286,12 +266,14 @@ class ResLabApp(App[str | None]):
         if run_id is None:
             return
         info = self.watcher.infos.get(run_id)
-        queued_here = run_id in self.in_app and (info is None or info.state not in ACTIVE)
-        if info is None or (info.state not in ACTIVE and not queued_here):
-            state = info.state if info else "gone"
-            self.notify(f"{run_id} is {state}, not running; nothing to stop", severity="warning")
+        refused = stop_refusal(info, queued_here=run_id in self.in_app) if info else None
+        if info is None and run_id not in self.in_app:
+            self.notify(f"{run_id} is gone; nothing to stop", severity="warning")
             return
-        later = self._queued_after(run_id)
+        if refused is not None:
+            self.notify(f"{run_id} {refused.text}; nothing to stop", severity="warning")
+            return
+        later = self.queue.after(run_id)
         answers = [("stop", "Stop", "error")]
         if later:
             answers.append(("stop-all", f"Stop + {len(later)} queued", "warning"))
@@ -312,15 +294,8 @@ class ResLabApp(App[str | None]):
 
         self.push_screen(ConfirmScreen(f"Stop {run_id}?", question, answers, id="confirm-stop"), done)
 
-    def _queued_after(self, run_id: str) -> list[str]:
-        if run_id not in self.in_app:
-            return []
-        return self.in_app[self.in_app.index(run_id) + 1:]
-
     def stop_run(self, run_id: str) -> None:
-        if run_id in self.stop_events:
-            self.stop_events[run_id].set()
-        else:
+        if not self.queue.request_stop(run_id):
             try:
                 run = self.store.get(run_id)
                 cancelled = cancel_pending(run) if run.read_job() else None   # still waiting in Slurm's queue
@@ -338,17 +313,12 @@ class ResLabApp(App[str | None]):
             return
         info = self.watcher.infos.get(run_id)
         state = info.state if info else "gone"
-        if run_id in self.pause_events and state in ACTIVE:
-            event = self.pause_events[run_id]
-            if event.is_set():
-                event.clear()
-                self.notify(f"{run_id}: continuing", timeout=3)
-            else:
-                event.set()
-                self.notify(f"{run_id}: pausing (nothing is freed; p continues)", timeout=3)
+        if state in ACTIVE and (paused := self.queue.toggle_pause(run_id)) is not None:
+            self.notify(f"{run_id}: pausing (nothing is freed; p continues)" if paused else f"{run_id}: continuing",
+                        timeout=3)
             return
-        if state not in ACTIVE:
-            self.notify(f"{run_id} is {state}; only a running run can pause", severity="warning")
+        if pause_refusal(state) and continue_refusal(state):     # neither running nor paused
+            self.notify(f"{run_id} {pause_refusal(state).text}", severity="warning")
             return
         try:
             self.store.get(run_id).request("continue" if state == "paused" else "pause")
@@ -365,12 +335,13 @@ class ResLabApp(App[str | None]):
         if run_id in self.in_app:
             self.notify(f"{run_id} is already queued or training in this app", severity="warning")
             return False
-        if state not in RESUMABLE:
-            hint = {"finished": "it is finished (x on its detail screen trains it for more epochs)",
-                    "running": "it is running", "paused": "it is paused (p continues it)",
-                    "damaged": "its folder is damaged" + (f" ({info.error})" if info else "")
-                    }.get(state, f"it is {state}")
-            self.notify(f"cannot resume {run_id}: {hint}", severity="warning")
+        refused = resume_refusal(info) if info is not None else None
+        if info is None or refused is not None:
+            hint = {"finished": "; x on its detail screen trains it for more epochs",
+                    "active": " (p continues it)" if state == "paused" else "",
+                    "diverged": "; start a new run (n, or c to clone it) with a lower lr or a warm-up"}
+            why = refused.text + hint.get(refused.kind, "") if refused else "is gone"
+            self.notify(f"cannot resume {run_id}: it {why}", severity="warning")
             return False
         if where == "queue":
             try:
@@ -389,9 +360,9 @@ class ResLabApp(App[str | None]):
     def confirm_delete(self, run_id: str | None, after=None) -> None:
         if run_id is None:
             return
-        info = self.watcher.infos.get(run_id)
-        if info is not None and (info.state in ACTIVE or run_id in self.in_app):
-            self.notify(f"{run_id} is {info.state}; stop it before deleting", severity="warning")
+        refused = delete_refusal(self.watcher.infos.get(run_id), in_app=run_id in self.in_app)
+        if refused is not None:
+            self.notify(f"{run_id} {refused.text}", severity="warning")
             return
 
         def done(answer: str | None) -> None:

@@ -12,7 +12,8 @@ from textual.widgets import Button, Footer, Static
 
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
-from core.store.runs import ACTIVE, RESUMABLE, Run, RunError, RunInfo, extend_run
+from core.store.rules import delete_refusal, resume_refusal
+from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.formatting import (
     count,
     devices_text,
@@ -27,7 +28,8 @@ from core.util.formatting import (
 )
 
 from .watch import JsonlTail
-from .widgets.curve_plot import PALETTE, Y_MODES, CurvePlot, axis_title, legend, run_series
+from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
+from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.formatting import state_hint
 from .widgets.report_export import export_report
@@ -35,7 +37,7 @@ from .widgets.response_chart import response_chart
 from .widgets.run_keys import run_key_applies
 
 
-class DetailScreen(Screen):
+class DetailScreen(ChartKeys, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),
@@ -45,8 +47,7 @@ class DetailScreen(Screen):
         Binding("n", "clone", "Clone", priority=True),
         Binding("x", "extend", "Extend a finished run", show=False),   # its button is in the actions row
         Binding("d", "delete", "Delete"),
-        Binding("z", "zoom", "Y range"),
-        Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
+        *CHART_BINDINGS,
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
@@ -55,7 +56,6 @@ class DetailScreen(Screen):
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
-        self.y_mode, self.y_log = "auto", False   # the error axis: fitted, Fig. 6 or full (z); log (y)
         self._steps: JsonlTail | None = None
         self.report_folder = None
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
@@ -142,9 +142,9 @@ class DetailScreen(Screen):
         # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
         for button in ("#resume", "#resume-bg"):
             self.query_one(button, Button).display = info.state not in ("finished", "damaged")
-            self.query_one(button, Button).disabled = info.state not in RESUMABLE
+            self.query_one(button, Button).disabled = resume_refusal(info) is not None
         self.query_one("#extend", Button).display = info.state == "finished"
-        self.query_one("#delete", Button).disabled = info.state in ACTIVE
+        self.query_one("#delete", Button).disabled = delete_refusal(info) is not None
         self.query_one("#clone", Button).disabled = info.config is None
 
     def _summary(self, info: RunInfo) -> Text:
@@ -265,7 +265,7 @@ class DetailScreen(Screen):
         info = self.app.watcher.infos.get(self.run_id)
         if info is None or info.state != "finished":
             self.notify(f"only a finished run is extended; this one is {info.state if info else 'gone'}"
-                        + (" (r resumes it)" if info is not None and info.state in RESUMABLE else ""),
+                        + (" (r resumes it)" if info is not None and resume_refusal(info) is None else ""),
                         severity="warning")
             return
         self.app.push_screen(ExtendScreen(self.run_id, info.epochs_done), self._extend)
@@ -311,14 +311,6 @@ class DetailScreen(Screen):
 
     def action_continue(self) -> None:
         self.app.toggle_pause(self.run_id)
-
-    def action_zoom(self) -> None:
-        self.y_mode = Y_MODES[(Y_MODES.index(self.y_mode) + 1) % len(Y_MODES)]
-        self.refresh_view()
-
-    def action_log_scale(self) -> None:
-        self.y_log = not self.y_log
-        self.refresh_view()
 
     def action_back(self) -> None:
         self.app.pop_screen()

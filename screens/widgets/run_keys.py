@@ -3,7 +3,7 @@ footer (``check_action``), so a finished run's footer offers no Resume, a stoppe
 one Continue where a running one has Pause (both on p)."""
 from __future__ import annotations
 
-from core.store.runs import ACTIVE, RESUMABLE
+from core.store.rules import continue_refusal, pause_refusal, resume_refusal, stop_refusal
 
 STATE_KEYS = ("stop", "pause", "continue", "resume")
 
@@ -13,12 +13,13 @@ def run_key_applies(app, run_id: str, action: str) -> bool:
     if action not in STATE_KEYS:
         return True
     info = app.watcher.infos.get(run_id)
-    state = info.state if info is not None else "gone"
     here = app.is_in_app(run_id)
+    if info is None:
+        return action == "stop" and here
     if action == "stop":
-        return state in ACTIVE or here
+        return stop_refusal(info, queued_here=here) is None
     if action == "pause":
-        return state == "running"
+        return pause_refusal(info.state) is None
     if action == "continue":
-        return state == "paused"
-    return state in RESUMABLE and not here
+        return continue_refusal(info.state) is None
+    return resume_refusal(info) is None and not here
