@@ -23,8 +23,8 @@ from core.store.runs import RunError, RunStore
 from core.train.checkpoint import load_checkpoint
 from core.train.trainer import Trainer, train_run
 from core.util.files import NotAFileError, mount_of
-from tests.conftest import tiny_config
 from tests.cli.test_cli import REPO, TINY, env, wait_for
+from tests.conftest import tiny_config
 from tests.core.train.test_trainer import SlowStopAfter, StopAfter
 
 ESC = "\x1b"
