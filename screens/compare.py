@@ -21,7 +21,8 @@ from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, pct
 
 from .watch import JsonlTail
-from .widgets.curve_plot import MARKERS, PALETTE, Y_MODES, CurvePlot, Series, axis_title, legend, run_series, y_limits
+from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
+from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title, legend, run_series, y_limits
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 from .widgets.run_table import short_ids
@@ -46,12 +47,11 @@ def setting_cells(cfg: dict, names: list[str]) -> list[str]:
     return out
 
 
-class CompareScreen(Screen):
+class CompareScreen(ChartKeys, Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
-        Binding("z", "zoom", "Y range"),
-        Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
-        Binding("t", "toggle_train", "Train curves"),
+        *CHART_BINDINGS,
+        TRAIN_BINDING,
         Binding("f", "toggle_groups", "Seed groups"),
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
@@ -60,8 +60,6 @@ class CompareScreen(Screen):
     def __init__(self, run_ids: list[str]):
         super().__init__()
         self.run_ids = list(run_ids)
-        self.y_mode, self.y_log = "auto", False   # the error axis: fitted, Fig. 6 or full (z); log (y)
-        self.show_train = True
         self._tails: dict[str, JsonlTail] = {}
         self._told_same = False
         self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds' results repeat)
@@ -237,18 +235,6 @@ class CompareScreen(Screen):
 
     def action_report(self) -> None:
         export_report(self, self.run_ids)
-
-    def action_zoom(self) -> None:
-        self.y_mode = Y_MODES[(Y_MODES.index(self.y_mode) + 1) % len(Y_MODES)]
-        self.refresh_view()
-
-    def action_log_scale(self) -> None:
-        self.y_log = not self.y_log
-        self.refresh_view()
-
-    def action_toggle_train(self) -> None:
-        self.show_train = not self.show_train
-        self.refresh_view()
 
     def action_back(self) -> None:
         self.app.pop_screen()
