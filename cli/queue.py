@@ -141,6 +141,8 @@ def queue_list(args: argparse.Namespace) -> int:
             e.get("device") == "slurm" for _, e in Q.entries(store)) else ""
         print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {slurm}"
               f"{runs_dir_arg(store)}")
+    elif not state:     # served, but its scheduler.json is not written yet (or unreadable)
+        print(S.describe(store.root).replace("already serves", "serves"))
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
         print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "

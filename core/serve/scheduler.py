@@ -79,11 +79,12 @@ def lock_of(runs_dir: str | os.PathLike) -> FileLock:
 
 
 def read_state(runs_dir: str | os.PathLike) -> dict | None:
-    """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder."""
+    """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder;
+    {} when it wrote nothing yet, or nothing of the types it writes (checked by core/store/reader.py)."""
     if not lock_of(runs_dir).is_locked():
         return None
-    try:   # a JSON object, never read through a link (core/store/reader.py)
-        return reader.read_object(Path(runs_dir) / STATE_FILE)
+    try:
+        return reader.read_scheduler_state(Path(runs_dir) / STATE_FILE)
     except (OSError, ValueError):
         return {}
 

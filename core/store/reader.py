@@ -44,7 +44,7 @@ def _is_count(v: Any) -> bool:
 TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "number": (_is_number, "a number"), "count": (_is_count, "a whole number >= 0"),
     "text": (lambda v: isinstance(v, str), "text"), "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "object": (lambda v: isinstance(v, dict), "an object"),
+    "object": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
 }
 
 
@@ -67,6 +67,9 @@ EPOCH_FIELDS = {"epoch": "count", "step": "count",
 STEP_FIELDS = {"step": "count", "epoch": "count", **_fields("number", "loss", "err", "lr")}
 QUEUE_FIELDS = {**_fields("number", "position", "added_at"), **_fields("count", "launches", "retries", "pid"),
                 **_fields("bool", "oom_retried", "settled"), **_fields("text", "device", "slot")}
+SCHEDULER_FIELDS = {**_fields("count", "pid", "retries"), **_fields("number", "updated_at", "idle_exit_s"),
+                    "host": "text", "stay": "bool", "devices": "list", "slots": "list"}
+SLOT_FIELDS = {"slot": "text", "device": "text", "run": "text"}
 ROWS = {"epochs.jsonl": (EPOCH_FIELDS, "epoch"), "steps.jsonl": (STEP_FIELDS, "step")}
 
 
@@ -126,6 +129,19 @@ def read_queue_entry(path: Path) -> dict:
     if why:
         raise DamagedFileError(f"{path.name} {why}")
     return entry
+
+
+def read_scheduler_state(path: Path) -> dict:
+    """scheduler.json (core/serve/scheduler.py): pid, host, devices (text), slots ({slot, device, run}) ..."""
+    state = read_object(path)
+    why = problem(state, SCHEDULER_FIELDS)
+    why = why or next((f"devices holds {short(d)}, not text" for d in state.get("devices") or []
+                       if not isinstance(d, str)), "")
+    why = why or next((f"a slot {p}" for p in (problem(s, SLOT_FIELDS, ("slot",)) for s in state.get("slots") or [])
+                       if p), "")
+    if why:
+        raise DamagedFileError(f"{path.name} {why}")
+    return state
 
 
 def read_config(path: Path) -> RunConfig:

@@ -161,3 +161,23 @@ def test_run_files_larger_than_reslab_writes_are_not_read_whole(tmp_path, monkey
     assert huge_steps.read_steps() == []                              # a view: nothing, never all of it in memory
     info = big_status.info()
     assert info.state == "damaged" and "status.json cannot be read (it is larger than 1 MB" in info.error, info.error
+
+
+# -- 5: scheduler.json of the wrong types ------------------------------------------------------------------------------
+@pytest.mark.parametrize("content", ['{"pid": "x", "slots": "nope"}', '{"slots": [1, {"slot": 2}], "devices": 3}',
+                                    '{"pid": 7, "slots": [{"slot": "cpu#0", "run": ["a"]}]}', "[]", "\xff"])
+def test_a_scheduler_json_of_wrong_types_never_crashes_queue(tmp_path, capsys, content):
+    root = tmp_path / "runs"
+    root.mkdir()
+    lock = S.lock_of(root)
+    lock.acquire()                      # a scheduler serves the folder
+    try:
+        (root / S.STATE_FILE).write_text(content)
+        assert S.read_state(root) == {}
+        assert "already serves" in S.describe(root)
+        code, err = one_line_error(capsys, "queue", "--runs-dir", str(root))
+        assert code == 0 and err == "", err
+        code, err = one_line_error(capsys, "queue", "--json", "--runs-dir", str(root))
+        assert code == 0 and err == "", err
+    finally:
+        lock.release()
