@@ -198,7 +198,10 @@ def queue_add(args: argparse.Namespace) -> int:
                        f"{resume_prog()} scheduler --stop {runs_dir_arg(store)}")
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
-    runs = Q.enqueue(store, configs)
+    try:
+        runs = Q.enqueue(store, configs)
+    except RunError as exc:         # a read-only or full runs folder: as train says it (exit 2, nothing created)
+        raise CliError(str(exc)) from None
     for i, (run, cfg) in enumerate(zip(runs, configs)):
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
     if served:

@@ -23,7 +23,7 @@ from typing import Iterator
 from core.spec.config import RunConfig
 from core.store import reader
 from core.store.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, live_state, now
-from core.util.files import atomic_write_json
+from core.util.files import atomic_write_json, write_error
 
 QUEUE_FILE = "queue.json"
 
@@ -82,16 +82,26 @@ def queued(store: RunStore) -> list[Queued]:
 
 
 def enqueue(store: RunStore, configs: list[RunConfig]) -> list[Run]:
-    """Create one queued run per config, placed after every run already queued, in the given order."""
+    """Create one queued run per config, placed after every run already queued, in the given order. Raises RunError
+    (a read-only or full disk) having removed the runs it made."""
     waiting = queued(store)
     last = max((float(q.entry.get("position") or 0) for q in waiting), default=0.0)
-    runs = []
-    for i, cfg in enumerate(configs, start=1):
-        run = store.create(cfg, state="queued")
-        write_entry(run, {"position": int(last) + i, "added_at": now(), "launches": 0, "retries": 0,
-                          "oom_retried": False, "settled": False})
-        run.log(f"queued at position {len(waiting) + i}")
-        runs.append(run)
+    runs: list[Run] = []
+    try:
+        for i, cfg in enumerate(configs, start=1):
+            runs.append(store.create(cfg, state="queued"))
+            write_entry(runs[-1], {"position": int(last) + i, "added_at": now(), "launches": 0, "retries": 0,
+                                   "oom_retried": False, "settled": False})
+            runs[-1].log(f"queued at position {len(waiting) + i}")
+    except (RunError, OSError) as exc:    # a read-only or full disk: none of this call's runs stays behind
+        for run in runs:
+            try:
+                store.delete(run.id)
+            except (RunError, OSError):   # a scheduler started it meanwhile: it is a run now
+                pass
+        if isinstance(exc, RunError):
+            raise
+        raise RunError(f"cannot queue runs in {store.root}: {write_error(exc, store.root)}") from None
     return runs
 
 

@@ -4,6 +4,7 @@ Each test here failed on the code before its fix.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 import core.store.reader
 import core.train.trainer as trainer_module
+import core.util.files
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.store.lock import FileLock
@@ -20,6 +22,7 @@ from core.train.trainer import Trainer
 from core.util.files import atomic_write_json
 from tests.cli.test_cli import TINY
 from tests.conftest import tiny_config
+from tests.core.test_reliability import read_only
 
 
 def snapshot(folder: Path, skip: tuple[str, ...] = ("events.log",)) -> dict[str, bytes]:
@@ -181,3 +184,33 @@ def test_a_scheduler_json_of_wrong_types_never_crashes_queue(tmp_path, capsys, c
         assert code == 0 and err == "", err
     finally:
         lock.release()
+
+
+# -- 6: queue add on a read-only or full runs folder -------------------------------------------------------------------
+class FillsUpAfter:
+    """Stands in for core.util.files.write_all: the disk is full after ``writes`` writes."""
+
+    def __init__(self, writes: int):
+        self.real, self.left = core.util.files.write_all, writes
+
+    def __call__(self, fd: int, data) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.real(fd, data)
+
+
+@pytest.mark.parametrize("trouble", ["read-only", "full"])
+def test_queue_add_on_a_read_only_or_full_runs_folder_is_one_line_and_creates_nothing(tmp_path, capsys,
+                                                                                     monkeypatch, trouble):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    if trouble == "read-only":
+        read_only(monkeypatch, runs)
+    else:
+        monkeypatch.setattr(core.util.files, "write_all", FillsUpAfter(6))   # the first run fits, not the second
+    code, err = one_line_error(capsys, "queue", "add", *TINY, "--seeds", "1,2", "--devices", "cpu",
+                               "--runs-dir", str(runs))
+    monkeypatch.undo()
+    assert code == 2 and ("is read-only" if trouble == "read-only" else "disk full") in err, err
+    assert list(runs.iterdir()) == []          # no run, no scheduler started
