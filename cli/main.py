@@ -255,6 +255,10 @@ def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
     that an app that ended on an error says so (exit 1) instead of exiting 0."""
     from core.store.runs import RunError, RunStore, run_folder_note
 
+    if runs_dir is not None and not runs_dir.strip():
+        print("error: --runs-dir: empty; give a folder, or leave the flag out ($RESLAB_RUNS, else runs/)",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         RunStore(runs_dir).check_root()
     except RunError as exc:

@@ -47,6 +47,8 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                 raise CliError(f"{flag(name)}: applies to --executor local; a Slurm job takes "
                                f"--slurm-gpus-per-run (and --slurm-max-jobs at once)")
         return ["slurm"], slurm + common
+    if getattr(args, "devices", None) is not None and not args.devices.strip():
+        raise CliError("--devices: empty; give devices such as cpu or cuda:0,cuda:1, or leave the flag out (every GPU)")
     try:
         devices = parse_devices(getattr(args, "devices", None))
     except ValueError as exc:

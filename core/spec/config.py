@@ -297,6 +297,8 @@ def _coerce(name: str, value: Any) -> Any:  # noqa: C901 (one branch per field t
         if isinstance(value, bool):
             raise TypeError(f"expected a number, got {value!r}")
         try:
+            if isinstance(value, str) and not value.isascii():    # float("٠.١") is 0.1: a digit of another script
+                raise ValueError(value)
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected a number, got {value!r}") from None
@@ -312,7 +314,7 @@ def _to_int(value: Any) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():                  # int("٣") is 3: a digit of another script
         s = value.strip().lower().replace("_", "")
         mult = 1
         if s.endswith("k"):

@@ -214,3 +214,20 @@ def test_queue_add_on_a_read_only_or_full_runs_folder_is_one_line_and_creates_no
     monkeypatch.undo()
     assert code == 2 and ("is read-only" if trouble == "read-only" else "disk full") in err, err
     assert list(runs.iterdir()) == []          # no run, no scheduler started
+
+
+# -- 7: odd inputs -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command,flag,value", [
+    ("train", "--runs-dir", ""), ("train", "--config", ""), ("train", "--preset", ""),
+    ("train", "--milestones", ""), ("train", "--device", "cpu "), ("train", "--epochs", "\u0663"),
+    ("train", "--lr", "\u0660.\u0661"), ("train", "--warmup-iters", "999999999999"), ("train", "--name", ""),
+    ("queue add", "--devices", ""), ("queue add", "--name", ""), ("queue add", "--runs-dir", ""),
+])
+def test_odd_inputs_are_bad_input_and_create_nothing(tmp_path, capsys, monkeypatch, command, flag, value):
+    monkeypatch.chdir(tmp_path)                       # where an empty --runs-dir would have made ./runs
+    monkeypatch.delenv("RESLAB_RUNS", raising=False)
+    runs = [] if flag == "--runs-dir" else ["--runs-dir", str(tmp_path / "runs")]
+    code, err = one_line_error(capsys, *command.split(), *TINY, "--epochs", "1", flag, value, *runs)
+    assert code == 2 and f"{flag}:" in err, err
+    assert list(tmp_path.iterdir()) == []
+
