@@ -7,6 +7,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from core.store.lock import FileLock
 from core.store.runs import RunStore, now
 from core.train.trainer import Trainer
 from core.util.files import atomic_write_json
-from tests.cli.test_cli import TINY
+from tests.cli.test_cli import REPO, TINY, env
 from tests.conftest import tiny_config
 from tests.core.test_reliability import read_only
 
@@ -231,3 +234,34 @@ def test_odd_inputs_are_bad_input_and_create_nothing(tmp_path, capsys, monkeypat
     assert code == 2 and f"{flag}:" in err, err
     assert list(tmp_path.iterdir()) == []
 
+
+# -- 8: kill -9 while a run folder is being created --------------------------------------------------------------------
+KILLED_WHILE_CREATING = """
+import os, sys, tempfile
+import core.store.runs
+from core.store.runs import RunStore
+from tests.conftest import tiny_config
+
+def dies(path, data):                     # config.json half written, then the process is gone (as kill -9 does)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.write(fd, data[:10])
+    os._exit(137)
+
+core.store.runs.atomic_write_bytes = dies
+RunStore(sys.argv[1]).create(tiny_config(name="half"))
+"""
+
+
+def test_a_run_folder_cut_short_by_kill_9_is_never_listed_and_is_cleaned_up(tmp_path):
+    root = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_CREATING, str(root)], cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    store = RunStore(root)
+    assert store.list() == [] and not (root / "half").exists()      # no damaged half-made run
+    (left,) = root.iterdir()                                         # a hidden folder, until it is clearly stale
+    assert left.name.startswith(".")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    assert store.list() == [] and list(root.iterdir()) == []
+    assert store.create(tiny_config(name="half")).id == "half"       # the name was never taken
