@@ -125,7 +125,7 @@ def read_status(path: Path) -> dict:
 def read_queue_entry(path: Path) -> dict:
     """queue.json (core/serve/queue.py): an object whose known keys have their types."""
     entry = read_object(path)
-    why = problem(entry, QUEUE_FIELDS)
+    why = problem(entry, QUEUE_FIELDS, ("added_at",))
     if why:
         raise DamagedFileError(f"{path.name} {why}")
     return entry
