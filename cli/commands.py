@@ -63,6 +63,10 @@ def store_of(args: argparse.Namespace, new_runs: bool = False) -> RunStore:
         raise CliError("--runs-dir: empty; give a folder, or leave the flag out ($RESLAB_RUNS, else runs/)")
     store = RunStore(Path(given) if given else default_runs_dir())
     source = "--runs-dir" if given else ("$RESLAB_RUNS" if os.environ.get("RESLAB_RUNS") else "runs/")
+    longest = os.pathconf("/", "PC_PATH_MAX") - 300      # room for a run id and its files' names
+    if len(os.path.abspath(store.root)) > longest:
+        raise CliError(f"{source}: the path is {len(os.path.abspath(store.root)):,} characters long, too long for "
+                       f"this system (its files' paths must stay under {longest + 300:,}); use a shorter folder")
     try:
         store.check_root()
     except RunError as exc:

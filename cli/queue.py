@@ -239,6 +239,8 @@ def queue_remove(args: argparse.Namespace) -> int:
                        f"{runs_dir_arg(store)}", EXIT_FAILED) from None
     except RunError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
+    except OSError as exc:       # its lock is a link or a folder (NotAFileError), or the folder is read-only
+        raise CliError(f"run {run.id} cannot be changed: {exc.strerror or exc}", EXIT_FAILED) from None
     print(f"removed {run.id} from the queue and deleted its folder" if outcome == "deleted" else
           f"removed {run.id} from the queue; it stays as a stopped run ({resume_prog()} resume {run.id} "
           f"{runs_dir_arg(store)} trains it, `queue remove --delete` or `d` in the app deletes it)")

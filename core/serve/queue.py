@@ -134,7 +134,7 @@ def move(store: RunStore, run_id: str, position: int) -> list[str]:
     order = queued(store)
     ids = [q.run.id for q in order]
     if run.id not in ids:
-        raise RunError(f"run {run.id} is not queued (state: {live_state(run)}); only queued runs can move")
+        raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can move")
     if position < 1:
         raise ValueError(f"position must be 1 or more, got {position}")
     item = order.pop(ids.index(run.id))
@@ -156,13 +156,25 @@ def move(store: RunStore, run_id: str, position: int) -> list[str]:
     return new
 
 
+def _why_not_queued(run: Run) -> str:
+    """'is not queued (state: stopped)'; for a run whose state says queued, why it is not in the queue."""
+    state = live_state(run)
+    if state != "queued":
+        return f"is not queued (state: {state})"
+    entry = read_entry(run)
+    if entry is None:
+        return "is not in the queue (its queue.json is damaged or missing: see `runs`)"
+    return "is being started by a scheduler (it has left the queue)" if entry.get("slot") else \
+        "is not in the queue (no position)"
+
+
 def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
     """Take a queued run out of the queue: it becomes a stopped run (resumable by hand), or its folder goes with
     ``delete``. Raises RunError when it is not queued, RunLockedError when a scheduler starts it right now."""
     run = store.get(run_id)
     with holding(run):
         if not is_queued(run):
-            raise RunError(f"run {run.id} is not queued (state: {live_state(run)}); only queued runs can be removed"
+            raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can be removed"
                            + ("; stop it first" if live_state(run) in ACTIVE else ""))
         if delete:
             shutil.rmtree(run.path)

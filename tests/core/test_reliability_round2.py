@@ -265,3 +265,50 @@ def test_a_run_folder_cut_short_by_kill_9_is_never_listed_and_is_cleaned_up(tmp_
     os.utime(left, (old, old))
     assert store.list() == [] and list(root.iterdir()) == []
     assert store.create(tiny_config(name="half")).id == "half"       # the name was never taken
+
+
+# -- 9: the smaller ones -----------------------------------------------------------------------------------------------
+def test_moving_or_removing_a_run_being_claimed_says_so(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    (run,) = Q.enqueue(store, [tiny_config(name="claimed")])
+    claimed_by_a_killed_scheduler(run)
+    code, err = one_line_error(capsys, "queue", "move", "claimed", "1", "--runs-dir", str(tmp_path))
+    assert code == 1 and "is being started by a scheduler" in err and "(state: queued)" not in err, err
+
+
+def test_queue_remove_of_a_run_whose_lock_is_a_link_is_one_plain_line(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    (run,) = Q.enqueue(store, [tiny_config(name="linked")])
+    (tmp_path / "elsewhere").write_text("")
+    os.symlink(tmp_path / "elsewhere", run.lock_path)
+    code, err = one_line_error(capsys, "queue", "remove", "linked", "--runs-dir", str(tmp_path))
+    assert code == 1 and "lock is a symbolic link" in err and "NotAFileError" not in err and "Errno" not in err, err
+
+
+def test_a_runs_path_longer_than_the_system_allows_is_said_so(tmp_path, capsys):
+    runs = tmp_path / "/".join(["d" * 200] * 25)            # 5,000 characters: past PATH_MAX (4,096)
+    code, err = one_line_error(capsys, "train", *TINY, "--epochs", "1", "--runs-dir", str(runs))
+    assert code == 2 and "too long" in err and "deleted" not in err, err
+
+
+def test_a_run_another_user_cannot_read_says_not_readable_by_you(tmp_path, monkeypatch):
+    run = RunStore(tmp_path).create(tiny_config(name="theirs"))
+
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(core.store.reader, "read_bytes", denied)    # as for a 0600 file of another user
+    info = run.info()
+    assert info.state == "damaged" and "config.json is not readable by you" in info.error, info.error
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_run_files_follow_the_umask_so_a_lab_can_share_a_runs_folder(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        run = RunStore(tmp_path / "runs").create(tiny_config(name="shared"))
+    finally:
+        os.umask(old)
+    for name in ("config.json", "status.json", "events.log"):
+        assert (run.path / name).stat().st_mode & 0o777 == mode, name
+    assert run.path.stat().st_mode & 0o777 == 0o777 & ~umask
