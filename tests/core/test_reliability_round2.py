@@ -312,3 +312,22 @@ def test_run_files_follow_the_umask_so_a_lab_can_share_a_runs_folder(tmp_path, u
     for name in ("config.json", "status.json", "events.log"):
         assert (run.path / name).stat().st_mode & 0o777 == mode, name
     assert run.path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_reading_the_git_commit_never_writes_the_code_checkout(tmp_path):
+    """The git commit recorded in status.json is read with `git --no-optional-locks`: `git status` otherwise
+    rewrites .git/index of the code checkout (a write outside the runs folder) when a file's timestamp changed."""
+    from core.train.device import _git_commit
+
+    index = Path(subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-path", "index"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout.strip())
+    readme = REPO / "README.md"
+    before = readme.stat()
+    os.utime(readme, (before.st_atime, before.st_mtime + 1))     # same content, newer timestamp: index is stale
+    try:
+        seen = index.stat()
+        _git_commit()
+        after = index.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
+    finally:
+        os.utime(readme, ns=(before.st_atime_ns, before.st_mtime_ns))
