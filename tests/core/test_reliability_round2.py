@@ -331,3 +331,27 @@ def test_reading_the_git_commit_never_writes_the_code_checkout(tmp_path):
         assert (after.st_ino, after.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
     finally:
         os.utime(readme, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+SIGTERM_WHILE_IMPORTING = """
+import builtins, os, signal, sys
+real_import = builtins.__import__
+
+def importing(name, *args, **kwargs):          # a SIGTERM while the CLI is being imported (its first 0.1 s)
+    if name == "cli.main":
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real_import(name, *args, **kwargs)
+
+import tui_app
+builtins.__import__ = importing
+sys.exit(tui_app.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_train_starts_up_gives_its_message(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_IMPORTING, "train", *TINY, "--runs-dir",
+                           str(tmp_path / "runs")], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr == "interrupted by SIGTERM before the run was created; nothing was written\n", proc.stderr
+    assert not (tmp_path / "runs").exists()
