@@ -4,7 +4,19 @@ from __future__ import annotations
 import sys
 
 
+def _hold_stop_signals() -> list[int]:
+    """SIGINT/SIGTERM that arrive while the CLI is imported (a fraction of a second before it handles them itself)
+    are kept, not fatal: the CLI delivers them once it can say what they did (``cli.main.main``)."""
+    import signal
+
+    pending: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+    return pending
+
+
 def main(argv: list[str] | None = None) -> int:
+    pending = _hold_stop_signals()
     import os
 
     # before torch loads: CUDA then numbers the GPUs in PCI bus order, as NVML and nvidia-smi do (the devices panel,
@@ -16,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from cli.main import main as cli_main
 
-    return cli_main(sys.argv[1:] if argv is None else argv)
+    return cli_main(sys.argv[1:] if argv is None else argv, pending_signals=pending)
 
 
 def _torch_problem() -> str | None:

@@ -59,8 +59,14 @@ def store_of(args: argparse.Namespace, new_runs: bool = False) -> RunStore:
     """The runs folder of --runs-dir, else $RESLAB_RUNS, else runs/; one that cannot be a folder is bad input, and
     so is a run's own folder where runs are to be made or served (``new_runs``)."""
     given = getattr(args, "runs_dir", None)
+    if given is not None and not given.strip():      # Path("") is the working directory: never a runs folder
+        raise CliError("--runs-dir: empty; give a folder, or leave the flag out ($RESLAB_RUNS, else runs/)")
     store = RunStore(Path(given) if given else default_runs_dir())
     source = "--runs-dir" if given else ("$RESLAB_RUNS" if os.environ.get("RESLAB_RUNS") else "runs/")
+    longest = os.pathconf("/", "PC_PATH_MAX") - 300      # room for a run id and its files' names
+    if len(os.path.abspath(store.root)) > longest:
+        raise CliError(f"{source}: the path is {len(os.path.abspath(store.root)):,} characters long, too long for "
+                       f"this system (its files' paths must stay under {longest + 300:,}); use a shorter folder")
     try:
         store.check_root()
     except RunError as exc:
@@ -82,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     """--preset, then --config FILE, then flags; validated. Raises CliError naming the flag or file at fault."""
     given = {f.name: getattr(args, "cfg_" + f.name) for f in fields(RunConfig)
              if getattr(args, "cfg_" + f.name, None) is not None}
+    refuse_blank({"preset": args.preset, "config": args.config, **given})
     if given.get("data_dir"):
         given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())  # resumable from any directory
     try:
@@ -91,7 +98,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     errors = cfg.validate()
     if errors:
         raise CliError(_config_errors(errors, given, args.preset, args.config))
+    from core.data.plan import warmup_error
+
+    if "warmup_iters" in given and (why := warmup_error(cfg)):   # a preset's warm-up is shortened on short runs
+        raise CliError(f"--warmup-iters: {why}")
     return cfg
+
+
+def refuse_blank(values: dict[str, Any]) -> None:
+    """A flag given as empty text ('--name ""', '--milestones ""') or with spaces around its value ('cpu ') is bad
+    input: it was never silently the default, nor trimmed."""
+    for name, value in values.items():
+        if isinstance(value, str) and value != value.strip() or value == "":
+            what = "empty; give a value or leave the flag out" if not value.strip() else \
+                f"{value!r} has spaces around it; remove them"
+            raise CliError(f"{flag(name)}: {what}")
 
 
 def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | None, toml: str | None) -> str:
@@ -208,7 +229,7 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
         check_tensorboard()          # bad input: said before anything is written
     take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
     try:
-        if info.state == "damaged":
+        if info.state == "damaged" and not info.unqueued:    # (an unqueued run trains as it is)
             from core.train.repair import repair
 
             try:

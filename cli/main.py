@@ -255,6 +255,10 @@ def open_tui(runs_dir: str | None, data_dir: str | None) -> int:
     that an app that ended on an error says so (exit 1) instead of exiting 0."""
     from core.store.runs import RunError, RunStore, run_folder_note
 
+    if runs_dir is not None and not runs_dir.strip():
+        print("error: --runs-dir: empty; give a folder, or leave the flag out ($RESLAB_RUNS, else runs/)",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         RunStore(runs_dir).check_root()
     except RunError as exc:
@@ -281,19 +285,22 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, pending_signals: list[int] | None = None) -> int:
+    """``pending_signals``: SIGINT/SIGTERM that tui_app.py held while this module was imported; delivered here."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parse(build_parser(_prog_name()), argv) if argv else None
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed as one line)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args is None or args.command is None:
+        _deliver(pending_signals, None)
         return open_tui(getattr(args, "runs_dir", None), getattr(args, "data_dir", None))
     # SIGINT/SIGTERM are caught before anything slow is imported (torch takes seconds): a signal at any moment of
     # `train` or `resume` ends with a checkpoint or the command that resumes the run, never a silent death.
     args.stop_signals = StopSignals(armed=args.command == "resume").install() if args.command in (
         "train", "resume") else None
     try:
+        _deliver(pending_signals, args.stop_signals)
         from cli import commands
 
         if args.command in ("queue", "scheduler"):
@@ -308,6 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.stop_signals is not None:
             args.stop_signals.restore()
+
+
+def _deliver(pending: list[int] | None, stop_signals: StopSignals | None) -> None:
+    """Hand SIGINT/SIGTERM back to their usual handling (StopSignals for train and resume, else the defaults) and
+    deliver any that arrived while the CLI was imported."""
+    import signal
+
+    if pending is None:
+        return
+    if stop_signals is None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in list(pending):
+        signal.raise_signal(sig)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,6 +47,8 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                 raise CliError(f"{flag(name)}: applies to --executor local; a Slurm job takes "
                                f"--slurm-gpus-per-run (and --slurm-max-jobs at once)")
         return ["slurm"], slurm + common
+    if getattr(args, "devices", None) is not None and not args.devices.strip():
+        raise CliError("--devices: empty; give devices such as cpu or cuda:0,cuda:1, or leave the flag out (every GPU)")
     try:
         devices = parse_devices(getattr(args, "devices", None))
     except ValueError as exc:
@@ -146,6 +148,8 @@ def queue_list(args: argparse.Namespace) -> int:
             e.get("device") == "slurm" for _, e in Q.entries(store)) else ""
         print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {slurm}"
               f"{runs_dir_arg(store)}")
+    elif not state:     # served, but its scheduler.json is not written yet (or unreadable)
+        print(S.describe(store.root).replace("already serves", "serves"))
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
         print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "
@@ -201,7 +205,10 @@ def queue_add(args: argparse.Namespace) -> int:
                        f"{resume_prog()} scheduler --stop {runs_dir_arg(store)}")
     check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
     first = len(Q.queued(store)) + 1
-    runs = Q.enqueue(store, configs)
+    try:
+        runs = Q.enqueue(store, configs)
+    except RunError as exc:         # a read-only or full runs folder: as train says it (exit 2, nothing created)
+        raise CliError(str(exc)) from None
     for i, (run, cfg) in enumerate(zip(runs, configs)):
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
     if served:
@@ -237,6 +244,8 @@ def queue_remove(args: argparse.Namespace) -> int:
                        f"{runs_dir_arg(store)}", EXIT_FAILED) from None
     except RunError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
+    except OSError as exc:       # its lock is a link or a folder (NotAFileError), or the folder is read-only
+        raise CliError(f"run {run.id} cannot be changed: {exc.strerror or exc}", EXIT_FAILED) from None
     print(f"removed {run.id} from the queue and deleted its folder" if outcome == "deleted" else
           f"removed {run.id} from the queue; it stays as a stopped run ({resume_prog()} resume {run.id} "
           f"{runs_dir_arg(store)} trains it, `queue remove --delete` or `d` in the app deletes it)")

@@ -76,7 +76,7 @@ class QueueScreen(Screen):
         else:
             slots = state.get("slots", [])
             busy = sum(1 for s in slots if s.get("run"))
-            title.append(f"scheduler pid {state.get('pid')}: {busy} of {len(slots)} slot(s) busy "
+            title.append(f"scheduler pid {state.get('pid') or '?'}: {busy} of {len(slots)} slot(s) busy "
                          f"({', '.join(s['slot'] for s in slots)})")
         self.query_one("#title", Static).update(title)
         table = self.query_one(DataTable)

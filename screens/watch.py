@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.store.reader import STEP_FIELDS, problem
 from core.store.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
-from core.util.files import open_regular
+from core.util.files import MAX_ROWS_BYTES, open_regular
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
@@ -174,7 +174,7 @@ class JsonlTail:
         try:
             with os.fdopen(open_regular(self.path, os.O_RDONLY), "rb") as fh:   # never through a link
                 fh.seek(self._offset)
-                data = fh.read()
+                data = fh.read(MAX_ROWS_BYTES)     # a view of at most 128 MB at a time
         except OSError:
             return reset
         self._offset += len(data)

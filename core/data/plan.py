@@ -39,3 +39,13 @@ def planned_steps(cfg: Any, iters_per_epoch: int | None = None) -> tuple[int, in
 def warmup_steps(warmup_iters: int, total_steps: int) -> int:
     """The linear warm-up's length: ``warmup_iters``, capped at a tenth of the run."""
     return max(0, min(int(warmup_iters), int(total_steps * WARMUP_MAX_FRACTION)))
+
+
+def warmup_error(cfg: Any) -> str:
+    """Why a warm-up the user typed cannot be meant ("" when it can): longer than the whole run. One up to the run's
+    length is shortened to a tenth of it (said at start), as a preset's is; one past its end is a typo."""
+    total = planned_steps(cfg)[1]
+    if cfg.warmup_iters <= total:
+        return ""
+    return (f"{cfg.warmup_iters:,} iterations is longer than the whole run (about {total:,} iterations); a warm-up "
+            f"takes at most a tenth of the run ({warmup_steps(cfg.warmup_iters, total):,} here)")

@@ -23,7 +23,7 @@ from typing import Iterator
 from core.spec.config import RunConfig
 from core.store import reader
 from core.store.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, live_state, now
-from core.util.files import atomic_write_json
+from core.util.files import atomic_write_json, write_error
 
 QUEUE_FILE = "queue.json"
 
@@ -32,10 +32,9 @@ def read_entry(run: Run) -> dict | None:
     """The run's queue.json, or None for a run that never went through the queue (or a file ResLab did not write:
     read and checked by core/store/reader.py)."""
     try:
-        entry = reader.read_object(run.path / QUEUE_FILE)
+        return reader.read_queue_entry(run.path / QUEUE_FILE)
     except (OSError, ValueError):
-        return None
-    return None if reader.problem(entry, reader.QUEUE_FIELDS) else entry
+        return None     # RunInfo lists a queued run whose queue.json is damaged or lost as damaged, saying why
 
 
 def write_entry(run: Run, entry: dict) -> None:
@@ -83,16 +82,26 @@ def queued(store: RunStore) -> list[Queued]:
 
 
 def enqueue(store: RunStore, configs: list[RunConfig]) -> list[Run]:
-    """Create one queued run per config, placed after every run already queued, in the given order."""
+    """Create one queued run per config, placed after every run already queued, in the given order. Raises RunError
+    (a read-only or full disk) having removed the runs it made."""
     waiting = queued(store)
     last = max((float(q.entry.get("position") or 0) for q in waiting), default=0.0)
-    runs = []
-    for i, cfg in enumerate(configs, start=1):
-        run = store.create(cfg, state="queued")
-        write_entry(run, {"position": int(last) + i, "added_at": now(), "launches": 0, "retries": 0,
-                          "oom_retried": False, "settled": False})
-        run.log(f"queued at position {len(waiting) + i}")
-        runs.append(run)
+    runs: list[Run] = []
+    try:
+        for i, cfg in enumerate(configs, start=1):
+            runs.append(store.create(cfg, state="queued"))
+            write_entry(runs[-1], {"position": int(last) + i, "added_at": now(), "launches": 0, "retries": 0,
+                                   "oom_retried": False, "settled": False})
+            runs[-1].log(f"queued at position {len(waiting) + i}")
+    except (RunError, OSError) as exc:    # a read-only or full disk: none of this call's runs stays behind
+        for run in runs:
+            try:
+                store.delete(run.id)
+            except (RunError, OSError):   # a scheduler started it meanwhile: it is a run now
+                pass
+        if isinstance(exc, RunError):
+            raise
+        raise RunError(f"cannot queue runs in {store.root}: {write_error(exc, store.root)}") from None
     return runs
 
 
@@ -125,7 +134,7 @@ def move(store: RunStore, run_id: str, position: int) -> list[str]:
     order = queued(store)
     ids = [q.run.id for q in order]
     if run.id not in ids:
-        raise RunError(f"run {run.id} is not queued (state: {live_state(run)}); only queued runs can move")
+        raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can move")
     if position < 1:
         raise ValueError(f"position must be 1 or more, got {position}")
     item = order.pop(ids.index(run.id))
@@ -147,13 +156,25 @@ def move(store: RunStore, run_id: str, position: int) -> list[str]:
     return new
 
 
+def _why_not_queued(run: Run) -> str:
+    """'is not queued (state: stopped)'; for a run whose state says queued, why it is not in the queue."""
+    state = live_state(run)
+    if state != "queued":
+        return f"is not queued (state: {state})"
+    entry = read_entry(run)
+    if entry is None:
+        return "is not in the queue (its queue.json is damaged or missing: see `runs`)"
+    return "is being started by a scheduler (it has left the queue)" if entry.get("slot") else \
+        "is not in the queue (no position)"
+
+
 def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
     """Take a queued run out of the queue: it becomes a stopped run (resumable by hand), or its folder goes with
     ``delete``. Raises RunError when it is not queued, RunLockedError when a scheduler starts it right now."""
     run = store.get(run_id)
     with holding(run):
         if not is_queued(run):
-            raise RunError(f"run {run.id} is not queued (state: {live_state(run)}); only queued runs can be removed"
+            raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can be removed"
                            + ("; stop it first" if live_state(run) in ACTIVE else ""))
         if delete:
             shutil.rmtree(run.path)

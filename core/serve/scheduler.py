@@ -32,7 +32,7 @@ from core.serve.gpus import fits
 from core.serve.launch import ENTRY_POINT, LocalLauncher, detached, plain_env
 from core.store import reader
 from core.store.lock import FileLock, LockHeldError
-from core.store.runs import ACTIVE, Run, RunStore, iso, live_state, now
+from core.store.runs import ACTIVE, Run, RunError, RunStore, iso, live_state, now
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json
 
 LOCK_FILE, STATE_FILE, LOG_FILE = "scheduler.lock", "scheduler.json", "scheduler.log"
@@ -107,11 +107,12 @@ def lock_of(runs_dir: str | os.PathLike) -> FileLock:
 
 
 def read_state(runs_dir: str | os.PathLike) -> dict | None:
-    """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder."""
+    """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder;
+    {} when it wrote nothing yet, or nothing of the types it writes (checked by core/store/reader.py)."""
     if not lock_of(runs_dir).is_locked():
         return None
-    try:   # a JSON object, never read through a link (core/store/reader.py)
-        return reader.read_object(Path(runs_dir) / STATE_FILE)
+    try:
+        return reader.read_scheduler_state(Path(runs_dir) / STATE_FILE)
     except (OSError, ValueError):
         return {}
 
@@ -216,8 +217,27 @@ class Scheduler:
                     self.log(f"{run.id} is training on {slot.name} (pid {entry.get('pid')}): its slot stays busy")
                 else:
                     self.log(f"{run.id} is training on {entry['slot']}, which this scheduler does not serve")
-            elif entry.get("pid"):
+            elif not entry.get("pid") and live_state(run) == "queued":
+                self._take_back(run)       # claimed, but the scheduler ended before its trainer started
+            else:
                 self._ended(run, None)
+
+    def _take_back(self, run: Run) -> None:
+        """Put a run that a scheduler claimed but never started (killed inside its claim window) back at the head of
+        the queue, where it was."""
+        try:
+            with Q.holding(run):
+                entry = Q.read_entry(run)
+                if entry is None or entry.get("pid") or entry.get("position") is not None:
+                    return
+                head = min((float(q.entry.get("position") or 0) for q in Q.queued(self.store)), default=1.0)
+                Q.write_entry(run, {**entry, "position": int(head) - 1, "slot": None, "device": None})
+        except RunError:           # locked: a process starts or trains it after all
+            return
+        run.log("scheduler: the scheduler that claimed this run ended before it started a trainer; back in the "
+                "queue, first")
+        self.log(f"{run.id} was claimed by a scheduler that ended before it started a trainer: back in the queue, "
+                 f"first")
 
     # -- one look at everything --------------------------------------------------------------------------------------
     def tick(self) -> bool:
@@ -252,10 +272,7 @@ class Scheduler:
 
     def _still_ours(self) -> bool:
         """False once the runs folder or our lock file was deleted or replaced: another scheduler may serve it."""
-        try:
-            return os.path.samestat(os.fstat(self.lock.fd), os.stat(self.lock.path))
-        except (OSError, TypeError):
-            return False
+        return self.lock.still_ours()
 
     def _fill(self) -> bool:
         """Start runs in free slots: retries first, then the queue in order. True when a run waits for a slot."""

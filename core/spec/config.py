@@ -21,9 +21,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from core.spec import limits
+from core.util.files import MAX_JSON_BYTES, FileTooLargeError, NotAFileError, read_bytes, size_text
 from core.util.formatting import model_name, number_text
 
 SCHEMA_VERSION = 1
@@ -295,6 +297,8 @@ def _coerce(name: str, value: Any) -> Any:  # noqa: C901 (one branch per field t
         if isinstance(value, bool):
             raise TypeError(f"expected a number, got {value!r}")
         try:
+            if isinstance(value, str) and not value.isascii():    # float("٠.١") is 0.1: a digit of another script
+                raise ValueError(value)
             return float(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected a number, got {value!r}") from None
@@ -310,7 +314,7 @@ def _to_int(value: Any) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():                  # int("٣") is 3: a digit of another script
         s = value.strip().lower().replace("_", "")
         mult = 1
         if s.endswith("k"):
@@ -357,10 +361,14 @@ def load_toml(path: str) -> dict[str, Any]:
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_bytes(Path(path).resolve(), MAX_JSON_BYTES).decode("utf-8"))   # a link is fine
     except FileNotFoundError:
         raise ConfigError({"config": f"{path}: no such file"}) from None
+    except NotAFileError:      # /dev/zero, a FIFO, a folder: reading one would never end or cannot be done
+        raise ConfigError({"config": f"{path} is not a regular file; give a TOML file"}) from None
+    except FileTooLargeError:
+        raise ConfigError({"config": f"{path} is larger than {size_text(MAX_JSON_BYTES)}; a TOML config file is "
+                                     f"at most {size_text(MAX_JSON_BYTES)}"}) from None
     except OSError as exc:
         raise ConfigError({"config": f"{path}: cannot read ({exc.strerror})"}) from None
     except tomllib.TOMLDecodeError as exc:

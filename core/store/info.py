@@ -23,6 +23,8 @@ ACTIVE = ("running", "paused")               # a live process owns the run
 RESUMABLE = ("queued", "stopped", "crashed", "failed")
 STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
 REPAIR_HINT = "resume --repair can recover it from checkpoint.pt"
+QUEUE_LOST_AFTER_S = 30.0                    # a queued run without queue.json nobody has locked this long is lost
+UNQUEUED_HINT = "the queue cannot start it: resume it by hand (resume RUN), or delete it"
 
 
 @dataclass
@@ -38,6 +40,7 @@ class RunInfo:
     damaged: str = ""
     repairable: bool = False    # damaged, but `resume --repair` can rebuild what is wrong from checkpoint.pt
     job: dict = field(default_factory=dict)      # slurm.json, for a run sent to Slurm (core/serve/slurm.py)
+    unqueued: bool = False      # damaged only in that its queue.json is: `resume` trains it as it is
 
     @classmethod
     def read(cls, run: Any) -> "RunInfo":   # a core.store.runs.Run (not imported: runs imports this module)
@@ -56,6 +59,9 @@ class RunInfo:
             why = f"{Path(exc.filename or '?').name} is missing"
         except DamagedFileError as exc:
             why = str(exc)
+        except PermissionError as exc:      # another user's run in a shared runs folder, without read rights
+            why = f"{Path(exc.filename or '?').name} is not readable by you ({exc.strerror}): ask its owner, or " \
+                  f"share the runs folder (README: What ResLab guarantees)"
         except OSError as exc:
             why = f"{Path(exc.filename or '?').name} cannot be read ({exc.strerror or exc})"
         if why:
@@ -63,6 +69,10 @@ class RunInfo:
                        repairable=reader.checkpoint_looks_whole(run.checkpoint_path))
         if state in ACTIVE and not _owner_alive(run, status):
             state = "crashed"
+        lost = _queue_problem(run, status) if state == "queued" else ""
+        if lost:
+            return cls(run.id, run.path, "damaged", config, status, epochs, damaged=f"{lost}; {UNQUEUED_HINT}",
+                       unqueued=True)
         return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
 
     # derived figures (None where unknown)
@@ -127,6 +137,22 @@ def _owner_alive(run: Any, status: dict) -> bool:
         return run.is_locked()
     updated = status.get("updated_at")
     return isinstance(updated, (int, float)) and time.time() - updated < STALE_AFTER_S
+
+
+def _queue_problem(run: Any, status: dict) -> str:
+    """Why a queued run is in no queue ("" when it is, or is about to be trained by the process that created it):
+    its queue.json is damaged, or missing although nobody has locked the run for QUEUE_LOST_AFTER_S (`train` and
+    the app create a queued run without queue.json and lock it at once)."""
+    try:
+        reader.read_queue_entry(run.path / "queue.json")
+    except FileNotFoundError:
+        updated = status.get("updated_at")
+        if run.is_locked() or not isinstance(updated, (int, float)) or time.time() - updated < QUEUE_LOST_AFTER_S:
+            return ""
+        return "queued, but queue.json is missing and no process trains it"
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return ""
 
 
 def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:

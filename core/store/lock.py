@@ -58,6 +58,17 @@ class FileLock:
         except OSError:
             pass
 
+    def still_ours(self) -> bool:
+        """True while this process holds the lock and its file is still the one at ``path``. False once that file
+        was deleted or replaced (`rm runs/*/lock` after a crash): the flock then guards a file nobody else opens,
+        and another process may hold a lock on the new file at the path. False when not held."""
+        if self.fd is None:
+            return False
+        try:
+            return os.path.samestat(os.fstat(self.fd), os.stat(self.path))
+        except OSError:
+            return False
+
     def release(self) -> None:
         if self.fd is not None:
             try:
@@ -112,6 +123,6 @@ class FileLock:
     def holder(self) -> str:
         """What the holder wrote ("pid host"), or "" when unreadable."""
         try:
-            return read_bytes(self.path).decode(errors="replace").strip()
+            return read_bytes(self.path, 4096).decode(errors="replace").strip()
         except OSError:
             return ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.spec.config import SCHEMA_VERSION, ConfigError, RunConfig
-from core.util.files import jsonl_lines, kind_of, open_regular, read_bytes
+from core.util.files import MAX_ROWS_BYTES, jsonl_lines, kind_of, open_regular, read_bytes
 from core.util.formatting import number_text
 
 # Every file a run folder may hold; none may be a link or a directory.
@@ -44,7 +44,7 @@ def _is_count(v: Any) -> bool:
 TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "number": (_is_number, "a number"), "count": (_is_count, "a whole number >= 0"),
     "text": (lambda v: isinstance(v, str), "text"), "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "object": (lambda v: isinstance(v, dict), "an object"),
+    "object": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
 }
 
 
@@ -68,6 +68,9 @@ EPOCH_FIELDS = {"epoch": "count", "step": "count",
 STEP_FIELDS = {"step": "count", "epoch": "count", **_fields("number", "loss", "err", "lr")}
 QUEUE_FIELDS = {**_fields("number", "position", "added_at"), **_fields("count", "launches", "retries", "pid"),
                 **_fields("bool", "oom_retried", "settled"), **_fields("text", "device", "slot")}
+SCHEDULER_FIELDS = {**_fields("count", "pid", "retries"), **_fields("number", "updated_at", "idle_exit_s"),
+                    "host": "text", "stay": "bool", "devices": "list", "slots": "list"}
+SLOT_FIELDS = {"slot": "text", "device": "text", "run": "text"}
 ROWS = {"epochs.jsonl": (EPOCH_FIELDS, "epoch"), "steps.jsonl": (STEP_FIELDS, "step")}
 
 
@@ -120,6 +123,28 @@ def read_status(path: Path) -> dict:
     return status
 
 
+def read_queue_entry(path: Path) -> dict:
+    """queue.json (core/serve/queue.py): an object whose known keys have their types."""
+    entry = read_object(path)
+    why = problem(entry, QUEUE_FIELDS, ("added_at",))
+    if why:
+        raise DamagedFileError(f"{path.name} {why}")
+    return entry
+
+
+def read_scheduler_state(path: Path) -> dict:
+    """scheduler.json (core/serve/scheduler.py): pid, host, devices (text), slots ({slot, device, run}) ..."""
+    state = read_object(path)
+    why = problem(state, SCHEDULER_FIELDS)
+    why = why or next((f"devices holds {short(d)}, not text" for d in state.get("devices") or []
+                       if not isinstance(d, str)), "")
+    why = why or next((f"a slot {p}" for p in (problem(s, SLOT_FIELDS, ("slot",)) for s in state.get("slots") or [])
+                       if p), "")
+    if why:
+        raise DamagedFileError(f"{path.name} {why}")
+    return state
+
+
 def read_config(path: Path) -> RunConfig:
     """config.json as a RunConfig that passes validation (an invalid one is damage, not something to run)."""
     data = read_object(path)
@@ -153,7 +178,7 @@ def read_rows(path: Path, tolerant: bool = False) -> tuple[list[dict], int]:
     what ResLab writes raises DamagedFileError, or with ``tolerant`` is dropped and counted (the second value)."""
     fields, key = ROWS[path.name]
     try:
-        data = read_bytes(path)
+        data = read_bytes(path, MAX_ROWS_BYTES)
     except FileNotFoundError:
         return [], 0
     try:
@@ -190,7 +215,7 @@ def read_log(path: Path, tail: int | None = None) -> list[str]:
     """events.log's lines (the last ``tail``), control characters escaped: a terminal never receives raw bytes from
     a run folder."""
     try:
-        data = read_bytes(path)
+        data = read_bytes(path, MAX_ROWS_BYTES)
     except (FileNotFoundError, NotADirectoryError):
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
@@ -200,7 +225,7 @@ def read_log(path: Path, tail: int | None = None) -> list[str]:
 def read_request(path: Path) -> str | None:
     """'stop', 'pause' or 'continue'; None when there is no request or it is none of these."""
     try:
-        text = read_bytes(path)[:64].decode("ascii", errors="replace").strip()
+        text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
     except (OSError, ValueError):
         return None
     return text if text in REQUESTS else None

@@ -33,9 +33,10 @@ def resume_refusal(info: Any, *, extend_to: int | None = None, repair: bool = Fa
     """May ``info``'s run continue from its checkpoint (``extend_to``: to that many epochs in total; ``repair``:
     rebuilding damaged run files first; ``handed_over``: a scheduler gave this process the run's lock)? A queued,
     stopped, crashed, failed or out-of-memory run continues as it is; a finished or diverged one only when made
-    longer; a damaged one only through a repair that can recover it; a running or paused one never (stop it first)."""
+    longer; a damaged one only through a repair that can recover it, or when only the queue lost it (a queued
+    run whose queue.json is damaged or missing: ``RunInfo.unqueued``); a running or paused one never (stop it first)."""
     state = info.state
-    if state == "damaged" and not (repair and info.repairable):
+    if state == "damaged" and not (repair and info.repairable) and not getattr(info, "unqueued", False):
         return Refusal("damaged", f"is damaged ({info.damaged})")
     if state in ACTIVE and not handed_over:
         return Refusal("active", f"is {state} in another process (pid {info.status.get('pid')})")

@@ -19,9 +19,11 @@ Every file is read through core/store/reader.py (anything ResLab did not write r
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import stat
@@ -38,6 +40,8 @@ from core.store.reader import DamagedFileError
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, write_error
 
 HEARTBEAT_S = 2.0                            # the trainer rewrites status.json at least this often
+CREATING = ".creating-"                      # a run folder being created (RunStore.create), renamed when whole
+STALE_CREATION_S = 600.0                     # such a folder untouched this long was left by a killed process
 _ID_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -47,6 +51,10 @@ class RunError(Exception):
 
 class RunLockedError(RunError):
     """Another process is training this run."""
+
+
+class LockLostError(RunError):
+    """The run's lock file was deleted or replaced while this process held it: another process may own the run."""
 
 
 def now() -> float:
@@ -95,6 +103,7 @@ class Run:
             return {}
 
     def write_status(self, status: dict) -> None:
+        self.check_still_ours()
         atomic_write_json(self.status_path, status)
 
     def update_status(self, **fields: Any) -> dict:
@@ -119,6 +128,7 @@ class Run:
             return []
 
     def append_jsonl(self, path: Path, rows: list[dict]) -> None:
+        self.check_still_ours()
         if rows:
             append_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
 
@@ -143,6 +153,7 @@ class Run:
     def truncate_logs(self, epochs_done: int, step: int) -> dict[str, int]:
         """Cut epochs.jsonl and steps.jsonl back to a checkpoint (epochs <= epochs_done, steps <= step). Rows that
         are not what ResLab writes are dropped too; returns how many per file (for a warning in events.log)."""
+        self.check_still_ours()
         dropped = {}
         for path, key, last in ((self.epochs_path, "epoch", epochs_done), (self.steps_path, "step", step)):
             if not path.exists():
@@ -195,6 +206,15 @@ class Run:
 
     def release_lock(self) -> None:
         self._lock.release()
+
+    def check_still_ours(self) -> None:
+        """Raise LockLostError when this object holds the run's lock but its lock file was deleted or replaced
+        (`rm runs/*/lock`): another process may train the run now, and the run's files (status, logs, checkpoint)
+        are its to write. Every write of a lock holder checks first; events.log stays open to say why it left. A
+        run folder deleted as a whole is left to the write itself to report."""
+        if self._lock.held and not self._lock.still_ours() and self.path.is_dir():
+            raise LockLostError(f"run {self.id}: its lock file was deleted or replaced while this process trained "
+                                f"it; another process may train it now, so this one stopped without writing more")
 
     def is_locked(self) -> bool:
         """True when some process (this one included) holds the writer lock."""
@@ -271,33 +291,56 @@ class RunStore:
 
     def create(self, cfg: RunConfig, state: str = "queued") -> Run:
         """Make a new run folder (unique id; a -2, -3... suffix on collision) with config.json and status.json.
-        Raises RunError when it cannot (a read-only or full disk), leaving nothing behind."""
+        The folder is written under a hidden temporary name and renamed into place when whole, so a kill -9 midway
+        never leaves a half-made run (list() removes such leftovers later). Raises RunError when it cannot (a
+        read-only or full disk), leaving nothing behind."""
         self.check_root()
         cfg = with_fixed_data_dir(cfg)
+        staging = self.root / f"{CREATING}{os.getpid()}-{secrets.token_hex(4)}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            base = self.make_id(cfg)
-            for i in range(1, 1000):
-                run_id = base if i == 1 else f"{base}-{i}"
-                try:
-                    (self.root / run_id).mkdir()
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover
-                raise RunError(f"cannot find a free run id near {base}")
+            staging.mkdir()
         except OSError as exc:
             raise RunError(f"cannot create a run in {self.root}: {write_error(exc, self.root)}") from None
-        run = Run(self.root / run_id)
         try:
+            run = Run(staging)
             atomic_write_bytes(run.config_path, cfg.to_json().encode())
             run.write_status({"state": state, "created_at": now(), "updated_at": now(), "epoch": 0, "step": 0,
                               "host": socket.gethostname()})
             run.log(f"created {cfg.label()}")
+            return self._place(staging, self.make_id(cfg))
         except OSError as exc:
-            shutil.rmtree(run.path, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
             raise RunError(f"cannot create a run in {self.root}: {write_error(exc, self.root)}") from None
-        return run
+
+    def _place(self, staging: Path, base: str) -> Run:
+        """Rename a whole run folder to the first free id of ``base``, ``base-2``, ... (rename is atomic, and fails
+        onto a run folder another process placed meanwhile)."""
+        for i in range(1, 1000):
+            path = self.root / (base if i == 1 else f"{base}-{i}")
+            if os.path.lexists(path):
+                continue
+            try:
+                os.rename(staging, path)
+                return Run(path)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                    raise
+        raise RunError(f"cannot find a free run id near {base}")  # pragma: no cover
+
+    def _remove_stale_creations(self) -> None:
+        """Remove run folders a process was killed while creating (hidden, and untouched for STALE_CREATION_S)."""
+        try:
+            entries = [e for e in os.scandir(self.root) if e.name.startswith(CREATING)]
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False) and now() - entry.stat(follow_symlinks=False).st_mtime > \
+                        STALE_CREATION_S:
+                    shutil.rmtree(entry.path)
+            except OSError:
+                pass      # a runs folder others own (read-only to us): the hidden leftover stays, unlisted
 
     def _path_for(self, run_id: str) -> Path:
         name = str(run_id).rstrip("/")
@@ -328,6 +371,7 @@ class RunStore:
 
     def list(self) -> list[RunInfo]:
         """Every run, oldest first; damaged folders are listed as damaged, never raise."""
+        self._remove_stale_creations()
         return oldest_first(run.info() for run in self.runs())
 
     def delete(self, run_id: str) -> None:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.util.files import atomic_write_json
+from core.util.files import atomic_write_json, read_bytes
 
 APP_NAME = "reslab"
 FORM_FILE = "form.json"
@@ -41,7 +41,7 @@ def cache_dir() -> Path:
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; {} when missing, unreadable or not an object."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_bytes(Path(path)))      # at most 1 MB, never through a link
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

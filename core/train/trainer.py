@@ -29,7 +29,7 @@ import torch
 from core.data.cifar import DataError, load_data
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
-from core.store.runs import HEARTBEAT_S, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
+from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint
 from core.train.checkpoint import CheckpointError
 from core.train.device import (
@@ -160,6 +160,8 @@ class Trainer:
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
+            except LockLostError as exc:    # `rm runs/X/lock` let another process take the run: write nothing more
+                state, message = "crashed", str(exc)
             except OSError as exc:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
@@ -182,7 +184,7 @@ class Trainer:
         for record in (lambda: self.set_state(state, **fields), lambda: self.log(line)):
             try:
                 record()
-            except OSError:
+            except (OSError, LockLostError):
                 pass
         self.emit(Ended(self.run_folder.id, state, self.message))
         return state
@@ -454,6 +456,7 @@ class Trainer:
         run, st = self.run_folder, self.state
         if not self.dist.is_main:
             return
+        run.check_still_ours()      # never overwrite a checkpoint another process owns (its lock file was deleted)
         checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
         self.log(f"checkpoint saved at {self.state.position(self.setup.iters_per_epoch)}", emit=False)
         self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))

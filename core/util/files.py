@@ -20,8 +20,34 @@ _KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"), (stat.S_
           (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
 
 
+# What ResLab reads at most of a file (it writes far less): a bigger one is refused, never read whole.
+MAX_JSON_BYTES = 1 << 20        # config.json, status.json, queue.json, scheduler.json, settings, a TOML config file
+MAX_ROWS_BYTES = 128 << 20      # epochs.jsonl, steps.jsonl, events.log (a 1000-epoch run logging every step: ~50 MB)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux); else set and restored at once."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith(b"Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+# FILE_MODES: run files and folders take the user's umask like any file they make (0644/0755 by default), never a
+# fixed 0600: a lab that shares one runs folder gives it its group (chgrp, chmod g+s) and works with umask 002; a
+# user who wants runs private sets umask 077. A fixed 0640/0750 would hide runs from other users on machines where
+# 0644 is the norm and still not let a group write; the umask is the one setting a user already has for this.
+
+
 class NotAFileError(OSError):
     """A run file that is a symbolic link, a directory or anything else but a regular file."""
+
+
+class FileTooLargeError(OSError):
+    """A file bigger than ResLab ever writes there (``strerror`` says the limit)."""
 
 
 def kind_of(mode: int) -> str:
@@ -34,7 +60,7 @@ def not_a_file(path: Path, kind: str) -> NotAFileError:
     return NotAFileError(errno.EINVAL, f"{Path(path).name} is a {kind}, not a file ({why}): remove it", str(path))
 
 
-def open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
+def open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
     """os.open that refuses symbolic links and anything but a regular file (NotAFileError)."""
     try:
         fd = os.open(path, flags | _NOFOLLOW, mode)
@@ -60,11 +86,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def read_bytes(path: Path) -> bytes:
-    """A regular file's bytes; FileNotFoundError when missing, NotAFileError for a link, directory, ..."""
+def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """A regular file's bytes; FileNotFoundError when missing, NotAFileError for a link, directory, FIFO or device,
+    FileTooLargeError when it holds more than ``limit`` bytes (never read: a 20 GB file must not fill the memory)."""
     fd = open_regular(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as fh:
-        return fh.read()
+        too_big = os.fstat(fd).st_size > limit
+        data = b"" if too_big else fh.read(limit + 1)      # + 1: a file that grew meanwhile is caught too
+    if too_big or len(data) > limit:
+        raise FileTooLargeError(errno.EFBIG, f"it is larger than {size_text(limit)}, more than ResLab writes there",
+                                str(path))
+    return data
+
+
+def size_text(n: int) -> str:
+    """1048576 -> '1 MB' (binary megabytes, as the limits are)."""
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n / 1024:g} kB"
 
 
 def append_bytes(path: Path, data: bytes) -> None:
@@ -83,6 +120,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
+            os.fchmod(fd, 0o666 & ~_umask())        # as any file the user makes (mkstemp's are 0600): see FILE_MODES
             write_all(fd, data)
             os.fsync(fd)
         finally:
@@ -169,6 +207,8 @@ def write_error(exc: OSError, where: Path, then: str = "try again") -> str:
         return f"disk full: free space on {mount_of(where)} and {then}"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{where} is read-only ({exc.strerror}): make it writable and {then}"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"a path in {where} is too long for this system ({exc.strerror}): use a shorter folder or run name"
     if not Path(where).is_dir():
         return f"{where} was deleted while it was being written; nothing more was saved"
     return f"{type(exc).__name__}: {exc}"

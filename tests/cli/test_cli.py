@@ -71,8 +71,13 @@ def lines_of(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
 
+def run_folders(runs: Path) -> list[Path]:
+    """The run folders in ``runs`` (not the hidden one a run is created in before it is renamed into place)."""
+    return [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")] if runs.is_dir() else []
+
+
 def only_run(runs: Path) -> Path:
-    folders = [p for p in runs.iterdir() if p.is_dir()]
+    folders = run_folders(runs)
     assert len(folders) == 1, folders
     return folders[0]
 
@@ -445,7 +450,7 @@ def test_resume_without_its_data_fails_with_the_reason_on_the_last_line(tmp_path
 # -- stopping and crashing ---------------------------------------------------------------------------------------------
 def test_stop_from_another_process_then_resume_to_the_end(tmp_path):
     proc = start("train", *TINY, "--epochs", "3", runs=tmp_path)
-    wait_for(lambda: tmp_path.is_dir() and any(tmp_path.iterdir()), "the run folder", proc=proc)
+    wait_for(lambda: run_folders(tmp_path), "the run folder", proc=proc)
     run = only_run(tmp_path)
     wait_for(lambda: lines_of(run / "steps.jsonl"), "the first steps", proc=proc)
     with frozen(proc):        # the request lands while the trainer is mid-epoch, however fast this machine is
@@ -473,7 +478,7 @@ def test_stop_from_another_process_then_resume_to_the_end(tmp_path):
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_with_a_checkpoint_and_the_printed_command_resumes(tmp_path, sig, code):
     proc = start("train", *TINY, "--epochs", "3", runs=tmp_path)
-    wait_for(lambda: tmp_path.is_dir() and any(tmp_path.iterdir()), "the run folder", proc=proc)
+    wait_for(lambda: run_folders(tmp_path), "the run folder", proc=proc)
     run = only_run(tmp_path)
     wait_for(lambda: lines_of(run / "steps.jsonl"), "the first steps", proc=proc)
     proc.send_signal(sig)
@@ -495,7 +500,7 @@ def test_signal_stops_with_a_checkpoint_and_the_printed_command_resumes(tmp_path
 
 def test_sigkill_gives_a_crashed_run_that_resume_finishes(tmp_path, capsys):
     proc = start("train", *TINY, "--epochs", "4", runs=tmp_path)
-    wait_for(lambda: tmp_path.is_dir() and any(tmp_path.iterdir()), "the run folder", proc=proc)
+    wait_for(lambda: run_folders(tmp_path), "the run folder", proc=proc)
     run = only_run(tmp_path)
     wait_for(lambda: lines_of(run / "epochs.jsonl"), "the first epoch", proc=proc)
     proc.kill()

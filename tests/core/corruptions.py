@@ -1,4 +1,5 @@
-"""A small fuzz over run files x kinds of damage (issue 11, point 1), shared by the CLI and the TUI tests.
+"""A small fuzz over run files x kinds of damage (issue 11, point 1; queue.json and scheduler.json: issue 20), shared
+by the CLI and the TUI tests.
 
 ``base_run`` trains one tiny run once: 2 epochs of 2 iterations, stopped right after the last iteration, so that it
 has every file (config, status, epochs, steps, events, checkpoint, best) and a resume only evaluates its last epoch.
@@ -14,7 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 FILES = ("config.json", "status.json", "epochs.jsonl", "steps.jsonl", "events.log", "checkpoint.pt", "best.pt",
-         "request", "lock")
+         "request", "lock", "queue.json")
+# A queued run's queue.json as the queue writes it (core/serve/queue.py): the queue.json cases are queued copies.
+QUEUE_ENTRY = b'{"position": 1, "added_at": 1700000000.0, "launches": 0, "retries": 0, "oom_retried": false, ' \
+              b'"settled": false}\n'
+# scheduler.json as a scheduler writes it (core/serve/scheduler.py), for the runs folder's own files
+SCHEDULER_STATE = b'{"pid": 4242, "host": "h", "updated_at": 1700000000.0, "retries": 2, "devices": ["cpu"], ' \
+                  b'"slots": [{"slot": "cpu#0", "device": "cpu", "run": "base"}], "stay": false, "idle_exit_s": 300}\n'
+
 OUTSIDE_TEXT = b"a file outside the runs folder: ResLab must never write or read it\n"
 
 
@@ -64,7 +72,7 @@ def base_run(root: Path):
                       log_every=1)
     run = RunStore(root).create(cfg)
     assert Trainer(run, stop_event=StopAfter(4)).run() == "stopped"
-    assert {p.name for p in run.path.iterdir()} >= set(FILES) - {"request"}
+    assert {p.name for p in run.path.iterdir()} >= set(FILES) - {"request", "queue.json"}
     return run
 
 
@@ -84,6 +92,10 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
             shutil.copytree(base, folder)
             path = folder / name
             original = path.read_bytes() if path.exists() else b'{"state": "stopped"}\n'
+            if name == "queue.json":          # a queued run, whose queue.json the scheduler would read
+                original = QUEUE_ENTRY
+                status = json.loads((folder / "status.json").read_text())
+                (folder / "status.json").write_text(json.dumps({**status, "state": "queued"}))
             if path.exists():
                 path.unlink()
             if damage == "directory":
@@ -99,7 +111,7 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
 def expected_state(name: str, damage: str) -> str:
     """How the run must be listed: damaged where ResLab reads the file to list a run, or where a file is a link or a
     directory; otherwise its true state (the base is stopped)."""
-    if damage in ("directory", "symlink") or name in ("config.json", "status.json"):
+    if damage in ("directory", "symlink") or name in ("config.json", "status.json", "queue.json"):
         return "damaged"
     if name == "epochs.jsonl":
         return "stopped" if damage in ("empty", "truncated") else "damaged"
@@ -108,4 +120,10 @@ def expected_state(name: str, damage: str) -> str:
 
 def repairable(name: str, damage: str) -> bool:
     """Damage that `resume --repair` can rebuild from checkpoint.pt (content, not a link or a directory)."""
-    return expected_state(name, damage) == "damaged" and damage not in ("directory", "symlink")
+    return expected_state(name, damage) == "damaged" and damage not in ("directory", "symlink") and \
+        name != "queue.json"
+
+
+def unqueued(name: str, damage: str) -> bool:
+    """A queued run whose queue.json's content is damaged: `resume` trains it as it is (no repair needed)."""
+    return name == "queue.json" and damage not in ("directory", "symlink")

@@ -8,7 +8,8 @@ import json
 import shutil
 
 from cli.main import main
-from tests.core.corruptions import OUTSIDE_TEXT, expected_state, repairable
+from core.serve import scheduler as S
+from tests.core.corruptions import DAMAGE, OUTSIDE_TEXT, SCHEDULER_STATE, expected_state, repairable, unqueued
 
 ESC = "\x1b"
 
@@ -52,7 +53,10 @@ def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_tr
             assert "test_err" in results["checkpoint.pt" if name != "checkpoint.pt" else "best.pt"], (rid, out)
 
         code, out, err = run_cli(capsys, "resume", rid, "--runs-dir", work)
-        if state == "damaged":
+        if unqueued(name, damage):              # only the queue lost it: resume trains it as it is
+            assert code == 0 and err == "" and out.splitlines()[-1].startswith(f"finished {rid}: 2 epochs"), \
+                (rid, out, err)
+        elif state == "damaged":
             assert code == 1 and err.count("\n") == 1 and "damaged" in err and out == "", (rid, out, err)
             if repairable(name, damage):
                 assert f"{rid} --repair" in err, (rid, err)
@@ -68,3 +72,35 @@ def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_tr
     assert outside.read_bytes() == OUTSIDE_TEXT                            # links were never followed
     code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", work)
     assert code == 0 and {r["status"] for r in json.loads(out)} <= {"finished", "failed", "damaged"}
+
+
+def test_every_damaged_scheduler_json_is_read_as_nothing_known(tmp_path, capsys):
+    """scheduler.json, the runs folder's own file, under every damage while a scheduler holds the folder: `queue`
+    lists, `scheduler` names the scheduler, nothing raises (issue 20)."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(OUTSIDE_TEXT)
+    lock = S.lock_of(root)
+    lock.acquire()
+    try:
+        for damage, change in DAMAGE.items():
+            path = root / S.STATE_FILE
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            if damage == "directory":
+                path.mkdir()
+            elif damage == "symlink":
+                path.symlink_to(outside)
+            else:
+                path.write_bytes(change(SCHEDULER_STATE))
+            state = S.read_state(root)
+            assert state == {} or state == json.loads(SCHEDULER_STATE), (damage, state)
+            for argv in (["queue"], ["queue", "--json"], ["scheduler", "--devices", "cpu"]):
+                code, out, err = run_cli(capsys, *argv, "--runs-dir", root)
+                assert code == 0 and err == "" and ESC not in out, (damage, argv, out, err)
+    finally:
+        lock.release()
+    assert outside.read_bytes() == OUTSIDE_TEXT

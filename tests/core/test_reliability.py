@@ -23,7 +23,7 @@ from core.store.runs import RunError, RunStore
 from core.train.checkpoint import load_checkpoint
 from core.train.trainer import Trainer, train_run
 from core.util.files import NotAFileError, mount_of
-from tests.cli.test_cli import REPO, TINY, env, wait_for
+from tests.cli.test_cli import REPO, TINY, env, run_folders, wait_for
 from tests.conftest import tiny_config
 from tests.core.train.test_trainer import SlowStopAfter, StopAfter
 
@@ -281,7 +281,7 @@ def test_sigterm_in_the_first_second_still_gives_the_resume_line(tmp_path):
     proc = subprocess.Popen([sys.executable, "tui_app.py", "train", *TINY, "--epochs", "3", "--runs-dir",
                              str(tmp_path)], cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    wait_for(lambda: any(tmp_path.iterdir()), "the run folder", proc=proc)
+    wait_for(lambda: run_folders(tmp_path), "the run folder", proc=proc)
     proc.send_signal(signal.SIGTERM)                  # while the engine (torch) is still being imported
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, (proc.returncode, out, err)

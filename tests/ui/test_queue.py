@@ -187,3 +187,22 @@ async def test_the_queue_footer_names_enter(tmp_path, no_nvml):
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
         await wait_for(pilot, lambda: "⏎ Open" in screen_text(app).splitlines()[-1]
                        or "enter Open" in screen_text(app).splitlines()[-1], 5, "enter in the footer")
+
+
+async def test_g_opens_the_queue_whatever_scheduler_json_holds(tmp_path, no_nvml):
+    """scheduler.json of the wrong types while a scheduler holds the folder's lock ended the app at g (issue 20)."""
+    store = RunStore(tmp_path / "runs")
+    Q.enqueue(store, [tiny_config(name="q1")])
+    lock = S.lock_of(store.root)
+    lock.acquire()
+    (store.root / S.STATE_FILE).write_text(json.dumps({"pid": "x", "slots": "nope"}))
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    try:
+        async with app.run_test(size=(110, 30)) as pilot:
+            await pilot.pause()
+            await press(pilot, "g")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+            assert [r["id"] for r in app.screen.rows] == ["q1"]
+            assert "scheduler pid" in screen_text(app)
+    finally:
+        lock.release()

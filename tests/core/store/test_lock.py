@@ -51,3 +51,20 @@ def test_hand_over_to_a_child_keeps_the_lock_held_until_the_child_ends(tmp_path)
     finally:
         child.communicate("\n", timeout=30)
     assert not FileLock(path).is_locked()        # gone with the child, however it ends
+
+
+def test_a_lock_knows_when_its_file_was_deleted_or_replaced(tmp_path):
+    """`rm runs/*/lock` after a crash: the holder's flock is on a file no longer at the path, so a second process
+    can lock the new file there; the holder must be able to tell (issue 20)."""
+    path = tmp_path / "lock"
+    lock = FileLock(path)
+    assert not lock.still_ours()          # not held
+    lock.acquire()
+    assert lock.still_ours()
+    path.unlink()
+    assert not lock.still_ours()          # deleted
+    other = FileLock(path)
+    other.acquire()                       # a second holder on the new file
+    assert not lock.still_ours() and other.still_ours()
+    lock.release()
+    other.release()
