@@ -21,8 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.data.datasets import (CIFAR, CifarSpec, DataError, find_data, locate, missing_message,  # noqa: F401 (re-exported)
-                       resolve_data_dir)
+from core.data.datasets import (  # noqa: F401 (re-exported)
+    CIFAR,
+    CifarSpec,
+    DataError,
+    find_data,
+    locate,
+    missing_message,
+    resolve_data_dir,
+)
 from core.data.plan import SYNTHETIC_SIZES
 
 SPLIT_SEED = 20160610  # fixed: subsets and the validation split never depend on the run's seed
@@ -175,7 +182,8 @@ def _extract(archive: Path, root: Path, spec: CifarSpec) -> None:
                                 f"it is not the {spec.title} python archive ({spec.url})")
             shutil.move(str(Path(tmp) / spec.folder), str(root / spec.folder))
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"{archive} could not be extracted ({exc}); replace it with the archive from {spec.url}") from exc
+        raise DataError(f"{archive} could not be extracted ({exc}); replace it with the archive from "
+                        f"{spec.url}") from exc
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
@@ -185,7 +193,8 @@ def _unpickle(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             raw = pickle.load(fh, encoding="latin1")
     except Exception as exc:
-        raise DataError(f"{path} is corrupt: it cannot be read as a CIFAR python batch ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{path} is corrupt: it cannot be read as a CIFAR python batch "
+                        f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(raw, dict):
         raise DataError(f"{path} is corrupt: expected a dict, found {type(raw).__name__}")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in raw.items()}
@@ -199,7 +208,8 @@ def _read_batches(spec: CifarSpec, folder: Path, files: tuple[str, ...]) -> tupl
         data, labels = d.get("data"), d.get(spec.label_key)
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
             shape = getattr(data, "shape", type(data).__name__)
-            raise DataError(f"{path} is corrupt: expected 'data' of shape (N, 3072) and '{spec.label_key}', got {shape}")
+            raise DataError(f"{path} is corrupt: expected 'data' of shape (N, 3072) and '{spec.label_key}', "
+                            f"got {shape}")
         y = np.asarray(labels, dtype=np.int64)
         if y.shape != (data.shape[0],):
             raise DataError(f"{path} is corrupt: {data.shape[0]} images but {y.size} labels")

@@ -208,7 +208,8 @@ class DeviceLoader:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         for key in ("num_samples", "batch_size"):
             if key in sd and int(sd[key]) != getattr(self, key):
-                raise ValueError(f"loader state was saved with {key}={int(sd[key])}, this loader has {getattr(self, key)}")
+                raise ValueError(f"loader state was saved with {key}={int(sd[key])}, this loader has "
+                                 f"{getattr(self, key)}")
         pos = int(sd["pos"])
         if not 0 <= pos <= self._n_batches:
             raise ValueError(f"loader position {pos} is outside 0..{self._n_batches}")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.spec.config import RunConfig
 from core.data.cifar import CIFAR, DataError, load_data, resolve_data_dir, stratified_order, synthetic_data
+from core.spec.config import RunConfig
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
