@@ -77,8 +77,9 @@ def get_run(store: RunStore, run_id: str) -> Run:
 
 
 # -- configuration -----------------------------------------------------------------------------------------------------
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """--preset, then --config FILE, then flags; validated. Raises CliError naming the flag or file at fault."""
+def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConfig:
+    """--preset, then --config FILE, then flags; validated (unless a sweep validates each of its runs). Raises
+    CliError naming the flag or file at fault."""
     given = {f.name: getattr(args, "cfg_" + f.name) for f in fields(RunConfig)
              if getattr(args, "cfg_" + f.name, None) is not None}
     if given.get("data_dir"):
@@ -87,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg = config_from_sources(args.preset, args.config, **given)
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
-    errors = cfg.validate()
+    errors = cfg.validate() if validate else {}
     if errors:
         raise CliError(_config_errors(errors, given, args.preset, args.config))
     return cfg
@@ -125,23 +126,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     store = store_of(args, new_runs=True)
     signals = getattr(args, "stop_signals", None)
-
-    def create() -> str:
-        if cfg.name and (store.root / cfg.name).exists():
-            raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
-                           f"choose another name or resume it")
-        check_data(cfg)
-        if cfg.tensorboard:
-            check_tensorboard()
-        if signals is not None:
-            signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
-        try:
-            return store.create(cfg).id
-        except RunError as exc:
-            raise CliError(str(exc)) from None
-
+    if cfg.name and (store.root / cfg.name).exists():
+        raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
+                       f"choose another name or resume it")
     with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
-        return train_foreground(store.get(on_main(dist, create)), store, signals=signals, dist=dist)
+        return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals))), store,
+                                signals=signals, dist=dist)
+
+
+def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None) -> str:
+    """Check the data (and --tensorboard), then make the run's folder; its id. Raises CliError."""
+    check_data(cfg)
+    if cfg.tensorboard:
+        check_tensorboard()
+    if signals is not None:
+        signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
+    try:
+        return store.create(cfg).id
+    except RunError as exc:
+        raise CliError(str(exc)) from None
 
 
 def check_tensorboard() -> None:
@@ -379,7 +382,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from cli.tables import list_rows, render_runs
 
     store = store_of(args)
-    render_runs(list_rows(store.list()), args.format, sys.stdout, store.root)
+    infos = store.list()
+    if getattr(args, "sweep", None):
+        from cli.report import sweep_runs
+        from core.spec.grid import describe
+        from core.spec.grid import varied_fields as varied
+
+        infos = sweep_runs(infos, args.sweep)
+        configs = [i.config for i in infos]
+        keys = varied(configs) if len(configs) > 1 else []
+        rows = list_rows(infos)
+        for row, cfg in zip(rows, configs):
+            row["varies"] = describe(cfg, keys)
+        render_runs(rows, args.format, sys.stdout, store.root)
+        return EXIT_OK
+    render_runs(list_rows(infos), args.format, sys.stdout, store.root)
     return EXIT_OK
 
 
@@ -417,9 +434,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cli.report import report
 
-    return report(store_of(args), args.runs, all_runs=args.all, out=args.out, formats=args.format,
+    return report(store_of(args), args.runs, all_runs=args.all, sweep=args.sweep, out=args.out, formats=args.format,
                   tensorboard=args.tensorboard, layer_responses=args.layer_responses, device=args.device,
-                  data_dir=args.data_dir)
+                  data_dir=args.data_dir, x=args.x_axis)
 
 
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "stop": cmd_stop, "runs": cmd_runs, "show": cmd_show,

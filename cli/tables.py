@@ -97,12 +97,13 @@ def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path |
                 con.print(note, markup=False)
             return
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-        for col in COLUMNS:
+        varies = any("varies" in r for r in rows)       # `runs --sweep NAME`: what the sweep varies, last
+        for col in COLUMNS + (("varies",) if varies else ()):
             table.add_column(col, justify="right" if col in ("depth", "width", "epochs", "final err", "best err",
                                                              "paper err", "duration") else "left",
                              no_wrap=col != "note", overflow="fold")
         for row in rows:
-            cells = _display_cells(row)
+            cells = _display_cells(row) + ([str(row.get("varies", ""))] if varies else [])
             style = state_style(cells[10])
             cells[10] = f"[{style}]{cells[10]}[/]" if style and con.is_terminal else cells[10]
             table.add_row(*(c if i == 10 else _escape(c) for i, c in enumerate(cells)))
