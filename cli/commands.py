@@ -86,6 +86,12 @@ def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConf
         given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())  # resumable from any directory
     try:
         cfg = config_from_sources(args.preset, args.config, **given)
+        if "milestones" not in given:        # a shortened recipe: its milestones at the same fractions of the run
+            from core.data.plan import scale_milestones
+
+            cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
+            if args.milestone_note:
+                print(f"note: {args.milestone_note}", flush=True)
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
     errors = cfg.validate() if validate else {}
@@ -109,10 +115,14 @@ def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | 
 
 
 def check_data(cfg: RunConfig) -> None:
-    """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created)."""
+    """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created);
+    and milestones that lie past the run's end (known once the data's size is: core.data.plan.milestone_error)."""
     from core.data.cifar import DataError
     from core.data.cifar import check_data as check
+    from core.data.plan import milestone_error
 
+    if problem := milestone_error(cfg):
+        raise CliError(f"{flag('milestones')}: {problem}")
     try:
         check(cfg)
     except DataError as exc:
@@ -120,31 +130,37 @@ def check_data(cfg: RunConfig) -> None:
 
 
 # -- train / resume ----------------------------------------------------------------------------------------------------
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
+    """Train one run (``cfg``: already assembled from the flags by cli/sweep.py)."""
     from cli.ddp import launched, on_main
 
-    cfg = config_from_args(args)
+    cfg = cfg or config_from_args(args)
     store = store_of(args, new_runs=True)
     signals = getattr(args, "stop_signals", None)
     if cfg.name and (store.root / cfg.name).exists():
         raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
                        f"choose another name or resume it")
     with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
-        return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals))), store,
+        note = getattr(args, "milestone_note", None)
+        return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
                                 signals=signals, dist=dist)
 
 
-def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None) -> str:
-    """Check the data (and --tensorboard), then make the run's folder; its id. Raises CliError."""
+def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, note: str | None = None) -> str:
+    """Check the data (and --tensorboard), then make the run's folder (``note`` in its events.log); its id. Raises
+    CliError."""
     check_data(cfg)
     if cfg.tensorboard:
         check_tensorboard()
     if signals is not None:
         signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
     try:
-        return store.create(cfg).id
+        run = store.create(cfg)
     except RunError as exc:
         raise CliError(str(exc)) from None
+    if note:
+        run.log(note)                 # events.log says why its milestones are not the recipe's
+    return run.id
 
 
 def check_tensorboard() -> None:

@@ -86,8 +86,12 @@ def grid_of(args: argparse.Namespace) -> list[RunConfig]:
 
 def check_all_data(configs: list[RunConfig]) -> None:
     """The data check of every distinct data set of a sweep (once each), before anything is created."""
+    from core.data.plan import milestone_error
+
     seen = set()
     for cfg in configs:
+        if problem := milestone_error(cfg):
+            raise CliError(f"{flag('milestones')}: {problem} ({describe(cfg, varied(configs))})")
         key = (cfg.dataset, cfg.data_dir, cfg.download, cfg.max_train_images, cfg.max_test_images, cfg.val_split)
         if key not in seen:
             seen.add(key)
@@ -100,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     configs = grid_of(args)          # each run checked: nothing is created while one is wrong
     if len(configs) == 1 and not args.sweep and not args.variant:
-        return train_one(args)
+        return train_one(args, configs[0])
     store = store_of(args, new_runs=True)
     taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
     if taken:
@@ -119,11 +123,12 @@ def train_sweep(args: argparse.Namespace, configs: list[RunConfig], store) -> in
     print(f"sweep {configs[0].sweep_name}: {len(configs)} runs, varying {', '.join(keys)}", flush=True)
     signals = getattr(args, "stop_signals", None)
     failed: list[str] = []
+    note = getattr(args, "milestone_note", None)
     for i, cfg in enumerate(configs):
         print(f"[{i + 1}/{len(configs)}] {describe(cfg, keys)}", flush=True)
         with launched(cfg) as dist:
-            code = train_foreground(store.get(on_main(dist, lambda c=cfg: create_run(store, c, signals))), store,
-                                    signals=signals, dist=dist)
+            run_id = on_main(dist, lambda c=cfg: create_run(store, c, signals, note))
+            code = train_foreground(store.get(run_id), store, signals=signals, dist=dist)
         if code in SIGNAL_EXIT.values():
             rest = configs[i + 1:]
             if rest:

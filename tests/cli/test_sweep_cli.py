@@ -50,3 +50,33 @@ def test_train_sweep_trains_each_run_records_name_and_data_then_runs_and_report_
     md = (out / "table.md").read_text()
     assert "| lr | test error (%) |" in md and "lr 0.05 vs 0.1:" in md
     assert "synthetic data, 64 training images, 32 test images" in md
+
+
+def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_refused(tmp_path, capsys):
+    """One rule for milestones (issue 18, point 6): iteration milestones past the end were accepted silently (a
+    3-epoch run trained at a constant 0.1 under 32000,48000) while epoch ones were refused. A recipe shortened
+    without milestones now has them scaled to the same fractions (said on stdout and in events.log); milestones a
+    user gives past the end are refused in either unit with what to pass."""
+    from core.data.plan import milestone_error, scale_milestones
+    from core.spec.config import RunConfig, preset
+
+    short = RunConfig().with_overrides(iterations=20)
+    assert scale_milestones(short, RunConfig())[0].milestones == (10, 15)
+    lab = preset("lab-report")
+    scaled, note = scale_milestones(lab.with_overrides(epochs=6), lab)    # 51,75 of 164 epochs -> 1.87, 2.74
+    assert scaled.milestones == (2, 3) and "scaled from 51,75 of 164 epochs to 2,3" in note
+    given = RunConfig(dataset="synthetic", epochs=3, iterations=0, milestones=(32000, 48000), milestone_unit="iter")
+    assert "lie past the end of this run (3 epochs, about 48 iterations)" in milestone_error(given)
+    assert "e.g. 24,36" in milestone_error(given)
+
+    runs = tmp_path / "runs"
+    assert main(["train", *TINY, "--epochs", "2", "--schedule", "multistep", "--milestone-unit", "iter",
+                 "--milestones", "100,200", "--runs-dir", str(runs)]) == 2
+    assert "--milestones: milestones 100,200 (iterations) lie past the end" in capsys.readouterr().err
+    assert not runs.exists()
+    res = cli("train", *TINY, "--max-train-images", "64", "--epochs", "2", "--schedule", "multistep", runs=runs)
+    assert res.returncode == 0, res.stderr
+    assert "note: milestones scaled from 32000,48000 of 64,000 iterations to 2,3 of this run's 4" in res.stdout
+    (info,) = RunStore(runs).list()
+    assert info.config.milestones == (2, 3)
+    assert "milestones scaled from 32000,48000" in (info.path / "events.log").read_text()
