@@ -192,11 +192,12 @@ def step_to(info: RunInfo, x: str):
 
 def pick_x(groups: Sequence["RunGroup"], x: str = "auto") -> str:
     """The x axis for these groups: as asked, or for 'auto' epochs when batch sizes or training sets differ (their
-    iterations do not line up), else iterations."""
+    iterations do not line up) or the runs' lengths are in epochs, else iterations (the paper's recipe)."""
     if x != "auto":
         return x
     sizes = {(g.config.batch_size, g.data.get("train_images"), g.config.max_train_images) for g in groups}
-    return "epoch" if len(sizes) > 1 else "iter"
+    by_epoch = any(g.config.iterations == 0 for g in groups)
+    return "epoch" if len(sizes) > 1 or by_epoch else "iter"
 
 
 def _xy(rows: Iterable[dict], key: str, to=lambda s: s) -> tuple[list[float], list[float]]:

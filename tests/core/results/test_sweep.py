@@ -99,7 +99,10 @@ def test_x_axis_in_epochs_by_default_when_batch_sizes_differ(store):
     lr_by_batch(store)
     groups = group_runs(store.list())
     assert pick_x(groups) == "epoch" and pick_x(groups, "time") == "time"
-    assert pick_x([g for g in groups if g.config.batch_size == 64]) == "iter"
+    assert pick_x([g for g in groups if g.config.batch_size == 64]) == "epoch"    # lengths in epochs
+    other = RunStore(store.root.parent / "iters")
+    fake_run(other, [9.0], iterations=10)
+    assert pick_x(group_runs(other.list())) == "iter"                              # the paper's: in iterations
     _, test = groups[0].curves("epoch")
     assert test.xs == [1.0, 2.0]                                      # epoch ends at steps 10 and 20, 10 per epoch
     _, test = groups[0].curves("time")
