@@ -273,3 +273,33 @@ async def test_the_runs_length_counts_the_data_folders_images_and_says_its_epoch
         form.query_one("#f-data_dir").value = str(cifar_small)
         await wait_for(pilot, lambda: "16 per epoch" in str(form.query_one("#summary").render()), 10, "the length")
         assert "about 64,000 iterations (16 per epoch, 4,000 epochs)" in str(form.query_one("#summary").render())
+
+
+async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(fixture_runs):
+    """Issue 18: typing 64,128 in batch size was refused ("expected an integer"); now any field that makes sense to
+    vary takes several values, milestones alternatives with |, and the summary says how many runs and what they
+    vary before the launch."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.set_value("epochs", "6")
+        form.set_value("iterations", "0")
+        form.set_value("milestone_unit", "epoch")
+        form.set_value("milestones", "2 | 4")
+        form.set_value("batch_size", "64,128")
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}
+        assert sorted((c.batch_size, c.milestones) for c in form.configs) == [
+            (64, (2,)), (64, (4,)), (128, (2,)), (128, (4,))]
+        assert len({c.sweep_name for c in form.configs}) == 1 and form.configs[0].sweep_name
+        summary = str(form.query_one("#summary").render())
+        assert "launches 4 run(s)" in summary or "queues 4 run(s)" in summary
+        assert "milestones=2 batch_size=64" in summary
+        form.set_value("batch_size", "64,x")
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "expected an integer, got 'x'" in form.errors["batch_size"]
