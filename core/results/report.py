@@ -166,6 +166,7 @@ def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
     files: list[Path] = []
     if figs:
         ref = settings(groups[0])
+        groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
         labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
                   for g in groups]
         fig = figures.fig_sweep(groups, labels, x, title=f"by {varied}: test error (bold), training error (dashed)")
