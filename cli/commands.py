@@ -91,7 +91,7 @@ def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConf
 
             cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
             if args.milestone_note:
-                print(f"note: {args.milestone_note}", flush=True)
+                print(f"note: {args.milestone_note}", file=sys.stderr, flush=True)   # stdout starts with the run id
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
     errors = cfg.validate() if validate else {}

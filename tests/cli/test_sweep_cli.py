@@ -76,7 +76,8 @@ def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_r
     assert not runs.exists()
     res = cli("train", *TINY, "--max-train-images", "64", "--epochs", "2", "--schedule", "multistep", runs=runs)
     assert res.returncode == 0, res.stderr
-    assert "note: milestones scaled from 32000,48000 of 64,000 iterations to 2,3 of this run's 4" in res.stdout
+    assert "note: milestones scaled from 32000,48000 of 64,000 iterations to 2,3 of this run's 4" in res.stderr
+    assert res.stdout.startswith("run ")                  # the run id stays the first line
     (info,) = RunStore(runs).list()
     assert info.config.milestones == (2, 3)
     assert "milestones scaled from 32000,48000" in (info.path / "events.log").read_text()
