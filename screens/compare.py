@@ -56,7 +56,7 @@ class CompareScreen(Screen):
         Binding("y", "log_scale", "Log/linear y axis", show=False),   # named in the plot's title
         Binding("t", "toggle_train", "Train curves"),
         Binding("f", "toggle_groups", "Seed groups"),
-        Binding("x", "x_axis", "X axis"),
+        Binding("x", "x_axis", "X axis: iterations, epochs, time", show=False),   # named in the legend
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
     ]
@@ -187,7 +187,7 @@ class CompareScreen(Screen):
         if self.grouped:
             text.append("; seed groups: means, sparse dots: min-max of test error (f: single runs)", style="dim")
         if x_axis != "iter" or self.x_axis:
-            text.append(f"; x: {X_LABELS[x_axis]} (x cycles iterations, epochs, time)", style="dim")
+            text.append(f"; x axis: {X_LABELS[x_axis]} (x: iterations, epochs, time)", style="dim")
         self.query_one("#legend", Static).update(text)
 
     def current_x(self, runs: list[RunInfo]) -> str:
