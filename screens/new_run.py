@@ -26,7 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core.data.datasets import DataError, find_data, resolve_data_dir
-from core.data.plan import planned_steps, warmup_steps
+from core.data.plan import milestone_error, planned_steps, scale_milestones, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
 from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
@@ -95,6 +95,9 @@ class NewRunScreen(Screen):
         self._pending: RunConfig | None = None    # a clone's settings that came before the fields were built
         self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
         self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
+        # the recipe whose milestones a shorter run scales (core.data.plan.scale_milestones), and the last scaling
+        self._recipe = C.preset(self.preset_name) if self.preset_name in PRESETS else (initial or RunConfig())
+        self._scaled: tuple[tuple, str] | None = None
 
     @property
     def ready(self) -> bool:
@@ -226,6 +229,7 @@ class NewRunScreen(Screen):
 
     def apply_preset(self, name: str) -> None:
         """Fill the fields a preset defines; data, device and run settings stay as the user set them."""
+        self._recipe, self._scaled = C.preset(name), None
         for key, value in PRESETS[name].items():
             self.set_value(key, value)
         self._preset_help(PRESET_HELP[name])
@@ -236,6 +240,8 @@ class NewRunScreen(Screen):
         self.configs, self.errors = grid_configs(self.raw_values())
         self.notes = {}
         if self.configs:
+            self._fit_milestones(self.configs[0])
+        if self.configs:
             self._check_fit(self.configs[0])
         for f in fields(RunConfig):
             self._show_message(f.name)
@@ -243,6 +249,23 @@ class NewRunScreen(Screen):
         self.query_one("#launch", Button).disabled = bool(self.errors)
         if self.focused is not None and self.focused.id:
             self._show_focus_help(self.focused)      # its error (or none) as the field holds it now
+
+    def _fit_milestones(self, cfg: RunConfig) -> None:
+        """The CLI's rule for milestones: a recipe shortened without new milestones has them scaled to the same
+        fractions of the run (the field shows them, with a note); milestones typed past the run's end are an error
+        that says what to enter."""
+        scaled, note = scale_milestones(cfg, self._recipe)
+        if note:
+            self._scaled = (scaled.milestones, note)
+            self.set_value("milestones", scaled.milestones)
+            self.configs, self.errors = grid_configs(self.raw_values())
+            if not self.configs:
+                return
+            cfg = self.configs[0]
+        if self._scaled and cfg.milestones == self._scaled[0]:
+            self.notes["milestones"] = self._scaled[1]
+        elif problem := milestone_error(cfg):
+            self.errors["milestones"], self.configs = problem, []
 
     def _check_fit(self, cfg: RunConfig) -> None:
         """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""

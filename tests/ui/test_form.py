@@ -303,3 +303,30 @@ async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(
         form.revalidate()
         await pilot.pause()
         assert form.configs == [] and "expected an integer, got 'x'" in form.errors["batch_size"]
+
+
+async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_the_end(fixture_runs):
+    """Issue 18, point 6, the CLI's rule in the form: a 3-epoch run of the paper's recipe trained at a constant 0.1
+    under milestones 32000,48000; now they are scaled to the same fractions of the run (with a note), and
+    milestones typed past its end are an error that says what to enter."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.apply_preset("he2016")
+        for name, value in (("dataset", "synthetic"), ("max_train_images", "256"), ("batch_size", "32"),
+                            ("epochs", "3"), ("iterations", "0")):
+            form.set_value(name, value)
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}, form.errors
+        # 256 images / 32 = 8 iterations per epoch, 24 in all: 32000/64000 and 48000/64000 of 24 -> 12, 18
+        assert form.query_one("#f-milestones").value == "12,18"
+        assert [c.milestones for c in form.configs] == [(12, 18)]
+        assert "scaled from 32000,48000 of 64,000 iterations to 12,18" in form.notes["milestones"]
+        form.set_value("milestones", "12,30")
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "lie past the end of this run" in form.errors["milestones"]
