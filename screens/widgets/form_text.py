@@ -11,6 +11,8 @@ from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
 
+VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
+                 "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
               "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
               "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
@@ -56,7 +58,8 @@ def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: 
     name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
     preset_help = PRESET_HELP.get(preset, "your own settings")
     help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
-                                                   "any field afterwards", "where": WHERE_HELP}.get(widget_id, "")
+                                                   "any field afterwards", "where": WHERE_HELP,
+                                                   "f-variants": VARIANTS_HELP}.get(widget_id, "")
     if name in errors or name in notes:
         help_text = f"{help_text}  ({errors.get(name) or notes.get(name)})"
     if not help_text:

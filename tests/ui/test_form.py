@@ -330,3 +330,26 @@ async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_
         form.revalidate()
         await pilot.pause()
         assert form.configs == [] and "lie past the end of this run" in form.errors["milestones"]
+
+
+async def test_form_variants_pair_settings_across_the_sweep(fixture_runs):
+    """SGD at lr 0.1 vs Adam at 0.001, two seeds: one launch from the form, the variants field pairing the
+    settings (the product would also make SGD at 0.001 and Adam at 0.1); a bad variant is the field's error."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.query_one("#f-variants").value = "optimizer=sgd lr=0.1; optimizer=adam lr=0.001"
+        form.set_value("seed", "1,2")
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}, form.errors
+        assert [(c.optimizer, c.lr, c.seed) for c in form.configs] == [
+            ("sgd", 0.1, 1), ("sgd", 0.1, 2), ("adam", 0.001, 1), ("adam", 0.001, 2)]
+        form.query_one("#f-variants").value = "optimizer=adamx lr=0.001"
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "unknown optimizer 'adamx'" in form.errors["variants"]
+        assert "unknown optimizer" in str(form.query_one("#msg-variants").render())
