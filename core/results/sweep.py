@@ -182,7 +182,7 @@ def effect_line(dim: Dim, a: RunGroup, b: RunGroup, ref: dict) -> str:
     head = f"{la} vs {lb[len(prefix):]}" if prefix else f"{la} vs {lb}"
     sa, sb = a.per_seed(), b.per_seed()
     common = sorted(set(sa) & set(sb))
-    text = f"{head}: {a.mean:.2f} vs {b.mean:.2f}"
+    text = f"{head}: {a.mean:.2f} vs {b.mean:.2f}" + (" (partial †)" if a.partial or b.partial else "")
     if not common:
         return text + f", difference {a.mean - b.mean:+.2f} (no seed in common: not paired)"
     diffs = [statistics.fmean(sa[s]) - statistics.fmean(sb[s]) for s in common]
@@ -216,6 +216,10 @@ def to_markdown(table: SweepTable) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _cells(table)]
     text = "\n".join(lines) + "\n\n" + table.caption + "\n"
+    partial = sum(g.partial for _, cells in table.rows for g in cells if g is not None)
+    if partial:
+        text += (f"\n† partial: {partial} run{'s' if partial != 1 else ''} of this table "
+                 f"{'have' if partial != 1 else 'has'} not finished every epoch (its latest numbers count)\n")
     if table.effects:
         text += "\n" + "\n".join(f"- {e}" for e in table.effects) + "\n"
     return text

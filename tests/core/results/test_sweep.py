@@ -71,7 +71,10 @@ def test_paired_variants_are_one_dimension_and_milestones_read_as_decay_timing(s
     for ms, err in (((2,), 7.12), ((4,), 7.40)):
         fake_run(other, [err], seed=1, total_epochs=6, schedule="multistep", milestones=ms, milestone_unit="epoch")
     table = build(group_runs(other.list()))
-    assert table.effects == ["lr /10 at epoch 2 vs 4: 7.12 vs 7.40, difference -0.28 over 1 seed (no spread)"]
+    # one of six epochs done: partial numbers, and the effect line says so
+    assert table.effects == ["lr /10 at epoch 2 vs 4: 7.12 vs 7.40 (partial †), difference -0.28 over 1 seed "
+                             "(no spread)"]
+    assert "† partial: 2 runs of this table have not finished every epoch" in to_markdown(table)
 
 
 def test_groups_never_pool_different_data_and_repeats_are_not_seeds(store):
