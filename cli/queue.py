@@ -174,7 +174,10 @@ def queue_add(args: argparse.Namespace) -> int:
     first = len(Q.queued(store)) + 1
     runs = Q.enqueue(store, configs)
     keys = [k for k in varied(configs) if k not in ("depth", "shortcut", "width", "optimizer", "seed")]
+    note = getattr(args, "milestone_note", None)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
+        if note:
+            run.log(note)            # events.log says why its milestones are not the recipe's
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}"
               + (f" {describe(cfg, keys)}" if keys else ""))
     if len(configs) > 1:
