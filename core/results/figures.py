@@ -113,7 +113,7 @@ def fig_sweep(groups: Sequence[RunGroup], labels: Sequence[str], x: str = "iter"
     ncol = max(1, math.ceil(len(groups) / 18))
     fig = Figure(figsize=(7.0 + 2.4 * ncol, 5.6), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    ends, handles = [], []
+    ends, handles, rates = [], [], []
     for g, label, c in zip(groups, labels, colours):
         train, test = g.curves(x)
         ends += [b.mean[-1] for b in (train, test) if b is not None]
@@ -128,6 +128,7 @@ def fig_sweep(groups: Sequence[RunGroup], labels: Sequence[str], x: str = "iter"
         lr = g.lr_curve(x)
         if lr is not None:     # a row's lr is the rate of the iterations up to it: a step from the left, from 0
             bottom.plot([0.0, *lr.xs], [lr.mean[0], *lr.mean], color=c, linewidth=1.2, drawstyle="steps-pre")
+            rates += [v for v in lr.mean if v > 0]
     top.set_ylabel("error (%)")
     top.set_ylim(0, _y_top(ends))
     top.grid(True, alpha=0.3)
@@ -135,7 +136,10 @@ def fig_sweep(groups: Sequence[RunGroup], labels: Sequence[str], x: str = "iter"
     bottom.set_ylabel("learning rate")
     bottom.set_xlabel(X_LABELS.get(x, x))
     bottom.set_xlim(left=0)
-    bottom.set_ylim(bottom=0)
+    if rates and max(rates) > 20 * min(rates):     # SGD's 0.1 beside Adam's 0.001: both show on a log axis
+        bottom.set_yscale("log")
+    else:
+        bottom.set_ylim(bottom=0)
     bottom.grid(True, alpha=0.3)
     fig.legend(handles=handles, loc="outside right upper", ncols=ncol, fontsize="small", frameon=False)
     return fig
