@@ -143,3 +143,13 @@ def test_report_of_a_sweep_and_of_unrelated_sweeps(store, tmp_path):
     report = write_report(store.list(), tmp_path / "all", named=False, layer_responses=False, formats=["md", "png"])
     names = sorted(p.name for p in report.files)
     assert names == ["fig6-fig6.png", "fig6-table6.md", "lrb-curves.png", "lrb-table.md", "report.md"]
+
+
+def test_table6_caption_says_what_the_data_was(store):
+    """report.md captioned runs on a 500-image subset "on CIFAR-10", as if the full set."""
+    from core.results.table6 import build_table
+
+    for depth in (20, 32):
+        fake_run(store, [9.0], depth=depth, seed=1, data=CIFAR_500)
+    table = build_table(group_runs(store.list()))
+    assert "on CIFAR-10, 500 training images, 200 test images:" in table.caption()
