@@ -84,8 +84,9 @@ def get_run(store: RunStore, run_id: str) -> Run:
 
 
 # -- configuration -----------------------------------------------------------------------------------------------------
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """--preset, then --config FILE, then flags; validated. Raises CliError naming the flag or file at fault."""
+def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConfig:
+    """--preset, then --config FILE, then flags; validated (unless a sweep validates each of its runs). Raises
+    CliError naming the flag or file at fault."""
     given = {f.name: getattr(args, "cfg_" + f.name) for f in fields(RunConfig)
              if getattr(args, "cfg_" + f.name, None) is not None}
     refuse_blank({"preset": args.preset, "config": args.config, **given})
@@ -93,9 +94,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         given["data_dir"] = str(Path(given["data_dir"]).expanduser().resolve())  # resumable from any directory
     try:
         cfg = config_from_sources(args.preset, args.config, **given)
+        if "milestones" not in given:        # a shortened recipe: its milestones at the same fractions of the run
+            from core.data.plan import scale_milestones
+
+            cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
+            if args.milestone_note:
+                print(f"note: {args.milestone_note}", file=sys.stderr, flush=True)   # stdout starts with the run id
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
-    errors = cfg.validate()
+    errors = cfg.validate() if validate else {}
     if errors:
         raise CliError(_config_errors(errors, given, args.preset, args.config))
     from core.data.plan import warmup_error
@@ -130,10 +137,14 @@ def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | 
 
 
 def check_data(cfg: RunConfig) -> None:
-    """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created)."""
+    """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created);
+    and milestones that lie past the run's end (known once the data's size is: core.data.plan.milestone_error)."""
     from core.data.cifar import DataError
     from core.data.cifar import check_data as check
+    from core.data.plan import milestone_error
 
+    if problem := milestone_error(cfg):
+        raise CliError(f"{flag('milestones')}: {problem}")
     try:
         check(cfg)
     except DataError as exc:
@@ -141,29 +152,37 @@ def check_data(cfg: RunConfig) -> None:
 
 
 # -- train / resume ----------------------------------------------------------------------------------------------------
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
+    """Train one run (``cfg``: already assembled from the flags by cli/sweep.py)."""
     from cli.ddp import launched, on_main
 
-    cfg = config_from_args(args)
+    cfg = cfg or config_from_args(args)
     store = store_of(args, new_runs=True)
     signals = getattr(args, "stop_signals", None)
-
-    def create() -> str:
-        if cfg.name and (store.root / cfg.name).exists():
-            raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
-                           f"choose another name or resume it")
-        check_data(cfg)
-        if cfg.tensorboard:
-            check_tensorboard()
-        if signals is not None:
-            signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
-        try:
-            return store.create(cfg).id
-        except RunError as exc:
-            raise CliError(str(exc)) from None
-
+    if cfg.name and (store.root / cfg.name).exists():
+        raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
+                       f"choose another name or resume it")
     with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
-        return train_foreground(store.get(on_main(dist, create)), store, signals=signals, dist=dist)
+        note = getattr(args, "milestone_note", None)
+        return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
+                                signals=signals, dist=dist)
+
+
+def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, note: str | None = None) -> str:
+    """Check the data (and --tensorboard), then make the run's folder (``note`` in its events.log); its id. Raises
+    CliError."""
+    check_data(cfg)
+    if cfg.tensorboard:
+        check_tensorboard()
+    if signals is not None:
+        signals.armed = True    # from here on a signal stops the run instead of interrupting its creation
+    try:
+        run = store.create(cfg)
+    except RunError as exc:
+        raise CliError(str(exc)) from None
+    if note:
+        run.log(note)                 # events.log says why its milestones are not the recipe's
+    return run.id
 
 
 def check_tensorboard() -> None:
@@ -393,7 +412,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from cli.tables import list_rows, render_runs
 
     store = store_of(args)
-    render_runs(list_rows(store.list()), args.format, sys.stdout, store.root)
+    infos = store.list()
+    if getattr(args, "sweep", None):
+        from cli.report import sweep_runs
+        from core.spec.grid import describe
+        from core.spec.grid import varied_fields as varied
+
+        infos = sweep_runs(infos, args.sweep)
+        configs = [i.config for i in infos]
+        keys = varied(configs) if len(configs) > 1 else []
+        rows = list_rows(infos)
+        for row, cfg in zip(rows, configs):
+            row["varies"] = describe(cfg, keys)
+        render_runs(rows, args.format, sys.stdout, store.root)
+        return EXIT_OK
+    render_runs(list_rows(infos), args.format, sys.stdout, store.root)
     return EXIT_OK
 
 
@@ -431,9 +464,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cli.report import report
 
-    return report(store_of(args), args.runs, all_runs=args.all, out=args.out, formats=args.format,
+    return report(store_of(args), args.runs, all_runs=args.all, sweep=args.sweep, out=args.out, formats=args.format,
                   tensorboard=args.tensorboard, layer_responses=args.layer_responses, device=args.device,
-                  data_dir=args.data_dir)
+                  data_dir=args.data_dir, x=args.x_axis)
 
 
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "stop": cmd_stop, "runs": cmd_runs, "show": cmd_show,

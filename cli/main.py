@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
+from cli.sweep import add_sweep_flags
 from core.spec import config as C
 from core.spec.field_help import FIELD_HELP, GROUPS
 
@@ -93,12 +94,14 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "the flags below. The run id is printed first; Ctrl-C or SIGTERM stops with a checkpoint and "
                 "prints the command that resumes it. Under torchrun (torchrun --nproc-per-node N tui_app.py train ...) "
                 "the N processes train one run together with DistributedDataParallel; --batch-size stays the global "
-                "batch.\n\nPresets:\n" +
+                "batch. --sweep FIELD=V1,V2 and --variant 'F=V F=V' make a sweep: one run per combination, trained one "
+                "after another.\n\nPresets:\n" +
                 "\n".join(f"  {k:<11} {v}" for k, v in C.PRESET_HELP.items()))
     t.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset (see above)")
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
     add_config_flags(t)
+    add_sweep_flags(t)
     _runs_dir_arg(t)
 
     r = command("resume", "continue a stopped, crashed or queued run",
@@ -127,6 +130,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
+    ls.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its settings that vary as columns)")
     _runs_dir_arg(ls)
 
     sh = command("show", "print one run: config, status, epochs, files",
@@ -158,6 +162,11 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     rp.add_argument("runs", metavar="RUN", nargs="*", help="run ids (or --all)")
     rp.add_argument("--all", action="store_true", help="every run in the runs folder (runs without a finished "
                     "epoch are left out with a note)")
+    rp.add_argument("--sweep", metavar="NAME", help="the runs of this sweep (see `runs`): a table whose rows and "
+                    "columns are the values of the settings it varies, the effect of each, and curves coloured by them")
+    rp.add_argument("--x-axis", choices=("auto", "epoch", "iter", "time"), default="auto",
+                    help="what a sweep's curves are drawn against: epochs, iterations or training time; auto: epochs "
+                         "when batch sizes or training sets differ, else iterations [default: auto]")
     rp.add_argument("--out", metavar="DIR", help="folder to write [default: reports/report-DATE-TIME beside the "
                     "runs folder]")
     rp.add_argument("--format", metavar="LIST", default="all",
@@ -217,7 +226,8 @@ def _queue_parsers(command) -> None:
 
     q = command("queue", "list, add, reorder or remove queued runs",
                 "Without an action: list the queued runs (position) and the running ones (device and slot).\n\n"
-                "Actions:\n  add     queue one run per combination of --depths x --shortcuts x --seeds\n"
+                "Actions:\n  add     queue one run per combination of --depths x --shortcuts x --seeds x --sweep ... x "
+                "--variant ...\n"
                 "  move    put a queued run at position POS (1 = next)\n"
                 "  remove  take a queued run out of the queue (--delete also deletes its folder)")
     q.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -226,7 +236,8 @@ def _queue_parsers(command) -> None:
     add = _named(qs.add_parser("add", help="queue runs (a grid with --depths/--shortcuts/--seeds)",
                         description="Queue one run per combination (every train flag applies to each) and make sure "
                         "a scheduler serves the folder (one is started, detached, when none does). Lists are "
-                        "20,56,110; ranges 1-5.", formatter_class=argparse.RawDescriptionHelpFormatter))
+                        "20,56,110; ranges 1-5; --sweep FIELD=V1,V2 and --variant 'F=V F=V' vary any setting.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter))
     add.add_argument("--depths", metavar="LIST", help="several depths, e.g. 20,32,44,56,110")
     add.add_argument("--shortcuts", metavar="LIST", help="several shortcuts, e.g. A,none (none = plain net)")
     add.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1-5 or 1,2,3")
@@ -234,6 +245,7 @@ def _queue_parsers(command) -> None:
     add.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     _scheduler_flags(add)
     add_config_flags(add)
+    add_sweep_flags(add)
     _runs_dir_arg(add)
     mv = _named(qs.add_parser("move", help="put a queued run at position POS"))
     mv.add_argument("run", metavar="RUN", help="run id")
@@ -303,6 +315,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
         _deliver(pending_signals, args.stop_signals)
         from cli import commands
 
+        if args.command == "train":      # one run, or a sweep of them (cli/sweep.py)
+            from cli import sweep
+
+            return commands.dispatch(args, sweep.cmd_train)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -13,17 +13,14 @@ import signal
 import sys
 import time
 
-from cli.commands import check_data, config_from_args, get_run, resume_prog, runs_dir_arg, store_of
+from cli.commands import get_run, resume_prog, runs_dir_arg, store_of
 from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
 from cli.slurm import slurm_launcher, slurm_options
+from cli.sweep import check_all_data, describe, grid_of, varied
 from core.serve import queue as Q
 from core.serve import scheduler as S
-from core.spec.config import ConfigError
-from core.spec.grid import expand, parse_ints, parse_shortcuts
 from core.store.reader import escape_controls
 from core.store.runs import RunError, RunLockedError, run_folder_note
-
-GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
 
 # -- scheduler ---------------------------------------------------------------------------------------------------------
@@ -168,27 +165,6 @@ def queue_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def grid_of(args: argparse.Namespace) -> list:
-    """The runs `queue add` describes: the flags' config times --depths x --shortcuts x --seeds, each validated."""
-    dims = {}
-    for name, option in GRID_FLAGS.items():
-        text = getattr(args, option[2:])
-        if text is None:
-            continue
-        if getattr(args, "cfg_" + name) is not None:
-            raise CliError(f"{option}: give {flag(name)} or {option}, not both")
-        try:
-            dims[name] = parse_shortcuts(text) if name == "shortcut" else parse_ints(text, name)
-        except ValueError as exc:
-            raise CliError(f"{option}: {exc}") from None
-    base = config_from_args(args)
-    try:
-        return expand(base, dims.get("depth"), dims.get("shortcut"), dims.get("seed"))
-    except ConfigError as exc:
-        raise CliError("; ".join(f"{GRID_FLAGS[k] if k in dims else flag(k)}: {m}"
-                                 for k, m in exc.errors.items())) from None
-
-
 def queue_add(args: argparse.Namespace) -> int:
     store = store_of(args, new_runs=True)
     configs = grid_of(args)
@@ -203,14 +179,22 @@ def queue_add(args: argparse.Namespace) -> int:
         raise CliError(f"--executor slurm: the scheduler (pid {state.get('pid')}) serving {store.root.resolve()} "
                        f"trains on this machine ({', '.join(state['devices'])}), not through Slurm; stop it first: "
                        f"{resume_prog()} scheduler --stop {runs_dir_arg(store)}")
-    check_data(configs[0])   # a grid varies depth, shortcut and seed only: one data set for all
+    check_all_data(configs)
     first = len(Q.queued(store)) + 1
     try:
         runs = Q.enqueue(store, configs)
     except RunError as exc:         # a read-only or full runs folder: as train says it (exit 2, nothing created)
         raise CliError(str(exc)) from None
+    keys = [k for k in varied(configs) if k not in ("depth", "shortcut", "width", "optimizer", "seed")]
+    note = getattr(args, "milestone_note", None)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
-        print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}")
+        if note:
+            run.log(note)            # events.log says why its milestones are not the recipe's
+        print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}"
+              + (f" {describe(cfg, keys)}" if keys else ""))
+    if len(configs) > 1:
+        print(f"sweep {configs[0].sweep_name}: {len(configs)} runs; when they are done: "
+              f"{resume_prog()} report --sweep {configs[0].sweep_name} {runs_dir_arg(store)}")
     if served:
         given = args.devices or args.per_device != 1 or args.gpus_per_run != 1
         ignored = " (--devices, --per-device and --gpus-per-run apply to a new scheduler only)" if given else ""

@@ -15,11 +15,26 @@ from core.results.groups import MissingDependency, ReportError
 from core.store.runs import RunError, RunInfo, RunStore
 
 
-def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[RunInfo]:
+def sweep_runs(infos: Sequence[RunInfo], name: str) -> list[RunInfo]:
+    """The runs of sweep ``name``; CliError naming the sweeps there are when it has none."""
+    found = [i for i in infos if i.config is not None and i.config.sweep_name == name]
+    if not found:
+        names = sorted({i.config.sweep_name for i in infos if i.config is not None and i.config.sweep_name})
+        raise CliError(f"--sweep: no runs of a sweep named {name!r}; "
+                       + (f"sweeps here: {', '.join(names)}" if names else "no run here belongs to a sweep"))
+    return found
+
+
+def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool, sweep: str | None = None) -> list[RunInfo]:
     if run_ids and all_runs:
         raise CliError("name runs or use --all, not both")
-    if not run_ids and not all_runs:
-        raise CliError("name the runs to report on (see `runs`) or use --all for every run in the runs folder")
+    if sweep and (run_ids or all_runs):
+        raise CliError("--sweep: it picks the runs itself; give it without run ids or --all")
+    if not run_ids and not all_runs and not sweep:
+        raise CliError("name the runs to report on (see `runs`), or use --sweep NAME for the runs of a sweep or --all "
+                       "for every run in the runs folder")
+    if sweep:
+        return sweep_runs(store.list(), sweep)
     if all_runs:
         return store.list()
     infos = []
@@ -31,13 +46,14 @@ def pick_runs(store: RunStore, run_ids: Sequence[str], all_runs: bool) -> list[R
     return infos
 
 
-def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, out: str | None = None,
+def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, sweep: str | None = None,
+           out: str | None = None,
            formats: str = "all", tensorboard: bool = False, layer_responses: bool = True, device: str = "auto",
-           data_dir: str | None = None, stream=None) -> int:
+           data_dir: str | None = None, stream=None, x: str = "auto") -> int:
     from core.results.report import default_out_dir, parse_formats, write_report
 
     stream = stream or sys.stdout
-    infos = pick_runs(store, run_ids, all_runs)
+    infos = pick_runs(store, run_ids, all_runs, sweep)
     try:
         fmts = parse_formats(formats)
     except ReportError as exc:
@@ -49,8 +65,9 @@ def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, o
         raise CliError(f"--out: {out_dir} is inside the runs folder {store.root}, where every folder is read as a "
                        f"run; choose a folder outside it (the default is {default_out_dir(store.root).parent})")
     try:
-        result = write_report(infos, out_dir, named=not all_runs, formats=fmts, layer_responses=layer_responses,
-                              device=device, data_dir=data_dir, tensorboard=tensorboard)
+        result = write_report(infos, out_dir, named=not all_runs and not sweep, formats=fmts,
+                              layer_responses=layer_responses, device=device, data_dir=data_dir,
+                              tensorboard=tensorboard, x=x)
     except MissingDependency as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     except ReportError as exc:

@@ -51,22 +51,23 @@ COLUMNS = ("id", "depth", "shortcut", "width", "optimizer", "schedule", "epochs"
 
 
 # what stays when the terminal is narrow: columns drop from the end of this list; a number is shown whole or not at all
-PRIORITY = ("id", "status", "final err", "paper err", "epochs", "depth", "best err", "shortcut", "width", "duration",
+PRIORITY = ("id", "status", "final err", "paper err", "varies", "epochs", "depth", "best err", "shortcut", "width",
+            "duration",
             "optimizer", "schedule", "note")
 NUMERIC = ("depth", "width", "epochs", "final err", "best err", "paper err", "duration")
 MIN_ID, MIN_NOTE = 14, 12
 GAP = 3     # rich's SIMPLE_HEAD box: one cell of padding each side of a column and a (blank) divider between
 
 
-def natural_widths(rows: list[list[str]]) -> dict[str, int]:
-    return {col: max([len(col)] + [len(r[COLUMNS.index(col)]) for r in rows]) for col in COLUMNS}
+def natural_widths(rows: list[list[str]], columns: tuple[str, ...] = COLUMNS) -> dict[str, int]:
+    return {col: max([len(col)] + [len(r[columns.index(col)]) for r in rows]) for col in columns}
 
 
-def fit_columns(rows: list[list[str]], width: int) -> tuple[list[str], int]:
+def fit_columns(rows: list[list[str]], width: int, columns: tuple[str, ...] = COLUMNS) -> tuple[list[str], int]:
     """The columns that fit a terminal of ``width`` cells, whole, and the width run ids are shortened to. Ids
     shrink (in the middle, each still told apart) before a column is dropped; the note wraps in what is left."""
-    natural = natural_widths(rows)
-    keep = list(PRIORITY)
+    natural = natural_widths(rows, columns)
+    keep = [c for c in PRIORITY if c in columns]
     while True:
         fixed = sum(natural[c] for c in keep if c not in ("id", "note")) + GAP * (len(keep) - 1)
         room = width - fixed - (MIN_NOTE if "note" in keep and natural["note"] > len("note") else 0)
@@ -74,7 +75,7 @@ def fit_columns(rows: list[list[str]], width: int) -> tuple[list[str], int]:
         if id_width >= MIN_ID or len(keep) <= 2:
             if "note" in keep and natural["note"] <= len("note"):   # no run has a note: the column is noise
                 keep.remove("note")
-            return [c for c in COLUMNS if c in keep], max(id_width, MIN_ID)
+            return [c for c in columns if c in keep], max(id_width, MIN_ID)
         keep.pop()
 
 
@@ -125,27 +126,29 @@ def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path |
             if runs_dir and (note := run_folder_note(runs_dir)):
                 con.print(note, markup=False)
             return
-        all_cells = [_display_cells(row) for row in rows]
-        cols, id_width = fit_columns(all_cells, con.width)
+        varies = any("varies" in r for r in rows)       # `runs --sweep NAME`: what each run of the sweep varies
+        columns = COLUMNS + (("varies",) if varies else ())
+        all_cells = [_display_cells(row) + ([str(row.get("varies", ""))] if varies else []) for row in rows]
+        cols, id_width = fit_columns(all_cells, con.width, columns)
         shown = short_ids([cells[0] for cells in all_cells], id_width)
-        natural = natural_widths(all_cells) | {"id": max(len(s) for s in shown.values())}
+        natural = natural_widths(all_cells, columns) | {"id": max(len(s) for s in shown.values())}
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for col in cols:
             table.add_column(col, justify="right" if col in NUMERIC else "left", no_wrap=col != "note",
                              overflow="fold" if col == "note" else "ellipsis",
                              min_width=None if col == "note" else natural[col])
-        status = COLUMNS.index("status")
+        status = columns.index("status")
         for cells in all_cells:
             style = state_style(cells[status])
             out_cells = []
             for col in cols:
-                i = COLUMNS.index(col)
+                i = columns.index(col)
                 text = shown[cells[0]] if col == "id" else cells[i]
                 out_cells.append(f"[{style}]{text}[/]" if i == status and style and con.is_terminal
                                  else _escape(text))
             table.add_row(*out_cells)
         con.print(table)
-        dropped = [c for c in COLUMNS if c not in cols]
+        dropped = [c for c in columns if c not in cols]
         if dropped and con.is_terminal:
             con.print(f"(not shown at this width: {', '.join(dropped)}; --format json has every field)",
                       style="dim", markup=False)

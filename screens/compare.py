@@ -15,8 +15,9 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from core.results.groups import RunGroup, group_runs
+from core.results.groups import RunGroup, group_runs, step_to
 from core.spec.config import RunConfig
+from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, pct
 
@@ -28,6 +29,8 @@ from .widgets.report_export import export_report
 from .widgets.run_table import short_ids
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
+LR_FIELDS = ("optimizer", "lr", "schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "warmup_iters")
+X_LABELS = {"iter": "iterations", "epoch": "epochs", "time": "training time (s)"}
 
 
 def differing_settings(configs: list[RunConfig]) -> list[str]:
@@ -53,6 +56,7 @@ class CompareScreen(ChartKeys, Screen):
         *CHART_BINDINGS,
         TRAIN_BINDING,
         Binding("f", "toggle_groups", "Seed groups"),
+        Binding("x", "x_axis", "X axis: iterations, epochs, time", show=False),   # named in the legend
         Binding("e", "report", "Report"),
         Binding("escape", "back", "Back"),
     ]
@@ -64,12 +68,14 @@ class CompareScreen(ChartKeys, Screen):
         self._told_same = False
         self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds' results repeat)
         self.report_folder = None
+        self.x_axis: str | None = None         # iter, epoch or time (x); None: epochs when batch sizes differ
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         with Horizontal(id="plots"):
             yield CurvePlot(id="plot-plain")
             yield CurvePlot(id="plot-res")
+        yield CurvePlot(id="plot-lr", unit="")
         yield Static(id="legend")
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -122,6 +128,12 @@ class CompareScreen(ChartKeys, Screen):
         depth_keyed = all(len({_cfg(x).depth for x in group}) == len(group) for group in (plain, res))
         colors: dict = {}
         short = short_ids([i.id for i in runs], 12)      # ids that share their head keep the part that differs
+        x_axis = self.current_x(runs)
+        varied = [k for k in varied_fields([_cfg(x) for x in items])
+                  if k not in ("name", "sweep_name") and not (self.grouped and k == "seed")]
+
+        def label_of(x) -> str:             # by what varies ('lr=0.05 batch_size=64'), else the id
+            return describe(_cfg(x), varied) or (x.name if self.grouped else short[x.id])
 
         def color_of(x) -> str:
             key = _cfg(x).depth if depth_keyed else id(x)
@@ -135,17 +147,20 @@ class CompareScreen(ChartKeys, Screen):
             for x in group:
                 cfg = _cfg(x)
                 name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
-                label = f"{cfg.depth}" if depth_keyed else (x.name if self.grouped else short[x.id])
+                label = f"{cfg.depth}" if depth_keyed else label_of(x)
                 if self.grouped:
-                    out.extend(self._group_series(x, name if depth_keyed else x.name, color_of(x), label,
-                                                  marker_of(x)))
+                    out.extend(self._group_series(x, name if depth_keyed else label, color_of(x), label,
+                                                  marker_of(x), x_axis))
                     continue
                 tail = self._tails.get(x.id)
                 if tail is not None:
                     tail.read()
                 color = color_of(x)
-                train, test = run_series(name if depth_keyed else x.id, tail.rows if tail else [], x.epochs,
+                train, test = run_series(name if depth_keyed else label, tail.rows if tail else [], x.epochs,
                                          color, end_label=label, marker=marker_of(x))
+                to = step_to(x, x_axis)
+                for series in (train, test):
+                    series.xs = [to(v) for v in series.xs]
                 out.extend([train, test] if self.show_train else [test])
             return out
 
@@ -158,20 +173,50 @@ class CompareScreen(ChartKeys, Screen):
         plots = [self.query_one("#plot-plain", CurvePlot), self.query_one("#plot-res", CurvePlot)]
         plots[1].display = both
         for plot, (title, _), series in zip(plots, panels, all_series):
-            plot.title = axis_title(title or "error % vs iterations", self.y_mode, self.y_log, short=bool(title))
+            plot.title = axis_title(title or f"error % vs {X_LABELS[x_axis]}", self.y_mode, self.y_log,
+                                    short=bool(title))
             plot.series = series
             (plot.ymin, plot.ymax), plot.xmax, plot.log = limits, xmax, self.y_log   # both panels on the same axes
+        self._draw_lr(items, [color_of(x) for x in items], x_axis, xmax)
         flat = [s for group in all_series for s in group if not s.dotted]
         text = legend(flat)
         text.append("   (dotted: training error; solid, marked at epoch ends: test error; z: y range, y: log)"
                     if self.show_train else "   (test error; z: y range, y: log)", style="dim")
         if self.grouped:
             text.append("; seed groups: means, sparse dots: min-max of test error (f: single runs)", style="dim")
+        if x_axis != "iter" or self.x_axis:
+            text.append(f"; x axis: {X_LABELS[x_axis]} (x: iterations, epochs, time)", style="dim")
         self.query_one("#legend", Static).update(text)
 
-    def _group_series(self, group: RunGroup, name: str, color: str, end_label: str, marker: str) -> list[Series]:
+    def current_x(self, runs: list[RunInfo]) -> str:
+        """The x axis: as chosen with x, else epochs when batch sizes or training sets differ (their iterations do
+        not line up), else iterations."""
+        if self.x_axis:
+            return self.x_axis
+        sizes = {(i.config.batch_size, i.config.max_train_images) for i in runs}
+        return "epoch" if len(sizes) > 1 else "iter"
+
+    def _draw_lr(self, items: list, colors: list[str], x_axis: str, xmax: float | None) -> None:
+        """The learning rate of each run or group below the errors, when their schedules differ (lr, decay, warm-up):
+        where a rate dropped shows against the error curves above, on the same x axis."""
+        plot = self.query_one("#plot-lr", CurvePlot)
+        schedules = {tuple(str(getattr(_cfg(x), k)) for k in LR_FIELDS) for x in items}
+        plot.display = len(schedules) > 1
+        if not plot.display:
+            return
+        series = []
+        for x, color in zip(items, colors):
+            band = x.lr_curve(x_axis) if isinstance(x, RunGroup) else RunGroup(x.config, [x]).lr_curve(x_axis)
+            if band is not None:
+                series.append(Series("lr", band.xs, band.mean, color=color))
+        top = max([y for s in series for y in s.ys] or [1.0])
+        plot.title = f"learning rate vs {X_LABELS[x_axis]}"
+        plot.series, plot.ymin, plot.ymax, plot.xmax = series, 0.0, top * 1.1, xmax
+
+    def _group_series(self, group: RunGroup, name: str, color: str, end_label: str, marker: str,
+                      x_axis: str = "iter") -> list[Series]:
         """A group's mean training error (dotted), the min and max of its test error (sparse) and its mean (solid)."""
-        train, test = group.curves()
+        train, test = group.curves(x_axis)
         out: list[Series] = []
         if train is not None and self.show_train:
             out.append(Series(f"{name} train", train.xs, train.mean, color=color, dotted=True))
@@ -228,6 +273,11 @@ class CompareScreen(ChartKeys, Screen):
                       Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
                       ", ".join(sorted({i.state for i in g.runs}))]
             table.add_row(*cells, key=g.runs[0].id)
+
+    def action_x_axis(self) -> None:
+        axes = ("iter", "epoch", "time")
+        self.x_axis = axes[(axes.index(self.current_x(self.infos())) + 1) % len(axes)]
+        self.refresh_view()
 
     def action_toggle_groups(self) -> None:
         self.grouped = not self.grouped

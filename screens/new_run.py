@@ -26,17 +26,18 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core.data.datasets import DataError, find_data, resolve_data_dir
-from core.data.plan import planned_steps, warmup_steps
+from core.data.plan import milestone_error, planned_steps, scale_milestones, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
 from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
 from core.spec.field_help import FIELD_HELP, GROUPS
-from core.spec.grid import grid_configs
+from core.spec.grid import grid_configs, parse_variant
 from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
 from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
-from .widgets.form_text import focus_help_text, summary_text
+from .widgets.form_text import VARIANTS_HELP, focus_help_text, summary_text
+from .widgets.ordered_input import OrderedInput
 from .widgets.typeahead import replay
 
 WHERE = (("queue (background, every GPU)", "queue"),
@@ -95,6 +96,9 @@ class NewRunScreen(Screen):
         self._pending: RunConfig | None = None    # a clone's settings that came before the fields were built
         self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
         self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
+        # the recipe whose milestones a shorter run scales (core.data.plan.scale_milestones), and the last scaling
+        self._recipe = C.preset(self.preset_name) if self.preset_name in PRESETS else (initial or RunConfig())
+        self._scaled: tuple[tuple, str] | None = None
 
     @property
     def ready(self) -> bool:
@@ -115,6 +119,10 @@ class NewRunScreen(Screen):
                 yield Label("runs in", classes="name")
                 yield Choice([(label if self.gpu or key != "queue" else WHERE_NO_GPU, key) for label, key in WHERE],
                              self.where, id="where", classes="span2")
+                yield Label("variants", classes="name", id="label-variants")
+                yield OrderedInput("", placeholder="optimizer=sgd lr=0.1; optimizer=adam lr=0.001", compact=True,
+                                   id="f-variants", classes="field")
+                yield Static("" if narrow else VARIANTS_HELP, classes="msg help", id="msg-variants")
             for group, names in GROUPS.items():
                 yield Static(group, classes="group")
                 with Grid(classes="fields", id=f"group-{group}"):
@@ -203,6 +211,17 @@ class NewRunScreen(Screen):
                 raw[f.name] = self.query_one(f"#f-{f.name}").value
         return raw
 
+    def variants(self) -> tuple[list[dict], str | None]:
+        """The paired settings typed in the variants field ('optimizer=sgd lr=0.1; optimizer=adam lr=0.001'), and
+        what is wrong with them (None when nothing)."""
+        out = []
+        for part in (p for p in self.query_one("#f-variants", Input).value.split(";") if p.strip()):
+            try:
+                out.append(parse_variant(part))
+            except ValueError as exc:
+                return [], f"{part.strip()!r}: {exc}"
+        return out, None
+
     def set_value(self, name: str, value: Any) -> None:
         """Put a value in a field as the program (a preset, a clone), not as a user edit."""
         if name == "shortcut":
@@ -226,6 +245,7 @@ class NewRunScreen(Screen):
 
     def apply_preset(self, name: str) -> None:
         """Fill the fields a preset defines; data, device and run settings stay as the user set them."""
+        self._recipe, self._scaled = C.preset(name), None
         for key, value in PRESETS[name].items():
             self.set_value(key, value)
         self._preset_help(PRESET_HELP[name])
@@ -233,16 +253,40 @@ class NewRunScreen(Screen):
 
     # -- validation --------------------------------------------------------------------------------------------------
     def revalidate(self) -> None:
-        self.configs, self.errors = grid_configs(self.raw_values())
+        variants, problem = self.variants()
+        self.configs, self.errors = grid_configs(self.raw_values(), variants)
+        if problem:
+            self.errors["variants"], self.configs = problem, []
+        for key in sorted({k for v in variants for k in v} & set(self.errors)):   # a variant's value is at fault
+            self.errors.setdefault("variants", f"{key}: {self.errors.pop(key)}")
         self.notes = {}
         if self.configs:
+            self._fit_milestones(self.configs[0])
+        if self.configs:
             self._check_fit(self.configs[0])
-        for f in fields(RunConfig):
-            self._show_message(f.name)
+        for name in [f.name for f in fields(RunConfig)] + ["variants"]:
+            self._show_message(name)
         self._show_summary()
         self.query_one("#launch", Button).disabled = bool(self.errors)
         if self.focused is not None and self.focused.id:
             self._show_focus_help(self.focused)      # its error (or none) as the field holds it now
+
+    def _fit_milestones(self, cfg: RunConfig) -> None:
+        """The CLI's rule for milestones: a recipe shortened without new milestones has them scaled to the same
+        fractions of the run (the field shows them, with a note); milestones typed past the run's end are an error
+        that says what to enter."""
+        scaled, note = scale_milestones(cfg, self._recipe)
+        if note:
+            self._scaled = (scaled.milestones, note)
+            self.set_value("milestones", scaled.milestones)
+            self.configs, self.errors = grid_configs(self.raw_values(), self.variants()[0])
+            if not self.configs:
+                return
+            cfg = self.configs[0]
+        if self._scaled and cfg.milestones == self._scaled[0]:
+            self.notes["milestones"] = self._scaled[1]
+        elif problem := milestone_error(cfg):
+            self.errors["milestones"], self.configs = problem, []
 
     def _check_fit(self, cfg: RunConfig) -> None:
         """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
@@ -283,7 +327,7 @@ class NewRunScreen(Screen):
         elif note:
             msg.update(Text("⚠ " + note, style="yellow"))
         else:   # narrow: the help is in the panel under the form (an empty line keeps the row one line high)
-            msg.update("" if self._narrow else Text(FIELD_HELP[name]))
+            msg.update("" if self._narrow else Text(FIELD_HELP.get(name, VARIANTS_HELP)))
         msg.set_class(invalid, "invalid")
         label.set_class(invalid, "invalid")
         msg.set_class(not invalid and not note, "help")

@@ -172,7 +172,8 @@ class RunsScreen(Screen):
         elif self._seeds_repeat(all_infos):
             title.append("  ·  f: seed groups", style="cyan")
         if self.sort_column and not self.grouped:
-            label = dict(COLUMNS)[self.sort_column].strip() or self.sort_column    # the mark column: 'mark'
+            label = dict(COLUMNS).get(self.sort_column, self.sort_column.removeprefix("v:")).strip() \
+                or self.sort_column    # the mark column: 'mark', a varied setting: its name
             title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
         title = with_folder(title, str(app.store.root), self.size.width - 2)
         self.query_one("#title", Static).update(title)
@@ -351,7 +352,7 @@ class RunsScreen(Screen):
             self.set_focus(self.query_one(GroupsTable) if self.grouped else self.query_one(RunsTable))
 
     def action_cycle_sort(self) -> None:
-        keys = [k for k, _ in COLUMNS]
+        keys = self.query_one(RunsTable).column_keys()
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else "id"
         self.sort_reverse = False
         self.refresh_table()

@@ -49,3 +49,55 @@ def warmup_error(cfg: Any) -> str:
         return ""
     return (f"{cfg.warmup_iters:,} iterations is longer than the whole run (about {total:,} iterations); a warm-up "
             f"takes at most a tenth of the run ({warmup_steps(cfg.warmup_iters, total):,} here)")
+
+
+def milestone_error(cfg: Any, iters_per_epoch: int | None = None) -> str | None:
+    """What is wrong with a multistep schedule's milestones for this run's planned length, the same rule for
+    iteration and epoch milestones (RunConfig.validate checks those it can without the data's size): a milestone at
+    or past the run's end never divides the rate. The message says what to pass: the paper's places, half and three
+    quarters of the run (32000 and 48000 of 64000 iterations). None when they fit."""
+    if cfg.schedule != "multistep" or not cfg.milestones:
+        return None
+    ipe, total = planned_steps(cfg, iters_per_epoch)
+    by_epoch = cfg.milestone_unit == "epoch"
+    end = math.ceil(total / ipe) if by_epoch else total
+    if cfg.milestones[-1] < end:
+        return None
+    unit = "epoch" if by_epoch else "iteration"
+    about = f", about {total:,} iterations" if not by_epoch else ""
+    length = f"{cfg.iterations:,} iterations" if cfg.iterations else \
+        f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}{about}"
+    fit = sorted({max(1, round(end * f)) for f in (0.5, 0.75)} - {end}) if end > 1 else []
+    fix = (f"pass milestones inside it, e.g. {','.join(map(str, fit))} ({unit}s: half and three quarters of the "
+           f"run, as the paper's 32000,48000 of 64000)") if fit else "use schedule constant or a longer run"
+    return (f"milestones {','.join(map(str, cfg.milestones))} ({unit}s) lie past the end of this run ({length}): "
+            f"the rate would never drop; {fix}")
+
+
+def _length(cfg: Any) -> int:
+    """The run's length in its milestones' unit (epochs or iterations), from the data's planned size."""
+    ipe, total = planned_steps(cfg)
+    return math.ceil(total / ipe) if cfg.milestone_unit == "epoch" else total
+
+
+def scale_milestones(cfg: Any, recipe: Any) -> tuple[Any, str | None]:
+    """A recipe shortened without new milestones (``--epochs 6`` on the lab report's 164 epochs, ``--iterations 20``
+    on the paper's 64000): its milestones moved to the same fractions of this run, and the sentence that says so.
+    ``recipe`` is the config before the length was changed. Unchanged (and no sentence) when they fit already or
+    the recipe's length is the run's."""
+    if cfg.schedule != "multistep" or not cfg.milestones or cfg.milestones != recipe.milestones:
+        return cfg, None
+    if cfg.milestone_unit == "epoch" and not cfg.iterations:
+        if cfg.milestones[-1] < cfg.epochs:
+            return cfg, None
+    elif milestone_error(cfg) is None:
+        return cfg, None
+    old_len, new_len = _length(recipe), _length(cfg)
+    if old_len <= new_len:
+        return cfg, None
+    moved = [m for m in sorted({round(m * new_len / old_len) for m in cfg.milestones}) if 1 <= m < new_len]
+    unit = "epoch" if cfg.milestone_unit == "epoch" else "iteration"
+    scaled = cfg.with_overrides(milestones=tuple(moved), milestone_unit=cfg.milestone_unit)
+    old = ",".join(map(str, cfg.milestones))
+    return scaled, (f"milestones scaled from {old} of {old_len:,} {unit}s to {','.join(map(str, moved)) or 'none'} "
+                    f"of this run's {new_len:,} (the same fractions); pass milestones to choose them")

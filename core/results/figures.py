@@ -88,6 +88,63 @@ def fig6(groups: Sequence[RunGroup]):
     return fig
 
 
+X_LABELS = {"iter": "iterations", "epoch": "epochs", "time": "training time (s)"}
+
+
+def _palette(n: int) -> list:
+    """n distinct colours: matplotlib's 10-colour cycle, tab20 beyond 10, evenly spaced viridis beyond 20."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return list(colormaps["tab10"].colors[:n])
+    if n <= 20:
+        return list(colormaps["tab20"].colors[:n])
+    return [colormaps["viridis"](i / max(1, n - 1)) for i in range(n)]
+
+
+def fig_sweep(groups: Sequence[RunGroup], labels: Sequence[str], x: str = "iter", title: str = ""):
+    """A sweep's curves: test error (bold) and training error (dashed) on top, the learning rate below (so the
+    timing of a decay shows), one colour per group, labelled only by what varies (``labels``, one per group). The
+    legend stands outside the axes to the right, in columns of at most 18 entries, so 20+ runs stay readable."""
+    Figure = matplotlib_figure()
+    if not groups:
+        raise ReportError("no runs to draw")
+    colours = _palette(len(groups))
+    ncol = max(1, math.ceil(len(groups) / 18))
+    fig = Figure(figsize=(7.0 + 2.4 * ncol, 5.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ends, handles, rates = [], [], []
+    for g, label, c in zip(groups, labels, colours):
+        train, test = g.curves(x)
+        ends += [b.mean[-1] for b in (train, test) if b is not None]
+        if train is not None:
+            top.plot(train.xs, train.mean, linestyle="--", linewidth=0.8, color=c)
+        if test is not None:
+            line, = top.plot(test.xs, test.mean, linewidth=2.2, color=c, marker="o" if len(test.xs) <= 12 else None,
+                             markersize=3.5, label=f"{label} (n={g.n})" if g.n > 1 else label)
+            handles.append(line)
+            if test.n > 1:
+                top.fill_between(test.xs, test.lo, test.hi, color=c, alpha=0.18, linewidth=0)
+        lr = g.lr_curve(x)
+        if lr is not None:     # a row's lr is the rate of the iterations up to it: a step from the left, from 0
+            bottom.plot([0.0, *lr.xs], [lr.mean[0], *lr.mean], color=c, linewidth=1.2, drawstyle="steps-pre")
+            rates += [v for v in lr.mean if v > 0]
+    top.set_ylabel("error (%)")
+    top.set_ylim(0, _y_top(ends))
+    top.grid(True, alpha=0.3)
+    top.set_title(title or "test error (bold) and training error (dashed)", fontsize="medium")
+    bottom.set_ylabel("learning rate")
+    bottom.set_xlabel(X_LABELS.get(x, x))
+    bottom.set_xlim(left=0)
+    if rates and max(rates) > 20 * min(rates):     # SGD's 0.1 beside Adam's 0.001: both show on a log axis
+        bottom.set_yscale("log")
+    else:
+        bottom.set_ylim(bottom=0)
+    bottom.grid(True, alpha=0.3)
+    fig.legend(handles=handles, loc="outside right upper", ncols=ncol, fontsize="small", frameon=False)
+    return fig
+
+
 @dataclass
 class ResponseCurve:
     """Layer-response standard deviations of one network (a group: the mean over its runs)."""
@@ -137,4 +194,4 @@ def save(fig, out_dir: Path, stem: str, formats: Sequence[str] = FIGURE_FORMATS)
     return paths
 
 
-__all__ = ["fig6", "fig7", "save", "ResponseCurve", "FIGURE_FORMATS", "KIND_TITLES"]
+__all__ = ["fig6", "fig7", "fig_sweep", "save", "ResponseCurve", "FIGURE_FORMATS", "KIND_TITLES"]

@@ -24,10 +24,15 @@ from core.util.errors import MissingDependency, ReportError  # noqa: F401 (re-ex
 from core.util.formatting import model_name
 
 # Fields that do not change what a run learns: runs differing only in these (and the seed) form one group.
-NOT_LEARNING = ("name", "data_dir", "download", "log_every", "device", "channels_last", "compile", "on_oom",
-                "deterministic", "tensorboard")
+NOT_LEARNING = ("name", "sweep_name", "data_dir", "download", "log_every", "device", "channels_last", "compile",
+                "on_oom", "deterministic", "tensorboard")
 KINDS = ("none", "A", "B")                       # table columns and figure panels, in the paper's order
 KIND_TITLES = {"none": "plain", "A": "ResNet A", "B": "ResNet B"}
+
+
+DATA_KEYS = ("dataset", "train_images", "test_images", "val_images", "fingerprint")   # core/data/identity.py
+DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
+X_AXES = ("auto", "epoch", "iter", "time")      # what the curves are drawn against
 
 
 def group_key(cfg: RunConfig) -> str:
@@ -36,6 +41,26 @@ def group_key(cfg: RunConfig) -> str:
     for name in ("seed", *NOT_LEARNING):
         d.pop(name, None)
     return json.dumps(d, sort_keys=True)
+
+
+def data_identity(info: RunInfo) -> dict:
+    """What a run trained on: the identity its trainer recorded at start (status.json "data": data set, image
+    counts, a fingerprint of the images), or for a run from before that, its data set and data folder."""
+    recorded = info.status.get("data") if isinstance(info.status, dict) else None
+    if isinstance(recorded, dict) and recorded.get("fingerprint"):
+        return {k: recorded.get(k) for k in DATA_KEYS}
+    cfg = info.config
+    return {"dataset": cfg.dataset, "data_dir": "" if cfg.dataset == "synthetic" else cfg.data_dir,
+            "max_train_images": cfg.max_train_images, "max_test_images": cfg.max_test_images}
+
+
+def data_text(identity: dict) -> str:
+    """'CIFAR-10, 500 training images, 100 test images' (or the data folder where no counts were recorded)."""
+    title = DATASET_TITLES.get(identity.get("dataset"), str(identity.get("dataset")))
+    if identity.get("train_images") is None:
+        return title + (f" from {identity['data_dir']}" if identity.get("data_dir") else "")
+    text = f"{title}, {identity['train_images']:,} training images, {identity['test_images']:,} test images"
+    return text + (f", {identity['val_images']:,} held out" if identity.get("val_images") else "")
 
 
 def is_partial(info: RunInfo) -> bool:
@@ -61,16 +86,32 @@ class RunGroup:
 
     config: RunConfig                      # the first run's config: the group's settings (its seed aside)
     runs: list[RunInfo] = field(default_factory=list)
+    data: dict = field(default_factory=dict)   # what every run of it trained on (data_identity)
 
     # -- the paper's figures ----------------------------------------------------------------------------------------
+    def per_seed(self) -> dict[int, list[float]]:
+        """Seed -> the final test errors (%) of its runs: two runs of one seed and settings are repeats."""
+        out: dict[int, list[float]] = {}
+        for i in self.runs:
+            if isinstance(i.final_test_err, (int, float)) and i.config is not None:
+                out.setdefault(i.config.seed, []).append(float(i.final_test_err))
+        return dict(sorted(out.items()))
+
     @property
     def finals(self) -> list[float]:
-        """Each run's final test error (%) (its last finished epoch), runs without one left out."""
-        return [float(e) for e in (i.final_test_err for i in self.runs) if isinstance(e, (int, float))]
+        """One final test error (%) per distinct seed (the mean of its repeats), runs without one left out: repeats
+        are not seeds, so n, mean and std count seeds."""
+        return [statistics.fmean(v) for v in self.per_seed().values()]
 
     @property
     def n(self) -> int:
+        """Distinct seeds with a final error."""
         return len(self.finals)
+
+    @property
+    def n_runs(self) -> int:
+        """Runs with a final error (more than ``n`` where a seed was repeated)."""
+        return sum(len(v) for v in self.per_seed().values())
 
     @property
     def best(self) -> float | None:
@@ -112,23 +153,55 @@ class RunGroup:
         if not self.n:
             return "-"
         f = f"{{:.{digits}f}}"
+        runs = f"; {self.n_runs} runs, {self.n} seed{'s' if self.n != 1 else ''}" if self.n_runs > self.n else ""
         if self.n == 1:
-            return f"{f.format(self.best)} (n=1)"
-        return f"{f.format(self.best)} ({f.format(self.mean)} ± {f.format(self.std)}, n={self.n})"
+            return f"{f.format(self.best)} (n=1{runs})"
+        return f"{f.format(self.best)} ({f.format(self.mean)} ± {f.format(self.std)}, n={self.n}{runs})"
 
     # -- curves ----------------------------------------------------------------------------------------------------
-    def curves(self) -> tuple[Band | None, Band | None]:
-        """(training error from steps.jsonl, test error at epoch ends) as mean with min-max band over the runs.
+    def curves(self, x: str = "iter") -> tuple[Band | None, Band | None]:
+        """(training error from steps.jsonl, test error at epoch ends) as mean with min-max band over the runs,
+        against ``x``: iterations, epochs or seconds of training (see ``step_to``).
 
-        The runs are put on one grid of iterations (the union of their points, linear interpolation); past the end
-        of a partial run the others go on alone."""
-        train = [_xy(Run(i.path).read_steps(), "err") for i in self.runs]
-        test = [_xy(i.epochs, "test_err") for i in self.runs]
+        The runs are put on one grid (the union of their points, linear interpolation); past the end of a partial
+        run the others go on alone."""
+        train = [_xy(Run(i.path).read_steps(), "err", step_to(i, x)) for i in self.runs]
+        test = [_xy(i.epochs, "test_err", step_to(i, x)) for i in self.runs]
         return band(train), band(test)
 
+    def lr_curve(self, x: str = "iter") -> Band | None:
+        """The learning rate the runs trained at (steps.jsonl), against ``x``: where a schedule drops shows."""
+        return band([_xy(Run(i.path).read_steps(), "lr", step_to(i, x)) for i in self.runs])
 
-def _xy(rows: Iterable[dict], key: str) -> tuple[list[float], list[float]]:
-    pts = [(float(r["step"]), float(r[key])) for r in rows
+
+def step_to(info: RunInfo, x: str):
+    """A function from iteration to ``x``: 'iter' (itself), 'epoch' (iterations / iterations per epoch) or 'time'
+    (seconds of training, interpolated between the ends of the run's epochs)."""
+    if x == "iter":
+        return lambda step: step
+    ends = [(float(r["step"]), float(r.get("seconds") or 0.0)) for r in info.epochs
+            if isinstance(r.get("step"), (int, float)) and r.get("step")]
+    if x == "epoch":
+        ipe = info.status.get("iters_per_epoch") if isinstance(info.status, dict) else None
+        if not isinstance(ipe, (int, float)) or ipe <= 0:
+            ipe = ends[0][0] / max(1, info.epochs[0].get("epoch", 1)) if ends else 1.0
+        return lambda step: step / ipe
+    xs, ts = [0.0] + [e[0] for e in ends], list(np.cumsum([0.0] + [e[1] for e in ends]))
+    return lambda step: float(np.interp(step, xs, ts)) if len(xs) > 1 else 0.0
+
+
+def pick_x(groups: Sequence["RunGroup"], x: str = "auto") -> str:
+    """The x axis for these groups: as asked, or for 'auto' epochs when batch sizes or training sets differ (their
+    iterations do not line up) or the runs' lengths are in epochs, else iterations (the paper's recipe)."""
+    if x != "auto":
+        return x
+    sizes = {(g.config.batch_size, g.data.get("train_images"), g.config.max_train_images) for g in groups}
+    by_epoch = any(g.config.iterations == 0 for g in groups)
+    return "epoch" if len(sizes) > 1 or by_epoch else "iter"
+
+
+def _xy(rows: Iterable[dict], key: str, to=lambda s: s) -> tuple[list[float], list[float]]:
+    pts = [(float(to(r["step"])), float(r[key])) for r in rows
            if isinstance(r.get("step"), (int, float)) and isinstance(r.get(key), (int, float))
            and math.isfinite(r[key])]
     pts.sort()
@@ -150,14 +223,16 @@ def band(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | No
 
 # -- grouping and selection --------------------------------------------------------------------------------------------
 def group_runs(infos: Iterable[RunInfo]) -> list[RunGroup]:
-    """Runs grouped by their settings but the seed; groups ordered by kind (plain, A, B), then depth."""
+    """Runs grouped by their settings but the seed, and by the data they trained on (runs on different data never
+    pool); groups ordered by kind (plain, A, B), then depth."""
     groups: dict[str, RunGroup] = {}
     for info in infos:
         if info.config is None:
             continue
-        key = group_key(info.config)
+        data = data_identity(info)
+        key = group_key(info.config) + json.dumps(data, sort_keys=True)
         if key not in groups:
-            groups[key] = RunGroup(info.config)
+            groups[key] = RunGroup(info.config, data=data)
         groups[key].runs.append(info)
     out = list(groups.values())
     for g in out:
@@ -167,10 +242,16 @@ def group_runs(infos: Iterable[RunInfo]) -> list[RunGroup]:
     return out
 
 
+def settings(g: RunGroup) -> dict:
+    """A group's settings that define it, its data among them ('data': data_text)."""
+    d = {k: v for k, v in g.config.to_dict().items() if k not in ("seed", *NOT_LEARNING)}    # RunConfig's order
+    return {**d, "data": data_text(g.data) if g.data else ""}
+
+
 def variant_labels(groups: Sequence[RunGroup]) -> dict[int, str]:
     """For each group (by id()), the settings besides depth and shortcut that tell it apart from the others
     ('width=64, optimizer=adam'); '' for all when every group shares them."""
-    dicts = [json.loads(group_key(g.config)) for g in groups]
+    dicts = [settings(g) for g in groups]
     keys = [k for k in (dicts[0] if dicts else {}) if k not in ("depth", "shortcut")
             and any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
     return {id(g): ", ".join(f"{k}={_short(d[k])}" for k in keys) for g, d in zip(groups, dicts)}

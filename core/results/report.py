@@ -1,11 +1,16 @@
-"""``write_report``: one folder with the Table 6-style table, the Fig. 6 and Fig. 7-style figures and report.md.
+"""``write_report``: one folder with the results of runs: tables, figures and report.md.
 
-Files (those of the formats asked for)::
+The runs are split by sweep (``sections``: each sweep gets its own table and figure; runs of no sweep together).
+A section where only depth and shortcut vary keeps the paper's layout; any other gets the layout by what varied
+(core/results/sweep.py). Files (those of the formats asked for; prefixed ``NAME-`` when several sweeps share a
+report)::
 
-    table6.md  table6.tex  table6.csv      the table (see table6.py)
-    fig6.png   fig6.svg    fig6.pdf        error curves (see figures.py)
+    table6.md  table6.tex  table6.csv      the paper's Table 6 layout (see table6.py)
+    fig6.png   fig6.svg    fig6.pdf        error curves as Fig. 6 (see figures.py)
+    table.md   table.tex   table.csv       a sweep's table: rows and columns the values it varied, effect lines
+    curves.png curves.svg  curves.pdf      a sweep's curves, one colour per value, the learning rate below
     fig7.png   fig7.svg    fig7.pdf        layer responses, when the runs' checkpoints and test images are here
-    report.md                              the table and figures embedded, each run's settings and environment
+    report.md                              the tables and figures embedded, each run's settings and environment
 
 The whole folder can be pasted into a write-up. Bad input raises ReportError before anything is written.
 """
@@ -17,16 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from core.results import figures
+from core.results import figures, sweep
 from core.results.groups import (
     MissingDependency,
     ReportError,
     RunGroup,
     group_runs,
     is_partial,
+    pick_x,
     select_runs,
+    settings,
     variant_labels,
 )
+from core.results.sweep import dimensions, is_paper_grid
 from core.results.table6 import build_table, to_csv, to_latex, to_markdown
 from core.store.runs import ACTIVE, Run, RunInfo
 from core.util.formatting import duration, pct, some_ids
@@ -65,12 +73,20 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(parts))
 
 
+def sections(usable: Sequence[RunInfo]) -> list[tuple[str, list[RunInfo]]]:
+    """The runs split by sweep (sweep_name; runs of no sweep together, last): unrelated sweeps get their own table
+    and figure instead of sharing one unreadable one."""
+    by: dict[str, list[RunInfo]] = {}
+    for info in usable:
+        by.setdefault(info.config.sweep_name, []).append(info)
+    return sorted(by.items(), key=lambda kv: (kv[0] == "", kv[0]))
+
+
 def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True, formats: Sequence[str] = FORMATS,
                  layer_responses: bool = True, device: str = "auto", data_dir: str | None = None,
-                 tensorboard: bool = False) -> Report:
+                 tensorboard: bool = False, x: str = "auto") -> Report:
     """Write the report of these runs into ``out_dir`` (created). See the module docstring."""
     usable, notes = select_runs(infos, named=named)
-    groups = group_runs(usable)
     figs = [f for f in formats if f in figures.FIGURE_FORMATS]
     if figs:
         figures.matplotlib_figure()              # a missing package is reported before anything is written
@@ -80,28 +96,89 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
         summary_writer()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(out_dir, notes=list(notes), groups=groups)
-    table = build_table(groups)
-    writers = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
-    for fmt in (f for f in formats if f in TABLE_FORMATS):
-        path = out_dir / f"table6.{fmt}"
-        path.write_text(writers[fmt](table))
-        report.files.append(path)
-    fig6_files: list[Path] = []
-    fig7_files: list[Path] = []
-    if figs:
-        fig6_files = figures.save(figures.fig6(groups), out_dir, "fig6", figs)
-        curves = response_curves(groups, report.notes, device, data_dir) if layer_responses else []
-        if curves:
-            fig7_files = figures.save(figures.fig7(curves), out_dir, "fig7", figs)
-    report.files += fig6_files + fig7_files
+    report = Report(out_dir, notes=list(notes))
+    parts = sections(usable)
+    body: list[str] = []
+    for name, runs in parts:
+        groups = group_runs(runs)
+        report.groups += groups
+        prefix = f"{name or 'other'}-" if len(parts) > 1 else ""
+        heading = (f"Sweep {name}" if name else "Runs of no sweep") if len(parts) > 1 or name else ""
+        write = _write_paper if is_paper_grid(dimensions(groups)) else _write_sweep
+        body += write(groups, out_dir, prefix, heading, formats, figs, report,
+                      dict(layer_responses=layer_responses, device=device, data_dir=data_dir, x=x))
     if tensorboard:
         report.notes += export_tensorboard(usable)
     md = out_dir / "report.md"
-    md.write_text(report_markdown(usable, groups, to_markdown(table), _embed(fig6_files), _embed(fig7_files),
-                                  report.notes))
+    md.write_text(report_markdown(usable, report.groups, body, report.notes))
     report.files.append(md)
     return report
+
+
+def _write_paper(groups: list[RunGroup], out_dir: Path, prefix: str, heading: str, formats: Sequence[str],
+                 figs: Sequence[str], report: Report, opts: dict) -> list[str]:
+    """Table 6, Fig. 6 and Fig. 7 of a depth x shortcut grid; the report.md lines that show them."""
+    table = build_table(groups)
+    writers = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
+    for fmt in (f for f in formats if f in TABLE_FORMATS):
+        path = out_dir / f"{prefix}table6.{fmt}"
+        path.write_text(writers[fmt](table))
+        report.files.append(path)
+    fig6_files: list[Path] = []
+    if figs:
+        fig6_files = figures.save(figures.fig6(groups), out_dir, f"{prefix}fig6", figs)
+    report.files += fig6_files
+    sub = "###" if heading else "##"
+    lines = ([f"## {heading}", ""] if heading else []) + [f"{sub} Test error (Table 6 layout)", "",
+                                                           to_markdown(table).rstrip(), ""]
+    if fig6_files:
+        lines += [f"{sub} Training curves (Fig. 6 layout)", "",
+                  f"![Training and test error over iterations]({_embed(fig6_files)})", "",
+                  "Dashed: training error, bold: test error; shaded: min-max over the seeds of a group.", ""]
+    return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
+
+
+def _write_fig7(groups: list[RunGroup], out_dir: Path, prefix: str, sub: str, figs: Sequence[str], report: Report,
+                opts: dict) -> list[str]:
+    """Fig. 7 (layer responses) of these groups when asked for and their checkpoints allow; its report.md lines."""
+    curves = response_curves(groups, report.notes, opts["device"], opts["data_dir"]) \
+        if figs and opts["layer_responses"] else []
+    if not curves:
+        return []
+    files = figures.save(figures.fig7(curves), out_dir, f"{prefix}fig7", figs)
+    report.files += files
+    return [f"{sub} Layer responses (Fig. 7 layout)", "", f"![Std of layer responses]({_embed(files)})", "",
+            "Standard deviation of each 3x3 layer's output after batch norm, before the addition and the "
+            "ReLU, over the test set (from each run's checkpoint.pt; mean over the seeds of a group).", ""]
+
+
+def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: str, formats: Sequence[str],
+                 figs: Sequence[str], report: Report, opts: dict) -> list[str]:
+    """The table by what varied (core/results/sweep.py), its effect lines and its curves with the lr below."""
+    table = sweep.build(groups)
+    writers = {"md": sweep.to_markdown, "tex": sweep.to_latex, "csv": sweep.to_csv}
+    for fmt in (f for f in formats if f in TABLE_FORMATS):
+        path = out_dir / f"{prefix}table.{fmt}"
+        path.write_text(writers[fmt](table))
+        report.files.append(path)
+    x = pick_x(groups, opts["x"])
+    varied = ", ".join(d.title for d in table.dims) or "nothing"
+    files: list[Path] = []
+    if figs:
+        ref = settings(groups[0])
+        groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
+        labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
+                  for g in groups]
+        fig = figures.fig_sweep(groups, labels, x, title=f"by {varied}: test error (bold), training error (dashed)")
+        files = figures.save(fig, out_dir, f"{prefix}curves", figs)
+        report.files += files
+    lines = ([f"## {heading}", ""] if heading else []) + [f"{'###' if heading else '##'} Test error by {varied}",
+                                                           "", sweep.to_markdown(table).rstrip(), ""]
+    if files:
+        lines += [f"![Error and learning rate over {figures.X_LABELS[x]}]({_embed(files)})", "",
+                  f"Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate. "
+                  f"{table.caption.partition(': ')[0].replace('Final test error (%) on', 'Data:')}.", ""]
+    return lines + _write_fig7(groups, out_dir, prefix, "###" if heading else "##", figs, report, opts)
 
 
 def _embed(paths: list[Path]) -> str:
@@ -155,21 +232,13 @@ def export_tensorboard(infos: Sequence[RunInfo]) -> list[str]:
 
 
 # -- report.md ---------------------------------------------------------------------------------------------------------
-def report_markdown(infos: Sequence[RunInfo], groups: Sequence[RunGroup], table_md: str, fig6: str, fig7: str,
+def report_markdown(infos: Sequence[RunInfo], groups: Sequence[RunGroup], body: Sequence[str],
                     notes: Sequence[str]) -> str:
     n_partial = sum(1 for i in infos if is_partial(i))
     lines = ["# Results", "",
              f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {len(groups)} group"
              f"{'s' if len(groups) != 1 else ''} of seeds, written {time.strftime('%Y-%m-%d %H:%M')}"
-             + (f"; {n_partial} of them partial (not finished)." if n_partial else "."), "",
-             "## Test error (Table 6 layout)", "", table_md.rstrip(), ""]
-    if fig6:
-        lines += ["## Training curves (Fig. 6 layout)", "", f"![Training and test error over iterations]({fig6})", "",
-                  "Dashed: training error, bold: test error; shaded: min-max over the seeds of a group.", ""]
-    if fig7:
-        lines += ["## Layer responses (Fig. 7 layout)", "", f"![Std of layer responses]({fig7})", "",
-                  "Standard deviation of each 3x3 layer's output after batch norm, before the addition and the "
-                  "ReLU, over the test set (from each run's checkpoint.pt; mean over the seeds of a group).", ""]
+             + (f"; {n_partial} of them partial (not finished)." if n_partial else "."), "", *body]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Appendix: settings and environment", ""] + _settings(infos) + [""] + _environment(infos)

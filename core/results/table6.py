@@ -11,7 +11,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from core.results.groups import KIND_TITLES, KINDS, RunGroup, variant_labels
+from core.results.groups import KIND_TITLES, KINDS, RunGroup, data_text, variant_labels
 from core.spec.config import LAB_REPORT_ERRORS, PAPER_ERRORS
 from core.util.formatting import pct
 
@@ -37,6 +37,7 @@ class Table6:
     kinds: list[str]                                 # columns present, in the order plain, A, B
     rows: list[Row]
     references: bool                                 # CIFAR-10: the paper's and the lab report's columns
+    data: str = ""                                   # what every run trained on ('CIFAR-10, 5,000 training images')
 
     @property
     def partial_runs(self) -> int:
@@ -59,7 +60,7 @@ class Table6:
         return out
 
     def caption(self) -> str:
-        what = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.dataset, self.dataset)
+        what = self.data or {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.dataset, self.dataset)
         text = (f"Final test error (%) on {what}: best (mean ± std, n) over seeds; std is the sample standard "
                 f"deviation.")
         if self.references:
@@ -87,7 +88,9 @@ def build_table(groups: list[RunGroup]) -> Table6:
             row.paper, row.lab_report = PAPER_ERRORS.get(row.depth), LAB_REPORT_ERRORS.get(row.depth)
     kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
     ordered = [rows[k] for k in sorted(rows)]
-    return Table6(dataset, kinds, ordered, refs)
+    datas = {data_text(g.data) for g in groups if g.data}
+    data = datas.pop() if len(datas) == 1 else ("the data given per row" if datas else "")
+    return Table6(dataset, kinds, ordered, refs, data)
 
 
 # -- writers -----------------------------------------------------------------------------------------------------------

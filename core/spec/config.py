@@ -99,6 +99,7 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     name: str = ""
+    sweep_name: str = ""
     log_every: int = 20
     tensorboard: bool = False
 
@@ -225,6 +226,9 @@ class RunConfig:
             e["seed"] = f"seed must be >= 0, got {number_text(self.seed)}"
         if self.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.name):
             e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
+        if self.sweep_name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.sweep_name):
+            e["sweep_name"] = ("sweep name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a "
+                               "symbol)")
         if self.log_every < 1:
             e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
         for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both

@@ -50,6 +50,8 @@ FIELD_HELP: dict[str, str] = {
     "seed": "Seed of the model initialisation, shuffling and augmentation",
     "deterministic": "Deterministic algorithms (bitwise-repeatable on the CPU; slower on GPU)",
     "name": "Run name (becomes the run id); empty = generated, e.g. r20-A-sgd-20261127-214501",
+    "sweep_name": ("The sweep this run belongs to (runs --sweep NAME, report --sweep NAME); a launch of several runs "
+                   "gets one generated when empty, e.g. lr-bs-1202-1530. Does not change what a run learns"),
     "log_every": "Write a point to steps.jsonl every this many iterations",
     "tensorboard": "Also write TensorBoard event files into the run's tensorboard/ folder (tensorboard --logdir runs/)",
 }
@@ -65,6 +67,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data_dir", "download", "val_split", "max_train_images", "max_test_images", "normalize",
              "augment"),
     "speed": ("precision", "channels_last", "compile", "on_oom", "micro_batches", "sync_bn"),
-    "run": ("device", "seed", "deterministic", "name", "log_every", "tensorboard"),
+    "run": ("device", "seed", "deterministic", "name", "sweep_name", "log_every", "tensorboard"),
 }
 assert sorted(sum(GROUPS.values(), ())) == sorted(_NAMES), "every RunConfig field in one group"

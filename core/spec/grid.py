@@ -1,20 +1,38 @@
-"""Grids of runs: several depths x shortcuts x seeds from one set of settings (the paper's Fig. 6 in one go).
+"""Grids and sweeps: several values of any setting, paired variants, and the product of them as runs.
 
-The form's depth/shortcut/seed fields and the CLI's ``queue add --depths 20,56,110 --shortcuts A,none --seeds 1-5``
-both come here. Lists are written ``20,56,110`` (commas or spaces), ranges ``1-5`` (both ends included) and may be
-mixed (``1-3,7``); shortcuts are ``A``, ``B`` or ``none`` (``plain`` is accepted for ``none``). Every error is
-reported per field, in RunConfig's own words, so a form can mark each bad field and a CLI can name each bad flag.
+The form's fields and the CLI's flags both come here:
+
+* ``--sweep FIELD=V1,V2`` (``parse_sweep``): several values of one setting, ``lr=0.1,0.05``, ``batch_size=64,128``;
+  whole-number settings take ranges too (``seed=1-5``, ``depth=20,56,110``); milestones take alternatives
+  separated by ``|`` (``milestones=51,75|90,120``); shortcuts are ``A``, ``B`` or ``none`` (``plain`` = none).
+  The form reads each field the same way (``20,56`` in depth, ``0.1,0.05`` in lr, ``2,4|4,5`` in milestones).
+* ``--variant "optimizer=sgd lr=0.1"`` (``parse_variant``): settings that only make sense together; each variant
+  is one value of a paired dimension.
+* ``expand``: one validated RunConfig per combination of the swept settings (in the order given, the last varying
+  fastest) times the variants, each carrying the sweep's name (``sweep_name``: given, or ``sweep_name_for``).
+  The CLI's ``--depths/--shortcuts/--seeds`` lists are sweeps of depth, shortcut and seed.
+
+Every error is reported per field, in RunConfig's own words, so a form can mark each bad field and a CLI can name
+each bad flag.
 """
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Iterable, Mapping
+import time
+from dataclasses import fields
+from typing import Any, Iterable, Mapping, Sequence
 
 from core.spec.config import SHORTCUTS, ConfigError, RunConfig
 
-GRID_FIELDS = ("depth", "shortcut", "seed")     # the fields that may take several values
+GRID_FIELDS = ("depth", "shortcut", "seed")     # the paper's grid (Table 6 / Fig. 6 in one go)
+NOT_SWEPT = ("name", "sweep_name", "data_dir", "device")   # names and folders: one value per launch
+SWEPT = tuple(f.name for f in fields(RunConfig) if f.name not in NOT_SWEPT)
 MAX_RUNS = 1000                                 # a typo such as 1-100000 must not create a folder per seed
+_TYPES = {f.name: f.type for f in fields(RunConfig)}
+# short names in run names and generated sweep names (lr0.1, bs64, w16, ms2_4)
+SHORT = {"batch_size": "bs", "width": "w", "milestones": "ms", "weight_decay": "wd", "momentum": "mom",
+         "max_train_images": "ntrain", "seed": "s", "epochs": "ep", "iterations": "it", "warmup_iters": "warm"}
 
 
 def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> list[int]:
@@ -59,30 +77,164 @@ def parse_shortcuts(value: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def expand(base: RunConfig, depths: Iterable[int] | None = None, shortcuts: Iterable[str] | None = None,
-           seeds: Iterable[int] | None = None) -> list[RunConfig]:
-    """One validated RunConfig per combination (depth-major, then shortcut, then seed), in that order.
+def _one(field: str, value: Any) -> Any:
+    """One value of ``field`` in its type; ValueError with RunConfig's own message."""
+    try:
+        return getattr(RunConfig.from_dict({field: value}), field)
+    except ConfigError as exc:
+        raise ValueError(exc.errors.get(field, str(exc))) from None
 
-    A dimension left as None keeps the base's value. With several runs and a base ``name``, each run's name gets
-    a suffix (``fig6-20A``, ``fig6-56plain-s3``) so the run ids stay readable and distinct. Raises ConfigError
-    mapping each bad field to its first message (a bad depth is reported once, not once per run)."""
-    depths = list(depths) if depths is not None else [base.depth]
-    shortcuts = list(shortcuts) if shortcuts is not None else [base.shortcut]
-    seeds = list(seeds) if seeds is not None else [base.seed]
-    combos = list(itertools.product(depths, shortcuts, seeds))
+
+def parse_values(field: str, value: Any) -> list:
+    """Several values of one setting: '0.1,0.05' for lr, '64,128' or '8-20' for whole numbers, '51,75|90,120' for
+    milestones (alternatives separated by '|'), 'A,none' for shortcuts, 'on,off' for switches. A single value is a
+    one-item list. Raises ValueError naming what is allowed."""
+    if field not in _TYPES:
+        raise ValueError(f"unknown setting {field!r}; allowed: {', '.join(SWEPT)}")
+    if field in NOT_SWEPT:
+        raise ValueError(f"{field} takes one value per launch; it cannot be swept")
+    if field == "shortcut":
+        return parse_shortcuts(value)
+    if field in ("depth", "seed"):
+        return parse_ints(value, field, {"depth": "20,56,110", "seed": "1,2,3"}[field])
+    if field == "milestones":
+        alts = value if isinstance(value, list) and value and isinstance(value[0], (list, tuple)) else \
+            [a for a in (str(value).split("|") if isinstance(value, str) else [value])]
+        out = [_one(field, a.strip() if isinstance(a, str) else a) for a in alts]
+        return list(dict.fromkeys(out))
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, str):
+        parts = [p for p in re.split(r"[,\s]+", value.strip()) if p] or [value]
+    else:
+        parts = [value]
+    out = []
+    for part in parts:
+        m = re.fullmatch(r"(\d+)-(\d+)", part) if _TYPES[field] == "int" and isinstance(part, str) else None
+        out += parse_ints(part, field) if m else [_one(field, part)]
+    if len(out) > MAX_RUNS:
+        raise ValueError(f"more than {MAX_RUNS} values")
+    return list(dict.fromkeys(out))
+
+
+def parse_sweep(text: str) -> tuple[str, list]:
+    """'lr=0.1,0.05' -> ('lr', [0.1, 0.05]). Raises ValueError naming the setting and what is allowed."""
+    field, sep, values = str(text).partition("=")
+    field = field.strip().replace("-", "_")
+    if not sep or not field or not values.strip():
+        raise ValueError(f"expected FIELD=V1,V2 such as lr=0.1,0.05 or milestones=51,75|90,120, got {text!r}")
+    return field, parse_values(field, values)
+
+
+def parse_variant(text: str) -> dict[str, Any]:
+    """'optimizer=adam lr=0.001' -> {'optimizer': 'adam', 'lr': 0.001}: settings applied together (one value each).
+    Raises ValueError naming the setting at fault."""
+    out: dict[str, Any] = {}
+    for item in str(text).split():
+        field, sep, value = item.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not field or not value:
+            raise ValueError(f"expected FIELD=VALUE pairs separated by spaces, such as \"optimizer=adam lr=0.001\", "
+                             f"got {item!r}")
+        values = parse_values(field, value)
+        if len(values) != 1:
+            raise ValueError(f"{field}: a variant sets one value; sweep several with --sweep {field}=...")
+        if field in out:
+            raise ValueError(f"{field} is set twice in one variant")
+        out[field] = values[0]
+    if not out:
+        raise ValueError("a variant sets at least one setting, such as \"optimizer=adam lr=0.001\"")
+    return out
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as written in flags and labels: 0.1, 64, 51,75 (milestones), on/off."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def varied_fields(configs: Sequence[RunConfig]) -> list[str]:
+    """The settings that differ between these runs (seed included, name not), in RunConfig's order."""
+    dicts = [c.to_dict() for c in configs]
+    return [k for k in (dicts[0] if dicts else {}) if k != "name" and any(d[k] != dicts[0][k] for d in dicts[1:])]
+
+
+def describe(cfg: RunConfig, keys: Sequence[str]) -> str:
+    """'lr=0.1 batch_size=64 seed=1': what sets this run apart in its sweep (``keys`` from varied_fields)."""
+    return " ".join(f"{k}={value_text(getattr(cfg, k))}" for k in keys if k != "sweep_name")
+
+
+def sweep_name_for(dims: Mapping[str, Sequence], variants: Sequence[Mapping[str, Any]], when: float | None = None,
+                   ) -> str:
+    """A name for a launch that was given none: what it varies and when, e.g. 'lr-batch_size-1202-1530'."""
+    varied = [k for k, v in dims.items() if len(v) > 1 and k != "seed"]
+    varied += [k for v in variants for k in v] if len(variants) > 1 else []
+    varied = list(dict.fromkeys(varied))
+    head = "-".join(SHORT.get(k, k) for k in varied[:3]) or "seeds"
+    return f"{head}-{time.strftime('%m%d-%H%M%S', time.localtime(when))}"
+
+
+def _suffix(values: Mapping[str, Any], dims: Mapping[str, Sequence], variants: Sequence[Mapping]) -> str:
+    """What tells a run of the grid apart, for its name: '-20A-s3' as before for the paper's grid, '-lr0.1-bs64'."""
+    out = ""
+    if len(dims.get("depth", ())) > 1 or len(dims.get("shortcut", ())) > 1:
+        out += f"-{values['depth']}{ {'none': 'plain'}.get(values['shortcut'], values['shortcut'])}"
+    for key, vals in dims.items():
+        if key not in GRID_FIELDS and len(vals) > 1:
+            out += f"-{SHORT.get(key, key)}{value_text(values[key])}"
+    if len(variants) > 1:
+        out += "-" + "-".join(value_text(values[k]) for k in variants[values["_variant"]])
+    if len(dims.get("seed", ())) > 1:
+        out += f"-s{values['seed']}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", out)
+
+
+def expand(base: RunConfig, depths: Iterable[int] | None = None, shortcuts: Iterable[str] | None = None,
+           seeds: Iterable[int] | None = None, *, sweeps: Mapping[str, Sequence] | None = None,
+           variants: Sequence[Mapping[str, Any]] = (), sweep_name: str | None = None) -> list[RunConfig]:
+    """One validated RunConfig per combination of ``sweeps`` (field -> values, the first varying slowest; depths,
+    shortcuts and seeds are sweeps of those fields) times ``variants``.
+
+    A dimension not given keeps the base's value. With several runs and a base ``name``, each run's name gets a
+    suffix (``fig6-20A``, ``fig6-56plain-s3``, ``lab-lr0.1-s1``) so the run ids stay readable and distinct. With
+    several runs each carries ``sweep_name`` (generated when None). Raises ConfigError mapping each bad field to its
+    first message (a bad depth is reported once, not once per run)."""
+    dims: dict[str, list] = {}
+    for key, vals in (("depth", depths), ("shortcut", shortcuts), *dict(sweeps or {}).items(), ("seed", seeds)):
+        if vals is not None:
+            dims[key] = list(vals)
+    variants = [dict(v) for v in variants] or [{}]
+    clash = sorted({k for v in variants for k in v} & {k for k, vals in dims.items()})
+    if clash:
+        raise ConfigError({clash[0]: f"{clash[0]} is both swept and set by a variant; give it in one of them"})
+    order = [k for k in ("depth", "shortcut") if k in dims] + [k for k in dims if k not in GRID_FIELDS]
+    order += ["_variant"] + (["seed"] if "seed" in dims else [])     # seeds vary fastest, as in the paper's grid
+    axes = {**dims, "_variant": range(len(variants))}
+    combos = [dict(zip(order, c)) for c in itertools.product(*(axes[k] for k in order))]
     if len(combos) > MAX_RUNS:
-        raise ConfigError({"depth": f"this grid has {len(combos)} runs; at most {MAX_RUNS} at once"})
+        raise ConfigError({next(iter(dims), "seed"): f"this grid has {len(combos)} runs; at most {MAX_RUNS} at once"})
+    if len(combos) > 1 and sweep_name is None and not base.sweep_name:
+        sweep_name = sweep_name_for(dims, variants if len(variants) > 1 else [])
     errors: dict[str, str] = {}
     configs = []
     name = base.name.strip()
-    for depth, shortcut, seed in combos:
-        values = {"depth": depth, "shortcut": shortcut, "seed": seed}
+    for combo in combos:
+        values: dict[str, Any] = {k: v for k, v in combo.items() if k != "_variant"}
+        values.update(variants[combo["_variant"]])
+        if sweep_name:
+            values["sweep_name"] = sweep_name
         if len(combos) > 1 and name:
-            sc = {"none": "plain"}.get(shortcut, shortcut)
-            suffix = (f"-{depth}{sc}" if len(depths) > 1 or len(shortcuts) > 1 else "")
-            suffix += f"-s{seed}" if len(seeds) > 1 else ""
-            values["name"] = name + suffix
-        cfg = base.with_overrides(**values)
+            full = {"depth": base.depth, "shortcut": base.shortcut, "seed": base.seed, **values, **combo}
+            values["name"] = name + _suffix(full, dims, variants)
+        try:
+            cfg = base.with_overrides(**values)
+        except ConfigError as exc:
+            for k, m in exc.errors.items():
+                errors.setdefault(k, m)
+            continue
         for k, m in cfg.validate().items():
             errors.setdefault(k, m)
         configs.append(cfg)
@@ -91,25 +243,28 @@ def expand(base: RunConfig, depths: Iterable[int] | None = None, shortcuts: Iter
     return configs
 
 
-def grid_configs(raw: Mapping[str, Any]) -> tuple[list[RunConfig], dict[str, str]]:
+def grid_configs(raw: Mapping[str, Any], variants: Sequence[Mapping[str, Any]] = ()
+                 ) -> tuple[list[RunConfig], dict[str, str]]:
     """The runs a form describes and every field's first error (no configs while any field is wrong).
 
-    ``raw`` maps RunConfig fields to what the user entered: text or values; ``depth`` and ``seed`` may be lists or
-    ranges, ``shortcut`` a list of ticked shortcuts or 'A,none'. Each other field is checked on its own, so every
-    bad field is reported at once."""
+    ``raw`` maps RunConfig fields to what the user entered: text or values. Every field of ``SWEPT`` may hold
+    several values (``parse_values``: '20,56', '0.1,0.05', '51,75 | 90,120', ``shortcut`` a list of ticked
+    shortcuts); ``variants`` are paired settings. Each field is checked on its own, so every bad field is reported
+    at once."""
     errors: dict[str, str] = {}
     dims: dict[str, list] = {}
-    parsers = {"depth": lambda v: parse_ints(v, "depth", "20,56,110"),
-               "seed": lambda v: parse_ints(v, "seed", "1,2,3"), "shortcut": parse_shortcuts}
-    for key, parse in parsers.items():
-        if key in raw:
-            try:
-                dims[key] = parse(raw[key])
-            except ValueError as exc:
-                errors[key] = str(exc)
     base: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in GRID_FIELDS:
+        if key in SWEPT and not isinstance(value, bool):
+            try:
+                vals = parse_values(key, value)
+            except ValueError as exc:
+                errors[key] = str(exc)
+                continue
+            if len(vals) > 1 or key in GRID_FIELDS:
+                dims[key] = vals
+            else:
+                base[key] = vals[0]
             continue
         try:
             RunConfig.from_dict({key: value})
@@ -118,7 +273,7 @@ def grid_configs(raw: Mapping[str, Any]) -> tuple[list[RunConfig], dict[str, str
             errors.update(exc.errors)
     try:
         cfg = RunConfig.from_dict(base)
-        configs = expand(cfg, dims.get("depth"), dims.get("shortcut"), dims.get("seed"))
+        configs = expand(cfg, sweeps=dims, variants=variants, sweep_name=cfg.sweep_name or None)
     except ConfigError as exc:
         for k, m in exc.errors.items():
             errors.setdefault(k, m)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from core.data.cifar import DataError, load_data
+from core.data.identity import data_identity
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
@@ -220,6 +221,7 @@ class Trainer:
             data = load_data(cfg)
         except DataError as exc:
             raise _Stop("failed", str(exc)) from None
+        self.data_identity = data_identity(data)    # what this run trains on (status.json "data", issue 18)
         try:
             ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
         except CheckpointError as exc:
@@ -262,7 +264,7 @@ class Trainer:
                           channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
                           devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
                           env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,
-                          elapsed_s=self.state.elapsed())
+                          elapsed_s=self.state.elapsed(), data=self.data_identity)
         self.emit(Started(run.id, resumed=bool(ckpt), step=self.state.step, total_steps=s.total_steps,
                           epoch=self.state.epoch, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           device=str(device)))

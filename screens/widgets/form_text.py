@@ -9,7 +9,10 @@ from rich.text import Text
 from core.data.plan import planned_steps
 from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
+from core.spec.grid import describe, varied_fields
 
+VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
+                 "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
               "there are device slots (every GPU), and keeps going after you quit or ssh drops (g shows the queue). "
               "this app: trains in a thread of this app, one run after another (quick CPU tries); quitting asks")
@@ -19,8 +22,10 @@ def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
     """The runs a launch creates, in order; runs that differ only in their seed are named once with their seeds
     ('ResNet-20 A w16 sgd x3 (seeds 1, 2, 3)', not the same label three times)."""
     groups: dict[str, list[int]] = {}
-    for cfg in configs:
-        groups.setdefault(cfg.label(), []).append(cfg.seed)
+    keys = [k for k in varied_fields(configs) if k not in ("depth", "shortcut", "width", "optimizer", "seed")]
+    for cfg in configs:      # a sweep's runs say what they vary: 'ResNet-20 A w16 sgd lr=0.05 batch_size=64'
+        label = cfg.label() + (f" {describe(cfg, keys)}" if keys else "")
+        groups.setdefault(label, []).append(cfg.seed)
     parts = [label if len(seeds) == 1 else f"{label} x{len(seeds)} (seeds {', '.join(map(str, seeds))})"
              for label, seeds in groups.items()]
     return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
@@ -34,6 +39,10 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -
     ipe, total = planned_steps(configs[0])
     epochs = total / ipe
     length = f" · about {total:,} iterations ({ipe:,} per epoch, {epochs:,.{0 if epochs >= 10 else 1}f} epochs)"
+    if len(configs) > 1:
+        steps = [planned_steps(c)[1] for c in configs]
+        if len(set(steps)) > 1:
+            length = f" · {sum(steps):,} iterations in all ({min(steps):,} to {max(steps):,} per run)"
     if where == "queue":
         text = f"✓ queues {len(configs)} run(s) for the scheduler: {labels}"
     elif len(configs) > 1:
@@ -49,7 +58,8 @@ def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: 
     name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
     preset_help = PRESET_HELP.get(preset, "your own settings")
     help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
-                                                   "any field afterwards", "where": WHERE_HELP}.get(widget_id, "")
+                                                   "any field afterwards", "where": WHERE_HELP,
+                                                   "f-variants": VARIANTS_HELP}.get(widget_id, "")
     if name in errors or name in notes:
         help_text = f"{help_text}  ({errors.get(name) or notes.get(name)})"
     if not help_text:

@@ -70,6 +70,7 @@ class GroupsTable(DataTable):
         current = self.current_group
         keep = current.runs[0].id if current is not None else None
         self.groups = groups
+        scroll_x = self.scroll_x        # kept across refreshes: a table read sideways stays where it was
         self.clear()
         for g in groups:
             cfg = g.config
@@ -84,7 +85,8 @@ class GroupsTable(DataTable):
                          states_text(g), Text(variants[id(g)], style="dim"), key=g.runs[0].id)
         keys = [g.runs[0].id for g in groups]
         if keep in keys:
-            self.move_cursor(row=keys.index(keep), animate=False)
+            self.move_cursor(row=keys.index(keep), animate=False, scroll=False)
+        self.scroll_to(x=scroll_x, animate=False, immediate=True)
 
     @property
     def current_group(self) -> RunGroup | None:

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+from core.spec.grid import value_text, varied_fields
 from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
 from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
@@ -55,6 +56,20 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
                "best": "best_test_err", "paper": "paper_err", "depth": "depth", "shortcut": "shortcut",
                "width": "width", "optimizer": "optimizer", "schedule": "schedule", "duration": "duration_s",
                "speed": "images_per_s", "epoch_s": "epoch_s", "mem": "peak_mem_bytes", "note": "error"}
+
+
+# Settings a sweep varies get a column of their own ("v:lr", after paper%) while the runs shown differ in them; the
+# fixed columns already show depth, shortcut, width, optimizer, schedule and the length (epochs done/total).
+VARIED = ("lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
+          "lr_factor", "max_train_images", "augment", "normalize", "dataset", "sweep_name")
+VARIED_TITLES = {"batch_size": "batch", "milestones": "lr drops", "weight_decay": "wd", "max_train_images": "train n",
+                 "warmup_iters": "warm-up", "sweep_name": "sweep", "lr_factor": "lr x"}
+MAX_VARIED = 5
+
+
+def varied_columns(infos: list[RunInfo]) -> list[str]:
+    """The settings of ``VARIED`` in which these runs differ (at most MAX_VARIED): the table's extra columns."""
+    return [k for k in varied_fields([i.config for i in infos if i.config is not None]) if k in VARIED][:MAX_VARIED]
 
 
 ID_WIDTH = 20       # longer run ids are shortened (the line under the table has them whole) at 80 columns,
@@ -110,7 +125,8 @@ def matches(info: RunInfo, query: str) -> bool:
     hay = [info.id, info.state, info.error]
     if cfg is not None:
         hay += [cfg.label(), cfg.optimizer, cfg.schedule, cfg.dataset, f"depth{cfg.depth}", f"d{cfg.depth}",
-                "plain" if cfg.shortcut == "none" else "resnet"]
+                "plain" if cfg.shortcut == "none" else "resnet", cfg.sweep_name]
+        hay += [f"{k}={value_text(getattr(cfg, k))}" for k in VARIED if k != "sweep_name"]   # lr=0.1 batch_size=64
     text = " ".join(hay).lower()
     return all(word in text for word in query.lower().split())
 
@@ -124,7 +140,11 @@ def natural(text: str) -> tuple:
 def sort_key(info: RunInfo, column: str, marked: set[str]):
     if column == "mark":
         return (False, (info.id not in marked, natural(info.id)))
-    value = run_summary_row(info).get(SORT_FIELDS.get(column, "id"))
+    if column.startswith("v:"):     # a varied setting's column
+        value = getattr(info.config, column[2:], None) if info.config is not None else None
+        value = value_text(value) if isinstance(value, (tuple, bool)) else value
+    else:
+        value = run_summary_row(info).get(SORT_FIELDS.get(column, "id"))
     # None (unknown) sorts last whichever the direction; numbers before text
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (value is None, (0, value))
@@ -148,8 +168,24 @@ class RunsTable(DataTable):
         self.fixed_columns = 2          # the mark and the run stay in view when the table scrolls sideways
         self._id_width = ID_WIDTH       # run ids shortened to this (whole on wide terminals)
         self._cells: dict[str, tuple[tuple, dict]] = {}   # run id -> (what its cells were made of, the cells)
+        self._varied: list[str] = []    # the varied settings shown as columns
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def column_keys(self) -> list[str]:
+        """The column keys in order: the fixed ones with the varied settings after paper%."""
+        keys = [k for k, _ in COLUMNS]
+        at = keys.index("paper") + 1
+        return keys[:at] + [f"v:{k}" for k in self._varied] + keys[at:]
+
+    def _set_varied(self, varied: list[str]) -> None:
+        """Rebuild the columns with these varied settings after paper%: the runs shown now differ in them."""
+        self._varied = varied
+        self.clear(columns=True)
+        labels = dict(COLUMNS)
+        for key in self.column_keys():
+            name = key[2:]
+            self.add_column(labels.get(key) or VARIED_TITLES.get(name, name), key=key)
 
     def show(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress] | None = None) -> None:
         """Make the table show these runs in this order (cells, rows and order), keeping the cursor."""
@@ -161,8 +197,12 @@ class RunsTable(DataTable):
             self._id_width = id_width
             current = []                                    # rebuilt, the run column sized afresh
             self.columns[ColumnKey("id")].content_width = 0
+        varied = varied_columns(infos)
+        if varied != self._varied:
+            self._set_varied(varied)
+            current = []
         shown = short_ids(wanted, id_width)
-        cells, remade = self._cells_of(infos, marked, live, id_width, shown)
+        cells, remade = self._cells_of(infos, marked, live, id_width, shown, varied)
         if wanted == current:
             for run_id in remade:
                 for key, value in cells[run_id].items():
@@ -174,7 +214,7 @@ class RunsTable(DataTable):
         scroll = self.scroll_x, self.scroll_y
         self.clear()
         for run_id in wanted:
-            self.add_row(*[cells[run_id][k] for k, _ in COLUMNS], key=run_id)
+            self.add_row(*[cells[run_id][k] for k in self.column_keys()], key=run_id)
         if cursor_id in cells:
             self.move_cursor(row=wanted.index(cursor_id), animate=False, scroll=False)
         elif wanted:                    # its run went (deleted): the row that took its place, not the top
@@ -182,19 +222,23 @@ class RunsTable(DataTable):
         self.scroll_to(*scroll, animate=False, immediate=True)
 
     def _cells_of(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress], id_width: int,
-                  shown: dict[str, str]) -> tuple[dict[str, dict], list[str]]:
+                  shown: dict[str, str], varied: list[str]) -> tuple[dict[str, dict], list[str]]:
         """Each run's cells, made again only for the runs whose info, mark, live progress or shown id changed
         (the watcher replaces a run's RunInfo when it re-reads it): with thousands of runs a refresh costs what
         changed, not every row (issue 21, point 10). Returns the cells and the ids made again."""
         cells, remade, cache = {}, [], {}
         for info in infos:
-            made_of = (info, info.id in marked, live.get(info.id), id_width, shown[info.id])
+            made_of = (info, info.id in marked, live.get(info.id), id_width, shown[info.id], tuple(varied))
             old = self._cells.get(info.id)
             if old is not None and all(a is b or a == b for a, b in zip(old[0][1:], made_of[1:])) \
                     and old[0][0] is info:
                 row = old[1]
             else:
                 row = row_cells(info, made_of[1], made_of[2], id_width, made_of[4])
+                for k in varied:             # the settings the runs shown vary (a sweep), one column each
+                    value = getattr(info.config, k, None) if info.config is not None else None
+                    row[f"v:{k}"] = Text("-" if value is None else value_text(value),
+                                         justify="right" if isinstance(value, (int, float)) else "left")
                 remade.append(info.id)
             cache[info.id] = (made_of, row)
             cells[info.id] = row

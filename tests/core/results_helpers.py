@@ -7,8 +7,9 @@ from tests.conftest import tiny_config
 
 def fake_run(store: RunStore, finals: list[float], *, depth: int = 20, shortcut: str = "A", seed: int = 0,
              state: str = "finished", total_epochs: int | None = None, ipe: int = 10, log_every: int = 5,
-             env: dict | None = None, **cfg) -> Run:
-    """A run whose epochs end with test errors ``finals`` (one epoch each) and a falling training error."""
+             env: dict | None = None, data: dict | None = None, **cfg) -> Run:
+    """A run whose epochs end with test errors ``finals`` (one epoch each) and a falling training error; ``data``:
+    the identity its trainer would have recorded (core/data/identity.py)."""
     total = total_epochs or len(finals)
     run = store.create(tiny_config(depth=depth, shortcut=shortcut, seed=seed, epochs=total, log_every=log_every,
                                    **cfg))
@@ -22,5 +23,6 @@ def fake_run(store: RunStore, finals: list[float], *, depth: int = 20, shortcut:
                           "test_loss": 1.1, "test_err": err, "lr": 0.1, "seconds": 1.0})
     run.update_status(state=state, epoch=len(finals), step=len(finals) * ipe, total_epochs=total,
                       total_steps=total * ipe, elapsed_s=12.0,
-                      env=env or {"torch": "2.x", "python": "3.11", "device": "cpu", "git_commit": "abc123"})
+                      env=env or {"torch": "2.x", "python": "3.11", "device": "cpu", "git_commit": "abc123"},
+                      **({"data": data} if data else {}))
     return run

@@ -273,3 +273,83 @@ async def test_the_runs_length_counts_the_data_folders_images_and_says_its_epoch
         form.query_one("#f-data_dir").value = str(cifar_small)
         await wait_for(pilot, lambda: "16 per epoch" in str(form.query_one("#summary").render()), 10, "the length")
         assert "about 64,000 iterations (16 per epoch, 4,000 epochs)" in str(form.query_one("#summary").render())
+
+
+async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(fixture_runs):
+    """Issue 18: typing 64,128 in batch size was refused ("expected an integer"); now any field that makes sense to
+    vary takes several values, milestones alternatives with |, and the summary says how many runs and what they
+    vary before the launch."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.set_value("epochs", "6")
+        form.set_value("iterations", "0")
+        form.set_value("milestone_unit", "epoch")
+        form.set_value("milestones", "2 | 4")
+        form.set_value("batch_size", "64,128")
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}
+        assert sorted((c.batch_size, c.milestones) for c in form.configs) == [
+            (64, (2,)), (64, (4,)), (128, (2,)), (128, (4,))]
+        assert len({c.sweep_name for c in form.configs}) == 1 and form.configs[0].sweep_name
+        summary = str(form.query_one("#summary").render())
+        assert "launches 4 run(s)" in summary or "queues 4 run(s)" in summary
+        assert "milestones=2 batch_size=64" in summary
+        form.set_value("batch_size", "64,x")
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "expected an integer, got 'x'" in form.errors["batch_size"]
+
+
+async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_the_end(fixture_runs):
+    """Issue 18, point 6, the CLI's rule in the form: a 3-epoch run of the paper's recipe trained at a constant 0.1
+    under milestones 32000,48000; now they are scaled to the same fractions of the run (with a note), and
+    milestones typed past its end are an error that says what to enter."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.apply_preset("he2016")
+        for name, value in (("dataset", "synthetic"), ("max_train_images", "256"), ("batch_size", "32"),
+                            ("epochs", "3"), ("iterations", "0")):
+            form.set_value(name, value)
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}, form.errors
+        # 256 images / 32 = 8 iterations per epoch, 24 in all: 32000/64000 and 48000/64000 of 24 -> 12, 18
+        assert form.query_one("#f-milestones").value == "12,18"
+        assert [c.milestones for c in form.configs] == [(12, 18)]
+        assert "scaled from 32000,48000 of 64,000 iterations to 12,18" in form.notes["milestones"]
+        form.set_value("milestones", "12,30")
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "lie past the end of this run" in form.errors["milestones"]
+
+
+async def test_form_variants_pair_settings_across_the_sweep(fixture_runs):
+    """SGD at lr 0.1 vs Adam at 0.001, two seeds: one launch from the form, the variants field pairing the
+    settings (the product would also make SGD at 0.001 and Adam at 0.1); a bad variant is the field's error."""
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        burst(app, "n")
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.query_one("#f-variants").value = "optimizer=sgd lr=0.1; optimizer=adam lr=0.001"
+        form.set_value("seed", "1,2")
+        form.revalidate()
+        await pilot.pause()
+        assert form.errors == {}, form.errors
+        assert [(c.optimizer, c.lr, c.seed) for c in form.configs] == [
+            ("sgd", 0.1, 1), ("sgd", 0.1, 2), ("adam", 0.001, 1), ("adam", 0.001, 2)]
+        form.query_one("#f-variants").value = "optimizer=adamx lr=0.001"
+        form.revalidate()
+        await pilot.pause()
+        assert form.configs == [] and "unknown optimizer 'adamx'" in form.errors["variants"]
+        assert "unknown optimizer" in str(form.query_one("#msg-variants").render())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.spec.config import ConfigError, RunConfig
-from core.spec.grid import expand, grid_configs, parse_ints, parse_shortcuts
+from core.spec.grid import expand, grid_configs, parse_ints, parse_shortcuts, parse_sweep, parse_variant
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -62,3 +62,60 @@ def test_grid_configs_from_form_values():
     assert cfgs == []
     assert set(errors) == {"depth", "shortcut", "seed", "lr", "epochs"}
     assert "whole numbers" in errors["depth"] and "runs backwards" in errors["seed"]
+
+
+# -- sweeps of any setting and paired variants (issue 18) --------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("lr=0.1,0.05", ("lr", [0.1, 0.05])), ("batch_size=64,128", ("batch_size", [64, 128])),
+    ("width=16 64", ("width", [16, 64])), ("seed=1-3", ("seed", [1, 2, 3])), ("epochs=2-4", ("epochs", [2, 3, 4])),
+    ("milestones=51,75|90,120", ("milestones", [(51, 75), (90, 120)])),
+    ("milestones=2|4", ("milestones", [(2,), (4,)])),
+    ("shortcut=A,plain", ("shortcut", ["A", "none"])), ("augment=on,off", ("augment", [True, False])),
+    ("batch-size=64", ("batch_size", [64])), ("iterations=32k,64k", ("iterations", [32000, 64000])),
+])
+def test_parse_sweep_values_in_each_settings_type(text, expected):
+    assert parse_sweep(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr=fast", "expected a number"), ("depth=20,x", "whole numbers"), ("foo=1,2", "unknown setting 'foo'"),
+    ("name=a,b", "takes one value per launch"), ("lr", "expected FIELD=V1,V2"), ("milestones=2,x|4", "51,75"),
+])
+def test_parse_sweep_rejects_with_the_setting_named(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_sweep(text)
+
+
+def test_variants_pair_settings_and_the_grid_is_their_product_with_the_sweeps():
+    assert parse_variant("optimizer=adam lr=0.001") == {"optimizer": "adam", "lr": 0.001}
+    for bad, message in (("optimizer=adam lr", "FIELD=VALUE"), ("lr=0.1,0.2", "one value"), ("", "at least one")):
+        with pytest.raises(ValueError, match=message):
+            parse_variant(bad)
+    base = RunConfig(name="opt", epochs=6, iterations=0, milestones=(3, 5), milestone_unit="epoch")
+    cfgs = expand(base, sweeps={"batch_size": [64, 128]}, seeds=[1, 2],
+                  variants=[{"optimizer": "sgd", "lr": 0.1}, {"optimizer": "adam", "lr": 0.001}], sweep_name="cmp")
+    assert [(c.batch_size, c.optimizer, c.lr, c.seed) for c in cfgs] == [
+        (64, "sgd", 0.1, 1), (64, "sgd", 0.1, 2), (64, "adam", 0.001, 1), (64, "adam", 0.001, 2),
+        (128, "sgd", 0.1, 1), (128, "sgd", 0.1, 2), (128, "adam", 0.001, 1), (128, "adam", 0.001, 2)]
+    assert {c.sweep_name for c in cfgs} == {"cmp"} and len({c.name for c in cfgs}) == 8
+    assert cfgs[2].name == "opt-bs64-adam-0.001-s1"
+    with pytest.raises(ConfigError, match="both swept and set by a variant"):
+        expand(base, sweeps={"lr": [0.1, 0.2]}, variants=[{"lr": 0.1}, {"lr": 0.01}])
+
+
+def test_a_launch_of_several_runs_gets_a_generated_sweep_name_and_one_run_none():
+    cfgs = expand(RunConfig(), sweeps={"lr": [0.1, 0.05]})
+    assert len({c.sweep_name for c in cfgs}) == 1 and cfgs[0].sweep_name.startswith("lr-")
+    assert expand(RunConfig(), sweeps={"lr": [0.1]})[0].sweep_name == ""
+    assert RunConfig(sweep_name="bad name").validate()["sweep_name"].startswith("sweep name may use")
+
+
+def test_form_fields_take_several_values_of_any_setting():
+    cfgs, errors = grid_configs({"lr": "0.1, 0.05", "batch_size": "64,128", "epochs": "6", "iterations": "0",
+                                 "milestones": "2 | 4", "milestone_unit": "epoch", "sweep_name": "form-sweep"})
+    assert errors == {} and len(cfgs) == 8
+    assert {(c.lr, c.batch_size, c.milestones) for c in cfgs} == {
+        (lr, b, m) for lr in (0.1, 0.05) for b in (64, 128) for m in ((2,), (4,))}
+    assert {c.sweep_name for c in cfgs} == {"form-sweep"}
+    cfgs, errors = grid_configs({"lr": "0.1,x", "batch_size": "64,0"})
+    assert cfgs == [] and "expected a number" in errors["lr"] and "batch size must be >= 1" in errors["batch_size"]

@@ -1,0 +1,83 @@
+"""Sweeps from the command line (issue 18): --sweep, --variant and --sweep-name on train and queue add; runs --sweep,
+report --sweep; bad values name their flag and create nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.main import main
+from core.store.runs import RunStore
+from tests.cli.test_cli import TINY, cli
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--sweep", "lr=0.1,x"], "--sweep lr: expected a number, got 'x'"),
+    (["train", "--sweep", "momentum=0.9,1.5"], "--sweep momentum: momentum must be in [0, 1), got 1.5"),
+    (["train", "--variant", "optimizer=adamx lr=0.001"], "--variant optimizer: unknown optimizer 'adamx'"),
+    (["train", "--sweep", "lr=0.1,0.2", "--lr", "0.1"], "--sweep lr: give --lr or --sweep lr, not both"),
+    (["train", "--sweep", "lr=0.1,0.2", "--variant", "lr=0.1"], "lr is both swept and set by a variant"),
+    (["train", "--sweep", "foo=1"], "--sweep foo: unknown setting 'foo'"),
+    (["train", "--sweep", "lr=0.1,0.2", "--sweep-name", "a b"], "--sweep-name: sweep name may use letters"),
+    (["queue", "add", "--sweep", "milestones=2,4|x"], "--sweep milestones: expected a list of integers"),
+])
+def test_bad_sweeps_name_their_flag_exit_2_and_create_nothing(tmp_path, capsys, args, message):
+    runs = tmp_path / "runs"
+    assert main([*args, *TINY, "--epochs", "2", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not runs.exists()
+
+
+def test_train_sweep_trains_each_run_records_name_and_data_then_runs_and_report_find_it(tmp_path):
+    runs = tmp_path / "runs"
+    res = cli("train", *TINY, "--max-train-images", "64", "--max-test-images", "32", "--epochs", "1",
+              "--sweep", "lr=0.1,0.05", "--sweep-name", "lr-test", runs=runs)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "sweep lr-test: 2 runs, varying lr" in res.stdout and "[2/2] lr=0.05" in res.stdout
+    assert "report --sweep lr-test" in res.stdout
+    infos = RunStore(runs).list()
+    assert sorted(i.config.lr for i in infos) == [0.05, 0.1] and {i.config.sweep_name for i in infos} == {"lr-test"}
+    data = [i.status["data"] for i in infos]       # what each trained on, recorded at its start
+    assert data[0] == data[1] and data[0]["train_images"] == 64 and data[0]["test_images"] == 32
+    assert len(data[0]["fingerprint"]) == 16
+    listed = cli("runs", "--sweep", "lr-test", "--format", "json", runs=runs)
+    assert sorted(r["varies"] for r in json.loads(listed.stdout)) == ["lr=0.05", "lr=0.1"]
+    assert "no runs of a sweep named 'nope'; sweeps here: lr-test" in cli("runs", "--sweep", "nope", runs=runs).stderr
+    out = tmp_path / "rep"
+    rep = cli("report", "--sweep", "lr-test", "--out", out, "--format", "md,csv", "--no-layer-responses", runs=runs)
+    assert rep.returncode == 0, rep.stderr
+    md = (out / "table.md").read_text()
+    assert "| lr | test error (%) |" in md and "lr 0.05 vs 0.1:" in md
+    assert "synthetic data, 64 training images, 32 test images" in md
+
+
+def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_refused(tmp_path, capsys):
+    """One rule for milestones (issue 18, point 6): iteration milestones past the end were accepted silently (a
+    3-epoch run trained at a constant 0.1 under 32000,48000) while epoch ones were refused. A recipe shortened
+    without milestones now has them scaled to the same fractions (said on stdout and in events.log); milestones a
+    user gives past the end are refused in either unit with what to pass."""
+    from core.data.plan import milestone_error, scale_milestones
+    from core.spec.config import RunConfig, preset
+
+    short = RunConfig().with_overrides(iterations=20)
+    assert scale_milestones(short, RunConfig())[0].milestones == (10, 15)
+    lab = preset("lab-report")
+    scaled, note = scale_milestones(lab.with_overrides(epochs=6), lab)    # 51,75 of 164 epochs -> 1.87, 2.74
+    assert scaled.milestones == (2, 3) and "scaled from 51,75 of 164 epochs to 2,3" in note
+    given = RunConfig(dataset="synthetic", epochs=3, iterations=0, milestones=(32000, 48000), milestone_unit="iter")
+    assert "lie past the end of this run (3 epochs, about 48 iterations)" in milestone_error(given)
+    assert "e.g. 24,36" in milestone_error(given)
+
+    runs = tmp_path / "runs"
+    assert main(["train", *TINY, "--epochs", "2", "--schedule", "multistep", "--milestone-unit", "iter",
+                 "--milestones", "100,200", "--runs-dir", str(runs)]) == 2
+    assert "--milestones: milestones 100,200 (iterations) lie past the end" in capsys.readouterr().err
+    assert not runs.exists()
+    res = cli("train", *TINY, "--max-train-images", "64", "--epochs", "2", "--schedule", "multistep", runs=runs)
+    assert res.returncode == 0, res.stderr
+    assert "note: milestones scaled from 32000,48000 of 64,000 iterations to 2,3 of this run's 4" in res.stderr
+    assert res.stdout.startswith("run ")                  # the run id stays the first line
+    (info,) = RunStore(runs).list()
+    assert info.config.milestones == (2, 3)
+    assert "milestones scaled from 32000,48000" in (info.path / "events.log").read_text()
