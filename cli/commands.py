@@ -98,8 +98,6 @@ def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConf
             from core.data.plan import scale_milestones
 
             cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
-            if args.milestone_note:
-                print(f"note: {args.milestone_note}", file=sys.stderr, flush=True)   # stdout starts with the run id
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
     errors = cfg.validate() if validate else {}
@@ -181,8 +179,20 @@ def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, not
     except RunError as exc:
         raise CliError(str(exc)) from None
     if note:
+        say_note(note)
         run.log(note)                 # events.log says why its milestones are not the recipe's
     return run.id
+
+
+_SAID: set[str] = set()
+
+
+def say_note(note: str) -> None:
+    """The milestone-scaling note, once per command (a sweep makes many runs), once the runs are sure to be made:
+    on stderr, so stdout still starts with the run id; a refused command says only why it was refused."""
+    if note not in _SAID:
+        _SAID.add(note)
+        print(f"note: {note}", file=sys.stderr, flush=True)
 
 
 def check_tensorboard() -> None:

@@ -72,7 +72,7 @@ def fit_columns(rows: list[list[str]], width: int, columns: tuple[str, ...] = CO
         fixed = sum(natural[c] for c in keep if c not in ("id", "note")) + GAP * (len(keep) - 1)
         room = width - fixed - (MIN_NOTE if "note" in keep and natural["note"] > len("note") else 0)
         id_width = min(natural["id"], room)
-        if id_width >= MIN_ID or len(keep) <= 2:
+        if id_width >= min(MIN_ID, natural["id"]) or len(keep) <= 2:
             if "note" in keep and natural["note"] <= len("note"):   # no run has a note: the column is noise
                 keep.remove("note")
             return [c for c in columns if c in keep], max(id_width, MIN_ID)

@@ -92,6 +92,7 @@ def enqueue(store: RunStore, configs: list[RunConfig]) -> list[Run]:
             runs.append(store.create(cfg, state="queued"))
             write_entry(runs[-1], {"position": int(last) + i, "added_at": now(), "launches": 0, "retries": 0,
                                    "oom_retried": False, "settled": False})
+            runs[-1].update_status(in_queue=True)     # a queue's run: a lost queue.json makes it damaged
             runs[-1].log(f"queued at position {len(waiting) + i}")
     except (RunError, OSError) as exc:    # a read-only or full disk: none of this call's runs stays behind
         for run in runs:
@@ -120,7 +121,7 @@ def requeue(store: RunStore, run_id: str, why: str | None = None) -> Run:
         last = max((float(q.entry.get("position") or 0) for q in queued(store)), default=0.0)
         write_entry(run, {**(read_entry(run) or {}), "position": int(last) + 1, "added_at": now(), "retries": 0,
                           "oom_retried": False, "settled": False, "pid": None, "slot": None, "device": None})
-        run.update_status(state="queued", updated_at=now())
+        run.update_status(state="queued", updated_at=now(), in_queue=True)
         run.log(f"queued again at position {len(queued(store))} ({why or f'was {state}'})")
     return run
 

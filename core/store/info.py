@@ -141,13 +141,15 @@ def _owner_alive(run: Any, status: dict) -> bool:
 
 def _queue_problem(run: Any, status: dict) -> str:
     """Why a queued run is in no queue ("" when it is, or is about to be trained by the process that created it):
-    its queue.json is damaged, or missing although nobody has locked the run for QUEUE_LOST_AFTER_S (`train` and
-    the app create a queued run without queue.json and lock it at once)."""
+    its queue.json is damaged, or missing although the queue made it (status ``in_queue``) and nobody has locked the
+    run for QUEUE_LOST_AFTER_S. `train` and the app create queued runs without queue.json: `train` locks its run at
+    once, the app's own queue holds its runs unlocked until their turn (a grid waits there for hours)."""
     try:
         reader.read_queue_entry(run.path / "queue.json")
     except FileNotFoundError:
         updated = status.get("updated_at")
-        if run.is_locked() or not isinstance(updated, (int, float)) or time.time() - updated < QUEUE_LOST_AFTER_S:
+        if not status.get("in_queue") or run.is_locked() or not isinstance(updated, (int, float)) \
+                or time.time() - updated < QUEUE_LOST_AFTER_S:
             return ""
         return "queued, but queue.json is missing and no process trains it"
     except (OSError, ValueError) as exc:

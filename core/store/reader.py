@@ -59,7 +59,7 @@ STATUS_FIELDS = {
     **_fields("number", "created_at", "updated_at", "started_at", "finished_at", "elapsed_s", "images_per_s", "eta_s",
               "lr", "last_loss", "last_err", "last_test_err", "best_test_err", "epoch_s", "peak_mem_bytes",
               "reserved_mem_bytes", "compile_s"),
-    **_fields("bool", "channels_last", "deterministic", "compiling"), "env": "object", "data": "object",
+    **_fields("bool", "channels_last", "deterministic", "compiling", "in_queue"), "env": "object", "data": "object",
 }
 EPOCH_FIELDS = {"epoch": "count", "step": "count",
                 **_fields("number", "train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err", "lr",

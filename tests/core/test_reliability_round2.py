@@ -355,3 +355,12 @@ def test_sigterm_while_train_starts_up_gives_its_message(tmp_path):
     assert proc.returncode == 143, (proc.returncode, proc.stdout, proc.stderr)
     assert proc.stderr == "interrupted by SIGTERM before the run was created; nothing was written\n", proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_waiting_in_an_apps_own_queue_is_never_taken_for_a_lost_one(tmp_path):
+    """The app's own queue holds its runs unlocked and without queue.json until their turn (a grid in the app waits
+    for hours): such a run stays queued, only a run the folder's queue made is lost with its queue.json (seen: the
+    monitor of a run waiting in the app said 'damaged' after 30 s)."""
+    run = RunStore(tmp_path).create(tiny_config(name="waits"))
+    run.update_status(updated_at=now() - 3600)
+    assert run.info().state == "queued"

@@ -45,7 +45,7 @@ def cli_flags(cfg: RunConfig) -> list[str]:
         if isinstance(value, bool):
             out.append(name if value else "--no-" + name[2:])
         elif isinstance(value, list):
-            out += [name, ",".join(map(str, value))]
+            out += [name, ",".join(map(str, value))] if value else []   # an empty list is refused as a flag
         elif value != "":
             out += [name, str(value)]
     return out
