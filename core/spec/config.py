@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from core.spec import limits
+from core.spec.archs import ARCHS, arch_paper_error, depth_problem
 from core.util.formatting import model_name, number_text
 
 SCHEMA_VERSION = 1
@@ -57,6 +58,8 @@ class RunConfig:
     depth: int = 20
     shortcut: str = "A"
     width: int = 16
+    arch: str = "resnet"
+    dropout: float = 0.0
     # -- data -------------------------------------------------------------------------------------
     dataset: str = "cifar10"
     data_dir: str = ""
@@ -155,9 +158,11 @@ class RunConfig:
         """Field name -> what is wrong and what is allowed. Empty when the config can run (sizes within
         core/spec/limits.py's bounds, so a valid config never fails at start for its size)."""
         e: dict[str, str] = {}
-        if self.depth < 8 or (self.depth - 2) % 6:
-            e["depth"] = (f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), "
-                          f"got {number_text(self.depth)}")
+        _choice(e, "arch", self.arch, ARCHS)
+        if self.arch in ARCHS and depth_problem(self.arch, self.depth):
+            e["depth"] = depth_problem(self.arch, self.depth)
+        if not 0 <= self.dropout < 1 or (self.dropout and self.arch != "wrn"):
+            e["dropout"] = f"dropout must be in [0, 1) and is for arch wrn only (0 = none), got {self.dropout}"
         _choice(e, "shortcut", self.shortcut, SHORTCUTS)
         if self.width < 1:
             e["width"] = (f"width must be a positive number of filters (16 is the paper's), "
@@ -235,6 +240,9 @@ class RunConfig:
     # ------------------------------------------------------------------------------------------------
     @property
     def paper_error(self) -> float | None:
+        if self.arch != "resnet":
+            return arch_paper_error(self.arch, self.depth, self.shortcut, self.width, self.dropout) \
+                if self.dataset == "cifar10" else None
         return paper_error(self.depth, self.shortcut, self.dataset)
 
     def uses_error_warmup(self) -> bool:
@@ -242,9 +250,12 @@ class RunConfig:
         return self.error_warmup == "on" or (self.error_warmup == "auto" and self.depth >= 110)
 
     def label(self) -> str:
-        """A short human description, e.g. 'ResNet-20 A w16 sgd'."""
+        """A short human description, e.g. 'ResNet-20 A w16 sgd', 'PreAct-164 B w16 sgd', 'WRN-28-10 B d0.3 nesterov'
+        (a WRN's width is in its name)."""
         sc = "" if self.shortcut == "none" else f" {self.shortcut}"
-        return f"{model_name(self.depth, self.shortcut)}{sc} w{self.width} {self.optimizer}"
+        width = "" if self.arch == "wrn" and self.width % 16 == 0 else f" w{self.width}"
+        drop = f" d{self.dropout:g}" if self.dropout else ""
+        return f"{model_name(self.depth, self.shortcut, self.arch, self.width)}{sc}{width}{drop} {self.optimizer}"
 
 
 class ConfigError(ValueError):
