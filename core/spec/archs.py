@@ -14,6 +14,8 @@ core/train/models.py builds them; this module holds only the rules, so the confi
 """
 from __future__ import annotations
 
+from core.util.formatting import number_text
+
 ARCHS = ("resnet", "preact", "preact-bottleneck", "wrn")
 # depth = per * n + extra with n >= 1 blocks per stage
 _DEPTH_RULES = {"resnet": (6, 2), "preact": (6, 2), "preact-bottleneck": (9, 2), "wrn": (6, 4)}
@@ -39,8 +41,8 @@ def depth_problem(arch: str, depth: int) -> str | None:
     if isinstance(depth, int) and not isinstance(depth, bool) and depth >= per + extra and not (depth - extra) % per:
         return None
     others = "; ".join(f"{a} {depth_rule(a)}" for a in ARCHS if a != arch)
-    return (f"{arch} depth must be {depth_rule(arch)} with n >= 1 ({_EXAMPLES[arch]}, ...), got {depth!r} "
-            f"(other architectures: {others})")
+    return (f"depth must be {depth_rule(arch)} with n >= 1 for arch {arch} ({_EXAMPLES[arch]}, ...), got "
+            f"{number_text(depth)} (other architectures: {others})")
 
 
 def blocks_per_stage(arch: str, depth: int) -> int:

@@ -117,7 +117,7 @@ def test_every_field_is_documented():
                                              ("preact", 164 + 1, "6n+2"), ("resnet", 28, "6n+2")])
 def test_depth_errors_name_each_archs_rule(arch, depth, rule):
     message = RunConfig(arch=arch, depth=depth).validate()["depth"]
-    assert message.startswith(f"{arch} depth must be {rule}") and f"got {depth}" in message
+    assert message.startswith(f"depth must be {rule} with n >= 1 for arch {arch} (") and f"got {depth}" in message
     others = {"resnet 6n+2", "preact 6n+2", "preact-bottleneck 9n+2", "wrn 6n+4"} - {f"{arch} {rule}"}
     assert all(o in message.split("other architectures:")[1] for o in others), message
 
