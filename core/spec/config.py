@@ -260,7 +260,7 @@ class RunConfig:
         """A short human description, e.g. 'ResNet-20 A w16 sgd', 'PreAct-164 B w16 sgd', 'WRN-28-10 B d0.3 nesterov'
         (a WRN's width is in its name)."""
         sc = "" if self.shortcut == "none" else f" {self.shortcut}"
-        width = "" if self.arch == "wrn" and self.width % 16 == 0 else f" w{self.width}"
+        width = "" if self.arch == "wrn" else f" w{self.width}"
         drop = f" d{self.dropout:g}" if self.dropout else ""
         return f"{model_name(self.depth, self.shortcut, self.arch, self.width)}{sc}{width}{drop} {self.optimizer}"
 

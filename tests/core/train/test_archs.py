@@ -200,3 +200,12 @@ def test_size_estimates_follow_each_arch(arch, depth, width):
     assert abs(limits.parameters(depth, width, 10, arch) - count_parameters(model)) / count_parameters(model) < 0.05
     saved = _saved_activation_bytes(model)
     assert saved <= limits.activation_bytes(depth, width, arch) < 2 * saved
+
+
+def test_run_ids_and_labels_name_the_arch(tmp_path):
+    store = RunStore(tmp_path)
+    assert store.make_id(RunConfig(arch="wrn", depth=28, width=160)).startswith("wrn28-A-w160-sgd-")
+    assert store.make_id(RunConfig(arch="preact-bottleneck", depth=164, shortcut="B")).startswith("pab164-B-sgd-")
+    assert store.make_id(RunConfig(depth=20)).startswith("r20-A-sgd-")
+    assert RunConfig(arch="preact", depth=20).label() == "PreAct-20 A w16 sgd"
+    assert RunConfig(arch="wrn", depth=16, width=40).label() == "WRN-16 w40 A sgd"
