@@ -19,7 +19,8 @@ from core.spec import config as C
 from core.spec.field_help import FIELD_HELP, GROUPS
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
-_CHOICES = {"shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
+_CHOICES = {"arch": C.ARCHS, "shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS,
+            "schedule": C.SCHEDULES,
             "milestone_unit": C.MILESTONE_UNITS, "normalize": C.NORMALIZATIONS, "precision": C.PRECISIONS,
             "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES}
 _METAVARS = {"milestones": "M1,M2", "device": "auto|cpu|cuda:N", "name": "NAME", "data_dir": "DIR"}

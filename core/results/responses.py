@@ -6,6 +6,9 @@
 modules collect, over every test image, the standard deviation of all response values (images x channels x
 positions, population std, accumulated in float64), with the model in eval mode (running BN statistics).
 
+Only for ``arch`` "resnet": the pre-activation and wide nets put batch norm before each convolution, so their 3x3
+layers have no "output after BN" (He et al. 2016b and the WRN paper show no such figure); ``layer_responses`` says so.
+
 ``layer_responses(run)`` computes this once from the run's ``checkpoint.pt`` and keeps it in
 ``layer_responses.json`` in the run folder; it is recomputed only when the checkpoint changes.
 """
@@ -119,6 +122,10 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
         cfg = run.read_config()
     except (OSError, ValueError) as exc:
         raise ReportError(f"run {run.id}: config.json is unreadable ({exc})") from None
+    if cfg.arch != "resnet":
+        raise ReportError(f"run {run.id}: layer responses (Fig. 7) are the outputs after the batch norm that follows "
+                          f"each 3x3 layer of the original ResNet; a {cfg.arch} net normalises before its convolutions "
+                          f"(pre-activation), so it has no such outputs")
     # never a download for a figure: the data set is where the run read it, or where the caller says
     cfg = cfg.with_overrides(download=False, **({"data_dir": str(Path(data_dir).expanduser().resolve())}
                                                 if data_dir else {}))

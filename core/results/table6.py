@@ -84,7 +84,7 @@ def build_table(groups: list[RunGroup]) -> Table6:
         row.cells[g.kind] = g
     refs = dataset == "cifar10"
     for row in rows.values():
-        if refs:
+        if refs and all(g.config.arch == "resnet" for g in row.cells.values()):   # Table 6 has ResNets only
             row.paper, row.lab_report = PAPER_ERRORS.get(row.depth), LAB_REPORT_ERRORS.get(row.depth)
     kinds = [k for k in KINDS if any(g.kind == k for g in groups)]
     ordered = [rows[k] for k in sorted(rows)]

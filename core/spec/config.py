@@ -13,6 +13,13 @@ Presets (numbers cite their sources):
   75, otherwise as the paper (it used wider layers: pass ``width=64`` to reproduce that).
 * ``quick``: a short cosine run for screening ideas (15 epochs; its 200 warm-up iterations are capped at a
   tenth of the run, see core/data/plan.py).
+* ``preact2016``: He et al. 2016b ("Identity Mappings in Deep Residual Networks", ECCV, sec. 4; the authors' code
+  KaimingHe/resnet-1k-layers): PreAct-164 with bottleneck blocks and projection shortcuts, otherwise the he2016
+  schedule (batch 128, lr 0.1 /10 at 32k and 48k, 64k iterations, wd 1e-4, the ResNet-110 warm-up for depth >= 110),
+  per-channel normalisation as that code does.
+* ``wrn2016``: Zagoruyko & Komodakis 2016 ("Wide Residual Networks", BMVC, sec. 3): WRN-28-10 (width 160 = 16 x 10),
+  batch 128, SGD with Nesterov momentum 0.9, wd 5e-4, lr 0.1 multiplied by 0.2 (``lr_factor``) at epochs 60, 120
+  and 160 of 200, per-channel normalisation, the same augmentation; dropout 0 (0.3 in its best CIFAR-10 run).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from core.spec import limits
+from core.spec.archs import ARCHS, arch_paper_error, depth_problem
 from core.util.files import MAX_JSON_BYTES, FileTooLargeError, NotAFileError, read_bytes, size_text
 from core.util.formatting import model_name, number_text
 
@@ -59,6 +67,8 @@ class RunConfig:
     depth: int = 20
     shortcut: str = "A"
     width: int = 16
+    arch: str = "resnet"
+    dropout: float = 0.0
     # -- data -------------------------------------------------------------------------------------
     dataset: str = "cifar10"
     data_dir: str = ""
@@ -158,9 +168,11 @@ class RunConfig:
         """Field name -> what is wrong and what is allowed. Empty when the config can run (sizes within
         core/spec/limits.py's bounds, so a valid config never fails at start for its size)."""
         e: dict[str, str] = {}
-        if self.depth < 8 or (self.depth - 2) % 6:
-            e["depth"] = (f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), "
-                          f"got {number_text(self.depth)}")
+        _choice(e, "arch", self.arch, ARCHS)
+        if self.arch in ARCHS and depth_problem(self.arch, self.depth):
+            e["depth"] = depth_problem(self.arch, self.depth)
+        if not 0 <= self.dropout < 1 or (self.dropout and self.arch != "wrn"):
+            e["dropout"] = f"dropout must be in [0, 1) and is for arch wrn only (0 = none), got {self.dropout}"
         _choice(e, "shortcut", self.shortcut, SHORTCUTS)
         if self.width < 1:
             e["width"] = (f"width must be a positive number of filters (16 is the paper's), "
@@ -241,6 +253,9 @@ class RunConfig:
     # ------------------------------------------------------------------------------------------------
     @property
     def paper_error(self) -> float | None:
+        if self.arch != "resnet":
+            return arch_paper_error(self.arch, self.depth, self.shortcut, self.width, self.dropout) \
+                if self.dataset == "cifar10" else None
         return paper_error(self.depth, self.shortcut, self.dataset)
 
     def uses_error_warmup(self) -> bool:
@@ -248,9 +263,12 @@ class RunConfig:
         return self.error_warmup == "on" or (self.error_warmup == "auto" and self.depth >= 110)
 
     def label(self) -> str:
-        """A short human description, e.g. 'ResNet-20 A w16 sgd'."""
+        """A short human description, e.g. 'ResNet-20 A w16 sgd', 'PreAct-164 B w16 sgd', 'WRN-28-10 B d0.3 nesterov'
+        (a WRN's width is in its name)."""
         sc = "" if self.shortcut == "none" else f" {self.shortcut}"
-        return f"{model_name(self.depth, self.shortcut)}{sc} w{self.width} {self.optimizer}"
+        width = "" if self.arch == "wrn" else f" w{self.width}"
+        drop = f" d{self.dropout:g}" if self.dropout else ""
+        return f"{model_name(self.depth, self.shortcut, self.arch, self.width)}{sc}{width}{drop} {self.optimizer}"
 
 
 class ConfigError(ValueError):
@@ -340,6 +358,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="cosine",
                   milestones=(), milestone_unit="epoch", iterations=0, epochs=15, warmup_iters=200,
                   shortcut="A", width=16, error_warmup="off"),
+    "preact2016": dict(arch="preact-bottleneck", depth=164, shortcut="B", width=16, dropout=0.0, batch_size=128,
+                       lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
+                       milestones=(32000, 48000), milestone_unit="iter", lr_factor=0.1, iterations=64000, epochs=164,
+                       error_warmup="auto", normalize="channel"),
+    "wrn2016": dict(arch="wrn", depth=28, shortcut="B", width=160, dropout=0.0, batch_size=128, lr=0.1, momentum=0.9,
+                    weight_decay=5e-4, optimizer="nesterov", schedule="multistep", milestones=(60, 120, 160),
+                    milestone_unit="epoch", lr_factor=0.2, iterations=0, epochs=200, error_warmup="off",
+                    normalize="channel"),
 }
 
 PRESET_HELP = {
@@ -347,6 +373,12 @@ PRESET_HELP = {
               "per-pixel mean subtracted",
     "lab-report": "Lab report: batch 64, 164 epochs, lr /10 at epochs 51 and 75 (add width 64 for its wide nets)",
     "quick": "Screening: 15 epochs, cosine schedule with 200 warm-up iterations (at most a tenth of the run)",
+    "preact2016": "He et al. 2016b (Identity Mappings, ECCV), sec. 4 and the authors' code: PreAct-164 (bottleneck, "
+                  "projection shortcuts), batch 128, lr 0.1 /10 at 32k and 48k of 64k iterations, wd 1e-4, per-channel "
+                  "normalisation; --depth 1001 for PreAct-1001, --arch preact --depth 110 for the basic PreAct-110",
+    "wrn2016": "Zagoruyko & Komodakis 2016 (Wide ResNets, BMVC), sec. 3: WRN-28-10, batch 128, SGD Nesterov 0.9, "
+               "wd 5e-4, lr 0.1 x0.2 at epochs 60, 120, 160 of 200, per-channel normalisation "
+               "(--dropout 0.3 for its best run)",
 }
 
 

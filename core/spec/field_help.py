@@ -7,7 +7,11 @@ from dataclasses import fields
 from core.spec.config import RunConfig
 
 FIELD_HELP: dict[str, str] = {
-    "depth": "Network depth 6n+2: 20, 32, 44, 56, 110, 1202 in the paper (n blocks per stage)",
+    "depth": ("Network depth: resnet and preact 6n+2 (20 ... 1202 in the paper), preact-bottleneck 9n+2 (164, 1001), "
+              "wrn 6n+4 (16, 28, 40); n blocks per stage"),
+    "arch": ("resnet: He et al. 2016 (Table 6); preact: pre-activation BN-ReLU-conv basic blocks, preact-bottleneck: "
+             "with bottleneck blocks (He et al. 2016b); wrn: wide ResNet, k = width/16 (Zagoruyko & Komodakis 2016)"),
+    "dropout": "wrn only: dropout between a block's two convolutions (0 = none; 0.3 in the WRN paper's best run)",
     "shortcut": ("A: identity, zero-padded where the shape changes (paper's CIFAR choice); B: 1x1 projection there; "
                  "none: plain net"),
     "width": "Filters in the first stage (16 in the paper; stages use w, 2w, 4w); 64 gives the lab report's wide nets",
@@ -60,7 +64,7 @@ _NAMES = {f.name for f in fields(RunConfig)}
 assert set(FIELD_HELP) == _NAMES, "every RunConfig field needs help text"
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("depth", "shortcut", "width"),
+    "model": ("arch", "depth", "shortcut", "width", "dropout"),
     "optimisation": ("optimizer", "lr", "momentum", "weight_decay", "beta1", "beta2", "eps"),
     "schedule": ("schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "warmup_iters", "error_warmup",
                  "epochs", "iterations", "batch_size"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.util.formatting import number_text
+from core.util.formatting import model_name, number_text
 
 MAX_SEED = 2 ** 64 - 1            # torch.manual_seed takes 0 .. 2**64 - 1
 MAX_IMAGES = 1_000_000            # CIFAR has 50,000 training and 10,000 test images; a synthetic image is 3 KiB
@@ -16,21 +16,31 @@ MAX_LENGTH = 10 ** 12             # epochs or iterations
 MAX_TRAIN_BYTES = 2 ** 40         # 1 TiB: more than any one device holds (an H200 has 141 GB)
 
 
-def parameters(depth: int, width: int, classes: int = 100) -> int:
+def parameters(depth: int, width: int, classes: int = 100, arch: str = "resnet") -> int:
     """About how many parameters a CIFAR ResNet has: stages of width w, 2w, 4w with n = (depth-2)/6 blocks of two
-    3x3 convolutions (He et al. 2016, sec. 4.2); ResNet-20 at width 16: ~0.27M."""
+    3x3 convolutions (He et al. 2016, sec. 4.2; pre-activation and wide nets alike); ResNet-20 at width 16: ~0.27M.
+    A pre-activation bottleneck net (9n+2) has n blocks of 1x1 (4m -> m), 3x3 (m -> m), 1x1 (m -> 4m) per stage,
+    m = w, 2w, 4w: ~17 m^2 each, and 1x1 projections where the shape changes (PreAct-164: ~1.7M)."""
+    if arch == "preact-bottleneck":
+        n = (depth - 2) // 9
+        return (357 * n + 164) * width * width + 27 * width + 16 * width * classes    # 164 w^2: the projections
     n = (depth - 2) // 6
     return 9 * width * width * (42 * n - 10) + 27 * width + 4 * width * classes
 
 
-def train_bytes(depth: int, width: int) -> int:
+def train_bytes(depth: int, width: int, arch: str = "resnet") -> int:
     """fp32 weights, gradients and two optimizer moments (Adam's; SGD's momentum needs one)."""
-    return 16 * parameters(depth, width)
+    return 16 * parameters(depth, width, arch=arch)
 
 
-def activation_bytes(depth: int, width: int) -> int:
+def activation_bytes(depth: int, width: int, arch: str = "resnet") -> int:
     """About the fp32 activations one image keeps for the backward pass (convolution, batch-norm and ReLU outputs
-    of every layer: 32x32 maps of w channels, 16x16 of 2w, 8x8 of 4w)."""
+    of every layer: 32x32 maps of w channels, 16x16 of 2w, 8x8 of 4w). A bottleneck block keeps ~2.5 times a basic
+    block's (its 4w-channel input and output besides three w-channel layers). Measured with saved-tensor hooks on
+    the CPU this errs on the safe side: ResNet-110 8.5 MB per image (estimate 12.6 MB), WRN-28-10 18.6 MB
+    (29.5 MB), a bottleneck PreAct-29 at width 16 4.3 MB (5.4 MB)."""
+    if arch == "preact-bottleneck":
+        return 12 * width * (8960 * ((depth - 2) // 9) + 1024)
     n = (depth - 2) // 6
     return 12 * width * (3584 * n + 1024)
 
@@ -66,15 +76,18 @@ def check(cfg: Any, e: dict[str, str]) -> None:
             refuse(name, f"{name} must be at most 10**12, got {number_text(getattr(cfg, name))}")
     if "depth" in e or "width" in e or cfg.width < 1:
         return
-    model = f"ResNet-{number_text(cfg.depth)} at width {number_text(cfg.width)}"
-    weights = train_bytes(cfg.depth, cfg.width)
+    depth = number_text(cfg.depth)          # 10^603 for an absurd one
+    net = f"WRN-{depth}" if cfg.arch == "wrn" else model_name(depth, cfg.shortcut, cfg.arch)
+    model = f"{net} at width {number_text(cfg.width)}"
+    weights = train_bytes(cfg.depth, cfg.width, cfg.arch)
     if weights > MAX_TRAIN_BYTES:
         name = "width" if cfg.width > 64 or cfg.depth <= 1202 else "depth"
-        refuse(name, f"{model} has about {approx(parameters(cfg.depth, cfg.width))} parameters: about "
+        count = approx(parameters(cfg.depth, cfg.width, arch=cfg.arch))
+        refuse(name, f"{model} has about {count} parameters: about "
                      f"{tib(weights)} to train (weights, gradients, optimizer state), more than any device holds "
                      f"({tib(MAX_TRAIN_BYTES)}); use a smaller {name}")
         return
-    per_image = activation_bytes(cfg.depth, cfg.width)
+    per_image = activation_bytes(cfg.depth, cfg.width, cfg.arch)
     if "batch_size" not in e and weights + per_image * cfg.batch_size > MAX_TRAIN_BYTES:
         most = (MAX_TRAIN_BYTES - weights) // per_image
         refuse("batch_size", f"batch size {number_text(cfg.batch_size)} needs about "

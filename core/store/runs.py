@@ -280,7 +280,8 @@ class RunStore:
         sc = {"A": "A", "B": "B", "none": "plain"}.get(cfg.shortcut, cfg.shortcut)
         wide = "" if cfg.width == 16 else f"-w{cfg.width}"
         seed = f"-s{cfg.seed}" if cfg.seed else ""      # a seed grid's runs tell apart by id, not by -2, -3
-        return f"r{cfg.depth}-{sc}{wide}-{cfg.optimizer}{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        arch = {"preact": "pa", "preact-bottleneck": "pab", "wrn": "wrn"}.get(cfg.arch, "r")
+        return f"{arch}{cfg.depth}-{sc}{wide}-{cfg.optimizer}{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def check_root(self) -> None:
         """RunError when the runs folder cannot be one: it is a file, or lies under a file."""

@@ -66,7 +66,8 @@ def probe_key(cfg: RunConfig, device: torch.device, precision: str) -> str:
     else:
         dev = f"{device.type} {platform.processor() or platform.machine()} x{torch.get_num_threads()}"
     return (f"{socket.gethostname()} | {dev} | torch {torch.__version__} | {precision} | {cfg.dataset} "
-            f"depth {cfg.depth} {cfg.shortcut} width {cfg.width} | batch {cfg.batch_size}")
+            f"{'' if cfg.arch == 'resnet' else cfg.arch + ' '}depth {cfg.depth} {cfg.shortcut} width {cfg.width} "
+            f"| batch {cfg.batch_size}")
 
 
 def measure_channels_last(model: torch.nn.Module, device: torch.device, precision: str, batch_size: int,

@@ -22,14 +22,36 @@ depth  n       shortcut A   paper       shortcut B
 1202   200     19,421,274   19.4M       19,424,026
 =====  ======  ===========  ==========  ===========
 
+The follow-ups (``arch``, rules in core/spec/archs.py), built by ``PreActResNet``; the papers use projection
+shortcuts (``"B"``, a 1x1 convolution without BN on the pre-activated input, as in the authors' code):
+
+==================  ======  ===========  ===========  =======================
+net                 width   shortcut A   shortcut B   paper
+==================  ======  ===========  ===========  =======================
+PreAct-110          16      1,727,962    1,730,522    1.7M
+PreAct-164 (bn.)    16      1,661,274    1,703,258    1.7M
+PreAct-1001 (bn.)   16      10,285,722   10,327,706   10.2M (see tests)
+WRN-28-10           160     36,220,634   36,479,194   36.5M
+WRN-40-4            64      8,907,226    8,949,210    8.9M
+WRN-16-8            128     10,795,482   10,961,370   11.0M
+==================  ======  ===========  ===========  =======================
+
+``create_model(arch, depth, ...)`` (the registry ``MODELS``) is the one place that builds any of them.
+
 The forward pass has no Python-side data-dependent control flow and no host syncs, so it compiles with
 ``torch.compile`` and runs in ``channels_last`` memory format.
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from core.spec.archs import WRN_BASE
+from core.spec.archs import blocks_per_stage as arch_blocks_per_stage
 
 SHORTCUT_KINDS = ("A", "B", "none")
 
@@ -120,16 +142,7 @@ class CifarResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # He et al. 2015 ("Delving deep into rectifiers") init, as the paper states; BN starts as identity.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+        _he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
@@ -143,9 +156,147 @@ class CifarResNet(nn.Module):
         return f"depth={self.depth}, shortcut={self.shortcut!r}, width={self.width}"
 
 
+
+def _he_init(model: nn.Module) -> None:
+    # He et al. 2015 ("Delving deep into rectifiers") init, as the papers state; BN starts as identity.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _preact_shortcut(in_channels: int, out_channels: int, stride: int, shortcut: str) -> nn.Module | None:
+    """Identity where the shape stays; where it changes, A pads zeros, B a 1x1 projection (no BN: the block's
+    pre-activation comes before it, as in He et al. 2016b's code); None for the plain net."""
+    if shortcut == "none":
+        return None
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if shortcut == "A":
+        return PadShortcut(in_channels, out_channels, stride)
+    return nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016b, Fig. 1b): BN-ReLU-conv3x3, BN-ReLU-[dropout]-conv3x3, plus the
+    input unchanged (no ReLU after the addition: the identity path is clean). With ``dropout`` it is the wide
+    ResNet's block (Zagoruyko & Komodakis 2016, Fig. 1d). A projection shortcut takes the pre-activated input."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str, dropout: float = 0.0):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.shortcut = _preact_shortcut(in_channels, out_channels, stride, shortcut)
+
+    def residual(self, a: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.dropout(F.relu(self.bn2(self.conv1(a)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.bn1(x))
+        out = self.residual(a)
+        if self.shortcut is None:
+            return out
+        return out + self.shortcut(a if isinstance(self.shortcut, nn.Conv2d) else x)
+
+
+class PreActBottleneck(PreActBlock):
+    """Pre-activation bottleneck (He et al. 2016b): BN-ReLU-conv1x1 (w, the stage's stride, as the authors' code
+    KaimingHe/resnet-1k-layers has it), BN-ReLU-conv3x3 (w), BN-ReLU-conv1x1 (4w), plus the input unchanged."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str, dropout: float = 0.0):
+        nn.Module.__init__(self)
+        mid = out_channels // self.expansion
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, mid, 1, stride, 0, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, 1, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, out_channels, 1, 1, 0, bias=False)
+        self.shortcut = _preact_shortcut(in_channels, out_channels, stride, shortcut)
+
+    def residual(self, a: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        return self.conv3(F.relu(self.bn3(out)))
+
+
+class PreActResNet(nn.Module):
+    """Pre-activation CIFAR ResNets: ``arch`` "preact" (basic blocks, 6n+2), "preact-bottleneck" (9n+2; stages
+    output 4w, 8w, 16w) or "wrn" (basic blocks with dropout, 6n+4, a 16-filter stem and stages of width, 2 width,
+    4 width = 16k, 32k, 64k). A conv stem, three stages (stride 2 at stages 2 and 3), then the final BN-ReLU that
+    pre-activation needs, global average pooling and one linear layer."""
+
+    def __init__(self, arch: str, depth: int, shortcut: str = "A", width: int = 16, dropout: float = 0.0,
+                 num_classes: int = 10):
+        super().__init__()
+        n = arch_blocks_per_stage(arch, depth)
+        if shortcut not in SHORTCUT_KINDS:
+            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUT_KINDS)}, got {shortcut!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        if dropout and arch != "wrn" or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) and is for arch wrn only, got {dropout!r}")
+        self.arch, self.depth, self.shortcut, self.width, self.num_classes = arch, depth, shortcut, width, num_classes
+        block = PreActBottleneck if arch == "preact-bottleneck" else PreActBlock
+        expansion = 4 if arch == "preact-bottleneck" else 1
+        stem = WRN_BASE if arch == "wrn" else width
+        self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
+        in_ch, stages = stem, []
+        for i in range(3):
+            out_ch = width * 2 ** i * expansion
+            blocks = []
+            for j in range(n):
+                blocks.append(block(in_ch, out_ch, 2 if (i > 0 and j == 0) else 1, shortcut, dropout))
+                in_ch = out_ch
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.bn = nn.BatchNorm2d(in_ch)
+        self.fc = nn.Linear(in_ch, num_classes)
+        _he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
+        return self.fc(F.relu(self.bn(x)).mean((2, 3)))
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch!r}, depth={self.depth}, shortcut={self.shortcut!r}, width={self.width}"
+
+
 def cifar_resnet(depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10) -> CifarResNet:
-    """The one place that builds a model. Raises ValueError for a depth that is not 6n+2 or bad options."""
+    """Today's CIFAR ResNet (``arch`` "resnet"). Raises ValueError for a depth that is not 6n+2 or bad options."""
     return CifarResNet(depth, shortcut=shortcut, width=width, num_classes=num_classes)
+
+
+def create_model(arch: str, depth: int, shortcut: str = "A", width: int = 16, dropout: float = 0.0,
+                 num_classes: int = 10) -> nn.Module:
+    """The one place that builds a model: ``MODELS[arch]`` (as timm's ``create_model``). Raises ValueError for an
+    unknown architecture, a depth it does not accept (the message names its rule) or bad options."""
+    if arch not in MODELS:
+        raise ValueError(f"arch must be one of {', '.join(MODELS)}, got {arch!r}")
+    return MODELS[arch](depth=depth, shortcut=shortcut, width=width, dropout=dropout, num_classes=num_classes)
+
+
+def _resnet(depth: int, shortcut: str, width: int, dropout: float, num_classes: int) -> nn.Module:
+    if dropout:
+        raise ValueError("dropout is for arch wrn only")
+    return cifar_resnet(depth, shortcut, width, num_classes)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "resnet": _resnet,
+    "preact": partial(PreActResNet, "preact"),
+    "preact-bottleneck": partial(PreActResNet, "preact-bottleneck"),
+    "wrn": partial(PreActResNet, "wrn"),
+}
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -132,10 +132,16 @@ def epochs_text(done: int | None, total: int | None) -> str:
     return "-" if done is None else f"{done}/{total or '?'}"
 
 
-def model_name(depth: int | None, shortcut: str | None) -> str:
-    """'ResNet-20', or 'plain-20' for a net without shortcuts."""
+def model_name(depth: int | None, shortcut: str | None, arch: str = "resnet", width: int = 16) -> str:
+    """'ResNet-20', 'plain-20' for a net without shortcuts, 'PreAct-164' (pre-activation, either block) or
+    'WRN-28-10' (a wide ResNet of width 160 = 16 x 10; 'WRN-28 w100' when the width is not a multiple of 16)."""
     if depth is None:
         return "-"
+    if arch in ("preact", "preact-bottleneck"):
+        return f"PreAct-{depth}" + (" plain" if shortcut == "none" else "")
+    if arch == "wrn":
+        name = f"WRN-{depth}-{width // 16}" if width % 16 == 0 else f"WRN-{depth} w{width}"
+        return name + (" plain" if shortcut == "none" else "")
     return f"plain-{depth}" if shortcut == "none" else f"ResNet-{depth}"
 
 

@@ -24,7 +24,8 @@ from .ordered_input import OrderedInput
 from .tickbox import TickBox
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES,
+    "arch": C.ARCHS, "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS,
+    "schedule": C.SCHEDULES,
     "milestone_unit": C.MILESTONE_UNITS, "error_warmup": C.TRISTATE, "precision": C.PRECISIONS,
     "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES,
 }

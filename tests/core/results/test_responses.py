@@ -77,6 +77,17 @@ def test_run_responses_are_computed_once_per_checkpoint(tmp_path, monkeypatch, c
     assert [x["std"] for x in again["layers"]] == [x["std"] for x in data["layers"]]
 
 
+@pytest.mark.parametrize("arch,depth", [("preact", 8), ("wrn", 10)])
+def test_pre_activation_runs_say_why_fig7_does_not_apply(tmp_path, capsys, arch, depth):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(tiny_config(arch=arch, depth=depth))
+    run.checkpoint_path.write_bytes(b"not read: the architecture decides first")
+    assert main(["eval", run.id, "--layer-responses", "--runs-dir", str(store.root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"a {arch} net normalises before its convolutions" in err
+    assert err.count("\n") == 1 and not (run.path / FILE_NAME).exists()
+
+
 def test_eval_layer_responses_without_checkpoint_is_one_line(tmp_path, capsys):
     store = RunStore(tmp_path / "runs")
     run = store.create(tiny_config())

@@ -10,8 +10,27 @@ from core.spec.field_help import FIELD_HELP
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_validates(name):
     assert preset(name).validate() == {}
-    for depth in (20, 32, 44, 56, 110, 1202):
+    depths = {"resnet": (20, 32, 44, 56, 110, 1202), "preact-bottleneck": (164, 1001), "wrn": (16, 28, 40)}
+    for depth in depths[preset(name).arch]:
         assert preset(name, depth=depth).validate() == {}
+
+
+def test_follow_up_presets_are_the_papers_recipes():
+    p = preset("preact2016")
+    assert (p.arch, p.depth, p.shortcut, p.width) == ("preact-bottleneck", 164, "B", 16)
+    assert p.label() == "PreAct-164 B w16 sgd"
+    assert (p.batch_size, p.lr, p.weight_decay, p.milestones, p.iterations) == (128, 0.1, 1e-4, (32000, 48000), 64000)
+    assert p.paper_error == 5.46 and preset("preact2016", depth=1001).paper_error == 4.92
+    w = preset("wrn2016")
+    assert (w.arch, w.depth, w.width, w.label()) == ("wrn", 28, 160, "WRN-28-10 B nesterov")
+    assert (w.batch_size, w.optimizer, w.momentum, w.weight_decay, w.lr) == (128, "nesterov", 0.9, 5e-4, 0.1)
+    assert (w.milestones, w.milestone_unit, w.lr_factor) == ((60, 120, 160), "epoch", 0.2)
+    assert (w.epochs, w.iterations) == (200, 0)
+    assert w.normalize == p.normalize == "channel" and not w.uses_error_warmup()
+    assert w.paper_error == 4.17 and preset("wrn2016", dropout=0.3).paper_error == 3.89
+    assert preset("wrn2016", dropout=0.3).label() == "WRN-28-10 B d0.3 nesterov"
+    assert preset("wrn2016", depth=40, width=64).paper_error == 4.97
+    assert preset("wrn2016", depth=16, width=128).paper_error == 4.81
 
 
 def test_he2016_is_the_paper_recipe():
@@ -92,6 +111,22 @@ def test_toml(tmp_path):
 
 def test_every_field_is_documented():
     assert set(FIELD_HELP) == set(RunConfig.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("arch,depth,rule", [("wrn", 20, "6n+4"), ("preact-bottleneck", 32, "9n+2"),
+                                             ("preact", 164 + 1, "6n+2"), ("resnet", 28, "6n+2")])
+def test_depth_errors_name_each_archs_rule(arch, depth, rule):
+    message = RunConfig(arch=arch, depth=depth).validate()["depth"]
+    assert message.startswith(f"depth must be {rule} with n >= 1 for arch {arch} (") and f"got {depth}" in message
+    others = {"resnet 6n+2", "preact 6n+2", "preact-bottleneck 9n+2", "wrn 6n+4"} - {f"{arch} {rule}"}
+    assert all(o in message.split("other architectures:")[1] for o in others), message
+
+
+def test_arch_and_dropout_are_checked():
+    assert "allowed: resnet, preact, preact-bottleneck, wrn" in RunConfig(arch="vgg").validate()["arch"]
+    assert "wrn only" in RunConfig(dropout=0.3).validate()["dropout"]
+    assert "[0, 1)" in RunConfig(arch="wrn", depth=16, dropout=1.0).validate()["dropout"]
+    assert RunConfig(arch="wrn", depth=16, width=32, dropout=0.3).validate() == {}
 
 
 def test_paper_errors():
