@@ -163,7 +163,7 @@ def small_memory(monkeypatch, error: Exception, keep: list | None = None):
 
     import core.train.setup as setup_mod
 
-    real = setup_mod.cifar_resnet
+    real = setup_mod.create_model
 
     def resnet(*a, **kw):
         model = real(*a, **kw)
@@ -176,7 +176,7 @@ def small_memory(monkeypatch, error: Exception, keep: list | None = None):
                 raise type(error)(*error.args)     # a new one each time, as torch raises
         model.register_forward_pre_hook(hook)
         return model
-    monkeypatch.setattr(setup_mod, "cifar_resnet", resnet)
+    monkeypatch.setattr(setup_mod, "create_model", resnet)
 
 
 def test_a_cudnn_allocation_failure_splits_the_batch_like_an_out_of_memory(tmp_path, monkeypatch):

@@ -167,7 +167,7 @@ def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
     """A (simulated) CUDA OOM for batches over 8 images: the run continues in micro-batches, or fails readably."""
     import core.train.setup as setup_mod
 
-    real = setup_mod.cifar_resnet
+    real = setup_mod.create_model
 
     def small_memory_resnet(*a, **kw):
         model = real(*a, **kw)
@@ -178,7 +178,7 @@ def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
         model.register_forward_pre_hook(hook)
         return model
 
-    monkeypatch.setattr(setup_mod, "cifar_resnet", small_memory_resnet)
+    monkeypatch.setattr(setup_mod, "create_model", small_memory_resnet)
     store = RunStore(tmp_path)
     run, state = train_run(store, tiny_config(epochs=1, max_test_images=8, batch_size=32))
     assert state == "finished"
