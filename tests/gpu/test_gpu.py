@@ -100,7 +100,7 @@ def test_peak_memory_is_per_epoch(tmp_path):
     """Each epoch reports its own peak, not the run's so far (issue 19.9): the first epoch allocates 1 GiB more."""
     import core.train.setup as setup_mod
 
-    real, calls = setup_mod.cifar_resnet, []
+    real, calls = setup_mod.create_model, []
 
     def resnet(*a, **kw):
         model = real(*a, **kw)
@@ -111,11 +111,11 @@ def test_peak_memory_is_per_epoch(tmp_path):
                 torch.empty(2**30, dtype=torch.uint8, device=args[0].device)
         model.register_forward_pre_hook(hook)
         return model
-    setup_mod.cifar_resnet = resnet
+    setup_mod.create_model = resnet
     try:
         run, state = train_run(RunStore(tmp_path), config(epochs=2))
     finally:
-        setup_mod.cifar_resnet = real
+        setup_mod.create_model = real
     assert state == "finished"
     first, second = run.read_epochs()
     assert first["peak_mem_bytes"] >= 2**30 > second["peak_mem_bytes"]
