@@ -18,6 +18,7 @@ from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
 from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
     decimals,
+    depth_text,
     duration,
     epochs_text,
     mem,
@@ -104,7 +105,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         "final": final_text,
         "best": Text(pct(best, unit=False), justify="right"),
         "paper": Text(pct(paper, unit=False), justify="right", style="dim"),
-        "depth": Text("-" if row["depth"] is None else str(row["depth"]), justify="right"),
+        "depth": Text(depth_text(row), justify="right"),     # 'PreAct-164', 'WRN-28-10' for the follow-ups
         "shortcut": row["shortcut"] or "-",
         "width": Text("-" if row["width"] is None else str(row["width"]), justify="right"),
         "optimizer": row["optimizer"] or "-",
