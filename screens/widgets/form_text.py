@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from core.data.plan import planned_steps
+from core.spec.archs import depth_help, dropout_help
 from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
@@ -52,12 +53,23 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -
     return Text(text + length, style="green")
 
 
-def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str]) -> Text | str:
+def field_help(name: str, arch: str = "resnet") -> str:
+    """A field's help; depth and dropout say what the architecture chosen now accepts (6n+2, 9n+2, 6n+4; dropout
+    for wrn only)."""
+    if name == "depth":
+        return depth_help(arch)
+    if name == "dropout":
+        return dropout_help(arch)
+    return FIELD_HELP.get(name, "")
+
+
+def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str],
+                    arch: str = "resnet") -> Text | str:
     """The help under the form for the field ``widget_id`` (``f-<name>``, a shortcut box, preset or where), with its
     error or note as the field holds it now."""
     name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
     preset_help = PRESET_HELP.get(preset, "your own settings")
-    help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
+    help_text = field_help(name, arch) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
                                                    "any field afterwards", "where": WHERE_HELP,
                                                    "f-variants": VARIANTS_HELP}.get(widget_id, "")
     if name in errors or name in notes:
