@@ -11,6 +11,8 @@ from core.spec.archs import depth_help, dropout_help
 from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
+from core.spec.limits import memory_estimate
+from core.util.formatting import mem
 
 VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
                  "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
@@ -44,6 +46,7 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -
         steps = [planned_steps(c)[1] for c in configs]
         if len(set(steps)) > 1:
             length = f" · {sum(steps):,} iterations in all ({min(steps):,} to {max(steps):,} per run)"
+    length += memory_text(configs)
     if where == "queue":
         text = f"✓ queues {len(configs)} run(s) for the scheduler: {labels}"
     elif len(configs) > 1:
@@ -61,6 +64,21 @@ def field_help(name: str, arch: str = "resnet") -> str:
     if name == "dropout":
         return dropout_help(arch)
     return FIELD_HELP.get(name, "")
+
+
+BIG_MEMORY = 16 * 2 ** 30      # more than many GPUs have free: say what happens when a device runs out
+
+
+def memory_text(configs: list[RunConfig]) -> str:
+    """' · memory up to ~4.1 GiB' (' (32 images a micro-batch)' when split) for the largest of these runs
+    (core/spec/limits.py ``memory_estimate``), and for one past BIG_MEMORY what happens on a device that has less."""
+    nbytes, images = max(memory_estimate(c) for c in configs)
+    big = max(configs, key=lambda c: memory_estimate(c)[0])
+    text = f" · memory up to ~{mem(nbytes)}" + (f" ({images} images a micro-batch)" if images < big.batch_size else "")
+    if nbytes > BIG_MEMORY:
+        text += (": on a device with less, the run splits its batch into micro-batches (on_oom split)"
+                 if big.on_oom == "split" else ": set micro_batches for a device with less")
+    return text
 
 
 def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str],

@@ -38,3 +38,20 @@ async def test_depth_help_and_error_follow_the_arch(tmp_path):
         form.query_one("#f-depth").focus()
         await pilot.pause()
         assert "depth for preact: 6n+2" in str(form.query_one("#focus-help").render())
+
+
+def test_the_forms_summary_gives_the_memory_and_what_a_smaller_device_does():
+    from core.spec.config import RunConfig
+    from screens.widgets.form_text import summary_text
+
+    def summary(**kw) -> str:
+        return summary_text([RunConfig(batch_size=128, **kw)], {}, "here").plain
+
+    assert "memory up to ~1.5 GiB" in summary(depth=110)
+    assert "micro-batches" not in summary(depth=110)
+    big = summary(arch="preact-bottleneck", depth=1001, shortcut="B")
+    assert "memory up to ~22.9 GiB: on a device with less, the run splits its batch" in big
+    assert "set micro_batches" in summary(arch="preact-bottleneck", depth=1001, shortcut="B", on_oom="fail")
+    split = summary(arch="preact-bottleneck", depth=1001, shortcut="B", micro_batches=4)
+    assert "memory up to ~5.8 GiB (32 images a micro-batch)" in split
+    assert "~4.1 GiB" in summary(arch="wrn", depth=28, width=160, shortcut="B")
