@@ -39,3 +39,36 @@ def test_runs_command_shows_labels_and_papers_numbers(runs, tmp_path, capsys):
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"ResNet-110", "PreAct-164", "WRN-28-10", "WRN-16-2"}
     assert rows["WRN-28-10"]["arch"] == "wrn" and rows["WRN-28-10"]["paper_err"] == 3.89
+
+
+async def test_seed_groups_and_compare_name_the_nets(tmp_path):
+    from screens.app import make_app
+    from screens.compare import CompareScreen
+    from screens.widgets.group_table import GroupsTable
+
+    from .helpers import POLL, screen_text, wait_for
+    from .test_results_ui import row_texts
+
+    store = RunStore(tmp_path / "runs")
+    for seed, err in ((1, 5.0), (2, 6.0)):
+        fake_run(store, [20.0, err], depth=164, shortcut="B", width=16, arch="preact-bottleneck", seed=seed,
+                 dataset="cifar10")
+        fake_run(store, [20.0, err - 1], depth=28, shortcut="B", width=160, arch="wrn", dropout=0.3, seed=seed,
+                 dataset="cifar10")
+    app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("f")
+        groups = app.screen.query_one(GroupsTable)
+        await wait_for(pilot, lambda: groups.display and groups.row_count == 2, 5, "the seed groups")
+        rows = sorted(r[1:7] for r in row_texts(groups))
+        assert rows == [["PreAct-164 B w16 sgd constant", "2", "1-2", "5.00", "5.50 ± 0.71", "5.46"],
+                        ["WRN-28-10 B d0.3 sgd constant", "2", "1-2", "4.00", "4.50 ± 0.71", "3.89"]]
+        for row in range(2):
+            groups.move_cursor(row=row)
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), 10, "compare")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "PreAct-164 B" in text and "WRN-28-10 B d0.3" in text and "5.46" in text and "3.89" in text
