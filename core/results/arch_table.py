@@ -117,7 +117,8 @@ class ArchTable:
 
 
 def _value(v) -> str:
-    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    """A setting's value in a row label or note: '4,6' for a list, 'none' for an empty one (no lr drops)."""
+    return (",".join(map(str, v)) or "none") if isinstance(v, (list, tuple)) else str(v)
 
 
 def build_arch_table(groups: Sequence[RunGroup]) -> ArchTable:

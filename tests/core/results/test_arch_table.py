@@ -78,6 +78,11 @@ def test_a_columns_own_settings_are_said_once_and_settings_within_a_column_split
     fake_run(store, [20.0, 8.5], depth=20, shortcut="A", seed=1, width=16, lr=0.2, dataset="cifar10")
     table = build_arch_table(group_runs(store.list()))   # now lr varies within the ResNet A column
     assert [r.label for r in table.rows][:3] == ["16 (lr=0.1)", "20 (lr=0.05)", "20 (lr=0.2)"]
+    fake_run(store, [20.0, 8.5], depth=20, shortcut="A", seed=1, width=16, lr=0.2, milestones=(1,),
+             schedule="multistep", dataset="cifar10")
+    labels = [r.label for r in build_arch_table(group_runs(store.list())).rows]
+    assert "20 (lr=0.2, schedule=constant, milestones=none)" in labels      # not 'milestones=,'
+    assert "20 (lr=0.2, schedule=multistep, milestones=1)" in labels
 
 
 def test_which_runs_take_this_layout(store):
