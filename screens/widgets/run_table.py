@@ -61,7 +61,7 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
 
 # Settings a sweep varies get a column of their own ("v:lr", after paper%) while the runs shown differ in them; the
 # fixed columns already show depth, shortcut, width, optimizer, schedule and the length (epochs done/total).
-VARIED = ("lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
+VARIED = ("arch", "lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
           "lr_factor", "max_train_images", "augment", "normalize", "dataset", "sweep_name")
 VARIED_TITLES = {"batch_size": "batch", "milestones": "lr drops", "weight_decay": "wd", "max_train_images": "train n",
                  "warmup_iters": "warm-up", "sweep_name": "sweep", "lr_factor": "lr x"}

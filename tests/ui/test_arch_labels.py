@@ -8,7 +8,7 @@ import pytest
 
 from cli.main import main
 from core.store.runs import RunStore
-from screens.widgets.run_table import row_cells
+from screens.widgets.run_table import row_cells, varied_columns
 from tests.core.results_helpers import fake_run
 
 
@@ -28,6 +28,15 @@ def test_table_rows_say_the_net_and_its_papers_number(runs):
     got = {name: (c["depth"].plain, c["paper"].plain) for name, c in cells.items()}
     assert got == {"res": ("110", "6.43"), "pre": ("PreAct-164", "5.46"), "wide": ("WRN-28-10", "3.89"),
                    "small": ("WRN-16-2", "-")}
+
+
+def test_runs_of_several_archs_get_an_arch_column(runs):
+    """PreAct-20 reads the same for basic and bottleneck blocks (20 is 6n+2 and 9n+2): where the runs shown differ in
+    arch, the table has a column for it (and a filter 'arch=preact-bottleneck' finds them)."""
+    infos = runs.list()
+    assert varied_columns(infos)[0] == "arch"
+    same = [i for i in infos if i.config.arch == "wrn"]
+    assert "arch" not in varied_columns(same)
 
 
 def test_runs_command_shows_labels_and_papers_numbers(runs, tmp_path, capsys):
