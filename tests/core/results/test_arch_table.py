@@ -109,3 +109,19 @@ def test_report_writes_the_arch_table(tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "## Test error by depth and architecture" in md
     assert "| 164 | - | - | - | 5.00 (6.00 ± 1.00, n=3) | 5.46 | - | - | - |" in md
+
+
+def test_a_sweep_over_one_follow_up_net_names_it(store):
+    """A learning-rate sweep of WRN-28-10 said 'Shared: ResNet-28 B, width 160' under its table."""
+    from core.results import sweep
+
+    for lr in (0.1, 0.05):
+        fake_run(store, [9.0], depth=28, shortcut="B", width=160, arch="wrn", dropout=0.3, lr=lr, dataset="cifar10")
+    text = sweep.build(group_runs(store.list())).caption
+    assert "Shared: WRN-28-10 B dropout 0.3, sgd," in text and "ResNet" not in text and "width" not in text
+    other = RunStore(store.root.parent / "other")
+    for depth in (164, 1001):
+        for lr in (0.1, 0.05):
+            fake_run(other, [9.0], depth=depth, shortcut="B", width=16, arch="preact-bottleneck", lr=lr,
+                     dataset="cifar10")
+    assert "Shared: arch preact-bottleneck, B, width 16," in sweep.build(group_runs(other.list())).caption
