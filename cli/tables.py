@@ -205,6 +205,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
         con.print(f"  {'damaged' if data['damaged'] else 'error':<8} {s['error']}", markup=False)
     if data["config"]:
         total_steps = st.get("total_steps")
+        con.print(f"  net      {s.get('model')}", markup=False)      # ResNet-110, PreAct-164, WRN-28-10
         con.print(f"  progress epoch {s.get('epochs_done')}/{s.get('total_epochs')}, step {st.get('step', 0)}"
                   f"/{total_steps if total_steps else '?'}", markup=False)
         con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "

@@ -48,6 +48,9 @@ def test_runs_command_shows_labels_and_papers_numbers(runs, tmp_path, capsys):
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"ResNet-110", "PreAct-164", "WRN-28-10", "WRN-16-2"}
     assert rows["WRN-28-10"]["arch"] == "wrn" and rows["WRN-28-10"]["paper_err"] == 3.89
+    assert main(["show", "wide", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "  net      WRN-28-10\n" in out and "paper 3.89%" in out
 
 
 async def test_seed_groups_and_compare_name_the_nets(tmp_path):
