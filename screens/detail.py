@@ -188,8 +188,9 @@ class DetailScreen(ChartKeys, Screen):
                 t.append(f"{abs(diff):.2f} points {'better' if diff < 0 else 'worse'}",
                          style="green" if diff < 0 else "yellow")
             elif cfg is not None:
-                what = "depth/shortcut" if cfg.arch == "resnet" else "net (its paper uses shortcut B)"
-                t.append(f" · the paper reports no error for this {what}", style="dim")
+                t.append(" · the paper reports no error for this depth/shortcut" if cfg.arch == "resnet" else
+                         " · its paper reports no error for this net (PreAct-110/164/1001, WRN-16-8/28-10/40-4, "
+                         "shortcut B)", style="dim")
         t.append("\n")
         ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
         t.append("checkpoint ", style="dim")

@@ -84,3 +84,23 @@ async def test_seed_groups_and_compare_name_the_nets(tmp_path):
         await pilot.pause()
         text = screen_text(app)
         assert "PreAct-164 B" in text and "WRN-28-10 B d0.3" in text and "5.46" in text and "3.89" in text
+
+
+async def test_detail_names_the_net_and_its_paper(runs, tmp_path):
+    from screens.app import make_app
+    from screens.detail import DetailScreen
+
+    from .helpers import POLL, screen_text, wait_for
+
+    app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        ids = {i.config.name: i.id for i in runs.list()}
+        app.open_run(ids["pre"], "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "the detail")
+        await wait_for(pilot, lambda: "PreAct-164  shortcut B" in screen_text(app), 10, "the net's name")
+        assert "paper 5.46%: 0.54 points worse" in screen_text(app)
+        app.pop_screen()
+        app.open_run(ids["small"], "detail")
+        await wait_for(pilot, lambda: "WRN-16-2  shortcut B" in screen_text(app), 10, "the WRN's name")
+        assert "its paper reports no error for this net" in screen_text(app)
