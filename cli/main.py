@@ -159,7 +159,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                  "and ResNet columns, each cell best (mean ± std, n) over seeds, beside He et al. 2016 and the lab "
                  "report) as Markdown, LaTeX and CSV; Fig. 6-style training curves and Fig. 7-style layer "
                  "responses as PNG, SVG and PDF; and report.md, which embeds them with each run's settings and "
-                 "environment. Runs that differ only in their seed form one group.")
+                 "environment. Runs of pre-activation or wide nets (--arch) get a depth x architecture table "
+                 "instead (ResNet A/B, PreAct, WRN-k columns), each paper's number beside ours (He et al. 2016b, "
+                 "Zagoruyko & Komodakis 2016). Runs that differ only in their seed form one group.")
     rp.add_argument("runs", metavar="RUN", nargs="*", help="run ids (or --all)")
     rp.add_argument("--all", action="store_true", help="every run in the runs folder (runs without a finished "
                     "epoch are left out with a note)")

@@ -21,6 +21,7 @@ from core.store.runs import Run, RunInfo, run_folder_note, run_summary_row
 from core.util.files import kind_of
 from core.util.formatting import (
     decimals,
+    depth_text,
     devices_text,
     duration,
     epochs_text,
@@ -85,7 +86,7 @@ def list_rows(infos: Iterable[RunInfo]) -> list[dict[str, Any]]:
 
 
 def _display_cells(row: dict[str, Any]) -> list[str]:
-    return [str(row.get("id", "")), _txt(row.get("depth")), _txt(row.get("shortcut")), _txt(row.get("width")),
+    return [str(row.get("id", "")), depth_text(row), _txt(row.get("shortcut")), _txt(row.get("width")),
             _txt(row.get("optimizer")), _txt(row.get("schedule")),
             epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
             pct(row.get("best_test_err")), pct(row.get("paper_err")),
@@ -204,6 +205,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
         con.print(f"  {'damaged' if data['damaged'] else 'error':<8} {s['error']}", markup=False)
     if data["config"]:
         total_steps = st.get("total_steps")
+        con.print(f"  net      {s.get('model')}", markup=False)      # ResNet-110, PreAct-164, WRN-28-10
         con.print(f"  progress epoch {s.get('epochs_done')}/{s.get('total_epochs')}, step {st.get('step', 0)}"
                   f"/{total_steps if total_steps else '?'}", markup=False)
         con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "

@@ -154,7 +154,7 @@ class DetailScreen(ChartKeys, Screen):
         t = Text()
         cfg = info.config
         if cfg is not None:
-            t.append(f"{model_name(cfg.depth, cfg.shortcut)}", style="bold")
+            t.append(f"{model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width)}", style="bold")
             t.append(f"  shortcut {cfg.shortcut}, width {cfg.width} · {cfg.optimizer} lr {cfg.lr:g} "
                      f"{cfg.schedule} · batch {cfg.batch_size} · {cfg.dataset}")
             if cfg.max_train_images:
@@ -188,7 +188,9 @@ class DetailScreen(ChartKeys, Screen):
                 t.append(f"{abs(diff):.2f} points {'better' if diff < 0 else 'worse'}",
                          style="green" if diff < 0 else "yellow")
             elif cfg is not None:
-                t.append(" · the paper reports no error for this depth/shortcut", style="dim")
+                t.append(" · the paper reports no error for this depth/shortcut" if cfg.arch == "resnet" else
+                         " · its paper reports no error for this net (PreAct-110/164/1001, WRN-16-8/28-10/40-4, "
+                         "shortcut B)", style="dim")
         t.append("\n")
         ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
         t.append("checkpoint ", style="dim")

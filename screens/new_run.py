@@ -37,7 +37,7 @@ from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
 from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
-from .widgets.form_text import VARIANTS_HELP, focus_help_text, summary_text
+from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, summary_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.typeahead import replay
 
@@ -318,7 +318,8 @@ class NewRunScreen(Screen):
 
     def _show_message(self, name: str) -> None:
         invalid, note = name in self.errors, self.notes.get(name)
-        shown = (self.errors.get(name), note, self._narrow)
+        help_text = field_help(name, str(self.query_one("#f-arch").value)) or VARIANTS_HELP   # depth: per arch
+        shown = (self.errors.get(name), note, self._narrow, help_text)
         if self._shown.get(name) == shown:
             return                  # unchanged: no restyling (each costs a style pass over the widget)
         self._shown[name] = shown
@@ -328,7 +329,7 @@ class NewRunScreen(Screen):
         elif note:
             msg.update(Text("⚠ " + note, style="yellow"))
         else:   # narrow: the help is in the panel under the form (an empty line keeps the row one line high)
-            msg.update("" if self._narrow else Text(FIELD_HELP.get(name, VARIANTS_HELP)))
+            msg.update("" if self._narrow else Text(help_text))
         msg.set_class(invalid, "invalid")
         label.set_class(invalid, "invalid")
         msg.set_class(not invalid and not note, "help")
@@ -378,7 +379,8 @@ class NewRunScreen(Screen):
         """Show the focused field's help with its error as it is now (the inline help is hidden on narrow
         terminals)."""
         self.query_one("#focus-help", Static).update(focus_help_text(
-            str(widget.id or ""), str(self.query_one("#preset", Choice).value), self.errors, self.notes))
+            str(widget.id or ""), str(self.query_one("#preset", Choice).value), self.errors, self.notes,
+            str(self.query_one("#f-arch").value)))
 
     def _after_change(self, by_user: bool) -> None:
         """After an edit (the echoes of values the program set are checked by whoever set them)."""

@@ -145,8 +145,12 @@ class RunGroup:
 
     @property
     def name(self) -> str:
-        """'plain-20', 'ResNet-56', 'ResNet-56 B' (option A is the paper's default and goes unsaid)."""
-        return model_name(self.depth, self.kind) + (f" {self.kind}" if self.kind not in ("A", "none") else "")
+        """'plain-20', 'ResNet-56', 'ResNet-56 B' (option A is the paper's default and goes unsaid), 'PreAct-164 B',
+        'WRN-28-10 B d0.3'."""
+        c = self.config
+        name = model_name(self.depth, self.kind, c.arch, c.width) + (f" {self.kind}" if self.kind not in ("A", "none")
+                                                                      else "")
+        return name + (f" d{c.dropout:g}" if c.dropout else "")
 
     def cell(self, digits: int = 2) -> str:
         """'6.43 (6.61 ± 0.16, n=5)' as in the paper; '7.51 (n=1)' for one run; '-' for none."""

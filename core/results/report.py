@@ -1,11 +1,13 @@
 """``write_report``: one folder with the results of runs: tables, figures and report.md.
 
 The runs are split by sweep (``sections``: each sweep gets its own table and figure; runs of no sweep together).
-A section where only depth and shortcut vary keeps the paper's layout; any other gets the layout by what varied
-(core/results/sweep.py). Files (those of the formats asked for; prefixed ``NAME-`` when several sweeps share a
-report)::
+A section where only depth and shortcut vary keeps the paper's layout; one with pre-activation or wide nets (where
+the architecture varies, or only depth, shortcut, width and dropout do) gets the depth x architecture table
+(core/results/arch_table.py); any other gets the layout by what varied (core/results/sweep.py). Files (those of
+the formats asked for; prefixed ``NAME-`` when several sweeps share a report)::
 
     table6.md  table6.tex  table6.csv      the paper's Table 6 layout (see table6.py)
+    archs.md   archs.tex   archs.csv       depth x architecture beside the follow-up papers (arch_table.py)
     fig6.png   fig6.svg    fig6.pdf        error curves as Fig. 6 (see figures.py)
     table.md   table.tex   table.csv       a sweep's table: rows and columns the values it varied, effect lines
     curves.png curves.svg  curves.pdf      a sweep's curves, one colour per value, the learning rate below
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from core.results import figures, sweep
+from core.results import arch_table, figures, sweep
 from core.results.groups import (
     MissingDependency,
     ReportError,
@@ -104,7 +106,8 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
         report.groups += groups
         prefix = f"{name or 'other'}-" if len(parts) > 1 else ""
         heading = (f"Sweep {name}" if name else "Runs of no sweep") if len(parts) > 1 or name else ""
-        write = _write_paper if is_paper_grid(dimensions(groups)) else _write_sweep
+        write = _write_archs if arch_table.fits(groups) else \
+            _write_paper if is_paper_grid(dimensions(groups)) else _write_sweep
         body += write(groups, out_dir, prefix, heading, formats, figs, report,
                       dict(layer_responses=layer_responses, device=device, data_dir=data_dir, x=x))
     if tensorboard:
@@ -135,6 +138,31 @@ def _write_paper(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         lines += [f"{sub} Training curves (Fig. 6 layout)", "",
                   f"![Training and test error over iterations]({_embed(fig6_files)})", "",
                   "Dashed: training error, bold: test error; shaded: min-max over the seeds of a group.", ""]
+    return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
+
+
+def _write_archs(groups: list[RunGroup], out_dir: Path, prefix: str, heading: str, formats: Sequence[str],
+                 figs: Sequence[str], report: Report, opts: dict) -> list[str]:
+    """The depth x architecture table beside the papers, the groups' curves and Fig. 7 where it applies."""
+    table = arch_table.build_arch_table(groups)
+    writers = {"md": arch_table.to_markdown, "tex": arch_table.to_latex, "csv": arch_table.to_csv}
+    for fmt in (f for f in formats if f in TABLE_FORMATS):
+        path = out_dir / f"{prefix}archs.{fmt}"
+        path.write_text(writers[fmt](table))
+        report.files.append(path)
+    files: list[Path] = []
+    if figs:
+        fig = figures.fig_sweep(groups, [g.name for g in groups], pick_x(groups, opts["x"]),
+                                title="by architecture: test error (bold), training error (dashed)")
+        files = figures.save(fig, out_dir, f"{prefix}curves", figs)
+        report.files += files
+    sub = "###" if heading else "##"
+    lines = ([f"## {heading}", ""] if heading else []) + [f"{sub} Test error by depth and architecture", "",
+                                                           arch_table.to_markdown(table).rstrip(), ""]
+    if files:
+        lines += [f"![Error and learning rate by architecture]({_embed(files)})", "",
+                  "Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate.",
+                  ""]
     return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
 
 

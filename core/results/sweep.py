@@ -147,10 +147,15 @@ def caption(groups: Sequence[RunGroup], dims: Sequence[Dim]) -> str:
     keys = [k for k in SHARED_KEYS if k not in varied and not (k == "milestones" and ref.get("schedule") != "multistep")
             and not (k == "epochs" and ref.get("iterations")) and not (k == "iterations" and not ref.get("iterations"))]
     shared = []
-    if "depth" in keys and "shortcut" in keys:
-        shared.append(model_name(ref["depth"], ref["shortcut"]) + ("" if ref["shortcut"] in ("A", "none")
-                                                                    else f" {ref['shortcut']}"))
-        keys = [k for k in keys if k not in ("depth", "shortcut")]
+    arch = ref.get("arch", "resnet")
+    if "depth" in keys and "shortcut" in keys and "arch" not in varied and ("width" in keys or arch != "wrn"):
+        shared.append(model_name(ref["depth"], ref["shortcut"], arch, ref["width"]) + (
+            "" if ref["shortcut"] in ("A", "none") else f" {ref['shortcut']}") + (
+            " bottleneck" if arch == "preact-bottleneck" else "") + (
+            f" dropout {ref['dropout']:g}" if ref.get("dropout") and "dropout" not in varied else ""))
+        keys = [k for k in keys if k not in ("depth", "shortcut") and not (k == "width" and arch == "wrn")]
+    elif arch != "resnet" and "arch" not in varied:
+        shared.append(f"arch {arch}")
     shared += [value_label((k,), (_h(ref[k]),), ref) for k in keys]
     return (f"Final test error (%) on {data}: best (mean ± std, n) over seeds, std the sample standard deviation; "
             f"runs of one seed and settings count once (repeats). Shared: {', '.join(shared)}.")

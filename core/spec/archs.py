@@ -45,6 +45,23 @@ def depth_problem(arch: str, depth: int) -> str | None:
             f"{number_text(depth)} (other architectures: {others})")
 
 
+def depth_help(arch: str) -> str:
+    """The depth field's help for ``arch``: its rule and examples, then the other architectures' rules."""
+    if arch not in ARCHS:
+        return "; ".join(f"{a} {depth_rule(a)}" for a in ARCHS)
+    others = "; ".join(f"{a} {depth_rule(a)}" for a in ARCHS if a != arch)
+    block = {"preact-bottleneck": "bottleneck blocks", "wrn": "wide basic blocks"}.get(arch, "basic blocks")
+    return (f"Network depth for {arch}: {depth_rule(arch)} ({_EXAMPLES[arch]}, ...), n {block} per stage "
+            f"(other architectures: {others})")
+
+
+def dropout_help(arch: str) -> str:
+    """The dropout field's help for ``arch``: only a wide net has dropout."""
+    if arch == "wrn":
+        return "Dropout between a wide block's two convolutions (0 = none; 0.3 in the WRN paper's best run)"
+    return f"wrn only: {arch} has no dropout (leave 0; choose arch wrn to use it)"
+
+
 def blocks_per_stage(arch: str, depth: int) -> int:
     """n for ``depth`` under ``arch``'s rule; raises ValueError naming the accepted depths."""
     problem = depth_problem(arch, depth)

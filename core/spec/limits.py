@@ -45,6 +45,16 @@ def activation_bytes(depth: int, width: int, arch: str = "resnet") -> int:
     return 12 * width * (3584 * n + 1024)
 
 
+def memory_estimate(cfg: Any) -> tuple[int, int]:
+    """(bytes, images) a run's training step needs at most, about: fp32 weights, gradients and optimizer state
+    (``train_bytes``) and the activations (``activation_bytes``) of one micro-batch of ``images`` (the batch cut
+    into ``micro_batches`` slices). ResNet-110 at batch 128 ~1.5 GiB; WRN-28-10 ~4.1 GiB; PreAct-1001 ~23 GiB: the
+    out-of-memory that the automatic split (on_oom split: twice the micro-batches, the same step) answers."""
+    images = -(-cfg.batch_size // max(1, cfg.micro_batches))
+    return (train_bytes(cfg.depth, cfg.width, cfg.arch) + activation_bytes(cfg.depth, cfg.width, cfg.arch) * images,
+            images)
+
+
 def approx(n: float) -> str:
     """A size for a message: '1.04e+15', '0.25', '10^603'."""
     return f"{n:.3g}" if n < 1e300 else f"10^{len(str(int(n))) - 1}"

@@ -145,6 +145,14 @@ def model_name(depth: int | None, shortcut: str | None, arch: str = "resnet", wi
     return f"plain-{depth}" if shortcut == "none" else f"ResNet-{depth}"
 
 
+def depth_text(row: dict) -> str:
+    """A runs table's depth cell from a summary row: '20' for the paper's ResNet, the net's name for the others
+    ('PreAct-164', 'WRN-28-10'), whose depth alone does not say what was trained; '-' without settings."""
+    if row.get("depth") is None:
+        return "-"
+    return str(row["depth"]) if row.get("arch") in (None, "resnet") else str(row.get("model") or row["depth"])
+
+
 def world_text(world_size: Any) -> str:
     """' x4' for a run trained by 4 processes (DDP); '' for one process."""
     return f" x{int(world_size)}" if is_number(world_size) and int(world_size) > 1 else ""

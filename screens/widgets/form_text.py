@@ -7,11 +7,13 @@ from __future__ import annotations
 from rich.text import Text
 
 from core.data.plan import planned_steps
+from core.spec.archs import depth_help, dropout_help
 from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
+from core.spec.limits import memory_estimate
 from core.store.estimate import Estimate
-from core.util.formatting import duration
+from core.util.formatting import duration, mem
 
 VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
                  "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
@@ -61,15 +63,41 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str, e
         text = f"✓ launches {len(configs)} run(s), one after another: {labels}"
     else:
         text = f"✓ launches {labels}"
-    return Text(text + length + time_text(eta, len(configs), kind), style="green")
+    return Text(text + length + time_text(eta, len(configs), kind) + memory_text(configs), style="green")
 
 
-def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str]) -> Text | str:
+def field_help(name: str, arch: str = "resnet") -> str:
+    """A field's help; depth and dropout say what the architecture chosen now accepts (6n+2, 9n+2, 6n+4; dropout
+    for wrn only)."""
+    if name == "depth":
+        return depth_help(arch)
+    if name == "dropout":
+        return dropout_help(arch)
+    return FIELD_HELP.get(name, "")
+
+
+BIG_MEMORY = 16 * 2 ** 30      # more than many GPUs have free: say what happens when a device runs out
+
+
+def memory_text(configs: list[RunConfig]) -> str:
+    """' · memory up to ~4.1 GiB' (' (32 images a micro-batch)' when split) for the largest of these runs
+    (core/spec/limits.py ``memory_estimate``), and for one past BIG_MEMORY what happens on a device that has less."""
+    nbytes, images = max(memory_estimate(c) for c in configs)
+    big = max(configs, key=lambda c: memory_estimate(c)[0])
+    text = f" · memory up to ~{mem(nbytes)}" + (f" ({images} images a micro-batch)" if images < big.batch_size else "")
+    if nbytes > BIG_MEMORY:
+        text += (": on a device with less, the run splits its batch into micro-batches (on_oom split)"
+                 if big.on_oom == "split" else ": set micro_batches for a device with less")
+    return text
+
+
+def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str],
+                    arch: str = "resnet") -> Text | str:
     """The help under the form for the field ``widget_id`` (``f-<name>``, a shortcut box, preset or where), with its
     error or note as the field holds it now."""
     name = "shortcut" if widget_id.startswith("f-shortcut") else widget_id.removeprefix("f-")
     preset_help = PRESET_HELP.get(preset, "your own settings")
-    help_text = FIELD_HELP.get(name) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
+    help_text = field_help(name, arch) or {"preset": f"{preset_help}. A preset fills the settings it defines; edit "
                                                    "any field afterwards", "where": WHERE_HELP,
                                                    "f-variants": VARIANTS_HELP}.get(widget_id, "")
     if name in errors or name in notes:

@@ -74,7 +74,8 @@ class GroupsTable(DataTable):
         self.clear()
         for g in groups:
             cfg = g.config
-            label = f"{g.name} w{cfg.width} {cfg.optimizer} {cfg.schedule}"
+            width = "" if cfg.arch == "wrn" else f" w{cfg.width}"     # a WRN's name says its width (WRN-16-2)
+            label = f"{g.name}{width} {cfg.optimizer} {cfg.schedule}"
             n_marked = sum(1 for i in g.runs if i.id in marked)
             mark = "●" if n_marked == len(g.runs) else ("◐" if n_marked else " ")
             n_text = f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}"

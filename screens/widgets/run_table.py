@@ -18,6 +18,7 @@ from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
 from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
     decimals,
+    depth_text,
     duration,
     epochs_text,
     mem,
@@ -60,7 +61,7 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
 
 # Settings a sweep varies get a column of their own ("v:lr", after paper%) while the runs shown differ in them; the
 # fixed columns already show depth, shortcut, width, optimizer, schedule and the length (epochs done/total).
-VARIED = ("lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
+VARIED = ("arch", "lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
           "lr_factor", "max_train_images", "augment", "normalize", "dataset", "sweep_name")
 VARIED_TITLES = {"batch_size": "batch", "milestones": "lr drops", "weight_decay": "wd", "max_train_images": "train n",
                  "warmup_iters": "warm-up", "sweep_name": "sweep", "lr_factor": "lr x"}
@@ -104,7 +105,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         "final": final_text,
         "best": Text(pct(best, unit=False), justify="right"),
         "paper": Text(pct(paper, unit=False), justify="right", style="dim"),
-        "depth": Text("-" if row["depth"] is None else str(row["depth"]), justify="right"),
+        "depth": Text(depth_text(row), justify="right"),     # 'PreAct-164', 'WRN-28-10' for the follow-ups
         "shortcut": row["shortcut"] or "-",
         "width": Text("-" if row["width"] is None else str(row["width"]), justify="right"),
         "optimizer": row["optimizer"] or "-",

@@ -209,3 +209,44 @@ def test_run_ids_and_labels_name_the_arch(tmp_path):
     assert store.make_id(RunConfig(depth=20)).startswith("r20-A-sgd-")
     assert RunConfig(arch="preact", depth=20).label() == "PreAct-20 A w16 sgd"
     assert RunConfig(arch="wrn", depth=16, width=40).label() == "WRN-16 w40 A sgd"
+
+
+def test_memory_estimate_covers_the_big_nets():
+    """Point 5: at batch 128, WRN-28-10 and PreAct-1001 need far more than ResNet-110; micro-batches divide the
+    activations (by hand: ResNet-110 keeps 12 * 16 * (3584 * 18 + 1024) = 12,582,912 bytes an image)."""
+    def est(**kw):
+        return limits.memory_estimate(RunConfig(batch_size=128, **kw))
+
+    r110, _ = est(depth=110)
+    assert r110 == limits.train_bytes(110, 16) + 12_582_912 * 128
+    wrn, _ = est(arch="wrn", depth=28, width=160, shortcut="B")
+    pa1001, _ = est(arch="preact-bottleneck", depth=1001, shortcut="B")
+    assert wrn > 2.5 * r110 and pa1001 > 14 * r110 > 20 * 2 ** 30
+    split, images = est(arch="preact-bottleneck", depth=1001, shortcut="B", micro_batches=4)
+    assert images == 32 and split == pa1001 - 96 * limits.activation_bytes(1001, 16, "preact-bottleneck")
+
+
+@pytest.mark.parametrize("arch, depth", [("preact", 8), ("preact-bottleneck", 11), ("wrn", 10)])
+def test_out_of_memory_splits_the_batch_for_each_arch(tmp_path, monkeypatch, arch, depth):
+    """The automatic split after a (simulated) CUDA out-of-memory, for batches over 8 images, holds for every
+    architecture the registry builds: the run finishes in micro-batches of 8."""
+    import core.train.setup as setup_mod
+
+    real = setup_mod.create_model
+
+    def small_memory(*a, **kw):
+        model = real(*a, **kw)
+
+        def hook(module, args):
+            if args[0].shape[0] > 8:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(setup_mod, "create_model", small_memory)
+    run, state = train_run(RunStore(tmp_path), tiny_config(arch=arch, depth=depth, shortcut="B", epochs=1,
+                                                           max_test_images=8, batch_size=32,
+                                                           dropout=0.3 if arch == "wrn" else 0.0))
+    assert state == "finished"
+    assert run.read_status()["micro_batches"] == 4
+    assert "micro-batches of 8" in "\n".join(run.read_events())
