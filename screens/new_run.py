@@ -65,6 +65,7 @@ class NewRunScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     HELP_TITLE = "new run"
     KEYS_HELP = [("← → space", "step through a choice (a letter jumps to the option that starts with it)"),
+                 ("← → a b n", "shortcut: move between A, B and none; a letter ticks or unticks its box (space too)"),
                  ("typing", "replaces a field's text (it is selected when the field gets the focus)")]
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True),
@@ -172,8 +173,8 @@ class NewRunScreen(Screen):
         if narrow != self._narrow:
             self._narrow = narrow
             if self._mounted:
-                for f in fields(RunConfig):
-                    self._show_message(f.name)
+                for name in [f.name for f in fields(RunConfig)] + ["variants"]:
+                    self._show_message(name)
                 self._preset_help(PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings"))
 
     def _preset_help(self, text: str) -> None:
@@ -186,8 +187,13 @@ class NewRunScreen(Screen):
         if self.typed_ahead is None:
             return
         keys, self.typed_ahead = self.typed_ahead, None
+        # from the top, wherever the form was left (scrolled by the mouse, depth kept the focus off screen)
+        self.query_one("#form", VerticalScroll).scroll_home(animate=False, immediate=True)
         replay(self, keys, self.query_one("#f-depth", Input),
                {"escape": self.action_cancel, "ctrl+s": self.action_launch})
+        if self.is_current and self.focused is not None:
+            self.focused.scroll_visible(animate=False)
+            self._show_focus_help(self.focused)   # a field focused already gets no focus event: its help now
 
     def load(self, cfg: RunConfig) -> None:
         """Fill every field from ``cfg`` (a clone); the preset becomes custom. Before the form is built, when it
