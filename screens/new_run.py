@@ -32,6 +32,7 @@ from core.spec import config as C
 from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
 from core.spec.field_help import FIELD_HELP, GROUPS
 from core.spec.grid import grid_configs, parse_variant
+from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
@@ -159,6 +160,8 @@ class NewRunScreen(Screen):
             self._laid_out_for = self.app.size
             self.post_message(events.Resize.from_dimensions(self.app.size, None))
         self._fit_help()
+        if self._mounted:
+            self.revalidate()           # the runs folder may have changed meanwhile: a name taken since
         if self.typed_ahead is not None:
             self.app.call_later(self._ready)
 
@@ -270,6 +273,10 @@ class NewRunScreen(Screen):
             self._fit_milestones(self.configs[0])
         if self.configs:
             self._check_fit(self.configs[0])
+        if self.configs and (taken := self.app.store.taken_names(self.configs)):   # the CLI's rule for --name
+            self.errors["name"] = (f"{names_taken_text(taken, self.app.store.root)}; pick another or leave it empty "
+                                   f"for a generated name")
+            self.configs = []
         for name in [f.name for f in fields(RunConfig)] + ["variants"]:
             self._show_message(name)
         self._show_summary()
@@ -459,6 +466,8 @@ class NewRunScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
+        if ids:
+            self.set_value("name", "")  # a name is used once (and never remembered): the next launch gets its own
         if where == "queue":
             self.app.open_queue(replace=True)
         else:
