@@ -262,16 +262,22 @@ class ResLabApp(App[str | None]):
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 
     # -- actions used by several screens -------------------------------------------------------------------------------
-    def launch(self, configs: list[RunConfig], where: str = "app") -> list[str]:
+    def launch(self, configs: list[RunConfig], where: str = "app", note: str | None = None) -> list[str]:
         """Create one run per config (a grid when several) and start them: in the folder's queue (``"queue"``,
-        served by the scheduler) or in this app, one after another; returns the run ids. A run that cannot be
-        created (a full or read-only disk) is a notification, not a crash."""
+        served by the scheduler) or in this app, one after another; returns the run ids. ``note`` (the form's
+        milestone scaling) goes into each run's events.log, as the CLI's does. A run that cannot be created (a full
+        or read-only disk) is a notification, not a crash."""
         try:
             if where == "queue":
-                ids = [run.id for run in Q.enqueue(self.store, configs)]
+                runs = Q.enqueue(self.store, configs)
+            else:
+                runs = [self.store.create(cfg) for cfg in configs]
+            for run in runs if note else ():
+                run.log(note)
+            ids = [run.id for run in runs]
+            if where == "queue":
                 self.serve_queue()
             else:
-                ids = [self.store.create(cfg).id for cfg in configs]
                 self.watcher.poll()
                 self.start_training(ids)
             if len(ids) > 1:

@@ -32,6 +32,7 @@ from core.spec import config as C
 from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
 from core.spec.field_help import FIELD_HELP, GROUPS
 from core.spec.grid import grid_configs, parse_variant
+from core.store.estimate import estimate
 from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
 
@@ -346,8 +347,12 @@ class NewRunScreen(Screen):
         msg.set_class(not invalid and not note, "help")
 
     def _show_summary(self) -> None:
+        kind, eta = ("cuda" if self.gpu else "cpu"), None
+        if self.configs and not self.errors:
+            watcher = getattr(self.app, "watcher", None)
+            eta = estimate(self.configs, watcher.infos.values() if watcher else (), kind)
         self.query_one("#summary", Static).update(
-            summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value)))
+            summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value), eta, kind))
 
     @unless_closing
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -462,7 +467,7 @@ class NewRunScreen(Screen):
     def _create(self, configs: list[RunConfig], where: str) -> None:
         self._launching = False
         try:
-            ids = self.app.launch(configs, where=where)
+            ids = self.app.launch(configs, where=where, note=self.notes.get("milestones"))
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return

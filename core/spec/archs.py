@@ -63,3 +63,15 @@ def arch_paper_error(arch: str, depth: int, shortcut: str, width: int, dropout: 
     if arch == "wrn" and width % WRN_BASE == 0:
         return WRN_ERRORS.get((depth, width // WRN_BASE, round(dropout, 3)))
     return None
+
+
+def conv_cost(arch: str, depth: int, width: int) -> float:
+    """Multiply-accumulates of the residual stages' convolutions per 32x32 image, the part that sets a net's speed:
+    every stage costs the same (channels double as the side halves), a basic block 2 x 9 w^2 per pixel of the first
+    stage, a bottleneck (1x1 4w->w, 3x3, 1x1 w->4w) 17 w^2. Used to scale a measured speed to another net."""
+    try:
+        n = blocks_per_stage(arch, depth)
+    except ValueError:
+        return 0.0
+    per_block = 17 if arch == "preact-bottleneck" else 18
+    return 3.0 * n * per_block * width * width * 32 * 32

@@ -10,6 +10,8 @@ from core.data.plan import planned_steps
 from core.spec.config import PRESET_HELP, RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
+from core.store.estimate import Estimate
+from core.util.formatting import duration
 
 VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
                  "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
@@ -31,8 +33,18 @@ def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
     return ", ".join(parts[:shown]) + (" ..." if len(parts) > shown else "")
 
 
-def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -> Text:
-    """What ctrl+s would do now: the fields to fix, or the runs it creates and how long each is."""
+def time_text(eta: Estimate | None, runs: int, kind: str) -> str:
+    """' · about 12m30s (the pace of 3 past cpu runs)', in all for several runs; what is missing when there is no
+    past run to measure from."""
+    if eta is None:
+        return f" · time: estimated once a run has trained on the {kind} here"
+    return f" · about {duration(eta.seconds)}{' in all' if runs > 1 else ''} ({eta.basis})"
+
+
+def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str, eta: Estimate | None = None,
+                 kind: str = "cpu") -> Text:
+    """What ctrl+s would do now: the fields to fix, or the runs it creates, how long each is and how long they
+    take (``eta``: core.store.estimate, None when no past run on ``kind`` sets a pace)."""
     if errors:
         return Text(f"✗ {len(errors)} field(s) to fix before launching: " + ", ".join(errors), style="bold red")
     labels = grid_labels(configs)
@@ -49,7 +61,7 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str) -
         text = f"✓ launches {len(configs)} run(s), one after another: {labels}"
     else:
         text = f"✓ launches {labels}"
-    return Text(text + length, style="green")
+    return Text(text + length + time_text(eta, len(configs), kind), style="green")
 
 
 def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: dict[str, str]) -> Text | str:

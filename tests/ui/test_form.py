@@ -273,6 +273,8 @@ async def test_the_runs_length_counts_the_data_folders_images_and_says_its_epoch
         form.query_one("#f-data_dir").value = str(cifar_small)
         await wait_for(pilot, lambda: "16 per epoch" in str(form.query_one("#summary").render()), 10, "the length")
         assert "about 64,000 iterations (16 per epoch, 4,000 epochs)" in str(form.query_one("#summary").render())
+        # an empty folder has no past run to take a pace from: the summary says when there will be an estimate
+        assert "time: estimated once a run has trained on the cpu here" in str(form.query_one("#summary").render())
 
 
 async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(fixture_runs):
@@ -299,6 +301,8 @@ async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(
         summary = str(form.query_one("#summary").render())
         assert "launches 4 run(s)" in summary or "queues 4 run(s)" in summary
         assert "milestones=2 batch_size=64" in summary
+        # and how long the four take, from the pace of the folder's past cpu runs (core.store.estimate's tests)
+        assert " in all (the pace of " in summary and "past cpu run" in summary
         form.set_value("batch_size", "64,x")
         form.revalidate()
         await pilot.pause()
@@ -314,7 +318,7 @@ async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_
         await pilot.pause()
         burst(app, "n")
         await wait_for(pilot, lambda: form_ready(app), 10, "the form")
-        form = app.screen
+        form, before = app.screen, len(app.store.list())
         form.apply_preset("he2016")
         for name, value in (("dataset", "synthetic"), ("max_train_images", "256"), ("batch_size", "32"),
                             ("epochs", "3"), ("iterations", "0")):
@@ -326,7 +330,25 @@ async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_
         assert form.query_one("#f-milestones").value == "12,18"
         assert [c.milestones for c in form.configs] == [(12, 18)]
         assert "scaled from 32000,48000 of 64,000 iterations to 12,18" in form.notes["milestones"]
-        form.set_value("milestones", "12,30")
+        # launched, the runs' events.log says why their milestones are not the recipe's, as the CLI's runs do
+        app.serve_queue = lambda: None                     # no scheduler process in this test
+        form.query_one("#where").value = "queue"
+        form.set_value("seed", "1,2")
+        form.revalidate()
+        await pilot.pause()
+        form.action_launch()
+        await wait_for(pilot, lambda: len(app.store.list()) >= before + 2, 10, "the two queued runs")
+        made = [info.id for info in app.store.list() if info.config and info.config.milestones == (12, 18)]
+        assert len(made) == 2
+        for run_id in made:
+            assert any("scaled from 32000,48000" in line for line in app.store.get(run_id).read_events()), run_id
+        burst(app, "n")                                    # the form again: a milestone typed past the end
+        await wait_for(pilot, lambda: form_ready(app), 10, "the form")
+        form = app.screen
+        form.apply_preset("he2016")
+        for name, value in (("dataset", "synthetic"), ("max_train_images", "256"), ("batch_size", "32"),
+                            ("epochs", "3"), ("iterations", "0"), ("milestones", "12,30")):
+            form.set_value(name, value)
         form.revalidate()
         await pilot.pause()
         assert form.configs == [] and "lie past the end of this run" in form.errors["milestones"]
