@@ -28,6 +28,7 @@ from core.store.runs import (
     RunStore,
     default_runs_dir,
     extend_run,
+    names_taken_text,
     run_folder_note,
 )
 from core.util.files import write_error
@@ -157,9 +158,9 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
     cfg = cfg or config_from_args(args)
     store = store_of(args, new_runs=True)
     signals = getattr(args, "stop_signals", None)
-    if cfg.name and (store.root / cfg.name).exists():
-        raise CliError(f"{flag('name')}: a run named {cfg.name!r} already exists in {store.root}; "
-                       f"choose another name or resume it")
+    if taken := store.taken_names([cfg]):
+        raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name, leave "
+                       f"{flag('name')} out for a generated one, or resume it")
     with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
         note = getattr(args, "milestone_note", None)
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,

@@ -20,7 +20,7 @@ from cli.sweep import check_all_data, describe, grid_of, varied
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.store.reader import escape_controls
-from core.store.runs import RunError, RunLockedError, run_folder_note
+from core.store.runs import RunError, RunLockedError, names_taken_text, run_folder_note
 
 
 # -- scheduler ---------------------------------------------------------------------------------------------------------
@@ -168,10 +168,9 @@ def queue_list(args: argparse.Namespace) -> int:
 def queue_add(args: argparse.Namespace) -> int:
     store = store_of(args, new_runs=True)
     configs = grid_of(args)
-    taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
-    if taken:
-        raise CliError(f"{flag('name')}: run(s) named {', '.join(taken)} already exist in {store.root}; "
-                       f"choose another name")
+    if taken := store.taken_names(configs):
+        raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name or leave "
+                       f"{flag('name')} out for a generated one")
     options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
     state = S.read_state(store.root)
     served = state is not None

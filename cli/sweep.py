@@ -22,6 +22,7 @@ from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, flag
 from core.spec.config import ConfigError, RunConfig
 from core.spec.grid import describe, expand, parse_ints, parse_shortcuts, parse_sweep, parse_variant
 from core.spec.grid import varied_fields as varied
+from core.store.runs import names_taken_text
 
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
@@ -106,10 +107,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(configs) == 1 and not args.sweep and not args.variant:
         return train_one(args, configs[0])
     store = store_of(args, new_runs=True)
-    taken = [c.name for c in configs if c.name and (store.root / c.name).exists()]
-    if taken:
-        raise CliError(f"{flag('name')}: runs named {', '.join(taken)} already exist in {store.root}; choose "
-                       f"another name")
+    if taken := store.taken_names(configs):
+        raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name or leave "
+                       f"{flag('name')} out for a generated one")
     return train_sweep(args, configs, store)
 
 

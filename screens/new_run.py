@@ -33,6 +33,7 @@ from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
 from core.spec.field_help import FIELD_HELP, GROUPS
 from core.spec.grid import grid_configs, parse_variant
 from core.store.estimate import estimate
+from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
@@ -66,6 +67,7 @@ class NewRunScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     HELP_TITLE = "new run"
     KEYS_HELP = [("← → space", "step through a choice (a letter jumps to the option that starts with it)"),
+                 ("← → a b n", "shortcut: move between A, B and none; a letter ticks or unticks its box (space too)"),
                  ("typing", "replaces a field's text (it is selected when the field gets the focus)")]
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True),
@@ -159,6 +161,8 @@ class NewRunScreen(Screen):
             self._laid_out_for = self.app.size
             self.post_message(events.Resize.from_dimensions(self.app.size, None))
         self._fit_help()
+        if self._mounted:
+            self.revalidate()           # the runs folder may have changed meanwhile: a name taken since
         if self.typed_ahead is not None:
             self.app.call_later(self._ready)
 
@@ -173,8 +177,8 @@ class NewRunScreen(Screen):
         if narrow != self._narrow:
             self._narrow = narrow
             if self._mounted:
-                for f in fields(RunConfig):
-                    self._show_message(f.name)
+                for name in [f.name for f in fields(RunConfig)] + ["variants"]:
+                    self._show_message(name)
                 self._preset_help(PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings"))
 
     def _preset_help(self, text: str) -> None:
@@ -187,8 +191,13 @@ class NewRunScreen(Screen):
         if self.typed_ahead is None:
             return
         keys, self.typed_ahead = self.typed_ahead, None
+        # from the top, wherever the form was left (scrolled by the mouse, depth kept the focus off screen)
+        self.query_one("#form", VerticalScroll).scroll_home(animate=False, immediate=True)
         replay(self, keys, self.query_one("#f-depth", Input),
                {"escape": self.action_cancel, "ctrl+s": self.action_launch})
+        if self.is_current and self.focused is not None:
+            self.focused.scroll_visible(animate=False)
+            self._show_focus_help(self.focused)   # a field focused already gets no focus event: its help now
 
     def load(self, cfg: RunConfig) -> None:
         """Fill every field from ``cfg`` (a clone); the preset becomes custom. Before the form is built, when it
@@ -265,6 +274,10 @@ class NewRunScreen(Screen):
             self._fit_milestones(self.configs[0])
         if self.configs:
             self._check_fit(self.configs[0])
+        if self.configs and (taken := self.app.store.taken_names(self.configs)):   # the CLI's rule for --name
+            self.errors["name"] = (f"{names_taken_text(taken, self.app.store.root)}; pick another or leave it empty "
+                                   f"for a generated name")
+            self.configs = []
         for name in [f.name for f in fields(RunConfig)] + ["variants"]:
             self._show_message(name)
         self._show_summary()
@@ -460,6 +473,8 @@ class NewRunScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
+        if ids:
+            self.set_value("name", "")  # a name is used once (and never remembered): the next launch gets its own
         if where == "queue":
             self.app.open_queue(replace=True)
         else:

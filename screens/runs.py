@@ -18,6 +18,7 @@ from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
 from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
+from .widgets.table_scroll import SIDEWAYS_HELP
 
 EMPTY_HINT = """No runs yet in {root}.
 
@@ -82,7 +83,8 @@ class RunsScreen(Screen):
     ]
     HELP_TITLE = "runs"
     KEYS_HELP = [("click a header", "sort by that column (again: reverse; O reverses too); the title says the order"),
-                 ("↑ ↓ pgup pgdn home end", "move in the table"), ("ctrl+p", "every command, searchable")]
+                 ("↑ ↓ pgup pgdn home end", "move in the table"), SIDEWAYS_HELP,
+                 ("ctrl+p", "every command, searchable")]
 
     def __init__(self) -> None:
         super().__init__(id="runs")

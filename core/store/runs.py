@@ -265,6 +265,13 @@ def with_fixed_data_dir(cfg: RunConfig) -> RunConfig:
     return cfg.with_overrides(data_dir=str(resolve_data_dir(cfg).resolve()))
 
 
+def names_taken_text(names: list[str], root: Path) -> str:
+    """'a run named 'x' already exists in ROOT' (the CLI and the form say it alike; each adds what to do)."""
+    if len(names) == 1:
+        return f"a run named {names[0]!r} already exists in {root}"
+    return f"runs named {', '.join(map(repr, names))} already exist in {root}"
+
+
 class RunStore:
     """A folder of run folders."""
 
@@ -282,6 +289,12 @@ class RunStore:
         seed = f"-s{cfg.seed}" if cfg.seed else ""      # a seed grid's runs tell apart by id, not by -2, -3
         arch = {"preact": "pa", "preact-bottleneck": "pab", "wrn": "wrn"}.get(cfg.arch, "r")
         return f"{arch}{cfg.depth}-{sc}{wide}-{cfg.optimizer}{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def taken_names(self, configs: list[RunConfig]) -> list[str]:
+        """The names given in ``configs`` that a run of this folder has already. A name given is the run's id: the
+        CLI (--name) and the form (its name field) both refuse one in use, before anything is created, instead of
+        placing the run at name-2 as a generated id is on a collision."""
+        return [c.name for c in configs if c.name and os.path.lexists(self.root / c.name)]
 
     def check_root(self) -> None:
         """RunError when the runs folder cannot be one: it is a file, or lies under a file."""

@@ -104,4 +104,4 @@ def focus_help_text(widget_id: str, preset: str, errors: dict[str, str], notes: 
         help_text = f"{help_text}  ({errors.get(name) or notes.get(name)})"
     if not help_text:
         return ""
-    return Text.assemble((f"{name if name in FIELD_HELP else widget_id}: ", "bold"), help_text)
+    return Text.assemble((f"{name}: ", "bold"), help_text)

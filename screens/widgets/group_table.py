@@ -16,6 +16,7 @@ from core.store.runs import RunInfo
 from core.util.formatting import pct, state_style
 
 from .run_table import ROW_KEYS
+from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
@@ -51,10 +52,10 @@ def seeds_text(seeds: list[int]) -> str:
     return ",".join(parts)
 
 
-class GroupsTable(DataTable):
-    """DataTable of seed groups; ``groups`` holds what is shown, in order."""
+class GroupsTable(ColumnScroll, DataTable):
+    """DataTable of seed groups; ``groups`` holds what is shown, in order; ← → scroll by columns."""
 
-    BINDINGS = ROW_KEYS
+    BINDINGS = ROW_KEYS + SIDEWAYS_KEYS
 
     def on_mount(self) -> None:
         self.cursor_type = "row"

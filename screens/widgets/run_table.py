@@ -32,6 +32,7 @@ from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
 )
 
 from .formatting import state_text
+from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 # (key, label, sort key from the summary row); the key order is the column order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -158,15 +159,15 @@ ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False),
             Binding("end", "scroll_bottom", "Last row", show=False)]
 
 
-class RunsTable(DataTable):
-    """DataTable of runs, one row per run id."""
+class RunsTable(ColumnScroll, DataTable):
+    """DataTable of runs, one row per run id; ← → scroll by columns (screens/widgets/table_scroll.py)."""
 
-    BINDINGS = ROW_KEYS
+    BINDINGS = ROW_KEYS + SIDEWAYS_KEYS
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.fixed_columns = 2          # the mark and the run stay in view when the table scrolls sideways
+        self.fixed_columns = 3          # the mark, the run and its status stay in view when the table scrolls sideways
         self._id_width = ID_WIDTH       # run ids shortened to this (whole on wide terminals)
         self._cells: dict[str, tuple[tuple, dict]] = {}   # run id -> (what its cells were made of, the cells)
         self._varied: list[str] = []    # the varied settings shown as columns

@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
 from .choice import Choice
+from .tickbox import TickBox
 
 NEXT = ("tab", "down")
 PREVIOUS = ("shift+tab", "up")
@@ -65,6 +66,10 @@ def replay(screen: Screen, keys: list[events.Key], first: Widget,
             target.jump(char)
         elif isinstance(target, Checkbox) and name in ("space", "enter"):
             target.toggle()
+        elif isinstance(target, TickBox) and name in ("left", "right"):
+            target = target.side(-1 if name == "left" else 1)
+        elif isinstance(target, TickBox) and char and char.isalnum():
+            target = target.jump(char) or target
     screen.set_focus(target)
     if isinstance(target, Input) and not fresh:
         # the focus selects the whole text (after this); put the cursor at its end instead, so typing goes on

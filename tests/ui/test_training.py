@@ -62,13 +62,22 @@ async def test_launch_from_form_trains_and_shows_result_in_table(tmp_path):
         cfg = Run(tmp_path / "runs" / "tiny-ui").read_config()
         assert (cfg.depth, cfg.width, cfg.dataset, cfg.epochs, cfg.iterations) == (8, 4, "synthetic", 2, 0)
 
-        # the form is kept: it reopens with the last settings, and launches again (the name gets a suffix)
+        # the form is kept: it reopens with the last settings but no name (a name is used once: typed again, it is
+        # refused under the field, as the CLI refuses it; it silently made tiny-ui-2), and launches again
         await press(pilot, "n")
         assert app.screen is form and form.query_one("#f-depth").value == "8"
+        assert form.query_one("#f-name").value == "" and not form.errors
+        await type_into(pilot, "#f-name", "tiny-ui")
+        await wait_for(pilot, lambda: "already exists" in form.errors.get("name", ""), 5, "the name refused")
+        await press(pilot, "ctrl+s")
+        assert app.screen is form and not (tmp_path / "runs" / "tiny-ui-2").exists()
+        await type_into(pilot, "#f-name", "")
+        await wait_for(pilot, lambda: not form.errors, 5, "a generated name")
         await press(pilot, "ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor to open again")
-        assert app.screen.run_id == "tiny-ui-2"
-        await wait_for(pilot, lambda: state_of(app, "tiny-ui-2") == "finished", 90, "the second run to finish")
+        second = app.screen.run_id
+        assert second.startswith("r8-A-w4-sgd-"), second
+        await wait_for(pilot, lambda: state_of(app, second) == "finished", 90, "the second run to finish")
 
 
 async def test_invalid_fields_block_launch_and_say_why(tmp_path):
