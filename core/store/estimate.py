@@ -74,4 +74,4 @@ def estimate(configs: list[Any], infos: Iterable[Any], auto_kind: str = "cpu") -
         used.update(id(p) for p in near)
         total += planned_steps(cfg)[1] * cfg.batch_size * cost * pace
     kinds = "/".join(sorted({device_kind(c.device, auto_kind) for c in configs}))
-    return Estimate(total, f"the pace of {len(used)} past {kinds} run{'s' if len(used) != 1 else ''}")
+    return Estimate(total, f"pace of {len(used)} past {kinds} run{'s' if len(used) != 1 else ''}")

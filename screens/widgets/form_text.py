@@ -36,7 +36,7 @@ def grid_labels(configs: list[RunConfig], shown: int = 6) -> str:
 
 
 def time_text(eta: Estimate | None, runs: int, kind: str) -> str:
-    """' · about 12m30s (the pace of 3 past cpu runs)', in all for several runs; what is missing when there is no
+    """' · about 12m30s (pace of 3 past cpu runs)', in all for several runs; what is missing when there is no
     past run to measure from."""
     if eta is None:
         return f" · time: estimated once a run has trained on the {kind} here"

@@ -302,7 +302,7 @@ async def test_form_fields_take_several_values_and_the_summary_counts_the_sweep(
         assert "launches 4 run(s)" in summary or "queues 4 run(s)" in summary
         assert "milestones=2 batch_size=64" in summary
         # and how long the four take, from the pace of the folder's past cpu runs (core.store.estimate's tests)
-        assert " in all (the pace of " in summary and "past cpu run" in summary
+        assert " in all (pace of " in summary and "past cpu run" in summary
         form.set_value("batch_size", "64,x")
         form.revalidate()
         await pilot.pause()

@@ -30,7 +30,7 @@ def test_the_same_net_uses_its_own_pace():
     cfg = RunConfig(depth=20, width=16, batch_size=64, iterations=500, device="cpu", dataset="synthetic")
     eta = estimate([cfg], infos)
     assert eta.seconds == pytest.approx(500 * 64 * 100.0 / 128000)
-    assert eta.basis == "the pace of 1 past cpu run"
+    assert eta.basis == "pace of 1 past cpu run"
 
 
 def test_another_net_is_scaled_by_its_convolution_cost():
