@@ -29,9 +29,10 @@ t() { echo; echo "== $*"; timeout 240 "$@"; }
 # 1. engine vs the usual loop, batch 128: precision auto (bf16) and fp32; ratio targets: R20 >= 5x, R110 >= 3x
 t $B --depths 20,56,110 --iters 200 --json "$OUT/auto.json"
 t $B --depths 20,110 --iters 200 --precision fp32 --json "$OUT/fp32.json"
-# 2. torch.compile (compile time is printed separately): eager is 1.'s table; default compile; CUDA graphs
-t $B --depths 20,110 --iters 200 --compile --json "$OUT/compile.json"
-t $B --depths 20,110 --iters 200 --compile --compile-mode graphs --json "$OUT/graphs.json"
+# 2. --compile (compile time printed separately): eager is 1.'s table (auto.json); default; reduce-overhead (CUDA
+#    graphs: ResNet-20 at batch 128 is bound by ~200 kernel launches a step). The summary at the end compares them.
+t $B --depths 20,110 --iters 200 --compile default --json "$OUT/compile.json"
+t $B --depths 20,110 --iters 200 --compile reduce-overhead --json "$OUT/graphs.json"
 # 3. memory: ResNet-1202 at batch 128 (must fit in 80 GB); the lab report's ResNet-110 width 64 batch 64
 t $B --depths 1202 --iters 10 --warmup 2 --json "$OUT/r1202.json"
 t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.json"
@@ -39,7 +40,36 @@ t $B --depths 110 --width 64 --batch-size 64 --iters 30 --json "$OUT/lab110w64.j
 t python tui_app.py train --preset he2016 --depth 20 --epochs 3 --data-dir "$DATA" --no-download \
     --runs-dir "$OUT/runs" --name gpu-r20 --device cuda
 python tui_app.py show gpu-r20 --runs-dir "$OUT/runs" | tail -8
+#    the same with CUDA graphs through the trainer (compiled before the first step; compile_s apart from the epochs)
+t python tui_app.py train --preset he2016 --depth 20 --epochs 3 --data-dir "$DATA" --no-download \
+    --runs-dir "$OUT/runs" --name gpu-r20-graphs --device cuda --compile reduce-overhead
+python tui_app.py show gpu-r20-graphs --runs-dir "$OUT/runs" | tail -8
 # 5. the queue (issue 9): four ResNet-20 runs of 3 epochs on one GPU, one at a time vs four sharing it
 Q="python bench/queue_latency.py --devices cuda:0 --depth 20 --width 16 --epochs 3 --runs 4 --dataset cifar10 --data-dir $DATA --train-images 0"
 t $Q --per-device 1 --json "$OUT/queue_pd1.json"
 t $Q --per-device 4 --json "$OUT/queue_pd4.json"
+# 6. the comparisons issue 19 asks for, from the JSON above: images/s of eager, default compile and CUDA graphs;
+#    one run at a time on the GPU against four sharing it
+python - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+def load(name):
+    p = out / name
+    return json.loads(p.read_text()) if p.exists() else None
+modes = {m: load(f) for m, f in (("eager", "auto.json"), ("default", "compile.json"), ("reduce-overhead", "graphs.json"))}
+print("\n== --compile: engine images/s at batch 128 (precision auto; ratio to eager)")
+for depth in (20, 110):
+    eager = next((r["engine_img_s"] for r in modes["eager"] or [] if r["depth"] == depth), None)
+    cells = []
+    for mode, rows in modes.items():
+        r = next((r for r in rows or [] if r["depth"] == depth), None)
+        cells.append(f"{mode} " + ("-" if r is None else f"{r['engine_img_s']:,.0f}" + (
+            f" ({r['engine_img_s'] / eager:.2f}x, compile {r['compile_s']:.0f} s)" if eager and r["compile_s"] else "")))
+    print(f"ResNet-{depth}: " + "; ".join(cells))
+pd1, pd4 = load("queue_pd1.json"), load("queue_pd4.json")
+if pd1 and pd4:
+    print(f"== queue, 4 ResNet-20 runs on one GPU: --per-device 1 wall {pd1['wall_s']} s, --per-device 4 wall "
+          f"{pd4['wall_s']} s ({pd1['wall_s'] / pd4['wall_s']:.2f}x; at most {pd4['max_concurrent']} at once, "
+          f"median run {pd1['per_run_s']} s alone vs {pd4['per_run_s']} s shared)")
+EOF
