@@ -78,6 +78,9 @@ def test_runs_show_a_run_that_compiles(tmp_path):
         out = io.StringIO()
         render_runs([row], "table", out=out)
         assert "compiling" in out.getvalue()
+        from screens.widgets.run_table import row_cells
+
+        assert row_cells(run.info(), False)["note"].plain == "compiling"       # the TUI's table
     finally:
         run.release_lock()
 
