@@ -327,10 +327,17 @@ class Trainer:
         self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
         t0 = time.monotonic()
         self.write_status(compiling=True, compile_mode=cfg.compile)
-        with beating(self.write_status, HEARTBEAT_S), s.step.restoring():
-            for _ in range(COMPILE_CALLS):
-                self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
-            sync_device(s.device)
+        from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
+
+        try:
+            with beating(self.write_status, HEARTBEAT_S), s.step.restoring():
+                for _ in range(COMPILE_CALLS):
+                    self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
+                sync_device(s.device)
+        except TorchDynamoException as exc:      # a compiler missing or failing: the cause, and the way around it
+            inner = getattr(exc, "inner_exception", None) or exc
+            raise _Stop("failed", f"torch.compile (mode {cfg.compile}) failed; --compile off trains without it: "
+                                  f"{type(inner).__name__}: {inner}") from None
         compile_s = time.monotonic() - t0
         self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
         self.write_status(compile_s=round(compile_s, 2), compiling=False)

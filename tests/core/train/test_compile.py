@@ -110,6 +110,24 @@ def test_steps_inside_restoring_leave_no_trace():
     assert s.train_loader.pos == 0 and s.train_loader.last_total == 0
 
 
+def test_a_compile_that_fails_ends_the_run_with_the_cause_and_the_way_around_it(tmp_path, monkeypatch):
+    """A missing or failing compiler (gcc, triton) fails the run readably, before any step, instead of a traceback."""
+    from torch._dynamo.exc import InternalTorchDynamoError
+
+    import core.train.setup as setup_mod
+
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            raise InternalTorchDynamoError("CppCompileError: gcc: not found")
+    monkeypatch.setattr(setup_mod.torch, "compile", lambda net, **kw: Failing())
+    run = RunStore(tmp_path).create(tiny_config(compile="default"))
+    assert Trainer(run).run() == "failed"
+    status = run.read_status()
+    assert status["error"] == ("torch.compile (mode default) failed; --compile off trains without it: "
+                               "InternalTorchDynamoError: CppCompileError: gcc: not found")
+    assert status["step"] == 0 and not run.read_steps() and run.info().phase is None
+
+
 # -- compiled runs on the CPU (one compile mode, shared) ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compiled_runs(tmp_path_factory):
