@@ -40,11 +40,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.data.cifar import load_data  # noqa: E402
-from core.spec.config import RunConfig  # noqa: E402
+from core.spec.config import COMPILE_MODES, RunConfig  # noqa: E402
 from core.train.device import DeviceError, resolve_device, sync_device  # noqa: E402
 from core.train.models import cifar_resnet  # noqa: E402
 from core.train.setup import build  # noqa: E402
 from core.train.step import StepWindow, evaluate  # noqa: E402
+from core.train.trainer import COMPILE_CALLS  # noqa: E402
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128
@@ -87,7 +88,7 @@ def build_engine(cfg: RunConfig, data, device: torch.device, args):
         data = dataclasses.replace(data, test_x=data.test_x[: args.eval_images], test_y=data.test_y[: args.eval_images])
     torch.manual_seed(0)
     # --channels-last auto: measured on this device, as the trainer does
-    setup = build(cfg, device, data, compile_mode=args.compile_mode)
+    setup = build(cfg, device, data)
     model, step_fn, test = setup.model, setup.step, setup.test_loader
     window = StepWindow(cfg.log_every, device)
     batches = forever(setup.train_loader)
@@ -178,9 +179,10 @@ def measure(cfg: RunConfig, data, root: Path, device: torch.device, args) -> dic
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     eng_step, eng_loader, eng_eval, info = build_engine(cfg, data, device, args)
     compile_s = None
-    if cfg.compile:   # the first full batch compiles; reported apart from the rates
+    if cfg.compile != "off":   # compiled as the trainer does (reduce-overhead records its graphs); apart from the rates
         t0 = time.perf_counter()
-        eng_step()
+        for _ in range(COMPILE_CALLS):
+            eng_step()
         sync_device(device)
         compile_s = time.perf_counter() - t0
     timed(eng_step, args.warmup, 0, device)
@@ -239,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the engine's precision (the reference loop is fp32, as usually written)")
     ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
                     help="the engine's memory format (auto: measured on the device, as the trainer does)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
-    ap.add_argument("--compile-mode", default="default", choices=("default", "graphs"),
-                    help="with --compile: graphs = CUDA graphs (torch.compile mode reduce-overhead) [default: default]")
+    ap.add_argument("--compile", nargs="?", const="default", default="off", choices=COMPILE_MODES,
+                    help="torch.compile the engine's step: default (inductor) or reduce-overhead (inductor and CUDA "
+                         "graphs); a bare --compile is default")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes of the reference loop")
     ap.add_argument("--eval-images", type=int, default=None,
                     help="also time the engine's test evaluation on this many images (scaled to 10,000) "
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             m = measure(base.with_overrides(depth=depth), data, root, device, args)
             results.append({"model": f"ResNet-{depth}" + (f" w{args.width}" if args.width != 16 else ""),
                             "depth": depth, "width": args.width, "batch": args.batch_size, "device": str(device),
-                            "compile": args.compile and args.compile_mode, **m,
+                            "compile": args.compile, **m,
                             "ratio": m["engine_img_s"] / m["reference_img_s"],
                             "engine_epoch_s": EPOCH_ITERS * args.batch_size / m["engine_img_s"],
                             "reference_epoch_s": EPOCH_ITERS * args.batch_size / m["reference_img_s"]})
@@ -296,7 +298,7 @@ def print_table(results: list[dict], args) -> None:
     for r in results:
         epoch = f"{r['engine_epoch_s']:.1f}" + (f" + {r['eval_s']:.1f} eval" if r.get("eval_s") is not None else "")
         rows.append((r["model"], str(r["batch"]), r["precision"] + (" CL" if r["channels_last"] else ""),
-                     r["compile"] or "off", f"{r['engine_img_s']:,.0f}", f"{r['reference_img_s']:,.0f}",
+                     r["compile"], f"{r['engine_img_s']:,.0f}", f"{r['reference_img_s']:,.0f}",
                      f"{r['ratio']:.2f}x", epoch, f"{r['reference_epoch_s']:.1f}",
                      fmt_mem(r["engine_peak_bytes"]) + (f" (ref {fmt_mem(r['reference_peak_bytes'])})"
                                                         if r["reference_peak_bytes"] else "")))

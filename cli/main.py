@@ -22,7 +22,8 @@ from core.spec.field_help import FIELD_HELP, GROUPS
 _CHOICES = {"arch": C.ARCHS, "shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS,
             "schedule": C.SCHEDULES,
             "milestone_unit": C.MILESTONE_UNITS, "normalize": C.NORMALIZATIONS, "precision": C.PRECISIONS,
-            "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES}
+            "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES,
+            "compile": C.COMPILE_MODES}
 _METAVARS = {"milestones": "M1,M2", "device": "auto|cpu|cuda:N", "name": "NAME", "data_dir": "DIR"}
 _DEFAULTS = C.RunConfig()
 
@@ -60,6 +61,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             dest = "cfg_" + name
             if types[name] == "bool":
                 g.add_argument(flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
+                continue
+            if name == "compile":   # a bare --compile (a flag before compile took a mode) is the default mode
+                g.add_argument(flag(name), dest=dest, metavar="|".join(C.COMPILE_MODES), nargs="?", const="default",
+                               default=None, help=text)
+                g.add_argument("--no-compile", dest=dest, action="store_const", const="off", help=argparse.SUPPRESS)
                 continue
             if name in _CHOICES:
                 metavar = "|".join(_CHOICES[name])

@@ -91,7 +91,7 @@ def _display_cells(row: dict[str, Any]) -> list[str]:
             epochs_text(row.get("epochs_done"), row.get("total_epochs")), pct(row.get("final_test_err")),
             pct(row.get("best_test_err")), pct(row.get("paper_err")),
             str(row.get("status", "")) + world_text(row.get("world_size")),
-            duration(row.get("duration_s")), one_line(row.get("error") or row.get("slurm"))]
+            duration(row.get("duration_s")), one_line(row.get("error") or row.get("slurm") or row.get("phase"))]
 
 
 def _txt(value: Any) -> str:
@@ -200,7 +200,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
     st = data["status"] or {}
     con.print(f"run {data['id']}", markup=False)
     con.print(f"  folder   {data['path']}", markup=False)
-    con.print(f"  state    {data['state']}", markup=False)
+    con.print(f"  state    {data['state']}{' (compiling)' if s.get('phase') else ''}", markup=False)
     if data["damaged"] or st.get("error"):
         con.print(f"  {'damaged' if data['damaged'] else 'error':<8} {s['error']}", markup=False)
     if data["config"]:

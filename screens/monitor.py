@@ -172,6 +172,8 @@ class MonitorScreen(Screen):
         if info.config is not None:
             title.append(info.config.label() + f" {info.config.schedule}  ")
         title.append_text(state_text(info.state))
+        if info.phase:                                  # compiling before the first step
+            title.append(f" ({info.phase})", style="yellow")
         if info.state in ACTIVE:
             where = "this app" if self.app.is_in_app(self.run_id) else f"pid {info.status.get('pid', '?')}"
             title.append(f"  ({where})", style="dim")

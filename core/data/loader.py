@@ -179,6 +179,17 @@ class DeviceLoader:
         xf = xf.mul_(self._scale).sub_(self._shift)
         return xf, yb
 
+    def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The current epoch's first batch (this process's share of it), or None when the split holds no full batch;
+        the position is left where it was. Shapes for compiling before training (core/train/trainer.py)."""
+        if self.num_samples < self.batch_size:
+            return None
+        last_total = self.last_total
+        try:
+            return self._batch(0)
+        finally:
+            self.last_total = last_total
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.pos >= self._n_batches:  # the previous loop stopped right after an epoch's last batch
             self._advance_epoch()

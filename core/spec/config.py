@@ -47,6 +47,12 @@ NORMALIZATIONS = ("channel", "pixel")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRISTATE = ("auto", "on", "off")
 OOM_POLICIES = ("split", "fail")
+# torch.compile: off (eager), default (inductor), reduce-overhead (inductor plus CUDA graphs: one replay per step
+# instead of ~200 kernel launches; on a CPU torch skips the graphs and runs the default inductor code)
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+# what `compile` was before it was a choice (a bool: old config.json files, TOML `compile = true`, `--compile`)
+_COMPILE_ALIASES = {True: "default", False: "off", "true": "default", "on": "default", "yes": "default",
+                    "1": "default", "false": "off", "no": "off", "0": "off"}
 
 # He et al. 2016, Table 6 (CIFAR-10 test error, %, option A shortcuts). Plain nets have no table entry.
 PAPER_ERRORS = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
@@ -100,7 +106,7 @@ class RunConfig:
     # -- speed ------------------------------------------------------------------------------------
     precision: str = "auto"
     channels_last: str = "auto"
-    compile: bool = False
+    compile: str = "off"
     on_oom: str = "split"
     micro_batches: int = 1
     sync_bn: bool = False
@@ -228,6 +234,7 @@ class RunConfig:
         _choice(e, "precision", self.precision, PRECISIONS)
         _choice(e, "channels_last", self.channels_last, TRISTATE)
         _choice(e, "on_oom", self.on_oom, OOM_POLICIES)
+        _choice(e, "compile", self.compile, COMPILE_MODES)
         if not 1 <= self.micro_batches <= max(1, self.batch_size):
             e["micro_batches"] = f"micro_batches must be 1 to batch_size ({self.batch_size}), got {self.micro_batches}"
         if self.sync_bn and self.device in ("cpu", "mps"):
@@ -290,6 +297,10 @@ _FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
 def _coerce(name: str, value: Any) -> Any:  # noqa: C901 (one branch per field type)
     """Turn JSON/TOML/CLI text into the field's type, with a message naming what was expected."""
     kind = _FIELD_TYPES[name]
+    if name == "compile" and isinstance(value, bool):
+        return _COMPILE_ALIASES[value]
+    if name == "compile" and isinstance(value, str):
+        return _COMPILE_ALIASES.get(value.strip().lower(), value.strip())
     if kind == "tuple[int, ...]":
         if isinstance(value, str):
             parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]

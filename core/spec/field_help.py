@@ -44,7 +44,9 @@ FIELD_HELP: dict[str, str] = {
     "precision": "auto (bf16 autocast on GPUs that support it, else fp32), fp32, bf16 or fp16 (with loss scaling)",
     "channels_last": "Memory format: auto (GPU: a few steps timed in both formats; CPU: a ~2 s probe on small batches; "
                      "measured once per machine, device and model, then cached), on or off",
-    "compile": "torch.compile the model (compile time is reported separately)",
+    "compile": ("torch.compile the training step: off, default (inductor kernels) or reduce-overhead (also CUDA "
+                "graphs: one replay per step, not ~200 kernel launches; a CPU skips the graphs, as default). "
+                "Compiled before the first step (status: compiling), its time reported apart"),
     "on_oom": "On CUDA out-of-memory: split (micro-batches, same effective batch) or fail",
     "micro_batches": ("Cut each batch into N slices with gradient accumulation: less memory, the same step, but "
                       "batch norm sees batch_size/N images at a time. P torchrun processes = --micro-batches P"),

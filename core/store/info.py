@@ -121,6 +121,12 @@ class RunInfo:
         return self.status.get("images_per_s")
 
     @property
+    def phase(self) -> str | None:
+        """What a running run is doing before its first step: "compiling" (status.json ``compiling``, written by the
+        trainer's warm-up compile, core/train/trainer.py); None otherwise."""
+        return "compiling" if self.state == "running" and self.status.get("compiling") is True else None
+
+    @property
     def progress(self) -> float:
         """Fraction of the run done, 0..1."""
         total = self.total_steps
@@ -184,6 +190,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "best_test_err": info.best_test_err,
         "paper_err": info.paper_err,
         "status": info.state,
+        "phase": info.phase,
         "world_size": world if isinstance(world := info.status.get("world_size"), int) and world > 1 else 1,
         "slurm": slurm_text(info.job),
         "duration_s": info.duration_s,

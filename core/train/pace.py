@@ -1,9 +1,9 @@
 """The trainer's clock and its reports, so that its loop reads as a loop (core/train/trainer.py ``Trainer._loop``).
 
-``RunClock``: the training seconds of the epoch in progress (pauses and compile time left out; a resumed epoch goes
-on from its seconds so far), the recent speed and the estimated time to the end. ``Reporter``: what the loop tells
-the outside world between iterations: ``Progress`` events (at most ``PROGRESS_EVERY_S``), the one-time estimate in
-events.log, and the status.json heartbeat (every ``HEARTBEAT_S``).
+``RunClock``: the training seconds of the epoch in progress (pauses left out; the compile comes before the first
+epoch; a resumed epoch goes on from its seconds so far), the recent speed and the estimated time to the end.
+``Reporter``: what the loop tells the outside world between iterations: ``Progress`` events (at most
+``PROGRESS_EVERY_S``), the one-time estimate in events.log, and the status.json heartbeat (every ``HEARTBEAT_S``).
 """
 from __future__ import annotations
 
@@ -38,11 +38,6 @@ class RunClock:
     def tick(self) -> None:
         self.seg_steps += 1
 
-    def leave_out(self, seconds: float) -> None:
-        """Seconds inside the segment that were not training (the first compiled step's compile time)."""
-        self.epoch_start += seconds
-        self.seg_start += seconds
-
     def resume_after(self, held: float) -> None:
         """After a pause of ``held`` seconds: the epoch's clock skips them; a new segment starts."""
         self.epoch_start += held
@@ -68,9 +63,10 @@ class RunClock:
 
 @contextlib.contextmanager
 def beating(beat: Callable[[], object], every_s: float) -> Iterator[None]:
-    """Call ``beat`` every ``every_s`` seconds from a thread of its own during the block: a step that takes minutes
-    (the first one of a compiled model) keeps the heartbeat going, so the run is not taken for crashed (a status older
-    than the heartbeat limit reads as crashed; Slurm jobs and the scheduler go by it)."""
+    """Call ``beat`` every ``every_s`` seconds from a thread of its own during the block: work that takes minutes
+    (compiling the training step, core/train/trainer.py ``Trainer._compile``) keeps the heartbeat going, so the run is
+    not taken for crashed (a status older than the heartbeat limit reads as crashed; Slurm jobs and the scheduler go by
+    it)."""
     done = threading.Event()
 
     def loop() -> None:

@@ -25,10 +25,11 @@ from core.train.step import TrainStep, evaluate
 from core.util.formatting import model_name
 
 EVAL_BATCH = 1000
-# torch.compile's settings per compile mode. graphs: CUDA graphs replay the whole compiled forward and backward as
-# one launch (ResNet-20 at batch 128 is bound by ~200 kernel launches a step on an H100/H200); shapes fixed, which
-# the trainer's compiled path already guarantees (full batches only). Off the GPU it compiles as default does.
-COMPILE_MODES = {"default": {}, "graphs": {"mode": "reduce-overhead", "dynamic": False}}
+# torch.compile's settings per `compile` choice (core/spec/config.py COMPILE_MODES). reduce-overhead: CUDA graphs
+# replay the compiled forward and backward each as one launch (ResNet-20 at batch 128 is bound by ~200 kernel launches
+# a step on an H100/H200); shapes fixed, which the compiled path guarantees (full batches only). On a CPU torch skips
+# the graphs ("skipping cudagraphs due to cpu device") and runs the same code as default.
+COMPILE_MODES = {"default": {}, "reduce-overhead": {"mode": "reduce-overhead", "dynamic": False}}
 
 
 @dataclass
@@ -96,8 +97,7 @@ class Setup:
 
 
 def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, *, train: bool = True,
-          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE,
-          compile_mode: str = "default") -> Setup:
+          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE) -> Setup:
     """Load the data (unless given; raises DataError), build the model and the loaders on ``device``.
 
     ``channels_last``: None = the config's choice (measured on this device when ``auto`` and training; under
@@ -133,7 +133,7 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg, ipe, total_steps)
     net = dist.wrap(model, cfg.sync_bn)
-    compiled = torch.compile(net, **COMPILE_MODES[compile_mode]) if cfg.compile else None
+    compiled = torch.compile(net, **COMPILE_MODES[cfg.compile]) if cfg.compile != "off" else None
     setup.train_loader, setup.schedule = train_loader, schedule
     setup.step = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size, net,
                            dist.world)

@@ -7,7 +7,8 @@ reads a value back from the device per iteration.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, NamedTuple
+import copy
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,28 @@ class TrainStep:
         self.batch_size = batch_size
         self.micro_batches = 1
         self.chunks = 1
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Steps inside the block leave no trace: the weights and batch-norm statistics (copied back in place, so a
+        compiled graph's references stay valid), the optimizer's and the gradient scaler's state and the RNGs are
+        put back as they were. For compiling before the first real step (the trainer's warm-up), so a compiled run
+        trains the same iterations as an eager one and resumes exactly."""
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        scaler = copy.deepcopy(self.scaler.state_dict())
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type="cuda"):
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for k, v in self.model.state_dict().items():
+                        v.copy_(weights[k])
+                self.optimizer.load_state_dict(optimizer)
+                if scaler:
+                    self.scaler.load_state_dict(scaler)
+                self.optimizer.zero_grad(set_to_none=True)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,

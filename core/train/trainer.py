@@ -64,6 +64,8 @@ from core.train.step import StepRow, StepWindow
 from core.util.files import write_error
 from core.util.formatting import first_line
 
+COMPILE_CALLS = 3      # warm-up steps of a compiled model: compile; record the CUDA graphs; replay them once
+
 
 class _Stop(Exception):
     """Raised inside the loop to end training with a state."""
@@ -106,7 +108,6 @@ class Trainer:
         self.latest: tuple[float | None, float | None] = (None, None)   # the last steps.jsonl point's loss, err
         self.clock: RunClock | None = None       # the epoch's seconds, speed and ETA (core/train/pace.py)
         self.report: Reporter | None = None      # Progress events and the heartbeat
-        self.compile_pending = False             # the first full batch of a compiled model is still to come
         self.drops: set[int] = set()             # the iterations where a step schedule lowers the lr
         self.last_heartbeat = 0.0
         self.tensorboard = None                  # core.train.tensorboard.TensorBoardLog when cfg.tensorboard
@@ -272,6 +273,7 @@ class Trainer:
     # the loop ---------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
         s, st = self.setup, self.state
+        self._compile()
         self._start_clock()
         while st.epoch < s.total_epochs:
             # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
@@ -279,7 +281,7 @@ class Trainer:
             for x, y in (s.train_loader if st.step < epoch_end else ()):
                 lr = self._lr()
                 total = s.train_loader.last_total     # the global batch (x is this process's share)
-                loss, wrong = self._train_step(x, y, lr, total)
+                loss, wrong = self._guarded_step(x, y, lr, total)
                 self.window.put(loss, wrong, st.step, st.epoch + 1, total, lr)
                 st.step += 1
                 self.clock.tick()
@@ -300,7 +302,6 @@ class Trainer:
         self.clock.start_epoch(self.state.sums.seconds)   # a resumed epoch goes on counting from its seconds so far
         self.report = Reporter(self, self.clock)
         self.requests.last_poll = self.last_heartbeat = self.clock.now()
-        self.compile_pending = s.step.compiled is not None
         self.drops = set(s.schedule.boundaries())
         reset_memory_figures(s.device)
 
@@ -311,17 +312,35 @@ class Trainer:
             self.log(f"lr dropped to {lr:g} at step {st.step}")
         return lr
 
-    def _train_step(self, x, y, lr: float, total: int):
-        """One step; the first full batch of a compiled model also times (and reports) the compilation."""
-        if not (self.compile_pending and total == self.setup.cfg.batch_size):
-            return self._guarded_step(x, y, lr, total)
+    def _compile(self) -> None:
+        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch,
+        whose every trace is then undone (``TrainStep.restoring``), so the run trains what an eager one trains and
+        resumes exactly. reduce-overhead records its CUDA graphs on the second call and replays from the third.
+        status.json says ``compiling`` meanwhile, and a thread keeps its heartbeat (a compile takes minutes)."""
+        s = self.setup
+        batch = s.train_loader.sample_batch() if s.step.compiled is not None else None
+        if batch is None:          # not compiled, or no full batch (the compiled module only ever sees full ones)
+            return
+        cfg = s.cfg
+        graphs = (" (on a CPU torch skips the CUDA graphs: the same code as default)"
+                  if cfg.compile == "reduce-overhead" and s.device.type != "cuda" else "")
+        self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
         t0 = time.monotonic()
-        self.write_status(compiling=True)
-        with beating(self.write_status, HEARTBEAT_S):
-            out = self._guarded_step(x, y, lr, total)
-        self.clock.leave_out(self._compiled(t0))
-        self.compile_pending = False
-        return out
+        self.write_status(compiling=True, compile_mode=cfg.compile)
+        from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
+
+        try:
+            with beating(self.write_status, HEARTBEAT_S), s.step.restoring():
+                for _ in range(COMPILE_CALLS):
+                    self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
+                sync_device(s.device)
+        except TorchDynamoException as exc:      # a compiler missing or failing: the cause, and the way around it
+            inner = getattr(exc, "inner_exception", None) or exc
+            raise _Stop("failed", f"torch.compile (mode {cfg.compile}) failed; --compile off trains without it: "
+                                  f"{type(inner).__name__}: {inner}") from None
+        compile_s = time.monotonic() - t0
+        self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
+        self.write_status(compile_s=round(compile_s, 2), compiling=False)
 
     def _read_window(self) -> bool:
         """Seal the device window every ``log_every`` iterations and read the one before it (one window late).
@@ -340,14 +359,6 @@ class Trainer:
         self.requests.check(sealed)
         if self.requests.paused:
             self.clock.resume_after(self._hold())
-
-    def _compiled(self, t_step: float) -> float:
-        """After the first full batch of a compiled model: report and return the compile time."""
-        sync_device(self.setup.device)
-        compile_s = time.monotonic() - t_step
-        self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
-        self.write_status(compile_s=round(compile_s, 2), compiling=False)
-        return compile_s
 
     def _guarded_step(self, x, y, lr, total):
         """One step; on CUDA out-of-memory (or a cuDNN/cuBLAS allocation failure) split the batch into more

@@ -115,7 +115,7 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         "speed": Text(rate(row["images_per_s"]), justify="right"),
         "epoch_s": Text(decimals(row["epoch_s"], 2), justify="right"),
         "mem": Text(mem(row["peak_mem_bytes"]), justify="right"),
-        "note": Text(one_line(row["error"] or row["slurm"]), style=state_style(info.state)),
+        "note": Text(one_line(row["error"] or row["slurm"] or row["phase"]), style=state_style(info.state)),
     }
 
 

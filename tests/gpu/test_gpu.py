@@ -162,8 +162,8 @@ def test_memory_of_a_failed_step_goes_back_to_the_driver():
 
 
 def test_cuda_graphs_train_what_eager_training_does():
-    """--compile-mode graphs (torch.compile mode reduce-overhead: CUDA graphs) against the eager step, 5 steps of
-    ResNet-20 at batch 128 from the same weights and batches (issue 19.10)."""
+    """--compile reduce-overhead (torch.compile with CUDA graphs) against the eager step, 5 steps of ResNet-20 at batch
+    128 from the same weights and batches (issue 19.10)."""
     import torch._dynamo
 
     from core.data.cifar import load_data
@@ -175,13 +175,54 @@ def test_cuda_graphs_train_what_eager_training_does():
     for compiled in (False, True):
         torch._dynamo.reset()
         torch.manual_seed(0)
-        s = build(cfg.with_overrides(compile=compiled), torch.device("cuda:0"), data, compile_mode="graphs")
+        s = build(cfg.with_overrides(compile="reduce-overhead" if compiled else "off"), torch.device("cuda:0"), data)
         losses = [float(s.step(x, y, 0.05, s.train_loader.last_total)[0]) for _, (x, y) in zip(range(5),
                                                                                                s.train_loader)]
         runs.append((losses, [p.detach().float().cpu() for p in s.model.parameters()]))
     (l0, p0), (l1, p1) = runs
     assert max(abs(a - b) for a, b in zip(l0, l1)) < 1e-3
     assert max(float((a - b).abs().max()) for a, b in zip(p0, p1)) < 1e-3
+
+
+class _StopAfter:
+    """A stop flag that turns on when asked the ``n``-th time (the trainer asks once per iteration)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+    def set(self) -> None:
+        self.n = -1
+
+
+def test_cuda_graphs_train_and_resume_exactly(tmp_path):
+    """A run with --compile reduce-overhead replays CUDA graphs (none skipped), compiles before its first step, and
+    stopped mid-epoch then resumed ends with the weights and metrics of the uninterrupted run (issue 19.10)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from core.train.checkpoint import load_checkpoint
+
+    torch._dynamo.reset()
+    counters.clear()
+    cfg = config(compile="reduce-overhead", deterministic=True, max_train_images=500)   # 7 full batches, one of 52
+    store = RunStore(tmp_path)
+    ref, state = train_run(store, cfg.with_overrides(name="ref"))
+    assert state == "finished", ref.read_status().get("error")
+    assert counters["inductor"]["cudagraph_skips"] == 0, "torch skipped the CUDA graphs"
+    status = ref.read_status()
+    assert status["compiling"] is False and status["compile_s"] > 0
+    cut = store.create(cfg.with_overrides(name="cut"))
+    assert Trainer(cut, stop_event=_StopAfter(5)).run() == "stopped"
+    assert Trainer(cut).run() == "finished", cut.read_status().get("error")
+    a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(cut.checkpoint_path)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    keep = ("epoch", "step", "train_loss", "train_err", "test_loss", "test_err")
+    assert [{k: r[k] for k in keep} for r in ref.read_epochs()] == [{k: r[k] for k in keep} for r in cut.read_epochs()]
+    assert ref.read_steps() == cut.read_steps()
 
 
 def main() -> int:
