@@ -48,6 +48,30 @@ def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path
     assert "r003" in seen and w.infos["r003"].state == "stopped"
 
 
+def test_an_idle_round_of_polls_looks_at_ended_folders_not_their_files(tmp_path, monkeypatch):
+    """Issue 21, point 10 (idle CPU at 2,000 runs): an ended run's four files are looked at on every DEEP-th turn,
+    its folder's mtime on the others; a file edited in place (no rename, the folder unchanged) shows by then."""
+    root = tmp_path / "runs"
+    make(root, 10)
+    w = RunWatcher(RunStore(root))
+    w.poll()
+    looked = []
+    real = watch._signature
+    monkeypatch.setattr(watch, "_signature", lambda path: looked.append(path) or real(path))
+    for _ in range(watch.SLICES):
+        w.poll()
+    assert len(looked) <= 6, looked     # those whose turn was a deep look (1 in DEEP); before, all 10 every round
+    status = root / "r004" / "status.json"
+    text = status.read_text().replace('"finished"', '"stopped"')
+    with open(status, "r+") as fh:                               # edited in place: the folder's mtime stays
+        fh.write(text)
+        fh.truncate()
+    seen = set()
+    for _ in range(watch.SLICES * watch.DEEP):
+        seen |= w.poll()
+    assert "r004" in seen and w.infos["r004"].state == "stopped"
+
+
 def test_a_new_folder_and_a_deleted_one_are_seen_at_the_next_poll(tmp_path):
     root = tmp_path / "runs"
     make(root, 3)
