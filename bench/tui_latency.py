@@ -16,8 +16,8 @@ Times are from send-keys (or new-session) to the first capture-pane that shows t
 so they include tmux's own round trip (a few ms). Printed: median, p90 and max per measure, the load average
 before and after, and one JSON line.
 
-    python bench/tui_latency.py --measures startup,screens --runs 2000   # ~3.5 minutes on 2 quiet cores
-    python bench/tui_latency.py                                          # all three groups (~6 minutes)
+    python bench/tui_latency.py --measures startup,screens --runs 2000 --rounds 4   # 161 s on 2 busy cores
+    python bench/tui_latency.py                     # all three groups, 6 rounds (~7 minutes)
     python bench/tui_latency.py --sizes 100x30 --measures screens --rounds 10
 
 Never part of the test suite (timings depend on the machine and its load); tests/ui/ holds the behaviour
