@@ -7,10 +7,11 @@ folder, then measures, in one process:
   reference of reading every folder first (what the app did before: ``poll()``), as a ratio;
 - the rest: reading the remaining folders as the app's thread does (``read`` + ``apply``);
 - idle: the CPU time of one steady poll when nothing changes, as the percentage of a core at the app's 1 s interval,
-  against the reference of looking at every folder's four files on every poll (the old watcher).
+  against the reference of looking at every folder's four files on every poll (the old watcher). ``--polls``
+  should be a multiple of SLICES x DEEP (30) for a fair mean: an ended run's files are looked at on one turn in DEEP.
 
     python bench/many_runs.py                 # 2,000 runs
-    python bench/many_runs.py --runs 500 --polls 50
+    python bench/many_runs.py --runs 500 --polls 30
 
 Never part of the test suite: timings depend on the machine and on what else runs on it.
 """
@@ -48,7 +49,7 @@ def steady_cpu(w: watch.RunWatcher, polls: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=2000)
-    ap.add_argument("--polls", type=int, default=20, help="steady polls timed")
+    ap.add_argument("--polls", type=int, default=60, help="steady polls timed")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "runs"
@@ -73,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         rest = time.perf_counter() - t0
         assert len(w.infos) == args.runs, (len(w.infos), args.runs)
 
-        slices = watch.SLICES
+        slices, deep = watch.SLICES, watch.DEEP
         cpu = steady_cpu(w, args.polls)
-        watch.SLICES = 1                      # the reference: every folder's files on every poll
+        watch.SLICES = watch.DEEP = 1         # the reference: every folder's files on every poll
         w._root_mtime = None                  # ... and the folder listed every time
         ref_cpu = steady_cpu(_Relisting(w), args.polls)
-        watch.SLICES = slices
+        watch.SLICES, watch.DEEP = slices, deep
     print(f"first draw after reading {FIRST_READ} of {args.runs} folders: {first:.2f} s; reading all first (the "
           f"reference): {all_first:.2f} s; ratio {all_first / first:.1f}x; the other {args.runs - FIRST_READ} "
           f"follow in {rest:.2f} s off the event loop")

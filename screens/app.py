@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -24,7 +24,6 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from core.serve import queue as Q
-from core.serve import scheduler as S
 from core.serve.slurm import SlurmUnavailable, cancel_pending
 from core.spec.config import RunConfig
 from core.store.rules import continue_refusal, delete_refusal, pause_refusal, resume_refusal, stop_refusal
@@ -33,23 +32,23 @@ from core.train.events import Progress
 from core.util.formatting import pct, some_ids
 
 from .app_queue import InAppQueue
-from .compare import CompareScreen
-from .confirm import ConfirmScreen
-from .detail import DetailScreen
-from .help import HelpScreen
 from .messages import TrainerEventMessage, TrainingEnded
-from .monitor import MonitorScreen
-from .new_run import NewRunScreen
-from .queue import QueueScreen
-from .quitting import ask_to_quit, background_note
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
 from .widgets.keys import palette_commands
 from .widgets.typeahead import hold
 
+if TYPE_CHECKING:
+    from .new_run import NewRunScreen
+
+# The screens not shown first are imported when first opened, or before that in a thread once the runs table is drawn
+# (``_preload_engine``): importing them all before the first draw cost ~0.2 s of the start on a busy 2-core machine.
+LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help", "screens.monitor", "screens.new_run",
+         "screens.queue", "screens.quitting", "core.serve.scheduler")
+
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
-FIRST_READ = 150             # run folders read before the table is first drawn (newest first; a screenful and more)
+FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
 READ_BATCH = 100             # then this many at a time in a thread until every folder is read
 
 
@@ -83,6 +82,7 @@ class ResLabApp(App[str | None]):
         self.grids: dict[str, list[str]] = {}    # run id -> the ids launched with it (the monitor follows the grid)
         self._quitting = False
         self._last_key = 0.0                     # monotonic time of the last key (the form is built in a pause)
+        self.first_drawn = False                 # the runs table has reached the terminal once
         self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
         """Published after every poll of the store with the ids of the runs that changed (maybe none)."""
 
@@ -91,11 +91,20 @@ class ResLabApp(App[str | None]):
         self.sub_title = str(self.store.root)
         self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
         self.push_screen(RunsScreen())
+        self.set_interval(self.poll_interval, self.poll_runs)
+        self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
+
+    def on_ready(self) -> None:
+        self.screen.call_after_refresh(self._after_first_draw)
+
+    def _after_first_draw(self) -> None:
+        """The first frame (the runs table) is on the terminal: now the rest (the other folders, the other screens'
+        modules, torch), whose imports in a thread take the GIL from the event loop (torch's took seconds from the
+        table's first draw when they began before it)."""
+        self.first_drawn = True
         if self.watcher.pending:
             self._read_the_rest()
-        self.set_interval(self.poll_interval, self.poll_runs)
         self._preload_engine()
-        self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
 
     @work(thread=True, exit_on_error=False, group="read-runs")
     def _read_the_rest(self) -> None:
@@ -120,7 +129,10 @@ class ResLabApp(App[str | None]):
         Then the objects alive by now (torch's ~10^6 among them) leave the garbage collector's sight (``gc.freeze``):
         they live as long as the app, and each full collection would walk them all, a pause in every screen change."""
         import gc
+        import importlib
 
+        for name in LATER:
+            importlib.import_module(name)
         import core.train.trainer  # noqa: F401
 
         gc.collect()
@@ -201,7 +213,9 @@ class ResLabApp(App[str | None]):
         """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU); returns the
         Popen of the one it started (None when one already served, or none could start)."""
         try:
-            proc = S.start_detached(self.store.root)
+            from core.serve.scheduler import start_detached
+
+            proc = start_detached(self.store.root)
         except OSError as exc:
             self.notify(f"cannot start a scheduler: {exc}; start one with `tui_app.py scheduler`", severity="error")
             return None
@@ -222,6 +236,9 @@ class ResLabApp(App[str | None]):
         if view == "auto":
             info = self.watcher.infos.get(run_id)
             view = "monitor" if info is not None and (info.state in ACTIVE or self.is_in_app(run_id)) else "detail"
+        from .detail import DetailScreen
+        from .monitor import MonitorScreen
+
         kind = MonitorScreen if view == "monitor" else DetailScreen
         below = self.screen_stack[-2] if replace and len(self.screen_stack) > 1 else None
         if isinstance(below, kind) and below.run_id == run_id:
@@ -249,6 +266,8 @@ class ResLabApp(App[str | None]):
             self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
             return None
         if not self.is_screen_installed("new-run"):
+            from .new_run import NewRunScreen
+
             self.install_screen(NewRunScreen(data_dir=self.data_dir), "new-run")
         form = self.get_screen("new-run")
         if not form.is_running:
@@ -256,9 +275,13 @@ class ResLabApp(App[str | None]):
         return form  # type: ignore[return-value]
 
     def open_compare(self, run_ids: list[str]) -> None:
+        from .compare import CompareScreen
+
         self.push_screen(CompareScreen(run_ids))
 
     def open_queue(self, replace: bool = False) -> None:
+        from .queue import QueueScreen
+
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 
     # -- actions used by several screens -------------------------------------------------------------------------------
@@ -318,6 +341,8 @@ class ResLabApp(App[str | None]):
                 if answer == "stop-all":
                     for other in later:
                         self.stop_run(other)
+
+        from .confirm import ConfirmScreen
 
         self.push_screen(ConfirmScreen(f"Stop {run_id}?", question, answers, id="confirm-stop"), done)
 
@@ -416,6 +441,8 @@ class ResLabApp(App[str | None]):
             if after is not None:
                 after()
 
+        from .confirm import ConfirmScreen
+
         self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
                                        "with its checkpoint and logs. It cannot be undone.",
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
@@ -423,6 +450,8 @@ class ResLabApp(App[str | None]):
 
     # -- quitting (screens/quitting.py) --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
+        from .quitting import ask_to_quit, background_note
+
         if self._quitting:
             return
         if not self.in_app:
@@ -433,6 +462,8 @@ class ResLabApp(App[str | None]):
 
     # -- keys: `?` lists the current screen's; the palette offers each as a command ----------------------------------
     def action_help(self) -> None:
+        from .help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.results.groups import RunGroup, group_runs, step_to
 from core.spec.config import RunConfig
@@ -24,6 +24,7 @@ from core.util.formatting import duration, epochs_text, pct
 from .watch import JsonlTail
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title, legend, run_series, y_limits
+from .widgets.footer import Footer
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 from .widgets.run_table import short_ids

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
@@ -31,6 +31,7 @@ from .watch import JsonlTail
 from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
 from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
+from .widgets.footer import Footer
 from .widgets.formatting import state_hint
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart

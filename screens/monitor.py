@@ -12,13 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.store.runs import ACTIVE, Run, RunInfo
 from core.util.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
 
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
+from .widgets.footer import Footer
 from .widgets.formatting import STATE_HINTS, state_text
 from .widgets.run_keys import run_key_applies
 

@@ -10,7 +10,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.serve import queue as Q
 from core.serve import scheduler as S
@@ -18,6 +18,7 @@ from core.store.runs import RunError, RunLockedError
 from core.util.formatting import epochs_text, state_style
 
 from .widgets.devices import DevicesPanel
+from .widgets.footer import Footer
 
 
 class QueueTable(DataTable):

@@ -7,12 +7,13 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from core.results.groups import group_key
 from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
+from .widgets.footer import Footer
 from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput

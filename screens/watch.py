@@ -17,10 +17,19 @@ from core.util.files import MAX_ROWS_BYTES, open_regular
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
+DEEP = 6                # ... at its folder's mtime (run files are replaced by rename); its files every 6th look (~30 s)
+
+
+def _folder(path: str):
+    try:
+        st = os.stat(path)
+        return st.st_mtime_ns, st.st_ino
+    except OSError:
+        return None
 
 
 def _signature(path: str) -> tuple:
-    sig = []
+    sig = [_folder(path)]
     for name in _WATCHED:
         try:
             st = os.stat(f"{path}/{name}")
@@ -34,8 +43,10 @@ class RunWatcher:
     """The store's runs as RunInfo, refreshed on demand; only changed folders are re-read.
 
     What a poll costs stays small in a lab's folder of thousands of runs: the folder is listed again only when its
-    own mtime changed (a run added, removed or renamed), an ended run's files are looked at on every ``SLICES``-th
-    poll (a run resumed from elsewhere shows within seconds; one that trains is looked at every poll), and
+    own mtime changed (a run added, removed or renamed), an ended run is looked at on every ``SLICES``-th poll (a run
+    resumed from elsewhere shows within seconds; one that trains is looked at every poll): its folder's mtime, which
+    changes when a run file is replaced (they are written by rename), and on every ``DEEP``-th look its files too (a
+    file edited in place); and
     ``poll(budget=N)`` reads at most N new folders, newest first, leaving the rest in ``pending`` for ``read``
     (a thread may call it) and ``apply``, so the first screen does not wait for every run."""
 
@@ -93,8 +104,14 @@ class RunWatcher:
                         self.pending.append(run_id)
                         continue
                     budget -= 1
-            elif only is None and old.state not in ACTIVE and hash(run_id) % SLICES != self._tick % SLICES:
-                continue                                 # an ended run: its turn comes every SLICES polls
+            elif only is None and old.state not in ACTIVE:
+                h = hash(run_id)
+                turn = self._tick - h % SLICES
+                if turn % SLICES:
+                    continue                             # an ended run: its turn comes every SLICES polls
+                if (turn // SLICES + h // SLICES) % DEEP and \
+                        _folder(f"{root}/{run_id}") == self._sigs.get(run_id, (None,))[0]:
+                    continue                             # nothing replaced in its folder (one stat, not five)
             sig = _signature(f"{root}/{run_id}")
             if old is not None and sig == self._sigs.get(run_id) and old.state not in ACTIVE:
                 continue

@@ -16,8 +16,6 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from core.spec.config import RunConfig
 from core.store.runs import ACTIVE, Run, RunInfo
 from core.util.errors import MissingDependency, ReportError  # noqa: F401 (re-exported)
@@ -190,6 +188,9 @@ def step_to(info: RunInfo, x: str):
         if not isinstance(ipe, (int, float)) or ipe <= 0:
             ipe = ends[0][0] / max(1, info.epochs[0].get("epoch", 1)) if ends else 1.0
         return lambda step: step / ipe
+    # numpy here, not at the top: the TUI's runs screen imports this module before its first draw (numpy ~0.15 s)
+    import numpy as np
+
     xs, ts = [0.0] + [e[0] for e in ends], list(np.cumsum([0.0] + [e[1] for e in ends]))
     return lambda step: float(np.interp(step, xs, ts)) if len(xs) > 1 else 0.0
 
@@ -218,6 +219,8 @@ def band(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Band | No
     curves = [c for c in curves if len(c[0])]
     if not curves:
         return None
+    import numpy as np
+
     xs = sorted({x for c in curves for x in c[0]})
     grid = np.array(xs, dtype=float)
     ys = np.array([np.where((grid >= c[0][0]) & (grid <= c[0][-1]), np.interp(grid, c[0], c[1]), np.nan)

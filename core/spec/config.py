@@ -23,7 +23,6 @@ Presets (numbers cite their sources):
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -121,7 +120,9 @@ class RunConfig:
 
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        # the fields as they are (all plain values; milestones a list): dataclasses.asdict deep-copies each value,
+        # ~0.3 ms a config, which a table of 2,000 runs paid on every refresh (grouping, varied settings)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["milestones"] = list(self.milestones)
         return d
 

@@ -48,6 +48,30 @@ def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path
     assert "r003" in seen and w.infos["r003"].state == "stopped"
 
 
+def test_an_idle_round_of_polls_looks_at_ended_folders_not_their_files(tmp_path, monkeypatch):
+    """Issue 21, point 10 (idle CPU at 2,000 runs): an ended run's four files are looked at on every DEEP-th turn,
+    its folder's mtime on the others; a file edited in place (no rename, the folder unchanged) shows by then."""
+    root = tmp_path / "runs"
+    make(root, 10)
+    w = RunWatcher(RunStore(root))
+    w.poll()
+    looked = []
+    real = watch._signature
+    monkeypatch.setattr(watch, "_signature", lambda path: looked.append(path) or real(path))
+    for _ in range(watch.SLICES):
+        w.poll()
+    assert len(looked) <= 6, looked     # those whose turn was a deep look (1 in DEEP); before, all 10 every round
+    status = root / "r004" / "status.json"
+    text = status.read_text().replace('"finished"', '"stopped"')
+    with open(status, "r+") as fh:                               # edited in place: the folder's mtime stays
+        fh.write(text)
+        fh.truncate()
+    seen = set()
+    for _ in range(watch.SLICES * watch.DEEP):
+        seen |= w.poll()
+    assert "r004" in seen and w.infos["r004"].state == "stopped"
+
+
 def test_a_new_folder_and_a_deleted_one_are_seen_at_the_next_poll(tmp_path):
     root = tmp_path / "runs"
     make(root, 3)
@@ -56,3 +80,63 @@ def test_a_new_folder_and_a_deleted_one_are_seen_at_the_next_poll(tmp_path):
     write_run(root, "fresh", quick(depth=20), "queued", epochs_done=0, order=9)
     RunStore(root).delete("r000")
     assert w.poll() == {"fresh", "r000"} and "r000" not in w.infos and "fresh" in w.infos
+
+
+STARTUP_PROBE = """
+import asyncio, sys, time
+from screens.app import ResLabApp
+
+order = [("imported", "torch" in sys.modules, "numpy" in sys.modules)]
+
+
+ready = getattr(ResLabApp, "on_ready", lambda self: None)
+
+
+def on_ready(self):
+    order.append(("ready", "torch" in sys.modules, self.screen.query_one("#table").row_count))
+    ready(self)
+
+
+ResLabApp.on_ready = on_ready      # the class itself: a subclass here would look for its CSS beside this script
+ResLabApp._preload_engine = lambda self: order.append(("preload", "torch" in sys.modules,
+                                                       getattr(self, "first_drawn", None)))
+ResLabApp._read_the_rest = lambda self: order.append(("read the rest", len(self.watcher.infos),
+                                                      len(self.watcher.pending)))
+
+
+async def main():
+    app = ResLabApp(runs_dir=sys.argv[1])
+    async with app.run_test(size=(100, 30)) as pilot:
+        deadline = time.monotonic() + 30
+        while len(order) < 4 and time.monotonic() < deadline:
+            await pilot.pause(0.01)
+    print(order)
+
+asyncio.run(main())
+"""
+
+
+def test_the_runs_table_is_drawn_before_torch_and_the_other_folders_are_read(tmp_path):
+    """Issue 21, point 4: torch's import in the background thread took the GIL for seconds before the table's first
+    frame (it began in on_mount). The app's module imports neither torch nor numpy; the import, and the reading of
+    the folders the first poll left, begin once the first frame is drawn (Ready). A fresh interpreter: other tests
+    have imported torch in this one."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "runs"
+    make(root, 7)
+    repo = Path(__file__).resolve().parents[2]
+    script = STARTUP_PROBE.replace("from screens.app import ResLabApp",
+                                   "import screens.app\nscreens.app.FIRST_READ = 3\nfrom screens.app import ResLabApp")
+    env = {**os.environ, "PYTHONPATH": str(repo), "RESLAB_CONFIG_DIR": str(tmp_path / "config"),
+           "RESLAB_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", script, str(root)], cwd=repo, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    order = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert order[0] == ("imported", False, False)
+    assert order[1] == ("ready", False, 3)              # the first frame: the 3 newest runs, no torch yet
+    assert set(order[2:]) == {("read the rest", 3, 4), ("preload", False, True)}
