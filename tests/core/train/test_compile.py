@@ -204,13 +204,15 @@ def test_a_compiled_run_stopped_and_resumed_equals_the_uninterrupted_one(compile
 
 @pytest.mark.slow
 def test_a_compiled_run_trains_what_the_eager_run_trains(compiled_runs):
-    """The same iterations (the warm-up left no trace), up to the order of float sums."""
+    """The same iterations (the warm-up left no trace), up to the order of float sums: inductor fuses and reorders
+    them, and over two epochs the losses drifted apart by up to 0.16 % (1.6517 vs 1.6491 in a full suite run), so
+    1 %; three warm-up steps left in the weights at lr 0.05 move the losses by far more."""
     _, ref, _, _, eager, _ = compiled_runs
     for a, b in zip(ref.read_steps(), eager.read_steps()):
-        assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4), (a, b)
+        assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-2, abs=1e-4), (a, b)
     for a, b in zip(ref.read_epochs(), eager.read_epochs()):
-        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-3, abs=1e-4), (a, b)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-2, abs=1e-4), (a, b)
     ca, cb = load_checkpoint(ref.checkpoint_path), load_checkpoint(eager.checkpoint_path)
     for k, v in ca["model"].items():
         if v.is_floating_point():
-            assert torch.allclose(v, cb["model"][k], rtol=1e-3, atol=1e-4), k
+            assert torch.allclose(v, cb["model"][k], rtol=1e-2, atol=1e-3), k
