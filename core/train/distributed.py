@@ -259,6 +259,12 @@ def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
         if dist.many:
             tdist.all_gather_object(dist.devices, dist.devices[0])
         yield dist
+        if dist.many:
+            # every process leaves together: rank 0 holds the group's key-value store, and a process that left first
+            # took it with it while another was still using it; that one died in C++ ("terminate called without an
+            # active exception", exit -6), which torchrun counts as a failure (seen under load in the DDP tests)
+            with contextlib.suppress(Exception):
+                tdist.barrier()
     finally:
         with contextlib.suppress(Exception):   # a broken group (a peer died) may refuse even this
             tdist.destroy_process_group()
