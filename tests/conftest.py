@@ -15,6 +15,14 @@ TOOL = SHARED / "tools" / "cifar10_jpeg.py"
 # Tests never touch the network or the user's folders.
 os.environ.setdefault("RESLAB_DATA", str(ROOT / ".data-tests-unused"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n 2 (the README's command): each worker and the trainers it starts use one thread, so two workers share
+    # the machine's cores instead of each asking for all of them
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def _session_cache(tmp_path_factory) -> Path:

@@ -151,7 +151,8 @@ def test_each_arch_beats_chance_on_real_images_in_one_epoch(arch, cifar_small, t
     one standard error is ~1.3 points)."""
     # no dropout here: WRN-10 with dropout 0.3 ended at 82.8-85.4 % after one epoch, at the threshold (79.6 without);
     # dropout's masks are checked by the exact-resume test below
-    cfg = RunConfig(arch=arch, **{**TINY[arch], "dropout": 0.0}, dataset="cifar10", data_dir=str(cifar_small), download=False,
+    cfg = RunConfig(arch=arch, **{**TINY[arch], "dropout": 0.0}, dataset="cifar10", data_dir=str(cifar_small),
+                    download=False,
                     max_train_images=800, batch_size=16, epochs=1, iterations=0, milestones=(), schedule="constant",
                     lr=0.02, device="cpu", precision="fp32", channels_last="off", normalize="channel", log_every=10)
     run, state = train_run(RunStore(tmp_path), cfg)
