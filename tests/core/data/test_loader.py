@@ -151,6 +151,25 @@ def test_augment_batch_matches_per_sample_reference():
         assert torch.equal(out[i], _reference_augment(x[i], int(dy[i]), int(dx[i]), bool(flip[i]))), i
 
 
+def test_augment_batch_is_torchvisions_random_crop_and_flip_on_pil_images():
+    """The usual CIFAR loop's augmentation (RandomCrop(32, padding=4) then RandomHorizontalFlip on PIL images: pad,
+    crop at (top, left), mirror) gives the same pixels for the same draws (issue 23: rules out the augmentation as a
+    difference between the engine and that loop; only the order of random draws differs)."""
+    import numpy as np
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    x, _ = _data(n=32)
+    g = torch.Generator().manual_seed(1)
+    dy, dx = torch.randint(0, 9, (32,), generator=g), torch.randint(0, 9, (32,), generator=g)
+    flip = torch.randint(0, 2, (32,), generator=g).bool()
+    out = augment_batch(x, dy, dx, flip)
+    for i in range(32):
+        img = TF.crop(TF.pad(Image.fromarray(x[i].permute(1, 2, 0).numpy()), 4), int(dy[i]), int(dx[i]), 32, 32)
+        img = TF.hflip(img) if flip[i] else img
+        assert torch.equal(out[i], torch.from_numpy(np.array(img)).permute(2, 0, 1)), i
+
+
 def test_centre_crop_without_flip_is_identity_and_border_is_black():
     x, _ = _data(n=2)
     same = augment_batch(x, torch.tensor([4, 4]), torch.tensor([4, 4]), torch.tensor([False, False]))
