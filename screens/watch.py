@@ -58,6 +58,9 @@ class RunWatcher:
         self._ids: list[str] = []
         self._root_mtime: int | None = None
         self._tick = 0
+        self._active: set[str] = set()          # ids of runs whose state is ACTIVE (kept with ``infos``)
+        self._polled: list[str] | None = None   # the listing the last full poll went through
+        self._turns: list[list[str]] = []       # that listing's ids by the poll on which an ended run's turn comes
 
     def _list(self) -> list[str]:
         root = str(self.store.root)
@@ -75,6 +78,24 @@ class RunWatcher:
             self._ids, self._root_mtime = [e.name for e in entries], mtime
         return self._ids
 
+    def _due(self, changed: set[str]) -> list[str]:
+        """The ids a full poll looks at. The same listing as the last poll went through (every run in it read or
+        pending): only the runs that train and the ended runs whose turn it is, not a loop over every run. A new
+        listing: all of it, after forgetting the runs gone from it (added to ``changed``)."""
+        ids = self._list()
+        if ids is self._polled:
+            turn = self._turns[self._tick % SLICES] if self._turns else []
+            return [*self._active, *(r for r in turn if r not in self._active)]
+        present = set(ids)
+        for gone in [r for r in self.infos if r not in present]:
+            self._forget(gone)
+            changed.add(gone)
+        self.pending = [r for r in self.pending if r in present]
+        self._polled, self._turns = ids, [[] for _ in range(SLICES)]
+        for run_id in ids:
+            self._turns[hash(run_id) % SLICES].append(run_id)
+        return ids
+
     def poll(self, only: str | None = None, budget: int | None = None) -> set[str]:
         """Refresh; return the ids whose summary changed (added, removed or different). ``budget``: read at most
         this many folders not seen before (the rest wait in ``pending``)."""
@@ -86,12 +107,7 @@ class RunWatcher:
                 self._forget(only)
                 changed.add(only)
         else:
-            ids = self._list()
-            present = set(ids)
-            for gone in [r for r in self.infos if r not in present]:
-                self._forget(gone)
-                changed.add(gone)
-            self.pending = [r for r in self.pending if r in present]
+            ids = self._due(changed)
         waiting = set(self.pending)
         root = str(self.store.root)
         for run_id in ids:
@@ -119,8 +135,15 @@ class RunWatcher:
             self._sigs[run_id] = sig
             if old is None or _summary(old) != _summary(info):
                 changed.add(run_id)
-            self.infos[run_id] = info
+            self._keep(run_id, info)
         return changed
+
+    def _keep(self, run_id: str, info: RunInfo) -> None:
+        self.infos[run_id] = info
+        if info.state in ACTIVE:
+            self._active.add(run_id)
+        else:
+            self._active.discard(run_id)
 
     def read(self, run_ids: list[str]) -> list[tuple[str, tuple, RunInfo]]:
         """Read these (pending) folders; safe in a thread, as it changes nothing: ``apply`` the result."""
@@ -137,12 +160,14 @@ class RunWatcher:
         self.pending = [r for r in self.pending if r not in done]
         for run_id, sig, info in read:
             if run_id not in self.infos:
-                self.infos[run_id], self._sigs[run_id] = info, sig
+                self._sigs[run_id] = sig
+                self._keep(run_id, info)
         return done
 
     def _forget(self, run_id: str) -> None:
         self.infos.pop(run_id, None)
         self._sigs.pop(run_id, None)
+        self._active.discard(run_id)
 
     def ordered(self) -> list[RunInfo]:
         """In the order of RunStore.list()."""
