@@ -187,8 +187,11 @@ def _command(runs: Path) -> str:
 
 
 def _env(tmp: Path) -> dict[str, str]:
+    # ESCDELAY: how long Textual waits after a lone ESC byte for the rest of an escape sequence (100 ms by default),
+    # part of every Escape key's time; passed on when set, to tell it apart from the app's own time
+    escdelay = {"ESCDELAY": os.environ["ESCDELAY"]} if "ESCDELAY" in os.environ else {}
     return {"RESLAB_DATA": str(tmp / "no-data"), "TERM": "xterm-256color", "PYTHONPATH": str(APP),
-            **private_dirs(tmp)}
+            **private_dirs(tmp), **escdelay}
 
 
 def table_drawn(text: str) -> bool:
