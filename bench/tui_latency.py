@@ -281,6 +281,8 @@ def measure_startup(width: int, height: int, rounds: int, many: int, idle_s: flo
 
 
 # -- key -> screen -----------------------------------------------------------------------------------------------------
+BACK_KEY = "Escape"   # --back-key BSpace: the other key back (Textual delivers a lone Escape only once its input
+                      # loop has waited for the rest of a possible escape sequence: up to ~0.1 s)
 SCREENS = {     # key, what shows the screen drawn with its content, the text that is gone once it is left
     "form": ("n", form_shown, "New run"),
     "detail": ("Enter", lambda t: t.lstrip().startswith("Run r20-A") and "test" in t and "epoch" in t, "Run r20-A"),
@@ -333,7 +335,8 @@ def measure_screens(width: int, height: int, rounds: int, train: bool = True) ->
                 if i == 0:
                     out["screens"][name] = tmux.capture()
                 time.sleep(0.3)
-                out["back_s"].append(tmux.latency("Escape", lambda t, m=marker: table_drawn(t) and m not in t, 20))
+                back = "Escape" if name == "form" else BACK_KEY     # in the form, BSpace edits the focused field
+                out["back_s"].append(tmux.latency(back, lambda t, m=marker: table_drawn(t) and m not in t, 20))
                 _goto(tmux, "r20-A")
                 time.sleep(0.3)
     finally:
@@ -355,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
                     "main`) instead of this one's: a before/after on the same machine")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--screens", action="store_true", help="print the captured screens too")
+    ap.add_argument("--back-key", default="Escape", help="the key back to the runs table (Escape or BSpace; the "
+                    "form is always left with Escape)")
     args = ap.parse_args(argv)
+    global BACK_KEY
+    BACK_KEY = args.back_key
     if shutil.which("tmux") is None:
         print("tmux is not installed", file=sys.stderr)
         return 2
@@ -385,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       ", while a ResNet-20 trains in the app (CPU)"))
             for name, (key, _, _) in SCREENS.items():
                 print(f"  {name:8} ({key:5})      {summary(s[f'{name}_s'])}")
-            print(f"  back   (Escape)      {summary(s['back_s'])}")
+            print(f"  back   ({BACK_KEY:<6})      {summary(s['back_s'])}")
         if "form" in measures:
             f = measure_form(w, h, args.rounds)
             r["screens"].update(f.pop("screens"))

@@ -51,7 +51,7 @@ class DetailScreen(ChartKeys, Screen):
         *CHART_BINDINGS,
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
-        Binding("escape", "back", "Back"),
+        Binding("escape,backspace", "back", "Back"),
     ]
 
     def __init__(self, run_id: str):

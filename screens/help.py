@@ -14,7 +14,7 @@ from .widgets.keys import key_rows
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
-    BINDINGS = [Binding("escape,question_mark,f1,q", "dismiss", "Close", show=False)]
+    BINDINGS = [Binding("escape,question_mark,f1,q,backspace", "dismiss", "Close", show=False)]
 
     def __init__(self, screen: Screen):
         super().__init__(id="help")

@@ -60,7 +60,7 @@ class MonitorScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
         Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
-        Binding("escape", "back", "Back"),
+        Binding("escape,backspace", "back", "Back"),
     ]
     HELP_TITLE = "monitor"
 
