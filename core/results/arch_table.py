@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from core.results.groups import KIND_TITLES, KINDS, RunGroup, data_text, settings
-from core.results.table6 import PARTIAL_MARK, _f, tex_escape
+from core.results.table6 import PARTIAL_MARK, _f, cell_text, data_title, tex_escape
 from core.spec.archs import ARCHS, WRN_BASE
 from core.util.formatting import pct
 
@@ -92,14 +92,14 @@ class ArchTable:
             cells = [r.label]
             for c in self.columns:
                 g = r.cells.get(c.title)
-                cells.append("-" if g is None else g.cell() + (mark if g.partial else ""))
+                cells.append(cell_text(g, mark))
                 if c.paper:
                     cells.append(pct(r.paper(c.title), unit=False))
             out.append(cells)
         return out
 
     def caption(self) -> str:
-        what = self.data or {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.dataset, self.dataset)
+        what = data_title(self.data, self.dataset)
         text = (f"Final test error (%) on {what} by depth and architecture: best (mean ± std, n) over seeds; std is "
                 f"the sample standard deviation.")
         sources = list(dict.fromkeys(SOURCES[c.arch] for c in self.columns if c.paper and c.arch in SOURCES))

@@ -118,15 +118,20 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
     return report
 
 
+def _write_table(table, writers: dict, stem: Path, formats: Sequence[str], report: Report) -> None:
+    """``stem``.md/.tex/.csv of a table, in the formats asked for, each through its writer; listed in the report."""
+    for fmt in (f for f in formats if f in TABLE_FORMATS):
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        path.write_text(writers[fmt](table))
+        report.files.append(path)
+
+
 def _write_paper(groups: list[RunGroup], out_dir: Path, prefix: str, heading: str, formats: Sequence[str],
                  figs: Sequence[str], report: Report, opts: dict) -> list[str]:
     """Table 6, Fig. 6 and Fig. 7 of a depth x shortcut grid; the report.md lines that show them."""
     table = build_table(groups)
-    writers = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
-    for fmt in (f for f in formats if f in TABLE_FORMATS):
-        path = out_dir / f"{prefix}table6.{fmt}"
-        path.write_text(writers[fmt](table))
-        report.files.append(path)
+    _write_table(table, {"md": to_markdown, "tex": to_latex, "csv": to_csv}, out_dir / f"{prefix}table6", formats,
+                 report)
     fig6_files: list[Path] = []
     if figs:
         fig6_files = figures.save(figures.fig6(groups), out_dir, f"{prefix}fig6", figs)
@@ -145,11 +150,8 @@ def _write_archs(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
                  figs: Sequence[str], report: Report, opts: dict) -> list[str]:
     """The depth x architecture table beside the papers, the groups' curves and Fig. 7 where it applies."""
     table = arch_table.build_arch_table(groups)
-    writers = {"md": arch_table.to_markdown, "tex": arch_table.to_latex, "csv": arch_table.to_csv}
-    for fmt in (f for f in formats if f in TABLE_FORMATS):
-        path = out_dir / f"{prefix}archs.{fmt}"
-        path.write_text(writers[fmt](table))
-        report.files.append(path)
+    _write_table(table, {"md": arch_table.to_markdown, "tex": arch_table.to_latex, "csv": arch_table.to_csv},
+                 out_dir / f"{prefix}archs", formats, report)
     files: list[Path] = []
     if figs:
         fig = figures.fig_sweep(groups, [g.name for g in groups], pick_x(groups, opts["x"]),
@@ -184,11 +186,8 @@ def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
                  figs: Sequence[str], report: Report, opts: dict) -> list[str]:
     """The table by what varied (core/results/sweep.py), its effect lines and its curves with the lr below."""
     table = sweep.build(groups)
-    writers = {"md": sweep.to_markdown, "tex": sweep.to_latex, "csv": sweep.to_csv}
-    for fmt in (f for f in formats if f in TABLE_FORMATS):
-        path = out_dir / f"{prefix}table.{fmt}"
-        path.write_text(writers[fmt](table))
-        report.files.append(path)
+    _write_table(table, {"md": sweep.to_markdown, "tex": sweep.to_latex, "csv": sweep.to_csv},
+                 out_dir / f"{prefix}table", formats, report)
     x = pick_x(groups, opts["x"])
     varied = ", ".join(d.title for d in table.dims) or "nothing"
     files: list[Path] = []

@@ -18,6 +18,16 @@ from core.util.formatting import pct
 PARTIAL_MARK = "†"
 
 
+def cell_text(group: RunGroup | None, mark: str = PARTIAL_MARK) -> str:
+    """A table cell: the group's 'best (mean ± std, n)', marked when some of its runs are partial; '-' for none."""
+    return "-" if group is None else group.cell() + (mark if group.partial else "")
+
+
+def data_title(data: str, dataset: str) -> str:
+    """What a caption says the runs trained on: their data's description, else the data set's name."""
+    return data or {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(dataset, dataset)
+
+
 @dataclass
 class Row:
     depth: int
@@ -53,14 +63,14 @@ class Table6:
             cells = [r.label]
             for k in self.kinds:
                 g = r.cells.get(k)
-                cells.append("-" if g is None else g.cell() + (mark if g.partial else ""))
+                cells.append(cell_text(g, mark))
             if self.references:
                 cells += [pct(r.paper, unit=False), pct(r.lab_report, unit=False)]
             out.append(cells)
         return out
 
     def caption(self) -> str:
-        what = self.data or {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.dataset, self.dataset)
+        what = data_title(self.data, self.dataset)
         text = (f"Final test error (%) on {what}: best (mean ± std, n) over seeds; std is the sample standard "
                 f"deviation.")
         if self.references:
