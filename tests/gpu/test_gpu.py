@@ -23,6 +23,7 @@ from core.train.events import Started  # noqa: E402
 from core.train.models import cifar_resnet  # noqa: E402
 from core.train.step import StepWindow  # noqa: E402
 from core.train.trainer import Trainer, train_run  # noqa: E402
+from tests.stopping import StopAfter  # noqa: E402
 
 try:
     import pytest
@@ -184,20 +185,6 @@ def test_cuda_graphs_train_what_eager_training_does():
     assert max(float((a - b).abs().max()) for a, b in zip(p0, p1)) < 1e-3
 
 
-class _StopAfter:
-    """A stop flag that turns on when asked the ``n``-th time (the trainer asks once per iteration)."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.n
-
-    def set(self) -> None:
-        self.n = -1
-
-
 def test_cuda_graphs_train_and_resume_exactly(tmp_path):
     """A run with --compile reduce-overhead replays CUDA graphs (none skipped), compiles before its first step, and
     stopped mid-epoch then resumed ends with the weights and metrics of the uninterrupted run (issue 19.10)."""
@@ -216,7 +203,7 @@ def test_cuda_graphs_train_and_resume_exactly(tmp_path):
     status = ref.read_status()
     assert status["compiling"] is False and status["compile_s"] > 0
     cut = store.create(cfg.with_overrides(name="cut"))
-    assert Trainer(cut, stop_event=_StopAfter(5)).run() == "stopped"
+    assert Trainer(cut, stop_event=StopAfter(5)).run() == "stopped"
     assert Trainer(cut).run() == "finished", cut.read_status().get("error")
     a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(cut.checkpoint_path)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -31,14 +31,21 @@ def test_a_budgeted_poll_reads_the_newest_and_leaves_the_rest_pending(tmp_path):
     assert len(w.infos) == 12 and not w.pending
 
 
-def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path, monkeypatch):
+def watched(tmp_path, monkeypatch, runs: int):
+    """A folder of ``runs`` ended runs, a watcher that has read them all, and the list of the folders whose files
+    each poll looks at from now on."""
     root = tmp_path / "runs"
-    make(root, 6)
+    make(root, runs)
     w = RunWatcher(RunStore(root))
     w.poll()
-    looked = []
+    looked: list[str] = []
     real = watch._signature
     monkeypatch.setattr(watch, "_signature", lambda path: looked.append(path) or real(path))
+    return root, w, looked
+
+
+def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path, monkeypatch):
+    root, w, looked = watched(tmp_path, monkeypatch, 6)
     w.poll()
     assert len(looked) < 6, "an idle poll looks at a slice of the ended runs, not all"
     Run(root / "r003").update_status(state="stopped")      # resumed-then-stopped from another process, say
@@ -51,13 +58,7 @@ def test_an_ended_run_changed_elsewhere_is_seen_within_a_round_of_polls(tmp_path
 def test_an_idle_round_of_polls_looks_at_ended_folders_not_their_files(tmp_path, monkeypatch):
     """Issue 21, point 10 (idle CPU at 2,000 runs): an ended run's four files are looked at on every DEEP-th turn,
     its folder's mtime on the others; a file edited in place (no rename, the folder unchanged) shows by then."""
-    root = tmp_path / "runs"
-    make(root, 10)
-    w = RunWatcher(RunStore(root))
-    w.poll()
-    looked = []
-    real = watch._signature
-    monkeypatch.setattr(watch, "_signature", lambda path: looked.append(path) or real(path))
+    root, w, looked = watched(tmp_path, monkeypatch, 10)
     for _ in range(watch.SLICES):
         w.poll()
     assert len(looked) <= 6, looked     # those whose turn was a deep look (1 in DEEP); before, all 10 every round

@@ -22,7 +22,7 @@ from core.train.models import (
 )
 from core.train.trainer import Trainer, train_run
 from tests.conftest import tiny_config
-from tests.core.train.test_trainer import StopAfter, metrics
+from tests.core.train.test_trainer import StopAfter, metrics, small_memory
 
 # (arch, depth, width) -> (exact count with the papers' projection shortcuts "B", the paper's count)
 PAPER_PARAMS = {
@@ -233,20 +233,7 @@ def test_memory_estimate_covers_the_big_nets():
 def test_out_of_memory_splits_the_batch_for_each_arch(tmp_path, monkeypatch, arch, depth):
     """The automatic split after a (simulated) CUDA out-of-memory, for batches over 8 images, holds for every
     architecture the registry builds: the run finishes in micro-batches of 8."""
-    import core.train.setup as setup_mod
-
-    real = setup_mod.create_model
-
-    def small_memory(*a, **kw):
-        model = real(*a, **kw)
-
-        def hook(module, args):
-            if args[0].shape[0] > 8:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        model.register_forward_pre_hook(hook)
-        return model
-
-    monkeypatch.setattr(setup_mod, "create_model", small_memory)
+    small_memory(monkeypatch)
     run, state = train_run(RunStore(tmp_path), tiny_config(arch=arch, depth=depth, shortcut="B", epochs=1,
                                                            max_test_images=8, batch_size=32,
                                                            dropout=0.3 if arch == "wrn" else 0.0))

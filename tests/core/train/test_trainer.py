@@ -17,22 +17,9 @@ from core.train.checkpoint import load_checkpoint
 from core.train.events import Ended, EpochEnded, Progress, Started
 from core.train.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
+from tests.stopping import StopAfter
 
 TIMING_KEYS = {"seconds", "eval_seconds", "images_per_s", "peak_mem_bytes", "reserved_mem_bytes"}
-
-
-class StopAfter:
-    """A threading.Event-like stop flag that turns on after it has been asked ``n`` times (once per iteration)."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.n
-
-    def set(self) -> None:
-        self.n = -1
 
 
 def metrics(run):
@@ -163,22 +150,27 @@ def test_divergence_ends_the_run_and_names_the_step(tmp_path):
     assert run.info().state == "diverged"
 
 
-def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
-    """A (simulated) CUDA OOM for batches over 8 images: the run continues in micro-batches, or fails readably."""
+def small_memory(monkeypatch, images: int = 8) -> None:
+    """Every model the trainer builds raises a (simulated) CUDA out-of-memory on batches over ``images``."""
     import core.train.setup as setup_mod
 
     real = setup_mod.create_model
 
-    def small_memory_resnet(*a, **kw):
+    def build(*a, **kw):
         model = real(*a, **kw)
 
         def hook(module, args):
-            if args[0].shape[0] > 8:
+            if args[0].shape[0] > images:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         model.register_forward_pre_hook(hook)
         return model
 
-    monkeypatch.setattr(setup_mod, "create_model", small_memory_resnet)
+    monkeypatch.setattr(setup_mod, "create_model", build)
+
+
+def test_out_of_memory_splits_the_batch(tmp_path, monkeypatch):
+    """A (simulated) CUDA OOM for batches over 8 images: the run continues in micro-batches, or fails readably."""
+    small_memory(monkeypatch)
     store = RunStore(tmp_path)
     run, state = train_run(store, tiny_config(epochs=1, max_test_images=8, batch_size=32))
     assert state == "finished"
