@@ -82,8 +82,7 @@ BIG_MEMORY = 16 * 2 ** 30      # more than many GPUs have free: say what happens
 def memory_text(configs: list[RunConfig]) -> str:
     """' · memory up to ~4.1 GiB' (' (32 images a micro-batch)' when split) for the largest of these runs
     (core/spec/limits.py ``memory_estimate``), and for one past BIG_MEMORY what happens on a device that has less."""
-    nbytes, images = max(memory_estimate(c) for c in configs)
-    big = max(configs, key=lambda c: memory_estimate(c)[0])
+    (nbytes, images), big = max(((memory_estimate(c), c) for c in configs), key=lambda e: e[0])
     text = f" · memory up to ~{mem(nbytes)}" + (f" ({images} images a micro-batch)" if images < big.batch_size else "")
     if nbytes > BIG_MEMORY:
         text += (": on a device with less, the run splits its batch into micro-batches (on_oom split)"
