@@ -11,6 +11,7 @@ the formats asked for; prefixed ``NAME-`` when several sweeps share a report)::
     fig6.png   fig6.svg    fig6.pdf        error curves as Fig. 6 (see figures.py)
     table.md   table.tex   table.csv       a sweep's table: rows and columns the values it varied, effect lines
     curves.png curves.svg  curves.pdf      a sweep's curves, one colour per value, the learning rate below
+    cost.png   cost.svg    cost.pdf        error against time and parameters, where width, depth, batch or arch vary
     fig7.png   fig7.svg    fig7.pdf        layer responses, when the runs' checkpoints and test images are here
     report.md                              the tables and figures embedded, each run's settings and environment
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from core.results import arch_table, figures, sweep
+from core.results import arch_table, cost, figures, sweep
 from core.results.groups import (
     MissingDependency,
     ReportError,
@@ -186,25 +187,35 @@ def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
                  figs: Sequence[str], report: Report, opts: dict) -> list[str]:
     """The table by what varied (core/results/sweep.py), its effect lines and its curves with the lr below."""
     table = sweep.build(groups)
+    ref = settings(groups[0])
+    groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
+    labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
+              for g in groups]
+    if cost.varies_cost([k for d in table.dims for k in d.keys]):
+        table.costs = cost.costs(groups, labels)
     _write_table(table, {"md": sweep.to_markdown, "tex": sweep.to_latex, "csv": sweep.to_csv},
                  out_dir / f"{prefix}table", formats, report)
     x = pick_x(groups, opts["x"])
     varied = ", ".join(d.title for d in table.dims) or "nothing"
     files: list[Path] = []
     if figs:
-        ref = settings(groups[0])
-        groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
-        labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
-                  for g in groups]
         fig = figures.fig_sweep(groups, labels, x, title=f"by {varied}: test error (bold), training error (dashed)")
         files = figures.save(fig, out_dir, f"{prefix}curves", figs)
         report.files += files
+    cost_files = figures.save(cost.fig_cost(list(table.costs.values()), title=f"by {varied}: error against cost"),
+                              out_dir, f"{prefix}cost", figs) if figs and len(table.costs) > 1 else []
+    report.files += cost_files
     lines = ([f"## {heading}", ""] if heading else []) + [f"{'###' if heading else '##'} Test error by {varied}",
                                                            "", sweep.to_markdown(table).rstrip(), ""]
     if files:
         lines += [f"![Error and learning rate over {figures.X_LABELS[x]}]({_embed(files)})", "",
                   f"Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate. "
                   f"{table.caption.partition(': ')[0].replace('Final test error (%) on', 'Data:')}.", ""]
+    if cost_files:
+        lines += [f"![Final test error against training time and parameters]({_embed(cost_files)})", "",
+                  "Final test error (mean over seeds; whiskers: lowest to highest seed) against training time per run "
+                  "and against parameters, one point per group; dashed: the Pareto front (no other group is both "
+                  "cheaper and better).", ""]
     return lines + _write_fig7(groups, out_dir, prefix, "###" if heading else "##", figs, report, opts)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from core.results.groups import RunGroup, data_text, one_width_key, settings
-from core.util.formatting import model_name
+from core.util.formatting import duration, model_name
 
 PAPER_GRID = {"depth", "shortcut"}      # a sweep of only these is the paper's Table 6
 SHARED_KEYS = ("depth", "shortcut", "width", "widths", "stem_width", "init", "optimizer", "lr", "momentum",
@@ -45,6 +45,8 @@ class Dim:
 
 
 def _sort_key(value: Any):
+    if isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value):
+        return (2, value, "")           # stage widths, milestones: 4/8/16 before 16/32/64, not as text
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
@@ -114,6 +116,7 @@ class SweepTable:
     columns: list[str]
     caption: str
     effects: list[str]
+    costs: dict = field(default_factory=dict)           # id(group) -> core.results.cost.Cost, where cost varies
 
 
 def _value_of(g: RunGroup, dim: Dim) -> tuple:
@@ -236,7 +239,20 @@ def to_markdown(table: SweepTable) -> str:
                  f"{'have' if partial != 1 else 'has'} not finished every epoch (its latest numbers count)\n")
     if table.effects:
         text += "\n" + "\n".join(f"- {e}" for e in table.effects) + "\n"
+    if table.costs:
+        text += "\n" + cost_markdown(table)
     return text
+
+
+def cost_markdown(table: SweepTable) -> str:
+    """What each group cost: its net's parameters and its mean time per run, beside its final error."""
+    lines = ["| group | parameters | time per run | final test error (%) |", "|---|---:|---:|---:|"]
+    for c in table.costs.values():
+        spread = f" ({c.lo:.2f}-{c.hi:.2f}, n={c.n})" if c.n > 1 else ""
+        lines.append(f"| {c.label.replace('|', chr(92) + '|')} | {c.parameters:,} | "
+                     f"{duration(c.seconds) if c.seconds is not None else '-'} | {c.mean:.2f}{spread} |")
+    return "\n".join(lines) + ("\n\nTime per run: training and evaluation, pauses excluded (mean over the seeds); "
+                               "parameters counted on the net as built.\n")
 
 
 def to_latex(table: SweepTable) -> str:
@@ -255,12 +271,15 @@ def to_csv(table: SweepTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = [k for d in table.dims for k in d.keys]
-    w.writerow([*keys, "n", "runs", "best", "mean", "std", "partial", "seeds"])
+    cost = ["parameters", "seconds_per_run"] if table.costs else []
+    w.writerow([*keys, "n", "runs", "best", "mean", "std", "partial", "seeds", *cost])
     for _, cells in table.rows:
         for g in (g for g in cells if g is not None):
             d = settings(g)
+            c = table.costs.get(id(g))
+            extra = ([c.parameters, _f(c.seconds)] if c else ["", ""]) if cost else []
             w.writerow([*(",".join(map(str, d[k])) if isinstance(d[k], list) else d[k] for k in keys), g.n, g.n_runs,
-                        _f(g.best), _f(g.mean), _f(g.std), g.partial, " ".join(map(str, g.seeds))])
+                        _f(g.best), _f(g.mean), _f(g.std), g.partial, " ".join(map(str, g.seeds)), *extra])
     return buf.getvalue()
 
 

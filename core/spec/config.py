@@ -376,19 +376,21 @@ def _coerce(name: str, value: Any) -> Any:
 PRESETS: dict[str, dict[str, Any]] = {
     "he2016": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
                    milestones=(32000, 48000), milestone_unit="iter", iterations=64000, epochs=164, shortcut="A",
-                   width=16, error_warmup="auto", normalize="pixel"),
+                   width=16, stem_width=0, init="he-fan-out", error_warmup="auto", normalize="pixel"),
     "lab-report": dict(batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
                        milestones=(51, 75), milestone_unit="epoch", iterations=0, epochs=164, shortcut="B",
-                       widths=(30, 60, 90), stem_width=64, init="torch-default", normalize="channel",
+                       width=30, widths=(30, 60, 90), stem_width=64, init="torch-default", normalize="channel",
                        error_warmup="auto"),
     "quick": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="cosine",
                   milestones=(), milestone_unit="epoch", iterations=0, epochs=15, warmup_iters=200,
-                  shortcut="A", width=16, error_warmup="off"),
-    "preact2016": dict(arch="preact-bottleneck", depth=164, shortcut="B", width=16, dropout=0.0, batch_size=128,
+                  shortcut="A", width=16, stem_width=0, init="he-fan-out", error_warmup="off"),
+    "preact2016": dict(arch="preact-bottleneck", depth=164, shortcut="B", width=16, stem_width=0, init="he-fan-out",
+                       dropout=0.0, batch_size=128,
                        lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
                        milestones=(32000, 48000), milestone_unit="iter", lr_factor=0.1, iterations=64000, epochs=164,
                        error_warmup="auto", normalize="channel"),
-    "wrn2016": dict(arch="wrn", depth=28, shortcut="B", width=160, dropout=0.0, batch_size=128, lr=0.1, momentum=0.9,
+    "wrn2016": dict(arch="wrn", depth=28, shortcut="B", width=160, stem_width=0, init="he-fan-out", dropout=0.0,
+                    batch_size=128, lr=0.1, momentum=0.9,
                     weight_decay=5e-4, optimizer="nesterov", schedule="multistep", milestones=(60, 120, 160),
                     milestone_unit="epoch", lr_factor=0.2, iterations=0, epochs=200, error_warmup="off",
                     normalize="channel"),
@@ -397,9 +399,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_HELP = {
     "he2016": "He et al. 2016: batch 128, lr 0.1 /10 at 32k and 48k iterations, 64k iterations, wd 1e-4, "
               "per-pixel mean subtracted",
-    "lab-report": "Lab report: from its text, stages of 30/60/90 filters, batch 64, 164 epochs, lr 0.1 /10 at epochs "
-                  "51 and 75, wd 1e-4; from the course's example code it started from, the 64-filter stem, shortcut "
-                  "B, per-channel normalisation, PyTorch's default init (--widths 64,128,256: that code's own net)",
+    "lab-report": "Lab report: batch 64, 164 epochs, lr 0.1 /10 at epochs 51 and 75, wd 1e-4, stages of 30/60/90 "
+                  "filters (the report's text); a 64-filter stem, shortcut B, per-channel normalisation, PyTorch's "
+                  "default init (the course's example code it started from; --widths 64,128,256 is that code's net)",
     "quick": "Screening: 15 epochs, cosine schedule with 200 warm-up iterations (at most a tenth of the run)",
     "preact2016": "He et al. 2016b (Identity Mappings, ECCV), sec. 4 and the authors' code: PreAct-164 (bottleneck, "
                   "projection shortcuts), batch 128, lr 0.1 /10 at 32k and 48k of 64k iterations, wd 1e-4, per-channel "

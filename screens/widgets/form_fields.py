@@ -28,7 +28,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": C.ARCHS, "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS,
     "schedule": C.SCHEDULES,
     "milestone_unit": C.MILESTONE_UNITS, "error_warmup": C.TRISTATE, "precision": C.PRECISIONS,
-    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES, "compile": C.COMPILE_MODES,
+    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES, "compile": C.COMPILE_MODES, "init": C.INITS,
 }
 BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
 PLACEHOLDERS = {"depth": "e.g. 20 or 20,56,110", "data_dir": "$RESLAB_DATA or data/", "name": "generated",
