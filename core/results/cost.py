@@ -80,7 +80,7 @@ def fig_cost(points: Sequence[Cost], title: str = ""):
     fig = Figure(figsize=(11.0, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     colours = _palette(len(points))
-    panels = ((axes[0], lambda p: p.seconds, "training time per run (s)"),
+    panels = ((axes[0], lambda p: p.seconds, "training time per run"),
               (axes[1], lambda p: p.parameters, "parameters"))
     for ax, x_of, xlabel in panels:
         shown = [(p, c) for p, c in zip(points, colours) if x_of(p) is not None]
@@ -92,7 +92,7 @@ def fig_cost(points: Sequence[Cost], title: str = ""):
             xs, ys = [x_of(shown[i][0]) for i in front], [shown[i][0].mean for i in front]
             ax.plot(xs, ys, linestyle="--", color="#555555", linewidth=1.2, drawstyle="steps-post", zorder=0,
                     label="Pareto front")
-        ax.set_xscale("log")
+        _log_axis(ax, _seconds_text if x_of is panels[0][1] else _count_text)
         ax.set_xlabel(xlabel + " (log scale)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("final test error (%)")
@@ -103,3 +103,22 @@ def fig_cost(points: Sequence[Cost], title: str = ""):
     if title:
         fig.suptitle(title, fontsize="medium")
     return fig
+
+
+def _log_axis(ax, text) -> None:
+    """A log x axis labelled at 1, 2 and 5 of each decade in plain words ('30s', '2m', '200k', '1.2M'), not 6x10^1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: text(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15)
+
+
+def _seconds_text(v: float) -> str:
+    return f"{v:g}s" if v < 10_000 else f"{v / 3600:.3g}h"
+
+
+def _count_text(v: float) -> str:
+    return f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}"

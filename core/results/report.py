@@ -144,6 +144,9 @@ def _write_paper(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         lines += [f"{sub} Training curves (Fig. 6 layout)", "",
                   f"![Training and test error over iterations]({_embed(fig6_files)})", "",
                   "Dashed: training error, bold: test error; shaded: min-max over the seeds of a group.", ""]
+    variants = variant_labels(groups)
+    costs = _costs_of(groups, [g.name + (f" ({variants[id(g)]})" if variants[id(g)] else "") for g in groups])
+    lines += _write_cost(costs, "depth and shortcut", out_dir, prefix, figs, report, table=True)
     return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
 
 
@@ -166,6 +169,8 @@ def _write_archs(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         lines += [f"![Error and learning rate by architecture]({_embed(files)})", "",
                   "Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate.",
                   ""]
+    costs = _costs_of(groups, [arch_table.column_title(g) + f", depth {g.depth}" for g in groups])
+    lines += _write_cost(costs, "architecture", out_dir, prefix, figs, report, table=True)
     return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
 
 
@@ -202,21 +207,38 @@ def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         fig = figures.fig_sweep(groups, labels, x, title=f"by {varied}: test error (bold), training error (dashed)")
         files = figures.save(fig, out_dir, f"{prefix}curves", figs)
         report.files += files
-    cost_files = figures.save(cost.fig_cost(list(table.costs.values()), title=f"by {varied}: error against cost"),
-                              out_dir, f"{prefix}cost", figs) if figs and len(table.costs) > 1 else []
-    report.files += cost_files
+    cost_lines = _write_cost(table.costs, varied, out_dir, prefix, figs, report)
     lines = ([f"## {heading}", ""] if heading else []) + [f"{'###' if heading else '##'} Test error by {varied}",
                                                            "", sweep.to_markdown(table).rstrip(), ""]
     if files:
         lines += [f"![Error and learning rate over {figures.X_LABELS[x]}]({_embed(files)})", "",
                   f"Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate. "
                   f"{table.caption.partition(': ')[0].replace('Final test error (%) on', 'Data:')}.", ""]
-    if cost_files:
-        lines += [f"![Final test error against training time and parameters]({_embed(cost_files)})", "",
+    lines += cost_lines
+    return lines + _write_fig7(groups, out_dir, prefix, "###" if heading else "##", figs, report, opts)
+
+
+def _costs_of(groups: list[RunGroup], labels: list[str]) -> dict:
+    """The groups' cost points (core/results/cost.py) where they differ in what a net costs, else none."""
+    dicts = [settings(g) for g in groups]
+    varied = [k for k in (dicts[0] if dicts else {}) if any(d[k] != dicts[0][k] for d in dicts[1:])]
+    return cost.costs(groups, labels) if cost.varies_cost(varied) else {}
+
+
+def _write_cost(costs: dict, varied: str, out_dir: Path, prefix: str, figs: Sequence[str], report: Report,
+                table: bool = False) -> list[str]:
+    """cost.png (error against time and parameters) of these points, and its report.md lines (with the cost table
+    when ``table``: the sweep table carries its own)."""
+    files = figures.save(cost.fig_cost(list(costs.values()), title=f"by {varied}: error against cost"), out_dir,
+                         f"{prefix}cost", figs) if figs and len(costs) > 1 else []
+    report.files += files
+    lines = [sweep.cost_markdown(costs), ""] if table and costs else []
+    if files:
+        lines += [f"![Final test error against training time and parameters]({_embed(files)})", "",
                   "Final test error (mean over seeds; whiskers: lowest to highest seed) against training time per run "
                   "and against parameters, one point per group; dashed: the Pareto front (no other group is both "
                   "cheaper and better).", ""]
-    return lines + _write_fig7(groups, out_dir, prefix, "###" if heading else "##", figs, report, opts)
+    return lines
 
 
 def _embed(paths: list[Path]) -> str:

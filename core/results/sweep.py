@@ -240,14 +240,15 @@ def to_markdown(table: SweepTable) -> str:
     if table.effects:
         text += "\n" + "\n".join(f"- {e}" for e in table.effects) + "\n"
     if table.costs:
-        text += "\n" + cost_markdown(table)
+        text += "\n" + cost_markdown(table.costs)
     return text
 
 
-def cost_markdown(table: SweepTable) -> str:
-    """What each group cost: its net's parameters and its mean time per run, beside its final error."""
+def cost_markdown(costs: dict) -> str:
+    """What each group cost (``costs``: core.results.cost.costs): its net's parameters and its mean time per run,
+    beside its final error."""
     lines = ["| group | parameters | time per run | final test error (%) |", "|---|---:|---:|---:|"]
-    for c in table.costs.values():
+    for c in costs.values():
         spread = f" ({c.lo:.2f}-{c.hi:.2f}, n={c.n})" if c.n > 1 else ""
         lines.append(f"| {c.label.replace('|', chr(92) + '|')} | {c.parameters:,} | "
                      f"{duration(c.seconds) if c.seconds is not None else '-'} | {c.mean:.2f}{spread} |")

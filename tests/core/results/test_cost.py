@@ -79,3 +79,21 @@ def test_only_a_sweep_of_what_costs_gets_the_figure(tmp_path):
     assert "cost.png" not in [p.name for p in report.files]
     assert "parameters" not in (tmp_path / "rep" / "table.md").read_text()
     assert RunConfig().widths == (16, 32, 64)
+
+
+def test_the_lab_reports_numbers_stand_beside_runs_of_its_preset(tmp_path):
+    """A depth grid of the lab-report preset (30/60/90, stem 64, B) keeps Table 6's layout with the report's own
+    errors (6.89, 6.69) beside the runs, and the caption-free row names the net by its stages."""
+    from core.spec.config import preset
+
+    store = RunStore(tmp_path / "runs")
+    lab = {k: v for k, v in preset("lab-report").to_dict().items()
+           if k in ("widths", "width", "stem_width", "init", "normalize", "batch_size")}
+    for depth in (20, 56):
+        for seed in (1, 2):
+            fake_run(store, [7.0 + seed / 10], depth=depth, shortcut="B", seed=seed, dataset="cifar10",
+                     sweep_name="lab", **lab)
+    write_report(store.list(), tmp_path / "rep", layer_responses=False, formats=["md", "csv"])
+    md = (tmp_path / "rep" / "table6.md").read_text()
+    assert "lab report" in md.splitlines()[0].lower(), md
+    assert "| 6.89 |" in md and "| 6.69 |" in md

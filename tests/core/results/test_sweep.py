@@ -143,7 +143,8 @@ def test_report_of_a_sweep_and_of_unrelated_sweeps(store, tmp_path):
             fake_run(store, [9.0 - depth / 20], depth=depth, seed=seed, sweep_name="fig6")
     report = write_report(store.list(), tmp_path / "all", named=False, layer_responses=False, formats=["md", "png"])
     names = sorted(p.name for p in report.files)
-    assert names == ["fig6-fig6.png", "fig6-table6.md", "lrb-cost.png", "lrb-curves.png", "lrb-table.md", "report.md"]
+    assert names == ["fig6-cost.png", "fig6-fig6.png", "fig6-table6.md", "lrb-cost.png", "lrb-curves.png",
+                     "lrb-table.md", "report.md"]
 
 
 def test_table6_caption_says_what_the_data_was(store):
