@@ -7,7 +7,8 @@
 #   bash bench/gpu_checks.sh throughput memory epoch queue summary       #  the whole into two such calls)
 # Sections: tier (tests/gpu), throughput (engine vs the usual loop), compile (eager vs --compile default vs
 # reduce-overhead, i.e. CUDA graphs), memory, epoch (a real trainer epoch, eager and with CUDA graphs), queue
-# (--per-device 1 vs 4 on one GPU), summary (the compile and queue comparisons from the JSON written so far).
+# (--per-device 1 vs 4 on one GPU), summary (the compile and queue comparisons from the JSON written so far); init
+# (asked for by name only: bash bench/gpu_checks.sh init) the paper's fan-out init against fan-in, paired by seed.
 #
 # On the lent device machine ../shared is not there, so carry its data in an ignored folder first:
 #   mkdir -p .shared && cp ../shared/data/cifar10-jpeg.npz ../shared/tools/cifar10_jpeg.py .shared/
@@ -73,6 +74,13 @@ if want queue; then
 fi
 # 6. the comparisons issue 19 asks for, from the JSON above: images/s of eager, default compile and CUDA graphs;
 #    one run at a time on the GPU against four sharing it
+# 6. init (not in the default list: ~5 minutes): the paper's fan-out init against fan-in on all 50,000 training images
+#    (issue 28): ResNet-20, batch 128, lr 0.1 /10 after epoch 2, 3 epochs, per-channel normalisation, 5 seeds paired
+if want init; then
+  echo; echo "== init: he-fan-out against he-fan-in"
+  timeout 560 python bench/fidelity.py --data-dir $DATA --device cuda --epochs 3 --milestones 2 --seeds 1 2 3 4 5 \
+    --engine-normalize channel --init he-fan-out he-fan-in --skip-loop --json "$OUT/init.json"
+fi
 want summary || exit 0
 python - "$OUT" <<'EOF'
 import json, sys
