@@ -22,7 +22,7 @@ from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
-    ("time", "time/run"), ("paper", "paper%"), ("states", "states"), ("differs", "other settings that differ"),
+    ("paper", "paper%"), ("time", "time/run"), ("states", "states"), ("differs", "other settings that differ"),
 )
 
 
@@ -86,8 +86,8 @@ class GroupsTable(ColumnScroll, DataTable):
             self.add_row(Text(mark, style="bold magenta"), label, Text(n_text, justify="right"),
                          seeds_text(g.seeds), Text(pct(g.best, unit=False), justify="right"),
                          Text(mean_std_text(g), justify="right"),
-                         Text(duration(seconds(g)) if seconds(g) else "-", justify="right"),   # mean over its runs
                          Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
+                         Text(duration(seconds(g)) if seconds(g) else "-", justify="right"),   # mean over its runs
                          states_text(g), Text(variants[id(g)], style="dim"), key=g.runs[0].id)
         keys = [g.runs[0].id for g in groups]
         if keep in keys:
