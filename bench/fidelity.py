@@ -112,16 +112,17 @@ def spread(values: list[float]) -> str:
 
 def train_seed(args, root: Path, seed: int, work: Path, inits: list[str]) -> dict:
     """One seed: the engine under each init, then the loop (unless skipped); the errors per epoch and the seconds."""
-    row: dict = {"seed": seed, "engine": {}, "engine_s": {}}
+    row: dict = {"seed": seed, "engines": {}, "engines_s": {}}
     for init in inits:
         t0 = time.perf_counter()
-        row["engine"][init] = engine_errors(args, root, seed, work, init)
-        row["engine_s"][init] = time.perf_counter() - t0
+        row["engines"][init] = engine_errors(args, root, seed, work, init)
+        row["engines_s"][init] = time.perf_counter() - t0
+    row["engine"], row["engine_s"] = row["engines"][inits[0]], row["engines_s"][inits[0]]    # the first init's
     t1 = time.perf_counter()
     row["loop"] = [float("nan")] * args.epochs if args.skip_loop else loop_errors(args, root, seed)
     row["loop_s"] = time.perf_counter() - t1
-    engines = "   ".join(f"{init} {' / '.join(f'{e:.2f}' for e in row['engine'][init])} "
-                         f"({row['engine_s'][init]:.0f} s)" for init in inits)
+    engines = "   ".join(f"{init} {' / '.join(f'{e:.2f}' for e in row['engines'][init])} "
+                         f"({row['engines_s'][init]:.0f} s)" for init in inits)
     loop = "" if args.skip_loop else f"   loop {' / '.join(f'{e:.2f}' for e in row['loop'])} ({row['loop_s']:.0f} s)"
     print(f"seed {seed}: {engines}{loop}", flush=True)
     return row
@@ -130,7 +131,7 @@ def train_seed(args, root: Path, seed: int, work: Path, inits: list[str]) -> dic
 def summarise(args, rows: list[dict], inits: list[str]) -> None:
     """Mean test error per epoch of each side, then the paired differences (mean ± sd over the seeds)."""
     epochs = range(args.epochs)
-    means = {init: " / ".join(f"{statistics.mean(r['engine'][init][i] for r in rows):.2f}" for i in epochs)
+    means = {init: " / ".join(f"{statistics.mean(r['engines'][init][i] for r in rows):.2f}" for i in epochs)
              for init in inits}
     print("mean:   " + "   ".join(f"engine {init} {m}" for init, m in means.items()) + (
         "" if args.skip_loop else "   loop " + " / ".join(f"{statistics.mean(r['loop'][i] for r in rows):.2f}"
@@ -138,11 +139,11 @@ def summarise(args, rows: list[dict], inits: list[str]) -> None:
     if len(inits) > 1:
         a, b = inits[:2]
         print(f"{a} - {b} per epoch (mean ± sd over seeds): "
-              + " / ".join(spread([r["engine"][a][i] - r["engine"][b][i] for r in rows]) for i in epochs)
-              + f"; {a} behind in {sum(r['engine'][a][-1] > r['engine'][b][-1] for r in rows)} of {len(rows)} seeds")
+              + " / ".join(spread([r["engines"][a][i] - r["engines"][b][i] for r in rows]) for i in epochs)
+              + f"; {a} behind in {sum(r['engines'][a][-1] > r['engines'][b][-1] for r in rows)} of {len(rows)} seeds")
     if not args.skip_loop:
         print("engine - loop per epoch (mean ± sd over seeds): "
-              + " / ".join(spread([r["engine"][inits[0]][i] - r["loop"][i] for r in rows]) for i in epochs))
+              + " / ".join(spread([r["engine"][i] - r["loop"][i] for r in rows]) for i in epochs))
 
 
 def main(argv: list[str] | None = None) -> int:
