@@ -37,7 +37,7 @@ from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
-from .widgets.form_fields import CUSTOM, as_text, field_widget, starting_values
+from .widgets.form_fields import CUSTOM, as_text, field_widget, paired_width, starting_values
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, summary_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.typeahead import replay
@@ -258,6 +258,7 @@ class NewRunScreen(Screen):
         self._recipe, self._scaled = C.preset(name), None
         for key, value in PRESETS[name].items():
             self.set_value(key, value)
+        self.set_value("widths", self._recipe.widths)      # a preset that gives width alone has w, 2w, 4w
         self._preset_help(PRESET_HELP[name])
         self.revalidate()
 
@@ -363,6 +364,10 @@ class NewRunScreen(Screen):
             if iters.value.strip() not in ("0", ""):
                 self._put("f-iterations", "0")
                 self.notify("iterations set to 0, so that epochs sets the length", timeout=4)
+        if by_user and event.input.id in ("f-width", "f-widths"):    # the two never disagree (core/spec/config.py)
+            other, text = paired_width(event.input.id.removeprefix("f-"), event.value)
+            if text is not None:
+                self._put(f"f-{other}", text)
         self._after_change(by_user)
 
     @unless_closing

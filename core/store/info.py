@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from core.spec.config import RunConfig
 from core.store import reader
 from core.store.reader import DamagedFileError
-from core.util.formatting import model_name, slurm_text
+from core.util.formatting import slurm_text
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
@@ -194,7 +194,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "optimizer": cfg.optimizer if cfg else None,
         "schedule": cfg.schedule if cfg else None,
         "arch": cfg.arch if cfg else None,
-        "model": model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width) if cfg else None,   # 'PreAct-164'
+        "model": cfg.net_name() if cfg else None,        # 'PreAct-164', 'ResNet-20 30/60/90 stem 64'
         "epochs_done": info.epochs_done if cfg else None,
         "total_epochs": info.total_epochs,
         "final_test_err": info.final_test_err,

@@ -293,6 +293,8 @@ class RunStore:
             return cfg.name
         sc = {"A": "A", "B": "B", "none": "plain"}.get(cfg.shortcut, cfg.shortcut)
         wide = "" if cfg.width == 16 else f"-w{cfg.width}"
+        if cfg.widths != (cfg.width, 2 * cfg.width, 4 * cfg.width):      # the lab report's 30/60/90: -w30_60_90
+            wide = "-w" + "_".join(map(str, cfg.widths))
         seed = f"-s{cfg.seed}" if cfg.seed else ""      # a seed grid's runs tell apart by id, not by -2, -3
         arch = {"preact": "pa", "preact-bottleneck": "pab", "wrn": "wrn"}.get(cfg.arch, "r")
         return f"{arch}{cfg.depth}-{sc}{wide}-{cfg.optimizer}{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
