@@ -336,7 +336,9 @@ def print_table(results: list[dict], args) -> None:
         if r["compile_s"] is not None:
             print(f"{r['model']}: torch.compile took {r['compile_s']:.1f} s (not in the rates)")
     loader = max(r["loader_img_s"] for r in results)
-    per_model = ", ".join(f"{loader / r['engine_img_s']:,.0f}x {r['model']}'s" for r in results)
+    several = len(args.precision) > 1
+    per_model = ", ".join(f"{loader / r['engine_img_s']:,.0f}x {r['model']}{' ' + r['precision'] if several else ''}'s"
+                          for r in results)
     ref_loader = max(r["reference_loader_img_s"] for r in results)
     print(f"\nengine loader alone (index, pad-crop, flip, normalise on {results[0]['device']}): {loader:,.0f} img/s "
           f"= {per_model} training rate")

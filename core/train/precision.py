@@ -5,8 +5,9 @@ Many CPUs compute bf16 in hardware (Intel AMX, AVX512-BF16; Arm's BF16), and one
 ``auto`` is bf16 only when the hardware has it AND a probe like channels_last's (core/train/memory_format.py: small
 batches, about two seconds, the answer cached per machine, torch version and model shape) measures bf16 at least
 BF16_MARGIN faster than fp32; fp32 otherwise. On GPUs ``auto`` stays core/train/device.py ``resolve_precision``
-(bf16 from compute capability 8.0). Either way the batch-norm statistics, the loss and the optimizer state stay fp32
-(autocast only changes the convolutions' and the linear layer's compute; core/train/step.py).
+(bf16 from compute capability 8.0). Either way the weights, batch norm's running statistics, the loss (on fp32
+logits) and the optimizer state stay fp32: autocast computes the convolutions and the linear layer in bf16
+(core/train/step.py).
 """
 from __future__ import annotations
 
