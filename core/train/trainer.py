@@ -267,7 +267,7 @@ class Trainer:
             self.log(line)
         self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
-                          precision_note=s.precision_note or None,
+                          precision_note=s.precision_note or self.status.get("precision_note"),   # a resume's: kept
                           channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
                           devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
                           env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,

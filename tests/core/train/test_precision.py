@@ -180,4 +180,6 @@ def test_a_resumed_run_keeps_its_precision_whatever_the_probe_says_now(tmp_path,
     answer("fp32")
     monkeypatch.setenv("RESLAB_CACHE_DIR", str(tmp_path / "other-cache"))      # a probe would now say fp32
     assert Trainer(run).run() == "finished"
-    assert run.read_status()["precision"] == "bf16" and len(calls) == 1
+    status = run.read_status()
+    assert status["precision"] == "bf16" and len(calls) == 1
+    assert status["precision_note"].startswith(f"precision: bf16 (auto: {YES[1]}; measured"), "kept from the start"
