@@ -89,7 +89,7 @@ def cpu_bf16_note(hardware: tuple[bool, str]) -> str | None:
     has, why = hardware
     if has:
         return None
-    return f"warning: bf16 on this CPU is emulated and slower than fp32 ({why}); --precision auto picks fp32 here"
+    return f"warning: bf16 on this CPU is emulated and slower than fp32: {why}; --precision auto picks fp32 here"
 
 
 def cached_or_measured(cfg: RunConfig, model: torch.nn.Module, device: torch.device, why: str) -> tuple[str, str]:
