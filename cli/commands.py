@@ -211,6 +211,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cli.ddp import launched
     from core.train.distributed import Dist
 
+    if not args.run:       # (`resume --sweep NAME` is cli/sweep.py's)
+        raise CliError("name the run to resume (see `runs`), or give --sweep NAME to finish a sweep")
     store = store_of(args)
     run = get_run(store, args.run)
     try:
@@ -420,23 +422,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 # -- runs / show -------------------------------------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
+    """`runs` (`runs --sweep NAME` is cli/sweep.py's)."""
     from cli.tables import list_rows, render_runs
 
     store = store_of(args)
     infos = store.list()
-    if getattr(args, "sweep", None):
-        from cli.report import sweep_runs
-        from core.spec.grid import describe
-        from core.spec.grid import varied_fields as varied
-
-        infos = sweep_runs(infos, args.sweep)
-        configs = [i.config for i in infos]
-        keys = varied(configs) if len(configs) > 1 else []
-        rows = list_rows(infos)
-        for row, cfg in zip(rows, configs):
-            row["varies"] = describe(cfg, keys)
-        render_runs(rows, args.format, sys.stdout, store.root)
-        return EXIT_OK
     render_runs(list_rows(infos), args.format, sys.stdout, store.root)
     return EXIT_OK
 

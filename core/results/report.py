@@ -39,6 +39,7 @@ from core.results.groups import (
 from core.results.sweep import dimensions, is_paper_grid
 from core.results.table6 import build_table, to_csv, to_latex, to_markdown
 from core.store.runs import ACTIVE, Run, RunInfo
+from core.store.sweeps import incomplete_notes
 from core.util.formatting import duration, pct, some_ids
 
 TABLE_FORMATS = ("md", "tex", "csv")
@@ -89,6 +90,7 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
                  tensorboard: bool = False, x: str = "auto") -> Report:
     """Write the report of these runs into ``out_dir`` (created). See the module docstring."""
     usable, notes = select_runs(infos, named=named)
+    notes = incomplete_notes(infos) + notes       # a sweep a kill or a stop left unfinished
     figs = [f for f in formats if f in figures.FIGURE_FORMATS]
     if figs:
         figures.matplotlib_figure()              # a missing package is reported before anything is written
