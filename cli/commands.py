@@ -249,7 +249,8 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
     refused = resume_refusal(info, extend_to=args.epochs, repair=args.repair, handed_over=handed_over)
     if refused is not None:
         hint = {"damaged": f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable
-                else "it cannot be resumed",
+                else f"resuming would start it over from step 0 and drop its records; {repair_cmd} does that, "
+                     f"or start a new run" if info.restartable else "it cannot be resumed",
                 "active": f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
                 "diverged": "start a new run, e.g. with a lower --lr or --warmup-iters",
                 "finished": f"use --epochs M to train longer (M > {info.epochs_done})"}

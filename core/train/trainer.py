@@ -30,6 +30,7 @@ from core.data.cifar import DataError, load_data
 from core.data.identity import data_identity
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
+from core.store.info import RESTART_HINT, lost_checkpoint
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint
 from core.train.checkpoint import CheckpointError
@@ -155,6 +156,9 @@ class Trainer:
                 self.status = run.read_status()
             except (OSError, ValueError):
                 self.status = {}
+            if gone := lost_checkpoint("stopped", self.status, reader.read_rows(run.epochs_path, tolerant=True)[0],
+                                       run.checkpoint_path):      # never start over (and cut its logs) unasked
+                raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")
             try:
                 run.clear_request()
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),

@@ -58,6 +58,7 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "truncated": lambda b: b[: len(b) // 2],
     "directory": lambda b: b"",
     "symlink": lambda b: b"",
+    "missing": lambda b: None,         # the file deleted (issue 35: a stopped run whose checkpoint.pt is gone)
 }
 
 
@@ -102,8 +103,8 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
                 path.mkdir()
             elif damage == "symlink":
                 os.symlink(outside, path)
-            else:
-                path.write_bytes(change(original))
+            elif (data := change(original)) is not None:
+                path.write_bytes(data)
             cases[rid] = (name, damage)
     return cases
 
@@ -111,6 +112,9 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
 def expected_state(name: str, damage: str) -> str:
     """How the run must be listed: damaged where ResLab reads the file to list a run, or where a file is a link or a
     directory; otherwise its true state (the base is stopped)."""
+    if damage == "missing":     # a run that has trained without its checkpoint is damaged (resume would start over)
+        return {"config.json": "damaged", "status.json": "damaged", "checkpoint.pt": "damaged",
+                "queue.json": "queued"}.get(name, "stopped")
     if damage in ("directory", "symlink") or name in ("config.json", "status.json", "queue.json"):
         return "damaged"
     if name == "epochs.jsonl":
@@ -121,7 +125,12 @@ def expected_state(name: str, damage: str) -> str:
 def repairable(name: str, damage: str) -> bool:
     """Damage that `resume --repair` can rebuild from checkpoint.pt (content, not a link or a directory)."""
     return expected_state(name, damage) == "damaged" and damage not in ("directory", "symlink") and \
-        name != "queue.json"
+        name != "queue.json" and not restartable(name, damage)
+
+
+def restartable(name: str, damage: str) -> bool:
+    """A run that has trained whose checkpoint.pt is gone: `resume --repair` starts it over from step 0."""
+    return name == "checkpoint.pt" and damage == "missing"
 
 
 def unqueued(name: str, damage: str) -> bool:

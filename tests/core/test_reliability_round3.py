@@ -10,8 +10,10 @@ import os
 import random
 import signal
 
+import pytest
+
 from bench.kill_loop import sweep_experiment
-from core.store.runs import RunStore
+from core.store.runs import RunError, RunStore
 from tests.cli.test_cli import TINY, cli, start, wait_for
 
 
@@ -83,3 +85,55 @@ def test_resume_sweep_refuses_what_it_cannot_take(tmp_path):
 def test_repeated_kill_9_of_a_sweep_loses_nothing(tmp_path):
     """bench/kill_loop.py's experiment with two kills at random moments (the bench runs ten)."""
     assert sweep_experiment(tmp_path / "runs", 2, random.Random(35), epochs=2, seeds=2) == []
+
+
+# -- 2: a stopped run whose checkpoint.pt is gone ----------------------------------------------------------------------
+def logs_of(run) -> dict[str, bytes]:
+    return {name: (run.path / name).read_bytes() for name in ("status.json", "epochs.jsonl", "steps.jsonl")}
+
+
+def test_a_run_that_trained_but_lost_its_checkpoint_is_damaged_and_only_repair_starts_it_over(tmp_path, capsys):
+    from cli.main import main
+    from core.train.trainer import Trainer
+    from tests.conftest import tiny_config
+    from tests.stopping import StopAfter
+
+    root = tmp_path / "runs"
+    run = RunStore(root).create(tiny_config(epochs=2))
+    assert Trainer(run, stop_event=StopAfter(10)).run() == "stopped"      # epoch 1 done, stopped in epoch 2
+    run.checkpoint_path.unlink()
+    before = logs_of(run)
+    info = run.info()
+    assert info.state == "damaged" and not info.repairable and info.restartable
+    assert "checkpoint.pt is missing, though the run has trained (1 epoch done, step 10)" in info.error
+    assert "resume --repair starts it over from step 0" in info.error
+
+    assert main(["resume", run.id, "--runs-dir", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "resuming would start it over from step 0 and drop its records" in err and f"{run.id} --repair" in err
+    assert logs_of(run) == before                                         # nothing cut back unasked
+    with pytest.raises(RunError, match="checkpoint.pt is missing"):       # the app's and the scheduler's trainer too
+        Trainer(run).run()
+    assert logs_of(run) == before
+
+    assert main(["resume", run.id, "--repair", "--runs-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "repaired: checkpoint.pt is missing: started over from step 0; dropped 1 epoch record (the last, " \
+           "epoch 1: test error" in out
+    assert [row["epoch"] for row in run.read_epochs()] == [1, 2] and run.info().state == "finished"
+    assert any("started over from step 0" in line for line in run.read_events())
+
+    run.checkpoint_path.unlink()                  # a finished run keeps its results, but cannot be made longer
+    assert run.info().state == "finished"
+    assert main(["resume", run.id, "--epochs", "3", "--runs-dir", str(root)]) == 1
+    assert "has no checkpoint.pt to continue from" in capsys.readouterr().err
+    assert [row["epoch"] for row in run.read_epochs()] == [1, 2]
+
+
+def test_a_run_that_crashed_in_its_first_epoch_without_a_checkpoint_still_resumes(tmp_path):
+    """No checkpoint was ever written (a crash before the first epoch's end): starting over loses nothing."""
+    from core.store.info import lost_checkpoint
+
+    assert lost_checkpoint("crashed", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""
+    assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt")
+    assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt")
