@@ -243,10 +243,15 @@ def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=Non
 
 
 def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None:
+    from core.train.consistency import inspect, repair_config
+
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
     refused = resume_refusal(info, extend_to=args.epochs, repair=args.repair, handed_over=handed_over)
+    mismatch, fixable = inspect(run) if refused is None and info.state != "damaged" else ("", False)
+    if mismatch and not (fixable and args.repair):      # an edited config.json, a foreign or forged checkpoint
+        raise CliError(f"run {run.id} cannot resume: {mismatch}", EXIT_FAILED)
     if refused is not None:
         hint = {"damaged": f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable
                 else f"resuming would start it over from step 0 and drop its records; {repair_cmd} does that, "
@@ -270,6 +275,8 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
                     print(f"repaired: {note}", flush=True)
             except RunError as exc:
                 raise CliError(f"run {run.id} cannot be repaired: {exc}", EXIT_FAILED) from None
+        for note in repair_config(run) if mismatch else ():
+            print(f"repaired: {note}", flush=True)
         if args.epochs is not None:
             try:
                 extend_run(run, args.epochs)

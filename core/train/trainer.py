@@ -32,7 +32,7 @@ from core.spec.config import ConfigError, RunConfig
 from core.store import reader
 from core.store.info import RESTART_HINT, lost_checkpoint
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
-from core.train import checkpoint
+from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
 from core.train.device import (
     DeviceError,
@@ -113,6 +113,8 @@ class Trainer:
         self.last_heartbeat = 0.0
         self.tensorboard = None                  # core.train.tensorboard.TensorBoardLog when cfg.tensorboard
         self.message = ""                        # why the run ended as it did, one line (set by run())
+        self.saved: dict | CheckpointError | None = None    # checkpoint.pt as read before the run is marked running
+        self.changed: list[str] = []             # settings config.json changed since the checkpoint (for events.log)
 
     # plumbing ---------------------------------------------------------------------------------------------------------
     def emit(self, event: TrainerEvent) -> None:
@@ -159,6 +161,7 @@ class Trainer:
             if gone := lost_checkpoint("stopped", self.status, reader.read_rows(run.epochs_path, tolerant=True)[0],
                                        run.checkpoint_path):      # never start over (and cut its logs) unasked
                 raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")
+            self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
             try:
                 run.clear_request()
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
@@ -227,11 +230,9 @@ class Trainer:
         except DataError as exc:
             raise _Stop("failed", str(exc)) from None
         self.data_identity = data_identity(data)    # what this run trains on (status.json "data", issue 18)
-        try:
-            ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
-        except CheckpointError as exc:
-            raise _Stop("failed", str(exc)) from None
-        return cfg, device, data, ckpt
+        if isinstance(self.saved, CheckpointError):
+            raise _Stop("failed", str(self.saved))
+        return cfg, device, data, self.saved
 
     def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
         run, d = self.run_folder, self.dist
@@ -247,6 +248,8 @@ class Trainer:
             done = self.state.epoch
             self.log(f"resumed at epoch {done + 1}, step {self.state.step} of {s.total_steps} "
                      f"({done} epoch{'s' if done != 1 else ''} done)")
+            for note in self.changed:
+                self.log(note)
         else:
             run.truncate_logs(0, 0)
             self.log(f"started {cfg.label()} on {device} ({s.precision}"

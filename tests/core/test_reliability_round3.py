@@ -137,3 +137,84 @@ def test_a_run_that_crashed_in_its_first_epoch_without_a_checkpoint_still_resume
     assert lost_checkpoint("crashed", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""
     assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt")
     assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt")
+
+
+# -- 9: an edited config.json, a foreign or forged checkpoint ---------------------------------------------------------
+def stopped_run(root, **overrides):
+    from core.train.trainer import Trainer
+    from tests.conftest import tiny_config
+    from tests.stopping import StopAfter
+
+    run = RunStore(root).create(tiny_config(epochs=2, **overrides))
+    assert Trainer(run, stop_event=StopAfter(10)).run() == "stopped"      # epoch 1 done, stopped in epoch 2
+    return run
+
+
+def edit_config(run, **values) -> None:
+    data = json.loads(run.config_path.read_text())
+    run.config_path.write_text(json.dumps({**data, **values}))
+
+
+def every_file(run) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.path.iterdir()) if p.is_file() and p.name != "lock"}
+
+
+def test_an_edited_config_or_a_foreign_checkpoint_is_refused_untouched_and_repair_restores_the_checkpoints(
+        tmp_path, capsys):
+    from cli.main import main
+    from core.train.trainer import Trainer
+
+    root = tmp_path / "runs"
+    run = stopped_run(root)
+    edit_config(run, depth=14, batch_size=64)
+    before = every_file(run)
+    assert main(["resume", run.id, "--runs-dir", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "config.json differs from the settings checkpoint.pt was saved with (depth 14 in config.json, 8 in " \
+           "checkpoint.pt; batch_size 64 in config.json, 32 in checkpoint.pt)" in err, err
+    assert "resume --repair puts checkpoint.pt's values back into config.json" in err and "Error(s)" not in err
+    assert every_file(run) == before                                      # refused before the run was touched
+    with pytest.raises(RunError, match="depth 14 in config.json"):        # the app's trainer: the same, untouched
+        Trainer(run).run()
+    assert every_file(run) == before
+
+    assert main(["resume", run.id, "--repair", "--runs-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "repaired: config.json: depth 14 in config.json, 8 in checkpoint.pt; batch_size 64" in out
+    assert run.read_config().depth == 8 and run.read_config().batch_size == 32 and run.info().state == "finished"
+
+    other = stopped_run(root, width=8)                       # another net's checkpoint copied in
+    foreign = stopped_run(root)
+    foreign.checkpoint_path.write_bytes(other.checkpoint_path.read_bytes())
+    assert main(["resume", foreign.id, "--runs-dir", str(root)]) == 1
+    assert "width 4 in config.json, 8 in checkpoint.pt" in capsys.readouterr().err
+
+
+def test_an_edited_lr_applies_and_events_log_says_what_changed(tmp_path, capsys):
+    from cli.main import main
+
+    root = tmp_path / "runs"
+    run = stopped_run(root)
+    edit_config(run, lr=0.02)
+    assert main(["resume", run.id, "--runs-dir", str(root)]) == 0
+    assert any("settings changed since checkpoint.pt was saved (they apply from here on): lr 0.02 in config.json, "
+               "0.05 in checkpoint.pt" in line for line in run.read_events())
+    assert run.read_epochs()[-1]["lr"] == 0.02
+
+
+@pytest.mark.parametrize("epoch, said", [(10 ** 6, "says epoch 1000000, but the run's records end at epoch 1"),
+                                         (-5, "says epoch -5, step 10, which no run reaches")])
+def test_a_forged_checkpoint_epoch_is_checked_against_the_runs_records(tmp_path, capsys, epoch, said):
+    import torch
+
+    from cli.main import main
+
+    root = tmp_path / "runs"
+    run = stopped_run(root)
+    ckpt = torch.load(run.checkpoint_path, weights_only=True)
+    torch.save({**ckpt, "epoch": epoch}, run.checkpoint_path)
+    before = every_file(run)
+    assert main(["resume", run.id, "--runs-dir", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert said in err and "it cannot be resumed: start a new run" in err, err
+    assert every_file(run) == before
