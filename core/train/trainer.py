@@ -18,6 +18,7 @@ devices, precision and RNGs.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -452,6 +453,8 @@ class Trainer:
         self._flush()
         t0 = time.monotonic()
         scores = s.evaluate()
+        if bad := next((f"the {k} loss became {v[0]}" for k, v in scores.items() if not math.isfinite(sum(v))), None):
+            raise _Stop("diverged", f"{bad} at the end of epoch {st.epoch + 1}; try a lower --lr or a warm-up")
         eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)

@@ -9,6 +9,7 @@ be listed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +49,10 @@ def _stringify_numbers(v: Any) -> Any:
     return f"{v}x" if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
+def _non_finite(value: float) -> Callable[[Any], Any]:
+    return lambda v: value if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "not-an-object": lambda b: b"1\n",
     "wrong-types": lambda b: _objects(b, lambda o: _keep_version(o, lambda v: [v])) or b'{"model": [1]}\n',
@@ -59,6 +64,9 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "directory": lambda b: b"",
     "symlink": lambda b: b"",
     "missing": lambda b: None,         # the file deleted (issue 35: a stopped run whose checkpoint.pt is gone)
+    # every number NaN / infinite (issue 35: a NaN in epochs.jsonl turned a report cell of 44 runs into "nan")
+    "nan": lambda b: _objects(b, lambda o: _keep_version(o, _non_finite(math.nan))) or b"NaN\n",
+    "inf": lambda b: _objects(b, lambda o: _keep_version(o, _non_finite(-math.inf))) or b"-Infinity\n",
 }
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from cli.main import main
 from core.serve import scheduler as S
 from tests.core.corruptions import (
@@ -28,6 +30,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.timeout(900)       # 130 damaged folders, each listed, shown, evaluated and resumed (minutes when loaded)
 def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_traceback(damaged_runs, capsys, tmp_path):
     runs, cases, outside = damaged_runs
     code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", runs)

@@ -6,6 +6,7 @@ Each test here failed on the code before its fix.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ def sweep_states(runs) -> dict[int, str]:
 
 
 # -- 1: a killed sweep ---------------------------------------------------------------------------------------------
+@pytest.mark.timeout(900)      # several processes start torch; minutes on a loaded machine
 def test_a_sweep_killed_midway_lists_every_planned_run_says_it_is_incomplete_and_one_command_finishes_it(tmp_path):
     runs = tmp_path / "runs"
     proc = start("train", *TINY, "--max-train-images", "64", "--max-test-images", "32", "--epochs", "2",
@@ -82,6 +84,7 @@ def test_resume_sweep_refuses_what_it_cannot_take(tmp_path):
     assert res.returncode == 2 and "name the run to resume" in res.stderr
 
 
+@pytest.mark.timeout(900)      # several processes start torch; minutes on a loaded machine
 def test_repeated_kill_9_of_a_sweep_loses_nothing(tmp_path):
     """bench/kill_loop.py's experiment with two kills at random moments (the bench runs ten)."""
     assert sweep_experiment(tmp_path / "runs", 2, random.Random(35), epochs=2, seeds=2) == []
@@ -218,3 +221,126 @@ def test_a_forged_checkpoint_epoch_is_checked_against_the_runs_records(tmp_path,
     err = capsys.readouterr().err
     assert said in err and "it cannot be resumed: start a new run" in err, err
     assert every_file(run) == before
+
+
+# -- 5, 7: non-finite records; a bad checkpoint in a report ---------------------------------------------------------
+def test_a_nan_record_makes_its_run_damaged_and_a_bad_checkpoint_is_left_out_of_the_report_with_a_note(
+        tmp_path, capsys):
+    import torch
+
+    from cli.main import main
+    from core.train.trainer import Trainer
+    from tests.conftest import tiny_config
+
+    root = tmp_path / "runs"
+    runs = []
+    for seed in (1, 2, 3, 4):
+        run = RunStore(root).create(tiny_config(epochs=1, seed=seed, max_train_images=64, max_test_images=32))
+        assert Trainer(run).run() == "finished"
+        runs.append(run)
+    nan_run, foreign, broken, _ = runs
+    rows = nan_run.read_epochs()
+    nan_run.epochs_path.write_text("".join(json.dumps({**r, "test_err": math.nan}) + "\n" for r in rows))
+    ckpt = torch.load(foreign.checkpoint_path, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "depth": 14}}, foreign.checkpoint_path)
+    ckpt = torch.load(broken.checkpoint_path, weights_only=True)
+    name, weight = next(iter(ckpt["model"].items()))
+    torch.save({**ckpt, "model": {**ckpt["model"], name: weight[:1]}}, broken.checkpoint_path)
+
+    assert main(["runs", "--format", "json", "--runs-dir", str(root)]) == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[nan_run.id]["status"] == "damaged"
+    assert "epochs.jsonl: line 1 'test_err' is NaN, not a number" in listed[nan_run.id]["error"]
+
+    out = tmp_path / "rep"
+    assert main(["report", "--all", "--out", str(out), "--format", "md,csv,png", "--device", "cpu",
+                 "--runs-dir", str(root)]) == 0
+    said = capsys.readouterr().out
+    assert f"left out {nan_run.id}: it is damaged" in said
+    assert f"Fig. 7 leaves out {foreign.id}: checkpoint.pt was saved with other settings than config.json " \
+           f"(depth 8 in config.json, 14 in checkpoint.pt)" in said, said
+    assert f"Fig. 7 leaves out {broken.id}: checkpoint.pt does not fit its net (RuntimeError" in said
+    table = (out / "table6.csv").read_text()
+    assert "nan" not in table.lower() and ",3" in table, table          # one group of the three sound runs
+    assert (out / "fig7.png").exists()
+
+    assert main(["eval", broken.id, "--layer-responses", "--device", "cpu", "--runs-dir", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit its net" in err and "Traceback" not in err
+
+
+def test_an_evaluation_that_is_not_finite_ends_the_run_diverged_and_writes_no_such_record(tmp_path, monkeypatch):
+    from core.train import setup as setup_module
+    from core.train.trainer import Trainer
+    from tests.conftest import tiny_config
+
+    monkeypatch.setattr(setup_module.Setup, "evaluate", lambda self: {"test": (math.inf, 90.0)})
+    run = RunStore(tmp_path).create(tiny_config(epochs=1, max_train_images=64, max_test_images=32))
+    trainer = Trainer(run)
+    assert trainer.run() == "diverged" and "the test loss became inf at the end of epoch 1" in trainer.message
+    assert run.read_epochs() == [] and run.info().state == "diverged"
+
+
+# -- 8: reports appear whole or not at all -----------------------------------------------------------------------------
+def finished_run(root):
+    from core.train.trainer import Trainer
+    from tests.conftest import tiny_config
+
+    run = RunStore(root).create(tiny_config(epochs=1, max_train_images=64, max_test_images=32))
+    assert Trainer(run).run() == "finished"
+    return run
+
+
+def test_a_report_cut_short_by_a_full_disk_writes_nothing_and_says_so(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from cli.main import main
+    from core.results import figures
+
+    root = tmp_path / "runs"
+    finished_run(root)
+    real_save = figures.save
+
+    def full_after_one_file(fig, out_dir, stem, formats=figures.FIGURE_FORMATS):
+        real_save(fig, out_dir, stem, formats[:1])
+        raise OSError(errno.ENOSPC, "No space left on device")        # matplotlib names no file
+
+    monkeypatch.setattr(figures, "save", full_after_one_file)
+    reports = tmp_path / "reports"
+    code = main(["report", "--all", "--out", str(reports / "r"), "--no-layer-responses", "--runs-dir", str(root)])
+    err = capsys.readouterr().err
+    assert code == 1 and "disk full: free space on" in err and err.strip().endswith("nothing was written"), err
+    assert list(reports.iterdir()) == []                                   # no report folder, no hidden leftover
+
+
+def test_a_report_into_an_existing_folder_replaces_each_file_whole_and_leftovers_are_removed(tmp_path, capsys):
+    import subprocess
+
+    from cli.main import main
+    from core.results.publish import PARTIAL
+
+    root = tmp_path / "runs"
+    finished_run(root)
+    out = tmp_path / "reports" / "r"
+    out.mkdir(parents=True)
+    (out / "mine.txt").write_text("kept")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = out.parent / f".r.partial-{dead.pid}-abcdef"               # a report killed midway left it
+    leftover.mkdir()
+    (leftover / "fig6.png").write_bytes(b"\x89PNG torn")
+    assert PARTIAL.fullmatch(leftover.name)
+    assert main(["report", "--all", "--out", str(out), "--format", "md,csv", "--no-layer-responses",
+                 "--runs-dir", str(root)]) == 0
+    assert {p.name for p in out.iterdir()} == {"mine.txt", "table6.md", "table6.csv", "report.md"}
+    assert [p.name for p in out.parent.iterdir()] == ["r"]
+
+
+@pytest.mark.timeout(900)      # several processes start torch; minutes on a loaded machine
+def test_repeated_kill_9_of_a_report_tears_nothing(tmp_path):
+    """bench/kill_loop.py's experiment with two kills at random moments (the bench runs ten)."""
+    from bench.kill_loop import report_experiment
+
+    runs = tmp_path / "runs"
+    assert sweep_experiment(runs, 0, random.Random(0), epochs=1, seeds=2) == []
+    assert report_experiment(runs, tmp_path / "reports", 2, random.Random(35)) == []
