@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
     if taken := store.taken_names([cfg]):
         raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name, leave "
                        f"{flag('name')} out for a generated one, or resume it")
-    with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
+    with launched(cfg, memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 creates, all train
         note = getattr(args, "milestone_note", None)
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
                                 signals=signals, dist=dist)

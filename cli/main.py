@@ -108,6 +108,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
     add_config_flags(t)
+    t.add_argument("--ignore-memory", action="store_true", help="start even where the memory estimate says the run "
+                   "cannot fit the device's memory (this machine's RAM on the CPU)")
     add_sweep_flags(t)
     _runs_dir_arg(t)
 

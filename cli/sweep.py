@@ -25,6 +25,7 @@ from cli.report import sweep_runs
 from core.spec.config import ConfigError, RunConfig
 from core.spec.grid import describe, expand, parse_ints, parse_shortcuts, parse_sweep, parse_variant
 from core.spec.grid import varied_fields as varied
+from core.spec.limits import memory_estimate
 from core.store.runs import RunError, RunInfo, names_taken_text
 from core.util.files import write_error
 
@@ -129,7 +130,8 @@ def train_sweep(args: argparse.Namespace, configs: list[RunConfig], store) -> in
     print(f"sweep {name}: {len(configs)} runs, varying {', '.join(keys)}", flush=True)
     signals = getattr(args, "stop_signals", None)
     note = getattr(args, "milestone_note", None)
-    with launched(configs[0]) as dist:        # under torchrun rank 0 makes the runs, every process learns their ids
+    with launched(max(configs, key=lambda c: memory_estimate(c)[0]),        # (the largest run must fit)
+                  memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 makes the runs
         ids = on_main(dist, lambda: create_sweep(store, configs, signals, note))
     return finish_runs(store, name, list(zip(configs, ids)), keys, signals)
 

@@ -344,3 +344,29 @@ def test_repeated_kill_9_of_a_report_tears_nothing(tmp_path):
     runs = tmp_path / "runs"
     assert sweep_experiment(runs, 0, random.Random(0), epochs=1, seeds=2) == []
     assert report_experiment(runs, tmp_path / "reports", 2, random.Random(35)) == []
+
+
+# -- 4: a run that cannot fit the device's memory ----------------------------------------------------------------------
+def test_a_run_that_cannot_fit_the_devices_memory_is_refused_up_front_unless_asked(tmp_path, capsys, monkeypatch):
+    from cli.main import main
+    from core.spec.limits import fit_error
+    from core.train import device as device_module
+    from tests.cli.test_cli import TINY
+    from tests.conftest import tiny_config
+
+    runs = tmp_path / "runs"
+    big = ["--dataset", "synthetic", "--depth", "20000", "--width", "8", "--device", "cpu", "--epochs", "1"]
+    assert main(["train", *big, "--runs-dir", str(runs)]) == 2           # issue 35: it grew to 23.5 GB, OOM-killed
+    err = capsys.readouterr().err
+    assert "ResNet-20000 at width 8 needs about" in err and "GiB of cpu" in err and "--ignore-memory" in err
+    assert main(["train", *big[:2], *big[4:], "--sweep", "depth=8,20000", "--runs-dir", str(runs)]) == 2
+    assert "ResNet-20000" in capsys.readouterr().err
+    assert not runs.exists()
+
+    monkeypatch.setattr(device_module, "total_memory", lambda device: 1000)   # a tiny net on a tiny machine
+    assert main(["train", *TINY, "--epochs", "1", "--runs-dir", str(runs)]) == 2
+    assert "more than the 0.0 GiB of cpu" in capsys.readouterr().err and not runs.exists()
+    assert main(["train", *TINY, "--epochs", "1", "--ignore-memory", "--runs-dir", str(runs)]) == 0
+    # a GPU splits a batch that does not fit (on_oom split): only what one image needs must fit
+    cfg = tiny_config(depth=1202, width=16, batch_size=4096)
+    assert fit_error(cfg, 80 * 2 ** 30, "cuda:0", splits=False) and not fit_error(cfg, 80 * 2 ** 30, "cuda:0", True)
