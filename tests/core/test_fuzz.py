@@ -30,7 +30,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.timeout(900)       # 130 damaged folders, each listed, shown, evaluated and resumed (minutes when loaded)
+@pytest.mark.timeout(1200)      # 130 damaged folders, each listed, shown, evaluated and resumed (minutes when loaded)
 def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_traceback(damaged_runs, capsys, tmp_path):
     runs, cases, outside = damaged_runs
     code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", runs)
