@@ -74,7 +74,7 @@ def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
     while time.monotonic() < deadline:
         state = S.read_state(store.root)
         if state and state.get("pid") == proc.pid:
-            slots = ", ".join(s["slot"] for s in state.get("slots", []))
+            slots = escape_controls(", ".join(s["slot"] for s in state.get("slots", [])))   # read from a file
             return (f"scheduler started (pid {proc.pid}) serving {store.root.resolve()} on {slots}; it keeps running "
                     f"after this terminal closes; log: {store.root.resolve() / S.LOG_FILE}")
         if proc.poll() is not None:

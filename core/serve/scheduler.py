@@ -440,13 +440,13 @@ def sharing(slots: list[Slot]) -> dict[str, int]:
 
 
 def describe(runs_dir: str | os.PathLike) -> str:
-    """One line about the scheduler serving a folder (for 'already served' messages)."""
+    """One line about the scheduler serving a folder (for 'already served' messages), control characters escaped."""
     state = read_state(runs_dir) or {}
     holder = lock_of(runs_dir).holder().split()
     pid = state.get("pid") or (holder[0] if holder else "?")
     slots = ", ".join(s["slot"] for s in state.get("slots", [])) or "its slots"
-    return f"a scheduler (pid {pid}) already serves {Path(runs_dir).resolve()} on {slots}; log: " \
-           f"{Path(runs_dir).resolve() / LOG_FILE}"
+    return reader.escape_controls(f"a scheduler (pid {pid}) already serves {Path(runs_dir).resolve()} on {slots}; "
+                                  f"log: {Path(runs_dir).resolve() / LOG_FILE}")    # (names read from its files)
 
 
 def scheduler_command(runs_dir: str | os.PathLike, options: list[str]) -> list[str]:

@@ -370,3 +370,25 @@ def test_a_run_that_cannot_fit_the_devices_memory_is_refused_up_front_unless_ask
     # a GPU splits a batch that does not fit (on_oom split): only what one image needs must fit
     cfg = tiny_config(depth=1202, width=16, batch_size=4096)
     assert fit_error(cfg, 80 * 2 ** 30, "cuda:0", splits=False) and not fit_error(cfg, 80 * 2 ** 30, "cuda:0", True)
+
+
+# -- 10: control characters from the runs folder's files ---------------------------------------------------------------
+def test_slot_names_from_scheduler_json_reach_no_terminal_raw(tmp_path, capsys):
+    from cli.main import main
+    from core.serve import scheduler as S
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    osc = "cpu\x1b]0;owned\x07#0"                            # it changed a tmux pane's title
+    (root / S.STATE_FILE).write_text(json.dumps({"pid": 4242, "host": "h", "updated_at": 1.0, "devices": ["cpu"],
+                                                 "slots": [{"slot": osc, "device": "cpu", "run": None}]}))
+    lock = S.lock_of(root)
+    lock.acquire()
+    try:
+        assert "\x1b" not in S.describe(root) and "\\x1b]0;owned\\x07" in S.describe(root)
+        for argv in (["scheduler", "--devices", "cpu"], ["queue"]):
+            assert main([*argv, "--runs-dir", str(root)]) == 0
+            out = capsys.readouterr().out
+            assert "\x1b" not in out and "\x07" not in out and "owned" in out, (argv, out)
+    finally:
+        lock.release()
