@@ -445,12 +445,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = store_of(args)
     run = get_run(store, args.run)
     data = show_data(run, run.info())
-    if args.json:
-        json.dump(data, sys.stdout, indent=1, default=str)
+    if args.json:      # JSON has no NaN or Infinity: such a number (a damaged file's) is null, with a note
+        data, bad = finite(data)
+        json.dump({**data, "note": f"{bad} numbers that are NaN or infinite shown as null"} if bad else data,
+                  sys.stdout, indent=1, default=str, allow_nan=False)
         sys.stdout.write("\n")
     else:
         render_show(data)
     return EXIT_OK
+
+
+def finite(value: Any) -> tuple[Any, int]:
+    """``value`` with every NaN or infinite float as None, and how many there were."""
+    if isinstance(value, float):
+        return (value, 0) if value - value == 0 else (None, 1)
+    if isinstance(value, dict):
+        pairs = [(k, finite(v)) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, sum(n for _, (_, n) in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [finite(v) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return value, 0
 
 
 # -- eval --------------------------------------------------------------------------------------------------------------

@@ -392,3 +392,22 @@ def test_slot_names_from_scheduler_json_reach_no_terminal_raw(tmp_path, capsys):
             assert "\x1b" not in out and "\x07" not in out and "owned" in out, (argv, out)
     finally:
         lock.release()
+
+
+# -- 11: show --json is JSON -------------------------------------------------------------------------------------------
+def test_show_json_prints_null_for_a_non_finite_number_never_infinity(tmp_path, capsys, monkeypatch):
+    import cli.tables
+    from cli.main import main
+    from tests.conftest import tiny_config
+
+    root = tmp_path / "runs"
+    run = RunStore(root).create(tiny_config())
+    edit_config(run, lr=math.inf)                          # a damaged run now: its config is not shown raw
+    real = cli.tables.show_data
+    monkeypatch.setattr(cli.tables, "show_data", lambda r, i: {**real(r, i), "eta_s": math.inf,
+                                                               "epochs": [{"test_loss": math.nan}]})
+    assert main(["show", run.id, "--json", "--runs-dir", str(root)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in show --json"))
+    assert data["eta_s"] is None and data["epochs"] == [{"test_loss": None}]
+    assert data["note"] == "2 numbers that are NaN or infinite shown as null"
