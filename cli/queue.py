@@ -51,8 +51,8 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     except ValueError as exc:
         raise CliError(f"--devices: {exc}") from None
     per_device, gpus = getattr(args, "per_device", 1), getattr(args, "gpus_per_run", 1)
-    if per_device < 1:
-        raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    if not 1 <= per_device <= MAX_PER_DEVICE:        # 100,000 slots on 2 cores is a typo
+        raise CliError(f"--per-device: must be between 1 and {MAX_PER_DEVICE}, got {per_device}")
     alone = exclusive_gpus(devices) if per_device > 1 else []
     if alone:
         raise CliError(f"--per-device: {', '.join(alone)} {'is' if len(alone) == 1 else 'are'} in EXCLUSIVE_PROCESS "
@@ -63,6 +63,9 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                        f"({','.join(devices)}), got {gpus}")
     return devices, ["--devices", ",".join(devices), "--per-device", str(per_device), "--gpus-per-run", str(gpus),
                      *common]
+
+
+MAX_PER_DEVICE = 64       # runs sharing one device at once (small nets on a large GPU): more is a mistake
 
 
 def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:

@@ -78,9 +78,12 @@ def grid_of(args: argparse.Namespace) -> list[RunConfig]:
     variants = []
     for text in getattr(args, "variant", None) or []:
         try:
-            variants.append(parse_variant(text))
+            variant = parse_variant(text)
         except ValueError as exc:
             raise CliError(f"--variant {text!r}: {exc}") from None
+        if variant in variants:          # identical runs (as --sweep lr=0.1,0.1 merges its values)
+            raise CliError(f"--variant {text!r}: given twice; each variant makes its own runs")
+        variants.append(variant)
     for v in variants:
         given.update({k: f"--variant {k}" for k in v})
     base = config_from_args(args, validate=not dims and not variants)

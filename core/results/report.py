@@ -70,7 +70,9 @@ def default_out_dir(runs_root: Path) -> Path:
 def parse_formats(text: str | Sequence[str]) -> list[str]:
     """'md,png' -> ['md', 'png']; 'all' -> every format. Raises ReportError naming the allowed ones."""
     parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
-    if parts == ["all"] or not parts:
+    if not parts:
+        raise ReportError(f"empty; give a comma-separated list of {', '.join(FORMATS)}, or all")
+    if parts == ["all"]:
         return list(FORMATS)
     bad = [p for p in parts if p not in FORMATS]
     if bad:

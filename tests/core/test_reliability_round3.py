@@ -411,3 +411,26 @@ def test_show_json_prints_null_for_a_non_finite_number_never_infinity(tmp_path, 
     data = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in show --json"))
     assert data["eta_s"] is None and data["epochs"] == [{"test_loss": None}]
     assert data["note"] == "2 numbers that are NaN or infinite shown as null"
+
+
+# -- 12: odd inputs ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--sweep", "lr=0.1,,0.2"], "--sweep lr: an empty value in '0.1,,0.2'"),
+    (["train", "--sweep", "seed=1,2,"], "--sweep seed: an empty value in '1,2,'"),
+    (["queue", "add", "--seeds", "1,,2"], "--seeds: an empty value"),
+    (["train", "--variant", "lr=0.1", "--variant", "lr=0.1"], "--variant 'lr=0.1': given twice"),
+    (["scheduler", "--devices", ","], "--devices: no device in ','"),
+    (["scheduler", "--devices", "cpu", "--per-device", "100000"], "--per-device: must be between 1 and 64"),
+    (["report", "--all", "--format", ""], "--format: empty; give a comma-separated list"),
+])
+def test_odd_inputs_are_refused_with_exit_2_and_nothing_made(tmp_path, capsys, argv, message):
+    from cli.main import main
+    from tests.cli.test_cli import TINY
+
+    runs = tmp_path / "runs"
+    config = [a for a in TINY if a not in ("--depth", "8")] if argv[0] != "scheduler" and argv[:1] != ["report"] \
+        else []
+    assert main([*argv, *config, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not runs.exists() or not any(runs.iterdir())
