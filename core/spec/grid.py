@@ -37,7 +37,7 @@ SHORT = {"batch_size": "bs", "width": "w", "milestones": "ms", "weight_decay": "
 
 def no_empty_value(text: str) -> None:
     """'0.1,,0.2' or '0.1,' lost a value to a typo (it made 2 runs of 3): ValueError, never a silent skip."""
-    if re.search(r"(^|,)\s*(,|$)", text.strip()):
+    if text.strip() and re.search(r"(^|,)\s*(,|$)", text.strip()):
         raise ValueError(f"an empty value in {text.strip()!r}; separate values by one comma, e.g. 0.1,0.2")
 
 
@@ -71,7 +71,7 @@ def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> l
 def parse_shortcuts(value: Any) -> list[str]:
     """'A,none' or ['A', 'none'] -> ['A', 'none'] ('plain' means none); raises ValueError naming what is allowed."""
     if not isinstance(value, (list, tuple)):
-        no_empty_value(str(value or "x"))
+        no_empty_value(str(value or ""))
     parts = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or "").strip())
     out = []
     for part in (str(p).strip() for p in parts):
