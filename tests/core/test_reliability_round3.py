@@ -434,3 +434,18 @@ def test_odd_inputs_are_refused_with_exit_2_and_nothing_made(tmp_path, capsys, a
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_diverged_run_is_said_to_have_diverged_in_a_report(tmp_path, capsys):
+    from cli.main import main
+
+    root = tmp_path / "runs"
+    run = finished_run(root)
+    status = json.loads(run.status_path.read_text())
+    run.status_path.write_text(json.dumps({**status, "state": "diverged", "error": "loss became nan at step 9"}))
+    out = tmp_path / "rep"
+    assert main(["report", run.id, "--out", str(out), "--format", "md", "--no-layer-responses",
+                 "--runs-dir", str(root)]) == 0
+    assert f"{run.id} diverged (loss became nan at step 9): its numbers are those of its last finished epoch" in \
+        capsys.readouterr().out
+    assert "diverged (loss became nan at step 9)" in (out / "report.md").read_text()
