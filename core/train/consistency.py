@@ -129,12 +129,17 @@ def repair_config(run: Any) -> list[str]:
 def read_checked(run: Any, status: dict) -> tuple[Any, list[str]]:
     """The trainer's checkpoint.pt: (None: the run starts | the checkpoint | a CheckpointError, reported once the run is
     marked running; the notes for events.log on what changed). Raises RunError, before anything is written, for a
-    checkpoint saved under other settings than config.json's that must match, or at an epoch or step the run's
-    records never reached."""
+    run that has trained but lost its checkpoint.pt (core/store/info.py: lost_checkpoint), for a checkpoint saved
+    under other settings than config.json's that must match, or at an epoch or step the run's records never
+    reached."""
     from core.store import reader
+    from core.store.info import RESTART_HINT, lost_checkpoint
     from core.store.runs import RunError
     from core.train import checkpoint
 
+    rows = reader.read_rows(run.epochs_path, tolerant=True)[0]
+    if gone := lost_checkpoint("stopped", status, rows, run.checkpoint_path):    # never start over (and cut the
+        raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")      # run's records) unasked
     if not run.checkpoint_path.exists():
         return None, []
     try:
@@ -145,7 +150,7 @@ def read_checked(run: Any, status: dict) -> tuple[Any, list[str]]:
         cfg = run.read_config()
     except (OSError, ValueError):
         return ckpt, []                          # the trainer says why
-    why, notes = check(cfg, ckpt, status, reader.read_rows(run.epochs_path, tolerant=True)[0])
+    why, notes = check(cfg, ckpt, status, rows)
     if why:
         raise RunError(f"run {run.id} cannot resume: {why}")
     return ckpt, notes

@@ -31,7 +31,6 @@ from core.data.cifar import DataError, load_data
 from core.data.identity import data_identity
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
-from core.store.info import RESTART_HINT, lost_checkpoint
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
@@ -86,8 +85,9 @@ def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
     if not lost:
         return "failed", f"{type(exc).__name__}: {exc}"
     rank, note = dist.told()
-    if note.startswith("out-of-memory: "):
-        return "out-of-memory", f"process {rank} of {dist.world}: {note.removeprefix('out-of-memory: ')}"
+    state, _, why = note.partition(": ")
+    if state in ("out-of-memory", "failed", "diverged"):      # what the process that left said (``Dist.tell``)
+        return state, f"process {rank} of {dist.world}: {why}"
     return "crashed", lost
 
 
@@ -159,12 +159,9 @@ class Trainer:
                 self.status = run.read_status()
             except (OSError, ValueError):
                 self.status = {}
-            if gone := lost_checkpoint("stopped", self.status, reader.read_rows(run.epochs_path, tolerant=True)[0],
-                                       run.checkpoint_path):      # never start over (and cut its logs) unasked
-                raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")
             self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
             try:
-                run.clear_request()
+                self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
                                started_at=now(), error=None)
                 state, message = self._start()
@@ -176,6 +173,8 @@ class Trainer:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
                 state, message = end_of(exc, self.dist)
+                if state == "failed" and not self.dist.is_main:     # rank 0 records it, not "another process died"
+                    self.dist.tell(f"failed: {message}")
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -380,7 +379,7 @@ class Trainer:
                 if not is_out_of_memory(exc):
                     raise
             # out of the except block: its traceback, which held the failed step's tensors, is gone
-            s.step.optimizer.zero_grad(set_to_none=True)
+            s.step.reset_after_failure()
             release_memory(s.device)
             note = s.split_after_oom()
             if not note.startswith("continuing"):
@@ -453,6 +452,8 @@ class Trainer:
         self._flush()
         t0 = time.monotonic()
         scores = s.evaluate()
+        while s.notes:
+            self.log(s.notes.pop(0))
         if bad := next((f"the {k} loss became {v[0]}" for k, v in scores.items() if not math.isfinite(sum(v))), None):
             raise _Stop("diverged", f"{bad} at the end of epoch {st.epoch + 1}; try a lower --lr or a warm-up")
         eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
