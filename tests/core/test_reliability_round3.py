@@ -138,6 +138,7 @@ def test_a_run_that_crashed_in_its_first_epoch_without_a_checkpoint_still_resume
     from core.store.info import lost_checkpoint
 
     assert lost_checkpoint("crashed", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""
+    assert lost_checkpoint("queued", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""   # a retry
     assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt")
     assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt")
 
