@@ -51,8 +51,10 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     except ValueError as exc:
         raise CliError(f"--devices: {exc}") from None
     per_device, gpus = getattr(args, "per_device", 1), getattr(args, "gpus_per_run", 1)
-    if not 1 <= per_device <= MAX_PER_DEVICE:        # 100,000 slots on 2 cores is a typo
-        raise CliError(f"--per-device: must be between 1 and {MAX_PER_DEVICE}, got {per_device}")
+    if per_device < 1:
+        raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    if per_device > MAX_PER_DEVICE:                  # 100,000 slots on 2 cores is a typo
+        raise CliError(f"--per-device: at most {MAX_PER_DEVICE} runs share one device, got {per_device}")
     alone = exclusive_gpus(devices) if per_device > 1 else []
     if alone:
         raise CliError(f"--per-device: {', '.join(alone)} {'is' if len(alone) == 1 else 'are'} in EXCLUSIVE_PROCESS "

@@ -154,7 +154,9 @@ def lost_checkpoint(state: str, status: dict, epochs: list[dict], checkpoint_pat
     if state not in RESUMABLE + ("out-of-memory",) or checkpoint_path.exists() or checkpoint_path.is_symlink():
         return ""
     epoch, step = status.get("epoch") or 0, status.get("step") or 0
-    if not (epochs or epoch > 0 or state == "stopped" and step > 0):
+    # status.json's epoch is written after the epoch's checkpoint, and a second epoch row after the first checkpoint;
+    # a single row without one is a kill between that row and its checkpoint: starting over loses nothing saved
+    if not (epoch > 0 or len(epochs) > 1 or state == "stopped" and step > 0):
         return ""        # it never saved a checkpoint (a crash in its first epoch): starting over loses nothing
     done = max(epoch, len(epochs))
     return f"checkpoint.pt is missing, though the run has trained ({done} epoch{'s' if done != 1 else ''} done, " \

@@ -141,6 +141,9 @@ def test_a_run_that_crashed_in_its_first_epoch_without_a_checkpoint_still_resume
     assert lost_checkpoint("queued", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""   # a retry
     assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt")
     assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt")
+    # killed between epoch 1's row and its checkpoint: status.json still says epoch 0, and nothing saved is lost
+    assert lost_checkpoint("crashed", {"epoch": 0, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt") == ""
+    assert lost_checkpoint("crashed", {"epoch": 1, "step": 12}, [{"epoch": 1}, {"epoch": 2}], tmp_path / "x.pt")
 
 
 # -- 9: an edited config.json, a foreign or forged checkpoint ---------------------------------------------------------
@@ -421,7 +424,7 @@ def test_show_json_prints_null_for_a_non_finite_number_never_infinity(tmp_path, 
     (["queue", "add", "--seeds", "1,,2"], "--seeds: an empty value"),
     (["train", "--variant", "lr=0.1", "--variant", "lr=0.1"], "--variant 'lr=0.1': given twice"),
     (["scheduler", "--devices", ","], "--devices: no device in ','"),
-    (["scheduler", "--devices", "cpu", "--per-device", "100000"], "--per-device: must be between 1 and 64"),
+    (["scheduler", "--devices", "cpu", "--per-device", "100000"], "--per-device: at most 64 runs share one device"),
     (["report", "--all", "--format", ""], "--format: empty; give a comma-separated list"),
 ])
 def test_odd_inputs_are_refused_with_exit_2_and_nothing_made(tmp_path, capsys, argv, message):
