@@ -109,6 +109,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
     add_config_flags(t)
+    t.add_argument("--ignore-memory", action="store_true", help="start even where the memory estimate says the run "
+                   "cannot fit the device's memory (this machine's RAM on the CPU)")
     add_sweep_flags(t)
     _runs_dir_arg(t)
 
@@ -116,7 +118,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
                 "--epochs N extends the run to N epochs in total, which also continues a finished run. "
                 "Under torchrun the processes resume it together, whatever number of processes trained it before.")
-    r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
+    r.add_argument("run", metavar="RUN", nargs="?", help="run id (a folder name in the runs folder)")
+    r.add_argument("--sweep", metavar="NAME", help="instead of RUN: finish sweep NAME (one a kill, a crash or a "
+                   "stop left unfinished): make the runs its plan holds and the folder lacks, then train each run of "
+                   "it that is queued, stopped or crashed, one after another")
     r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
     r.add_argument("--tensorboard", action="store_true",
                    help="from now on also write TensorBoard event files into RUN/tensorboard/ (the steps so far "
@@ -325,10 +330,11 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
         _deliver(pending_signals, args.stop_signals)
         from cli import commands
 
-        if args.command == "train":      # one run, or a sweep of them (cli/sweep.py)
-            from cli import sweep
+        if args.command == "train" or getattr(args, "sweep", None) and args.command in ("resume", "runs"):
+            from cli import sweep  # one run or a sweep of them; finishing a sweep; listing one
 
-            return commands.dispatch(args, sweep.cmd_train)
+            return commands.dispatch(args, {"train": sweep.cmd_train, "resume": sweep.cmd_resume_sweep,
+                                            "runs": sweep.cmd_runs_sweep}[args.command])
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

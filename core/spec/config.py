@@ -73,6 +73,10 @@ def paper_error(depth: int, shortcut: str, dataset: str = "cifar10") -> float | 
     return PAPER_ERRORS.get(depth)
 
 
+# the runs folder's own files (core/serve/scheduler.py): never a run's name, or no scheduler could serve the folder
+RUNS_FOLDER_FILES = ("scheduler.lock", "scheduler.json", "scheduler.log")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # -- model ------------------------------------------------------------------------------------
@@ -279,6 +283,8 @@ class RunConfig:
             e["seed"] = f"seed must be >= 0, got {number_text(self.seed)}"
         if self.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.name):
             e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
+        elif self.name in RUNS_FOLDER_FILES:
+            e["name"] = f"{self.name!r} is a file the runs folder keeps for its scheduler; choose another name"
         if self.sweep_name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.sweep_name):
             e["sweep_name"] = ("sweep name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a "
                                "symbol)")
