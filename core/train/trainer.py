@@ -293,7 +293,18 @@ class Trainer:
                 if st.step >= epoch_end:
                     break
             self._end_epoch()
+            if st.epoch in s.cfg.rungs and st.epoch < s.total_epochs and self._held_at_rung():
+                return self._stop()
         return "finished", ""
+
+    def _held_at_rung(self) -> bool:
+        """A study's trial at one of its rungs (core/study): paused until the study's driver asks, through the request
+        file, to continue (promoted) or to stop with the checkpoint (resumed if promoted later). True to stop."""
+        self.requests.external_pause = True
+        self.write_status(rung_epoch=self.state.epoch)
+        self._obey_requests(True)
+        self.write_status(rung_epoch=None)
+        return self.requests.stopping
 
     def _start_clock(self) -> None:
         s, cfg = self.setup, self.setup.cfg
