@@ -424,12 +424,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     store = store_of(args)
     infos = store.list()
-    if getattr(args, "sweep", None):
+    if getattr(args, "study", None):
+        infos = [i for i in infos if i.config is not None and i.config.study == args.study]
+    if getattr(args, "sweep", None) or getattr(args, "study", None):
         from cli.report import sweep_runs
         from core.spec.grid import describe
         from core.spec.grid import varied_fields as varied
 
-        infos = sweep_runs(infos, args.sweep)
+        infos = sweep_runs(infos, args.sweep) if args.sweep else infos
         configs = [i.config for i in infos]
         keys = varied(configs) if len(configs) > 1 else []
         rows = list_rows(infos)

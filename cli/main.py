@@ -138,6 +138,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
     ls.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its settings that vary as columns)")
+    ls.add_argument("--study", metavar="NAME", help="only the trials and confirmed runs of this study")
     _runs_dir_arg(ls)
 
     sh = command("show", "print one run: config, status, epochs, files",
@@ -188,7 +189,27 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     help="device for the layer responses [default: auto]")
     rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
     _runs_dir_arg(rp)
+    _study_parser(command)
     return p
+
+
+def _study_parser(command) -> None:
+    """`study NAME ...`, `study show NAME`, `study confirm NAME` (cli/study.py)."""
+    from cli.study import add_study_flags
+
+    st = command("study", "search settings: trials as runs, early stopping that resumes (Optuna)",
+                 "Search for the best settings: Optuna proposes each trial's settings from --space, each trial is a "
+                 "run that the scheduler trains (started if none serves the folder), planned for the full --epochs. "
+                 "With --pruner asha a trial in the bottom of its rung stops with its checkpoint and is resumed, "
+                 "exactly, if it is promoted later. The objective is the validation error (--val-split is required), "
+                 "never the test error. `study NAME` again continues a study; `study show NAME` lists its trials; "
+                 "`study confirm NAME --top 3 --seeds 1-3` trains the best settings again with seeds.")
+    st.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    st.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
+    add_study_flags(st)
+    add_config_flags(st)
+    _scheduler_flags(st)
+    _runs_dir_arg(st)
 
 
 def _named(parser: Parser) -> Parser:
@@ -328,6 +349,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
             from cli import sweep
 
             return commands.dispatch(args, sweep.cmd_train)
+        if args.command == "study":
+            from cli import study
+
+            return commands.dispatch(args, study.cmd_study)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -256,7 +256,7 @@ class RunConfig:
         if self.study and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.study):
             e["study"] = "study name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
         if self.trial < -1 or any(r < 1 for r in self.rungs) or list(self.rungs) != sorted(set(self.rungs)):
-            e["rungs"] = f"trial must be >= 0 (-1: none) and rungs increasing epochs >= 1, got {self.trial}, {self.rungs}"
+            e["rungs"] = f"trial must be >= 0 (-1: none), rungs increasing epochs >= 1; got {self.trial}, {self.rungs}"
         if self.log_every < 1:
             e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
         for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both
