@@ -174,6 +174,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     "epoch are left out with a note)")
     rp.add_argument("--sweep", metavar="NAME", help="the runs of this sweep (see `runs`): a table whose rows and "
                     "columns are the values of the settings it varies, the effect of each, and curves coloured by them")
+    rp.add_argument("--study", metavar="NAME", help="the study NAME (see `study`): optimisation history, importances, "
+                    "parallel coordinates, slices, validation error per epoch with the rungs, Pareto front, top trials "
+                    "and confirmed settings")
+    rp.add_argument("--storage", metavar="URL", help="with --study: its Optuna storage [default: RUNS/studies.db]")
     rp.add_argument("--x-axis", choices=("auto", "epoch", "iter", "time"), default="auto",
                     help="what a sweep's curves are drawn against: epochs, iterations or training time; auto: epochs "
                          "when batch sizes or training sets differ, else iterations [default: auto]")
@@ -349,10 +353,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
             from cli import sweep
 
             return commands.dispatch(args, sweep.cmd_train)
-        if args.command == "study":
+        if args.command == "study" or (args.command == "report" and args.study):
             from cli import study
 
-            return commands.dispatch(args, study.cmd_study)
+            return commands.dispatch(args, study.cmd_study if args.command == "study" else study.report_study)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -199,3 +199,21 @@ def study_confirm(args: argparse.Namespace, name: str) -> int:
     print(f"when they are done: {resume_prog()} report --study {name} {runs_dir_arg(store)} (their test error, "
           f"mean ± std over seeds: chosen on validation, measured on test)")
     return EXIT_OK
+
+
+# -- report --study ----------------------------------------------------------------------------------------------------
+def report_study(args: argparse.Namespace) -> int:
+    """`report --study NAME [--out DIR]`: the study's figures and report.md (core/results/study_report.py)."""
+    import time
+
+    from core.results.study_report import write_study_report
+    from core.study.summary import summary
+
+    if args.runs or args.all or args.sweep:
+        raise CliError("--study: it picks the runs itself; give it without run ids, --all or --sweep")
+    store, url, study, spec = opened(args, args.study)
+    out = Path(args.out) if args.out else store.root.resolve().parent / "reports" / \
+        f"study-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for path in write_study_report(store, study, spec, summary(store, study, spec, url), out):
+        print(f"wrote {path}")
+    return EXIT_OK

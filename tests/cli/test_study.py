@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,8 @@ def test_an_asha_study_on_real_images_stops_trials_at_rungs_and_promotes_one(fol
     assert {t["state"] for t in data["trials"]} <= {"complete", "pruned"}
     assert any(t["state"] == "pruned" and t["epochs"] < 4 for t in data["trials"])
     assert any(t["promoted_at"] for t in data["trials"])
-    assert sorted(study_runs(runs, "asha")) == list(range(6)) and all(len(v) == 1 for v in study_runs(runs, "asha").values())
+    made = study_runs(runs, "asha")
+    assert sorted(made) == list(range(6)) and all(len(v) == 1 for v in made.values())
     log = events(runs)
     assert "study asha: stopped at rung 1 (epoch 1): " in log and " at this rung, val err " in log
     assert "(study asha: promoted at rung" in log and "resumed at epoch 2" in log
@@ -101,6 +101,14 @@ def test_an_asha_study_on_real_images_stops_trials_at_rungs_and_promotes_one(fol
     listed = subprocess.run([sys.executable, "tui_app.py", "runs", "--study", "asha", "--format", "json",
                              "--runs-dir", str(runs)], cwd=REPO, env=env(), capture_output=True, text=True)
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 6
+    rep = subprocess.run([sys.executable, "tui_app.py", "report", "--study", "asha", "--out", str(runs.parent / "rep"),
+                          "--runs-dir", str(runs)], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    for name in ("history", "intermediate", "slices", "parallel"):
+        assert (runs.parent / "rep" / f"{name}.png").stat().st_size > 10_000, name
+    text = (runs.parent / "rep" / "report.md").read_text()
+    assert "Study asha: 6 trials of ResNet-8" in text and "50 of them held out for validation" in text
+    assert "## Top trials (chosen on validation)" in text and "study confirm asha" in text
 
 
 def test_kill_9_of_the_driver_and_of_a_trial_loses_no_trial_and_counts_none_twice(folders):
