@@ -81,4 +81,5 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 # set by the `study` command for its trials (no flag, no form field; shown by `show` and the study screen)
 STUDY_FIELDS = ("study", "trial", "rungs")
+FORM_FIELDS = tuple(name for names in GROUPS.values() for name in names)     # every setting but a study's own
 assert sorted(sum(GROUPS.values(), STUDY_FIELDS)) == sorted(_NAMES), "every RunConfig field in one group"
