@@ -160,6 +160,9 @@ class StudyDriver:
             return "active"
         if state == "stopped":
             return "rung" if len(rows) in self.rungs and self.spec.pruner == "asha" else "idle"
+        if state == "queued" and not (run.path / Q.QUEUE_FILE).exists():
+            with contextlib.suppress(RunError):      # RunLockedError: someone trains it after all
+                Q.requeue(self.store, run.id, why=f"study {self.spec.name}: its driver ended before it queued it")
         return "active"
 
     def _report(self, trial, rows: list[dict]) -> None:
