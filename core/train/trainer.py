@@ -298,12 +298,10 @@ class Trainer:
         return "finished", ""
 
     def _held_at_rung(self) -> bool:
-        """A study's trial at one of its rungs (core/study): paused until the study's driver asks, through the request
-        file, to continue (promoted) or to stop with the checkpoint (resumed if promoted later). True to stop."""
+        """A study's trial at a rung (core/study/driver.py) waits for its driver's request: continue, or stop (True)."""
         self.requests.external_pause = True
         self.write_status(rung_epoch=self.state.epoch)
         self._obey_requests(True)
-        self.write_status(rung_epoch=None)
         return self.requests.stopping
 
     def _start_clock(self) -> None:

@@ -159,6 +159,27 @@ def test_two_drivers_on_one_journal_storage_share_the_trials(folders, tmp_path):
     assert a and b, "each driver trained trials in its own runs folder"
 
 
+def test_two_objectives_give_a_pareto_front_and_the_median_rule_stops_for_good(folders):
+    runs = folders()
+    out = study("two", *TINY, "--trials", "3", "--objective", "val_err", "--objective", "train_time", runs=runs)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = show("two", runs)
+    assert data["directions"] == ["minimize", "minimize"] and data["objectives"] == ["val_err", "train_time"]
+    assert all(len(t["values"]) == 2 for t in data["trials"] if t["state"] == "complete") and data["best"]
+    rep = subprocess.run([sys.executable, "tui_app.py", "report", "--study", "two", "--out", str(runs.parent / "rep"),
+                          "--runs-dir", str(runs)], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert rep.returncode == 0 and (runs.parent / "rep" / "pareto.png").exists(), rep.stderr
+    out = study("med", *TINY, "--trials", "4", "--pruner", "median", runs=runs)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = show("med", runs)
+    assert data["rungs"] == [1, 2] and {t["state"] for t in data["trials"]} <= {"complete", "pruned"}
+    for t in data["trials"]:
+        if t["state"] == "pruned":      # a median stop is final: it never trained past it
+            assert t["epochs"] < 3 and t["run_state"] == "stopped"
+    log = events(runs)
+    assert "by the median rule" in log or all(t["state"] == "complete" for t in data["trials"])
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--space", "lr=log:0:1"], "--space lr: a log range needs a low end above 0"),
     (["--space", "optimizer=sgd,rmsprop"], "--space optimizer: rmsprop is outside"),
