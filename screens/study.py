@@ -102,7 +102,7 @@ class StudyScreen(Screen):
         self.fill_table(data)
 
     def draw_chart(self, data: dict) -> None:
-        done = [(t["number"], t["values"][0]) for t in data["trials"] if t["values"]]
+        done = [(t["number"], t["values"][0]) for t in data["trials"] if t["values"] and t["state"] == "complete"]
         series = []
         if done:
             best, line = math.inf, []

@@ -139,7 +139,10 @@ def fig_slices(data: dict, spec: StudySpec):
         if labels:
             ax.set_xticks(range(len(labels)), labels)
         elif dim.log:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())     # 2x10^-5 3x10^-5 ... ran into each other
         ax.set(xlabel=dim.field, title=dim.text)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{data['objectives'][0]} (filled: finished)")
@@ -147,11 +150,11 @@ def fig_slices(data: dict, spec: StudySpec):
 
 
 def fig_parallel(data: dict, spec: StudySpec):
-    trials = [t for t in data["trials"] if t["state"] == "complete"]
+    trials = [t for t in data["trials"] if _value(t) is not None]
     if not trials:
         return None
     dims = spec.dims
-    fig = _figure(max(5.0, 1.8 * (len(dims) + 1)), 4.2)
+    fig = _figure(max(6.0, 1.9 * (len(dims) + 1)), 4.2)
     ax = fig.add_subplot()
     columns, ticks = [], []
     for dim in dims:
@@ -162,20 +165,22 @@ def fig_parallel(data: dict, spec: StudySpec):
             if dim.log else (dim.low, dim.high)
         columns.append([(x - lo) / ((hi - lo) or 1) for x in xs])
         ticks.append(f"{dim.field}\n{_end(dim, lo, labels, 0)} .. {_end(dim, hi, labels, -1)}")
-    values = [t["values"][0] for t in trials]
+    values = [_value(t) for t in trials]
     lo, hi = min(values), max(values)
     columns.append([(v - lo) / ((hi - lo) or 1) for v in values])
     ticks.append(f"{data['objectives'][0]}\n{lo:.3g} .. {hi:.3g}")
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis_r"]
-    for i in range(len(trials)):
-        ax.plot(range(len(columns)), [c[i] for c in columns], color=cmap(columns[-1][i]), lw=1.5, alpha=0.9)
+    for i, t in sorted(enumerate(trials), key=lambda it: it[1]["state"] == "complete"):   # finished ones on top
+        done = t["state"] == "complete"
+        ax.plot(range(len(columns)), [c[i] for c in columns], color=cmap(columns[-1][i]) if done else PRUNED,
+                lw=1.8 if done else 0.9, alpha=0.95 if done else 0.6)
     for x in range(len(columns)):
         ax.axvline(x, color="#333", lw=0.8)
     ax.set_xticks(range(len(columns)), ticks, fontsize=8)
     ax.set_yticks([0, 1], ["low", "high"])
-    ax.set_title("Parallel coordinates, finished trials (yellow = best)", fontsize=10)
+    ax.set_title("Parallel coordinates (yellow = best; grey: stopped at a rung)", fontsize=10)
     return fig
 
 
