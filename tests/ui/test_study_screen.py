@@ -43,3 +43,5 @@ async def test_t_without_a_study_says_how_to_start_one(tmp_path):
         await wait_for(pilot, lambda: any("no study here" in str(n.message) for n in app._notifications),
                        what="the note")
         assert not isinstance(app.screen, StudyScreen)
+        await press(pilot, "question_mark")        # `?` lists the key
+        await wait_for(pilot, lambda: "Study of the highlighted trial" in screen_text(app), what="t in the help")
