@@ -235,8 +235,9 @@ def fig_pareto(data: dict, spec: StudySpec):
                 label="Pareto front")
         for x, y, n in front:
             ax.annotate(f"{n}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set(xlabel=spec.objectives[0], ylabel=spec.objectives[1], title="Pareto front (both minimised)")
-    ax.legend(fontsize=8)
+    names = {"val_err": "validation error (%)", "train_time": "training time (s)"}
+    ax.set(xlabel=names[spec.objectives[0]], ylabel=names[spec.objectives[1]], title="Pareto front (both minimised)")
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)     # the front runs along the axes' edges
     ax.grid(alpha=0.3)
     return fig
 
