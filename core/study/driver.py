@@ -194,8 +194,7 @@ class StudyDriver:
                 from optuna.trial import TrialState
 
                 self.study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
-        if decision in ("continue", "stop"):
-            run.request(decision)
+        run.request("stop" if decision == "stop" else "continue")     # "promoted": resumed, it waits here again
 
     def _median(self, trial, epoch: int) -> tuple[bool, str]:
         from optuna.pruners import MedianPruner

@@ -279,6 +279,8 @@ class Trainer:
         self._compile()
         self._start_clock()
         while st.epoch < s.total_epochs:
+            if st.epoch in s.cfg.rungs and st.step == st.epoch * s.iters_per_epoch and self._held_at_rung():
+                return self._stop()      # at a rung's epoch end, also when resumed there (a crash or a promotion)
             # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
             epoch_end = min(s.total_steps, (st.epoch + 1) * s.iters_per_epoch)
             for x, y in (s.train_loader if st.step < epoch_end else ()):
@@ -296,8 +298,6 @@ class Trainer:
                 if st.step >= epoch_end:
                     break
             self._end_epoch()
-            if st.epoch in s.cfg.rungs and st.epoch < s.total_epochs and self._held_at_rung():
-                return self._stop()
         return "finished", ""
 
     def _held_at_rung(self) -> bool:

@@ -45,11 +45,19 @@ def test_a_trial_stopped_at_a_rung_and_promoted_equals_an_uninterrupted_run(tmp_
     t.join(60)
     assert out == ["stopped"]
     assert run.read_status()["epoch"] == 2 and run.info().state == "stopped"
-    # promoted later: resumed, it does not stop at the rung it stopped at
-    assert Trainer(run).run() == "finished"
+    # promoted later: resumed, it waits at its rung once more for the driver (which says continue: a trial killed at
+    # a rung gets its decision when the scheduler resumes it), then trains on
+    t = threading.Thread(target=lambda: out.append(Trainer(run).run()))
+    t.start()
+    wait_for(lambda: run.read_status().get("state") == "paused" and run.read_status().get("rung_epoch") == 2,
+             "the resumed trial waiting at its rung")
+    assert len(run.read_epochs()) == 2
+    run.request("continue")
+    t.join(60)
+    assert out == ["stopped", "finished"]
     a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(run.checkpoint_path)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert metrics(ref) == metrics(run) and all("val_err" in r for r in metrics(run))
     events = "\n".join(run.read_events())
-    assert "resumed at epoch 3" in events and events.count("paused at") == 2
+    assert "resumed at epoch 3" in events and events.count("paused at") == 3
