@@ -240,6 +240,10 @@ def prepare_data(args, work: Path) -> Path:
         tool, npz = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py", None
         if not tool.exists():     # on the device machine ../shared is not there: bench/gpu_checks.sh says what to carry
             tool, npz = REPO / ".shared" / "cifar10_jpeg.py", REPO / ".shared" / "cifar10-jpeg.npz"
+            if not (tool.exists() and npz.exists()):
+                raise SystemExit("no CIFAR-10 here: ../shared is not beside the repository and .shared/ lacks "
+                                 "cifar10_jpeg.py or cifar10-jpeg.npz (mkdir -p .shared && cp ../shared/data/"
+                                 "cifar10-jpeg.npz ../shared/tools/cifar10_jpeg.py .shared/), or pass --data-dir")
         cmd = [sys.executable, str(tool), str(dest)] + (["--npz", str(npz)] if npz else [])
         if args.device == "cpu":
             cmd += ["--train-per-class", "20", "--test-per-class", "10"]
