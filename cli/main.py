@@ -144,6 +144,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
     ls.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its settings that vary as columns)")
+    ls.add_argument("--study", metavar="NAME", help="only the trials and confirmed runs of this study")
     _runs_dir_arg(ls)
 
     sh = command("show", "print one run: config, status, epochs, files",
@@ -179,6 +180,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     "epoch are left out with a note)")
     rp.add_argument("--sweep", metavar="NAME", help="the runs of this sweep (see `runs`): a table whose rows and "
                     "columns are the values of the settings it varies, the effect of each, and curves coloured by them")
+    rp.add_argument("--study", metavar="NAME", help="the study NAME (see `study`): optimisation history, importances, "
+                    "parallel coordinates, slices, validation error per epoch with the rungs, Pareto front, top trials "
+                    "and confirmed settings")
+    rp.add_argument("--storage", metavar="URL", help="with --study: its Optuna storage [default: RUNS/studies.db]")
     rp.add_argument("--x-axis", choices=("auto", "epoch", "iter", "time"), default="auto",
                     help="what a sweep's curves are drawn against: epochs, iterations or training time; auto: epochs "
                          "when batch sizes or training sets differ, else iterations [default: auto]")
@@ -194,7 +199,27 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     help="device for the layer responses [default: auto]")
     rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
     _runs_dir_arg(rp)
+    _study_parser(command)
     return p
+
+
+def _study_parser(command) -> None:
+    """`study NAME ...`, `study show NAME`, `study confirm NAME` (cli/study.py)."""
+    from cli.study import add_study_flags
+
+    st = command("study", "search settings: trials as runs, early stopping that resumes (Optuna)",
+                 "Search for the best settings: Optuna proposes each trial's settings from --space, each trial is a "
+                 "run that the scheduler trains (started if none serves the folder), planned for the full --epochs. "
+                 "With --pruner asha a trial in the bottom of its rung stops with its checkpoint and is resumed, "
+                 "exactly, if it is promoted later. The objective is the validation error (--val-split is required), "
+                 "never the test error. `study NAME` again continues a study; `study show NAME` lists its trials; "
+                 "`study confirm NAME --top 3 --seeds 1-3` trains the best settings again with seeds.")
+    st.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    st.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
+    add_study_flags(st)
+    add_config_flags(st)
+    _scheduler_flags(st)
+    _runs_dir_arg(st)
 
 
 def _named(parser: Parser) -> Parser:
@@ -335,6 +360,11 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
 
             return commands.dispatch(args, {"train": sweep.cmd_train, "resume": sweep.cmd_resume_sweep,
                                             "runs": sweep.cmd_runs_sweep}[args.command])
+        if args.command == "study" or (args.command in ("report", "runs") and getattr(args, "study", None)):
+            from cli import study
+
+            return commands.dispatch(args, {"study": study.cmd_study, "report": study.report_study,
+                                            "runs": study.cmd_runs_study}[args.command])
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from core.spec.config import SHORTCUTS, ConfigError, RunConfig
 
 GRID_FIELDS = ("depth", "shortcut", "seed")     # the paper's grid (Table 6 / Fig. 6 in one go)
-NOT_SWEPT = ("name", "sweep_name", "data_dir", "device")   # names and folders: one value per launch
+# names and folders: one value per launch (a study sets study, trial and rungs)
+NOT_SWEPT = ("name", "sweep_name", "data_dir", "device", "study", "trial", "rungs")
 SWEPT = tuple(f.name for f in fields(RunConfig) if f.name not in NOT_SWEPT)
 MAX_RUNS = 1000                                 # a typo such as 1-100000 must not create a folder per seed
 _TYPES = {f.name: f.type for f in fields(RunConfig)}

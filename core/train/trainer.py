@@ -46,7 +46,7 @@ from core.train.device import (
     sync_device,
     use_device,
 )
-from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, peer_lost, resolve_launch_device
+from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, end_of, resolve_launch_device
 from core.train.events import (
     CheckpointSaved,
     Ended,
@@ -74,21 +74,6 @@ class _Stop(Exception):
     def __init__(self, state: str, message: str = ""):
         super().__init__(message)
         self.state, self.message = state, message
-
-
-def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
-    """The state and message a failure ends a run with: out-of-memory (here, or on another process that said so
-    before it left: a lost peer then is a consequence), crashed (another process died: resumable), else failed."""
-    if is_out_of_memory(exc):
-        return "out-of-memory", f"out of memory: {exc}".splitlines()[0]
-    lost = peer_lost(exc, dist)
-    if not lost:
-        return "failed", f"{type(exc).__name__}: {exc}"
-    rank, note = dist.told()
-    state, _, why = note.partition(": ")
-    if state in ("out-of-memory", "failed", "diverged"):      # what the process that left said (``Dist.tell``)
-        return state, f"process {rank} of {dist.world}: {why}"
-    return "crashed", lost
 
 
 class Trainer:
@@ -283,6 +268,8 @@ class Trainer:
         self._compile()
         self._start_clock()
         while st.epoch < s.total_epochs:
+            if st.epoch in s.cfg.rungs and st.step == st.epoch * s.iters_per_epoch and self._held_at_rung():
+                return self._stop()      # at a rung's epoch end, also when resumed there (a crash or a promotion)
             # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
             epoch_end = min(s.total_steps, (st.epoch + 1) * s.iters_per_epoch)
             for x, y in (s.train_loader if st.step < epoch_end else ()):
@@ -301,6 +288,13 @@ class Trainer:
                     break
             self._end_epoch()
         return "finished", ""
+
+    def _held_at_rung(self) -> bool:
+        """A study's trial at a rung (core/study/driver.py) waits for its driver's request: continue, or stop (True)."""
+        self.requests.external_pause = True
+        self.write_status(rung_epoch=self.state.epoch)
+        self._obey_requests(True)
+        return self.requests.stopping
 
     def _start_clock(self) -> None:
         s, cfg = self.setup, self.setup.cfg
