@@ -17,6 +17,7 @@ seconds of a 391-iteration epoch, peak device memory) and the loader's own image
     python bench/throughput.py                          # ResNet-20 and -56, batch 128, this machine's device
     python bench/throughput.py --depths 20,56,110 --device cuda --precision bf16 --iters 200
     python bench/throughput.py --depths 110 --width 64 --batch-size 64 --iters 50   # the lab report's setting
+    python bench/throughput.py --depths 20 --device cpu --precision fp32,bf16      # CPU fp32 and bf16 side by side
 
 Never part of the test suite: timings depend on the machine and on what else runs on it.
 """
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.data.cifar import load_data  # noqa: E402
-from core.spec.config import COMPILE_MODES, RunConfig  # noqa: E402
+from core.spec.config import COMPILE_MODES, PRECISIONS, RunConfig  # noqa: E402
 from core.train.device import DeviceError, resolve_device, sync_device  # noqa: E402
 from core.train.models import cifar_resnet  # noqa: E402
 from core.train.setup import build  # noqa: E402
@@ -237,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=0,
                     help="iterations per alternating block of engine and reference [default: iters/4]")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                    help="the engine's precision (the reference loop is fp32, as usually written)")
+    ap.add_argument("--precision", default="auto", type=precisions,
+                    help="the engine's precision, or several comma-separated (fp32,bf16: one row each, each timed "
+                         "against the reference; the reference loop is fp32, as usually written)")
     ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
                     help="the engine's memory format (auto: measured on the device, as the trainer does)")
     ap.add_argument("--compile", nargs="?", const="default", default="off", choices=COMPILE_MODES,
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reslab-bench-") as tmp:
         root = prepare_data(args.data_dir, Path(tmp))
         base = RunConfig(data_dir=str(root), download=False, batch_size=args.batch_size, width=args.width,
-                         precision=args.precision, compile=args.compile, device=str(device), iterations=0,
+                         precision=args.precision[0], compile=args.compile, device=str(device), iterations=0,
                          epochs=1, milestones=(), channels_last=args.channels_last)
         data = load_data(base)
         cpu = f"CPU, {torch.get_num_threads()} threads"
@@ -275,20 +277,42 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         results = []
         for depth in depths:
-            m = measure(base.with_overrides(depth=depth), data, root, device, args)
-            results.append({"model": f"ResNet-{depth}" + (f" w{args.width}" if args.width != 16 else ""),
-                            "depth": depth, "width": args.width, "batch": args.batch_size, "device": str(device),
-                            "compile": args.compile, **m,
-                            "ratio": m["engine_img_s"] / m["reference_img_s"],
-                            "engine_epoch_s": EPOCH_ITERS * args.batch_size / m["engine_img_s"],
-                            "reference_epoch_s": EPOCH_ITERS * args.batch_size / m["reference_img_s"]})
-            print(f"  ResNet-{depth}: engine {m['engine_img_s']:,.0f} img/s, reference {m['reference_img_s']:,.0f} "
-                  f"img/s", flush=True)
+            for precision in args.precision:
+                m = measure(base.with_overrides(depth=depth, precision=precision), data, root, device, args)
+                results.append({"model": f"ResNet-{depth}" + (f" w{args.width}" if args.width != 16 else ""),
+                                "depth": depth, "width": args.width, "batch": args.batch_size, "device": str(device),
+                                "compile": args.compile, **m,
+                                "ratio": m["engine_img_s"] / m["reference_img_s"],
+                                "engine_epoch_s": EPOCH_ITERS * args.batch_size / m["engine_img_s"],
+                                "reference_epoch_s": EPOCH_ITERS * args.batch_size / m["reference_img_s"]})
+                print(f"  ResNet-{depth} {m['precision']}: engine {m['engine_img_s']:,.0f} img/s, reference "
+                      f"{m['reference_img_s']:,.0f} img/s", flush=True)
     print_table(results, args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def precisions(text: str) -> list[str]:
+    """--precision: one of auto, fp32, bf16, fp16, or several comma-separated."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PRECISIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{', '.join(bad) or repr(text)}: use {', '.join(PRECISIONS)} "
+                                         f"(or several, comma-separated)")
+    return names
+
+
+def precision_ratios(results: list[dict]) -> list[str]:
+    """'ResNet-20: bf16 0.62x fp32 (engine img/s)' for each model measured in several precisions."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in results):
+        rows = {r["precision"]: r["engine_img_s"] for r in results if r["model"] == model}
+        if "fp32" in rows and len(rows) > 1:
+            lines += [f"{model}: engine {p} {rate / rows['fp32']:.2f}x engine fp32" for p, rate in rows.items()
+                      if p != "fp32"]
+    return lines
 
 
 def print_table(results: list[dict], args) -> None:
@@ -312,11 +336,15 @@ def print_table(results: list[dict], args) -> None:
         if r["compile_s"] is not None:
             print(f"{r['model']}: torch.compile took {r['compile_s']:.1f} s (not in the rates)")
     loader = max(r["loader_img_s"] for r in results)
-    per_model = ", ".join(f"{loader / r['engine_img_s']:,.0f}x {r['model']}'s" for r in results)
+    several = len(args.precision) > 1
+    per_model = ", ".join(f"{loader / r['engine_img_s']:,.0f}x {r['model']}{' ' + r['precision'] if several else ''}'s"
+                          for r in results)
     ref_loader = max(r["reference_loader_img_s"] for r in results)
     print(f"\nengine loader alone (index, pad-crop, flip, normalise on {results[0]['device']}): {loader:,.0f} img/s "
           f"= {per_model} training rate")
     print(f"reference DataLoader alone ({args.workers} workers, PIL transforms): {ref_loader:,.0f} img/s")
+    for line in precision_ratios(results):
+        print(line)
 
 
 if __name__ == "__main__":

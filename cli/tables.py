@@ -261,6 +261,17 @@ def show_data(run: Run, info: RunInfo) -> dict[str, Any]:
             "events": run.read_events(tail=10)}
 
 
+def precision_text(status: dict) -> str | None:
+    """'bf16 (auto: ...)': the run's precision and why, from its status.json; None before it started."""
+    if not status.get("precision"):
+        return None
+    precision, note = str(status["precision"]), status.get("precision_note")
+    if not note:
+        return precision
+    note = str(note).removeprefix(f"precision: {precision} ")        # "(auto: ...)" of the events.log line
+    return f"{precision} {note}" if note.startswith("(") else f"{precision} ({note})"
+
+
 def render_show(data: dict[str, Any], out=None) -> None:
     from rich import box
     from rich.table import Table
@@ -281,6 +292,7 @@ def render_show(data: dict[str, Any], out=None) -> None:
         con.print(f"  test err final {pct(s.get('final_test_err'))}, best {pct(s.get('best_test_err'))}, "
                   f"paper {pct(s.get('paper_err'))}", markup=False)
     extras = [("device", devices_text(st) if st.get("device") else None),
+              ("precision", precision_text(st)),
               ("images/s", rate(st.get("images_per_s")) if st.get("images_per_s") else None),
               ("duration", duration(st.get("elapsed_s")) if st.get("elapsed_s") is not None else None),
               ("peak mem", mem(st.get("peak_mem_bytes")) if st.get("peak_mem_bytes") else None),

@@ -35,6 +35,7 @@ def _private_user_folders(tmp_path_factory, _session_cache, monkeypatch):
     values there), one cache folder for the session (a channels_last probe measured once serves every test)."""
     monkeypatch.setenv("RESLAB_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("RESLAB_CACHE_DIR", str(_session_cache))
+    monkeypatch.setenv("RESLAB_CPU_BF16", "off")     # precision auto stays fp32 on a CPU with bf16 hardware too
 
 
 def write_cifar_subset(dest: Path, train_per_class: int, test_per_class: int) -> Path:

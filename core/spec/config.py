@@ -156,6 +156,7 @@ class RunConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["milestones"] = list(self.milestones)
         d["widths"] = list(self.widths)
+        d["rungs"] = list(self.rungs)
         return d
 
     def to_json(self) -> str:

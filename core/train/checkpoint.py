@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
+from core.spec.config import RunConfig
 from core.store.runs import now
-from core.train.device import rng_state, set_rng_state
+from core.train.device import resolve_precision, rng_state, set_rng_state
 from core.train.setup import Setup
 from core.train.state import TrainState
 from core.util.files import atomic_write_bytes, open_regular
@@ -30,7 +31,7 @@ CHECKPOINT_FORMAT = 2     # 2: TrainState's fields (epoch seconds carried); 1: p
 # objects with state_dict()/load_state_dict(): the checkpoint's key -> where the Setup holds the object
 PARTS = {"model": "model", "optimizer": "step.optimizer", "scaler": "step.scaler", "schedule": "schedule",
          "loader": "train_loader"}
-SETUP_FACTS = ("config", "channels_last", "micro_batches")
+SETUP_FACTS = ("config", "channels_last", "micro_batches", "precision")
 KEYS = ("format", "saved_at", "rng", *SETUP_FACTS, *PARTS, *(f.name for f in fields(TrainState)))
 
 
@@ -49,7 +50,7 @@ def save(path: Path, setup: Setup, state: TrainState, best_path: Path | None = N
     """Write checkpoint.pt (and best.pt, the weights alone, when ``best_path`` is given)."""
     ckpt: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "saved_at": now(), "rng": rng_state(setup.device),
                             "config": setup.cfg.to_dict(), "channels_last": setup.step.channels_last,
-                            "micro_batches": setup.step.micro_batches}
+                            "micro_batches": setup.step.micro_batches, "precision": setup.precision}
     ckpt.update({key: attrgetter(where)(setup).state_dict() for key, where in PARTS.items()})
     ckpt.update(state.to_dict())
     assert tuple(ckpt) == KEYS, "save() and KEYS disagree"
@@ -73,6 +74,7 @@ def read_resumable(path: Path) -> dict:
         raise CheckpointError(f"{path.name} has format {fmt!r}, " + (
             f"newer than this ResLab reads ({CHECKPOINT_FORMAT}): update ResLab to resume it" if newer
             else f"which this ResLab does not know (it reads 1 to {CHECKPOINT_FORMAT})"))
+    ckpt.setdefault("precision", None)      # written before precision was kept: precision_of decides
     missing = [k for k in KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path.name} lacks {', '.join(missing)}: it is damaged or was not written by ResLab")
@@ -100,6 +102,13 @@ def restore(ckpt: dict, setup: Setup) -> TrainState:
     # more slices where the config asks more (the scheduler's retry after an out-of-memory), else the checkpoint's
     setup.set_micro_batches(max(int(ckpt["micro_batches"]), setup.cfg.micro_batches))
     return TrainState.from_dict(ckpt)
+
+
+def precision_of(ckpt: dict, cfg: RunConfig, device: torch.device) -> str:
+    """The precision a resumed run continues in: the checkpoint's, so that ``auto`` never changes in the middle of
+    a run (a probe's answer may differ later); for a checkpoint that did not keep it, the rule of that time (fp32 on
+    CPUs, bf16 on GPUs from compute capability 8.0)."""
+    return ckpt.get("precision") or resolve_precision(cfg.precision, device)
 
 
 def _from_format_1(ckpt: dict) -> dict:

@@ -89,28 +89,38 @@ def measure_channels_last(model: torch.nn.Module, device: torch.device, precisio
             probe = probe.to(memory_format=torch.channels_last)
         st = TrainStep(probe, torch.optim.SGD(probe.parameters(), lr=0.0), device, precision)
         probes[fmt] = (st, x.contiguous(memory_format=torch.channels_last) if fmt else x)
-    # the first step of each format: cudnn.benchmark picks its algorithms there (GPU); on the CPU it is already
+    best, steps = time_variants(probes, y, device, budget_s)
+    del probes
+    choice = best[True] < best[False] * 0.97
+    return choice, (f"measured contiguous {best[False] * 1e3:.1f} ms, channels_last {best[True] * 1e3:.1f} ms per "
+                    f"step of {batch} images, {steps} step(s) each")
+
+
+def time_variants(probes: dict, y: torch.Tensor, device: torch.device,
+                  budget_s: float = PROBE_BUDGET_S) -> tuple[dict, int]:
+    """The fastest step of each variant (``{key: (TrainStep, input batch)}``) in seconds, and the timed steps each.
+
+    One step per variant first, then more that alternate between the variants (so other load slows all alike), up
+    to MAX_ROUNDS or until the budget would be overrun. Also the precision probe's (core/train/precision.py)."""
+    # the first step of each variant: cudnn.benchmark picks its algorithms there (GPU); on the CPU it is already
     # a fair measurement, and on a slow or busy CPU the only one the budget allows
     gpu = device.type == "cuda"
     start = time.perf_counter()
     best = {}
-    for fmt, (st, xx) in probes.items():
+    for key, (st, xx) in probes.items():
         t0 = time.perf_counter()
         st(xx, y, 0.0)
         sync_device(device)
-        best[fmt] = float("inf") if gpu else time.perf_counter() - t0
+        best[key] = float("inf") if gpu else time.perf_counter() - t0
     rounds = 0
     while rounds < MAX_ROUNDS:
         spent = time.perf_counter() - start
         if spent + spent / (rounds + 1) > budget_s and not (gpu and rounds == 0):
             break                                      # the next round would overrun the budget
-        for fmt, (st, xx) in probes.items():
+        for key, (st, xx) in probes.items():
             t0 = time.perf_counter()
             st(xx, y, 0.0)
             sync_device(device)
-            best[fmt] = min(best[fmt], time.perf_counter() - t0)
+            best[key] = min(best[key], time.perf_counter() - t0)
         rounds += 1
-    del probes
-    choice = best[True] < best[False] * 0.97
-    return choice, (f"measured contiguous {best[False] * 1e3:.1f} ms, channels_last {best[True] * 1e3:.1f} ms per "
-                    f"step of {batch} images, {rounds + (0 if gpu else 1)} step(s) each")
+    return best, rounds + (0 if gpu else 1)

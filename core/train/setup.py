@@ -16,11 +16,12 @@ import torch
 from core.data.cifar import DataSplits, load_data
 from core.data.loader import DeviceLoader, normalization_stats
 from core.spec.config import RunConfig
-from core.train.device import is_out_of_memory, precision_note, release_memory, resolve_precision
+from core.train.device import is_out_of_memory, release_memory
 from core.train.distributed import SINGLE, Dist, micro_batches_for
 from core.train.memory_format import choose_channels_last
 from core.train.models import create_model
 from core.train.optim import LRSchedule, build_optimizer
+from core.train.precision import choose_precision
 from core.train.step import TrainStep, evaluate
 
 MIN_EVAL_BATCH = 32    # evaluation's batch is halved after an out-of-memory, down to this
@@ -52,6 +53,7 @@ class Setup:
     total_epochs: int = 0
     dist: Dist = field(default_factory=lambda: SINGLE)
     notes: list[str] = field(default_factory=list)      # what changed while training, for the run's events.log
+    precision_note: str = ""             # why this precision (auto on a CPU) or a warning ("" when nothing to say)
 
     def set_micro_batches(self, slices: int) -> int:
         """Cut each global batch into ``slices`` micro-batches (more under DDP without --sync-bn, where every process
@@ -109,18 +111,24 @@ class Setup:
 
 
 def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, *, train: bool = True,
-          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE) -> Setup:
+          channels_last: bool | None = None, eval_batch: int = EVAL_BATCH, dist: Dist = SINGLE,
+          precision: str | None = None) -> Setup:
     """Load the data (unless given; raises DataError), build the model and the loaders on ``device``.
 
     ``channels_last``: None = the config's choice (measured on this device when ``auto`` and training; under
-    DDP rank 0's measurement decides for all). ``train=False`` builds only what evaluation needs: the model and
-    the test/validation loaders. ``dist``: this process's place in a DDP run (collectives inside).
+    DDP rank 0's measurement decides for all). ``precision``: None = the config's choice (``auto`` on a CPU with bf16
+    hardware: measured when training, core/train/precision.py); a resumed run passes its checkpoint's.
+    ``train=False`` builds only what evaluation needs: the model and the test/validation loaders. ``dist``: this
+    process's place in a DDP run (collectives inside).
     """
     data = data if data is not None else load_data(cfg)
-    precision = resolve_precision(cfg.precision, device)
     mean, std = normalization_stats(data.train_x, cfg.normalize)
     model = create_model(cfg.arch, cfg.depth, cfg.shortcut, cfg.width, cfg.dropout, data.num_classes,
                          widths=cfg.widths, stem_width=cfg.stem_width, init=cfg.init).to(device)
+    precision_line = ""
+    if precision is None:    # as channels_last: rank 0 measures, its answer for all
+        precision, precision_line = choose_precision(cfg, model, device, measure=train and dist.is_main)
+        precision, precision_line = dist.from_main((precision, precision_line))
     note = ""
     if channels_last is None:
         # measured by rank 0 alone (N processes timing at once would measure each other), its answer for all
@@ -138,8 +146,8 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     for loader in (test, val):
         if loader is not None:
             loader.shard = (dist.rank, 1, dist.world)
-    note = "; ".join(filter(None, (note, precision_note(precision, device))))
-    setup = Setup(cfg, device, data, precision, model, channels_last, note, test, val, dist=dist)
+    setup = Setup(cfg, device, data, precision, model, channels_last, note, test, val, dist=dist,
+                  precision_note=precision_line)
     if not train:
         return setup
     ipe = len(train_loader)

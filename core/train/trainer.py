@@ -221,7 +221,8 @@ class Trainer:
 
     def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
         run, d = self.run_folder, self.dist
-        s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d)
+        s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d,
+                               precision=checkpoint.precision_of(ckpt, cfg, device) if ckpt else None)
         slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
         if ckpt and cfg.micro_batches > slices:
             self.log(f"micro-batches: {cfg.micro_batches} as the config now asks (the run had {slices})")
@@ -241,8 +242,9 @@ class Trainer:
                      f"{', channels_last' if s.channels_last else ''}"
                      f"{', compiled' if s.step.compiled is not None else ''}), {s.train_loader.num_samples} "
                      f"training images, {s.iters_per_epoch} iterations/epoch, {s.total_steps} iterations")
-            if s.format_note:
-                self.log(s.format_note)
+            for line in (s.precision_note, s.format_note):
+                if line:
+                    self.log(line)
             if s.schedule.warmup < cfg.warmup_iters:
                 self.log(f"warm-up shortened from {cfg.warmup_iters} to {s.schedule.warmup} iterations, a tenth of "
                          f"this run's {s.total_steps}")
@@ -254,6 +256,7 @@ class Trainer:
             self.log(line)
         self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
+                          precision_note=s.precision_note or self.status.get("precision_note"),   # a resume's: kept
                           channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
                           devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
                           env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,
