@@ -98,7 +98,8 @@ def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConf
         if "milestones" not in given:        # a shortened recipe: its milestones at the same fractions of the run
             from core.data.plan import scale_milestones
 
-            cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
+            args.milestone_recipe = config_from_sources(args.preset, args.config)
+            cfg, args.milestone_note = scale_milestones(cfg, args.milestone_recipe)
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
     errors = cfg.validate() if validate else {}
@@ -162,7 +163,7 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
         raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name, leave "
                        f"{flag('name')} out for a generated one, or resume it")
     with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
-        note = getattr(args, "milestone_note", None)
+        note = milestone_note(args, cfg)
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
                                 signals=signals, dist=dist)
 
@@ -183,6 +184,19 @@ def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, not
         say_note(note)
         run.log(note)                 # events.log says why its milestones are not the recipe's
     return run.id
+
+
+def milestone_note(args: argparse.Namespace, cfg: RunConfig) -> str | None:
+    """The milestone-scaling note where it is true of ``cfg``: its milestones are the recipe's, scaled to this run's
+    own length. A sweep of milestones (``milestones=2|4``) or of the run's length makes runs it is not true of."""
+    note, recipe = getattr(args, "milestone_note", None), getattr(args, "milestone_recipe", None)
+    if not note or recipe is None:
+        return None
+    from core.data.plan import scale_milestones
+
+    scaled, note = scale_milestones(cfg.with_overrides(milestones=recipe.milestones,
+                                                       milestone_unit=recipe.milestone_unit), recipe)
+    return note if note and scaled.milestones == cfg.milestones else None
 
 
 _SAID: set[str] = set()

@@ -13,6 +13,7 @@ from cli.commands import (
     check_data,
     config_from_args,
     create_run,
+    milestone_note,
     resume_prog,
     runs_dir_arg,
     store_of,
@@ -79,6 +80,8 @@ def grid_of(args: argparse.Namespace) -> list[RunConfig]:
     for v in variants:
         given.update({k: f"--variant {k}" for k in v})
     base = config_from_args(args, validate=not dims and not variants)
+    if "milestones" in dims or any("milestones" in v for v in variants):
+        args.milestone_note = None           # the runs have the milestones swept, none scaled
     try:
         return expand(base, sweeps=dims, variants=variants)
     except ConfigError as exc:
@@ -123,11 +126,10 @@ def train_sweep(args: argparse.Namespace, configs: list[RunConfig], store) -> in
     print(f"sweep {configs[0].sweep_name}: {len(configs)} runs, varying {', '.join(keys)}", flush=True)
     signals = getattr(args, "stop_signals", None)
     failed: list[str] = []
-    note = getattr(args, "milestone_note", None)
     for i, cfg in enumerate(configs):
         print(f"[{i + 1}/{len(configs)}] {describe(cfg, keys)}", flush=True)
         with launched(cfg) as dist:
-            run_id = on_main(dist, lambda c=cfg: create_run(store, c, signals, note))
+            run_id = on_main(dist, lambda c=cfg: create_run(store, c, signals, milestone_note(args, c)))
             code = train_foreground(store.get(run_id), store, signals=signals, dist=dist)
         if code in SIGNAL_EXIT.values():
             rest = configs[i + 1:]

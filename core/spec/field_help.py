@@ -76,3 +76,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "run": ("device", "seed", "deterministic", "name", "sweep_name", "log_every", "tensorboard"),
 }
 assert sorted(sum(GROUPS.values(), ())) == sorted(_NAMES), "every RunConfig field in one group"
+
+# What choosing a preset in the form sets: its whole recipe (model, optimisation and schedule settings, and how the
+# images are normalised and augmented), so that the form shows exactly that preset and nothing of the one before.
+# The data set and its folder, speed, device and run settings stay as the user set them.
+RECIPE = GROUPS["model"] + GROUPS["optimisation"] + GROUPS["schedule"] + ("normalize", "augment")
+# One launch's own settings: never remembered for the next form, cleared after a launch (the form's variants too)
+PER_LAUNCH = ("name", "sweep_name", "seed")
