@@ -12,7 +12,7 @@ from textual.widgets import Button, Static
 
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
-from core.store.rules import delete_refusal, resume_refusal
+from core.store.rules import delete_refusal, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.formatting import (
     count,
@@ -104,6 +104,8 @@ class DetailScreen(ChartKeys, Screen):
             return False
         if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
             return False
+        if action in ("extend", "clone", "report", "layer_responses") and info is None:
+            return False                       # deleted meanwhile: nothing left to act on
         if action == "extend":
             return info is not None and info.state == "finished"
         return run_key_applies(self.app, self.run_id, action)
@@ -121,7 +123,12 @@ class DetailScreen(ChartKeys, Screen):
         title = self.query_one("#title", Static)
         if info is None:
             title.update(Text(f"{self.run_id}: this run no longer exists", style="red"))
+            self.query_one("#actions").display = False     # nothing to resume, extend, clone or delete
+            if self._keys_for != ("gone",):
+                self._keys_for = ("gone",)
+                self.refresh_bindings()
             return
+        self.query_one("#actions").display = True
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
         assert self._steps is not None
@@ -146,9 +153,11 @@ class DetailScreen(ChartKeys, Screen):
         # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
         for button in ("#resume", "#resume-bg"):
             self.query_one(button, Button).display = info.state not in ("finished", "damaged")
-            self.query_one(button, Button).disabled = resume_refusal(info) is not None
+            self.query_one(button, Button).disabled = offer_resume_refusal(info) is not None \
+                or self.app.is_in_app(self.run_id)
         self.query_one("#extend", Button).display = info.state == "finished"
-        self.query_one("#delete", Button).disabled = delete_refusal(info) is not None
+        self.query_one("#delete", Button).disabled = delete_refusal(info, in_app=self.app.is_in_app(self.run_id)) \
+            is not None
         self.query_one("#clone", Button).disabled = info.config is None
 
     def _summary(self, info: RunInfo) -> Text:
