@@ -134,6 +134,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     s.add_argument("--no-wait", action="store_true", help="send the request and return at once")
     _runs_dir_arg(s)
 
+    from cli.notes import add_note_parser
+
+    _runs_dir_arg(add_note_parser(command))
+
     ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
@@ -328,6 +332,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
             from cli import sweep
 
             return commands.dispatch(args, sweep.cmd_train)
+        if args.command == "note":
+            from cli.notes import cmd_note
+
+            return commands.dispatch(args, cmd_note)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -12,6 +12,7 @@ from textual.widgets import Button, Static
 
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
+from core.store.notes import read_notes
 from core.store.rules import delete_refusal, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.formatting import (
@@ -33,6 +34,7 @@ from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_seri
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.footer import Footer
 from .widgets.formatting import state_hint
+from .widgets.notes_dialog import NotesScreen
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 from .widgets.run_keys import run_key_applies
@@ -51,6 +53,7 @@ class DetailScreen(ChartKeys, Screen):
         *CHART_BINDINGS,
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
+        Binding("t", "notes", "Tags/note"),
         Binding("escape,backspace", "back", "Back"),
     ]
 
@@ -104,7 +107,7 @@ class DetailScreen(ChartKeys, Screen):
             return False
         if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
             return False
-        if action in ("extend", "clone", "report", "layer_responses") and info is None:
+        if action in ("extend", "clone", "report", "layer_responses", "notes") and info is None:
             return False                       # deleted meanwhile: nothing left to act on
         if action == "extend":
             return info is not None and info.state == "finished"
@@ -213,6 +216,12 @@ class DetailScreen(ChartKeys, Screen):
             t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")
+        notes = read_notes(info.path)
+        if notes["tags"] or notes["note"]:
+            t.append("\ntags ", style="dim")
+            t.append(" ".join(notes["tags"]) or "-", style="bold magenta")
+            t.append("  note ", style="dim")
+            t.append(notes["note"] or "-")
         t.append(f"\nfolder {info.path}", style="dim")
         return t
 
@@ -260,6 +269,12 @@ class DetailScreen(ChartKeys, Screen):
 
     def action_report(self) -> None:
         export_report(self, [self.run_id])
+
+    def action_notes(self) -> None:
+        """t: the run's tags and note (core/store/notes.py); the runs filter selects by them."""
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is not None:
+            self.app.push_screen(NotesScreen(self.run_id, info.path), lambda _: self.refresh_view())
 
     def _events(self, info: RunInfo) -> Text:
         lines = Run(info.path).read_events(tail=8)

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from core.results.groups import group_key
+from core.store.query import QueryError, matches, parse_query
 from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
@@ -18,7 +19,7 @@ from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
-from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
+from .widgets.run_table import COLUMNS, RunsTable, sort_key
 from .widgets.table_scroll import SIDEWAYS_HELP
 
 EMPTY_HINT = """No runs yet in {root}.
@@ -92,6 +93,7 @@ class RunsScreen(Screen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
+        self.filter_error: str | None = None
         self.grouped = False            # one row per seed group (f)
         self._group_keys: dict[str, tuple] = {}   # run id -> (its config, its seed group's key)
 
@@ -101,7 +103,8 @@ class RunsScreen(Screen):
         yield GroupsTable(id="groups")
         yield Static(id="empty")
         yield Static(id="current")
-        yield FilterInput(placeholder="filter: words that must all appear (e.g. plain 56 finished); esc clears",
+        yield FilterInput(placeholder="filter: words and settings, all must hold (plain 56 width>=32 tag=best); esc "
+                                      "clears",
                           id="filter", compact=True)
         yield Footer(compact=True, show_command_palette=False)  # ? (named in the title bar) lists ^p too
 
@@ -137,7 +140,11 @@ class RunsScreen(Screen):
         return len(set(keys)) < len(keys)
 
     def visible_infos(self) -> list[RunInfo]:
-        infos = [i for i in self.app.watcher.ordered() if matches(i, self.filter_text)]
+        try:
+            query, self.filter_error = parse_query(self.filter_text), None
+        except QueryError as exc:        # said in the title: never 0 runs shown without a word
+            query, self.filter_error = None, str(exc)
+        infos = [i for i in self.app.watcher.ordered() if query is not None and matches(i, query)]
         if self.sort_column:
             keyed = [(sort_key(i, self.sort_column, self.app.marked), i) for i in infos]
             known = sorted(((key, i) for key, i in keyed if not key[0]), key=lambda pair: pair[0][1],
@@ -166,7 +173,9 @@ class RunsScreen(Screen):
         title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
         if running:
             title.append(f"  ·  {running} training", style="green")
-        if self.filter_text:
+        if self.filter_error:        # first, where a narrow terminal cannot cut it off
+            title = Text.assemble(("ResLab", "bold"), "  ", (f"filter: {self.filter_error}", "bold red"))
+        elif self.filter_text:
             title.append(f"  ·  filter '{self.filter_text}': {len(infos)} shown", style="yellow")
         if app.marked:
             title.append(f"  ·  {len(app.marked)} marked", style="magenta")

@@ -119,20 +119,6 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
     }
 
 
-def matches(info: RunInfo, query: str) -> bool:
-    """Every word of the query appears in the run's id, state or settings (case-insensitive)."""
-    if not query.strip():
-        return True
-    cfg = info.config
-    hay = [info.id, info.state, info.error]
-    if cfg is not None:
-        hay += [cfg.label(), cfg.optimizer, cfg.schedule, cfg.dataset, f"depth{cfg.depth}", f"d{cfg.depth}",
-                "plain" if cfg.shortcut == "none" else "resnet", cfg.sweep_name]
-        hay += [f"{k}={value_text(getattr(cfg, k))}" for k in VARIED if k != "sweep_name"]   # lr=0.1 batch_size=64
-    text = " ".join(hay).lower()
-    return all(word in text for word in query.lower().split())
-
-
 def natural(text: str) -> tuple:
     """'r14-A-s2' -> ('r', 14, '-a-s', 2, ''): numbers inside text compare as numbers, so r8 comes before r14."""
     parts = re.split(r"(\d+)", text.lower())

@@ -102,3 +102,17 @@ def test_the_milestone_note_is_said_only_of_runs_whose_milestones_were_scaled(tm
     assert [i.config.milestones for i in infos] == [(2, 3), (2, 3)]
     assert all("milestones scaled from 51,75 of 164 epochs to 2,3" in (i.path / "events.log").read_text()
                for i in infos)
+
+
+def test_note_sets_a_runs_tags_and_note_and_refuses_a_bad_tag(tmp_path, capsys):
+    from core.spec.config import preset
+    from core.store.notes import read_notes
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create(preset("quick", dataset="synthetic", name="r1"))
+    assert main(["note", "r1", "lr too high", "--tag", "best", "--tag", "fig6", "--runs-dir", str(store.root)]) == 0
+    assert "r1  tags: best fig6  note: lr too high" in capsys.readouterr().out
+    assert main(["note", "r1", "--untag", "fig6", "--runs-dir", str(store.root)]) == 0
+    assert read_notes(run.path) == {"tags": ["best"], "note": "lr too high"}
+    assert main(["note", "r1", "--tag", "a/b", "--runs-dir", str(store.root)]) == 2
+    assert "--tag: tag 'a/b'" in capsys.readouterr().err and read_notes(run.path)["tags"] == ["best"]
