@@ -19,7 +19,7 @@ from core.results.groups import RunGroup, group_runs, step_to
 from core.spec.config import RunConfig
 from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
-from core.util.formatting import duration, epochs_text, pct
+from core.util.formatting import duration, epochs_text, model_name, pct
 
 from .watch import JsonlTail
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
@@ -147,7 +147,7 @@ class CompareScreen(ChartKeys, Screen):
             out: list[Series] = []
             for x in group:
                 cfg = _cfg(x)
-                name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
+                name = model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width)     # PreAct-11, not ResNet-11
                 label = f"{cfg.depth}" if depth_keyed else label_of(x)
                 if self.grouped:
                     out.extend(self._group_series(x, name if depth_keyed else label, color_of(x), label,

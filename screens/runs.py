@@ -50,6 +50,25 @@ class FilterInput(OrderedInput):
         screen.set_focus(screen.query_one(GroupsTable) if screen.grouped else screen.query_one(RunsTable))
 
 
+def fit_title(parts: list, folder: str, width: int) -> Text:
+    """'ResLab  ? keys  ·  7 run(s)  ·  ...  ·  folder' on one line: on a narrow terminal the separators close up, the
+    keys hint goes, then 'sorted by' reads 'by'; the folder takes the room left (``with_folder``). One line always,
+    so the table never moves down a line when the sort order appears (80 columns)."""
+    def build(sep: str, hint: bool, short: bool) -> Text:
+        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim") if hint else "")
+        for text, style in parts:
+            title.append(sep)
+            title.append(text.replace("sorted by ", "by ") if short else text, style=style)
+        return title
+    for sep, hint, short in (("  ·  ", True, False), (" · ", True, False), (" · ", False, False),
+                             (" · ", False, True)):
+        title = build(sep, hint, short)
+        if title.cell_len <= width:
+            return with_folder(title, folder, width)
+    title.truncate(width, overflow="ellipsis")
+    return title
+
+
 def with_folder(title: Text, folder: str, width: int) -> Text:
     """The title with the runs folder last, shortened from the left to the room left on the line: what changes
     (filter, marks, order) never goes off the edge of a narrow terminal for a long path."""
@@ -169,27 +188,31 @@ class RunsScreen(Screen):
         self.query_one("#empty", Static).display = empty
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
+        self.query_one("#title", Static).update(fit_title(self._title_parts(all_infos, infos, groups),
+                                                          str(app.store.root), self.size.width - 2))
+        self.update_current()
+
+    def _title_parts(self, all_infos: list[RunInfo], infos: list[RunInfo], groups: GroupsTable) -> list:
+        """The title's parts after 'ResLab', each (text, style): what the table shows now."""
+        if self.filter_error:        # alone, where a narrow terminal cannot cut it off
+            return [(f"filter: {self.filter_error}", "bold red")]
         running = sum(1 for i in all_infos if i.state in ACTIVE)
-        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
+        parts = [(f"{len(all_infos)} run(s)", "")]
         if running:
-            title.append(f"  ·  {running} training", style="green")
-        if self.filter_error:        # first, where a narrow terminal cannot cut it off
-            title = Text.assemble(("ResLab", "bold"), "  ", (f"filter: {self.filter_error}", "bold red"))
-        elif self.filter_text:
-            title.append(f"  ·  filter '{self.filter_text}': {len(infos)} shown", style="yellow")
-        if app.marked:
-            title.append(f"  ·  {len(app.marked)} marked", style="magenta")
+            parts.append((f"{running} training", "green"))
+        if self.filter_text:
+            parts.append((f"filter '{self.filter_text}': {len(infos)} shown", "yellow"))
+        if self.app.marked:
+            parts.append((f"{len(self.app.marked)} marked", "magenta"))
         if self.grouped:
-            title.append(f"  ·  {len(groups.groups)} seed group(s) (f: runs)", style="cyan")
+            parts.append((f"{len(groups.groups)} seed group(s) (f: runs)", "cyan"))
         elif self._seeds_repeat(all_infos):
-            title.append("  ·  f: seed groups", style="cyan")
+            parts.append(("f: seed groups", "cyan"))
         if self.sort_column and not self.grouped:
             label = dict(COLUMNS).get(self.sort_column, self.sort_column.removeprefix("v:")).strip() \
                 or self.sort_column    # the mark column: 'mark', a varied setting: its name
-            title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
-        title = with_folder(title, str(app.store.root), self.size.width - 2)
-        self.query_one("#title", Static).update(title)
-        self.update_current()
+            parts.append((f"sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}", ""))
+        return parts
 
     def update_current(self) -> None:
         """One or two lines about the highlighted run: settings, result against the paper, error, next step."""
