@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     # before torch loads: CUDA then numbers the GPUs in PCI bus order, as NVML and nvidia-smi do (the devices panel,
     # --devices, the scheduler's CUDA_VISIBLE_DEVICES); its default numbers the fastest first
     os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    # cuBLAS reads this once, when it starts: a deterministic run that is not the process's first (the TUI's second,
+    # the in-process queue's) is deterministic only if it was set before any (core/train/device.py set_determinism)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     problem = _torch_problem()
     if problem:
         print(problem, file=sys.stderr)

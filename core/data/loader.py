@@ -123,6 +123,12 @@ class DeviceLoader:
     def __len__(self) -> int:
         return self._n_batches
 
+    def rebatch(self, batch_size: int) -> None:
+        """Evaluation in smaller batches from now on (after an out-of-memory); the next pass starts at the first."""
+        self.batch_size, self.pos = batch_size, 0
+        n = self.num_samples
+        self._n_batches = max(1, n // batch_size) if self.drop_last else math.ceil(n / batch_size)
+
     # -- randomness --------------------------------------------------------------------------------------
     def _draw_epoch(self) -> tuple[torch.Tensor, ...]:
         """(perm, dy, dx, flip) for the whole current epoch, always drawn from the epoch's start state."""

@@ -32,6 +32,7 @@ JOB_FILE = "slurm.json"
 DONE_STATES = ("COMPLETED", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
                "INTERRUPTED", "BOOT_FAIL", "DEADLINE", "PREEMPTED")
 WAITING_STATES = ("PENDING", "SUBMITTED", "REQUEUED", "CONFIGURING")
+MAX_TIME_LIMITS = 1000       # a run goes on through this many time limits (submitit's default is 3)
 SIGNAL_DELAY_S = 120         # Slurm signals the job this long before its time limit
 CHECKPOINT_WAIT_S = 90.0     # for the checkpoint after that signal: shorter than the delay, or Slurm kills first
 DEFAULT_CPUS_PER_TASK = 8    # a compile (and the data preparation) on the one CPU some sites give by default crawls
@@ -171,7 +172,10 @@ class SubmititLauncher:
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), path) if p)
 
     def executor(self, run: Run):
-        ex = self.submitit.AutoExecutor(folder=run.path / "slurm", cluster=self.cluster)
+        # submitit requeues a timed-out job only max_num_timeout times (3 by default), while the run was already
+        # listed as queued again: a run longer than 4 time limits then sat "queued" with no job
+        ex = self.submitit.AutoExecutor(folder=run.path / "slurm", cluster=self.cluster,
+                                        slurm_max_num_timeout=MAX_TIME_LIMITS)
         ex.update_parameters(**self.parameters(run))
         return ex
 

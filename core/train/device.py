@@ -62,6 +62,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def precision_note(precision: str, device: torch.device) -> str | None:
+    """A warning for bf16 asked for on a GPU that only emulates it (compute capability below 8.0: slower than
+    fp32), else None."""
+    if precision == "bf16" and device.type == "cuda":
+        capability = torch.cuda.get_device_capability(device)
+        if not native_bf16(capability):
+            return (f"warning: bf16 on a GPU of compute capability {capability[0]}.{capability[1]} is emulated and "
+                    f"slower than fp32 (native from 8.0); --precision auto picks fp32 here")
+    return None
+
+
 def native_bf16(capability: tuple[int, int]) -> bool:
     """Tensor cores that compute in bf16: compute capability 8.0 (Ampere) and up."""
     return tuple(capability) >= (8, 0)
@@ -75,7 +86,20 @@ def use_device(device: torch.device) -> None:
         torch.cuda.set_device(device)
         fraction = memory_fraction()
         if fraction is not None:
-            torch.cuda.set_per_process_memory_fraction(fraction, device)
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(shared_fraction(fraction, total), device)
+
+
+CONTEXT_BYTES = 768 * 2**20     # what a CUDA context (with cuDNN and cuBLAS loaded) takes outside the allocator's share
+
+
+def shared_fraction(fraction: float, total_bytes: int) -> float:
+    """The allocator's share for a process that may take ``fraction`` of a GPU of ``total_bytes``: less each
+    process's CUDA context, which the fraction does not cover (N processes at exactly 1/N each left no room for
+    their N contexts: the last to allocate ran out of memory)."""
+    if fraction >= 1:
+        return fraction
+    return max(0.02, fraction - CONTEXT_BYTES / max(total_bytes, 1))
 
 
 def gpu_sharing() -> int:
@@ -168,12 +192,19 @@ def _git_commit() -> str | None:
 
 
 # -- determinism and random number generators -------------------------------------------------------------------------
+CUBLAS_WORKSPACE = ":4096:8"      # what cuBLAS needs to be deterministic; read when cuBLAS starts (tui_app.py sets it)
+
+
 def set_determinism(cfg: RunConfig, device: torch.device) -> None:
+    """cuDNN's and torch's deterministic algorithms for a ``deterministic`` run. warn_only: an op without a
+    deterministic version warns instead of failing the run; the step's loss avoids the one it would meet
+    (core/train/step.py ``cross_entropy``). CUBLAS_WORKSPACE_CONFIG must be set before cuBLAS starts, i.e. at
+    process start (tui_app.py): set here it only helps a process whose cuBLAS has not started yet."""
     torch.backends.cudnn.benchmark = device.type == "cuda" and not cfg.deterministic
     torch.backends.cudnn.deterministic = cfg.deterministic
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     if cfg.deterministic and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 def seed_everything(seed: int) -> None:

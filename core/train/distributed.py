@@ -17,17 +17,24 @@ process may ask to stop, e.g. on SIGTERM; rank 0 reads the run's request file). 
 folder; the others see it through ``FollowerRun``.
 
 A process that dies breaks the group: gloo notices at once, a collective that waits on a frozen peer times out
-after ``$RESLAB_DIST_TIMEOUT_S`` (default 180) seconds (NCCL's watchdog then ends the process). Rank 0 then
-records the run as crashed (resumable from its last checkpoint), or out-of-memory when the process that left said
-so (``Dist.tell``), and every survivor exits.
+after ``$RESLAB_DIST_TIMEOUT_S`` (default 180) seconds (NCCL's watchdog then aborts the communicators and the error
+reaches the trainer). Rank 0 then records the run as crashed (resumable from its last checkpoint), or as what the
+process that left said (``Dist.tell``: out-of-memory, or failed with its error), and every survivor exits. torchrun
+starts its workers in sessions of their own, so killing torchrun's process group would leave them training:
+each worker asks the kernel for a SIGTERM when its launcher dies (``end_with_launcher``), which stops it with a
+checkpoint.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
+import inspect
 import math
 import os
+import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -55,6 +62,7 @@ class Dist:
     device: torch.device | None = None
     devices: list[str] = field(default_factory=list)   # every rank's "host:device", rank order
     store: Any = field(default=None, repr=False)       # the group's key-value store (``tell``), looked up when needed
+    leaving: bool = False       # this process ends the run early (``tell``): it leaves without waiting for the others
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Dist":
@@ -103,6 +111,7 @@ class Dist:
         """Leave a note for the other processes before this one leaves the run (why it ends: rank 0 records it instead
         of 'another process died'), in the process group's key-value store. Never raises."""
         if self.many:
+            self.leaving = True
             with contextlib.suppress(Exception):
                 self._store().set(f"reslab/end/{self.rank}", note)
 
@@ -186,8 +195,12 @@ class Dist:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ids = [device.index] if device.type == "cuda" else None
         # no broadcast of rank 0's buffers before every forward: only rank 0's batch-norm statistics are ever used
-        # (checkpoint, and sync_buffers before each evaluation), and its own evolve the same without it
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        # (checkpoint, and sync_buffers before each evaluation), and its own evolve the same without it.
+        # broadcast_buffers is deprecated from torch 2.14 (a FutureWarning in every run): forward_sync_buffers there
+        ddp = torch.nn.parallel.DistributedDataParallel
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                   else {"broadcast_buffers": False})
+        return ddp(model, device_ids=ids, **no_sync)
 
 
 SINGLE = Dist()
@@ -235,6 +248,18 @@ def resolve_launch_device(name: str, dist: Dist) -> torch.device:
     return torch.device("cuda", dist.local_rank)
 
 
+def end_with_launcher() -> None:
+    """Linux: SIGTERM to this process when its parent (torchrun's agent) dies, as a stop request (the CLI stops with a
+    checkpoint). torchrun puts each worker in a session of its own, so a killed torchrun (or its process group) left
+    the workers training with nobody to wait for them. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)    # PR_SET_PDEATHSIG
+        if os.getppid() == 1:     # the launcher died before the request was in place: this process was adopted
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
     """Join the launcher's process group for this block (SINGLE, untouched, without a launcher).
@@ -244,13 +269,15 @@ def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
     if not dist.launched:
         yield SINGLE
         return
+    end_with_launcher()
     dist.device = device = resolve_launch_device(device_name, dist)
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        # NCCL's watchdog ends a collective stuck past the timeout (a dead peer) and this process with it, so the
-        # run shows crashed then, not after a hang; 3 (tear down) is torch's default since 2.2, said here for clarity
-        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "3")
+        # NCCL's watchdog aborts a collective stuck past the timeout (a dead peer). torch's default, 3 (SkipCleanUp),
+        # then kills this process from the watchdog thread: rank 0 died before it could write why. 2 (CleanUpOnly)
+        # aborts the communicators and lets the error reach the trainer, which records the run's end and its cause.
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")
         tdist.init_process_group("cpu:gloo,cuda:nccl", timeout=timeout, device_id=device)
     else:
         tdist.init_process_group("gloo", timeout=timeout)
@@ -259,7 +286,7 @@ def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
         if dist.many:
             tdist.all_gather_object(dist.devices, dist.devices[0])
         yield dist
-        if dist.many:
+        if dist.many and not dist.leaving:      # one that leaves early must not wait: the others notice it left
             # every process leaves together: rank 0 holds the group's key-value store, and a process that left first
             # took it with it while another was still using it; that one died in C++ ("terminate called without an
             # active exception", exit -6), which torchrun counts as a failure (seen under load in the DDP tests)

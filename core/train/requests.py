@@ -9,6 +9,7 @@ passes SIGTERM to each); pausing is rank 0's.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -16,6 +17,7 @@ from typing import Callable
 from core.train.distributed import SINGLE, Dist
 
 REQUEST_POLL_S = 0.5          # how often the request file is looked at
+STOP_CARRIES_S = 120.0        # a stop asked this recently of a running run is obeyed by the process that takes it over
 
 
 class Requests:
@@ -61,6 +63,19 @@ class Requests:
             self.poll()
             self.agree()
             tick()
+
+    def take_over(self, state_before: str | None) -> None:
+        """At the trainer's start: a request left from before is dropped, except a recent stop of a run that was
+        ``running``: the process that was asked died before obeying (a torchrun restart, the scheduler's retry of a
+        crash), and the one taking over must not train on as if nobody had asked."""
+        try:
+            recent = time.time() - os.stat(self.run.request_path).st_mtime < STOP_CARRIES_S
+        except (OSError, AttributeError):      # no request, or a follower's view (never a request)
+            recent = False
+        if recent and state_before == "running" and self.run.read_request() == "stop":
+            self.log("stop requested before this process took over the run: stopping at the first chance")
+            self.stop_event.set()
+        self.run.clear_request()
 
     def poll(self) -> None:
         """Obey the run's request file (rank 0 only: other ranks never see one) and delete it."""

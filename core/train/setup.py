@@ -16,7 +16,7 @@ import torch
 from core.data.cifar import DataSplits, load_data
 from core.data.loader import DeviceLoader, normalization_stats
 from core.spec.config import RunConfig
-from core.train.device import resolve_precision
+from core.train.device import is_out_of_memory, precision_note, release_memory, resolve_precision
 from core.train.distributed import SINGLE, Dist, micro_batches_for
 from core.train.memory_format import choose_channels_last
 from core.train.models import create_model
@@ -24,6 +24,7 @@ from core.train.optim import LRSchedule, build_optimizer
 from core.train.step import TrainStep, evaluate
 from core.util.formatting import model_name
 
+MIN_EVAL_BATCH = 32    # evaluation's batch is halved after an out-of-memory, down to this
 EVAL_BATCH = 1000
 # torch.compile's settings per `compile` choice (core/spec/config.py COMPILE_MODES). reduce-overhead: CUDA graphs
 # replay the compiled forward and backward each as one launch (ResNet-20 at batch 128 is bound by ~200 kernel launches
@@ -51,6 +52,7 @@ class Setup:
     total_steps: int = 0
     total_epochs: int = 0
     dist: Dist = field(default_factory=lambda: SINGLE)
+    notes: list[str] = field(default_factory=list)      # what changed while training, for the run's events.log
 
     def set_micro_batches(self, slices: int) -> int:
         """Cut each global batch into ``slices`` micro-batches (more under DDP without --sync-bn, where every process
@@ -74,9 +76,21 @@ class Setup:
         evaluates its shard with rank 0's batch-norm statistics (those DDP keeps) and the sums are all-reduced."""
         d = self.dist
         d.sync_buffers(self.model)
-        reduce = d.sum_ if d.many else None
         splits = (("test", self.test_loader), ("val", self.val_loader))
-        return {name: evaluate(self.model, loader, self.step, reduce) for name, loader in splits if loader is not None}
+        return {name: self._evaluate(loader) for name, loader in splits if loader is not None}
+
+    def _evaluate(self, loader: DeviceLoader) -> tuple[float, float]:
+        """One split; on an out-of-memory (one process: under DDP the others would wait in a collective) the split
+        is evaluated again in batches half as large, down to MIN_EVAL_BATCH, and ``notes`` says so."""
+        while True:
+            try:
+                return evaluate(self.model, loader, self.step, self.dist.sum_ if self.dist.many else None)
+            except Exception as exc:
+                if not is_out_of_memory(exc) or self.dist.many or loader.batch_size <= MIN_EVAL_BATCH:
+                    raise
+            release_memory(self.device)
+            loader.rebatch(max(MIN_EVAL_BATCH, loader.batch_size // 2))
+            self.notes.append(f"out of memory in evaluation: evaluating in batches of {loader.batch_size}")
 
     def split_after_oom(self) -> str:
         """After a CUDA out-of-memory: twice the micro-batches (the same effective batch), where the config allows it
@@ -125,6 +139,7 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     for loader in (test, val):
         if loader is not None:
             loader.shard = (dist.rank, 1, dist.world)
+    note = "; ".join(filter(None, (note, precision_note(precision, device))))
     setup = Setup(cfg, device, data, precision, model, channels_last, note, test, val, dist=dist)
     if not train:
         return setup
@@ -133,10 +148,22 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     optimizer = build_optimizer(model, cfg, device)
     schedule = LRSchedule(cfg, ipe, total_steps)
     net = dist.wrap(model, cfg.sync_bn)
-    compiled = torch.compile(net, **COMPILE_MODES[cfg.compile]) if cfg.compile != "off" else None
+    compiled = compile_net(net, cfg.compile)
     setup.train_loader, setup.schedule = train_loader, schedule
     setup.step = TrainStep(model, optimizer, device, precision, channels_last, compiled, cfg.batch_size, net,
-                           dist.world)
+                           dist.world, graphs=cfg.compile == "reduce-overhead")
+    setup.step.one_hot_loss = cfg.deterministic and device.type == "cuda"
     setup.set_micro_batches(cfg.micro_batches)
     setup.iters_per_epoch, setup.total_steps, setup.total_epochs = ipe, total_steps, math.ceil(total_steps / ipe)
     return setup
+
+
+def compile_net(net: torch.nn.Module, mode: str) -> torch.nn.Module | None:
+    """``torch.compile`` of the training module, None for ``off``. Dynamo's caches are emptied first: a process that
+    trains runs one after another (the app's in-process queue) would otherwise keep every earlier run's graphs (and
+    their CUDA graph pools) and, past ``torch._dynamo.config.cache_size_limit`` nets of one class, silently run
+    eager."""
+    if mode == "off":
+        return None
+    torch._dynamo.reset()
+    return torch.compile(net, **COMPILE_MODES[mode])

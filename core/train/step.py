@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections import defaultdict
 from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.amp.grad_scaler import _refresh_per_optimizer_state
 
 from core.data.loader import DeviceLoader
 from core.train.device import AMP_DTYPES
@@ -32,7 +34,7 @@ class TrainStep:
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
                  precision: str = "fp32", channels_last: bool = False, compiled: torch.nn.Module | None = None,
-                 batch_size: int = 0, net: torch.nn.Module | None = None, world: int = 1):
+                 batch_size: int = 0, net: torch.nn.Module | None = None, world: int = 1, graphs: bool = False):
         self.model, self.optimizer, self.device = model, optimizer, device
         self.net = net if net is not None else model
         self.world = world
@@ -41,6 +43,8 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.channels_last = channels_last
         self.compiled = compiled
+        self.graphs = graphs        # compiled with CUDA graphs (torch.compile mode reduce-overhead)
+        self.one_hot_loss = False   # a deterministic run on a GPU (Setup): the loss without NLLLoss's CUDA kernel
         self.batch_size = batch_size
         self.micro_batches = 1
         self.chunks = 1
@@ -67,6 +71,25 @@ class TrainStep:
                     self.scaler.load_state_dict(scaler)
                 self.optimizer.zero_grad(set_to_none=True)
 
+    def reset_after_failure(self) -> None:
+        """Before a step is tried again (after an out-of-memory): no gradients, and the fp16 scaler's record of the
+        failed step forgotten (a failure inside ``scaler.step``, e.g. the momentum buffers' first allocation, left
+        the optimizer marked unscaled, and the retry raised "unscale_() has already been called")."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.is_enabled():
+            self.scaler._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
+
+    def net_for(self, total: int, pieces: int) -> torch.nn.Module:
+        """The module a step runs: the compiled one for full batches only (the last partial batch never triggers a
+        recompile), and with CUDA graphs (``graphs``) only for a whole batch in one piece. A graph replay frees the
+        outputs of the replay before it, and with micro-batches the first slice's gradients (``set_to_none`` makes
+        autograd hand the graph's own output tensor to ``.grad``) would live in that pool while the next slice's replay
+        reuses it: the accumulation would read freed memory. Slices (``--micro-batches``, the split after an
+        out-of-memory) therefore run eager under reduce-overhead."""
+        if self.compiled is None or total != self.batch_size or (self.graphs and pieces > 1):
+            return self.net
+        return self.compiled
+
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
@@ -77,13 +100,12 @@ class TrainStep:
             group["lr"] = lr
         n = x.shape[0]
         total = total or n        # images in the global batch; x holds this process's share
-        # The compiled module sees only full batches, so the last partial batch never triggers a recompile.
-        net = self.compiled if self.compiled is not None and total == self.batch_size else self.net
         self.optimizer.zero_grad(set_to_none=True)
         if self.world == 1:
             pieces = [p for p in zip(x.tensor_split(self.chunks), y.tensor_split(self.chunks)) if len(p[1])]
         else:       # every process runs the same number of backward passes, even on empty pieces
             pieces = list(zip(x.tensor_split(self.chunks), y.tensor_split(self.chunks)))
+        net = self.net_for(total, len(pieces))
         accumulate = getattr(self.net, "no_sync", None)     # DDP: all-reduce the gradients once, after the last piece
         losses, wrongs = [], []
         for i, (xs, ys) in enumerate(pieces):
@@ -91,7 +113,7 @@ class TrainStep:
             with accumulate() if accumulate is not None and not last else contextlib.nullcontext():
                 with self.autocast():
                     out = net(xs)
-                    loss = F.cross_entropy(out.float(), ys) if len(ys) else out.float().sum()
+                    loss = cross_entropy(out.float(), ys, self.one_hot_loss) if len(ys) else out.float().sum()
                 if self.world == 1:
                     scaled = loss * (xs.shape[0] / n) if len(pieces) > 1 else loss
                 else:   # DDP divides the summed gradients by the world size
@@ -104,6 +126,15 @@ class TrainStep:
         if len(pieces) == 1:
             return losses[0] / total, wrongs[0]
         return torch.stack(losses).sum() / total, torch.stack(wrongs).sum()
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, one_hot: bool = False) -> torch.Tensor:
+    """The batch's mean cross-entropy. ``one_hot``: the same value through log-softmax and a one-hot product, whose
+    backward is elementwise: a deterministic run on a GPU, where NLLLoss's CUDA kernel has no deterministic version
+    (torch only warns there, since the trainer asks for warn_only)."""
+    if not one_hot:
+        return F.cross_entropy(logits, y)
+    return -(F.one_hot(y, logits.shape[1]).to(logits.dtype) * F.log_softmax(logits, 1)).sum(1).mean()
 
 
 @torch.no_grad()

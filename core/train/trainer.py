@@ -84,8 +84,9 @@ def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
     if not lost:
         return "failed", f"{type(exc).__name__}: {exc}"
     rank, note = dist.told()
-    if note.startswith("out-of-memory: "):
-        return "out-of-memory", f"process {rank} of {dist.world}: {note.removeprefix('out-of-memory: ')}"
+    state, _, why = note.partition(": ")
+    if state in ("out-of-memory", "failed", "diverged"):      # what the process that left said (``Dist.tell``)
+        return state, f"process {rank} of {dist.world}: {why}"
     return "crashed", lost
 
 
@@ -156,7 +157,7 @@ class Trainer:
             except (OSError, ValueError):
                 self.status = {}
             try:
-                run.clear_request()
+                self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
                                started_at=now(), error=None)
                 state, message = self._start()
@@ -168,6 +169,8 @@ class Trainer:
                 state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
                 state, message = end_of(exc, self.dist)
+                if state == "failed" and not self.dist.is_main:     # rank 0 records it, not "another process died"
+                    self.dist.tell(f"failed: {message}")
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -372,7 +375,7 @@ class Trainer:
                 if not is_out_of_memory(exc):
                     raise
             # out of the except block: its traceback, which held the failed step's tensors, is gone
-            s.step.optimizer.zero_grad(set_to_none=True)
+            s.step.reset_after_failure()
             release_memory(s.device)
             note = s.split_after_oom()
             if not note.startswith("continuing"):
@@ -445,6 +448,8 @@ class Trainer:
         self._flush()
         t0 = time.monotonic()
         scores = s.evaluate()
+        while s.notes:
+            self.log(s.notes.pop(0))
         eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)

@@ -212,6 +212,43 @@ def test_cuda_graphs_train_and_resume_exactly(tmp_path):
     assert ref.read_steps() == cut.read_steps()
 
 
+def test_cuda_graphs_with_micro_batches_train_match_eager_and_resume_exactly(tmp_path):
+    """--compile reduce-overhead --micro-batches 2 (issue 29.1): the slices run eager (a graph replay would free the
+    first slice's gradients while they accumulate), so the run trains, matches the eager run and resumes exactly."""
+    import torch._dynamo
+
+    from core.train.checkpoint import load_checkpoint
+
+    torch._dynamo.reset()
+    cfg = config(compile="reduce-overhead", micro_batches=2, deterministic=True, max_train_images=512)
+    store = RunStore(tmp_path)
+    ref, state = train_run(store, cfg.with_overrides(name="ref"))
+    assert state == "finished", ref.read_status().get("error")
+    eager, state = train_run(store, cfg.with_overrides(name="eager", compile="off"))
+    assert state == "finished", eager.read_status().get("error")
+    for a, b in zip(ref.read_steps(), eager.read_steps()):
+        assert abs(a["loss"] - b["loss"]) <= 1e-3 + 1e-2 * abs(b["loss"]), (a, b)
+    cut = store.create(cfg.with_overrides(name="cut"))
+    assert Trainer(cut, stop_event=StopAfter(3)).run() == "stopped"
+    assert Trainer(cut).run() == "finished", cut.read_status().get("error")
+    a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(cut.checkpoint_path)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_deterministic_run_on_cuda_meets_no_nondeterministic_op(tmp_path):
+    """The trainer asks torch for deterministic algorithms with warn_only: every op a deterministic run uses must have
+    a deterministic version on CUDA, or the run is not what it says (issue 29.6: NLLLoss's kernel)."""
+    import warnings
+
+    store = RunStore(tmp_path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run, state = train_run(store, config(deterministic=True, epochs=1))
+    assert state == "finished", run.read_status().get("error")
+    alerts = [str(w.message) for w in seen if "does not have a deterministic implementation" in str(w.message)]
+    assert not alerts, alerts
+
+
 def main() -> int:
     """Without pytest: every test, one line each; exit 1 when one failed."""
     failed = 0

@@ -124,3 +124,18 @@ def test_a_local_disk_is_not_taken_for_a_shared_filesystem(tmp_path):
         pytest.skip(f"{tmp_path} is on a shared filesystem ({kind.strip()})")
     note = filesystem_note(tmp_path)
     assert note and "does not look shared" in note and "--runs-dir" in note
+
+
+def test_a_run_is_requeued_through_every_time_limit_it_needs(tmp_path, monkeypatch):
+    # submitit requeues a timed-out job 3 times by default, while the run was listed as queued again after each:
+    # the 4th time limit left it "queued" with no job. A fake srun on PATH lets submitit build its Slurm executor.
+    from core.serve.slurm import MAX_TIME_LIMITS, SubmititLauncher
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    run = RunStore(tmp_path / "runs").create(tiny_config())
+    executor = SubmititLauncher(cluster="slurm").executor(run)
+    assert executor._executor.max_num_timeout == MAX_TIME_LIMITS >= 100

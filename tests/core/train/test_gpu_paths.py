@@ -316,13 +316,15 @@ def test_each_of_n_runs_on_a_gpu_takes_its_share_of_the_memory(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
     monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: calls.append((f, d)))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("P", (), {"total_memory": 80 * 2**30}))
     cuda1 = torch.device("cuda", 1)
     use_device(cuda1)
     assert calls == [("set_device", cuda1)]
     calls.clear()
     monkeypatch.setenv("RESLAB_MEMORY_FRACTION", "0.25")
     use_device(cuda1)
-    assert calls == [("set_device", cuda1), (0.25, cuda1)]
+    # a quarter of the GPU less one CUDA context (which the allocator's fraction does not cover)
+    assert calls == [("set_device", cuda1), (pytest.approx(0.25 - 0.75 / 80), cuda1)]
     calls.clear()
     use_device(torch.device("cpu"))
     assert calls == []
