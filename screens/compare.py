@@ -59,7 +59,7 @@ class CompareScreen(ChartKeys, Screen):
         Binding("f", "toggle_groups", "Seed groups"),
         Binding("x", "x_axis", "X axis: iterations, epochs, time", show=False),   # named in the legend
         Binding("e", "report", "Report"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
 
     def __init__(self, run_ids: list[str]):

@@ -54,7 +54,7 @@ class DetailScreen(ChartKeys, Screen):
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
         Binding("t", "notes", "Tags/note"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
 
     def __init__(self, run_id: str):

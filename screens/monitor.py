@@ -60,7 +60,7 @@ class MonitorScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
         Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
     HELP_TITLE = "monitor"
 
