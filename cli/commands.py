@@ -408,8 +408,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         why = refused.text if refused is not None else f"is not running (state: {info.state})"
         raise CliError(f"run {run.id} {why}; nothing to stop", EXIT_FAILED)
     run.request("stop")
-    if args.no_wait:
-        print(f"asked run {run.id} to stop")
+    if args.no_wait or info.phase:        # a compile can take minutes: the request stays, the run stops after it
+        print(f"asked run {run.id} to stop" + (" (it is compiling: it stops once the compile ends)" * bool(info.phase)))
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

@@ -369,7 +369,9 @@ class ResLabApp(App[str | None]):
             except (RunError, SlurmUnavailable) as exc:
                 self.notify(str(exc), severity="error")
                 return
-        self.notify(f"stopping {run_id} (checkpoint at the next iteration)", timeout=4)
+        info = self.watcher.infos.get(run_id)
+        when = "after the compile" if info is not None and info.phase else "at the next iteration"
+        self.notify(f"stopping {run_id} (checkpoint {when})", timeout=4)
 
     def toggle_pause(self, run_id: str | None) -> None:
         if run_id is None:

@@ -14,7 +14,7 @@ from screens.detail import DetailScreen
 from screens.monitor import MonitorScreen
 
 from .fixtures import add_running, quick
-from .helpers import POLL, wait_for
+from .helpers import POLL, screen_text, wait_for
 
 SLOW = 60.0     # the app's poll, made too slow to notice what changed in the folder before the key comes
 
@@ -91,3 +91,21 @@ async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_re
         await wait_for(pilot, lambda: app.watcher.infos[a.id].state == "stopped", 10, "the stopped run")
         assert app.resume_run(a.id, where="auto")
         assert [q.run.id for q in Q.queued(app.store)] == [a.id, b.id, c.id]
+
+
+async def test_a_stop_during_a_compile_is_shown_pending_and_the_cli_returns_at_once(fixture_runs, capsys):
+    """Issue 34, item 5: `stop RUN` blocked 14.8 s until a 17.5 s compile ended; the TUI showed 'running (compiling)'
+    with no sign of the pending stop."""
+    from cli.main import main
+
+    live = add_running(fixture_runs)
+    live.update_status(compiling=True, host=socket.gethostname(), pid=os.getpid())
+    assert main(["stop", live.id, "--runs-dir", str(fixture_runs)]) == 0       # at once, not after the compile
+    assert "it is compiling: it stops once the compile ends" in capsys.readouterr().out
+    assert live.read_request() == "stop"
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        app.open_run(live.id, "monitor")
+        await wait_for(pilot, lambda: "compiling · stop requested: after the compile" in screen_text(app), 10,
+                       "the pending stop")
