@@ -37,7 +37,7 @@ BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
 PLACEHOLDERS = {"depth": "e.g. 20 or 20,56,110", "data_dir": "$RESLAB_DATA or data/", "name": "generated",
                 "milestones": "e.g. 32000,48000", "seed": "e.g. 0 or 1-5"}
 CUSTOM = "custom"
-REMEMBERED_TEXT = "Kept for next time: all but name, sweep_name, seed, variants (this launch's own)"
+REMEMBERED_TEXT = "Kept for next time: all but name, sweep_name, seed and variants"
 
 
 def as_text(value: Any) -> str:
