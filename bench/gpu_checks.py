@@ -11,7 +11,8 @@ what it measured):
 4. ``epoch``: one real he2016 ResNet-20 epoch through the trainer, eager and with CUDA graphs;
 5. ``queue``: four ResNet-20 runs on one GPU, one at a time against four sharing it (bench/queue_latency.py);
 6. ``fidelity``: the engine against the usual loop on the full set, 3 epochs, 5 seeds (bench/fidelity.py);
-7. ``memory``: ResNet-1202 at batch 128.
+7. ``init``: the paper's fan-out init against fan-in, per-channel normalisation, the same 5 seeds paired (issue 28);
+8. ``memory``: ResNet-1202 at batch 128.
 
 Results: ``OUT/gpu_checks.json`` (every figure), ``OUT/gpu_checks.txt`` (a summary to paste) and ``OUT/gpu_checks.log``
 (each step's command and the tail of its output); run folders and data go to ``--work``, never under OUT.
@@ -185,6 +186,10 @@ def plan(args, data: Path, work: Path) -> list[Step]:
         "--epochs", "3", "--milestones", "2", "--seeds", "1", "2", "3", "4", "5"]
     steps.append(Step("fidelity", "engine vs usual loop", fid, 20 if cpu else 200, 420,
                       lambda out: json.loads((w / "fid.json").read_text())))
+    init = [*fid[:6], "--json", str(w / "init.json"), *fid[8:], "--engine-normalize", "channel", "--skip-loop",
+            "--init", "he-fan-out", "he-fan-in"]           # issue 28: what the paper's init costs, paired by seed
+    steps.append(Step("init", "he-fan-out vs he-fan-in", init, 20 if cpu else 240, 480,
+                      lambda out: json.loads((w / "init.json").read_text())))
     mem = [*tp, "--depths", "14" if cpu else "1202", "--json", str(w / "mem.json")]
     steps.append(Step("memory", "ResNet-1202 at batch 128" if not cpu else "deeper net", mem, 10 if cpu else 60, 180,
                       read_json(w / "mem.json")))
@@ -223,7 +228,7 @@ def figure_lines(section: str, f: dict) -> list[str]:
             f"test err {e['test_err']}%" for e in f.get("epochs", [])]
     if section == "queue":
         return [f"wall {f['wall_s']} s, at most {f.get('max_concurrent')} at once, median run {f.get('per_run_s')} s"]
-    if section == "fidelity":
+    if section in ("fidelity", "init"):
         return [json.dumps(row) for row in f.get("rows", [])][:12]
     return []
 
@@ -240,6 +245,10 @@ def prepare_data(args, work: Path) -> Path:
         tool, npz = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py", None
         if not tool.exists():     # on the device machine ../shared is not there: bench/gpu_checks.sh says what to carry
             tool, npz = REPO / ".shared" / "cifar10_jpeg.py", REPO / ".shared" / "cifar10-jpeg.npz"
+            if not (tool.exists() and npz.exists()):
+                raise SystemExit("no CIFAR-10 here: ../shared is not beside the repository and .shared/ lacks "
+                                 "cifar10_jpeg.py or cifar10-jpeg.npz (mkdir -p .shared && cp ../shared/data/"
+                                 "cifar10-jpeg.npz ../shared/tools/cifar10_jpeg.py .shared/), or pass --data-dir")
         cmd = [sys.executable, str(tool), str(dest)] + (["--npz", str(npz)] if npz else [])
         if args.device == "cpu":
             cmd += ["--train-per-class", "20", "--test-per-class", "10"]
@@ -269,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="", help="run folders, data and JSON of each step [a folder under /tmp]")
     ap.add_argument("--data-dir", default="", help="a folder holding cifar-10-batches-py [written from shared/]")
     ap.add_argument("--sections", nargs="*", choices=("tier", "throughput", "compile", "epoch", "queue", "fidelity",
-                                                      "memory"))
+                                                      "init", "memory"))
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ _CHOICES = {"arch": C.ARCHS, "shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "op
             "schedule": C.SCHEDULES,
             "milestone_unit": C.MILESTONE_UNITS, "normalize": C.NORMALIZATIONS, "precision": C.PRECISIONS,
             "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES,
-            "compile": C.COMPILE_MODES}
-_METAVARS = {"milestones": "M1,M2", "device": "auto|cpu|cuda:N", "name": "NAME", "data_dir": "DIR"}
+            "compile": C.COMPILE_MODES, "init": C.INITS}
+_METAVARS = {"milestones": "M1,M2", "widths": "W1,W2,W3", "device": "auto|cpu|cuda:N", "name": "NAME",
+             "data_dir": "DIR"}
 _DEFAULTS = C.RunConfig()
 
 EPILOG = """\

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
+from core.spec.archs import widths_text
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
 from core.store.notes import read_notes
@@ -168,7 +169,9 @@ class DetailScreen(ChartKeys, Screen):
         cfg = info.config
         if cfg is not None:
             t.append(f"{model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width)}", style="bold")
-            t.append(f"  shortcut {cfg.shortcut}, width {cfg.width} · {cfg.optimizer} lr {cfg.lr:g} "
+            wide = widths_text(cfg.widths, cfg.stem_width)                 # 'w16', or '30/60/90 stem 64'
+            wide = f"width {wide[1:]}" if wide.startswith("w") else f"widths {wide}"
+            t.append(f"  shortcut {cfg.shortcut}, {wide} · {cfg.optimizer} lr {cfg.lr:g} "
                      f"{cfg.schedule} · batch {cfg.batch_size} · {cfg.dataset}")
             if cfg.max_train_images:
                 t.append(f" ({cfg.max_train_images} training images)")

@@ -3,8 +3,7 @@
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
 that grid of runs (core.spec.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
 grid, plus the data folder (core.data.datasets.find_data while editing, core.data.cifar.check_data, the CLI's check,
-before
-anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
+before anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
 
 Built to be typed into at once: few, light widgets (screens/widgets/form_fields.py); keys typed while it is still
 being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
@@ -45,6 +44,7 @@ from .widgets.form_fields import (
     automatic_milestones,
     differs_from_preset,
     field_widget,
+    paired_width,
     starting_values,
 )
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
@@ -211,9 +211,8 @@ class NewRunScreen(Screen):
             self._show_focus_help(self.focused)   # a field focused already gets no focus event: its help now
 
     def load(self, cfg: RunConfig) -> None:
-        """Fill every field from ``cfg`` (a clone); the preset becomes custom, and its recipe (for milestones scaled
-        on a shorter run) the clone's. Its sweep and name are its own: a clone joins no sweep, and the variants of
-        an earlier launch are gone. Before the form is built, when it is."""
+        """Fill every field from ``cfg`` (a clone; its recipe for scaled milestones, no sweep, no earlier variants);
+        the preset becomes custom. Before the form is built, when it is."""
         self._pending = None if self._mounted else cfg
         if not self._mounted:
             return
@@ -268,11 +267,10 @@ class NewRunScreen(Screen):
         return True
 
     def apply_preset(self, name: str) -> None:
-        """Set the preset's whole recipe (core.spec.field_help.RECIPE), whatever the preset before set; data, speed,
-        device and seed stay as the user set them. The variants and sweep name of a launch go (they change the
-        recipe, or name a sweep of another one)."""
+        """Set the preset's whole recipe (field_help.RECIPE) whatever the preset before set; data, speed, device and
+        seed stay the user's; a launch's variants and sweep name go."""
         self._recipe, self._scaled = C.preset(name), None
-        for key in RECIPE:
+        for key in RECIPE:          # widths too: a preset that gives width alone has w, 2w, 4w
             self.set_value(key, getattr(self._recipe, key))
         self.clear_launch_settings(seed=False)
         self._preset_help(PRESET_HELP[name])
@@ -385,6 +383,10 @@ class NewRunScreen(Screen):
             if iters.value.strip() not in ("0", ""):
                 self._put("f-iterations", "0")
                 self.notify("iterations set to 0, so that epochs sets the length", timeout=4)
+        if by_user and event.input.id in ("f-width", "f-widths"):    # the two never disagree (core/spec/config.py)
+            other, text = paired_width(event.input.id.removeprefix("f-"), event.value)
+            if text is not None:
+                self._put(f"f-{other}", text)
         self._after_change(by_user)
 
     @unless_closing

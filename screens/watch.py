@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from core.store.index import RunIndex
 from core.store.reader import STEP_FIELDS, problem
 from core.store.runs import ACTIVE, Run, RunInfo, RunStore, oldest_first
 from core.util.files import MAX_ROWS_BYTES, open_regular
@@ -146,13 +147,13 @@ class RunWatcher:
             self._active.discard(run_id)
 
     def read(self, run_ids: list[str]) -> list[tuple[str, tuple, RunInfo]]:
-        """Read these (pending) folders; safe in a thread, as it changes nothing: ``apply`` the result."""
+        """Read these (pending) folders, through the runs folder's index (core/store/index.py: only folders whose
+        files changed are read); safe in a thread, as it changes nothing here: ``apply`` the result."""
         root = str(self.store.root)
-        out = []
-        for run_id in run_ids:
-            sig = _signature(f"{root}/{run_id}")
-            out.append((run_id, sig, Run(self.store.root / run_id).info()))
-        return out
+        sigs = {run_id: _signature(f"{root}/{run_id}") for run_id in run_ids}
+        infos = RunIndex(self.store.root).infos([Run(self.store.root / r) for r in run_ids], complete=False,
+                                                folder_size=len(self._ids))
+        return [(info.id, sigs[info.id], info) for info in infos]
 
     def apply(self, read: list[tuple[str, tuple, RunInfo]]) -> set[str]:
         """Take what ``read_pending`` read (on the thread that owns ``infos``); return the ids added."""

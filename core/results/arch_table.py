@@ -17,10 +17,10 @@ from typing import Sequence
 
 from core.results.groups import KIND_TITLES, KINDS, RunGroup, data_text, settings
 from core.results.table6 import PARTIAL_MARK, _f, cell_text, data_title, tex_escape
-from core.spec.archs import ARCHS, WRN_BASE
+from core.spec.archs import ARCHS, WRN_BASE, doubling, widths_text
 from core.util.formatting import pct
 
-ARCH_GRID = {"depth", "shortcut", "arch", "width", "dropout"}     # what the columns and rows say
+ARCH_GRID = {"depth", "shortcut", "arch", "width", "widths", "stem_width", "dropout"}   # what columns and rows say
 _BASE = {"preact": "PreAct", "preact-bottleneck": "PreAct bottleneck"}
 SOURCES = {"resnet": "He et al. 2016 (Table 6, option A)", "preact": "He et al. 2016b",
            "preact-bottleneck": "He et al. 2016b", "wrn": "Zagoruyko & Komodakis 2016"}
@@ -30,12 +30,14 @@ def column_title(g: RunGroup) -> str:
     """'ResNet A', 'plain', 'PreAct', 'PreAct bottleneck A', 'WRN k=10', 'WRN k=10 dropout 0.3'. The follow-ups'
     projection shortcut (B, as both papers use) goes unsaid; any other is named, as is a width other than 16."""
     c = g.config
+    paper = c.widths == doubling(16) and c.stem_width in (0, 16)
+    wide = "" if paper else f" {widths_text(c.widths, c.stem_width)}"       # ' w64', ' 30/60/90 stem 64'
     if c.arch == "resnet":
-        return KIND_TITLES.get(c.shortcut, c.shortcut) + (f" w{c.width}" if c.width != 16 else "")
+        return KIND_TITLES.get(c.shortcut, c.shortcut) + wide
     if c.arch == "wrn":
         title = f"WRN k={c.width // WRN_BASE}" if c.width % WRN_BASE == 0 else f"WRN w{c.width}"
     else:
-        title = _BASE.get(c.arch, c.arch) + (f" w{c.width}" if c.width != 16 else "")
+        title = _BASE.get(c.arch, c.arch) + wide
     title += {"B": "", "none": " plain"}.get(c.shortcut, f" {c.shortcut}")
     return title + (f" dropout {c.dropout:g}" if c.dropout else "")
 
@@ -43,7 +45,7 @@ def column_title(g: RunGroup) -> str:
 def _column_order(g: RunGroup) -> tuple:
     c = g.config
     arch = ARCHS.index(c.arch) if c.arch in ARCHS else len(ARCHS)
-    return arch, KINDS.index(c.shortcut) if c.shortcut in KINDS else len(KINDS), c.width, c.dropout
+    return arch, KINDS.index(c.shortcut) if c.shortcut in KINDS else len(KINDS), c.widths, c.stem_width, c.dropout
 
 
 @dataclass

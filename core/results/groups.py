@@ -261,7 +261,17 @@ def variant_labels(groups: Sequence[RunGroup]) -> dict[int, str]:
     dicts = [settings(g) for g in groups]
     keys = [k for k in (dicts[0] if dicts else {}) if k not in ("depth", "shortcut")
             and any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
+    keys = one_width_key(keys, dicts)
     return {id(g): ", ".join(f"{k}={_short(d[k])}" for k in keys) for g, d in zip(groups, dicts)}
+
+
+def one_width_key(keys: list[str], dicts: Sequence[dict]) -> list[str]:
+    """``keys`` with only one of width and widths where both vary (they always vary together): width while every
+    net has the paper's doubling w, 2w, 4w, else widths (30/60/90 says more than 30)."""
+    if "width" not in keys or "widths" not in keys:
+        return keys
+    doubling = all(list(d["widths"]) == [d["width"], 2 * d["width"], 4 * d["width"]] for d in dicts)
+    return [k for k in keys if k != ("widths" if doubling else "width")]
 
 
 def _short(value) -> str:

@@ -11,6 +11,7 @@ the formats asked for; prefixed ``NAME-`` when several sweeps share a report)::
     fig6.png   fig6.svg    fig6.pdf        error curves as Fig. 6 (see figures.py)
     table.md   table.tex   table.csv       a sweep's table: rows and columns the values it varied, effect lines
     curves.png curves.svg  curves.pdf      a sweep's curves, one colour per value, the learning rate below
+    cost.png   cost.svg    cost.pdf        error against time and parameters, where width, depth, batch or arch vary
     fig7.png   fig7.svg    fig7.pdf        layer responses, when the runs' checkpoints and test images are here
     report.md                              the tables and figures embedded, each run's settings and environment
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from core.results import arch_table, figures, sweep
+from core.results import arch_table, cost, figures, sweep
 from core.results.groups import (
     MissingDependency,
     ReportError,
@@ -143,6 +144,9 @@ def _write_paper(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         lines += [f"{sub} Training curves (Fig. 6 layout)", "",
                   f"![Training and test error over iterations]({_embed(fig6_files)})", "",
                   "Dashed: training error, bold: test error; shaded: min-max over the seeds of a group.", ""]
+    variants = variant_labels(groups)
+    costs = _costs_of(groups, [g.name + (f" ({variants[id(g)]})" if variants[id(g)] else "") for g in groups])
+    lines += _write_cost(costs, "depth and shortcut", out_dir, prefix, figs, report, table=True)
     return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
 
 
@@ -165,6 +169,8 @@ def _write_archs(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
         lines += [f"![Error and learning rate by architecture]({_embed(files)})", "",
                   "Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate.",
                   ""]
+    costs = _costs_of(groups, [arch_table.column_title(g) + f", depth {g.depth}" for g in groups])
+    lines += _write_cost(costs, "architecture", out_dir, prefix, figs, report, table=True)
     return lines + _write_fig7(groups, out_dir, prefix, sub, figs, report, opts)
 
 
@@ -186,26 +192,53 @@ def _write_sweep(groups: list[RunGroup], out_dir: Path, prefix: str, heading: st
                  figs: Sequence[str], report: Report, opts: dict) -> list[str]:
     """The table by what varied (core/results/sweep.py), its effect lines and its curves with the lr below."""
     table = sweep.build(groups)
+    ref = settings(groups[0])
+    groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
+    labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
+              for g in groups]
+    if cost.varies_cost([k for d in table.dims for k in d.keys]):
+        table.costs = cost.costs(groups, labels)
     _write_table(table, {"md": sweep.to_markdown, "tex": sweep.to_latex, "csv": sweep.to_csv},
                  out_dir / f"{prefix}table", formats, report)
     x = pick_x(groups, opts["x"])
     varied = ", ".join(d.title for d in table.dims) or "nothing"
     files: list[Path] = []
     if figs:
-        ref = settings(groups[0])
-        groups = sorted(groups, key=lambda g: [d.values.index(sweep._value_of(g, d)) for d in table.dims])
-        labels = ["; ".join(sweep.value_label(d.keys, sweep._value_of(g, d), ref) for d in table.dims) or g.name
-                  for g in groups]
         fig = figures.fig_sweep(groups, labels, x, title=f"by {varied}: test error (bold), training error (dashed)")
         files = figures.save(fig, out_dir, f"{prefix}curves", figs)
         report.files += files
+    cost_lines = _write_cost(table.costs, varied, out_dir, prefix, figs, report)
     lines = ([f"## {heading}", ""] if heading else []) + [f"{'###' if heading else '##'} Test error by {varied}",
                                                            "", sweep.to_markdown(table).rstrip(), ""]
     if files:
         lines += [f"![Error and learning rate over {figures.X_LABELS[x]}]({_embed(files)})", "",
                   f"Bold: test error, dashed: training error (shaded: min-max over seeds); below: the learning rate. "
                   f"{table.caption.partition(': ')[0].replace('Final test error (%) on', 'Data:')}.", ""]
+    lines += cost_lines
     return lines + _write_fig7(groups, out_dir, prefix, "###" if heading else "##", figs, report, opts)
+
+
+def _costs_of(groups: list[RunGroup], labels: list[str]) -> dict:
+    """The groups' cost points (core/results/cost.py) where they differ in what a net costs, else none."""
+    dicts = [settings(g) for g in groups]
+    varied = [k for k in (dicts[0] if dicts else {}) if any(d[k] != dicts[0][k] for d in dicts[1:])]
+    return cost.costs(groups, labels) if cost.varies_cost(varied) else {}
+
+
+def _write_cost(costs: dict, varied: str, out_dir: Path, prefix: str, figs: Sequence[str], report: Report,
+                table: bool = False) -> list[str]:
+    """cost.png (error against time and parameters) of these points, and its report.md lines (with the cost table
+    when ``table``: the sweep table carries its own)."""
+    files = figures.save(cost.fig_cost(list(costs.values()), title=f"by {varied}: error against cost"), out_dir,
+                         f"{prefix}cost", figs) if figs and len(costs) > 1 else []
+    report.files += files
+    lines = [sweep.cost_markdown(costs), ""] if table and costs else []
+    if files:
+        lines += [f"![Final test error against training time and parameters]({_embed(files)})", "",
+                  "Final test error (mean over seeds; whiskers: lowest to highest seed) against training time per run "
+                  "and against parameters, one point per group; dashed: the Pareto front (no other group is both "
+                  "cheaper and better).", ""]
+    return lines
 
 
 def _embed(paths: list[Path]) -> str:

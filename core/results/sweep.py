@@ -22,11 +22,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from core.results.groups import RunGroup, data_text, settings
-from core.util.formatting import model_name
+from core.results.groups import RunGroup, data_text, one_width_key, settings
+from core.util.formatting import duration, model_name
 
 PAPER_GRID = {"depth", "shortcut"}      # a sweep of only these is the paper's Table 6
-SHARED_KEYS = ("depth", "shortcut", "width", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule",
+SHARED_KEYS = ("depth", "shortcut", "width", "widths", "stem_width", "init", "optimizer", "lr", "momentum",
+               "weight_decay", "batch_size", "schedule",
                "milestones", "epochs", "iterations", "warmup_iters", "augment")
 TITLES = {"batch_size": "batch", "lr": "lr", "milestones": "lr decay", "weight_decay": "weight decay",
           "max_train_images": "training images", "data": "data", "warmup_iters": "warm-up"}
@@ -45,6 +46,8 @@ class Dim:
 
 
 def _sort_key(value: Any):
+    if isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value):
+        return (2, value, "")           # stage widths, milestones: 4/8/16 before 16/32/64, not as text
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
 
 
@@ -56,6 +59,7 @@ def dimensions(groups: Sequence[RunGroup]) -> list[Dim]:
     varied = [k for k in dicts[0] if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
     if "milestones" in varied and "milestone_unit" in varied:
         varied.remove("milestone_unit")          # said with the milestones ('lr /10 at epoch 2')
+    varied = one_width_key(varied, dicts)        # 'widths 30/60/90' or 'width 16', not both
     merged: list[list[str]] = []
     for key in varied:
         for keys in merged:
@@ -96,6 +100,8 @@ def value_label(keys: Sequence[str], values: Sequence[Any], ref: dict) -> str:
             parts.append({"none": "plain"}.get(v, str(v)) if k == "shortcut" else str(v))
         elif k == "depth":
             parts.append(f"depth {v}")
+        elif k == "widths":
+            parts.append(f"widths {'/'.join(map(str, v))}")
         else:
             text = f"{v:g}" if isinstance(v, float) else ("on" if v is True else "off" if v is False else str(v))
             parts.append(f"{TITLES.get(k, k.replace('_', ' '))} {text}")
@@ -111,6 +117,7 @@ class SweepTable:
     columns: list[str]
     caption: str
     effects: list[str]
+    costs: dict = field(default_factory=dict)           # id(group) -> core.results.cost.Cost, where cost varies
 
 
 def _value_of(g: RunGroup, dim: Dim) -> tuple:
@@ -145,7 +152,12 @@ def caption(groups: Sequence[RunGroup], dims: Sequence[Dim]) -> str:
     ref = settings(groups[0])
     varied = {k for d in dims for k in d.keys}
     data = data_text(groups[0].data) if "data" not in varied and groups[0].data else "the data given per row"
-    keys = [k for k in SHARED_KEYS if k not in varied and not (k == "milestones" and ref.get("schedule") != "multistep")
+    doubling = list(ref.get("widths", ())) == [ref["width"], 2 * ref["width"], 4 * ref["width"]]
+    skip = {"width" if not doubling or "widths" in varied else "widths", "width" if "widths" in varied else ""}
+    skip |= {"stem_width"} if not ref.get("stem_width") else set()
+    skip |= {"init"} if ref.get("init", "he-fan-out") == "he-fan-out" else set()     # the paper's: unsaid
+    keys = [k for k in SHARED_KEYS if k not in varied and k not in skip
+            and not (k == "milestones" and ref.get("schedule") != "multistep")
             and not (k == "epochs" and ref.get("iterations")) and not (k == "iterations" and not ref.get("iterations"))]
     shared = []
     arch = ref.get("arch", "resnet")
@@ -154,7 +166,7 @@ def caption(groups: Sequence[RunGroup], dims: Sequence[Dim]) -> str:
             "" if ref["shortcut"] in ("A", "none") else f" {ref['shortcut']}") + (
             " bottleneck" if arch == "preact-bottleneck" else "") + (
             f" dropout {ref['dropout']:g}" if ref.get("dropout") and "dropout" not in varied else ""))
-        keys = [k for k in keys if k not in ("depth", "shortcut") and not (k == "width" and arch == "wrn")]
+        keys = [k for k in keys if k not in ("depth", "shortcut") and not (k in ("width", "widths") and arch == "wrn")]
     elif arch != "resnet" and "arch" not in varied:
         shared.append(f"arch {arch}")
     shared += [value_label((k,), (_h(ref[k]),), ref) for k in keys]
@@ -236,7 +248,21 @@ def to_markdown(table: SweepTable) -> str:
                  f"{'have' if partial != 1 else 'has'} not finished every epoch (its latest numbers count)\n")
     if table.effects:
         text += "\n" + "\n".join(f"- {e}" for e in table.effects) + "\n"
+    if table.costs:
+        text += "\n" + cost_markdown(table.costs)
     return text
+
+
+def cost_markdown(costs: dict) -> str:
+    """What each group cost (``costs``: core.results.cost.costs): its net's parameters and its mean time per run,
+    beside its final error."""
+    lines = ["| group | parameters | time per run | final test error (%) |", "|---|---:|---:|---:|"]
+    for c in costs.values():
+        spread = f" ({c.lo:.2f}-{c.hi:.2f}, n={c.n})" if c.n > 1 else ""
+        lines.append(f"| {c.label.replace('|', chr(92) + '|')} | {c.parameters:,} | "
+                     f"{duration(c.seconds) if c.seconds is not None else '-'} | {c.mean:.2f}{spread} |")
+    return "\n".join(lines) + ("\n\nTime per run: training and evaluation, pauses excluded (mean over the seeds); "
+                               "parameters counted on the net as built.\n")
 
 
 def to_latex(table: SweepTable) -> str:
@@ -255,12 +281,15 @@ def to_csv(table: SweepTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = [k for d in table.dims for k in d.keys]
-    w.writerow([*keys, "n", "runs", "best", "mean", "std", "partial", "seeds"])
+    cost = ["parameters", "seconds_per_run"] if table.costs else []
+    w.writerow([*keys, "n", "runs", "best", "mean", "std", "partial", "seeds", *cost])
     for _, cells in table.rows:
         for g in (g for g in cells if g is not None):
             d = settings(g)
+            c = table.costs.get(id(g))
+            extra = ([c.parameters, _f(c.seconds)] if c else ["", ""]) if cost else []
             w.writerow([*(",".join(map(str, d[k])) if isinstance(d[k], list) else d[k] for k in keys), g.n, g.n_runs,
-                        _f(g.best), _f(g.mean), _f(g.std), g.partial, " ".join(map(str, g.seeds))])
+                        _f(g.best), _f(g.mean), _f(g.std), g.partial, " ".join(map(str, g.seeds)), *extra])
     return buf.getvalue()
 
 

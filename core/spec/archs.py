@@ -10,6 +10,11 @@
   between the convolutions, depth 6n+4. The widening factor k is ``width / 16`` (``width`` stays the filters of
   the first stage for every architecture: WRN-28-10 is depth 28, width 160).
 
+Stage widths: ``widths`` gives each of the three stages its filters (the lab report's 30/60/90), ``width`` the first
+stage's (the short form: w, 2w, 4w); ``stem_width`` the stem's (0: the first stage's; the course code's ResNet had a
+64-filter stem). resnet and preact take any widths; preact-bottleneck and wrn keep the doubling (a WRN's k is
+``width / 16``) and their own stem.
+
 core/train/models.py builds them; this module holds only the rules, so the config can validate without torch.
 """
 from __future__ import annotations
@@ -22,6 +27,7 @@ _DEPTH_RULES = {"resnet": (6, 2), "preact": (6, 2), "preact-bottleneck": (9, 2),
 _EXAMPLES = {"resnet": "8, 14, 20, 32, 44, 56, 110, 1202", "preact": "20, 56, 110", "preact-bottleneck": "164, 1001",
              "wrn": "10, 16, 28, 40"}
 WRN_BASE = 16     # the WRN paper's first-stage filters before widening: k = width / 16
+FREE_WIDTHS = ("resnet", "preact")      # the architectures whose stages take any widths and a stem of its own
 
 # CIFAR-10 test error (%) of the papers, the follow-up architectures; Table 6 stays in config.PAPER_ERRORS.
 # He et al. 2016b, Table 3 (110, basic) and Table 4 (164, 1001; 1001 reported as 4.92 (4.89 +- 0.14)).
@@ -82,13 +88,47 @@ def arch_paper_error(arch: str, depth: int, shortcut: str, width: int, dropout: 
     return None
 
 
-def conv_cost(arch: str, depth: int, width: int) -> float:
+def doubling(width: int) -> tuple[int, int, int]:
+    """The paper's stage widths for a first stage of ``width`` filters: (w, 2w, 4w)."""
+    return (width, 2 * width, 4 * width)
+
+
+def widths_text(widths: tuple[int, ...], stem_width: int = 0) -> str:
+    """How a net's widths read in labels: 'w16' for the paper's doubling, '30/60/90' otherwise, ' stem 64' added
+    where the stem has its own width."""
+    text = f"w{widths[0]}" if tuple(widths) == doubling(widths[0]) else "/".join(map(str, widths))
+    return text + (f" stem {stem_width}" if stem_width and stem_width != widths[0] else "")
+
+
+def widths_problem(arch: str, widths: tuple[int, ...], width: int, stem_width: int) -> dict[str, str]:
+    """What is wrong with these stage widths for ``arch`` (field -> message): three positive numbers agreeing with
+    ``width``; custom widths and a stem of its own only where the architecture takes them."""
+    e: dict[str, str] = {}
+    if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
+        e["widths"] = f"widths must be three positive numbers of filters, one per stage, e.g. 30,60,90, got " \
+                      f"{','.join(map(str, widths)) or 'none'}"
+    elif widths[0] != width:
+        e["widths"] = (f"widths {','.join(map(str, widths))} and width {width} disagree: width is the first stage's "
+                       f"filters; give one of them")
+    elif arch not in FREE_WIDTHS and tuple(widths) != doubling(width):
+        e["widths"] = (f"arch {arch} keeps the doubling w, 2w, 4w (set width; a WRN's k is width/16); widths "
+                       f"{','.join(map(str, widths))} is for {' or '.join(FREE_WIDTHS)}")
+    if stem_width < 0:
+        e["stem_width"] = f"stem_width must be >= 0 (0 = the first stage's width), got {number_text(stem_width)}"
+    elif stem_width and arch not in FREE_WIDTHS:
+        e["stem_width"] = f"arch {arch} keeps its own stem; stem_width is for {' or '.join(FREE_WIDTHS)} (leave 0)"
+    return e
+
+
+def conv_cost(arch: str, depth: int, width: int, widths: tuple[int, ...] = ()) -> float:
     """Multiply-accumulates of the residual stages' convolutions per 32x32 image, the part that sets a net's speed:
-    every stage costs the same (channels double as the side halves), a basic block 2 x 9 w^2 per pixel of the first
-    stage, a bottleneck (1x1 4w->w, 3x3, 1x1 w->4w) 17 w^2. Used to scale a measured speed to another net."""
+    a basic block costs 2 x 9 c^2 per pixel of its stage (32x32, 16x16, 8x8 for stage widths c1, c2, c3: with the
+    paper's doubling every stage costs the same), a bottleneck (1x1 4w->w, 3x3, 1x1 w->4w) 17 w^2. Used to scale a
+    measured speed to another net."""
     try:
         n = blocks_per_stage(arch, depth)
     except ValueError:
         return 0.0
     per_block = 17 if arch == "preact-bottleneck" else 18
-    return 3.0 * n * per_block * width * width * 32 * 32
+    c1, c2, c3 = widths if len(widths) == 3 else doubling(width)
+    return float(n * per_block * (c1 * c1 * 1024 + c2 * c2 * 256 + c3 * c3 * 64))

@@ -9,8 +9,11 @@ Presets (numbers cite their sources):
   at 32k and 48k iterations, 64k iterations, shortcut A, width 16, the per-pixel mean subtracted from the inputs;
   ResNet-110 and deeper warm up at 0.1x the rate until training error is under 80% (the paper's ResNet-110
   recipe). RunConfig's defaults are this recipe, so ``train --help`` shows what the form starts with.
-* ``lab-report``: the student lab report this tool grew out of: batch 64, 164 epochs, lr /10 at epochs 51 and
-  75, otherwise as the paper (it used wider layers: pass ``width=64`` to reproduce that).
+* ``lab-report``: the student lab report this tool grew out of, as its network and its training: from the report's
+  text, stages of 30, 60 and 90 filters, batch 64, 164 epochs, lr 0.1 /10 at epochs 51 and 75, wd 1e-4; from the
+  course's example code it started from (the common "ResNet18 for CIFAR" PyTorch file), the 64-filter 3x3 stem,
+  projection shortcuts (B), per-channel mean/std normalisation and PyTorch's default initialisation. ResNet-20 of it
+  has 663,486 parameters; ``widths=(64, 128, 256)`` is the example code's own net (4,327,754 at depth 20).
 * ``quick``: a short cosine run for screening ideas (15 epochs; its 200 warm-up iterations are capped at a
   tenth of the run, see core/data/plan.py).
 * ``preact2016``: He et al. 2016b ("Identity Mappings in Deep Residual Networks", ECCV, sec. 4; the authors' code
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from core.spec import limits
-from core.spec.archs import ARCHS, arch_paper_error, depth_problem
+from core.spec.archs import ARCHS, arch_paper_error, depth_problem, doubling, widths_problem, widths_text
+from core.spec.coerce import coerce
 from core.util.files import MAX_JSON_BYTES, FileTooLargeError, NotAFileError, read_bytes, size_text
 from core.util.formatting import model_name, number_text
 
@@ -39,7 +43,10 @@ SCHEMA_VERSION = 1
 
 SHORTCUTS = ("A", "B", "none")
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
-SCHEDULES = ("multistep", "cosine", "constant")
+SCHEDULES = ("multistep", "cosine", "constant", "plateau")
+# he-fan-out: He et al. 2015's normal init in fan-out mode (the papers'); he-fan-in: the same in fan-in mode (the usual
+# CIFAR loop's, akamaster/pytorch_resnet_cifar10); torch-default: no init function (what the course code got)
+INITS = ("he-fan-out", "he-fan-in", "torch-default")
 MILESTONE_UNITS = ("epoch", "iter")
 DATASETS = ("cifar10", "cifar100", "synthetic")
 NORMALIZATIONS = ("channel", "pixel")
@@ -55,7 +62,7 @@ _COMPILE_ALIASES = {True: "default", False: "off", "true": "default", "on": "def
 
 # He et al. 2016, Table 6 (CIFAR-10 test error, %, option A shortcuts). Plain nets have no table entry.
 PAPER_ERRORS = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
-# The lab report (batch 64, 164 epochs, /10 at 51 and 75, wide layers).
+# The lab report (widths 30/60/90 after a 64-filter stem, shortcut B, batch 64, 164 epochs, /10 at 51 and 75).
 LAB_REPORT_ERRORS = {20: 6.89, 56: 6.69, 110: 6.57}
 
 
@@ -72,8 +79,11 @@ class RunConfig:
     depth: int = 20
     shortcut: str = "A"
     width: int = 16
+    widths: tuple[int, ...] = ()       # () in a call: (width, 2 width, 4 width); always three after __post_init__
+    stem_width: int = 0
     arch: str = "resnet"
     dropout: float = 0.0
+    init: str = "he-fan-out"
     # -- data -------------------------------------------------------------------------------------
     dataset: str = "cifar10"
     data_dir: str = ""
@@ -97,6 +107,9 @@ class RunConfig:
     milestone_unit: str = "iter"
     lr_factor: float = 0.1
     min_lr: float = 0.0
+    plateau_patience: int = 10
+    plateau_threshold: float = 0.1
+    plateau_cooldown: int = 0
     warmup_iters: int = 0
     error_warmup: str = "auto"
     epochs: int = 164
@@ -118,12 +131,23 @@ class RunConfig:
     log_every: int = 20
     tensorboard: bool = False
 
+    def __post_init__(self) -> None:
+        # the stage widths, derived from ``width`` where not given: a config always holds both, and they agree
+        if not self.widths and isinstance(self.width, int) and not isinstance(self.width, bool) and self.width >= 1:
+            object.__setattr__(self, "widths", doubling(self.width))
+
+    @property
+    def stem(self) -> int:
+        """The stem's filters: ``stem_width``, or the first stage's (a WRN's stem is 16 whatever its width)."""
+        return 16 if self.arch == "wrn" else (self.stem_width or self.widths[0])
+
     # ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         # the fields as they are (all plain values; milestones a list): dataclasses.asdict deep-copies each value,
         # ~0.3 ms a config, which a table of 2,000 runs paid on every refresh (grouping, varied settings)
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["milestones"] = list(self.milestones)
+        d["widths"] = list(self.widths)
         return d
 
     def to_json(self) -> str:
@@ -149,6 +173,8 @@ class RunConfig:
                 errors[f.name] = str(exc)
         if errors:
             raise ConfigError(errors)
+        if kwargs.get("widths"):      # the stage widths given: width is their first (they never disagree)
+            kwargs["width"] = kwargs["widths"][0]
         return cls(**kwargs)
 
     @classmethod
@@ -159,9 +185,11 @@ class RunConfig:
         """This config with some fields replaced (values coerced like from_dict).
 
         Setting ``epochs`` alone clears ``iterations`` (a length in epochs replaces one in iterations), and
-        setting ``milestones`` alone to values that only make sense as epochs switches the unit to epochs.
+        setting ``milestones`` alone to values that only make sense as epochs switches the unit to epochs. ``width``
+        alone sets the stages to w, 2w, 4w; ``widths`` alone sets ``width`` to its first; both must agree.
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        _stage_widths(self, overrides)
         if "epochs" in overrides and "iterations" not in overrides:
             overrides["iterations"] = 0
         if "milestones" in overrides and "milestone_unit" not in overrides:
@@ -184,6 +212,10 @@ class RunConfig:
         if self.width < 1:
             e["width"] = (f"width must be a positive number of filters (16 is the paper's), "
                           f"got {number_text(self.width)}")
+        else:
+            e.update({k: m for k, m in widths_problem(self.arch, self.widths, self.width, self.stem_width).items()
+                      if k not in e})
+        _choice(e, "init", self.init, INITS)
         _choice(e, "dataset", self.dataset, DATASETS)
         for name in ("val_split", "max_train_images", "max_test_images"):
             if getattr(self, name) < 0:
@@ -210,6 +242,7 @@ class RunConfig:
             e["lr_factor"] = f"lr_factor must be in (0, 1) (0.1 divides by 10), got {self.lr_factor}"
         if self.min_lr < 0 or (self.lr > 0 and self.min_lr >= self.lr):
             e["min_lr"] = f"min_lr must be >= 0 and below lr ({self.lr}), got {self.min_lr}"
+        _plateau_problems(self, e)
         if self.warmup_iters < 0:
             e["warmup_iters"] = f"warmup_iters must be >= 0, got {number_text(self.warmup_iters)}"
         _choice(e, "error_warmup", self.error_warmup, TRISTATE)
@@ -274,9 +307,16 @@ class RunConfig:
         """A short human description, e.g. 'ResNet-20 A w16 sgd', 'PreAct-164 B w16 sgd', 'WRN-28-10 B d0.3 nesterov'
         (a WRN's width is in its name)."""
         sc = "" if self.shortcut == "none" else f" {self.shortcut}"
-        width = "" if self.arch == "wrn" else f" w{self.width}"
+        width = "" if self.arch == "wrn" else f" {widths_text(self.widths, self.stem_width)}"
         drop = f" d{self.dropout:g}" if self.dropout else ""
         return f"{model_name(self.depth, self.shortcut, self.arch, self.width)}{sc}{width}{drop} {self.optimizer}"
+
+    def net_name(self) -> str:
+        """The net as tables name it: 'ResNet-20', 'ResNet-20 30/60/90', 'ResNet-20 30/60/90 stem 64' (the paper's
+        doubling unnamed; a WRN's width is in its name)."""
+        name = model_name(self.depth, self.shortcut, self.arch, self.width)
+        custom = self.arch != "wrn" and (self.widths != doubling(self.width) or self.stem_width not in (0, self.width))
+        return name + (f" {widths_text(self.widths, self.stem_width)}" if custom else "")
 
 
 class ConfigError(ValueError):
@@ -287,6 +327,34 @@ class ConfigError(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
+def _stage_widths(cfg: RunConfig, overrides: dict[str, Any]) -> None:
+    """``width`` and ``widths`` in ``overrides`` as with_overrides takes them: width alone re-derives the stages (the
+    old ones would contradict it), widths alone sets width (from_dict), both must agree (ConfigError)."""
+    if "width" in overrides and "widths" not in overrides:
+        overrides["widths"] = ()
+    elif "width" in overrides:
+        try:
+            width, widths = _coerce("width", overrides["width"]), _coerce("widths", overrides["widths"])
+        except (TypeError, ValueError):
+            return                                    # from_dict names the bad one
+        if widths and widths[0] != width:
+            raise ConfigError({"widths": f"widths {','.join(map(str, widths))} and width {width} disagree: width "
+                                         f"is the first stage's filters; give one of them"})
+
+
+def _plateau_problems(cfg: RunConfig, e: dict[str, str]) -> None:
+    """The plateau schedule's settings, and the validation split it watches."""
+    if cfg.plateau_patience < 1:
+        e["plateau_patience"] = f"plateau_patience must be >= 1 epoch, got {number_text(cfg.plateau_patience)}"
+    if cfg.plateau_cooldown < 0:
+        e["plateau_cooldown"] = f"plateau_cooldown must be >= 0 epochs, got {number_text(cfg.plateau_cooldown)}"
+    if not cfg.plateau_threshold >= 0:
+        e["plateau_threshold"] = f"plateau_threshold must be >= 0 (error points), got {cfg.plateau_threshold}"
+    if cfg.schedule == "plateau" and cfg.val_split < 1:
+        e.setdefault("schedule", "schedule plateau decays when the validation error stops improving, so it needs "
+                                 "held-out images: set val_split (e.g. 5000), or choose multistep or cosine")
+
+
 def _choice(e: dict, name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         e[name] = f"unknown {name} {value!r}; allowed: {', '.join(allowed)}"
@@ -295,86 +363,34 @@ def _choice(e: dict, name: str, value: str, allowed: tuple[str, ...]) -> None:
 _FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
 
 
-def _coerce(name: str, value: Any) -> Any:  # noqa: C901 (one branch per field type)
+def _coerce(name: str, value: Any) -> Any:
     """Turn JSON/TOML/CLI text into the field's type, with a message naming what was expected."""
-    kind = _FIELD_TYPES[name]
     if name == "compile" and isinstance(value, bool):
         return _COMPILE_ALIASES[value]
     if name == "compile" and isinstance(value, str):
         return _COMPILE_ALIASES.get(value.strip().lower(), value.strip())
-    if kind == "tuple[int, ...]":
-        if isinstance(value, str):
-            parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
-            value = parts
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list of integers such as 51,75, got {value!r}")
-        try:
-            return tuple(_to_int(v) for v in value)
-        except ValueError:
-            raise ValueError(f"expected a list of integers such as 51,75, got {value!r}") from None
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise TypeError(f"expected true or false, got {value!r}")
-    if kind == "int":
-        try:
-            return _to_int(value)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {value!r}") from None
-    if kind == "float":
-        if isinstance(value, bool):
-            raise TypeError(f"expected a number, got {value!r}")
-        try:
-            if isinstance(value, str) and not value.isascii():    # float("٠.١") is 0.1: a digit of another script
-                raise ValueError(value)
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, got {value!r}")
-    return value.strip()
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isascii():                  # int("٣") is 3: a digit of another script
-        s = value.strip().lower().replace("_", "")
-        mult = 1
-        if s.endswith("k"):
-            s, mult = s[:-1], 1000
-        f = float(s)
-        if f.is_integer() or mult > 1:
-            return int(round(f * mult))
-    raise ValueError(value)
+    return coerce(_FIELD_TYPES[name], value)
 
 
 # -- presets -------------------------------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
     "he2016": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
                    milestones=(32000, 48000), milestone_unit="iter", iterations=64000, epochs=164, shortcut="A",
-                   width=16, error_warmup="auto", normalize="pixel"),
+                   width=16, stem_width=0, init="he-fan-out", error_warmup="auto", normalize="pixel"),
     "lab-report": dict(batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
-                       milestones=(51, 75), milestone_unit="epoch", iterations=0, epochs=164, shortcut="A",
-                       width=16, error_warmup="auto"),
+                       milestones=(51, 75), milestone_unit="epoch", iterations=0, epochs=164, shortcut="B",
+                       width=30, widths=(30, 60, 90), stem_width=64, init="torch-default", normalize="channel",
+                       error_warmup="auto"),
     "quick": dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="cosine",
                   milestones=(), milestone_unit="epoch", iterations=0, epochs=15, warmup_iters=200,
-                  shortcut="A", width=16, error_warmup="off"),
-    "preact2016": dict(arch="preact-bottleneck", depth=164, shortcut="B", width=16, dropout=0.0, batch_size=128,
+                  shortcut="A", width=16, stem_width=0, init="he-fan-out", error_warmup="off"),
+    "preact2016": dict(arch="preact-bottleneck", depth=164, shortcut="B", width=16, stem_width=0, init="he-fan-out",
+                       dropout=0.0, batch_size=128,
                        lr=0.1, momentum=0.9, weight_decay=1e-4, optimizer="sgd", schedule="multistep",
                        milestones=(32000, 48000), milestone_unit="iter", lr_factor=0.1, iterations=64000, epochs=164,
                        error_warmup="auto", normalize="channel"),
-    "wrn2016": dict(arch="wrn", depth=28, shortcut="B", width=160, dropout=0.0, batch_size=128, lr=0.1, momentum=0.9,
+    "wrn2016": dict(arch="wrn", depth=28, shortcut="B", width=160, stem_width=0, init="he-fan-out", dropout=0.0,
+                    batch_size=128, lr=0.1, momentum=0.9,
                     weight_decay=5e-4, optimizer="nesterov", schedule="multistep", milestones=(60, 120, 160),
                     milestone_unit="epoch", lr_factor=0.2, iterations=0, epochs=200, error_warmup="off",
                     normalize="channel"),
@@ -383,7 +399,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_HELP = {
     "he2016": "He et al. 2016: batch 128, lr 0.1 /10 at 32k and 48k iterations, 64k iterations, wd 1e-4, "
               "per-pixel mean subtracted",
-    "lab-report": "Lab report: batch 64, 164 epochs, lr /10 at epochs 51 and 75 (add width 64 for its wide nets)",
+    "lab-report": "Lab report: batch 64, 164 epochs, lr 0.1 /10 at epochs 51 and 75, wd 1e-4, stages of 30/60/90 "
+                  "filters (the report's text); a 64-filter stem, shortcut B, per-channel normalisation, PyTorch's "
+                  "default init (the course's example code it started from; --widths 64,128,256 is that code's net)",
     "quick": "Screening: 15 epochs, cosine schedule with 200 warm-up iterations (at most a tenth of the run)",
     "preact2016": "He et al. 2016b (Identity Mappings, ECCV), sec. 4 and the authors' code: PreAct-164 (bottleneck, "
                   "projection shortcuts), batch 128, lr 0.1 /10 at 32k and 48k of 64k iterations, wd 1e-4, per-channel "

@@ -14,7 +14,13 @@ FIELD_HELP: dict[str, str] = {
     "dropout": "wrn only: dropout between a block's two convolutions (0 = none; 0.3 in the WRN paper's best run)",
     "shortcut": ("A: identity, zero-padded where the shape changes (paper's CIFAR choice); B: 1x1 projection there; "
                  "none: plain net"),
-    "width": "Filters in the first stage (16 in the paper; stages use w, 2w, 4w); 64 gives the lab report's wide nets",
+    "width": "Filters in the first stage (16 in the paper; stages use w, 2w, 4w); the short form of widths",
+    "widths": ("Filters of each of the three stages, e.g. 30,60,90 (the lab report's) or 64,128,256 (the course "
+               "code's); empty = width, 2 width, 4 width. resnet and preact; sweeps: 16,32,64 | 30,60,90"),
+    "stem_width": ("Filters of the 3x3 stem convolution (0 = the first stage's; the course code's stem had 64). "
+                   "resnet and preact"),
+    "init": ("Initialisation: he-fan-out (He et al. 2015 normal, fan-out: the paper's), he-fan-in (the same in "
+             "fan-in mode: the usual CIFAR loop's) or torch-default (PyTorch's own: the course code's)"),
     "dataset": "cifar10, cifar100, or synthetic (learnable patterns, no download; for demos)",
     "data_dir": ("Folder holding cifar-10-batches-py (or the archive); empty = $RESLAB_DATA or data/. A run "
                  "keeps it as an absolute path (resumed from anywhere, it reads the same data)"),
@@ -31,11 +37,16 @@ FIELD_HELP: dict[str, str] = {
     "beta1": "Adam/AdamW first-moment decay",
     "beta2": "Adam/AdamW second-moment decay",
     "eps": "Adam/AdamW epsilon",
-    "schedule": "multistep (divide at milestones), cosine (to min_lr), or constant",
+    "schedule": ("multistep (divide at milestones), cosine (to min_lr), constant, or plateau (divide by 1/lr_factor "
+                 "when the validation error stops improving; needs val_split)"),
     "milestones": "Where multistep divides the rate, e.g. 32000,48000 (iterations) or 51,75 (epochs)",
     "milestone_unit": "Unit of milestones: iter or epoch",
-    "lr_factor": "Multistep factor at each milestone (0.1 = divide by 10)",
-    "min_lr": "Floor of the cosine schedule",
+    "lr_factor": "Factor at each multistep milestone and each plateau decay (0.1 = divide by 10)",
+    "min_lr": "Floor of the cosine and plateau schedules",
+    "plateau_patience": ("plateau: decay after this many epochs in a row whose validation error is not "
+                         "plateau_threshold below the best so far"),
+    "plateau_threshold": "plateau: how far (error points, %) below the best a validation error must be to count",
+    "plateau_cooldown": "plateau: epochs after a decay before epochs without improvement count again",
     "warmup_iters": "Linear warm-up from ~0 to lr over this many iterations (0 = none; at most a tenth of the run)",
     "error_warmup": "Paper's ResNet-110 warm-up: 0.1x lr until training error < 80% (auto: depth >= 110)",
     "epochs": "Training length in epochs (used when iterations is 0)",
@@ -66,9 +77,10 @@ _NAMES = {f.name for f in fields(RunConfig)}
 assert set(FIELD_HELP) == _NAMES, "every RunConfig field needs help text"
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("arch", "depth", "shortcut", "width", "dropout"),
+    "model": ("arch", "depth", "shortcut", "width", "widths", "stem_width", "dropout", "init"),
     "optimisation": ("optimizer", "lr", "momentum", "weight_decay", "beta1", "beta2", "eps"),
-    "schedule": ("schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "warmup_iters", "error_warmup",
+    "schedule": ("schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "plateau_patience",
+                 "plateau_threshold", "plateau_cooldown", "warmup_iters", "error_warmup",
                  "epochs", "iterations", "batch_size"),
     "data": ("dataset", "data_dir", "download", "val_split", "max_train_images", "max_test_images", "normalize",
              "augment"),

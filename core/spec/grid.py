@@ -4,7 +4,8 @@ The form's fields and the CLI's flags both come here:
 
 * ``--sweep FIELD=V1,V2`` (``parse_sweep``): several values of one setting, ``lr=0.1,0.05``, ``batch_size=64,128``;
   whole-number settings take ranges too (``seed=1-5``, ``depth=20,56,110``); milestones take alternatives
-  separated by ``|`` (``milestones=51,75|90,120``); shortcuts are ``A``, ``B`` or ``none`` (``plain`` = none).
+  separated by ``|`` (``milestones=51,75|90,120``), and so do stage widths (``widths=16,32,64|30,60,90``);
+  shortcuts are ``A``, ``B`` or ``none`` (``plain`` = none).
   The form reads each field the same way (``20,56`` in depth, ``0.1,0.05`` in lr, ``2,4|4,5`` in milestones).
 * ``--variant "optimizer=sgd lr=0.1"`` (``parse_variant``): settings that only make sense together; each variant
   is one value of a paired dimension.
@@ -32,7 +33,8 @@ MAX_RUNS = 1000                                 # a typo such as 1-100000 must n
 _TYPES = {f.name: f.type for f in fields(RunConfig)}
 # short names in run names and generated sweep names (lr0.1, bs64, w16, ms2_4)
 SHORT = {"batch_size": "bs", "width": "w", "milestones": "ms", "weight_decay": "wd", "momentum": "mom",
-         "max_train_images": "ntrain", "seed": "s", "epochs": "ep", "iterations": "it", "warmup_iters": "warm"}
+         "max_train_images": "ntrain", "seed": "s", "epochs": "ep", "iterations": "it", "warmup_iters": "warm",
+         "widths": "w", "stem_width": "stem"}
 
 
 def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> list[int]:
@@ -87,8 +89,8 @@ def _one(field: str, value: Any) -> Any:
 
 def parse_values(field: str, value: Any) -> list:
     """Several values of one setting: '0.1,0.05' for lr, '64,128' or '8-20' for whole numbers, '51,75|90,120' for
-    milestones (alternatives separated by '|'), 'A,none' for shortcuts, 'on,off' for switches. A single value is a
-    one-item list. Raises ValueError naming what is allowed."""
+    milestones and '16,32,64|30,60,90' for widths (alternatives separated by '|'), 'A,none' for shortcuts, 'on,off'
+    for switches. A single value is a one-item list. Raises ValueError naming what is allowed."""
     if field not in _TYPES:
         raise ValueError(f"unknown setting {field!r}; allowed: {', '.join(SWEPT)}")
     if field in NOT_SWEPT:
@@ -97,10 +99,11 @@ def parse_values(field: str, value: Any) -> list:
         return parse_shortcuts(value)
     if field in ("depth", "seed"):
         return parse_ints(value, field, {"depth": "20,56,110", "seed": "1,2,3"}[field])
-    if field == "milestones":
+    if field in ("milestones", "widths"):
         alts = value if isinstance(value, list) and value and isinstance(value[0], (list, tuple)) else \
             [a for a in (str(value).split("|") if isinstance(value, str) else [value])]
-        out = [_one(field, a.strip() if isinstance(a, str) else a) for a in alts]
+        # an empty widths is "w, 2w, 4w of width" (not of the default width): kept empty for the config to derive
+        out = [() if field == "widths" and not str(a).strip(" ,()[]") else _one(field, _stripped(a)) for a in alts]
         return list(dict.fromkeys(out))
     if isinstance(value, (list, tuple)):
         parts = list(value)
@@ -115,6 +118,10 @@ def parse_values(field: str, value: Any) -> list:
     if len(out) > MAX_RUNS:
         raise ValueError(f"more than {MAX_RUNS} values")
     return list(dict.fromkeys(out))
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 def parse_sweep(text: str) -> tuple[str, list]:

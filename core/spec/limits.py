@@ -16,24 +16,38 @@ MAX_LENGTH = 10 ** 12             # epochs or iterations
 MAX_TRAIN_BYTES = 2 ** 40         # 1 TiB: more than any one device holds (an H200 has 141 GB)
 
 
-def parameters(depth: int, width: int, classes: int = 100, arch: str = "resnet") -> int:
-    """About how many parameters a CIFAR ResNet has: stages of width w, 2w, 4w with n = (depth-2)/6 blocks of two
-    3x3 convolutions (He et al. 2016, sec. 4.2; pre-activation and wide nets alike); ResNet-20 at width 16: ~0.27M.
-    A pre-activation bottleneck net (9n+2) has n blocks of 1x1 (4m -> m), 3x3 (m -> m), 1x1 (m -> 4m) per stage,
-    m = w, 2w, 4w: ~17 m^2 each, and 1x1 projections where the shape changes (PreAct-164: ~1.7M)."""
+def parameters(depth: int, width: int, classes: int = 100, arch: str = "resnet", widths: tuple[int, ...] = (),
+               stem: int = 0) -> int:
+    """About how many parameters a CIFAR ResNet has: stages of c1, c2, c3 filters (w, 2w, 4w unless ``widths``
+    says otherwise) after a stem of ``stem`` (0: c1), n = (depth-2)/6 blocks of two 3x3 convolutions each (He et al.
+    2016, sec. 4.2; pre-activation and wide nets alike): ResNet-20 at width 16 ~0.27M, 30/60/90 after a 64-filter
+    stem ~0.66M (BN, projections and the classifier's bias left out). A pre-activation bottleneck net (9n+2) has n
+    blocks of 1x1 (4m -> m), 3x3 (m -> m), 1x1 (m -> 4m) per stage, m = w, 2w, 4w: ~17 m^2 each, and 1x1 projections
+    where the shape changes (PreAct-164: ~1.7M)."""
     if arch == "preact-bottleneck":
         n = (depth - 2) // 9
         return (357 * n + 164) * width * width + 27 * width + 16 * width * classes    # 164 w^2: the projections
     n = (depth - 2) // 6
-    return 9 * width * width * (42 * n - 10) + 27 * width + 4 * width * classes
+    c = tuple(widths) if len(widths) == 3 else (width, 2 * width, 4 * width)
+    stem = stem or c[0]
+    convs = sum(9 * c_in * c_out + 9 * c_out * c_out + 18 * (n - 1) * c_out * c_out
+                for c_in, c_out in zip((stem, c[0], c[1]), c))
+    return convs + 27 * stem + c[2] * classes
 
 
-def train_bytes(depth: int, width: int, arch: str = "resnet") -> int:
+def _net(cfg: Any) -> dict[str, Any]:
+    """A config's stage widths and stem as ``parameters`` and ``activation_bytes`` take them."""
+    return {"arch": cfg.arch, "widths": tuple(getattr(cfg, "widths", ()) or ()),
+            "stem": 0 if cfg.arch == "wrn" else getattr(cfg, "stem_width", 0)}
+
+
+def train_bytes(depth: int, width: int, arch: str = "resnet", widths: tuple[int, ...] = (), stem: int = 0) -> int:
     """fp32 weights, gradients and two optimizer moments (Adam's; SGD's momentum needs one)."""
-    return 16 * parameters(depth, width, arch=arch)
+    return 16 * parameters(depth, width, arch=arch, widths=widths, stem=stem)
 
 
-def activation_bytes(depth: int, width: int, arch: str = "resnet") -> int:
+def activation_bytes(depth: int, width: int, arch: str = "resnet", widths: tuple[int, ...] = (), stem: int = 0
+                     ) -> int:
     """About the fp32 activations one image keeps for the backward pass (convolution, batch-norm and ReLU outputs
     of every layer: 32x32 maps of w channels, 16x16 of 2w, 8x8 of 4w). A bottleneck block keeps ~2.5 times a basic
     block's (its 4w-channel input and output besides three w-channel layers). Measured with saved-tensor hooks on
@@ -42,7 +56,8 @@ def activation_bytes(depth: int, width: int, arch: str = "resnet") -> int:
     if arch == "preact-bottleneck":
         return 12 * width * (8960 * ((depth - 2) // 9) + 1024)
     n = (depth - 2) // 6
-    return 12 * width * (3584 * n + 1024)
+    c1, c2, c3 = tuple(widths) if len(widths) == 3 else (width, 2 * width, 4 * width)
+    return 12 * (1024 * (stem or c1) + 2 * n * (1024 * c1 + 256 * c2 + 64 * c3))
 
 
 def memory_estimate(cfg: Any) -> tuple[int, int]:
@@ -51,8 +66,8 @@ def memory_estimate(cfg: Any) -> tuple[int, int]:
     into ``micro_batches`` slices). ResNet-110 at batch 128 ~1.5 GiB; WRN-28-10 ~4.1 GiB; PreAct-1001 ~23 GiB: the
     out-of-memory that the automatic split (on_oom split: twice the micro-batches, the same step) answers."""
     images = -(-cfg.batch_size // max(1, cfg.micro_batches))
-    return (train_bytes(cfg.depth, cfg.width, cfg.arch) + activation_bytes(cfg.depth, cfg.width, cfg.arch) * images,
-            images)
+    net = _net(cfg)
+    return train_bytes(cfg.depth, cfg.width, **net) + activation_bytes(cfg.depth, cfg.width, **net) * images, images
 
 
 def approx(n: float) -> str:
@@ -84,20 +99,21 @@ def check(cfg: Any, e: dict[str, str]) -> None:
     for name in ("epochs", "iterations", "warmup_iters"):
         if getattr(cfg, name) > MAX_LENGTH:
             refuse(name, f"{name} must be at most 10**12, got {number_text(getattr(cfg, name))}")
-    if "depth" in e or "width" in e or cfg.width < 1:
+    if "depth" in e or "width" in e or "widths" in e or "stem_width" in e or cfg.width < 1:
         return
     depth = number_text(cfg.depth)          # 10^603 for an absurd one
     net = f"WRN-{depth}" if cfg.arch == "wrn" else model_name(depth, cfg.shortcut, cfg.arch)
     model = f"{net} at width {number_text(cfg.width)}"
-    weights = train_bytes(cfg.depth, cfg.width, cfg.arch)
+    net = _net(cfg)
+    weights = train_bytes(cfg.depth, cfg.width, **net)
     if weights > MAX_TRAIN_BYTES:
         name = "width" if cfg.width > 64 or cfg.depth <= 1202 else "depth"
-        count = approx(parameters(cfg.depth, cfg.width, arch=cfg.arch))
+        count = approx(parameters(cfg.depth, cfg.width, **net))
         refuse(name, f"{model} has about {count} parameters: about "
                      f"{tib(weights)} to train (weights, gradients, optimizer state), more than any device holds "
                      f"({tib(MAX_TRAIN_BYTES)}); use a smaller {name}")
         return
-    per_image = activation_bytes(cfg.depth, cfg.width, cfg.arch)
+    per_image = activation_bytes(cfg.depth, cfg.width, **net)
     if "batch_size" not in e and weights + per_image * cfg.batch_size > MAX_TRAIN_BYTES:
         most = (MAX_TRAIN_BYTES - weights) // per_image
         refuse("batch_size", f"batch size {number_text(cfg.batch_size)} needs about "

@@ -35,7 +35,11 @@ def device_kind(device: str, auto: str = "cpu") -> str:
 
 
 def _cost(cfg: Any) -> float:
-    return conv_cost(getattr(cfg, "arch", "resnet"), cfg.depth, cfg.width)
+    return conv_cost(getattr(cfg, "arch", "resnet"), cfg.depth, cfg.width, tuple(getattr(cfg, "widths", ()) or ()))
+
+
+def _net(cfg: Any) -> tuple:
+    return cfg.arch, cfg.depth, cfg.width, tuple(getattr(cfg, "widths", ()) or ()), getattr(cfg, "stem_width", 0)
 
 
 def _paces(infos: Iterable[Any], kind: str) -> list[tuple[float, Any, float]]:
@@ -68,7 +72,7 @@ def estimate(configs: list[Any], infos: Iterable[Any], auto_kind: str = "cpu") -
         cost = _cost(cfg)
         if not paces or cost <= 0:
             return None
-        same = [p for p in paces if (p[1].arch, p[1].depth, p[1].width) == (cfg.arch, cfg.depth, cfg.width)]
+        same = [p for p in paces if _net(p[1]) == _net(cfg)]
         near = same or sorted(paces, key=lambda p: abs(math.log(p[2] / cost)))[:NEAREST]
         pace = statistics.median(p[0] for p in near)
         used.update(id(p) for p in near)

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from core.spec.config import RunConfig
 from core.store import reader
 from core.store.reader import DamagedFileError
-from core.util.formatting import model_name, slurm_text
+from core.util.formatting import slurm_text
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
@@ -44,6 +44,11 @@ class RunInfo:
 
     @classmethod
     def read(cls, run: Any) -> "RunInfo":   # a core.store.runs.Run (not imported: runs imports this module)
+        return settle(cls.read_files(run), run)
+
+    @classmethod
+    def read_files(cls, run: Any) -> "RunInfo":
+        """What the run's files say, before ``settle``: what core/store/index.py caches."""
         why = reader.folder_problem(run.path)
         if why:
             return cls(run.id, run.path, "damaged", damaged=why)
@@ -67,12 +72,6 @@ class RunInfo:
         if why:
             return cls(run.id, run.path, "damaged", config, status or {}, epochs, damaged=why,
                        repairable=reader.checkpoint_looks_whole(run.checkpoint_path))
-        if state in ACTIVE and not _owner_alive(run, status):
-            state = "crashed"
-        lost = _queue_problem(run, status) if state == "queued" else ""
-        if lost:
-            return cls(run.id, run.path, "damaged", config, status, epochs, damaged=f"{lost}; {UNQUEUED_HINT}",
-                       unqueued=True)
         return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
 
     # derived figures (None where unknown)
@@ -136,6 +135,18 @@ class RunInfo:
         return min(1.0, self.epochs_done / te) if te else 0.0
 
 
+def settle(info: RunInfo, run: Any) -> RunInfo:
+    """What no file says, decided now: a run that says it trains but whose process is gone is crashed; a queued run
+    that is in no queue is damaged (``unqueued``)."""
+    if info.state in ACTIVE and not _owner_alive(run, info.status):
+        info.state = "crashed"
+    elif info.state == "queued":
+        lost = _queue_problem(run, info.status)
+        if lost:
+            info.state, info.damaged, info.unqueued = "damaged", f"{lost}; {UNQUEUED_HINT}", True
+    return info
+
+
 def _owner_alive(run: Any, status: dict) -> bool:
     """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
     drops a flock when the process dies, however it dies); elsewhere only the heartbeat's age can."""
@@ -183,7 +194,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "optimizer": cfg.optimizer if cfg else None,
         "schedule": cfg.schedule if cfg else None,
         "arch": cfg.arch if cfg else None,
-        "model": model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width) if cfg else None,   # 'PreAct-164'
+        "model": cfg.net_name() if cfg else None,        # 'PreAct-164', 'ResNet-20 30/60/90 stem 64'
         "epochs_done": info.epochs_done if cfg else None,
         "total_epochs": info.total_epochs,
         "final_test_err": info.final_test_err,

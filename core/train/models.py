@@ -36,6 +36,21 @@ WRN-40-4            64      8,907,226    8,949,210    8.9M
 WRN-16-8            128     10,795,482   10,961,370   11.0M
 ==================  ======  ===========  ===========  =======================
 
+Stage widths of their own (``widths``, with a stem of ``stem_width`` filters; resnet and preact), the lab report's
+net and the course code's it started from (shortcut B, 10 classes; counted by hand, layer by layer, and tested):
+
+==============================  ===========  =============
+net                             parameters   paper
+==============================  ===========  =============
+ResNet-20 30/60/90 stem 64      663,486      (0.27M at 16)
+ResNet-20 64/128/256            4,327,754
+==============================  ===========  =============
+
+``init`` chooses the initialisation: ``he-fan-out`` (He et al. 2015 normal init of every convolution in fan-out
+mode, the papers'), ``he-fan-in`` (the same in fan-in mode, as the usual CIFAR loop), ``torch-default`` (no init
+function: PyTorch's own, what the course code got). BN starts as identity and the classifier He-normal with a zero
+bias under both He inits.
+
 ``create_model(arch, depth, ...)`` (the registry ``MODELS``) is the one place that builds any of them.
 
 The forward pass has no Python-side data-dependent control flow and no host syncs, so it compiles with
@@ -54,6 +69,7 @@ from core.spec.archs import WRN_BASE
 from core.spec.archs import blocks_per_stage as arch_blocks_per_stage
 
 SHORTCUT_KINDS = ("A", "B", "none")
+INIT_MODES = {"he-fan-out": "fan_out", "he-fan-in": "fan_in", "torch-default": None}
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -116,21 +132,23 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """The paper's 6n+2-layer CIFAR network; maps normalised Nx3x32x32 floats to logits."""
 
-    def __init__(self, depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10):
+    def __init__(self, depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10,
+                 widths: tuple[int, ...] = (), stem_width: int = 0, init: str = "he-fan-out"):
         super().__init__()
         n = blocks_per_stage(depth)
         if shortcut not in SHORTCUT_KINDS:
             raise ValueError(f"shortcut must be one of {', '.join(SHORTCUT_KINDS)}, got {shortcut!r}")
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
+        widths = _stage_widths(width, widths)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        self.depth, self.shortcut, self.width, self.num_classes = depth, shortcut, width, num_classes
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.depth, self.shortcut, self.width, self.num_classes = depth, shortcut, widths[0], num_classes
+        self.widths, self.init = widths, init
+        stem = stem_width or widths[0]
+        self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
         stages = []
-        in_ch = width
-        for i, out_ch in enumerate((width, 2 * width, 4 * width)):
+        in_ch = stem
+        for i, out_ch in enumerate(widths):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
@@ -138,11 +156,11 @@ class CifarResNet(nn.Module):
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
-        self.fc = nn.Linear(4 * width, num_classes)
+        self.fc = nn.Linear(widths[2], num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        _he_init(self)
+        init_weights(self, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
@@ -153,15 +171,29 @@ class CifarResNet(nn.Module):
         return self.fc(x)
 
     def extra_repr(self) -> str:
-        return f"depth={self.depth}, shortcut={self.shortcut!r}, width={self.width}"
+        return f"depth={self.depth}, shortcut={self.shortcut!r}, widths={self.widths}"
 
 
+def _stage_widths(width: int, widths: tuple[int, ...]) -> tuple[int, int, int]:
+    """The three stages' filters: ``widths`` when given, else (width, 2 width, 4 width); ValueError otherwise."""
+    widths = tuple(widths) or (width, 2 * width, 4 * width) if isinstance(width, int) else tuple(widths)
+    if len(widths) != 3 or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+        raise ValueError(f"width must be a positive integer and widths three of them, got {width!r}, {widths!r}")
+    return widths  # type: ignore[return-value]
 
-def _he_init(model: nn.Module) -> None:
-    # He et al. 2015 ("Delving deep into rectifiers") init, as the papers state; BN starts as identity.
+
+def init_weights(model: nn.Module, init: str = "he-fan-out") -> None:
+    """The initialisation ``init`` names (``INIT_MODES``): He et al. 2015 ("Delving deep into rectifiers") normal
+    init of the convolutions in fan-out (the papers') or fan-in mode, BN as identity, the classifier He-normal with a
+    zero bias; or, for torch-default, nothing (the modules keep PyTorch's own)."""
+    if init not in INIT_MODES:
+        raise ValueError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
+    mode = INIT_MODES[init]
+    if mode is None:
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
@@ -236,23 +268,24 @@ class PreActResNet(nn.Module):
     pre-activation needs, global average pooling and one linear layer."""
 
     def __init__(self, arch: str, depth: int, shortcut: str = "A", width: int = 16, dropout: float = 0.0,
-                 num_classes: int = 10):
+                 num_classes: int = 10, widths: tuple[int, ...] = (), stem_width: int = 0, init: str = "he-fan-out"):
         super().__init__()
         n = arch_blocks_per_stage(arch, depth)
         if shortcut not in SHORTCUT_KINDS:
             raise ValueError(f"shortcut must be one of {', '.join(SHORTCUT_KINDS)}, got {shortcut!r}")
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
+        widths = _stage_widths(width, widths)
         if dropout and arch != "wrn" or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1) and is for arch wrn only, got {dropout!r}")
-        self.arch, self.depth, self.shortcut, self.width, self.num_classes = arch, depth, shortcut, width, num_classes
+        self.arch, self.depth, self.shortcut, self.width, self.num_classes = arch, depth, shortcut, widths[0], \
+            num_classes
+        self.widths = widths
         block = PreActBottleneck if arch == "preact-bottleneck" else PreActBlock
         expansion = 4 if arch == "preact-bottleneck" else 1
-        stem = WRN_BASE if arch == "wrn" else width
+        stem = WRN_BASE if arch == "wrn" else stem_width or widths[0]
         self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
         in_ch, stages = stem, []
         for i in range(3):
-            out_ch = width * 2 ** i * expansion
+            out_ch = widths[i] * expansion
             blocks = []
             for j in range(n):
                 blocks.append(block(in_ch, out_ch, 2 if (i > 0 and j == 0) else 1, shortcut, dropout))
@@ -261,34 +294,43 @@ class PreActResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.bn = nn.BatchNorm2d(in_ch)
         self.fc = nn.Linear(in_ch, num_classes)
-        _he_init(self)
+        init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.fc(F.relu(self.bn(x)).mean((2, 3)))
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, depth={self.depth}, shortcut={self.shortcut!r}, width={self.width}"
+        return f"arch={self.arch!r}, depth={self.depth}, shortcut={self.shortcut!r}, widths={self.widths}"
 
 
-def cifar_resnet(depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10) -> CifarResNet:
-    """Today's CIFAR ResNet (``arch`` "resnet"). Raises ValueError for a depth that is not 6n+2 or bad options."""
-    return CifarResNet(depth, shortcut=shortcut, width=width, num_classes=num_classes)
+def cifar_resnet(depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10, **kw) -> CifarResNet:
+    """Today's CIFAR ResNet (``arch`` "resnet"). Raises ValueError for a depth that is not 6n+2 or bad options.
+    ``kw``: widths, stem_width, init (see CifarResNet)."""
+    return CifarResNet(depth, shortcut=shortcut, width=width, num_classes=num_classes, **kw)
 
 
 def create_model(arch: str, depth: int, shortcut: str = "A", width: int = 16, dropout: float = 0.0,
-                 num_classes: int = 10) -> nn.Module:
+                 num_classes: int = 10, *, widths: tuple[int, ...] = (), stem_width: int = 0,
+                 init: str = "he-fan-out") -> nn.Module:
     """The one place that builds a model: ``MODELS[arch]`` (as timm's ``create_model``). Raises ValueError for an
     unknown architecture, a depth it does not accept (the message names its rule) or bad options."""
     if arch not in MODELS:
         raise ValueError(f"arch must be one of {', '.join(MODELS)}, got {arch!r}")
-    return MODELS[arch](depth=depth, shortcut=shortcut, width=width, dropout=dropout, num_classes=num_classes)
+    return MODELS[arch](depth=depth, shortcut=shortcut, width=width, dropout=dropout, num_classes=num_classes,
+                        widths=widths, stem_width=stem_width, init=init)
 
 
-def _resnet(depth: int, shortcut: str, width: int, dropout: float, num_classes: int) -> nn.Module:
+def model_for(cfg, num_classes: int = 10) -> nn.Module:
+    """The net a RunConfig describes (its arch, depth, shortcut, stage widths, stem, dropout and init)."""
+    return create_model(cfg.arch, cfg.depth, cfg.shortcut, cfg.width, cfg.dropout, num_classes, widths=cfg.widths,
+                        stem_width=cfg.stem_width, init=cfg.init)
+
+
+def _resnet(depth: int, shortcut: str, width: int, dropout: float, num_classes: int, **kw) -> nn.Module:
     if dropout:
         raise ValueError("dropout is for arch wrn only")
-    return cifar_resnet(depth, shortcut, width, num_classes)
+    return cifar_resnet(depth, shortcut, width, num_classes, **kw)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

@@ -22,7 +22,6 @@ from core.train.memory_format import choose_channels_last
 from core.train.models import create_model
 from core.train.optim import LRSchedule, build_optimizer
 from core.train.step import TrainStep, evaluate
-from core.util.formatting import model_name
 
 MIN_EVAL_BATCH = 32    # evaluation's batch is halved after an out-of-memory, down to this
 EVAL_BATCH = 1000
@@ -101,8 +100,7 @@ class Setup:
             return (f"out of memory on process {self.dist.rank} of {self.dist.world}; resume with --micro-batches "
                     f"{2 * step.micro_batches}")
         if cfg.on_oom != "split" or step.micro_batches >= cfg.batch_size:
-            net = model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width)
-            return (f"out of memory at batch size {cfg.batch_size} ({net}, width {cfg.width}, "
+            return (f"out of memory at batch size {cfg.batch_size} ({cfg.label()}, "
                     f"{step.precision}); try a smaller --batch-size, --precision bf16, or on_oom=split")
         self.set_micro_batches(min(cfg.batch_size, step.micro_batches * 2))
         per = math.ceil(cfg.batch_size / step.micro_batches)
@@ -121,7 +119,8 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
     data = data if data is not None else load_data(cfg)
     precision = resolve_precision(cfg.precision, device)
     mean, std = normalization_stats(data.train_x, cfg.normalize)
-    model = create_model(cfg.arch, cfg.depth, cfg.shortcut, cfg.width, cfg.dropout, data.num_classes).to(device)
+    model = create_model(cfg.arch, cfg.depth, cfg.shortcut, cfg.width, cfg.dropout, data.num_classes,
+                         widths=cfg.widths, stem_width=cfg.stem_width, init=cfg.init).to(device)
     note = ""
     if channels_last is None:
         # measured by rank 0 alone (N processes timing at once would measure each other), its answer for all

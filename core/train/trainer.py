@@ -454,6 +454,8 @@ class Trainer:
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)
         test_err = scores["test"][1]
+        if "val" in scores and (decay := s.schedule.observe_val_error(st.epoch + 1, st.step, scores["val"][1])):
+            self.log(decay)                           # the plateau schedule divided the rate (core/train/optim.py)
         st.end_epoch(eval_seconds)
         improved = st.best_test_err is None or test_err < st.best_test_err
         if improved:

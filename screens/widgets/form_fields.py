@@ -11,6 +11,7 @@ A remembered preset whose recipe the remembered settings no longer match opens a
 """
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -31,11 +32,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": C.ARCHS, "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS,
     "schedule": C.SCHEDULES,
     "milestone_unit": C.MILESTONE_UNITS, "error_warmup": C.TRISTATE, "precision": C.PRECISIONS,
-    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES, "compile": C.COMPILE_MODES,
+    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES, "compile": C.COMPILE_MODES, "init": C.INITS,
 }
 BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
 PLACEHOLDERS = {"depth": "e.g. 20 or 20,56,110", "data_dir": "$RESLAB_DATA or data/", "name": "generated",
-                "milestones": "e.g. 32000,48000", "seed": "e.g. 0 or 1-5"}
+                "milestones": "e.g. 32000,48000", "seed": "e.g. 0 or 1-5", "widths": "e.g. 30,60,90 (empty: w,2w,4w)"}
 CUSTOM = "custom"
 REMEMBERED_TEXT = "Kept for next time: all but name, sweep_name, seed and variants"
 
@@ -63,6 +64,17 @@ def field_widget(name: str, value: Any) -> Widget:
                        classes="field")
     widget.tooltip = FIELD_HELP[name]
     return widget
+
+
+def paired_width(edited: str, text: str) -> tuple[str, str | None]:
+    """After an edit of ``width`` or ``widths``, the other field and the text that keeps the two agreeing (None:
+    leave it): width 32 -> widths 32,64,128 (a sweep of widths 16,32 empties widths: each derives its own);
+    widths 30,60,90 (or a sweep of them) -> width 30, its first."""
+    numbers = [p for p in re.split(r"[^0-9]+", text) if p]
+    if edited == "width":
+        one = re.fullmatch(r"\s*(\d+)\s*", text)
+        return "widths", (",".join(str(int(one.group(1)) * k) for k in (1, 2, 4)) if one else "")
+    return "width", numbers[0] if numbers else None
 
 
 def starting_values(initial: RunConfig | None, remembered: dict[str, Any], data_dir: str) -> tuple[dict, str, str]:

@@ -93,9 +93,16 @@ BIG_MEMORY = 16 * 2 ** 30      # more than many GPUs have free: say what happens
 
 def memory_text(configs: list[RunConfig]) -> str:
     """' · memory up to ~4.1 GiB' (' (32 images a micro-batch)' when split) for the largest of these runs
-    (core/spec/limits.py ``memory_estimate``), and for one past BIG_MEMORY what happens on a device that has less."""
-    (nbytes, images), big = max(((memory_estimate(c), c) for c in configs), key=lambda e: e[0])
+    (core/spec/limits.py ``memory_estimate``), ' · memory ~3.4 GiB (batch_size=64) to ~6.4 GiB (batch_size=128)' where
+    they differ, and for one past BIG_MEMORY what happens on a device that has less."""
+    sizes = [(memory_estimate(c), c) for c in configs]
+    (nbytes, images), big = max(sizes, key=lambda e: e[0][0])
+    (least, _), small = min(sizes, key=lambda e: e[0][0])
     text = f" · memory up to ~{mem(nbytes)}" + (f" ({images} images a micro-batch)" if images < big.batch_size else "")
+    if least < nbytes:      # what the runs weigh against each other, e.g. ResNet-110 at batch 64 and at 128
+        keys = [k for k in varied_fields(configs) if k not in ("seed", "sweep_name")]
+        text = f" · memory ~{mem(least)} ({describe(small, keys)}) to ~{mem(nbytes)} ({describe(big, keys)})" + (
+            f", {images} images a micro-batch" if images < big.batch_size else "")
     if nbytes > BIG_MEMORY:
         text += (": on a device with less, the run splits its batch into micro-batches (on_oom split)"
                  if big.on_oom == "split" else ": set micro_batches for a device with less")

@@ -1,8 +1,8 @@
 """The runs table folded by seed: one row per group of runs that differ only in their seed (``core.results.groups``).
 
 Each row shows the group's settings, n, its seeds, and the paper's figures: best and mean ± std (sample) of the
-final test errors, beside the paper's error. Rows are keyed by the group's first run id, so the cursor stays put
-while runs update.
+final test errors, the mean time per run (what a wider or deeper net costs), beside the paper's error. Rows are
+keyed by the group's first run id, so the cursor stays put while runs update.
 """
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from collections import Counter
 from rich.text import Text
 from textual.widgets import DataTable
 
+from core.results.cost import seconds
 from core.results.groups import RunGroup, group_runs, variant_labels
+from core.spec.archs import widths_text
 from core.store.runs import RunInfo
-from core.util.formatting import pct, state_style
+from core.util.formatting import duration, pct, state_style
 
 from .run_table import ROW_KEYS
 from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("mark", " "), ("group", "group"), ("n", "n"), ("seeds", "seeds"), ("best", "best%"), ("mean", "mean ± std%"),
-    ("paper", "paper%"), ("states", "states"), ("differs", "other settings that differ"),
+    ("paper", "paper%"), ("time", "time/run"), ("states", "states"), ("differs", "other settings that differ"),
 )
 
 
@@ -58,7 +60,8 @@ def seeds_text(seeds: list[int]) -> str:
     return f"{text} ({counts.pop()} runs each)" if len(counts) == 1 else f"{text} ({len(seeds)} runs)"
 
 
-IN_LABEL = ("arch", "width", "dropout", "optimizer", "schedule")     # the group's label names these already
+# the settings a group's label names already
+IN_LABEL = ("arch", "width", "widths", "stem_width", "dropout", "optimizer", "schedule")
 
 
 def leading(variant: str) -> str:
@@ -90,7 +93,8 @@ class GroupsTable(ColumnScroll, DataTable):
         self.clear()
         for g in groups:
             cfg = g.config
-            width = "" if cfg.arch == "wrn" else f" w{cfg.width}"     # a WRN's name says its width (WRN-16-2)
+            # a WRN's name says its width (WRN-16-2); the others 'w16' or their stages '30/60/90 stem 64'
+            width = "" if cfg.arch == "wrn" else f" {widths_text(cfg.widths, cfg.stem_width)}"
             label = Text(f"{g.name}{width} {cfg.optimizer} {cfg.schedule}")
             if lead := leading(variants[id(g)]):   # what sets it apart first: 7 of 19 rows read the same otherwise
                 label = Text.assemble((lead, "bold"), "  ", label)
@@ -101,6 +105,7 @@ class GroupsTable(ColumnScroll, DataTable):
                          seeds_text(g.seeds), Text(pct(g.best, unit=False), justify="right"),
                          Text(mean_std_text(g), justify="right"),
                          Text(pct(g.runs[0].paper_err, unit=False), justify="right", style="dim"),
+                         Text(duration(seconds(g)) if seconds(g) else "-", justify="right"),   # mean over its runs
                          states_text(g), Text(variants[id(g)], style="dim"), key=g.runs[0].id)
         keys = [g.runs[0].id for g in groups]
         if keep in keys:

@@ -64,12 +64,14 @@ def test_the_check_runs_in_order_within_its_budget_and_leaves_three_files(tmp_pa
 
 
 def test_the_later_sections_run_their_real_command_lines(tmp_path):
-    proc, results, out = rehearse(tmp_path, "--budget", "200", "--sections", "epoch", "queue", "fidelity")
+    proc, results, out = rehearse(tmp_path, "--budget", "200", "--sections", "epoch", "queue", "fidelity", "init")
     by = {(s["section"], s["name"]): s for s in results["steps"]}
-    assert [s["status"] for s in results["steps"]] == ["ok"] * 5, [(s["name"], s["status"]) for s in results["steps"]]
+    assert [s["status"] for s in results["steps"]] == ["ok"] * 6, [(s["name"], s["status"]) for s in results["steps"]]
     epoch = by[("epoch", "he2016 epoch, compile reduce-overhead")]["figures"]
     assert epoch["state"] == "finished" and epoch["compile_s"] is not None and epoch["epochs"][0]["test_err"] >= 0
     assert by[("queue", "--per-device 4")]["figures"]["wall_s"] > 0
     fidelity = by[("fidelity", "engine vs usual loop")]["figures"]["rows"]
     assert len(fidelity) == 1 and len(fidelity[0]["engine"]) == 2
+    init = by[("init", "he-fan-out vs he-fan-in")]["figures"]["rows"]          # issue 28: both inits, paired by seed
+    assert set(init[0]["engines"]) == {"he-fan-out", "he-fan-in"} and init[0]["loop"][0] != init[0]["loop"][0]   # nan
     assert not any(p.is_dir() for p in out.iterdir()), "run folders stay under --work"

@@ -45,6 +45,7 @@ async def test_f_folds_runs_into_seed_groups_and_enter_compares_them(tmp_path):
         # by hand: finals 7.0, 8.0, 9.5 -> mean 8.1667, sample std 1.2583
         assert [r[1:7] for r in rows] == [["plain-20 w4 sgd constant", "1", "1", "10.00", "10.00", "-"],
                                           ["ResNet-20 w4 sgd constant", "3", "1-3", "7.00", "8.17 ± 1.26", "8.75"]]
+        assert [r[7] for r in rows] == ["12s", "12s"]     # time per run (issue 28): each fake run took 12 s
         groups.move_cursor(row=1)
         await pilot.press("space")                      # marks every run of the group
         assert len(app.marked) == 3 and row_texts(groups)[1][0] == "●"

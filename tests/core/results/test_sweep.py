@@ -139,7 +139,8 @@ def test_sweep_figure_with_24_runs_keeps_its_layout_and_names_only_what_varies(s
 def test_report_of_a_sweep_and_of_unrelated_sweeps(store, tmp_path):
     lr_by_batch(store)
     report = write_report(store.list(), tmp_path / "rep", layer_responses=False, formats=["md", "csv", "png"])
-    assert sorted(p.name for p in report.files) == ["curves.png", "report.md", "table.csv", "table.md"]
+    # batch varies: what a batch costs in time is drawn too (cost.png, issue 28)
+    assert sorted(p.name for p in report.files) == ["cost.png", "curves.png", "report.md", "table.csv", "table.md"]
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Sweep lrb" in md and "![" in md
     assert ("difference +1.75 ± 1.06 over 2 seeds (95% interval -7.78 to +11.28: two seeds cannot show a "
@@ -149,7 +150,8 @@ def test_report_of_a_sweep_and_of_unrelated_sweeps(store, tmp_path):
             fake_run(store, [9.0 - depth / 20], depth=depth, seed=seed, sweep_name="fig6")
     report = write_report(store.list(), tmp_path / "all", named=False, layer_responses=False, formats=["md", "png"])
     names = sorted(p.name for p in report.files)
-    assert names == ["fig6-fig6.png", "fig6-table6.md", "lrb-curves.png", "lrb-table.md", "report.md"]
+    assert names == ["fig6-cost.png", "fig6-fig6.png", "fig6-table6.md", "lrb-cost.png", "lrb-curves.png",
+                     "lrb-table.md", "report.md"]
 
 
 def test_table6_caption_says_what_the_data_was(store):

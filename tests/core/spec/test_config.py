@@ -169,10 +169,10 @@ def test_a_toml_setting_given_twice_or_nested_too_deep_is_named(tmp_path):
 
 def test_to_dict_is_every_field_as_plain_values():
     """to_dict reads the fields directly (dataclasses.asdict deep-copied each: ~0.3 ms a config, paid by every table
-    refresh of 2,000 runs); it must give what asdict gave, in the same order, milestones as a list."""
+    refresh of 2,000 runs); it must give what asdict gave, in the same order, milestones and widths as lists."""
     import dataclasses
 
     c = preset("lab-report", depth=110, width=64, name="wide110", milestones=(10, 20))
-    expected = dataclasses.asdict(c) | {"milestones": [10, 20]}
+    expected = dataclasses.asdict(c) | {"milestones": [10, 20], "widths": [64, 128, 256]}
     assert c.to_dict() == expected and list(c.to_dict()) == list(expected)
     assert RunConfig.from_dict(c.to_dict()) == c

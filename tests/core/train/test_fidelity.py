@@ -44,3 +44,26 @@ def test_the_engine_trains_what_a_plain_pytorch_loop_trains_on_the_same_batches(
     assert steps == 16                              # 256 images / 32, two epochs: the drop at 12 is inside
     for name, value in model.state_dict().items():
         assert torch.equal(value, engine[name]), name
+
+
+def test_the_fidelity_bench_compares_two_inits_paired_by_seed(tmp_path, capsys):
+    """bench/fidelity.py --init A B trains the engine under each init (the run setting, issue 28), seed by seed, and
+    prints their paired difference: what a GPU session runs on the full set (README)."""
+    import importlib.util
+    import json
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("fidelity", ROOT / "bench" / "fidelity.py")
+    fidelity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fidelity)
+    out = tmp_path / "fid.json"
+    assert fidelity.main(["--train-per-class", "3", "--test-per-class", "2", "--depth", "8", "--epochs", "1",
+                          "--milestones", "--seeds", "1", "2", "--init", "he-fan-out", "he-fan-in", "--skip-loop",
+                          "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "init=he-fan-out and he-fan-in" in text and "he-fan-out - he-fan-in per epoch (mean ± sd over seeds)" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["seed"] for r in rows] == [1, 2]
+    assert all(set(r["engines"]) == {"he-fan-out", "he-fan-in"} and len(r["engines"]["he-fan-in"]) == 1 for r in rows)
+    assert all(r["engine"] == r["engines"]["he-fan-out"] for r in rows)      # the first init's, as before

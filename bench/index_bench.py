@@ -1,0 +1,134 @@
+"""Ten thousand runs: listing a lab's runs folder with the index (core/store/index.py) against reading every folder.
+
+Makes ``--runs`` copies of one finished tiny run (trained here once; checkpoint and curves hard-linked, so 10,000 cost
+little disk), then measures in fresh processes, each against the reference of the same command reading every folder
+(``RESLAB_INDEX_MIN_RUNS`` set past the folder's size), in one run:
+
+- ``runs`` and ``runs --format json``: cold (no index yet: it is built), then warm;
+- the TUI's watcher (in process): the first screen's runs plus every other folder read as the app's thread reads
+  them (``RunWatcher.poll(budget=FIRST_READ)`` + ``read``/``apply``), warm index against none;
+- a `/` filter over the whole table (core/store/query.py where it exists) and the resident memory of that process.
+
+    python bench/index_bench.py                # 10,000 runs (~2 minutes to make)
+    python bench/index_bench.py --runs 2000
+
+Never part of the test suite: timings depend on the machine and on what else runs on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.store.index import INDEX_FILE, MIN_RUNS_ENV  # noqa: E402
+from core.store.settings import read_json  # noqa: E402
+
+LINKED = ("checkpoint.pt", "best.pt", "steps.jsonl", "events.log")
+
+
+def make(root: Path, n: int) -> None:
+    """One real finished run, then ``n - 1`` copies with their own ids and creation times."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "tui_app.py", "train", "--depth", "8", "--width", "4", "--dataset", "synthetic",
+                    "--max-train-images", "256", "--max-test-images", "128", "--epochs", "3", "--batch-size", "64",
+                    "--device", "cpu", "--precision", "fp32", "--name", "seed", "--runs-dir", str(root)],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    (src,) = [p for p in root.iterdir() if p.is_dir()]
+    status = read_json(src / "status.json")
+    config = json.loads((src / "config.json").read_text())
+    for i in range(1, n):
+        dst = root / f"{src.name}-{i:05d}"
+        dst.mkdir()
+        for f in src.iterdir():
+            if f.name in LINKED:
+                os.link(f, dst / f.name)
+            elif f.name == "status.json":
+                (dst / f.name).write_text(json.dumps({**status, "created_at": status["created_at"] + i}))
+            elif f.name == "config.json":
+                (dst / f.name).write_text(json.dumps({**config, "seed": i, "name": f"seed-{i}"}))
+            elif f.is_file() and f.name != "lock":
+                shutil.copy(f, dst / f.name)
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+WATCHER = """
+import resource, sys, time
+t = time.perf_counter()
+from core.store.runs import RunStore
+from screens.app import FIRST_READ, READ_BATCH
+from screens.watch import RunWatcher
+w = RunWatcher(RunStore(sys.argv[1]))
+w.poll(budget=FIRST_READ)
+first = time.perf_counter() - t
+todo = list(w.pending)
+for s in range(0, len(todo), READ_BATCH):
+    w.apply(w.read(todo[s:s + READ_BATCH]))
+table = time.perf_counter() - t
+infos = w.ordered()
+flt = None
+try:
+    from core.store.query import parse_query
+    q = parse_query("seed>=5000 and state=finished")
+    t = time.perf_counter()
+    n = sum(1 for i in infos if q.matches(i))
+    flt = time.perf_counter() - t
+except Exception:
+    pass
+print(first, table, len(infos), flt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=10000)
+    ap.add_argument("--keep", default="", help="make (or reuse) the runs folder here")
+    args = ap.parse_args()
+    tmp = Path(args.keep or tempfile.mkdtemp(prefix="reslab-index-"))
+    root = tmp / "runs"
+    if not root.is_dir():
+        root.mkdir(parents=True)
+        t = time.perf_counter()
+        make(root, args.runs)
+        print(f"made {args.runs} runs in {time.perf_counter() - t:.0f} s", flush=True)
+    n = len([p for p in root.iterdir() if p.is_dir()])
+    ref_env = {**os.environ, MIN_RUNS_ENV: str(10**9)}
+    env = {**os.environ}
+    env.pop(MIN_RUNS_ENV, None)
+    print(f"{n} runs in {root}; load {os.getloadavg()[0]:.1f}", flush=True)
+    for fmt in ([], ["--format", "json"]):
+        cmd = [sys.executable, "tui_app.py", "runs", *fmt, "--runs-dir", str(root)]
+        for p in root.glob(INDEX_FILE + "*"):
+            p.unlink()
+        ref = timed(cmd, ref_env)
+        cold = timed(cmd, env)
+        warm = min(timed(cmd, env) for _ in range(3))
+        print(f"runs {' '.join(fmt) or '(table)'}: every folder read {ref:.2f} s; index cold {cold:.2f} s, warm "
+              f"{warm:.2f} s ({ref / warm:.1f}x)", flush=True)
+    for label, e in (("every folder read", ref_env), ("warm index", env)):
+        out = subprocess.run([sys.executable, "-c", WATCHER, str(root)], cwd=REPO, env={**e, "PYTHONPATH": str(REPO)},
+                             check=True, capture_output=True, text=True).stdout.split()
+        flt = "" if out[3] == "None" else f", a / filter over all rows {float(out[3]) * 1000:.0f} ms"
+        print(f"TUI watcher, {label}: first screen {float(out[0]):.2f} s, the whole table ({out[2]} rows) "
+              f"{float(out[1]):.2f} s{flt}, resident {float(out[4]):.0f} MB; load {os.getloadavg()[0]:.1f}",
+              flush=True)
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

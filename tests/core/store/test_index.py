@@ -1,0 +1,224 @@
+"""The runs folder's index (core/store/index.py) is only ever a cache: whatever happens to the folders and to the
+index file, a listing through it equals the listing read from the folders alone."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import index as index_mod
+from core.store.info import RunInfo, oldest_first, run_summary_row
+from core.store.runs import RunStore
+from tests.conftest import ROOT, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _index_every_folder(monkeypatch):
+    monkeypatch.setenv(index_mod.MIN_RUNS_ENV, "1")
+
+
+def age(root: Path, seconds: float = 10.0) -> None:
+    """Every file and folder under ``root`` made ``seconds`` older (time passing, without waiting for it): rows are
+    cached only for files older than a clock tick or two (core/store/index.py RACY_NS)."""
+    for path in [root, *root.rglob("*")]:
+        st = os.lstat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)), follow_symlinks=False)
+
+
+def summary(infos) -> list[tuple]:
+    return [(i.id, i.state, i.damaged, json.dumps(run_summary_row(i), sort_keys=True, default=str), len(i.epochs))
+            for i in oldest_first(infos)]
+
+
+def direct(store: RunStore) -> list[tuple]:
+    return summary(RunInfo.read(run) for run in store.runs())
+
+
+def indexed(store: RunStore) -> list[tuple]:
+    return summary(store.list())
+
+
+EPOCH = {"epoch": 1, "step": 8, "train_loss": 2.0, "train_err": 80.0, "test_loss": 2.1, "test_err": 81.5, "lr": 0.1,
+         "seconds": 1.0, "images_per_s": 100.0}
+
+
+def _edit_config(store, rng, run, made):
+    """By hand, in place (no rename): another lr, a file of another length."""
+    path = run.path / "config.json"
+    data = json.loads(path.read_text())
+    data["lr"] = round(rng.uniform(0.001, 0.5), 6)
+    with open(path, "r+") as fh:
+        fh.seek(0)
+        fh.write(json.dumps(data, indent=1) + " " * rng.randint(0, 3))
+        fh.truncate()
+
+
+def _corrupt_status(store, rng, run, made):
+    with open(run.path / "status.json", "r+b") as fh:
+        fh.seek(3)
+        fh.write(b"\x00garbage")
+
+
+def _truncate_epochs(store, rng, run, made):
+    path = run.path / "epochs.jsonl"
+    if path.exists():
+        path.write_bytes(path.read_bytes()[: rng.randint(0, 20)])
+
+
+def _remove_index(store, rng, run, made):
+    for p in store.root.glob(".index.sqlite*"):
+        p.unlink()
+
+
+def _add_by_hand(store, rng, run, made):
+    """A run folder copied in from elsewhere."""
+    dst = store.root / f"{run.path.name}-copy{rng.randint(0, 10**6)}"
+    dst.mkdir()
+    for f in run.path.iterdir():
+        if f.is_file() and f.name != "lock":
+            (dst / f.name).write_bytes(f.read_bytes())
+    made.append(dst.name)
+
+
+def _epoch(store, rng, run, made):
+    run.update_status(state="stopped", epoch=1, step=8)
+    run.append_epoch({**EPOCH, "test_err": rng.uniform(10, 90)})
+
+
+ACTIONS = {
+    "epoch": _epoch,
+    "finish": lambda store, rng, run, made: run.update_status(state="finished", epoch=2, step=16,
+                                                              elapsed_s=rng.uniform(1, 100)),
+    "stop": lambda store, rng, run, made: run.update_status(state="stopped"),
+    "delete": lambda store, rng, run, made: store.delete(run.id),
+    "edit-config": _edit_config,
+    "corrupt-status": _corrupt_status,
+    "truncate-epochs": _truncate_epochs,
+    "remove-index": _remove_index,
+    "garbage-index": lambda store, rng, run, made: (store.root / ".index.sqlite").write_bytes(os.urandom(300)),
+    "add-by-hand": _add_by_hand,
+}
+
+
+def act(store: RunStore, rng: random.Random, made: list[str]) -> str:
+    """One random thing that happens to a runs folder; returns what it was."""
+    live = [r for r in made if (store.root / r).is_dir()]
+    what = rng.choice(["create", "create", *ACTIONS]) if live else "create"
+    if what == "create":
+        made.append(store.create(tiny_config(seed=rng.randint(1, 10**6), name=f"r{len(made)}")).id)
+    else:
+        ACTIONS[what](store, rng, store.get(rng.choice(live)), made)
+    return what
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_indexed_listing_equals_the_folders_through_any_history(tmp_path, seed):
+    rng = random.Random(seed)
+    store = RunStore(tmp_path / "runs")
+    made: list[str] = []
+    history = []
+    for _ in range(60):
+        history.append(act(store, rng, made))
+        if rng.random() < 0.5:
+            age(store.root)
+        assert indexed(store) == direct(store), f"after {history}"
+    assert (store.root / ".index.sqlite").exists() and len(made) > 5
+
+
+def test_unchanged_folders_are_not_read_again(tmp_path):
+    store = RunStore(tmp_path)
+    runs = [store.create(tiny_config(name=f"r{i}")) for i in range(20)]
+    age(tmp_path)
+    index = index_mod.RunIndex(tmp_path)
+    index.infos(store.runs())
+    assert index.reads == 20
+    index.infos(store.runs())
+    assert index.reads == 0
+    runs[3].append_epoch(EPOCH)             # appended in place: the file's size changes
+    runs[7].update_status(state="stopped")  # replaced by rename
+    assert {i.id for i in index.infos(store.runs())} == {r.id for r in runs} and index.reads == 2
+
+
+def test_liveness_is_decided_at_each_listing_never_cached(tmp_path):
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config())
+    run.update_status(state="running", host="elsewhere", updated_at=time.time())
+    age(tmp_path, 1000)
+    assert [i.state for i in store.list()] == ["running"]
+    run.update_status(state="running", host="elsewhere", updated_at=time.time() - 3600)   # the heartbeat stopped
+    age(tmp_path, 1000)
+    assert [i.state for i in store.list()] == ["crashed"]
+
+
+def test_a_foreign_version_or_a_locked_index_never_shows(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    for i in range(3):
+        store.create(tiny_config(name=f"r{i}"))
+    age(tmp_path)
+    want = direct(store)
+    assert indexed(store) == want
+    db = sqlite3.connect(tmp_path / ".index.sqlite")
+    db.execute("UPDATE meta SET value = 'from-another-version'")
+    db.execute("UPDATE runs SET data = '{}'")      # rows another version wrote: not readable by this one
+    db.commit()
+    assert indexed(store) == want
+    db.execute("UPDATE runs SET data = '{\"state\": 1}'")      # rows this version cannot read: rebuilt
+    db.commit()
+    assert indexed(store) == want
+    db.execute("BEGIN EXCLUSIVE")                  # another process holds it for longer than the busy timeout
+    connect = sqlite3.connect
+    monkeypatch.setattr(index_mod.sqlite3, "connect", lambda *a, **k: connect(*a, **{**k, "timeout": 0.1}))
+    assert indexed(store) == want
+    db.rollback()
+    db.close()
+
+
+REFRESHER = """
+import sys, time
+from core.store.runs import RunStore
+store = RunStore(sys.argv[1])
+deadline = time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < deadline:
+    store.list()
+    n += 1
+print(n)
+"""
+
+WRITER = """
+import sys, time
+from core.store.runs import RunStore
+from tests.conftest import tiny_config
+store = RunStore(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    run = store.create(tiny_config(name=f"{sys.argv[3]}{i}"))
+    run.update_status(state="finished", epoch=2)
+print("done")
+"""
+
+
+def test_two_machines_writing_runs_and_readers_refreshing_at_once_lose_nothing(tmp_path):
+    # a runs folder shared by two machines: two processes create runs while two others list (and refresh) the index
+    env = {**os.environ, index_mod.MIN_RUNS_ENV: "1", "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", REFRESHER, str(tmp_path), "20"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs += [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "25", prefix], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, text=True) for prefix in ("a", "b")]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all(int(o) > 0 for o in outs[:2]) and outs[2:] == ["done\n", "done\n"]
+    store = RunStore(tmp_path)
+    age(tmp_path)
+    listing = indexed(store)
+    assert listing == direct(store) and len(listing) == 50
+    assert {i[1] for i in listing} == {"finished"}
+    db = sqlite3.connect(tmp_path / ".index.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT count(*) FROM runs").fetchone() == (50,)
