@@ -162,8 +162,8 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
     if taken := store.taken_names([cfg]):
         raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name, leave "
                        f"{flag('name')} out for a generated one, or resume it")
-    with launched(cfg) as dist:     # under torchrun: rank 0 creates the run, every process trains it
-        note = milestone_note(args, cfg)
+    with launched(cfg, memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 creates, all train
+        note = __import__("cli.sweep").sweep.milestone_note(args, cfg)      # true of this run
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
                                 signals=signals, dist=dist)
 
@@ -184,19 +184,6 @@ def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, not
         say_note(note)
         run.log(note)                 # events.log says why its milestones are not the recipe's
     return run.id
-
-
-def milestone_note(args: argparse.Namespace, cfg: RunConfig) -> str | None:
-    """The milestone-scaling note where it is true of ``cfg``: its milestones are the recipe's, scaled to this run's
-    own length. A sweep of milestones (``milestones=2|4``) or of the run's length makes runs it is not true of."""
-    note, recipe = getattr(args, "milestone_note", None), getattr(args, "milestone_recipe", None)
-    if not note or recipe is None:
-        return None
-    from core.data.plan import scale_milestones
-
-    scaled, note = scale_milestones(cfg.with_overrides(milestones=recipe.milestones,
-                                                       milestone_unit=recipe.milestone_unit), recipe)
-    return note if note and scaled.milestones == cfg.milestones else None
 
 
 _SAID: set[str] = set()
@@ -225,6 +212,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cli.ddp import launched
     from core.train.distributed import Dist
 
+    if not args.run:       # (`resume --sweep NAME` is cli/sweep.py's)
+        raise CliError("name the run to resume (see `runs`), or give --sweep NAME to finish a sweep")
     store = store_of(args)
     run = get_run(store, args.run)
     try:
@@ -255,13 +244,19 @@ def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=Non
 
 
 def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None:
+    from core.train.consistency import inspect, repair_config
+
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
     refused = resume_refusal(info, extend_to=args.epochs, repair=args.repair, handed_over=handed_over)
+    mismatch, fixable = inspect(run) if refused is None and info.state != "damaged" else ("", False)
+    if mismatch and not (fixable and args.repair):      # an edited config.json, a foreign or forged checkpoint
+        raise CliError(f"run {run.id} cannot resume: {mismatch}", EXIT_FAILED)
     if refused is not None:
         hint = {"damaged": f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable
-                else "it cannot be resumed",
+                else f"resuming would start it over from step 0 and drop its records; {repair_cmd} does that, "
+                     f"or start a new run" if info.restartable else "it cannot be resumed",
                 "active": f"stop it first: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
                 "diverged": "start a new run, e.g. with a lower --lr or --warmup-iters",
                 "finished": f"use --epochs M to train longer (M > {info.epochs_done})"}
@@ -281,6 +276,8 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
                     print(f"repaired: {note}", flush=True)
             except RunError as exc:
                 raise CliError(f"run {run.id} cannot be repaired: {exc}", EXIT_FAILED) from None
+        for note in repair_config(run) if mismatch else ():
+            print(f"repaired: {note}", flush=True)
         if args.epochs is not None:
             try:
                 extend_run(run, args.epochs)
@@ -434,23 +431,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 # -- runs / show -------------------------------------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
+    """`runs` (`runs --sweep NAME` is cli/sweep.py's)."""
     from cli.tables import list_rows, render_runs
 
     store = store_of(args)
     infos = store.list()
-    if getattr(args, "sweep", None):
-        from cli.report import sweep_runs
-        from core.spec.grid import describe
-        from core.spec.grid import varied_fields as varied
-
-        infos = sweep_runs(infos, args.sweep)
-        configs = [i.config for i in infos]
-        keys = varied(configs) if len(configs) > 1 else []
-        rows = list_rows(infos)
-        for row, cfg in zip(rows, configs):
-            row["varies"] = describe(cfg, keys)
-        render_runs(rows, args.format, sys.stdout, store.root)
-        return EXIT_OK
     render_runs(list_rows(infos), args.format, sys.stdout, store.root)
     return EXIT_OK
 
@@ -461,12 +446,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = store_of(args)
     run = get_run(store, args.run)
     data = show_data(run, run.info())
-    if args.json:
-        json.dump(data, sys.stdout, indent=1, default=str)
+    if args.json:      # JSON has no NaN or Infinity: such a number (a damaged file's) is null, with a note
+        data, bad = finite(data)
+        json.dump({**data, "note": f"{bad} numbers that are NaN or infinite shown as null"} if bad else data,
+                  sys.stdout, indent=1, default=str, allow_nan=False)
         sys.stdout.write("\n")
     else:
         render_show(data)
     return EXIT_OK
+
+
+def finite(value: Any) -> tuple[Any, int]:
+    """``value`` with every NaN or infinite float as None, and how many there were."""
+    if isinstance(value, float):
+        return (value, 0) if value - value == 0 else (None, 1)
+    if isinstance(value, dict):
+        pairs = [(k, finite(v)) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, sum(n for _, (_, n) in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [finite(v) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return value, 0
 
 
 # -- eval --------------------------------------------------------------------------------------------------------------

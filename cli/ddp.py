@@ -18,11 +18,12 @@ from core.train.distributed import Dist, check_launch, process_group
 
 
 @contextlib.contextmanager
-def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
+def launched(cfg: RunConfig, check: bool = True, memory: bool = True) -> Iterator[Dist]:
     """This process's place in the run (joining torchrun's process group for the block); checks ``cfg`` for it.
     A batch that does not divide among the processes (or --sync-bn on the CPU) is bad input for a new or an
-    existing run alike: exit 2, nothing changed. ``check`` (a new run): a device this machine lacks is too; for an
-    existing run that is the trainer's to report, in its folder."""
+    existing run alike: exit 2, nothing changed. ``check`` (a new run): a device this machine lacks is too, and so
+    is a run that cannot fit its memory (``memory``: unless --ignore-memory); for an existing run that is the
+    trainer's to report, in its folder."""
     try:
         with process_group(cfg.device) as dist:
             device = dist.device
@@ -32,6 +33,15 @@ def launched(cfg: RunConfig, check: bool = True) -> Iterator[Dist]:
                 with contextlib.suppress(DeviceError):   # an existing run: a missing GPU is the trainer's to report
                     device = resolve_device(cfg.device)
             errors = check_launch(cfg, dist.world, device)
+            if check and memory and device is not None and not errors:      # a new run: one that cannot fit
+                from core.spec.limits import fit_error
+                from core.train.device import total_memory
+
+                if why := fit_error(cfg, total_memory(device), str(device),
+                                    device.type == "cuda" and cfg.on_oom == "split" and not dist.many):
+                    if not dist.is_main:
+                        raise SystemExit(EXIT_USAGE)
+                    raise CliError(why)
             if errors and not dist.is_main:
                 raise SystemExit(EXIT_USAGE)        # rank 0 says why, once
             if errors:

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
+from cli.notes import add_note_parser
 from cli.sweep import add_sweep_flags
 from core.spec import config as C
 from core.spec.field_help import FIELD_HELP, GROUPS
@@ -109,6 +110,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
     add_config_flags(t)
+    t.add_argument("--ignore-memory", action="store_true", help="start even where the memory estimate says the run "
+                   "cannot fit the device's memory (this machine's RAM on the CPU)")
     add_sweep_flags(t)
     _runs_dir_arg(t)
 
@@ -116,7 +119,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
                 "--epochs N extends the run to N epochs in total, which also continues a finished run. "
                 "Under torchrun the processes resume it together, whatever number of processes trained it before.")
-    r.add_argument("run", metavar="RUN", help="run id (a folder name in the runs folder)")
+    r.add_argument("run", metavar="RUN", nargs="?", help="run id (a folder name in the runs folder)")
+    r.add_argument("--sweep", metavar="NAME", help="instead of RUN: finish sweep NAME (one a kill, a crash or a "
+                   "stop left unfinished): make the runs its plan holds and the folder lacks, then train each run of "
+                   "it that is queued, stopped or crashed, one after another")
     r.add_argument("--epochs", metavar="N", type=int, help="train to N epochs in total")
     r.add_argument("--tensorboard", action="store_true",
                    help="from now on also write TensorBoard event files into RUN/tensorboard/ (the steps so far "
@@ -135,14 +141,13 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     s.add_argument("--no-wait", action="store_true", help="send the request and return at once")
     _runs_dir_arg(s)
 
-    from cli.notes import add_note_parser
-
-    _runs_dir_arg(add_note_parser(command))
+    add_note_parser(command, _runs_dir_arg)
 
     ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
     ls.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its settings that vary as columns)")
+    ls.add_argument("--study", metavar="NAME", help="only the trials and confirmed runs of this study")
     _runs_dir_arg(ls)
 
     sh = command("show", "print one run: config, status, epochs, files",
@@ -178,6 +183,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     "epoch are left out with a note)")
     rp.add_argument("--sweep", metavar="NAME", help="the runs of this sweep (see `runs`): a table whose rows and "
                     "columns are the values of the settings it varies, the effect of each, and curves coloured by them")
+    rp.add_argument("--study", metavar="NAME", help="the study NAME (see `study`): optimisation history, importances, "
+                    "parallel coordinates, slices, validation error per epoch with the rungs, Pareto front, top trials "
+                    "and confirmed settings")
+    rp.add_argument("--storage", metavar="URL", help="with --study: its Optuna storage [default: RUNS/studies.db]")
     rp.add_argument("--x-axis", choices=("auto", "epoch", "iter", "time"), default="auto",
                     help="what a sweep's curves are drawn against: epochs, iterations or training time; auto: epochs "
                          "when batch sizes or training sets differ, else iterations [default: auto]")
@@ -193,7 +202,27 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     help="device for the layer responses [default: auto]")
     rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
     _runs_dir_arg(rp)
+    _study_parser(command)
     return p
+
+
+def _study_parser(command) -> None:
+    """`study NAME ...`, `study show NAME`, `study confirm NAME` (cli/study.py)."""
+    from cli.study import add_study_flags
+
+    st = command("study", "search settings: trials as runs, early stopping that resumes (Optuna)",
+                 "Search for the best settings: Optuna proposes each trial's settings from --space, each trial is a "
+                 "run that the scheduler trains (started if none serves the folder), planned for the full --epochs. "
+                 "With --pruner asha a trial in the bottom of its rung stops with its checkpoint and is resumed, "
+                 "exactly, if it is promoted later. The objective is the validation error (--val-split is required), "
+                 "never the test error. `study NAME` again continues a study; `study show NAME` lists its trials; "
+                 "`study confirm NAME --top 3 --seeds 1-3` trains the best settings again with seeds.")
+    st.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    st.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
+    add_study_flags(st)
+    add_config_flags(st)
+    _scheduler_flags(st)
+    _runs_dir_arg(st)
 
 
 def _named(parser: Parser) -> Parser:
@@ -329,10 +358,16 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
         _deliver(pending_signals, args.stop_signals)
         from cli import commands
 
-        if args.command == "train":      # one run, or a sweep of them (cli/sweep.py)
-            from cli import sweep
+        if args.command == "train" or getattr(args, "sweep", None) and args.command in ("resume", "runs"):
+            from cli import sweep  # one run or a sweep of them; finishing a sweep; listing one
 
-            return commands.dispatch(args, sweep.cmd_train)
+            return commands.dispatch(args, {"train": sweep.cmd_train, "resume": sweep.cmd_resume_sweep,
+                                            "runs": sweep.cmd_runs_sweep}[args.command])
+        if args.command == "study" or (args.command in ("report", "runs") and getattr(args, "study", None)):
+            from cli import study
+
+            return commands.dispatch(args, {"study": study.cmd_study, "report": study.report_study,
+                                            "runs": study.cmd_runs_study}[args.command])
         if args.command == "note":
             from cli.notes import cmd_note
 

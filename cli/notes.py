@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cli.commands import get_run, store_of
-from cli.common import EXIT_OK, CliError
-from core.store.notes import read_notes, tag_problem, write_notes
-from core.store.reader import escape_controls
 
-
-def add_note_parser(command) -> argparse.ArgumentParser:
+def add_note_parser(command, runs_dir_arg) -> None:
     n = command("note", "set or show a run's tags and note (the runs filter: tag=best, note=WORD)",
                 "Set a run's note (TEXT; \"\" clears it) and add or remove tags, kept in the run's notes.json "
                 "(replaced atomically); training and resuming ignore them. With no TEXT, --tag or --untag: print "
@@ -19,10 +14,15 @@ def add_note_parser(command) -> argparse.ArgumentParser:
     n.add_argument("text", metavar="TEXT", nargs="?", help="the note (one line; \"\" clears it)")
     n.add_argument("--tag", metavar="TAG", action="append", default=[], help="add a tag (repeatable)")
     n.add_argument("--untag", metavar="TAG", action="append", default=[], help="remove a tag (repeatable)")
-    return n
+    runs_dir_arg(n)
 
 
 def cmd_note(args: argparse.Namespace) -> int:
+    from cli.commands import get_run, store_of
+    from cli.common import EXIT_OK, CliError
+    from core.store.notes import read_notes, tag_problem, write_notes
+    from core.store.reader import escape_controls
+
     run = get_run(store_of(args), args.run)
     for tag in args.tag:
         if problem := tag_problem(tag):

@@ -53,6 +53,8 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     per_device, gpus = getattr(args, "per_device", 1), getattr(args, "gpus_per_run", 1)
     if per_device < 1:
         raise CliError(f"--per-device: must be 1 or more, got {per_device}")
+    if per_device > MAX_PER_DEVICE:                  # 100,000 slots on 2 cores is a typo
+        raise CliError(f"--per-device: at most {MAX_PER_DEVICE} runs share one device, got {per_device}")
     alone = exclusive_gpus(devices) if per_device > 1 else []
     if alone:
         raise CliError(f"--per-device: {', '.join(alone)} {'is' if len(alone) == 1 else 'are'} in EXCLUSIVE_PROCESS "
@@ -65,6 +67,9 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                      *common]
 
 
+MAX_PER_DEVICE = 64       # runs sharing one device at once (small nets on a large GPU): more is a mistake
+
+
 def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
     """Start a detached scheduler unless one serves the folder; returns what to tell the user."""
     proc = S.start_detached(store.root, options)
@@ -74,7 +79,7 @@ def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
     while time.monotonic() < deadline:
         state = S.read_state(store.root)
         if state and state.get("pid") == proc.pid:
-            slots = ", ".join(s["slot"] for s in state.get("slots", []))
+            slots = escape_controls(", ".join(s["slot"] for s in state.get("slots", [])))   # read from a file
             return (f"scheduler started (pid {proc.pid}) serving {store.root.resolve()} on {slots}; it keeps running "
                     f"after this terminal closes; log: {store.root.resolve() / S.LOG_FILE}")
         if proc.poll() is not None:

@@ -72,6 +72,11 @@ def report(store: RunStore, run_ids: Sequence[str], *, all_runs: bool = False, s
         raise CliError(str(exc), EXIT_FAILED) from None
     except ReportError as exc:
         raise CliError(str(exc)) from None
+    except OSError as exc:       # a full disk, a read-only folder: the report's hidden folder is gone with it
+        from core.util.files import write_error
+
+        where = next((p for p in (out_dir, *out_dir.resolve().parents) if p.is_dir()), out_dir.parent)
+        raise CliError(f"{write_error(exc, where, then='report again')}; nothing was written", EXIT_FAILED) from None
     for note in result.notes:
         print(f"note: {note}", file=stream)
     runs = sum(len(g.runs) for g in result.groups)

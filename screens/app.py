@@ -289,6 +289,11 @@ class ResLabApp(App[str | None]):
 
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 
+    def open_study(self, name: str) -> None:
+        from .study import StudyScreen
+
+        self.push_screen(StudyScreen(name))
+
     # -- actions used by several screens -------------------------------------------------------------------------------
     def launch(self, configs: list[RunConfig], where: str = "app", note: str | None = None) -> list[str]:
         """Create one run per config (a grid when several) and start them: in the folder's queue (``"queue"``,

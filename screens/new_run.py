@@ -13,7 +13,6 @@ but one launch's own (name, sweep name, seed, variants). A preset sets its whole
 from __future__ import annotations
 
 import functools
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from core.data.plan import milestone_error, planned_steps, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
 from core.spec.config import PRESET_HELP, PRESETS, RunConfig
-from core.spec.field_help import FIELD_HELP, GROUPS, PER_LAUNCH, RECIPE
+from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS, PER_LAUNCH, RECIPE
 from core.spec.grid import grid_configs, parse_variant
 from core.store.estimate import estimate
 from core.store.runs import names_taken_text
@@ -188,7 +187,7 @@ class NewRunScreen(Screen):
         if narrow != self._narrow:
             self._narrow = narrow
             if self._mounted:
-                for name in [f.name for f in fields(RunConfig)] + ["variants"]:
+                for name in [*FORM_FIELDS, "variants"]:
                     self._show_message(name)
                 self._preset_help(PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings"))
 
@@ -217,7 +216,8 @@ class NewRunScreen(Screen):
         if not self._mounted:
             return
         for name, value in cfg.to_dict().items():
-            self.set_value(name, value)
+            if name in FORM_FIELDS:          # a trial's study fields stay behind: the clone is a run of its own
+                self.set_value(name, value)
         self._recipe, self._scaled = cfg, None
         self.clear_launch_settings(seed=False)
         self._put("preset", CUSTOM)
@@ -227,11 +227,11 @@ class NewRunScreen(Screen):
     # -- values ------------------------------------------------------------------------------------------------------
     def raw_values(self) -> dict[str, Any]:
         raw: dict[str, Any] = {}
-        for f in fields(RunConfig):
-            if f.name == "shortcut":
-                raw[f.name] = [sc for sc in C.SHORTCUTS if self.query_one(f"#f-shortcut-{sc}", Checkbox).value]
+        for name in FORM_FIELDS:
+            if name == "shortcut":
+                raw[name] = [sc for sc in C.SHORTCUTS if self.query_one(f"#f-shortcut-{sc}", Checkbox).value]
             else:
-                raw[f.name] = self.query_one(f"#f-{f.name}").value
+                raw[name] = self.query_one(f"#f-{name}").value
         return raw
 
     def variants(self) -> tuple[list[dict], str | None]:
@@ -302,7 +302,7 @@ class NewRunScreen(Screen):
             self.errors["name"] = (f"{names_taken_text(taken, self.app.store.root)}; pick another or leave it empty "
                                    f"for a generated name")
             self.configs = []
-        for name in [f.name for f in fields(RunConfig)] + ["variants"]:
+        for name in [*FORM_FIELDS, "variants"]:
             self._show_message(name)
         self._show_summary()
         self.query_one("#launch", Button).disabled = bool(self.errors)

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.store.reader import escape_controls
 from core.store.runs import RunError, RunLockedError
 from core.util.formatting import epochs_text, state_style
 
@@ -77,15 +78,16 @@ class QueueScreen(Screen):
         else:
             slots = state.get("slots", [])
             busy = sum(1 for s in slots if s.get("run"))
-            title.append(f"scheduler pid {state.get('pid') or '?'}: {busy} of {len(slots)} slot(s) busy "
-                         f"({', '.join(s['slot'] for s in slots)})")
+            title.append(escape_controls(f"scheduler pid {state.get('pid') or '?'}: {busy} of {len(slots)} slot(s) "
+                                         f"busy ({', '.join(s['slot'] for s in slots)})"))     # names from a file
         self.query_one("#title", Static).update(title)
         table = self.query_one(DataTable)
         current = keep or self.current_id()
         table.clear()
         for r in self.rows:
             table.add_row(str(r["position"] or ""), r["id"], Text(r["state"], style=state_style(r["state"])),
-                          r["device"] or "-", r["slot"] or "-", epochs_text(r["epochs_done"], r["total_epochs"]),
+                          escape_controls(r["device"] or "-"), escape_controls(r["slot"] or "-"),
+                          epochs_text(r["epochs_done"], r["total_epochs"]),
                           r["label"] + (f" (retried {r['retries']}x)" if r["retries"] else ""), key=r["id"])
         if current is not None and current in {r["id"] for r in self.rows}:
             table.move_cursor(row=table.get_row_index(current))

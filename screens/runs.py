@@ -94,6 +94,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Del"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("g", "queue", "Queue"),
+        Binding("t", "study", "Study of the highlighted trial (its trials, best so far, chart)", show=False),
         Binding("e", "report", "Report of the marked runs (else of those shown)", show=False),
         Binding("f", "toggle_groups", "Seed groups", show=False),   # named in the title when seeds repeat
         Binding("o", "cycle_sort", "Sort by the next column", show=False),
@@ -302,6 +303,20 @@ class RunsScreen(Screen):
 
     def action_queue(self) -> None:
         self.app.open_queue()
+
+    def action_study(self) -> None:
+        """The study of the highlighted run (a trial or a confirmed run), else the folder's one study."""
+        info = self.app.watcher.infos.get(self.current_id or "")
+        name = info.config.study if info is not None and info.config is not None else ""
+        names = sorted({i.config.study for i in self.app.watcher.infos.values() if i.config and i.config.study})
+        if not name and len(names) == 1:
+            name = names[0]
+        if not name:
+            self.notify("highlight a trial's run (or start a study: tui_app.py study NAME --space ... --val-split N)"
+                        if names else "no study here; start one: tui_app.py study NAME --space ... --val-split N",
+                        timeout=6)
+            return
+        self.app.open_study(name)
 
     def action_mark(self) -> None:
         if self.grouped:

@@ -300,6 +300,9 @@ def select_runs(infos: Sequence[RunInfo], *, named: bool) -> tuple[list[RunInfo]
             continue
         if info.state in ACTIVE:
             notes.append(f"{info.id} is still {info.state}: its numbers are partial")
+        elif info.state in ("diverged", "failed", "out-of-memory"):     # not merely unfinished: it cannot go on
+            notes.append(f"{info.id} {info.state} ({info.error or 'no reason recorded'}): its numbers are those of "
+                         f"its last finished epoch")
         usable.append(info)
     if not usable:
         raise ReportError("no run has a finished epoch yet: nothing to report (" + "; ".join(notes) + ")")

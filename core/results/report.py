@@ -19,6 +19,7 @@ The whole folder can be pasted into a write-up. Bad input raises ReportError bef
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -37,9 +38,11 @@ from core.results.groups import (
     settings,
     variant_labels,
 )
+from core.results.publish import staged
 from core.results.sweep import dimensions, is_paper_grid
 from core.results.table6 import build_table, to_csv, to_latex, to_markdown
 from core.store.runs import ACTIVE, Run, RunInfo
+from core.store.sweeps import incomplete_notes
 from core.util.formatting import duration, pct, some_ids
 
 TABLE_FORMATS = ("md", "tex", "csv")
@@ -68,7 +71,9 @@ def default_out_dir(runs_root: Path) -> Path:
 def parse_formats(text: str | Sequence[str]) -> list[str]:
     """'md,png' -> ['md', 'png']; 'all' -> every format. Raises ReportError naming the allowed ones."""
     parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
-    if parts == ["all"] or not parts:
+    if not parts:
+        raise ReportError(f"empty; give a comma-separated list of {', '.join(FORMATS)}, or all")
+    if parts == ["all"]:
         return list(FORMATS)
     bad = [p for p in parts if p not in FORMATS]
     if bad:
@@ -90,6 +95,7 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
                  tensorboard: bool = False, x: str = "auto") -> Report:
     """Write the report of these runs into ``out_dir`` (created). See the module docstring."""
     usable, notes = select_runs(infos, named=named)
+    notes = incomplete_notes(infos) + notes       # a sweep a kill or a stop left unfinished
     figs = [f for f in formats if f in figures.FIGURE_FORMATS]
     if figs:
         figures.matplotlib_figure()              # a missing package is reported before anything is written
@@ -98,7 +104,17 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
 
         summary_writer()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged(out_dir) as staging:     # written whole into a hidden folder, then moved into place (publish.py)
+        report = _write_all(usable, staging, notes, formats, figs, tensorboard,
+                            dict(layer_responses=layer_responses, device=device, data_dir=data_dir, x=x))
+    report.out_dir = out_dir
+    report.files = [out_dir / p.relative_to(staging) for p in report.files]
+    return report
+
+
+def _write_all(usable: list[RunInfo], out_dir: Path, notes: list[str], formats: Sequence[str], figs: list[str],
+               tensorboard: bool, opts: dict) -> Report:
+    """Every section's tables and figures, then report.md, into ``out_dir`` (the hidden folder ``staged`` gives)."""
     report = Report(out_dir, notes=list(notes))
     parts = sections(usable)
     body: list[str] = []
@@ -109,8 +125,7 @@ def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True,
         heading = (f"Sweep {name}" if name else "Runs of no sweep") if len(parts) > 1 or name else ""
         write = _write_archs if arch_table.fits(groups) else \
             _write_paper if is_paper_grid(dimensions(groups)) else _write_sweep
-        body += write(groups, out_dir, prefix, heading, formats, figs, report,
-                      dict(layer_responses=layer_responses, device=device, data_dir=data_dir, x=x))
+        body += write(groups, out_dir, prefix, heading, formats, figs, report, opts)
     if tensorboard:
         report.notes += export_tensorboard(usable)
     md = out_dir / "report.md"
@@ -267,6 +282,10 @@ def response_curves(groups: Sequence[RunGroup], notes: list[str], device: str = 
             except ReportError as exc:
                 why = str(exc).removeprefix(f"run {info.id}: ").removeprefix(f"run {info.id} ")
                 left_out.setdefault(why, []).append(info.id)
+                continue
+            if not all(math.isfinite(layer["std"]) for layer in data["layers"]):
+                left_out.setdefault("its checkpoint's weights are not finite (NaN or inf responses)", []) \
+                    .append(info.id)
                 continue
             stds.append([layer["std"] for layer in data["layers"]])
         if stds:

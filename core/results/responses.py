@@ -99,7 +99,26 @@ def read_layer_responses(run: Run) -> dict | None:
     return None
 
 
-_LAYER_FIELDS = {"index": "count", "name": "text", "std": "number"}
+_LAYER_FIELDS = {"index": "count", "name": "text", "std": "real"}   # NaN/inf: weights not finite
+
+
+def _load_weights(run: Run, cfg, model, ckpt) -> None:
+    """checkpoint.pt's weights into ``model``; ReportError (that run left out, with why) for a checkpoint of another
+    net or not ResLab's: a foreign or mismatched checkpoint never aborts a report of every run (issue 35)."""
+    from core.train.consistency import differences
+
+    saved = ckpt.get("config") if isinstance(ckpt, dict) else None
+    must = differences(cfg, saved)[0] if isinstance(saved, dict) else []
+    if must:
+        raise ReportError(f"run {run.id}: checkpoint.pt was saved with other settings than config.json "
+                          f"({'; '.join(must[:3])}); `resume --repair` puts them back")
+    try:
+        weights = ckpt["model"]
+        model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in weights.items()})
+    except Exception as exc:  # noqa: BLE001 - RuntimeError (another net), TypeError/KeyError (not a checkpoint)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ReportError(f"run {run.id}: checkpoint.pt does not fit its net ({type(exc).__name__}"
+                          f"{': ' + first[:120] if first else ''})") from None
 
 
 def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = None,
@@ -144,7 +163,7 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
         reason = str(exc).split(". ")[0]      # 'CIFAR-10 was not found in DIR' (the rest: how to put it there)
         raise ReportError(f"run {run.id}: {reason}; give the folder holding it (--data-dir DIR)") from None
     model = setup.model
-    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
+    _load_weights(run, cfg, model, ckpt)
     t0 = time.monotonic()
     layers = layer_response_std(model, setup.test_loader)
     data = {"run": run.id, "definition": DEFINITION, "weights": "checkpoint.pt", "epoch": ckpt.get("epoch"),

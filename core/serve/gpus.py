@@ -33,6 +33,8 @@ def parse_devices(text: str | None) -> list[str]:
     """'cuda:0,cuda:2' or 'cpu,cpu' (a device listed twice gets two slots); 'cuda' means every GPU; empty or
     'auto' means :func:`default_devices`. Raises ValueError naming what is wrong and what is allowed."""
     parts = [p.strip().lower() for p in re.split(r"[,\s]+", text or "") if p.strip()]
+    if text and text.strip() and not parts:       # ',' is a typo, not "every GPU"
+        raise ValueError(f"no device in {text!r}; give devices such as cpu or cuda:0,cuda:1")
     parts = [uuid_to_cuda(p) if p.startswith(UUID_PREFIXES) else p for p in parts]
     if not parts or parts == ["auto"]:
         return default_devices()

@@ -31,12 +31,13 @@ from core.serve import queue as Q
 from core.serve.decisions import FINAL, RETRYABLE, Action, next_action  # noqa: F401 (re-exported)
 from core.serve.gpus import fits
 from core.serve.launch import ENTRY_POINT, LocalLauncher, detached, plain_env
+from core.spec.config import RUNS_FOLDER_FILES
 from core.store import reader
 from core.store.lock import FileLock, LockHeldError
 from core.store.runs import ACTIVE, Run, RunError, RunStore, iso, live_state, now
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json
 
-LOCK_FILE, STATE_FILE, LOG_FILE = "scheduler.lock", "scheduler.json", "scheduler.log"
+LOCK_FILE, STATE_FILE, LOG_FILE = RUNS_FOLDER_FILES     # names no run may take (RunConfig.validate)
 DEFAULT_RETRIES = 2
 DEFAULT_IDLE_EXIT_S = 300.0      # leave after the queue has been empty this long (unless --stay)
 POLL_S = 0.2                     # how often slots and the queue are looked at
@@ -439,13 +440,13 @@ def sharing(slots: list[Slot]) -> dict[str, int]:
 
 
 def describe(runs_dir: str | os.PathLike) -> str:
-    """One line about the scheduler serving a folder (for 'already served' messages)."""
+    """One line about the scheduler serving a folder (for 'already served' messages), control characters escaped."""
     state = read_state(runs_dir) or {}
     holder = lock_of(runs_dir).holder().split()
     pid = state.get("pid") or (holder[0] if holder else "?")
     slots = ", ".join(s["slot"] for s in state.get("slots", [])) or "its slots"
-    return f"a scheduler (pid {pid}) already serves {Path(runs_dir).resolve()} on {slots}; log: " \
-           f"{Path(runs_dir).resolve() / LOG_FILE}"
+    return reader.escape_controls(f"a scheduler (pid {pid}) already serves {Path(runs_dir).resolve()} on {slots}; "
+                                  f"log: {Path(runs_dir).resolve() / LOG_FILE}")    # (names read from its files)
 
 
 def scheduler_command(runs_dir: str | os.PathLike, options: list[str]) -> list[str]:

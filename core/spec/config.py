@@ -73,6 +73,10 @@ def paper_error(depth: int, shortcut: str, dataset: str = "cifar10") -> float | 
     return PAPER_ERRORS.get(depth)
 
 
+# the runs folder's own files (core/serve/scheduler.py): never a run's name, or no scheduler could serve the folder
+RUNS_FOLDER_FILES = ("scheduler.lock", "scheduler.json", "scheduler.log")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # -- model ------------------------------------------------------------------------------------
@@ -130,6 +134,10 @@ class RunConfig:
     sweep_name: str = ""
     log_every: int = 20
     tensorboard: bool = False
+    # -- study (core/study: set by `study`, not by hand) ------------------------------------------------
+    study: str = ""
+    trial: int = -1
+    rungs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # the stage widths, derived from ``width`` where not given: a config always holds both, and they agree
@@ -279,9 +287,15 @@ class RunConfig:
             e["seed"] = f"seed must be >= 0, got {number_text(self.seed)}"
         if self.name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.name):
             e["name"] = "name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
+        elif self.name in RUNS_FOLDER_FILES:
+            e["name"] = f"{self.name!r} is a file the runs folder keeps for its scheduler; choose another name"
         if self.sweep_name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.sweep_name):
             e["sweep_name"] = ("sweep name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a "
                                "symbol)")
+        if self.study and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", self.study):
+            e["study"] = "study name may use letters, digits, '.', '_' and '-' (up to 64, not starting with a symbol)"
+        if self.trial < -1 or any(r < 1 for r in self.rungs) or list(self.rungs) != sorted(set(self.rungs)):
+            e["rungs"] = f"trial must be >= 0 (-1: none), rungs increasing epochs >= 1; got {self.trial}, {self.rungs}"
         if self.log_every < 1:
             e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
         for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both

@@ -71,6 +71,10 @@ FIELD_HELP: dict[str, str] = {
                    "gets one generated when empty, e.g. lr-bs-1202-1530. Does not change what a run learns"),
     "log_every": "Write a point to steps.jsonl every this many iterations",
     "tensorboard": "Also write TensorBoard event files into the run's tensorboard/ folder (tensorboard --logdir runs/)",
+    "study": "The study (core/study) this run is a trial of; empty = none",
+    "trial": "Its trial number in the study (Optuna's, from 0); -1 = not a trial",
+    "rungs": ("Epochs at which a study's trial pauses for the pruner's decision (ASHA rungs): it continues, or stops "
+              "with its checkpoint and is resumed if promoted later"),
 }
 
 _NAMES = {f.name for f in fields(RunConfig)}
@@ -87,7 +91,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "speed": ("precision", "channels_last", "compile", "on_oom", "micro_batches", "sync_bn"),
     "run": ("device", "seed", "deterministic", "name", "sweep_name", "log_every", "tensorboard"),
 }
-assert sorted(sum(GROUPS.values(), ())) == sorted(_NAMES), "every RunConfig field in one group"
+# set by the `study` command for its trials (no flag, no form field; shown by `show` and the study screen)
+STUDY_FIELDS = ("study", "trial", "rungs")
+FORM_FIELDS = tuple(name for names in GROUPS.values() for name in names)     # every setting but a study's own
+assert sorted(sum(GROUPS.values(), STUDY_FIELDS)) == sorted(_NAMES), "every RunConfig field in one group"
 
 # What choosing a preset in the form sets: its whole recipe (model, optimisation and schedule settings, and how the
 # images are normalised and augmented), so that the form shows exactly that preset and nothing of the one before.

@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from core.spec.config import SHORTCUTS, ConfigError, RunConfig
 
 GRID_FIELDS = ("depth", "shortcut", "seed")     # the paper's grid (Table 6 / Fig. 6 in one go)
-NOT_SWEPT = ("name", "sweep_name", "data_dir", "device")   # names and folders: one value per launch
+# names and folders: one value per launch (a study sets study, trial and rungs)
+NOT_SWEPT = ("name", "sweep_name", "data_dir", "device", "study", "trial", "rungs")
 SWEPT = tuple(f.name for f in fields(RunConfig) if f.name not in NOT_SWEPT)
 MAX_RUNS = 1000                                 # a typo such as 1-100000 must not create a folder per seed
 _TYPES = {f.name: f.type for f in fields(RunConfig)}
@@ -35,6 +36,12 @@ _TYPES = {f.name: f.type for f in fields(RunConfig)}
 SHORT = {"batch_size": "bs", "width": "w", "milestones": "ms", "weight_decay": "wd", "momentum": "mom",
          "max_train_images": "ntrain", "seed": "s", "epochs": "ep", "iterations": "it", "warmup_iters": "warm",
          "widths": "w", "stem_width": "stem"}
+
+
+def no_empty_value(text: str) -> None:
+    """'0.1,,0.2' or '0.1,' lost a value to a typo (it made 2 runs of 3): ValueError, never a silent skip."""
+    if text.strip() and re.search(r"(^|,)\s*(,|$)", text.strip()):
+        raise ValueError(f"an empty value in {text.strip()!r}; separate values by one comma, e.g. 0.1,0.2")
 
 
 def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> list[int]:
@@ -45,6 +52,7 @@ def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> l
         return [text]
     if isinstance(text, (list, tuple)):
         return list(dict.fromkeys(v for part in text for v in parse_ints(part, field, example)))
+    no_empty_value(str(text))
     parts = [p for p in re.split(r"[,\s]+", str(text).strip()) if p]
     if not parts:
         raise ValueError(f"enter one or more {field}s, e.g. {example} or a range such as 1-5")
@@ -65,6 +73,8 @@ def parse_ints(text: Any, field: str = "value", example: str = "20,56,110") -> l
 
 def parse_shortcuts(value: Any) -> list[str]:
     """'A,none' or ['A', 'none'] -> ['A', 'none'] ('plain' means none); raises ValueError naming what is allowed."""
+    if not isinstance(value, (list, tuple)):
+        no_empty_value(str(value or ""))
     parts = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or "").strip())
     out = []
     for part in (str(p).strip() for p in parts):
@@ -108,6 +118,7 @@ def parse_values(field: str, value: Any) -> list:
     if isinstance(value, (list, tuple)):
         parts = list(value)
     elif isinstance(value, str):
+        no_empty_value(value)
         parts = [p for p in re.split(r"[,\s]+", value.strip()) if p] or [value]
     else:
         parts = [value]

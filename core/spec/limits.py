@@ -119,3 +119,23 @@ def check(cfg: Any, e: dict[str, str]) -> None:
         refuse("batch_size", f"batch size {number_text(cfg.batch_size)} needs about "
                              f"{tib(per_image * cfg.batch_size)} of activations for {model}, more than any device "
                              f"holds ({tib(MAX_TRAIN_BYTES)}); at most about {most:,}")
+
+
+def fit_error(cfg: Any, total_bytes: int | None, device: str, splits: bool) -> str:
+    """Why ``cfg`` cannot train on a device of ``total_bytes`` memory ('' when it fits or the memory is unknown): its
+    estimate (``memory_estimate``) with the fewest images per micro-batch it can reach (one, where ``splits``: the
+    out-of-memory split on a GPU halves the micro-batch until it fits) exceeds it. A run refused here would grow until
+    the kernel's out-of-memory killer ended it (or a process of someone else on a shared machine)."""
+    if not total_bytes:
+        return ""
+    need, images = memory_estimate(cfg)
+    if splits:
+        need, images = train_bytes(cfg.depth, cfg.width, cfg.arch) + activation_bytes(cfg.depth, cfg.width,
+                                                                                       cfg.arch), 1
+    if need <= total_bytes:
+        return ""
+    net = f"WRN-{cfg.depth}" if cfg.arch == "wrn" else model_name(cfg.depth, cfg.shortcut, cfg.arch)
+    return (f"{net} at width {cfg.width} needs about {need / 2 ** 30:,.1f} GiB to train "
+            f"{images} image{'s' if images != 1 else ''} at a time (weights, gradients, optimizer state and "
+            f"activations), more than the {total_bytes / 2 ** 30:,.1f} GiB of {device}; use a smaller depth, width "
+            f"or batch (or more --micro-batches), or --ignore-memory to try anyway")

@@ -23,6 +23,7 @@ ACTIVE = ("running", "paused")               # a live process owns the run
 RESUMABLE = ("queued", "stopped", "crashed", "failed")
 STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
 REPAIR_HINT = "resume --repair can recover it from checkpoint.pt"
+RESTART_HINT = "resume --repair starts it over from step 0 (its records are dropped), or start a new run"
 QUEUE_LOST_AFTER_S = 30.0                    # a queued run without queue.json nobody has locked this long is lost
 UNQUEUED_HINT = "the queue cannot start it: resume it by hand (resume RUN), or delete it"
 
@@ -41,6 +42,7 @@ class RunInfo:
     repairable: bool = False    # damaged, but `resume --repair` can rebuild what is wrong from checkpoint.pt
     job: dict = field(default_factory=dict)      # slurm.json, for a run sent to Slurm (core/serve/slurm.py)
     unqueued: bool = False      # damaged only in that its queue.json is: `resume` trains it as it is
+    restartable: bool = False   # damaged in that its checkpoint.pt is gone: `resume --repair` starts it over
 
     @classmethod
     def read(cls, run: Any) -> "RunInfo":   # a core.store.runs.Run (not imported: runs imports this module)
@@ -112,8 +114,14 @@ class RunInfo:
     def error(self) -> str:
         """Why the run is damaged, failed, diverged ...; control characters escaped (it is shown on terminals)."""
         if self.damaged:
-            return reader.escape_controls(self.damaged + (f"; {REPAIR_HINT}" if self.repairable else ""))
+            hint = f"; {REPAIR_HINT}" if self.repairable else f"; {RESTART_HINT}" if self.restartable else ""
+            return reader.escape_controls(self.damaged + hint)
         return reader.escape_controls(self.status.get("error") or "")
+
+    @property
+    def checkpoint_lost(self) -> bool:
+        """The run has trained, yet its checkpoint.pt is gone (``lost_checkpoint``): it cannot continue."""
+        return bool(lost_checkpoint("stopped", self.status, self.epochs, self.path / "checkpoint.pt"))
 
     @property
     def images_per_s(self) -> float | None:
@@ -137,14 +145,34 @@ class RunInfo:
 
 def settle(info: RunInfo, run: Any) -> RunInfo:
     """What no file says, decided now: a run that says it trains but whose process is gone is crashed; a queued run
-    that is in no queue is damaged (``unqueued``)."""
+    that is in no queue is damaged (``unqueued``); so is one that has trained but lost its checkpoint.pt
+    (``restartable``)."""
     if info.state in ACTIVE and not _owner_alive(run, info.status):
         info.state = "crashed"
     elif info.state == "queued":
         lost = _queue_problem(run, info.status)
         if lost:
             info.state, info.damaged, info.unqueued = "damaged", f"{lost}; {UNQUEUED_HINT}", True
+    if gone := lost_checkpoint(info.state, info.status, info.epochs, run.checkpoint_path):
+        info.state, info.damaged, info.restartable = "damaged", gone, True
     return info
+
+
+def lost_checkpoint(state: str, status: dict, epochs: list[dict], checkpoint_path: Path) -> str:
+    """Why a run that has trained cannot continue ("" when it can): it finished an epoch (each ends with a checkpoint)
+    or was stopped mid-epoch (a stop saves one), yet checkpoint.pt is gone. Resuming would start it over from step 0
+    and cut its records back: only `resume --repair` (asked for) does that. A finished run keeps its state (its
+    numbers stand); only making it longer needs the checkpoint (core/store/rules.py)."""
+    if state not in RESUMABLE + ("out-of-memory",) or checkpoint_path.exists() or checkpoint_path.is_symlink():
+        return ""
+    epoch, step = status.get("epoch") or 0, status.get("step") or 0
+    # status.json's epoch is written after the epoch's checkpoint, and a second epoch row after the first checkpoint;
+    # a single row without one is a kill between that row and its checkpoint: starting over loses nothing saved
+    if not (epoch > 0 or len(epochs) > 1 or state == "stopped" and step > 0):
+        return ""        # it never saved a checkpoint (a crash in its first epoch): starting over loses nothing
+    done = max(epoch, len(epochs))
+    return f"checkpoint.pt is missing, though the run has trained ({done} epoch{'s' if done != 1 else ''} done, " \
+           f"step {step})"
 
 
 def _owner_alive(run: Any, status: dict) -> bool:

@@ -9,6 +9,7 @@ Unknown keys are left alone (a newer ResLab may add some); known keys must have 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import unicodedata
@@ -35,7 +36,10 @@ class DamagedFileError(ValueError):
 
 # -- the types of the known keys ---------------------------------------------------------------------------------------
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) < 2 ** 1000)
+    """A finite number: NaN or infinity in a run file is damage (ResLab never writes one; a run that diverges ends
+    before it would), never a value that turns a group's statistic into nan."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        math.isfinite(v) if isinstance(v, float) else abs(v) < 2 ** 1000)
 
 
 def _is_count(v: Any) -> bool:
@@ -44,6 +48,7 @@ def _is_count(v: Any) -> bool:
 
 TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "number": (_is_number, "a number"), "count": (_is_count, "a whole number >= 0"),
+    "real": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),   # NaN and inf too
     "text": (lambda v: isinstance(v, str), "text"), "bool": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"), "list": (lambda v: isinstance(v, list), "a list"),
 }
@@ -77,7 +82,8 @@ ROWS = {"epochs.jsonl": (EPOCH_FIELDS, "epoch"), "steps.jsonl": (STEP_FIELDS, "s
 
 # what JSON gives each kind of key, in the common case (a float, an int that is not huge, ...): checked first
 _HUGE = 2 ** 1000
-_PLAIN = {"number": (float,), "count": (), "text": (str,), "bool": (bool,), "object": (dict,), "list": (list,)}
+_PLAIN = {"number": (float,), "count": (), "text": (str,), "bool": (bool,), "object": (dict,), "list": (list,),
+          "real": (float,)}
 
 
 def problem(obj: Any, fields: dict[str, str], required: tuple[str, ...] = ()) -> str:
@@ -93,7 +99,9 @@ def problem(obj: Any, fields: dict[str, str], required: tuple[str, ...] = ()) ->
 def _looks_right(obj: dict, fields: dict[str, str], required: tuple[str, ...]) -> bool:
     for name, value in obj.items():
         kind = fields.get(name)
-        if kind is None or type(value) in _PLAIN[kind] or (value is None and name not in required):
+        if kind is None or (value is None and name not in required):
+            continue
+        if type(value) in _PLAIN[kind] and (kind != "number" or value - value == 0):   # (NaN, inf: not 0)
             continue
         if type(value) is int and kind in ("number", "count") and -_HUGE < value < _HUGE and (
                 kind == "number" or value >= 0):

@@ -36,7 +36,8 @@ def resume_refusal(info: Any, *, extend_to: int | None = None, repair: bool = Fa
     longer; a damaged one only through a repair that can recover it, or when only the queue lost it (a queued
     run whose queue.json is damaged or missing: ``RunInfo.unqueued``); a running or paused one never (stop it first)."""
     state = info.state
-    if state == "damaged" and not (repair and info.repairable) and not getattr(info, "unqueued", False):
+    if state == "damaged" and not (repair and (info.repairable or getattr(info, "restartable", False))) and \
+            not getattr(info, "unqueued", False):
         return Refusal("damaged", f"is damaged ({info.damaged})")
     if state in ACTIVE and not handed_over:
         return Refusal("active", f"is {state} in another process (pid {info.status.get('pid')})")
@@ -44,6 +45,9 @@ def resume_refusal(info: Any, *, extend_to: int | None = None, repair: bool = Fa
         return Refusal("diverged", f"diverged ({info.error}); resuming would repeat it")
     if state == "finished" and extend_to is None:
         return Refusal("finished", f"is finished ({epochs_text(info.epochs_done)})")
+    if state == "finished" and extend_to is not None and getattr(info, "checkpoint_lost", False):
+        return Refusal("damaged", "has no checkpoint.pt to continue from; its results stand, but it cannot train "
+                                  "longer: start a new run with more epochs")
     if extend_to is not None and extend_to <= info.epochs_done:
         return Refusal("not-longer", f"has already done {epochs_text(info.epochs_done)}; "
                                      f"ask for more than {info.epochs_done}")

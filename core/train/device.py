@@ -119,6 +119,18 @@ def memory_fraction() -> float | None:
     return fraction if 0 < fraction <= 1 else None
 
 
+def total_memory(device: torch.device) -> int | None:
+    """The memory a run on ``device`` can use at most: the GPU's, or this machine's RAM for the CPU; None unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, RuntimeError, AssertionError):
+        pass
+    return None
+
+
 def sync_device(device: torch.device) -> None:
     """Wait for the device (a no-op on the CPU); only for timing and epoch ends, never per iteration."""
     if device.type == "cuda":

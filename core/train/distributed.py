@@ -330,3 +330,20 @@ class FollowerRun:
 
     def truncate_logs(self, epochs_done: int, step: int) -> dict[str, int]:
         return {}
+
+
+def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
+    """The state and message a failure ends a run with: out-of-memory (here, or on another process that said so
+    before it left: a lost peer then is a consequence), crashed (another process died: resumable), else failed."""
+    from core.train.device import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        return "out-of-memory", f"out of memory: {exc}".splitlines()[0]
+    lost = peer_lost(exc, dist)
+    if not lost:
+        return "failed", f"{type(exc).__name__}: {exc}"
+    rank, note = dist.told()
+    state, _, why = note.partition(": ")
+    if state in ("out-of-memory", "failed", "diverged"):      # what the process that left said (``Dist.tell``)
+        return state, f"process {rank} of {dist.world}: {why}"
+    return "crashed", lost

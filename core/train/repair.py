@@ -17,7 +17,7 @@ from core.store.runs import STATES, Run, RunError, now
 from core.train import checkpoint
 from core.train.state import TrainState
 from core.util.files import atomic_write_bytes
-from core.util.formatting import first_line
+from core.util.formatting import first_line, pct
 
 
 def repair(run: Run) -> list[str]:
@@ -28,6 +28,8 @@ def repair(run: Run) -> list[str]:
     why = reader.folder_problem(run.path)
     if why:
         raise RunError(why)
+    if not run.checkpoint_path.exists():
+        return start_over(run)
     try:
         ckpt = checkpoint.read_resumable(run.checkpoint_path)
         state = TrainState.from_dict(ckpt)
@@ -69,3 +71,28 @@ def _created_at(run: Run) -> float:
         return min(os.stat(p).st_mtime for p in (run.path, run.config_path))
     except OSError:
         return now()
+
+
+def start_over(run: Run) -> list[str]:
+    """A run whose checkpoint.pt is gone (RunInfo.restartable), repaired as asked: its logs are cut back to nothing
+    and its status to a run stopped before its first step, so that it trains from step 0; events.log keeps what the
+    dropped records said (the last epoch's figures)."""
+    try:
+        epochs = reader.read_rows(run.epochs_path, tolerant=True)[0]
+        steps = len(reader.read_rows(run.steps_path, tolerant=True)[0])
+    except OSError:
+        epochs, steps = [], 0
+    last = epochs[-1] if epochs else {}
+    run.truncate_logs(0, 0)
+    try:
+        status = run.read_status()
+    except (OSError, ValueError):
+        status = {"created_at": _created_at(run), "host": socket.gethostname()}
+    for key in ("elapsed_s", "best_test_err", "last_test_err", "last_loss", "last_err", "error"):
+        status.pop(key, None)
+    run.write_status({**status, "state": "stopped", "epoch": 0, "step": 0, "updated_at": now()})
+    said = f" (the last, epoch {last.get('epoch')}: test error {pct(last.get('test_err'))})" if last else ""
+    note = (f"checkpoint.pt is missing: started over from step 0; dropped {len(epochs)} epoch record"
+            f"{'s' if len(epochs) != 1 else ''}{said} and {steps} step points")
+    run.log(f"repaired: {note}")
+    return [note]

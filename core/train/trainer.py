@@ -18,6 +18,7 @@ devices, precision and RNGs.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -31,7 +32,7 @@ from core.data.identity import data_identity
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
-from core.train import checkpoint
+from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
 from core.train.device import (
     DeviceError,
@@ -45,7 +46,7 @@ from core.train.device import (
     sync_device,
     use_device,
 )
-from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, peer_lost, resolve_launch_device
+from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, end_of, resolve_launch_device
 from core.train.events import (
     CheckpointSaved,
     Ended,
@@ -75,21 +76,6 @@ class _Stop(Exception):
         self.state, self.message = state, message
 
 
-def end_of(exc: Exception, dist: Dist) -> tuple[str, str]:
-    """The state and message a failure ends a run with: out-of-memory (here, or on another process that said so
-    before it left: a lost peer then is a consequence), crashed (another process died: resumable), else failed."""
-    if is_out_of_memory(exc):
-        return "out-of-memory", f"out of memory: {exc}".splitlines()[0]
-    lost = peer_lost(exc, dist)
-    if not lost:
-        return "failed", f"{type(exc).__name__}: {exc}"
-    rank, note = dist.told()
-    state, _, why = note.partition(": ")
-    if state in ("out-of-memory", "failed", "diverged"):      # what the process that left said (``Dist.tell``)
-        return state, f"process {rank} of {dist.world}: {why}"
-    return "crashed", lost
-
-
 class Trainer:
     """Trains one run folder. See the module docstring."""
 
@@ -113,6 +99,8 @@ class Trainer:
         self.last_heartbeat = 0.0
         self.tensorboard = None                  # core.train.tensorboard.TensorBoardLog when cfg.tensorboard
         self.message = ""                        # why the run ended as it did, one line (set by run())
+        self.saved: dict | CheckpointError | None = None    # checkpoint.pt as read before the run is marked running
+        self.changed: list[str] = []             # settings config.json changed since the checkpoint (for events.log)
 
     # plumbing ---------------------------------------------------------------------------------------------------------
     def emit(self, event: TrainerEvent) -> None:
@@ -156,6 +144,7 @@ class Trainer:
                 self.status = run.read_status()
             except (OSError, ValueError):
                 self.status = {}
+            self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
             try:
                 self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
@@ -226,11 +215,9 @@ class Trainer:
         except DataError as exc:
             raise _Stop("failed", str(exc)) from None
         self.data_identity = data_identity(data)    # what this run trains on (status.json "data", issue 18)
-        try:
-            ckpt = checkpoint.read_for_resume(run.checkpoint_path) if run.checkpoint_path.exists() else None
-        except CheckpointError as exc:
-            raise _Stop("failed", str(exc)) from None
-        return cfg, device, data, ckpt
+        if isinstance(self.saved, CheckpointError):
+            raise _Stop("failed", str(self.saved))
+        return cfg, device, data, self.saved
 
     def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
         run, d = self.run_folder, self.dist
@@ -246,6 +233,8 @@ class Trainer:
             done = self.state.epoch
             self.log(f"resumed at epoch {done + 1}, step {self.state.step} of {s.total_steps} "
                      f"({done} epoch{'s' if done != 1 else ''} done)")
+            for note in self.changed:
+                self.log(note)
         else:
             run.truncate_logs(0, 0)
             self.log(f"started {cfg.label()} on {device} ({s.precision}"
@@ -279,6 +268,8 @@ class Trainer:
         self._compile()
         self._start_clock()
         while st.epoch < s.total_epochs:
+            if st.epoch in s.cfg.rungs and st.step == st.epoch * s.iters_per_epoch and self._held_at_rung():
+                return self._stop()      # at a rung's epoch end, also when resumed there (a crash or a promotion)
             # a run stopped right after an epoch's last iteration resumes straight into that epoch's evaluation
             epoch_end = min(s.total_steps, (st.epoch + 1) * s.iters_per_epoch)
             for x, y in (s.train_loader if st.step < epoch_end else ()):
@@ -297,6 +288,13 @@ class Trainer:
                     break
             self._end_epoch()
         return "finished", ""
+
+    def _held_at_rung(self) -> bool:
+        """A study's trial at a rung (core/study/driver.py) waits for its driver's request: continue, or stop (True)."""
+        self.requests.external_pause = True
+        self.write_status(rung_epoch=self.state.epoch)
+        self._obey_requests(True)
+        return self.requests.stopping
 
     def _start_clock(self) -> None:
         s, cfg = self.setup, self.setup.cfg
@@ -450,6 +448,8 @@ class Trainer:
         scores = s.evaluate()
         while s.notes:
             self.log(s.notes.pop(0))
+        if bad := next((f"the {k} loss became {v[0]}" for k, v in scores.items() if not math.isfinite(sum(v))), None):
+            raise _Stop("diverged", f"{bad} at the end of epoch {st.epoch + 1}; try a lower --lr or a warm-up")
         eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)

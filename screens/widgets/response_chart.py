@@ -2,6 +2,8 @@
 index and sorted by magnitude, bars from zero (eighth-block characters, 8 levels per row)."""
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -22,14 +24,27 @@ def bars(values: list[float], width: int, rows: int = 4, top: float | None = Non
     return ["".join(_BLOCKS[min(8, max(0, lv - r * 8))] * wide for lv in levels) for r in range(rows - 1, -1, -1)]
 
 
+def _number(value: object) -> float:
+    """A std from layer_responses.json as a float (NaN for anything that is not a number)."""
+    try:
+        return float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def response_chart(data: dict, width: int, rows: int = 4) -> Text:
     """Both charts of one run's layer_responses.json, with the scale and the layer count."""
-    stds = [float(layer["std"]) for layer in data.get("layers", [])]
+    given = [_number(layer.get("std") if isinstance(layer, dict) else None) for layer in data.get("layers") or []]
     text = Text("layer responses ", style="bold")
-    text.append(f"(std of each 3x3 layer's output after BN, before addition and ReLU; {len(stds)} layers, "
+    text.append(f"(std of each 3x3 layer's output after BN, before addition and ReLU; {len(given)} layers, "
                 f"{data.get('images', '?')} test images, epoch {data.get('epoch', '?')})\n", style="dim")
+    stds = [v for v in given if math.isfinite(v)]
+    if len(stds) < len(given):       # a checkpoint whose weights are NaN or inf gives such responses: drawn as 0
+        text.append(f"{len(given) - len(stds)} of {len(given)} layers have no finite response (NaN or inf: the "
+                    f"checkpoint's weights are not finite)\n", style="yellow")
+        stds = [v if math.isfinite(v) else 0.0 for v in given] if stds else []
     if not stds:
-        return text.append("no layers")
+        return text.append("no layers" if not given else "nothing to draw")
     top = max(stds)
     label_w = 8
     for title, values in (("by index", stds), ("sorted", sorted(stds, reverse=True))):

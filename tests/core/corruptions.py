@@ -9,6 +9,7 @@ be listed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +49,10 @@ def _stringify_numbers(v: Any) -> Any:
     return f"{v}x" if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
+def _non_finite(value: float) -> Callable[[Any], Any]:
+    return lambda v: value if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "not-an-object": lambda b: b"1\n",
     "wrong-types": lambda b: _objects(b, lambda o: _keep_version(o, lambda v: [v])) or b'{"model": [1]}\n',
@@ -58,6 +63,10 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "truncated": lambda b: b[: len(b) // 2],
     "directory": lambda b: b"",
     "symlink": lambda b: b"",
+    "missing": lambda b: None,         # the file deleted (issue 35: a stopped run whose checkpoint.pt is gone)
+    # every number NaN / infinite (issue 35: a NaN in epochs.jsonl turned a report cell of 44 runs into "nan")
+    "nan": lambda b: _objects(b, lambda o: _keep_version(o, _non_finite(math.nan))) or b"NaN\n",
+    "inf": lambda b: _objects(b, lambda o: _keep_version(o, _non_finite(-math.inf))) or b"-Infinity\n",
 }
 
 
@@ -102,8 +111,8 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
                 path.mkdir()
             elif damage == "symlink":
                 os.symlink(outside, path)
-            else:
-                path.write_bytes(change(original))
+            elif (data := change(original)) is not None:
+                path.write_bytes(data)
             cases[rid] = (name, damage)
     return cases
 
@@ -111,6 +120,9 @@ def corrupt_store(base: Path, root: Path, outside: Path) -> dict[str, tuple[str,
 def expected_state(name: str, damage: str) -> str:
     """How the run must be listed: damaged where ResLab reads the file to list a run, or where a file is a link or a
     directory; otherwise its true state (the base is stopped)."""
+    if damage == "missing":     # a run that has trained without its checkpoint is damaged (resume would start over)
+        return {"config.json": "damaged", "status.json": "damaged", "checkpoint.pt": "damaged",
+                "queue.json": "queued"}.get(name, "stopped")
     if damage in ("directory", "symlink") or name in ("config.json", "status.json", "queue.json"):
         return "damaged"
     if name == "epochs.jsonl":
@@ -121,7 +133,12 @@ def expected_state(name: str, damage: str) -> str:
 def repairable(name: str, damage: str) -> bool:
     """Damage that `resume --repair` can rebuild from checkpoint.pt (content, not a link or a directory)."""
     return expected_state(name, damage) == "damaged" and damage not in ("directory", "symlink") and \
-        name != "queue.json"
+        name != "queue.json" and not restartable(name, damage)
+
+
+def restartable(name: str, damage: str) -> bool:
+    """A run that has trained whose checkpoint.pt is gone: `resume --repair` starts it over from step 0."""
+    return name == "checkpoint.pt" and damage == "missing"
 
 
 def unqueued(name: str, damage: str) -> bool:

@@ -7,9 +7,19 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from cli.main import main
 from core.serve import scheduler as S
-from tests.core.corruptions import DAMAGE, OUTSIDE_TEXT, SCHEDULER_STATE, expected_state, repairable, unqueued
+from tests.core.corruptions import (
+    DAMAGE,
+    OUTSIDE_TEXT,
+    SCHEDULER_STATE,
+    expected_state,
+    repairable,
+    restartable,
+    unqueued,
+)
 
 ESC = "\x1b"
 
@@ -20,6 +30,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.timeout(1200)      # 130 damaged folders, each listed, shown, evaluated and resumed (minutes when loaded)
 def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_traceback(damaged_runs, capsys, tmp_path):
     runs, cases, outside = damaged_runs
     code, out, err = run_cli(capsys, "runs", "--format", "json", "--runs-dir", runs)
@@ -33,6 +44,7 @@ def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_tr
             assert row["error"] and "\n" not in row["error"] and ESC not in row["error"], (rid, row)
             hint = "resume --repair can recover it from checkpoint.pt"
             assert (hint in row["error"]) == repairable(name, damage), (rid, row["error"])
+            assert ("resume --repair starts it over" in row["error"]) == restartable(name, damage), (rid, row)
     code, out, err = run_cli(capsys, "runs", "--runs-dir", runs)           # the table too
     assert code == 0 and err == "" and out.count("damaged") >= 1 and ESC not in out
 
@@ -58,7 +70,7 @@ def test_every_damaged_folder_is_listed_shown_evaluated_and_resumed_without_a_tr
                 (rid, out, err)
         elif state == "damaged":
             assert code == 1 and err.count("\n") == 1 and "damaged" in err and out == "", (rid, out, err)
-            if repairable(name, damage):
+            if repairable(name, damage) or restartable(name, damage):
                 assert f"{rid} --repair" in err, (rid, err)
                 code, out, err = run_cli(capsys, "resume", rid, "--repair", "--runs-dir", work)
                 assert code == 0 and err == "" and out.splitlines()[-1].startswith(f"finished {rid}: 2 epochs"), \
@@ -94,8 +106,8 @@ def test_every_damaged_scheduler_json_is_read_as_nothing_known(tmp_path, capsys)
                 path.mkdir()
             elif damage == "symlink":
                 path.symlink_to(outside)
-            else:
-                path.write_bytes(change(SCHEDULER_STATE))
+            elif (data := change(SCHEDULER_STATE)) is not None:
+                path.write_bytes(data)
             state = S.read_state(root)
             assert state == {} or state == json.loads(SCHEDULER_STATE), (damage, state)
             for argv in (["queue"], ["queue", "--json"], ["scheduler", "--devices", "cpu"]):

@@ -1,5 +1,6 @@
 """The layering: core/ (the engine) never loads textual or rich; core's packages import only the packages below
-them (util -> spec -> data -> store -> train -> serve -> results); no import cycles among the project's modules.
+them (util -> spec -> data -> store -> train -> serve -> study -> results); no import cycles among the project's
+modules.
 The size of functions is ruff's job (pyproject's [tool.ruff], run by test_ruff.py), not a cap on lines per file."""
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_engine_never_imports_the_ui():
 
 # -- the shape of the code: packages in one direction, no import cycles ---------------------------------------------
 PACKAGES = ("core", "cli", "screens")
-LAYERS = ("util", "spec", "data", "store", "train", "serve", "results")   # each may import only those before it
+LAYERS = ("util", "spec", "data", "store", "train", "serve", "study", "results")   # each imports only those before it
 
 
 def project_modules() -> dict[str, Path]:

@@ -52,6 +52,7 @@ def test_damaged_folders_list_as_damaged(tmp_path):
     bad_epochs.epochs_path.write_text('{"epoch": 1}\nnonsense\n{"epoch": 2}\n')
     torn = store.create(tiny_config(name="torn"))
     torn.epochs_path.write_text('{"epoch": 1, "test_err": 50.0}\n{"epoch": 2, "te')  # crash mid-write: tolerated
+    torn.checkpoint_path.write_bytes(b"")       # (a run with a finished epoch and no checkpoint.pt is damaged)
     infos = {i.id: i for i in store.list()}
     assert infos["good"].state == "queued"
     for rid in ("no-config", "bad-json", "bad-status", "bad-epochs"):

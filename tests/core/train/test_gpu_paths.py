@@ -220,8 +220,7 @@ class FakeStore:
 def test_rank_0_records_out_of_memory_when_another_process_ran_out_and_left():
     """Under DDP an out-of-memory on one process reached rank 0 as a lost peer: 'crashed', retried as a crash and
     never split. The process that runs out says so first; rank 0 reads it when the group breaks."""
-    from core.train.distributed import Dist
-    from core.train.trainer import end_of
+    from core.train.distributed import Dist, end_of
 
     store = FakeStore()
     rank0, rank1 = (Dist(rank, 2, rank, launched=True, store=store) for rank in (0, 1))
