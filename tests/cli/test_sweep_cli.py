@@ -86,7 +86,7 @@ def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_r
 def test_the_milestone_note_is_said_only_of_runs_whose_milestones_were_scaled(tmp_path):
     """Issue 34, item 8: `--sweep milestones="2|4"` printed and logged "milestones scaled from 51,75 ... to 2,3" into
     every run's events.log, though the runs used [2] and [4]."""
-    tiny = [a if a != "constant" else "multistep" for a in TINY]
+    tiny = [a if a != "constant" else "multistep" for a in TINY] + ["--widths", "4,8,16", "--stem-width", "4"]
     runs = tmp_path / "runs"           # trained in a process of its own, as the other training tests here
     res = cli("train", "--preset", "lab-report", *tiny, "--epochs", "6", "--sweep", "milestones=2|4", runs=runs)
     assert res.returncode == 0, res.stderr

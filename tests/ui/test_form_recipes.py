@@ -46,11 +46,12 @@ async def test_a_preset_gives_exactly_its_recipe_whatever_the_preset_before_set(
         recipe = preset("lab-report")
         for key in RECIPE:
             if key == "shortcut":
-                assert form.query_one("#f-shortcut-A").value and not form.query_one("#f-shortcut-B").value
+                assert [form.query_one(f"#f-shortcut-{sc}").value for sc in ("A", "B", "none")] == [
+                    sc == recipe.shortcut for sc in ("A", "B", "none")]
             else:
                 assert shown(form, key) == as_text(getattr(recipe, key)), key
-        assert form.errors == {} and [c.label() for c in form.configs] == ["ResNet-20 A w16 sgd"]
-        assert form.configs[0].lr_factor == 0.1 and form.configs[0].normalize == "pixel"
+        assert form.errors == {} and [c.label() for c in form.configs] == [recipe.label()]
+        assert form.configs[0].arch == "resnet" and form.configs[0].lr_factor == 0.1
         assert str(form.query_one("#preset").value) == "lab-report"
 
 
