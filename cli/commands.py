@@ -98,7 +98,8 @@ def config_from_args(args: argparse.Namespace, validate: bool = True) -> RunConf
         if "milestones" not in given:        # a shortened recipe: its milestones at the same fractions of the run
             from core.data.plan import scale_milestones
 
-            cfg, args.milestone_note = scale_milestones(cfg, config_from_sources(args.preset, args.config))
+            args.milestone_recipe = config_from_sources(args.preset, args.config)
+            cfg, args.milestone_note = scale_milestones(cfg, args.milestone_recipe)
     except ConfigError as exc:
         raise CliError(_config_errors(exc.errors, given, args.preset, args.config)) from None
     errors = cfg.validate() if validate else {}
@@ -162,7 +163,7 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
         raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name, leave "
                        f"{flag('name')} out for a generated one, or resume it")
     with launched(cfg, memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 creates, all train
-        note = getattr(args, "milestone_note", None)
+        note = __import__("cli.sweep").sweep.milestone_note(args, cfg)      # true of this run
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
                                 signals=signals, dist=dist)
 
@@ -404,8 +405,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         why = refused.text if refused is not None else f"is not running (state: {info.state})"
         raise CliError(f"run {run.id} {why}; nothing to stop", EXIT_FAILED)
     run.request("stop")
-    if args.no_wait:
-        print(f"asked run {run.id} to stop")
+    if args.no_wait or info.phase:        # a compile can take minutes: the request stays, the run stops after it
+        print(f"asked run {run.id} to stop" + (" (it is compiling: it stops once the compile ends)" * bool(info.phase)))
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

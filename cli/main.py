@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
+from cli.notes import add_note_parser
 from cli.sweep import add_sweep_flags
 from core.spec import config as C
 from core.spec.field_help import FIELD_HELP, GROUPS
@@ -139,6 +140,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                    help="how long to wait for the run to stop [default: 300]")
     s.add_argument("--no-wait", action="store_true", help="send the request and return at once")
     _runs_dir_arg(s)
+
+    add_note_parser(command, _runs_dir_arg)
 
     ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
@@ -365,6 +368,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
 
             return commands.dispatch(args, {"study": study.cmd_study, "report": study.report_study,
                                             "runs": study.cmd_runs_study}[args.command])
+        if args.command == "note":
+            from cli.notes import cmd_note
+
+            return commands.dispatch(args, cmd_note)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -16,7 +16,7 @@ import time
 from cli.commands import get_run, resume_prog, runs_dir_arg, say_note, store_of
 from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
 from cli.slurm import slurm_launcher, slurm_options
-from cli.sweep import check_all_data, describe, grid_of, varied
+from cli.sweep import check_all_data, describe, grid_of, milestone_note, varied
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.store.reader import escape_controls
@@ -190,11 +190,9 @@ def queue_add(args: argparse.Namespace) -> int:
     except RunError as exc:         # a read-only or full runs folder: as train says it (exit 2, nothing created)
         raise CliError(str(exc)) from None
     keys = [k for k in varied(configs) if k not in ("depth", "shortcut", "width", "optimizer", "seed")]
-    note = getattr(args, "milestone_note", None)
-    if note:
-        say_note(note)
     for i, (run, cfg) in enumerate(zip(runs, configs)):
-        if note:
+        if note := milestone_note(args, cfg):
+            say_note(note)
             run.log(note)            # events.log says why its milestones are not the recipe's
         print(f"queued {run.id} at position {first + i}: {cfg.label()} seed {cfg.seed}"
               + (f" {describe(cfg, keys)}" if keys else ""))

@@ -29,6 +29,20 @@ from core.spec.limits import memory_estimate
 from core.store.runs import RunError, RunInfo, names_taken_text
 from core.util.files import write_error
 
+
+def milestone_note(args: argparse.Namespace, cfg: RunConfig) -> str | None:
+    """The milestone-scaling note where it is true of ``cfg``: its milestones are the recipe's, scaled to this run's
+    own length. A sweep of milestones (``milestones=2|4``) or of the run's length makes runs it is not true of."""
+    note, recipe = getattr(args, "milestone_note", None), getattr(args, "milestone_recipe", None)
+    if not note or recipe is None:
+        return None
+    from core.data.plan import scale_milestones
+
+    scaled, note = scale_milestones(cfg.with_overrides(milestones=recipe.milestones,
+                                                       milestone_unit=recipe.milestone_unit), recipe)
+    return note if note and scaled.milestones == cfg.milestones else None
+
+
 GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 
 
@@ -87,6 +101,8 @@ def grid_of(args: argparse.Namespace) -> list[RunConfig]:
     for v in variants:
         given.update({k: f"--variant {k}" for k in v})
     base = config_from_args(args, validate=not dims and not variants)
+    if "milestones" in dims or any("milestones" in v for v in variants):
+        args.milestone_note = None           # the runs have the milestones swept, none scaled
     try:
         return expand(base, sweeps=dims, variants=variants)
     except ConfigError as exc:
@@ -132,14 +148,14 @@ def train_sweep(args: argparse.Namespace, configs: list[RunConfig], store) -> in
     keys = [k for k in varied(configs) if k != "sweep_name"]
     print(f"sweep {name}: {len(configs)} runs, varying {', '.join(keys)}", flush=True)
     signals = getattr(args, "stop_signals", None)
-    note = getattr(args, "milestone_note", None)
+    notes = [milestone_note(args, c) for c in configs]      # true of each run (a sweep of milestones: none)
     with launched(max(configs, key=lambda c: memory_estimate(c)[0]),        # (the largest run must fit)
                   memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 makes the runs
-        ids = on_main(dist, lambda: create_sweep(store, configs, signals, note))
+        ids = on_main(dist, lambda: create_sweep(store, configs, signals, notes))
     return finish_runs(store, name, list(zip(configs, ids)), keys, signals)
 
 
-def create_sweep(store, configs: list[RunConfig], signals, note: str | None) -> list[str]:
+def create_sweep(store, configs: list[RunConfig], signals, notes: list[str | None]) -> list[str]:
     """The plan first (whole or absent), then every run as queued; the run ids, in the plan's order."""
     from core.store import sweeps
     from core.store.runs import with_fixed_data_dir
@@ -161,7 +177,7 @@ def create_sweep(store, configs: list[RunConfig], signals, note: str | None) -> 
             except RunError as exc:
                 raise CliError(f"{exc}; the runs made so far stay queued: {finish_command(store, name)}",
                                EXIT_FAILED) from None
-            if note:
+            if note := notes[k]:
                 say_note(note)
                 run.log(note)
             ids[first + k] = run.id

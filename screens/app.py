@@ -26,8 +26,13 @@ from textual.signal import Signal
 from core.serve import queue as Q
 from core.serve.slurm import SlurmUnavailable, cancel_pending
 from core.spec.config import RunConfig
-from core.store.rules import continue_refusal, delete_refusal, pause_refusal, resume_refusal, stop_refusal
-from core.store.runs import ACTIVE, RunError, RunStore
+from core.store.rules import (
+    continue_refusal,
+    offer_resume_refusal,
+    pause_refusal,
+    stop_refusal,
+)
+from core.store.runs import ACTIVE, RunError, RunInfo, RunStore
 from core.train.events import Progress
 from core.util.formatting import pct, some_ids
 
@@ -341,11 +346,17 @@ class ResLabApp(App[str | None]):
                          f"them starts. Stop + {len(later)} queued: none of them starts (they stay queued for r).")
 
         def done(answer: str | None) -> None:
-            if answer in ("stop", "stop-all"):
+            if answer not in ("stop", "stop-all"):
+                return
+            now = self.live_info(run_id)    # it may have ended while the question was open
+            if run_id not in self.in_app and (now is None or stop_refusal(now) is not None):
+                self.notify(f"{run_id} {stop_refusal(now).text if now else 'is gone'}; nothing to stop",
+                            severity="warning")
+            else:
                 self.stop_run(run_id)
-                if answer == "stop-all":
-                    for other in later:
-                        self.stop_run(other)
+            if answer == "stop-all":
+                for other in later:
+                    self.stop_run(other)
 
         from .confirm import ConfirmScreen
 
@@ -363,7 +374,9 @@ class ResLabApp(App[str | None]):
             except (RunError, SlurmUnavailable) as exc:
                 self.notify(str(exc), severity="error")
                 return
-        self.notify(f"stopping {run_id} (checkpoint at the next iteration)", timeout=4)
+        info = self.watcher.infos.get(run_id)
+        when = "after the compile" if info is not None and info.phase else "at the next iteration"
+        self.notify(f"stopping {run_id} (checkpoint {when})", timeout=4)
 
     def toggle_pause(self, run_id: str | None) -> None:
         if run_id is None:
@@ -396,7 +409,7 @@ class ResLabApp(App[str | None]):
         if run_id in self.in_app:
             self.notify(f"{run_id} is already queued or training in this app", severity="warning")
             return False
-        refused = resume_refusal(info) if info is not None else None
+        refused = offer_resume_refusal(info) if info is not None else None
         if info is None or refused is not None:
             hint = {"finished": "; x on its detail screen trains it for more epochs",
                     "active": " (p continues it)" if state == "paused" else "",
@@ -407,6 +420,7 @@ class ResLabApp(App[str | None]):
         if where == "queue":
             try:
                 Q.requeue(self.store, run_id, why=why)
+                Q.move(self.store, run_id, 1)     # asked for now: it goes next, not behind the waiting runs
             except RunError as exc:
                 self.notify(f"cannot queue {run_id}: {exc}", severity="warning")
                 return False
@@ -425,33 +439,16 @@ class ResLabApp(App[str | None]):
             return False
 
     def confirm_delete(self, run_id: str | None, after=None) -> None:
-        if run_id is None:
-            return
-        refused = delete_refusal(self.watcher.infos.get(run_id), in_app=run_id in self.in_app)
-        if refused is not None:
-            self.notify(f"{run_id} {refused.text}", severity="warning")
-            return
+        from .run_actions import confirm_delete
 
-        def done(answer: str | None) -> None:
-            if answer != "delete":
-                return
-            try:
-                self.store.delete(run_id)
-            except (RunError, OSError) as exc:
-                self.notify(f"cannot delete {run_id}: {exc}", severity="error")
-                return
-            self.marked.discard(run_id)
-            self.notify(f"deleted {run_id}", timeout=3)
-            self.poll_runs()
-            if after is not None:
-                after()
+        confirm_delete(self, run_id, after)
 
-        from .confirm import ConfirmScreen
-
-        self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
-                                       "with its checkpoint and logs. It cannot be undone.",
-                                       [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
-                                       id="confirm-delete", focus="cancel"), done)
+    def live_info(self, run_id: str) -> RunInfo | None:
+        """The run as its folder says now (a dialog's answer can come after the run ended); None when gone."""
+        try:
+            return self.store.get(run_id).info()
+        except RunError:
+            return None
 
     # -- quitting (screens/quitting.py) --------------------------------------------------------------------------------
     async def action_quit(self) -> None:

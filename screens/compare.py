@@ -19,7 +19,7 @@ from core.results.groups import RunGroup, group_runs, step_to
 from core.spec.config import RunConfig
 from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
-from core.util.formatting import duration, epochs_text, pct
+from core.util.formatting import duration, epochs_text, model_name, pct
 
 from .watch import JsonlTail
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
@@ -59,7 +59,7 @@ class CompareScreen(ChartKeys, Screen):
         Binding("f", "toggle_groups", "Seed groups"),
         Binding("x", "x_axis", "X axis: iterations, epochs, time", show=False),   # named in the legend
         Binding("e", "report", "Report"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
 
     def __init__(self, run_ids: list[str]):
@@ -147,7 +147,7 @@ class CompareScreen(ChartKeys, Screen):
             out: list[Series] = []
             for x in group:
                 cfg = _cfg(x)
-                name = f"{'plain' if cfg.shortcut == 'none' else 'ResNet'}-{cfg.depth}"
+                name = model_name(cfg.depth, cfg.shortcut, cfg.arch, cfg.width)     # PreAct-11, not ResNet-11
                 label = f"{cfg.depth}" if depth_keyed else label_of(x)
                 if self.grouped:
                     out.extend(self._group_series(x, name if depth_keyed else label, color_of(x), label,

@@ -13,7 +13,8 @@ from textual.widgets import Button, Static
 from core.spec.archs import widths_text
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
-from core.store.rules import delete_refusal, resume_refusal
+from core.store.notes import read_notes
+from core.store.rules import delete_refusal, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.formatting import (
     count,
@@ -34,6 +35,7 @@ from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_seri
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.footer import Footer
 from .widgets.formatting import state_hint
+from .widgets.notes_dialog import NotesScreen
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 from .widgets.run_keys import run_key_applies
@@ -52,7 +54,8 @@ class DetailScreen(ChartKeys, Screen):
         *CHART_BINDINGS,
         Binding("l", "layer_responses", "Layer resp."),
         Binding("e", "report", "Report"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("t", "notes", "Tags/note"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
 
     def __init__(self, run_id: str):
@@ -105,6 +108,8 @@ class DetailScreen(ChartKeys, Screen):
             return False
         if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
             return False
+        if action in ("extend", "clone", "report", "layer_responses", "notes") and info is None:
+            return False                       # deleted meanwhile: nothing left to act on
         if action == "extend":
             return info is not None and info.state == "finished"
         return run_key_applies(self.app, self.run_id, action)
@@ -122,7 +127,12 @@ class DetailScreen(ChartKeys, Screen):
         title = self.query_one("#title", Static)
         if info is None:
             title.update(Text(f"{self.run_id}: this run no longer exists", style="red"))
+            self.query_one("#actions").display = False     # nothing to resume, extend, clone or delete
+            if self._keys_for != ("gone",):
+                self._keys_for = ("gone",)
+                self.refresh_bindings()
             return
+        self.query_one("#actions").display = True
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
         assert self._steps is not None
@@ -147,9 +157,11 @@ class DetailScreen(ChartKeys, Screen):
         # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
         for button in ("#resume", "#resume-bg"):
             self.query_one(button, Button).display = info.state not in ("finished", "damaged")
-            self.query_one(button, Button).disabled = resume_refusal(info) is not None
+            self.query_one(button, Button).disabled = offer_resume_refusal(info) is not None \
+                or self.app.is_in_app(self.run_id)
         self.query_one("#extend", Button).display = info.state == "finished"
-        self.query_one("#delete", Button).disabled = delete_refusal(info) is not None
+        self.query_one("#delete", Button).disabled = delete_refusal(info, in_app=self.app.is_in_app(self.run_id)) \
+            is not None
         self.query_one("#clone", Button).disabled = info.config is None
 
     def _summary(self, info: RunInfo) -> Text:
@@ -207,6 +219,12 @@ class DetailScreen(ChartKeys, Screen):
             t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")
+        notes = read_notes(info.path)
+        if notes["tags"] or notes["note"]:
+            t.append("\ntags ", style="dim")
+            t.append(" ".join(notes["tags"]) or "-", style="bold magenta")
+            t.append("  note ", style="dim")
+            t.append(notes["note"] or "-")
         t.append(f"\nfolder {info.path}", style="dim")
         return t
 
@@ -254,6 +272,12 @@ class DetailScreen(ChartKeys, Screen):
 
     def action_report(self) -> None:
         export_report(self, [self.run_id])
+
+    def action_notes(self) -> None:
+        """t: the run's tags and note (core/store/notes.py); the runs filter selects by them."""
+        info = self.app.watcher.infos.get(self.run_id)
+        if info is not None:
+            self.app.push_screen(NotesScreen(self.run_id, info.path), lambda _: self.refresh_view())
 
     def _events(self, info: RunInfo) -> Text:
         lines = Run(info.path).read_events(tail=8)

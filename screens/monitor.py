@@ -20,7 +20,7 @@ from core.util.formatting import decimals, devices_text, duration, is_number, me
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
-from .widgets.formatting import STATE_HINTS, state_text
+from .widgets.formatting import STATE_HINTS, phase_text, state_text
 from .widgets.run_keys import run_key_applies
 
 BAR_WIDTH = 30
@@ -60,7 +60,7 @@ class MonitorScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("i", "detail", "Detail"),
         Binding("f", "pin", "Pin/follow", tooltip="Follow the grid's next run when this one ends, or stay here"),
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
     HELP_TITLE = "monitor"
 
@@ -173,8 +173,8 @@ class MonitorScreen(Screen):
         if info.config is not None:
             title.append(info.config.label() + f" {info.config.schedule}  ")
         title.append_text(state_text(info.state))
-        if info.phase:                                  # compiling before the first step
-            title.append(f" ({info.phase})", style="yellow")
+        if info.phase:                                  # compiling before the first step (and a stop that waits)
+            title.append(f" ({phase_text(self.app, info)})", style="yellow")
         if info.state in ACTIVE:
             where = "this app" if self.app.is_in_app(self.run_id) else f"pid {info.status.get('pid', '?')}"
             title.append(f"  ({where})", style="dim")

@@ -3,12 +3,12 @@
 Depth and seed take several values ("20,56,110", "1-5") and several shortcuts can be ticked: the launch creates
 that grid of runs (core.spec.grid). Validation is RunConfig's own (from_dict + validate) for every run of the
 grid, plus the data folder (core.data.datasets.find_data while editing, core.data.cifar.check_data, the CLI's check,
-before
-anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
+before anything is created); while anything is invalid the field says why and ctrl+s refuses to launch.
 
 Built to be typed into at once: few, light widgets (screens/widgets/form_fields.py); keys typed while it is still
 being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
-selected, so typing replaces it. The last settings are remembered across app restarts (core/store/settings.py).
+selected, so typing replaces it. The last settings are remembered across app restarts (core/store/settings.py),
+but one launch's own (name, sweep name, seed, variants). A preset sets its whole recipe (field_help.RECIPE).
 """
 from __future__ import annotations
 
@@ -25,19 +25,28 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from core.data.datasets import DataError, find_data, resolve_data_dir
-from core.data.plan import milestone_error, planned_steps, scale_milestones, warmup_steps
+from core.data.plan import milestone_error, planned_steps, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
-from core.spec.config import PRESET_HELP, PRESETS, ConfigError, RunConfig
-from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS
+from core.spec.config import PRESET_HELP, PRESETS, RunConfig
+from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS, PER_LAUNCH, RECIPE
 from core.spec.grid import grid_configs, parse_variant
 from core.store.estimate import estimate
 from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
 
 from .widgets.choice import Choice
-from .widgets.form_fields import CUSTOM, as_text, field_widget, paired_width, starting_values
-from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, summary_text
+from .widgets.form_fields import (
+    CUSTOM,
+    REMEMBERED_TEXT,
+    as_text,
+    automatic_milestones,
+    differs_from_preset,
+    field_widget,
+    paired_width,
+    starting_values,
+)
+from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.typeahead import replay
 
@@ -84,6 +93,7 @@ class NewRunScreen(Screen):
         if initial is None and remembered is None:
             remembered = load_form_settings()
         self.values, self.preset_name, where = starting_values(initial, remembered or {}, data_dir)
+        recipe = (remembered or {}).get("recipe", self.preset_name)
         self.gpu = has_gpu()
         self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if self.gpu else "app")
         self._programmatic: dict[str, Any] = {}  # widget id -> the value this screen put there (not the user)
@@ -99,7 +109,7 @@ class NewRunScreen(Screen):
         self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
         self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
         # the recipe whose milestones a shorter run scales (core.data.plan.scale_milestones), and the last scaling
-        self._recipe = C.preset(self.preset_name) if self.preset_name in PRESETS else (initial or RunConfig())
+        self._recipe = C.preset(recipe) if initial is None and recipe in PRESETS else (initial or RunConfig())
         self._scaled: tuple[tuple, str] | None = None
 
     @property
@@ -112,6 +122,7 @@ class NewRunScreen(Screen):
         # row as high as the text it held then, a form taller (another scrollbar) depending on the machine's speed
         narrow = self.app.size.width < self.HORIZONTAL_BREAKPOINTS[1][0]
         yield Static(Text.assemble(("New run", "bold"), "  fill in, then ctrl+s to launch; esc cancels"), id="title")
+        yield Static(REMEMBERED_TEXT, id="remembered")
         with VerticalScroll(id="form"):
             with Grid(classes="fields", id="head"):
                 yield Label("preset", classes="name")
@@ -199,14 +210,16 @@ class NewRunScreen(Screen):
             self._show_focus_help(self.focused)   # a field focused already gets no focus event: its help now
 
     def load(self, cfg: RunConfig) -> None:
-        """Fill every field from ``cfg`` (a clone); the preset becomes custom. Before the form is built, when it
-        is."""
+        """Fill every field from ``cfg`` (a clone; its recipe for scaled milestones, no sweep, no earlier variants);
+        the preset becomes custom. Before the form is built, when it is."""
         self._pending = None if self._mounted else cfg
         if not self._mounted:
             return
         for name, value in cfg.to_dict().items():
             if name in FORM_FIELDS:          # a trial's study fields stay behind: the clone is a run of its own
                 self.set_value(name, value)
+        self._recipe, self._scaled = cfg, None
+        self.clear_launch_settings(seed=False)
         self._put("preset", CUSTOM)
         self._preset_help("your own settings")
         self.revalidate()
@@ -254,25 +267,35 @@ class NewRunScreen(Screen):
         return True
 
     def apply_preset(self, name: str) -> None:
-        """Fill the fields a preset defines; data, device and run settings stay as the user set them."""
+        """Set the preset's whole recipe (field_help.RECIPE) whatever the preset before set; data, speed, device and
+        seed stay the user's; a launch's variants and sweep name go."""
         self._recipe, self._scaled = C.preset(name), None
-        for key, value in PRESETS[name].items():
-            self.set_value(key, value)
-        self.set_value("widths", self._recipe.widths)      # a preset that gives width alone has w, 2w, 4w
+        for key in RECIPE:          # widths too: a preset that gives width alone has w, 2w, 4w
+            self.set_value(key, getattr(self._recipe, key))
+        self.clear_launch_settings(seed=False)
         self._preset_help(PRESET_HELP[name])
         self.revalidate()
+
+    def clear_launch_settings(self, seed: bool = True) -> None:
+        """Empty one launch's own settings (field_help.PER_LAUNCH, the variants): no second copy of a sweep."""
+        self._put("f-variants", "")
+        self.set_value("name", "")
+        self.set_value("sweep_name", "")
+        if seed:
+            self.set_value("seed", RunConfig().seed)
 
     # -- validation --------------------------------------------------------------------------------------------------
     def revalidate(self) -> None:
         variants, problem = self.variants()
+        self.notes = {}
+        self._fit_milestones(variants)
         self.configs, self.errors = grid_configs(self.raw_values(), variants)
         if problem:
             self.errors["variants"], self.configs = problem, []
         for key in sorted({k for v in variants for k in v} & set(self.errors)):   # a variant's value is at fault
             self.errors.setdefault("variants", f"{key}: {self.errors.pop(key)}")
-        self.notes = {}
-        if self.configs:
-            self._fit_milestones(self.configs[0])
+        if self.configs and (problem := milestone_error(self.configs[0])):
+            self.errors["milestones"], self.configs = problem, []
         if self.configs:
             self._check_fit(self.configs[0])
         if self.configs and (taken := self.app.store.taken_names(self.configs)):   # the CLI's rule for --name
@@ -286,22 +309,16 @@ class NewRunScreen(Screen):
         if self.focused is not None and self.focused.id:
             self._show_focus_help(self.focused)      # its error (or none) as the field holds it now
 
-    def _fit_milestones(self, cfg: RunConfig) -> None:
-        """The CLI's rule for milestones: a recipe shortened without new milestones has them scaled to the same
-        fractions of the run (the field shows them, with a note); milestones typed past the run's end are an error
-        that says what to enter."""
-        scaled, note = scale_milestones(cfg, self._recipe)
+    def _fit_milestones(self, variants: list[dict]) -> None:
+        """The CLI's rule for milestones (screens/widgets/form_fields.py ``automatic_milestones``): the recipe's
+        scaled to a shorter run, with a note, and given back at the recipe's length; typed ones are the user's."""
+        fitted = automatic_milestones(self.raw_values(), variants, self._recipe, (self._scaled or [None])[0])
+        milestones, note, changed = fitted or ((), None, False)
+        self._scaled = (milestones, note) if note else None
+        if changed:
+            self.set_value("milestones", milestones)
         if note:
-            self._scaled = (scaled.milestones, note)
-            self.set_value("milestones", scaled.milestones)
-            self.configs, self.errors = grid_configs(self.raw_values(), self.variants()[0])
-            if not self.configs:
-                return
-            cfg = self.configs[0]
-        if self._scaled and cfg.milestones == self._scaled[0]:
-            self.notes["milestones"] = self._scaled[1]
-        elif problem := milestone_error(cfg):
-            self.errors["milestones"], self.configs = problem, []
+            self.notes["milestones"] = note
 
     def _check_fit(self, cfg: RunConfig) -> None:
         """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
@@ -354,7 +371,9 @@ class NewRunScreen(Screen):
             watcher = getattr(self.app, "watcher", None)
             eta = estimate(self.configs, watcher.infos.values() if watcher else (), kind)
         self.query_one("#summary", Static).update(
-            summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value), eta, kind))
+            summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value), eta, kind,
+                         scaled=scaled_text(self._recipe, self._scaled[0] if self._scaled else None,
+                                            "milestones" in self.notes)))
 
     @unless_closing
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -405,28 +424,16 @@ class NewRunScreen(Screen):
         if not by_user:
             return
         preset = self.query_one("#preset", Choice)
-        if preset.value != CUSTOM and self._differs_from_preset(str(preset.value)):
+        if preset.value != CUSTOM and differs_from_preset(self.raw_values(), str(preset.value)):
             self._put("preset", CUSTOM)
         self.revalidate()
-
-    def _differs_from_preset(self, name: str) -> bool:
-        raw = self.raw_values()
-        for key, value in PRESETS[name].items():
-            current = raw.get(key)
-            if key == "shortcut":
-                current = current[0] if len(current) == 1 else current
-            try:
-                if getattr(RunConfig.from_dict({key: current}), key) != getattr(RunConfig.from_dict({key: value}), key):
-                    return True
-            except ConfigError:
-                return True
-        return False
 
     # -- actions -----------------------------------------------------------------------------------------------------
     def remember(self) -> None:
         """Keep the form's settings for the next opening, in this app or after a restart."""
-        raw = {k: v for k, v in self.raw_values().items() if k != "name"}
-        save_form_settings({"preset": self.query_one("#preset", Choice).value,
+        raw = {k: v for k, v in self.raw_values().items() if k not in PER_LAUNCH}
+        recipe = next((name for name in PRESETS if C.preset(name) == self._recipe), None)
+        save_form_settings({"preset": self.query_one("#preset", Choice).value, "recipe": recipe,
                             "where": self.query_one("#where", Choice).value, "fields": raw})
 
     @on(Button.Pressed, "#launch")
@@ -479,7 +486,7 @@ class NewRunScreen(Screen):
             self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
             return
         if ids:
-            self.set_value("name", "")  # a name is used once (and never remembered): the next launch gets its own
+            self.clear_launch_settings()   # a name, a sweep, its seeds and variants are one launch's (never remembered)
         if where == "queue":
             self.app.open_queue(replace=True)
         else:

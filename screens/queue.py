@@ -40,7 +40,7 @@ class QueueScreen(Screen):
         Binding("x", "remove", "Remove",
                 tooltip="Take the run out of the queue (it stays, as a stopped run: r resumes it)"),
         Binding("n", "new_run", "New run", show=False),   # the hint of an empty queue names it
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="⌫/esc"),   # backspace: no escape-sequence wait
     ]
     KEYS_HELP = [("enter", "open the run: its monitor while it trains, its detail otherwise"),
                  ("↑ ↓", "move the cursor")]

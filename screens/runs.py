@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from core.results.groups import group_key
+from core.store.query import QueryError, matches, parse_query
 from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
@@ -18,7 +19,7 @@ from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
-from .widgets.run_table import COLUMNS, RunsTable, matches, sort_key
+from .widgets.run_table import COLUMNS, RunsTable, sort_key
 from .widgets.table_scroll import SIDEWAYS_HELP
 
 EMPTY_HINT = """No runs yet in {root}.
@@ -47,6 +48,25 @@ class FilterInput(OrderedInput):
         if not self.value:
             self.display = False
         screen.set_focus(screen.query_one(GroupsTable) if screen.grouped else screen.query_one(RunsTable))
+
+
+def fit_title(parts: list, folder: str, width: int) -> Text:
+    """'ResLab  ? keys  ·  7 run(s)  ·  ...  ·  folder' on one line: on a narrow terminal the separators close up, the
+    keys hint goes, then 'sorted by' reads 'by'; the folder takes the room left (``with_folder``). One line always,
+    so the table never moves down a line when the sort order appears (80 columns)."""
+    def build(sep: str, hint: bool, short: bool) -> Text:
+        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim") if hint else "")
+        for text, style in parts:
+            title.append(sep)
+            title.append(text.replace("sorted by ", "by ") if short else text, style=style)
+        return title
+    for sep, hint, short in (("  ·  ", True, False), (" · ", True, False), (" · ", False, False),
+                             (" · ", False, True)):
+        title = build(sep, hint, short)
+        if title.cell_len <= width:
+            return with_folder(title, folder, width)
+    title.truncate(width, overflow="ellipsis")
+    return title
 
 
 def with_folder(title: Text, folder: str, width: int) -> Text:
@@ -93,6 +113,7 @@ class RunsScreen(Screen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
+        self.filter_error: str | None = None
         self.grouped = False            # one row per seed group (f)
         self._group_keys: dict[str, tuple] = {}   # run id -> (its config, its seed group's key)
 
@@ -102,7 +123,8 @@ class RunsScreen(Screen):
         yield GroupsTable(id="groups")
         yield Static(id="empty")
         yield Static(id="current")
-        yield FilterInput(placeholder="filter: words that must all appear (e.g. plain 56 finished); esc clears",
+        yield FilterInput(placeholder="filter: words and settings, all must hold (plain 56 width>=32 tag=best); esc "
+                                      "clears",
                           id="filter", compact=True)
         yield Footer(compact=True, show_command_palette=False)  # ? (named in the title bar) lists ^p too
 
@@ -138,7 +160,11 @@ class RunsScreen(Screen):
         return len(set(keys)) < len(keys)
 
     def visible_infos(self) -> list[RunInfo]:
-        infos = [i for i in self.app.watcher.ordered() if matches(i, self.filter_text)]
+        try:
+            query, self.filter_error = parse_query(self.filter_text), None
+        except QueryError as exc:        # said in the title: never 0 runs shown without a word
+            query, self.filter_error = None, str(exc)
+        infos = [i for i in self.app.watcher.ordered() if query is not None and matches(i, query)]
         if self.sort_column:
             keyed = [(sort_key(i, self.sort_column, self.app.marked), i) for i in infos]
             known = sorted(((key, i) for key, i in keyed if not key[0]), key=lambda pair: pair[0][1],
@@ -163,25 +189,31 @@ class RunsScreen(Screen):
         self.query_one("#empty", Static).display = empty
         if empty:
             self.query_one("#empty", Static).update(EMPTY_HINT.format(root=app.store.root))
+        self.query_one("#title", Static).update(fit_title(self._title_parts(all_infos, infos, groups),
+                                                          str(app.store.root), self.size.width - 2))
+        self.update_current()
+
+    def _title_parts(self, all_infos: list[RunInfo], infos: list[RunInfo], groups: GroupsTable) -> list:
+        """The title's parts after 'ResLab', each (text, style): what the table shows now."""
+        if self.filter_error:        # alone, where a narrow terminal cannot cut it off
+            return [(f"filter: {self.filter_error}", "bold red")]
         running = sum(1 for i in all_infos if i.state in ACTIVE)
-        title = Text.assemble(("ResLab", "bold"), ("  ? keys", "dim"), f"  ·  {len(all_infos)} run(s)")
+        parts = [(f"{len(all_infos)} run(s)", "")]
         if running:
-            title.append(f"  ·  {running} training", style="green")
+            parts.append((f"{running} training", "green"))
         if self.filter_text:
-            title.append(f"  ·  filter '{self.filter_text}': {len(infos)} shown", style="yellow")
-        if app.marked:
-            title.append(f"  ·  {len(app.marked)} marked", style="magenta")
+            parts.append((f"filter '{self.filter_text}': {len(infos)} shown", "yellow"))
+        if self.app.marked:
+            parts.append((f"{len(self.app.marked)} marked", "magenta"))
         if self.grouped:
-            title.append(f"  ·  {len(groups.groups)} seed group(s) (f: runs)", style="cyan")
+            parts.append((f"{len(groups.groups)} seed group(s) (f: runs)", "cyan"))
         elif self._seeds_repeat(all_infos):
-            title.append("  ·  f: seed groups", style="cyan")
+            parts.append(("f: seed groups", "cyan"))
         if self.sort_column and not self.grouped:
             label = dict(COLUMNS).get(self.sort_column, self.sort_column.removeprefix("v:")).strip() \
                 or self.sort_column    # the mark column: 'mark', a varied setting: its name
-            title.append(f"  ·  sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}")
-        title = with_folder(title, str(app.store.root), self.size.width - 2)
-        self.query_one("#title", Static).update(title)
-        self.update_current()
+            parts.append((f"sorted by {label}{' ↓' if self.sort_reverse else ' ↑'}", ""))
+        return parts
 
     def update_current(self) -> None:
         """One or two lines about the highlighted run: settings, result against the paper, error, next step."""

@@ -48,6 +48,30 @@ def _y_top(values: Sequence[float]) -> float:
     return float(min(100, 5 * math.ceil(max(20.0, 2 * worst) / 5)))
 
 
+def _y_range(ends: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """The error axis: the paper's 0-20 % (or twice the highest end) when the curves end low; otherwise fitted to
+    every point drawn, in steps of 5 %, so curves that all lie between 60 and 90 % are not squeezed into 0-100 %."""
+    top = _y_top(ends)
+    finite = [v for v in values if math.isfinite(v)]
+    if top < 100 or not finite:
+        return 0.0, top
+    lo, hi = min(finite), max(finite)
+    return float(max(0, 5 * math.floor((lo - 2) / 5))), float(min(100, 5 * math.ceil((hi + 2) / 5)))
+
+
+def distinct(labels: Sequence[str], groups: Sequence[RunGroup]) -> list[str]:
+    """Legend labels that never repeat: two groups with the same label (a 1- and a 2-epoch run of one net) get their
+    length ('1 epoch', '2 epochs') or, when that is the same too, their first run's id."""
+    out = list(labels)
+    for label in {lab for lab in labels if labels.count(lab) > 1}:
+        at = [i for i, lab in enumerate(labels) if lab == label]
+        lengths = [groups[i].runs[0].epochs_done for i in at]
+        for i, n in zip(at, lengths):
+            extra = (f"{n} epoch" + ("s" if n != 1 else "")) if len(set(lengths)) == len(at) else groups[i].runs[0].id
+            out[i] = f"{label} [{extra}]"
+    return out
+
+
 def fig6(groups: Sequence[RunGroup]):
     """Error curves as the paper's Fig. 6: one panel per network kind present, two lines per group."""
     Figure = matplotlib_figure()
@@ -58,14 +82,17 @@ def fig6(groups: Sequence[RunGroup]):
     colour = _colours(sorted({(g.depth, variants[id(g)]) for g in groups}))
     fig = Figure(figsize=(5.2 * len(kinds), 4.0), layout="constrained")
     axes = fig.subplots(1, len(kinds), sharex=True, sharey=True, squeeze=False)[0]
-    ends = []                                  # where the curves end: the y range must show them
+    ends, values = [], []                      # where the curves end, and every point: the y range must show them
+    labels = [g.name + (f" ({variants[id(g)]})" if variants[id(g)] else "") + (f", n={g.n}" if g.n > 1 else "")
+              for g in groups]
+    label_of = {id(g): label for g, label in zip(groups, distinct(labels, groups))}
     for ax, kind in zip(axes, kinds):
         for g in (g for g in groups if g.kind == kind):
             c = colour[(g.depth, variants[id(g)])]
             train, test = g.curves()
-            label = g.name + (f" ({variants[id(g)]})" if variants[id(g)] else "")
-            label += f", n={g.n}" if g.n > 1 else ""
+            label = label_of[id(g)]
             ends += [b.mean[-1] for b in (train, test) if b is not None]
+            values += [v for b in (train, test) if b is not None for v in b.mean]
             if train is not None:
                 ax.plot(train.xs, train.mean, linestyle="--", linewidth=0.8, color=c)
                 if train.n > 1:
@@ -80,11 +107,12 @@ def fig6(groups: Sequence[RunGroup]):
         ax.set_xlabel("iterations")
         ax.grid(True, alpha=0.3)
         ax.set_xlim(left=0)
-        ax.legend(loc="upper right", fontsize="small", frameon=False)
+        # under the panel, not on the curves (the paper's curves fill the upper right as they start)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small", frameon=False, ncols=2)
     axes[0].set_ylabel("error (%)")
-    axes[0].set_ylim(0, _y_top(ends))
-    fig.text(0.5, -0.02, "dashed: training error, bold: test error; shaded: min-max over seeds", ha="center",
-             fontsize="small", color="#555555")
+    axes[0].set_ylim(*_y_range(ends, values))
+    fig.suptitle("dashed: training error, bold: test error; shaded: min-max over seeds", fontsize="small",
+                 color="#555555")
     return fig
 
 
@@ -160,17 +188,20 @@ class ResponseCurve:
 def fig7(curves: Sequence[ResponseCurve]):
     """The paper's Fig. 7: std of layer responses by layer index (top) and sorted, largest first (bottom)."""
     Figure = matplotlib_figure()
+    from matplotlib.ticker import MaxNLocator
+
     if not curves:
         raise ReportError("no layer responses to draw")
     colour = _colours(sorted({(c.depth, c.variant) for c in curves}))
-    fig = Figure(figsize=(6.4, 6.0), layout="constrained")
+    fig = Figure(figsize=(8.4, 6.0), layout="constrained")
     top, bottom = fig.subplots(2, 1)
+    handles = []
     for c in sorted(curves, key=lambda c: (KINDS.index(c.kind), c.depth, c.variant)):
         label = c.name + (f" ({c.variant})" if c.variant else "") + (f", mean of {c.n}" if c.n > 1 else "")
         style = dict(color=colour[(c.depth, c.variant)], linestyle=KIND_STYLES.get(c.kind, "-"), linewidth=1.4,
                      marker=".", markersize=3)
         idx = list(range(1, len(c.stds) + 1))
-        top.plot(idx, c.stds, label=label, **style)
+        handles += top.plot(idx, c.stds, label=label, **style)
         bottom.plot(idx, sorted(c.stds, reverse=True), label=label, **style)
     top.set_title("std of layer responses (after BN, before addition and ReLU)")
     top.set_xlabel("layer index (original order)")
@@ -179,7 +210,8 @@ def fig7(curves: Sequence[ResponseCurve]):
         ax.set_ylabel("std")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", frameon=False, ncol=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))    # a layer index is whole: no tick at 2.5
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)   # off the axes
     return fig
 
 

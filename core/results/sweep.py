@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -205,8 +206,16 @@ def effect_line(dim: Dim, a: RunGroup, b: RunGroup, ref: dict) -> str:
     diffs = [statistics.fmean(sa[s]) - statistics.fmean(sb[s]) for s in common]
     if len(diffs) == 1:
         return text + f", difference {diffs[0]:+.2f} over 1 seed (no spread)"
-    return text + (f", difference {statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f} over "
-                   f"{len(diffs)} seeds")
+    mean, sd, n = statistics.fmean(diffs), statistics.stdev(diffs), len(diffs)
+    half = T95[min(n - 1, len(T95)) - 1] * sd / math.sqrt(n)      # Student's t, two-sided 95 %
+    verdict = ("two seeds cannot show a difference" if n == 2 else
+               "no clear difference" if mean - half <= 0 <= mean + half else "a difference beyond the seeds' spread")
+    return text + (f", difference {mean:+.2f} ± {sd:.2f} over {n} seeds (95% interval {mean - half:+.2f} to "
+                   f"{mean + half:+.2f}: {verdict})")
+
+
+# Student's t for a two-sided 95 % interval, 1 to 10 degrees of freedom (then ~2.2 to 1.96: 2.228 is used)
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 def _common_prefix(a: str, b: str) -> str:

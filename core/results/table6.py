@@ -16,6 +16,26 @@ from core.spec.config import LAB_REPORT_ERRORS, PAPER_ERRORS
 from core.util.formatting import pct
 
 PARTIAL_MARK = "†"
+SHORT_MARK = "‡"
+PAPER_ITERATIONS = 64000     # He et al. 2016, sec. 4.2: 64k iterations at batch 128 (164 epochs of 50k images)
+
+
+def iterations(group: RunGroup) -> int:
+    """How long the group's runs were planned to train, in iterations (status.json's total, else the config's)."""
+    cfg = group.config
+    planned = [i.total_steps for i in group.runs if isinstance(i.total_steps, int)]
+    return max(planned) if planned else (cfg.iterations or cfg.epochs * -(-50000 // max(1, cfg.batch_size)))
+
+
+def training_text(groups: list[RunGroup]) -> str:
+    """'Trained 2,346 iterations (6 epochs) at batch 64', or the range when the groups differ."""
+    its = sorted({iterations(g) for g in groups})
+    epochs = sorted({g.runs[0].total_epochs or g.config.epochs for g in groups})
+    batches = sorted({g.config.batch_size for g in groups})
+    length = f"{its[0]:,}" if len(its) == 1 else f"{its[0]:,} to {its[-1]:,}"
+    ep = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+    return (f"Trained {length} iterations ({ep} epoch{'s' if epochs[-1] != 1 else ''}) at batch "
+            f"{' / '.join(map(str, batches))}")
 
 
 def cell_text(group: RunGroup | None, mark: str = PARTIAL_MARK) -> str:
@@ -48,6 +68,7 @@ class Table6:
     rows: list[Row]
     references: bool                                 # CIFAR-10: the paper's and the lab report's columns
     data: str = ""                                   # what every run trained on ('CIFAR-10, 5,000 training images')
+    training: str = ""                               # how long and at what batch ('Trained 2,346 iterations ...')
 
     @property
     def partial_runs(self) -> int:
@@ -63,24 +84,36 @@ class Table6:
             cells = [r.label]
             for k in self.kinds:
                 g = r.cells.get(k)
-                cells.append(cell_text(g, mark))
+                cells.append(cell_text(g, mark) + (SHORT_MARK if self.is_short(g) else ""))
             if self.references:
                 cells += [pct(r.paper, unit=False), pct(r.lab_report, unit=False)]
             out.append(cells)
         return out
 
+    def is_short(self, group: RunGroup | None) -> bool:
+        """Beside the paper's numbers, a group trained for less than half its 64k iterations (before its first lr
+        drop) is not comparable with them: its cell is marked."""
+        return bool(self.references and group is not None and iterations(group) < PAPER_ITERATIONS / 2)
+
     def caption(self) -> str:
         what = data_title(self.data, self.dataset)
         text = (f"Final test error (%) on {what}: best (mean ± std, n) over seeds; std is the sample standard "
                 f"deviation.")
+        if self.training:
+            text += f" {self.training}."
         if self.references:
-            text += " He et al. 2016 (Table 6, option A) and the lab report for reference."
+            text += (" He et al. 2016 (Table 6, option A: 64,000 iterations at batch 128) and the lab report (164 "
+                     "epochs at batch 64) for reference.")
         return text
 
     def footnote(self) -> str:
         n = self.partial_runs
-        return (f"{PARTIAL_MARK} partial: {n} run{'s' if n != 1 else ''} of this table "
-                f"{'have' if n != 1 else 'has'} not finished every epoch") if n else ""
+        notes = [(f"{PARTIAL_MARK} partial: {n} run{'s' if n != 1 else ''} of this table "
+                  f"{'have' if n != 1 else 'has'} not finished every epoch")] if n else []
+        if any(self.is_short(g) for r in self.rows for g in r.cells.values()):
+            notes.append(f"{SHORT_MARK} trained for less than half of the paper's {PAPER_ITERATIONS:,} iterations: "
+                         f"not comparable with its numbers")
+        return "; ".join(notes)
 
 
 def build_table(groups: list[RunGroup]) -> Table6:
@@ -100,7 +133,7 @@ def build_table(groups: list[RunGroup]) -> Table6:
     ordered = [rows[k] for k in sorted(rows)]
     datas = {data_text(g.data) for g in groups if g.data}
     data = datas.pop() if len(datas) == 1 else ("the data given per row" if datas else "")
-    return Table6(dataset, kinds, ordered, refs, data)
+    return Table6(dataset, kinds, ordered, refs, data, training_text(groups) if groups else "")
 
 
 # -- writers -----------------------------------------------------------------------------------------------------------
@@ -115,7 +148,7 @@ def to_markdown(table: Table6) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
-        PARTIAL_MARK: r"\textsuperscript{\dag}"}
+        PARTIAL_MARK: r"\textsuperscript{\dag}", SHORT_MARK: r"\textsuperscript{\ddag}"}
 
 
 def tex_escape(text: str) -> str:

@@ -95,3 +95,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
 STUDY_FIELDS = ("study", "trial", "rungs")
 FORM_FIELDS = tuple(name for names in GROUPS.values() for name in names)     # every setting but a study's own
 assert sorted(sum(GROUPS.values(), STUDY_FIELDS)) == sorted(_NAMES), "every RunConfig field in one group"
+
+# What choosing a preset in the form sets: its whole recipe (model, optimisation and schedule settings, and how the
+# images are normalised and augmented), so that the form shows exactly that preset and nothing of the one before.
+# The data set and its folder, speed, device and run settings stay as the user set them.
+RECIPE = GROUPS["model"] + GROUPS["optimisation"] + GROUPS["schedule"] + ("normalize", "augment")
+# One launch's own settings: never remembered for the next form, cleared after a launch (the form's variants too)
+PER_LAUNCH = ("name", "sweep_name", "seed")

@@ -79,3 +79,11 @@ def delete_refusal(info: Any, *, in_app: bool = False) -> Refusal | None:
     if info is not None and (info.state in ACTIVE or in_app):
         return Refusal("active", f"is {info.state}; stop it before deleting")
     return None
+
+
+def offer_resume_refusal(info: Any) -> Refusal | None:
+    """What an app offers as "resume" (its key, its buttons): ``resume_refusal``'s rule, less a run already waiting
+    in the folder's queue (it starts in its turn; the CLI's ``resume`` of one takes it out and trains it now)."""
+    if info.state == "queued" and info.status.get("in_queue"):
+        return Refusal("queued", "is queued already: the scheduler starts it in its turn (g shows the queue)")
+    return resume_refusal(info)

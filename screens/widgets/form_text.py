@@ -44,9 +44,10 @@ def time_text(eta: Estimate | None, runs: int, kind: str) -> str:
 
 
 def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str, eta: Estimate | None = None,
-                 kind: str = "cpu") -> Text:
+                 kind: str = "cpu", scaled: str | None = None) -> Text:
     """What ctrl+s would do now: the fields to fix, or the runs it creates, how long each is and how long they
-    take (``eta``: core.store.estimate, None when no past run on ``kind`` sets a pace)."""
+    take (``eta``: core.store.estimate, None when no past run on ``kind`` sets a pace); ``scaled``: what the form
+    did to the recipe's milestones ('milestones scaled from 51,75 to 2,3 ...')."""
     if errors:
         return Text(f"✗ {len(errors)} field(s) to fix before launching: " + ", ".join(errors), style="bold red")
     labels = grid_labels(configs)
@@ -63,7 +64,18 @@ def summary_text(configs: list[RunConfig], errors: dict[str, str], where: str, e
         text = f"✓ launches {len(configs)} run(s), one after another: {labels}"
     else:
         text = f"✓ launches {labels}"
+    if scaled:
+        length += f" · {scaled}"
     return Text(text + length + time_text(eta, len(configs), kind) + memory_text(configs), style="green")
+
+
+def scaled_text(recipe: RunConfig, scaled: tuple | None, noted: bool) -> str | None:
+    """'milestones scaled from 51,75 to 2,3 for this run's length' for the summary while the field holds the
+    recipe's milestones scaled (``noted``: the form's note says so)."""
+    if scaled is None or not noted:
+        return None
+    old, new = (",".join(map(str, ms)) for ms in (recipe.milestones, scaled))
+    return f"milestones scaled from {old} to {new or 'none'} for this run's length"
 
 
 def field_help(name: str, arch: str = "resnet") -> str:

@@ -43,15 +43,31 @@ def states_text(group: RunGroup) -> Text:
 
 
 def seeds_text(seeds: list[int]) -> str:
-    """[1, 2, 3, 5] -> '1-3,5'."""
+    """[1, 2, 3, 5] -> '1-3,5'; a group pooled from several sweeps that reused seeds says how many runs each seed
+    has: [1, 1, 1, 2, 2, 2] -> '1-2 (3 runs each)', [1, 1, 2] -> '1-2 (3 runs)'."""
+    unique = sorted(set(seeds))
     parts, start = [], None
-    for i, s in enumerate(seeds):
+    for i, s in enumerate(unique):
         if start is None:
             start = s
-        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+        if i + 1 == len(unique) or unique[i + 1] != s + 1:
             parts.append(str(start) if start == s else f"{start}-{s}")
             start = None
-    return ",".join(parts)
+    text = ",".join(parts)
+    if len(seeds) == len(unique):
+        return text
+    counts = {seeds.count(s) for s in unique}
+    return f"{text} ({counts.pop()} runs each)" if len(counts) == 1 else f"{text} ({len(seeds)} runs)"
+
+
+# the settings a group's label names already
+IN_LABEL = ("arch", "width", "widths", "stem_width", "dropout", "optimizer", "schedule")
+
+
+def leading(variant: str) -> str:
+    """What a seed group's row leads with: its settings that tell it apart ('lr=0.05, batch_size=64'; from
+    core.results.groups.variant_labels), less those its label names (arch, width, optimizer, schedule)."""
+    return ", ".join(p for p in variant.split(", ") if p and p.partition("=")[0] not in IN_LABEL)
 
 
 class GroupsTable(ColumnScroll, DataTable):
@@ -79,7 +95,9 @@ class GroupsTable(ColumnScroll, DataTable):
             cfg = g.config
             # a WRN's name says its width (WRN-16-2); the others 'w16' or their stages '30/60/90 stem 64'
             width = "" if cfg.arch == "wrn" else f" {widths_text(cfg.widths, cfg.stem_width)}"
-            label = f"{g.name}{width} {cfg.optimizer} {cfg.schedule}"
+            label = Text(f"{g.name}{width} {cfg.optimizer} {cfg.schedule}")
+            if lead := leading(variants[id(g)]):   # what sets it apart first: 7 of 19 rows read the same otherwise
+                label = Text.assemble((lead, "bold"), "  ", label)
             n_marked = sum(1 for i in g.runs if i.id in marked)
             mark = "●" if n_marked == len(g.runs) else ("◐" if n_marked else " ")
             n_text = f"{g.n}" if g.n == len(g.runs) else f"{g.n}/{len(g.runs)}"

@@ -63,7 +63,7 @@ SORT_FIELDS = {"mark": "mark", "id": "id", "status": "status", "epochs": "epochs
 # Settings a sweep varies get a column of their own ("v:lr", after paper%) while the runs shown differ in them; the
 # fixed columns already show depth, shortcut, width, optimizer, schedule and the length (epochs done/total).
 VARIED = ("arch", "lr", "batch_size", "milestones", "momentum", "weight_decay", "warmup_iters",
-          "lr_factor", "max_train_images", "augment", "normalize", "dataset", "sweep_name")
+          "lr_factor", "max_train_images", "augment", "normalize", "dataset", "seed", "sweep_name")
 VARIED_TITLES = {"batch_size": "batch", "milestones": "lr drops", "weight_decay": "wd", "max_train_images": "train n",
                  "warmup_iters": "warm-up", "sweep_name": "sweep", "lr_factor": "lr x"}
 MAX_VARIED = 5
@@ -117,20 +117,6 @@ def row_cells(info: RunInfo, marked: bool, live: Progress | None = None, id_widt
         "mem": Text(mem(row["peak_mem_bytes"]), justify="right"),
         "note": Text(one_line(row["error"] or row["slurm"] or row["phase"]), style=state_style(info.state)),
     }
-
-
-def matches(info: RunInfo, query: str) -> bool:
-    """Every word of the query appears in the run's id, state or settings (case-insensitive)."""
-    if not query.strip():
-        return True
-    cfg = info.config
-    hay = [info.id, info.state, info.error]
-    if cfg is not None:
-        hay += [cfg.label(), cfg.optimizer, cfg.schedule, cfg.dataset, f"depth{cfg.depth}", f"d{cfg.depth}",
-                "plain" if cfg.shortcut == "none" else "resnet", cfg.sweep_name]
-        hay += [f"{k}={value_text(getattr(cfg, k))}" for k in VARIED if k != "sweep_name"]   # lr=0.1 batch_size=64
-    text = " ".join(hay).lower()
-    return all(word in text for word in query.lower().split())
 
 
 def natural(text: str) -> tuple:
@@ -239,8 +225,10 @@ class RunsTable(ColumnScroll, DataTable):
                 row = row_cells(info, made_of[1], made_of[2], id_width, made_of[4])
                 for k in varied:             # the settings the runs shown vary (a sweep), one column each
                     value = getattr(info.config, k, None) if info.config is not None else None
-                    row[f"v:{k}"] = Text("-" if value is None else value_text(value),
-                                         justify="right" if isinstance(value, (int, float)) else "left")
+                    text = "-" if value is None else value_text(value)
+                    if k == "milestones" and value:      # epochs and iterations side by side: say which
+                        text += " ep" if info.config.milestone_unit == "epoch" else " it"
+                    row[f"v:{k}"] = Text(text, justify="right" if isinstance(value, (int, float)) else "left")
                 remade.append(info.id)
             cache[info.id] = (made_of, row)
             cells[info.id] = row

@@ -81,3 +81,39 @@ def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_r
     (info,) = RunStore(runs).list()
     assert info.config.milestones == (2, 3)
     assert "milestones scaled from 32000,48000" in (info.path / "events.log").read_text()
+
+
+def test_the_milestone_note_is_said_only_of_runs_whose_milestones_were_scaled(tmp_path):
+    """Issue 34, item 8: `--sweep milestones="2|4"` printed and logged "milestones scaled from 51,75 ... to 2,3" into
+    every run's events.log, though the runs used [2] and [4]."""
+    tiny = [a if a != "constant" else "multistep" for a in TINY] + ["--widths", "4,8,16", "--stem-width", "4"]
+    runs = tmp_path / "runs"           # trained in a process of its own, as the other training tests here
+    res = cli("train", "--preset", "lab-report", *tiny, "--epochs", "6", "--sweep", "milestones=2|4", runs=runs)
+    assert res.returncode == 0, res.stderr
+    assert "scaled" not in res.stderr
+    infos = RunStore(runs).list()
+    assert sorted(i.config.milestones for i in infos) == [(2,), (4,)]
+    assert not any("scaled" in (i.path / "events.log").read_text() for i in infos)
+    # a sweep of something else: every run's milestones are the recipe's scaled (51,75 of 164 -> 2,3 of 6): said
+    runs = tmp_path / "runs2"
+    res = cli("train", "--preset", "lab-report", *tiny, "--epochs", "6", "--sweep", "lr=0.1,0.05", runs=runs)
+    assert res.returncode == 0, res.stderr
+    assert "note: milestones scaled from 51,75 of 164 epochs to 2,3" in res.stderr
+    infos = RunStore(runs).list()
+    assert [i.config.milestones for i in infos] == [(2, 3), (2, 3)]
+    assert all("milestones scaled from 51,75 of 164 epochs to 2,3" in (i.path / "events.log").read_text()
+               for i in infos)
+
+
+def test_note_sets_a_runs_tags_and_note_and_refuses_a_bad_tag(tmp_path, capsys):
+    from core.spec.config import preset
+    from core.store.notes import read_notes
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create(preset("quick", dataset="synthetic", name="r1"))
+    assert main(["note", "r1", "lr too high", "--tag", "best", "--tag", "fig6", "--runs-dir", str(store.root)]) == 0
+    assert "r1  tags: best fig6  note: lr too high" in capsys.readouterr().out
+    assert main(["note", "r1", "--untag", "fig6", "--runs-dir", str(store.root)]) == 0
+    assert read_notes(run.path) == {"tags": ["best"], "note": "lr too high"}
+    assert main(["note", "r1", "--tag", "a/b", "--runs-dir", str(store.root)]) == 2
+    assert "--tag: tag 'a/b'" in capsys.readouterr().err and read_notes(run.path)["tags"] == ["best"]

@@ -104,3 +104,20 @@ async def test_detail_names_the_net_and_its_paper(runs, tmp_path):
         app.open_run(ids["small"], "detail")
         await wait_for(pilot, lambda: "WRN-16-2  shortcut B" in screen_text(app), 10, "the WRN's name")
         assert "its paper reports no error for this net" in screen_text(app)
+
+
+def test_seed_group_rows_lead_with_what_differs_and_pooled_seeds_read_once():
+    """Issue 34, item 6: 7 of 19 rows read 'ResNet-8 w16 sgd multistep' with what differs far right; a group pooled
+    from three sweeps showed seeds '1,1,1-2,2,2'."""
+    from screens.widgets.group_table import leading, seeds_text
+
+    assert leading("width=64, lr=0.05, batch_size=64, optimizer=adam") == "lr=0.05, batch_size=64"
+    assert leading("arch=wrn, width=160") == ""
+    assert seeds_text([1, 1, 1, 2, 2, 2]) == "1-2 (3 runs each)" and seeds_text([1, 2, 3, 5]) == "1-3,5"
+    assert seeds_text([1, 1, 2]) == "1-2 (3 runs)"
+
+
+def test_compare_names_a_preact_run_preact():
+    from core.util.formatting import model_name
+
+    assert model_name(11, "B", "preact-bottleneck") == "PreAct-11"      # compare's curve name (was 'ResNet-11')

@@ -74,7 +74,7 @@ async def test_e_on_compare_writes_the_report_and_shows_its_folder(tmp_path):
         folder = await wait_for(pilot, lambda: app.screen.report_folder, what="the report", timeout=60)
         assert folder.parent == (tmp_path / "reports").resolve()
         md = (folder / "report.md").read_text()
-        assert "| 20 | 10.00 (n=1) | 7.00 (8.17 ± 1.26, n=3) | 8.75 | 6.89 |" in md
+        assert "| 20 | 10.00 (n=1)‡ | 7.00 (8.17 ± 1.26, n=3)‡ | 8.75 | 6.89 |" in md   # ‡: far shorter than the paper
         assert (folder / "fig6.png").stat().st_size > 10_000
         assert any(str(folder) in n.message for n in app._notifications)
 
@@ -108,4 +108,4 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         assert "0" in axis                              # the bars start at zero, and the axis says so
         await pilot.press("e")                          # the report of this run, from the detail screen
         folder = await wait_for(pilot, lambda: app.screen.report_folder, what="the report", timeout=60)
-        assert "| 20 | 7.00 (n=1) | 8.75 | 6.89 |" in (folder / "report.md").read_text()
+        assert "| 20 | 7.00 (n=1)‡ | 8.75 | 6.89 |" in (folder / "report.md").read_text()

@@ -110,9 +110,10 @@ async def test_the_title_keeps_the_filter_the_marks_and_the_order_in_80_columns(
         await pilot.pause()
         await pilot.press("space", "space", "o", "o", "o", "o", "slash", *"finished", "enter")
         await wait_for(pilot, lambda: len(table_rows(app)) == 4, 5, "the filter")
-        title = " ".join(screen_text(app).splitlines()[:2])
-        for part in ("2 marked", "filter 'finished': 4 shown", "sorted by final% ↑", "7 run(s)"):
+        title = screen_text(app).splitlines()[0]        # one line (issue 34, item 6: it wrapped, moving the table)
+        for part in ("2 marked", "filter 'finished': 4 shown", "final% ↑", "7 run(s)"):
             assert part in title, title
+        assert app.screen.query_one("#title").size.height == 1
 
 
 async def test_enter_opens_detail_with_result_against_paper_and_curves(fixture_runs):
@@ -373,3 +374,22 @@ async def test_marks_keys_and_report_on_the_runs_screen(fixture_runs, monkeypatc
         row = groups.cursor_row
         await pilot.press("space")
         assert groups.cursor_row == row + 1 and app.marked       # a group marked, and on to the next row
+
+
+async def test_lr_drops_say_their_unit_and_seeds_get_a_column(tmp_path):
+    """Issue 34, item 6: 'lr drops' mixed 51,75 (epochs) and 32000,48000 (iterations) without a unit; no seed column."""
+    from core.spec.config import preset
+    from core.store.runs import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    store.create(preset("lab-report", dataset="synthetic", name="lab", seed=1))
+    store.create(preset("he2016", dataset="synthetic", name="paper", seed=2))
+    app = make_app(runs_dir=store.root, poll_interval=POLL)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: len(table_rows(app)) == 2, 5, "the runs")
+        table = app.screen.query_one(RunsTable)
+        keys = table.column_keys()
+        assert "v:seed" in keys and "v:milestones" in keys
+        cells = {run_id: dict(zip(keys, row)) for run_id, row in table_rows(app).items()}
+        assert cells["lab"]["v:milestones"] == "51,75 ep" and cells["paper"]["v:milestones"] == "32000,48000 it"
+        assert cells["lab"]["v:seed"] == "1" and cells["paper"]["v:seed"] == "2"

@@ -33,7 +33,7 @@ def test_report_writes_tables_figures_and_report_md(tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["fig6.pdf", "fig6.png", "fig6.svg", "report.md", "table6.csv", "table6.md", "table6.tex"]
     md = (out / "report.md").read_text()
-    assert "| 20 | 12.00 (12.50 ± 0.71, n=2) | 9.00 (9.50 ± 0.71, n=2) | 8.75 | 6.89 |" in md
+    assert "| 20 | 12.00 (12.50 ± 0.71, n=2)‡ | 9.00 (9.50 ± 0.71, n=2)‡ | 8.75 | 6.89 |" in md
     assert "![Training and test error over iterations](fig6.png)" in md
     assert "git_commit `abc123`" in md and "## Appendix: settings and environment" in md
 

@@ -45,10 +45,14 @@ def test_table_rows_and_columns_are_the_varied_settings_with_hand_computed_effec
     # -> mean 1.75, sample std 1.5 / sqrt(2) = 1.06; of batch per lr: lr 0.05: -0.5, -1.5 -> -1.0 ± 0.71;
     # lr 0.1: -0.5, +0.5 -> 0.00 ± 0.71
     assert table.effects == [
-        "with batch 64: lr 0.05 vs 0.1: 7.50 vs 6.50, difference +1.00 ± 0.00 over 2 seeds",
-        "with batch 128: lr 0.05 vs 0.1: 8.25 vs 6.50, difference +1.75 ± 1.06 over 2 seeds",
-        "with lr 0.05: batch 64 vs 128: 7.50 vs 8.25, difference -0.75 ± 0.35 over 2 seeds",
-        "with lr 0.1: batch 64 vs 128: 6.50 vs 6.50, difference +0.00 ± 0.71 over 2 seeds"]
+        "with batch 64: lr 0.05 vs 0.1: 7.50 vs 6.50, difference +1.00 ± 0.00 over 2 seeds"
+        " (95% interval +1.00 to +1.00: two seeds cannot show a difference)",
+        "with batch 128: lr 0.05 vs 0.1: 8.25 vs 6.50, difference +1.75 ± 1.06 over 2 seeds"
+        " (95% interval -7.78 to +11.28: two seeds cannot show a difference)",
+        "with lr 0.05: batch 64 vs 128: 7.50 vs 8.25, difference -0.75 ± 0.35 over 2 seeds"
+        " (95% interval -3.93 to +2.43: two seeds cannot show a difference)",
+        "with lr 0.1: batch 64 vs 128: 6.50 vs 6.50, difference +0.00 ± 0.71 over 2 seeds"
+        " (95% interval -6.35 to +6.35: two seeds cannot show a difference)"]
     md = to_markdown(table)
     assert "| lr | batch 64 | batch 128 |" in md
     assert "CIFAR-10, 500 training images, 200 test images" in md       # the caption says what the data was
@@ -65,7 +69,8 @@ def test_paired_variants_are_one_dimension_and_milestones_read_as_decay_timing(s
     assert [d.keys for d in table.dims] == [("optimizer", "lr")]
     assert [label for label, _ in table.rows] == ["adam, lr 0.001", "sgd, lr 0.1"]
     # adam minus sgd per seed: 1.0, 1.2 -> 1.10 ± 0.14
-    assert table.effects == ["adam, lr 0.001 vs sgd, lr 0.1: 8.30 vs 7.20, difference +1.10 ± 0.14 over 2 seeds"]
+    assert table.effects == ["adam, lr 0.001 vs sgd, lr 0.1: 8.30 vs 7.20, difference +1.10 ± 0.14 over 2 seeds"
+        " (95% interval -0.17 to +2.37: two seeds cannot show a difference)"]
 
     other = RunStore(store.root.parent / "decay")
     for ms, err in (((2,), 7.12), ((4,), 7.40)):
@@ -137,7 +142,9 @@ def test_report_of_a_sweep_and_of_unrelated_sweeps(store, tmp_path):
     # batch varies: what a batch costs in time is drawn too (cost.png, issue 28)
     assert sorted(p.name for p in report.files) == ["cost.png", "curves.png", "report.md", "table.csv", "table.md"]
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Sweep lrb" in md and "difference +1.75 ± 1.06 over 2 seeds" in md and "![" in md
+    assert "## Sweep lrb" in md and "![" in md
+    assert ("difference +1.75 ± 1.06 over 2 seeds (95% interval -7.78 to +11.28: two seeds cannot show a "
+            "difference)") in md
     for seed in (1, 2):      # a paper grid of another sweep, beside it: each keeps its own layout
         for depth in (20, 32):
             fake_run(store, [9.0 - depth / 20], depth=depth, seed=seed, sweep_name="fig6")

@@ -1,0 +1,111 @@
+"""Issue 34, item 9: dialogs and keys offer only what the run's state allows (core/store/rules.py), as the run's
+folder says now; a stopped queue run resumed with r goes next."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+from core.serve import queue as Q
+from core.store.runs import Run
+from screens.app import make_app
+from screens.confirm import ConfirmScreen
+from screens.detail import DetailScreen
+from screens.monitor import MonitorScreen
+
+from .fixtures import add_running, quick
+from .helpers import POLL, screen_text, wait_for
+
+SLOW = 60.0     # the app's poll, made too slow to notice what changed in the folder before the key comes
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_delete_of_a_run_that_is_running_now_is_refused_without_asking(fixture_runs):
+    """The table still said queued (polled before it started): `d` asked "Delete?" and refused only after yes."""
+    run = Run(fixture_runs / "r20-A")
+    app = make_app(runs_dir=fixture_runs, poll_interval=SLOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        run.acquire_lock()                               # a scheduler started it since the last poll
+        try:
+            run.update_status(state="running", pid=os.getpid(), host=socket.gethostname())
+            app.confirm_delete("r20-A")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert any("r20-A is running; stop it before deleting" in m for m in notes(app)), notes(app)
+        finally:
+            run.release_lock()
+    assert run.path.exists()
+
+
+async def test_a_stop_confirmed_after_the_run_ended_says_so_and_requests_nothing(fixture_runs):
+    live = add_running(fixture_runs)
+    app = make_app(runs_dir=fixture_runs, poll_interval=SLOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.confirm_stop(live.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the stop question")
+        live.update_status(state="finished")             # it ended while the question was open
+        live.release_lock()
+        app.screen.dismiss("stop")
+        await pilot.pause()
+        assert not any(m.startswith("stopping") for m in notes(app)), notes(app)
+        assert any("is not running (state: finished); nothing to stop" in m for m in notes(app)), notes(app)
+        assert live.read_request() is None
+
+
+async def test_a_deleted_runs_detail_offers_nothing_to_do_with_it(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run("r110-stopped", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        screen = app.screen
+        assert screen.check_action("resume", ()) and screen.query_one("#actions").display
+        shutil.rmtree(fixture_runs / "r110-stopped")       # deleted from another terminal
+        await wait_for(pilot, lambda: "no longer exists" in str(screen.query_one("#title").render()), 10, "gone")
+        assert not screen.query_one("#actions").display
+        for action in ("resume", "extend", "delete", "clone", "stop"):
+            assert not screen.check_action(action, ()), action
+
+
+async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_resumed_goes_next(fixture_runs):
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.serve_queue = lambda: None                   # no scheduler process in this test
+        a, b, c = Q.enqueue(app.store, [quick(depth=20, seed=s, epochs=2) for s in (1, 2, 3)])
+        app.poll_runs()
+        await pilot.pause()
+        app.open_run(b.id, "monitor")
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor")
+        assert not app.screen.check_action("resume", ())
+        assert not app.resume_run(b.id, where="auto")      # r says why instead
+        await pilot.pause()
+        assert any("is queued already" in m for m in notes(app)), notes(app)
+        # a was started by the scheduler and stopped: r puts it back first, not behind b and c
+        Q.write_entry(a, {**Q.read_entry(a), "position": None})
+        a.update_status(state="stopped", in_queue=False)
+        await wait_for(pilot, lambda: app.watcher.infos[a.id].state == "stopped", 10, "the stopped run")
+        assert app.resume_run(a.id, where="auto")
+        assert [q.run.id for q in Q.queued(app.store)] == [a.id, b.id, c.id]
+
+
+async def test_a_stop_during_a_compile_is_shown_pending_and_the_cli_returns_at_once(fixture_runs, capsys):
+    """Issue 34, item 5: `stop RUN` blocked 14.8 s until a 17.5 s compile ended; the TUI showed 'running (compiling)'
+    with no sign of the pending stop."""
+    from cli.main import main
+
+    live = add_running(fixture_runs)
+    live.update_status(compiling=True, host=socket.gethostname(), pid=os.getpid())
+    assert main(["stop", live.id, "--runs-dir", str(fixture_runs)]) == 0       # at once, not after the compile
+    assert "it is compiling: it stops once the compile ends" in capsys.readouterr().out
+    assert live.read_request() == "stop"
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        app.open_run(live.id, "monitor")
+        await wait_for(pilot, lambda: "compiling · stop requested: after the compile" in screen_text(app), 10,
+                       "the pending stop")
