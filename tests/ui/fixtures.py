@@ -59,7 +59,7 @@ def write_run(root: Path, run_id: str, cfg: RunConfig, state: str, *, epochs_don
            for e in range(1, epochs_done + 1)][-3:]
         + ([f"2026-01-01 12:10:00  {state}" + (f": {error}" if error else "")] if state not in ("running",) else []))
     run.events_path.write_text("".join(line + "\n" for line in lines))
-    if state in ("stopped", "finished"):
+    if state in ("stopped", "finished") or epochs_done > 0:     # every epoch ends with one, as in a real run
         (path / "checkpoint.pt").write_bytes(b"fixture: not a real checkpoint")
     return run
 

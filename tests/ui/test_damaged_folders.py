@@ -40,8 +40,7 @@ async def test_the_app_survives_every_damaged_folder(damaged_runs):
             assert rid in screen_text(app), rid
             app.pop_screen()
         await app.push_screen(CompareScreen(sorted(cases)))
-        await pilot.pause()
-        assert "Compare" in screen_text(app)
+        await wait_for(pilot, lambda: "Compare" in screen_text(app), what="the compare screen's title")
         app.pop_screen()
         await pilot.pause()
     assert app.return_code in (None, 0)

@@ -11,6 +11,7 @@ from core.serve import gpus
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.serve.gpus import GpuReading
+from core.spec.field_help import FORM_FIELDS
 from core.store.runs import Run, RunStore
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
@@ -93,7 +94,8 @@ async def test_grid_from_the_form_goes_to_the_queue_and_finishes_after_the_app_q
         await pilot.pause()
         form = app.screen
         for name, value in tiny_config(name="qgrid", channels_last="off", iterations=0).to_dict().items():
-            form.set_value(name, value)                           # the tiny settings, as a clone would fill them
+            if name in FORM_FIELDS:                               # (a study's own fields are not form fields)
+                form.set_value(name, value)                       # the tiny settings, as a clone would fill them
         await type_into(pilot, "#f-seed", "1-2")                  # a grid of two seeds, typed
         form.query_one("#where").value = "queue"
         await pilot.pause()
