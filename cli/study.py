@@ -221,16 +221,9 @@ def report_study(args: argparse.Namespace) -> int:
 
 def cmd_runs_study(args: argparse.Namespace) -> int:
     """``runs --study NAME``: the study's trials (and confirmed runs), with what varies between them."""
-    from cli.tables import list_rows, render_runs
-    from core.spec.grid import describe
-    from core.spec.grid import varied_fields as varied
+    from cli.tables import render_runs, varied_rows
 
     store = store_of(args)
     infos = [i for i in store.list() if i.config is not None and i.config.study == args.study]
-    configs = [i.config for i in infos]
-    keys = varied(configs) if len(configs) > 1 else []
-    rows = list_rows(infos)
-    for row, cfg in zip(rows, configs):
-        row["varies"] = describe(cfg, keys)
-    render_runs(rows, args.format, sys.stdout, store.root)
+    render_runs(varied_rows(infos), args.format, sys.stdout, store.root)
     return EXIT_OK

@@ -228,17 +228,12 @@ def cmd_runs_sweep(args: argparse.Namespace) -> int:
     """`runs --sweep NAME`: the sweep's runs, the settings that vary as a column, and (as a table) where it stands."""
     import sys
 
-    from cli.tables import list_rows, render_runs
+    from cli.tables import render_runs, varied_rows
 
     store = store_of(args)
     everything = store.list()
     infos = sweep_runs(everything, args.sweep)
-    configs = [i.config for i in infos]
-    keys = varied(configs) if len(configs) > 1 else []
-    rows = list_rows(infos)
-    for row, cfg in zip(rows, configs):
-        row["varies"] = describe(cfg, keys)
-    render_runs(rows, args.format, sys.stdout, store.root)
+    render_runs(varied_rows(infos), args.format, sys.stdout, store.root)
     if args.format == "table":
         print(sweep_footer(store, args.sweep, everything))
     return EXIT_OK

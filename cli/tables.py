@@ -338,3 +338,16 @@ def _cfg_text(value: Any) -> str:
     if value == "":
         return "''"
     return escape_controls(str(value))
+
+
+def varied_rows(infos: list) -> list[dict[str, Any]]:
+    """``list_rows`` with a ``varies`` column: the settings that differ between these runs (a sweep's, a study's)."""
+    from core.spec.grid import describe
+    from core.spec.grid import varied_fields as varied
+
+    configs = [i.config for i in infos]
+    keys = varied(configs) if len(configs) > 1 else []
+    rows = list_rows(infos)
+    for row, cfg in zip(rows, configs):
+        row["varies"] = describe(cfg, keys)
+    return rows
