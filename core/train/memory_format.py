@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from core.spec.archs import doubling
 from core.spec.config import RunConfig
 from core.store.settings import cache_dir, read_json, write_json
 from core.train.device import gpu_sharing, is_out_of_memory, release_memory, sync_device
@@ -32,6 +33,9 @@ def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.d
         return cfg.channels_last == "on", ""
     if cfg.deterministic:
         return False, ""
+    hazard = cpu_hazard(model, device)
+    if hazard:
+        return False, f"memory format: channels_last off (not measured: {hazard})"
     shared = gpu_sharing() if device.type == "cuda" else 1
     if shared > 1:    # the others' work would time into ours, and the probe's memory is theirs too: no measure
         return False, (f"memory format: channels_last off (not measured: this GPU trains {shared} runs at once; "
@@ -58,6 +62,22 @@ def choose_channels_last(cfg: RunConfig, model: torch.nn.Module, device: torch.d
     return choice, f"memory format: channels_last {'on' if choice else 'off'} ({detail})"
 
 
+def cpu_hazard(model: torch.nn.Module, device: torch.device) -> str:
+    """Why channels_last must not train ``model`` on this CPU ("" when it may).
+
+    PyTorch's CPU convolutions (oneDNN's AVX2 kernels, torch 2.14 measured) hang with two threads and crash with one in
+    the backward pass of a 1x1 stride-2 convolution with fewer than 8 input channels in channels_last: a ResNet's
+    projection shortcut (B) at a first stage narrower than 8 filters. Such a model trains contiguous on the CPU."""
+    if device.type != "cpu":
+        return ""
+    for m in model.modules():
+        if (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                and m.in_channels < 8):
+            return (f"PyTorch's CPU convolutions hang in channels_last on a 1x1 stride-{m.stride[0]} convolution "
+                    f"of {m.in_channels} channels, this model's projection shortcut")
+    return ""
+
+
 def probe_key(cfg: RunConfig, device: torch.device, precision: str) -> str:
     """What the answer depends on: the machine, the device (and CPU threads), torch, precision, the model's shape and
     the batch size."""
@@ -67,7 +87,14 @@ def probe_key(cfg: RunConfig, device: torch.device, precision: str) -> str:
         dev = f"{device.type} {platform.processor() or platform.machine()} x{torch.get_num_threads()}"
     return (f"{socket.gethostname()} | {dev} | torch {torch.__version__} | {precision} | {cfg.dataset} "
             f"{'' if cfg.arch == 'resnet' else cfg.arch + ' '}depth {cfg.depth} {cfg.shortcut} width {cfg.width} "
+            f"{shape_extra(cfg)}"
             f"| batch {cfg.batch_size}")
+
+
+def shape_extra(cfg: RunConfig) -> str:
+    """The stage and stem widths where they are not width's doubling (issue 28's nets): another shape, another key."""
+    extra = "" if tuple(cfg.widths) == doubling(cfg.width) else f"widths {','.join(map(str, cfg.widths))} "
+    return extra + (f"stem {cfg.stem_width} " if cfg.stem_width else "")
 
 
 def measure_channels_last(model: torch.nn.Module, device: torch.device, precision: str, batch_size: int,

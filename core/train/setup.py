@@ -18,7 +18,7 @@ from core.data.loader import DeviceLoader, normalization_stats
 from core.spec.config import RunConfig
 from core.train.device import is_out_of_memory, release_memory
 from core.train.distributed import SINGLE, Dist, micro_batches_for
-from core.train.memory_format import choose_channels_last
+from core.train.memory_format import choose_channels_last, cpu_hazard
 from core.train.models import create_model
 from core.train.optim import LRSchedule, build_optimizer
 from core.train.precision import choose_precision
@@ -135,6 +135,9 @@ def build(cfg: RunConfig, device: torch.device, data: DataSplits | None = None, 
         measure = train and dist.is_main
         channels_last, note = choose_channels_last(cfg, model, device, precision) if measure else (False, "")
         channels_last, note = dist.from_main((channels_last, note))
+    hazard = cpu_hazard(model, device) if channels_last else ""
+    if hazard:                                     # --channels-last on, or a checkpoint made on a GPU
+        channels_last, note = False, f"memory format: channels_last off, as it must be here: {hazard}"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     kw = dict(device=device, mean=mean, std=std, channels_last=channels_last)

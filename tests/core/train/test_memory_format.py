@@ -49,3 +49,27 @@ def test_a_broken_cache_file_is_measured_over(tmp_path, monkeypatch):
     seen = counting(model)
     choice, note = choose_channels_last(preset("quick", depth=8, width=4), model, torch.device("cpu"), "fp32")
     assert seen and "measured" in note and isinstance(json.loads(cache.read_text()), dict)
+
+
+def test_auto_does_not_measure_a_model_whose_channels_last_backward_hangs_on_the_cpu(tmp_path, monkeypatch):
+    """A 1x1 stride-2 convolution of fewer than 8 channels in channels_last hangs (two threads) or crashes (one) in
+    PyTorch's CPU backward: the lab-report sweep at widths 4,8,16 with shortcut B hung in this probe."""
+    monkeypatch.setenv("RESLAB_CACHE_DIR", str(tmp_path))
+    model = cifar_resnet(8, "B", width=4)
+    seen = counting(model)
+    choice, note = choose_channels_last(preset("quick", depth=8, width=4, shortcut="B"), model,
+                                        torch.device("cpu"), "fp32")
+    assert (choice, seen) == (False, []) and "not measured: PyTorch's CPU convolutions hang" in note, note
+    wide = cifar_resnet(8, "B", width=8)                     # 8 channels and more: measured as before
+    seen = counting(wide)
+    choose_channels_last(preset("quick", depth=8, width=8, shortcut="B"), wide, torch.device("cpu"), "fp32")
+    assert seen
+
+
+def test_channels_last_on_trains_such_a_model_contiguous_on_the_cpu_and_says_so(tmp_path):
+    from tests.cli.test_cli import TINY, cli
+
+    res = cli("train", *TINY, "--shortcut", "B", "--epochs", "1", "--channels-last", "on", runs=tmp_path / "runs",
+              timeout=120)                                   # it hung here before
+    assert res.returncode == 0, res.stderr
+    assert "memory format: channels_last off, as it must be here: PyTorch's CPU convolutions hang" in res.stdout
