@@ -5,7 +5,7 @@
 It trains a small sweep with the real command line into a temporary runs folder (ResNet-20 and -32, shortcut A and
 plain, 2 epochs on 30 real CIFAR-10 training images per class written by ../shared/tools/cifar10_jpeg.py; synthetic
 data where ../shared is missing), opens the app over that folder with ``App.run_test()`` and saves the runs table
-and the new-run form as SVG. Rerun it after changing what those screens show.
+and the new-run form (filled in as in the README's tour) as SVG. Rerun it after changing what those screens show.
 """
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ async def shoot(work: Path) -> list[Path]:
         form = NewRunScreen()
         await app.push_screen(form)
         await _until(pilot, lambda: form.is_mounted and form.ready and app.focused is not None, "the form ready")
+        # the README's tour: preset quick, ResNet-20 and -56, each with its plain counterpart
+        form.query_one("#preset").value = "quick"
+        await pilot.pause(0.3)
+        form.query_one("#f-depth").value = "20,56"
+        form.query_one("#f-shortcut-none").value = True
+        form.query_one("#f-depth").focus()
+        await _until(pilot, lambda: len(form.configs) == 4, "the form's four runs")
         saved.append(Path(app.save_screenshot("new-run.svg", path=str(OUT))))
     return saved
 

@@ -121,9 +121,16 @@ def _check_settings(ns) -> str | None:
     if ns.command == "queue" and getattr(ns, "queue_command", None) != "add":
         return None
     try:
-        grid_of(ns)
+        configs = grid_of(ns)
     except CliError as exc:
         return str(exc)
+    if ns.command == "study" and ns.space:    # the search space and the study's flags, as `study` checks them
+        from core.study.spec import new_spec
+
+        _, errors = new_spec("NAME", configs[0], ns.space, trials=ns.trials or 20, sampler=ns.sampler,
+                             pruner=ns.pruner, min_epochs=ns.min_epochs, eta=ns.eta,
+                             objectives=ns.objective or ["val_err"], sampler_seed=ns.sampler_seed)
+        return "; ".join(f"{k}: {v}" for k, v in errors.items()) or None
     return None
 
 
@@ -262,6 +269,7 @@ def test_readme_is_a_front_page():
     (["train", "--depth", "21"], "6n+2"),
     (["resume", "r20-A-sgd-1"], "placeholder RUN"),
     (["show", "RUNID"], "unknown placeholder RUNID"),
+    (["study", "NAME", "--val-split", "100", "--space", "lr=log:1:0.1"], "--space"),
 ])
 def test_a_wrong_command_is_caught(args, expected):
     """The check itself: a renamed flag, a choice that is not one, a bad setting, a real run id."""
