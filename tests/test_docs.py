@@ -13,6 +13,7 @@ parser, and every repository path and relative link they name exists.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import shlex
@@ -99,14 +100,21 @@ def _all_commands():
     return [c for doc in DOCS for c in _commands(doc)]
 
 
+@functools.cache
+def _parser():
+    from cli.main import build_parser
+
+    return build_parser("tui_app.py")
+
+
 def _parse(args: list[str]):
     """The namespace the CLI would act on, or the one-line error it prints (exit 2)."""
-    from cli.main import _parse, build_parser
+    from cli.main import _parse
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            return _parse(build_parser("tui_app.py"), args), None
+            return _parse(_parser(), args), None
         except SystemExit as exc:
             return None, (err.getvalue().strip() or "--help") if exc.code else None
 
@@ -183,10 +191,8 @@ FOREIGN_FLAGS = {"--dist", "--snapshot-update", "--logdir", "--max-restarts", "-
 def _reslab_flags() -> set[str]:
     import argparse
 
-    from cli.main import build_parser
-
     flags: set[str] = set()
-    todo = [build_parser("tui_app.py")]
+    todo = [_parser()]
     while todo:
         for action in todo.pop()._actions:
             flags.update(action.option_strings)
