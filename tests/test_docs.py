@@ -32,20 +32,28 @@ SHELL_OPERATOR = re.compile(r"^[();<>|&]+$")
 
 
 def _units(text: str):
-    """(line number, shell text, variables) for each line of a fenced code block (continuations joined, `VAR="..."`
-    assignments remembered for `$VAR`) and for each inline code span outside them."""
-    lines = text.splitlines()
+    """(line number, shell text, variables) for each line of a shell code block (continuations joined, `VAR="..."`
+    assignments remembered for `$VAR`) and for each inline code span of the prose (a span may wrap a line)."""
     in_block, shell, variables, pending, start = False, True, {}, "", 0
-    for number, line in enumerate(lines, 1):
+    prose: list[tuple[int, str]] = []
+    for number, line in enumerate([*text.splitlines(), ""], 1):
+        if not in_block and line.strip() and not line.lstrip().startswith("```"):
+            prose.append((number, line))
+            continue
+        if prose:             # a paragraph ends: its spans, each at the line it starts on
+            joined = ""
+            starts = []
+            for n, part in prose:
+                starts += [n] * (len(part) + 1)
+                joined += part + " "
+            for m in re.finditer(r"`([^`]+)`", joined):
+                yield starts[m.start()], m.group(1), {}
+            prose = []
         if line.lstrip().startswith("```"):
             in_block, variables = not in_block, {}
             shell = line.strip()[3:] in ("", "bash", "sh", "shell", "console")
             continue
-        if in_block and not shell:      # toml, text
-            continue
-        if not in_block:
-            for span in re.findall(r"`([^`]+)`", line):
-                yield number, span, {}
+        if not in_block or not shell:      # a blank line of prose; toml, text
             continue
         if not pending:
             start = number
