@@ -172,8 +172,13 @@ def _why_not_queued(run: Run) -> str:
 
 def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
     """Take a queued run out of the queue: it becomes a stopped run (resumable by hand), or its folder goes with
-    ``delete``. Raises RunError when it is not queued, RunLockedError when a scheduler starts it right now."""
+    ``delete``. Raises RunError when it is not queued, RunLockedError (saying what it does) when a process holds it."""
     run = store.get(run_id)
+    try:
+        run.acquire_lock()
+    except RunLockedError:
+        raise RunLockedError(f"run {run.id} {busy_text(run)}") from None
+    run.release_lock()
     with holding(run):
         if not is_queued(run):
             raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can be removed"
@@ -207,6 +212,21 @@ def by_hand(run: Run, entry: dict | None = None) -> bool:
     entries keep the slot they were placed in, and a run taken out with ``remove`` is no scheduler's)."""
     entry = read_entry(run) if entry is None else entry
     return bool(entry) and bool(entry.get("settled")) and not entry.get("slot") and entry.get("position") is None
+
+
+def busy_text(run: Run) -> str:
+    """What the process that holds ``run``'s lock is doing, from the run's own state: 'is running (step 120, epoch 1
+    done)', or 'is starting right now' while a scheduler launches its trainer."""
+    try:
+        status = run.read_status()
+    except (OSError, ValueError):
+        status = {}
+    state = status.get("state")
+    if state in ACTIVE:
+        return f"is {state} (step {status.get('step') or 0}, epoch {status.get('epoch') or 0} done)"
+    if state == "queued":
+        return "is starting right now (a scheduler launches its trainer)"
+    return f"is {state or 'unreadable'}, and a process holds it right now (a resume or repair)"
 
 
 def placement(run: Run, status: dict | None = None) -> dict | None:

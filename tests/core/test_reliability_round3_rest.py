@@ -172,3 +172,22 @@ def test_a_steps_file_over_the_limit_is_damaged_refused_untouched_and_repair_mov
     assert "repaired: steps.jsonl was larger than 128 MB: moved aside to steps.jsonl.too-large" in out, out
     assert run.info().state == "finished" and (run.path / "steps.jsonl.too-large").stat().st_size > MAX_ROWS_BYTES
     assert run.read_steps() and run.steps_path.stat().st_size < 1 << 20
+
+
+def test_queue_remove_of_a_run_that_trains_says_it_trains_not_that_it_is_starting(tmp_path, capsys):
+    root = tmp_path / "runs"
+    store = RunStore(root)
+    (run,) = Q.enqueue(store, [tiny_config(epochs=4)])
+    trainer = store.get(run.id)
+    trainer.acquire_lock()                   # its trainer holds it: a minute into training
+    try:
+        run.update_status(state="running", epoch=1, step=120, pid=12345)
+        assert main(["queue", "remove", run.id, "--runs-dir", str(root)]) == 1
+        err = capsys.readouterr().err
+        assert "starting right now" not in err and f"run {run.id} is running (step 120, epoch 1 done)" in err, err
+        assert f"stop {run.id}" in err
+        run.update_status(state="queued")    # a scheduler's claim: the lock is held before the trainer writes
+        assert main(["queue", "remove", run.id, "--runs-dir", str(root)]) == 1
+        assert "is starting right now" in capsys.readouterr().err
+    finally:
+        trainer.release_lock()
