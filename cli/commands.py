@@ -13,10 +13,11 @@ import signal
 import sys
 import time
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, flag
+from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, check_tensorboard, flag
 from core.spec.config import ConfigError, RunConfig, config_from_sources
 from core.store.rules import epochs_text, resume_refusal, stop_refusal
 from core.store.runs import (
@@ -196,17 +197,6 @@ def say_note(note: str) -> None:
         print(f"note: {note}", file=sys.stderr, flush=True)
 
 
-def check_tensorboard() -> None:
-    """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
-    from core.results.groups import MissingDependency
-    from core.train.tensorboard import summary_writer
-
-    try:
-        summary_writer()
-    except MissingDependency as exc:
-        raise CliError(f"--tensorboard: {exc}", EXIT_FAILED) from None
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
     from cli.ddp import launched
     from core.train.distributed import Dist
@@ -365,7 +355,10 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
             state, trainer = "not started", None
         else:   # (under DDP every process starts, and they stop together at the first iteration)
             with make_display(out, signals.event) if dist.is_main else contextlib.nullcontext() as display:
-                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist)
+                early = partial(signals.exit_now, f"run {run.id}: stopped before its first step completed; nothing to "
+                                f"save: {resume_prog()} resume {run.id} {runs_dir_arg(store)} continues it")
+                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist,
+                                  exit_early=None if dist.many else early)
                 state = trainer.run()
     except RunLockedError as exc:
         raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cli.main import main
 from core.serve import queue as Q
 from core.serve import scheduler as S
@@ -191,3 +193,42 @@ def test_queue_remove_of_a_run_that_trains_says_it_trains_not_that_it_is_startin
         assert "is starting right now" in capsys.readouterr().err
     finally:
         trainer.release_lock()
+
+
+# -- 4: a stop during a long first step ------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["SIGTERM", "stop"])
+def test_a_stop_during_a_long_first_step_ends_the_process_promptly_and_the_run_resumes(tmp_path, monkeypatch, how):
+    # a first step of minutes (--depth 20000) never reached the point where a stop is obeyed: SIGTERM went unanswered
+    # until the OOM killer came. The test makes the first step 300 s slower in torch (core/train/first_step.py)
+    import signal
+    import time
+
+    from tests.cli.test_cli import TINY, cli, start, wait_for
+
+    monkeypatch.setenv("RESLAB_TEST_FIRST_STEP_S", "300")
+    runs = tmp_path / "runs"
+    proc = start("train", *TINY, "--epochs", "1", "--channels-last", "off", runs=runs)
+    try:
+        events = wait_for(lambda: next(iter(runs.glob("*/events.log")), None), "the run", proc=proc)
+        wait_for(lambda: "  started " in events.read_text(), "the trainer to start", timeout=120, proc=proc)
+        time.sleep(0.5)     # into the first step (not needed for the test to hold: a stop while building works too)
+        t0 = time.monotonic()
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            said = cli("stop", events.parent.name, runs=runs, timeout=60)
+            assert said.returncode == 0 and "stopped" in said.stdout, said
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 30 and proc.returncode == 143, (took, proc.returncode, out)
+    assert "stopped before its first step completed; nothing to save" in out and "resume " in out, out
+    status = json.loads((events.parent / "status.json").read_text())
+    assert status["state"] == "stopped" and status["step"] == 0, status
+    assert "stopped before this process completed its first step" in events.read_text()
+    monkeypatch.delenv("RESLAB_TEST_FIRST_STEP_S")
+    done = cli("resume", events.parent.name, runs=runs)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((events.parent / "status.json").read_text())["state"] == "finished"
