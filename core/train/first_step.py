@@ -75,7 +75,7 @@ class FirstStepGuard:
         where = f"step {t.state.step}" if t.state.step else "step 0 (it has no checkpoint yet)"
         try:
             t.run_folder.clear_request()
-            t.write_status(state="stopped", error=None, pid=None)
+            t.write_status(state="stopped", error=None)
             t.run_folder.log(f"stopped before this process completed its first step (building the model or in a long "
                              f"first step): nothing to save; resumable from {where}")
         except Exception:  # noqa: BLE001 - a full disk: the run reads as crashed, and resumes the same way

@@ -232,3 +232,32 @@ def test_a_stop_during_a_long_first_step_ends_the_process_promptly_and_the_run_r
     done = cli("resume", events.parent.name, runs=runs)
     assert done.returncode == 0, done.stderr
     assert json.loads((events.parent / "status.json").read_text())["state"] == "finished"
+
+
+def test_a_signal_reaches_the_stop_event_while_the_main_thread_is_inside_one_long_torch_call():
+    # the Python handler runs only between bytecodes of the main thread: inside one torch call of seconds it waits,
+    # so the first-step guard would learn of a SIGTERM only when the call returned. A wakeup fd tells a thread now.
+    import os
+    import signal
+    import threading
+    import time
+
+    import torch
+
+    from cli.common import StopSignals
+
+    signals = StopSignals(armed=True).install()
+    seen: list[float] = []
+    threading.Thread(target=lambda: seen.append(time.monotonic()) if signals.event.wait(60) else None,
+                     daemon=True).start()
+    a = torch.full((1000, 1000), 1 / 1000)
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        torch.linalg.matrix_power(a, 1 << 16)           # one call: 16 squarings of 1000 x 1000, a second or more
+        returned = time.monotonic()
+    finally:
+        timer.join()
+        signals.restore()
+    assert seen and seen[0] < returned - 0.3, (seen, returned)    # told during the call, not after it
+    assert signals.received[0] == signal.SIGTERM and signals.exit_code() == 143
