@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -57,6 +57,7 @@ from core.train.events import (
     StateChanged,
     TrainerEvent,
 )
+from core.train.first_step import FirstStepGuard
 from core.train.pace import Reporter, RunClock, beating
 from core.train.requests import Requests
 from core.train.setup import Setup, build
@@ -81,8 +82,8 @@ class Trainer:
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
                  pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False,
-                 dist: Dist = SINGLE):
-        self.dist = dist                         # this process's place in a DDP run (SINGLE: the only process)
+                 dist: Dist = SINGLE, exit_early: Callable[[], object] | None = None):
+        self.dist, self.exit_early = dist, exit_early  # place in a DDP run; ends the process early (first_step.py)
         self.run_folder = run if dist.is_main else FollowerRun(run)
         self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
         self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
@@ -145,10 +146,12 @@ class Trainer:
             except (OSError, ValueError):
                 self.status = {}
             self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
+            guard = FirstStepGuard(self, self.exit_early)   # a stop before the first step ends the process
             try:
                 self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
                                started_at=now(), error=None)
+                guard.arm()
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
@@ -160,6 +163,7 @@ class Trainer:
                 state, message = end_of(exc, self.dist)
                 if state == "failed" and not self.dist.is_main:     # rank 0 records it, not "another process died"
                     self.dist.tell(f"failed: {message}")
+            guard.stand_down()
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:

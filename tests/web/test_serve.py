@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -71,7 +73,8 @@ def wait_until(condition, what: str, timeout: float = 60.0):
 
 @pytest.fixture
 def served(tmp_path):
-    """A runs folder with one finished tiny run, served on a free port with a token; (url, root, run id)."""
+    """A runs folder with one finished tiny run, served on a free port with a token, two tabs at most; (url, root,
+    run id)."""
     root = tmp_path / "runs"
     run, _ = train_run(RunStore(root), tiny_config(name="browser-run", epochs=1))
     config = Path(os.environ["RESLAB_CONFIG_DIR"])         # the form opens on a tiny run's settings
@@ -79,8 +82,9 @@ def served(tmp_path):
     fields = {k: as_text(v) for k, v in tiny_config(epochs=2).to_dict().items()} | {"shortcut": ["A"]}
     (config / "form.json").write_text(json.dumps({"preset": "custom", "where": "app", "fields": fields}))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "tui_app.py", "serve", "--port", str(port), "--token", "--runs-dir",
-                             str(root)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "tui_app.py", "serve", "--port", str(port), "--token", "--max-sessions",
+                             "2", "--runs-dir", str(root)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = wait_until(lambda: proc.stdout.readline(), "serve's first line", 60)
     url = re.search(r"http://\S+", first + proc.stdout.readline()).group(0)
     try:
@@ -122,6 +126,9 @@ def test_the_browser_console_lists_launches_and_shares_runs_and_leaves_no_proces
             other, response = open_page(browser, url)              # a second session, the same folder
             assert response.status == 200
             shows(other, new)
+            with pytest.raises(urllib.error.HTTPError) as full:      # --max-sessions 2: a third tab waits
+                urllib.request.urlopen(url, timeout=30)
+            assert full.value.code == 503 and "close one and reload" in full.value.read().decode()
             shot = Path(os.environ.get("RESLAB_SCREENSHOT_DIR", tmp_path)) / "serve.png"
             other.wait_for_timeout(500)                           # the last frame drawn on the canvas
             other.screenshot(path=str(shot))
