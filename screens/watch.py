@@ -19,6 +19,7 @@ from core.util.files import MAX_ROWS_BYTES, open_regular
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
 DEEP = 6                # ... at its folder's mtime (run files are replaced by rename); its files every 6th look (~30 s)
+WAITING = (*ACTIVE, "queued")   # a run that leaves these states has ended (``ended``)
 
 
 def _folder(path: str):
@@ -62,6 +63,7 @@ class RunWatcher:
         self._active: set[str] = set()          # ids of runs whose state is ACTIVE (kept with ``infos``)
         self._polled: list[str] | None = None   # the listing the last full poll went through
         self._turns: list[list[str]] = []       # that listing's ids by the poll on which an ended run's turn comes
+        self.ended: list[str] = []              # runs seen queued or training that have ended since (the app's)
 
     def _list(self) -> list[str]:
         root = str(self.store.root)
@@ -140,6 +142,9 @@ class RunWatcher:
         return changed
 
     def _keep(self, run_id: str, info: RunInfo) -> None:
+        old = self.infos.get(run_id)
+        if old is not None and old.state in WAITING and info.state not in WAITING:
+            self.ended.append(run_id)
         self.infos[run_id] = info
         if info.state in ACTIVE:
             self._active.add(run_id)
