@@ -111,7 +111,7 @@ async def test_no_column_is_cut_mid_value_at_80_and_100_columns(tmp_path):
         app = make_app(runs_dir=tmp_path, poll_interval=POLL)
         async with app.run_test(size=size) as pilot:
             table = app.screen.query_one(RunsTable)
-            await wait_for(pilot, lambda: table.row_count == 4 and table.max_scroll_x > 0, 10, "the sweep's runs")
+            await wait_for(pilot, lambda t=table: t.row_count == 4 and t.max_scroll_x > 0, 10, "the sweep's runs")
             seen = set()
             for _ in range(len(table.ordered_columns)):      # every sideways place, to the far right
                 assert cut_values(table) == [], (size, table.scroll_x)
