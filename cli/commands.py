@@ -330,7 +330,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     displays and prints (and starts ``on_end``, core/serve/on_end.py); the others say only why they failed."""
     import contextlib
 
-    from cli.ddp import follower_exit, stop_exit
+    from cli.ddp import follower_exit, leaving, stop_exit
     from core.serve.on_end import start as start_on_end
     from core.train.distributed import SINGLE
 
@@ -338,6 +338,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     signals = StopSignals().install() if own else signals
     signals.armed = True
     out, dist = out or sys.stdout, dist or SINGLE
+    resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     try:
         if dist.is_main:
             print(f"run {run.id}", file=out, flush=True)
@@ -348,7 +349,8 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
             state, trainer = "not started", None
         else:   # (under DDP every process starts, and they stop together at the first iteration)
             with make_display(out, signals.event) if dist.is_main else contextlib.nullcontext() as display:
-                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist)
+                trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist,
+                                  on_compile_stop=leaving(display, out, signals, dist, resume_cmd, on_end, run))
                 state = trainer.run()
     except RunLockedError as exc:
         raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
@@ -365,7 +367,6 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
         return follower_exit(dist, state, trainer.message if trainer else "", signals)
     info = run.info()
     start_on_end(on_end, run)        # the user's command, detached (never delays the exit)
-    resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     if state == "finished":
         print(f"finished {run.id}: {epochs_text(info.epochs_done)}, test error {pct(info.final_test_err)} "
               f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
@@ -405,7 +406,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         why = refused.text if refused is not None else f"is not running (state: {info.state})"
         raise CliError(f"run {run.id} {why}; nothing to stop", EXIT_FAILED)
     run.request("stop")
-    if args.no_wait or info.phase:        # a compile can take minutes: the request stays, the run stops after it
+    if args.no_wait or info.phase and info.status.get("compile_stop") != "now":    # stops after a compile of minutes
         print(f"asked run {run.id} to stop" + (" (it is compiling: it stops once the compile ends)" * bool(info.phase)))
         return EXIT_OK
     deadline = time.monotonic() + args.timeout

@@ -372,8 +372,10 @@ class ResLabApp(App[str | None]):
                 self.notify(str(exc), severity="error")
                 return
         info = self.watcher.infos.get(run_id)
-        when = "after the compile" if info is not None and info.phase else "at the next iteration"
-        self.notify(f"stopping {run_id} (checkpoint {when})", timeout=4)
+        now = info is not None and info.status.get("compile_stop") == "now"     # core/train/compile_watch.py
+        when = ("now: its compile is abandoned" if now else "checkpoint after the compile") \
+            if info is not None and info.phase else "checkpoint at the next iteration"
+        self.notify(f"stopping {run_id} ({when})", timeout=4)
 
     def toggle_pause(self, run_id: str | None) -> None:
         if run_id is None:

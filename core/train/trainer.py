@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -34,6 +34,7 @@ from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
+from core.train.compile_watch import CompileWatch
 from core.train.device import (
     DeviceError,
     environment,
@@ -57,7 +58,7 @@ from core.train.events import (
     StateChanged,
     TrainerEvent,
 )
-from core.train.pace import Reporter, RunClock, beating
+from core.train.pace import Reporter, RunClock
 from core.train.requests import Requests
 from core.train.setup import Setup, build
 from core.train.state import TrainState, first_non_finite
@@ -81,7 +82,8 @@ class Trainer:
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
                  pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False,
-                 dist: Dist = SINGLE):
+                 dist: Dist = SINGLE, on_compile_stop: Callable[[str], object] | None = None):
+        self.on_compile_stop = None if dist.many else on_compile_stop   # ends the process (core/train/compile_watch.py)
         self.dist = dist                         # this process's place in a DDP run (SINGLE: the only process)
         self.run_folder = run if dist.is_main else FollowerRun(run)
         self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
@@ -330,11 +332,11 @@ class Trainer:
                   if cfg.compile == "reduce-overhead" and s.device.type != "cuda" else "")
         self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
         t0 = time.monotonic()
-        self.write_status(compiling=True, compile_mode=cfg.compile)
+        self.write_status(compiling=True, compile_mode=cfg.compile, compile_stop="now" if self.on_compile_stop else "")
         from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
 
         try:
-            with beating(self.write_status, HEARTBEAT_S), s.step.restoring():
+            with CompileWatch(self, self.on_compile_stop), s.step.restoring():
                 for _ in range(COMPILE_CALLS):
                     self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
                 sync_device(s.device)

@@ -109,3 +109,6 @@ async def test_a_stop_during_a_compile_is_shown_pending_and_the_cli_returns_at_o
         app.open_run(live.id, "monitor")
         await wait_for(pilot, lambda: "compiling · stop requested: after the compile" in screen_text(app), 10,
                        "the pending stop")
+        live.update_status(compile_stop="now")     # a trainer of its own process abandons the compile at a stop
+        await wait_for(pilot, lambda: "compiling · stopping: the compile is abandoned" in screen_text(app), 10,
+                       "the stop that does not wait")
