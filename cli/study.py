@@ -17,8 +17,8 @@ from pathlib import Path
 from cli.commands import check_data, config_from_args, resume_prog, runs_dir_arg, store_of
 from cli.common import EXIT_OK, CliError, flag
 from core.spec.grid import parse_ints
-from core.study.space import check_against, parse_space
-from core.study.spec import OBJECTIVES, PRUNERS, SAMPLERS, StudySpec, load, problems, storage_url
+from core.study.spec import OBJECTIVES, PRUNERS, SAMPLERS, StudySpec, load, remember_storage, storage_of
+from core.study.spec import new_spec as make_spec
 
 
 def add_study_flags(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def exists(name: str, url: str) -> bool:
 
 def opened(args: argparse.Namespace, name: str):
     store = store_of(args)
-    url = storage_url(store.root, args.storage)
+    url = args.storage or storage_of(store.root, name)
     if not exists(name, url):
         raise CliError(f"NAME: no study {name!r} in {url}; start one with: {resume_prog()} study {name} --space ... "
                        f"--val-split N {runs_dir_arg(store)}")
@@ -87,15 +87,12 @@ def new_spec(args: argparse.Namespace, name: str) -> StudySpec:
     if args.cfg_name is not None or args.cfg_sweep_name is not None:
         raise CliError(f"{flag('name')}: a study names its runs NAME-tN itself")
     base = config_from_args(args)
-    try:
-        dims = parse_space(args.space)
-        check_against(base, dims)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    spec = StudySpec(name=name, base=base.to_dict(), space=[d.text for d in dims], trials=args.trials or 20,
-                     sampler=args.sampler, pruner=args.pruner, min_epochs=args.min_epochs, eta=args.eta,
-                     objectives=args.objective or ["val_err"], sampler_seed=args.sampler_seed)
-    if errors := problems(spec):
+    spec, errors = make_spec(name, base, args.space, trials=args.trials or 20, sampler=args.sampler,
+                             pruner=args.pruner, min_epochs=args.min_epochs, eta=args.eta,
+                             objectives=args.objective or ["val_err"], sampler_seed=args.sampler_seed)
+    if "--space" in errors:                          # its text names the flag and the setting
+        raise CliError(errors["--space"])
+    if errors:
         raise CliError("; ".join(f"{k}: {v}" for k, v in errors.items()))
     check_data(base)
     return spec
@@ -107,7 +104,7 @@ def study_run(args: argparse.Namespace, name: str) -> int:
     from core.study.driver import StudyDriver
 
     store = store_of(args, new_runs=True)
-    url = storage_url(store.root, args.storage)
+    url = args.storage or storage_of(store.root, name)
     options = scheduler_options(args)[1]
     given = [k for k, v in vars(args).items() if k.startswith("cfg_") and v is not None]
     if exists(name, url):
@@ -124,6 +121,8 @@ def study_run(args: argparse.Namespace, name: str) -> int:
         store.root.mkdir(parents=True, exist_ok=True)
         study, spec = load(name, url, spec)
         print(f"study {name}: {spec.budget_text()}; storage {url}")
+    if args.storage:
+        remember_storage(store.root, name, url)   # the TUI's study screen finds it there
     state = S.read_state(store.root)
     slots = len(state.get("slots") or [None]) if state else len(scheduler_options(args)[0])
 

@@ -286,10 +286,10 @@ class ResLabApp(App[str | None]):
 
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 
-    def open_study(self, name: str) -> None:
+    def open_study(self, name: str, replace: bool = False) -> None:
         from .study import StudyScreen
 
-        self.push_screen(StudyScreen(name))
+        (self.switch_screen if replace else self.push_screen)(StudyScreen(name))
 
     # -- actions used by several screens -------------------------------------------------------------------------------
     def launch(self, configs: list[RunConfig], where: str = "app", note: str | None = None) -> list[str]:

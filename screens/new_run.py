@@ -13,11 +13,10 @@ but one launch's own (name, sweep name, seed, variants). A preset sets its whole
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
@@ -34,7 +33,9 @@ from core.spec.grid import grid_configs, parse_variant
 from core.store.estimate import estimate
 from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
+from core.study.spec import StudySpec
 
+from .new_run_launch import LaunchMixin
 from .widgets.choice import Choice
 from .widgets.form_fields import (
     CUSTOM,
@@ -48,12 +49,14 @@ from .widgets.form_fields import (
 )
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
 from .widgets.ordered_input import OrderedInput
+from .widgets.study_fields import STUDY_FIELDS, check_study, study_widgets
 from .widgets.typeahead import replay
 
 WHERE = (("queue (background, every GPU)", "queue"),
          ("this app (a thread; stops when you quit)", "app"))
 WHERE_NO_GPU = "queue (background, on the CPU)"
 DATA_FIELDS = ("dataset", "data_dir", "download")
+MESSAGES = (*FORM_FIELDS, "variants", *STUDY_FIELDS)      # the fields with a message (help, note, error) beside them
 
 
 def unless_closing(handler):
@@ -68,7 +71,7 @@ def unless_closing(handler):
     return guarded
 
 
-class NewRunScreen(Screen):
+class NewRunScreen(LaunchMixin, Screen):
     """Below 110 columns each field's help moves to a panel that follows the focus; errors always show inline."""
 
     CSS_PATH = "new_run.tcss"
@@ -100,6 +103,7 @@ class NewRunScreen(Screen):
         self.errors: dict[str, str] = {}
         self.notes: dict[str, str] = {}          # warnings that do not block the launch (warm-up, a download)
         self.configs: list[RunConfig] = []
+        self.study: StudySpec | None = None      # the study the form describes (a study name given), else runs
         self.typed_ahead: list | None = []       # keys held until the form is ready (screens/widgets/typeahead.py)
         self._data: tuple[tuple, str | None, str | None] = ((), None, None)   # (data fields, error, note)
         self._launching = False
@@ -143,6 +147,9 @@ class NewRunScreen(Screen):
                         yield Label(name, classes="name", id=f"label-{name}")
                         yield field_widget(name, self.values[name])
                         yield Static("" if narrow else FIELD_HELP[name], classes="msg help", id=f"msg-{name}")
+            yield Static("study", classes="group")
+            with Grid(classes="fields", id="group-study"):
+                yield from study_widgets(narrow)
         yield Static(id="focus-help")
         yield Static(id="summary")
         with Horizontal(id="buttons"):
@@ -187,7 +194,7 @@ class NewRunScreen(Screen):
         if narrow != self._narrow:
             self._narrow = narrow
             if self._mounted:
-                for name in [*FORM_FIELDS, "variants"]:
+                for name in MESSAGES:
                     self._show_message(name)
                 self._preset_help(PRESET_HELP.get(str(self.query_one("#preset", Choice).value), "your own settings"))
 
@@ -279,6 +286,7 @@ class NewRunScreen(Screen):
     def clear_launch_settings(self, seed: bool = True) -> None:
         """Empty one launch's own settings (field_help.PER_LAUNCH, the variants): no second copy of a sweep."""
         self._put("f-variants", "")
+        self._put("f-study", "")
         self.set_value("name", "")
         self.set_value("sweep_name", "")
         if seed:
@@ -302,7 +310,10 @@ class NewRunScreen(Screen):
             self.errors["name"] = (f"{names_taken_text(taken, self.app.store.root)}; pick another or leave it empty "
                                    f"for a generated name")
             self.configs = []
-        for name in [*FORM_FIELDS, "variants"]:
+        self.study, problems = check_study({n: self.query_one(f"#f-{n}").value for n in STUDY_FIELDS},
+                                           self.configs, variants, self.errors)
+        self.errors.update(problems)
+        for name in MESSAGES:
             self._show_message(name)
         self._show_summary()
         self.query_one("#launch", Button).disabled = bool(self.errors)
@@ -367,6 +378,10 @@ class NewRunScreen(Screen):
 
     def _show_summary(self) -> None:
         kind, eta = ("cuda" if self.gpu else "cpu"), None
+        if self.study is not None and not self.errors:
+            self.query_one("#summary", Static).update(Text(
+                f"study {self.study.name}: {self.study.budget_text()}; its trials train in the queue", style="bold"))
+            return
         if self.configs and not self.errors:
             watcher = getattr(self.app, "watcher", None)
             eta = estimate(self.configs, watcher.infos.values() if watcher else (), kind)
@@ -435,62 +450,6 @@ class NewRunScreen(Screen):
         recipe = next((name for name in PRESETS if C.preset(name) == self._recipe), None)
         save_form_settings({"preset": self.query_one("#preset", Choice).value, "recipe": recipe,
                             "where": self.query_one("#where", Choice).value, "fields": raw})
-
-    @on(Button.Pressed, "#launch")
-    def action_launch(self) -> None:
-        if not self.ready or self._launching:
-            return
-        self.revalidate()
-        if self.errors:
-            first = next(iter(self.errors))
-            self.notify(f"cannot launch: {len(self.errors)} field(s) need fixing ({', '.join(self.errors)})",
-                        severity="error", timeout=6)
-            self.query_one("#f-shortcut-A" if first == "shortcut" else f"#f-{first}").focus()
-            return
-        self.remember()
-        configs = [c.with_overrides(data_dir=str(Path(c.data_dir).expanduser().resolve())) if c.data_dir else c
-                   for c in self.configs]   # an absolute folder: resumable from anywhere, as the CLI does
-        where = str(self.query_one("#where", Choice).value)
-        if configs[0].dataset == "synthetic":
-            self._create(configs, where)
-            return
-        self._launching = True
-        self.query_one("#summary", Static).update(Text("checking the data folder ...", style="yellow"))
-        self._check_data_then_create(configs, where)
-
-    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
-    def _check_data_then_create(self, configs: list[RunConfig], where: str) -> None:
-        """The CLI's check (core.data.cifar.check_data: reads the data, downloads it if allowed), before any folder."""
-        from core.data.cifar import check_data
-
-        try:
-            check_data(configs[0])
-        except DataError as exc:
-            self.app.call_from_thread(self._data_refused, str(exc))
-            return
-        self.app.call_from_thread(self._create, configs, where)
-
-    def _data_refused(self, message: str) -> None:
-        self._launching = False
-        self._data = (self._data[0], message, None)
-        self.revalidate()
-        self.notify("cannot launch: the data folder does not hold the data set (see data_dir)", severity="error",
-                    timeout=6)
-        self.query_one("#f-data_dir", Input).focus()
-
-    def _create(self, configs: list[RunConfig], where: str) -> None:
-        self._launching = False
-        try:
-            ids = self.app.launch(configs, where=where, note=self.notes.get("milestones"))
-        except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
-            self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
-            return
-        if ids:
-            self.clear_launch_settings()   # a name, a sweep, its seeds and variants are one launch's (never remembered)
-        if where == "queue":
-            self.app.open_queue(replace=True)
-        else:
-            self.app.open_run(ids[0], "monitor", replace=True)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -5,6 +5,7 @@ table with ``t`` on a trial's run (or on any run, when the folder holds one stud
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -28,13 +29,14 @@ COLUMNS = (("trial", "trial"), ("state", "state"), ("epochs", "epochs"), ("value
 
 
 def load_study(store, name: str) -> dict:
-    """The study's summary (core/study/summary.py) from the runs folder's storage; raises LookupError when absent."""
-    from core.study.spec import load, storage_url
+    """The study's summary (core/study/summary.py) from its storage (the folder's studies.db, or the one its `study
+    --storage` remembered); raises LookupError when absent."""
+    from core.study.spec import DB_FILE, load, storage_of
     from core.study.summary import summary
 
-    url = storage_url(store.root, None)
-    if not (store.root / "studies.db").exists():
-        raise LookupError(f"no studies.db in {store.root}")
+    url = storage_of(store.root, name)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise LookupError(f"no {DB_FILE} in {store.root}" if url.endswith(DB_FILE) else f"{url} is not there")
     study, spec = load(name, url)
     if study is None:
         raise LookupError(f"no study {name!r} in {url}")

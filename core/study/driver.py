@@ -34,6 +34,21 @@ from core.study.spec import StudySpec
 ENDED_BAD = ("failed", "diverged", "damaged")
 
 
+def start_driver(runs_dir: Path, name: str):
+    """``tui_app.py study NAME`` in its own session (it outlives the TUI that started it, as the scheduler does):
+    it continues the study from its storage (core/study/spec.py ``storage_of``) and starts a scheduler if none
+    serves the folder. Its output goes to ``<runs>/.studies/NAME.log``. Returns its Popen."""
+    import sys
+
+    from core.serve.launch import ENTRY_POINT, detached, plain_env
+    from core.study.spec import STUDIES_DIR
+
+    root = Path(runs_dir).resolve()
+    (root / STUDIES_DIR).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(ENTRY_POINT), "study", name, "--runs-dir", str(root)]
+    return detached(cmd, root / STUDIES_DIR / f"{name}.log", plain_env())
+
+
 def objective_values(spec: StudySpec, rows: list[dict]) -> list[float]:
     """The objectives of a run's epochs: its last validation error (%) and its training seconds."""
     out = {"val_err": float(rows[-1]["val_err"]), "train_time": float(sum(r.get("seconds") or 0 for r in rows))}

@@ -8,6 +8,7 @@ file for every study of the folder, nothing to start) or any Optuna storage URL 
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 from core.spec.config import RunConfig
 from core.study.asha import rung_epochs
-from core.study.space import Dimension, parse_space
+from core.study.space import Dimension, check_against, parse_space
 
 DB_FILE = "studies.db"
+STUDIES_DIR = ".studies"                   # <runs>/.studies/NAME.json (its storage), NAME.log (a driver's output)
 OBJECTIVES = ("val_err", "train_time")     # minimised: validation error (%) and training seconds
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "nsga2")
 PRUNERS = ("asha", "median", "none")
@@ -67,7 +69,8 @@ class StudySpec:
 
     def budget_text(self) -> str:
         rungs = ", ".join(map(str, self.rungs())) or "none"
-        return (f"{self.trials} trials of up to {self.epochs} epochs, sampler {self.sampler}, pruner {self.pruner}"
+        trials = f"{self.trials} trial{'s' if self.trials != 1 else ''}"
+        return (f"{trials} of up to {self.epochs} epochs, sampler {self.sampler}, pruner {self.pruner}"
                 + (f" (min {self.min_epochs} epochs, eta {self.eta}; rungs at epochs {rungs})"
                    if self.pruner == "asha" else ""))
 
@@ -106,9 +109,43 @@ def problems(spec: StudySpec) -> dict[str, str]:
     return e
 
 
+def new_spec(name: str, base: RunConfig, space: list[str], trials: int = 20, sampler: str = "tpe",
+             pruner: str = "asha", min_epochs: int = 1, eta: int = 3, objectives: list[str] | None = None,
+             sampler_seed: int | None = None) -> tuple[StudySpec | None, dict[str, str]]:
+    """A new study's StudySpec and flag -> what is wrong ({} when nothing): the CLI's check and the form's."""
+    try:
+        check_against(base, parse_space(space))
+    except ValueError as exc:
+        return None, {"--space": str(exc)}
+    spec = StudySpec(name=name, base=base.to_dict(), space=list(space), trials=trials, sampler=sampler,
+                     pruner=pruner, min_epochs=min_epochs, eta=eta, objectives=list(objectives or ["val_err"]),
+                     sampler_seed=sampler_seed)
+    errors = problems(spec)
+    return (None if errors else spec), errors
+
+
 def storage_url(runs_dir: Path, given: str | None) -> str:
     """The storage's URL as given, else the runs folder's SQLite file."""
     return given or f"sqlite:///{(Path(runs_dir) / DB_FILE).resolve()}"
+
+
+def remember_storage(runs_dir: Path, name: str, url: str) -> None:
+    """Note where study ``name`` lives (``<runs>/.studies/NAME.json``, private: a URL may hold a password), so the
+    TUI's study screen opens a study kept in another storage than the folder's studies.db."""
+    from core.store.settings import write_json
+
+    path = Path(runs_dir) / STUDIES_DIR / f"{name}.json"
+    if write_json(path, {"storage": url}):
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
+
+
+def storage_of(runs_dir: Path, name: str) -> str:
+    """Where study ``name`` of this runs folder lives: as remembered, else the folder's studies.db."""
+    from core.store.settings import read_json
+
+    url = read_json(Path(runs_dir) / STUDIES_DIR / f"{name}.json").get("storage")
+    return url if isinstance(url, str) and url else storage_url(runs_dir, None)
 
 
 def quiet_optuna():

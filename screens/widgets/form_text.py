@@ -15,6 +15,8 @@ from core.spec.limits import memory_estimate
 from core.store.estimate import Estimate
 from core.util.formatting import duration, mem
 
+from .study_fields import STUDY_HELP
+
 VARIANTS_HELP = ("Settings that go together, one set of runs each, separated by ';' (e.g. optimizer=sgd lr=0.1; "
                  "optimizer=adam lr=0.001); every field also takes several values: 64,128, or 2,4 | 4,5 in milestones")
 WHERE_HELP = ("queue: the scheduler of this runs folder trains the runs in their own processes, as many at once as "
@@ -85,7 +87,7 @@ def field_help(name: str, arch: str = "resnet") -> str:
         return depth_help(arch)
     if name == "dropout":
         return dropout_help(arch)
-    return FIELD_HELP.get(name, "")
+    return STUDY_HELP.get(name) or FIELD_HELP.get(name, "")
 
 
 BIG_MEMORY = 16 * 2 ** 30      # more than many GPUs have free: say what happens when a device runs out
