@@ -52,23 +52,25 @@ def next_scroll_x(table: DataTable, step: int) -> int:
 WIDE = 20           # a column at least this wide (free text) is elided with '…', a narrower one is blanked
 
 
-def partial_columns(table: DataTable) -> list[tuple[int, int, bool]]:
-    """The scrolled columns only partly in view: (first cell, end, wide) of their visible part on a line."""
+def partial_columns(table: DataTable) -> list[tuple[int, int, bool, object]]:
+    """The scrolled columns only partly in view: (first cell, end, wide, column key) of their visible part."""
     width, left = table.size.width, fixed_width(table)
     pos, spans = left - round(table.scroll_x), []
     for column in table.ordered_columns[table.fixed_columns:]:
         start, end = pos, pos + column.get_render_width(table)
         pos = end
         if end > left and start < width and (start < left or end > width):
-            spans.append((max(start, left), min(end, width), end - start >= WIDE))
+            spans.append((max(start, left), min(end, width), end - start >= WIDE, column.key))
     return spans
 
 
-def whole_values(strip: Strip, spans: list[tuple[int, int, bool]], header: bool) -> Strip:
-    """``strip`` (a rendered line of the table) with the columns in ``spans`` blanked, or elided when wide; a blank
-    at the right edge gets '›' in the header."""
-    for start, end, wide in spans:
-        if wide and start > 0 and end == strip.cell_length:
+def whole_values(strip: Strip, spans: list[tuple[int, int, bool, object]], header: bool,
+                 longer=lambda key, room: False) -> Strip:
+    """``strip`` (a rendered line of the table) with the columns in ``spans`` blanked, or elided when wide (where
+    ``longer(column key, cells in view)`` says its text runs on past the edge); a blank at the right edge gets '›' in
+    the header."""
+    for start, end, wide, key in spans:
+        if wide and start > 0 and end == strip.cell_length and longer(key, end - start):
             pieces = [strip.crop(0, end - 1), _text(strip.crop(end - 1, end), "…")]
         elif wide:
             continue                    # a long text read in screenfuls: its left part scrolled away on purpose
@@ -95,7 +97,21 @@ class ColumnScroll:
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)  # type: ignore[misc]
         spans = partial_columns(self)  # type: ignore[arg-type]
-        return whole_values(strip, spans, y == 0 and self.show_header) if spans else strip  # type: ignore[attr-defined]
+        if not spans:
+            return strip
+        shown = int(self.show_header)  # type: ignore[attr-defined]
+        header, index = y < shown, y - shown + round(self.scroll_y)  # type: ignore[attr-defined]   (one-line rows)
+        rows = self.ordered_rows  # type: ignore[attr-defined]
+
+        def longer(key, room: int) -> bool:
+            if header:
+                cell = self.columns[key].label  # type: ignore[attr-defined]
+            elif 0 <= index < len(rows):
+                cell = self.get_cell(rows[index].key, key)  # type: ignore[attr-defined]
+            else:
+                return False
+            return len(getattr(cell, "plain", str(cell)).rstrip()) > room - self.cell_padding  # type: ignore
+        return whole_values(strip, spans, header, longer)
 
     def action_column_left(self) -> None:
         self.scroll_to(x=next_scroll_x(self, -1), animate=False, immediate=True)  # type: ignore[attr-defined, arg-type]

@@ -95,7 +95,8 @@ def cut_values(table) -> list[str]:
             shown = lines[y][max(start, left):max(left, min(end, table.size.width))].strip()
             whole = table.get_cell(row.key, key)
             whole = (whole.plain if hasattr(whole, "plain") else str(whole)).strip()
-            if shown and shown != whole and not shown.endswith("…"):
+            elided = shown.endswith("…") and len(whole) > len(shown) - 1 and whole.startswith(shown[:-1].strip())
+            if shown and shown != whole and not elided:
                 bad.append(f"{row.key.value}/{key.value}: {shown!r} of {whole!r}")
     return bad
 
