@@ -7,17 +7,17 @@ is caught before anything is written: the config is assembled and validated, and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
 import sys
 import time
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, flag
+from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, check_tensorboard, flag
 from core.spec.config import ConfigError, RunConfig, config_from_sources
 from core.store.rules import epochs_text, resume_refusal, stop_refusal
 from core.store.runs import (
@@ -197,17 +197,6 @@ def say_note(note: str) -> None:
         print(f"note: {note}", file=sys.stderr, flush=True)
 
 
-def check_tensorboard() -> None:
-    """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
-    from core.results.groups import MissingDependency
-    from core.train.tensorboard import summary_writer
-
-    try:
-        summary_writer()
-    except MissingDependency as exc:
-        raise CliError(f"--tensorboard: {exc}", EXIT_FAILED) from None
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
     from cli.ddp import launched
     from core.train.distributed import Dist
@@ -244,14 +233,15 @@ def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=Non
 
 
 def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None:
-    from core.train.consistency import inspect, repair_config
+    from core.train.consistency import inspect
 
     handed_over = run.adopt_lock()   # a scheduler started this process for the run and handed it the run's lock
     info = run.info()
     repair_cmd = f"{resume_prog()} resume {run.id} --repair {runs_dir_arg(store)}"
     refused = resume_refusal(info, extend_to=args.epochs, repair=args.repair, handed_over=handed_over)
-    mismatch, fixable = inspect(run) if refused is None and info.state != "damaged" else ("", False)
-    if mismatch and not (fixable and args.repair):      # an edited config.json, a foreign or forged checkpoint
+    # an edited config.json, a foreign or forged checkpoint (`runs` lists it damaged): said as it is, before anything
+    mismatch, fixable = inspect(run) if refused is None or refused.kind == "damaged" else ("", False)
+    if mismatch and not (fixable and args.repair):
         raise CliError(f"run {run.id} cannot resume: {mismatch}", EXIT_FAILED)
     if refused is not None:
         hint = {"damaged": f"{repair_cmd} can recover it from checkpoint.pt" if info.repairable
@@ -268,29 +258,45 @@ def _prepare_resume(args: argparse.Namespace, store: RunStore, run: Run) -> None
         check_tensorboard()          # bad input: said before anything is written
     take_lock(run, store)            # nothing is written before the lock is held (another process may train it)
     try:
-        if info.state == "damaged" and not info.unqueued:    # (an unqueued run trains as it is)
-            from core.train.repair import repair
-
-            try:
-                for note in repair(run):
-                    print(f"repaired: {note}", flush=True)
-            except RunError as exc:
-                raise CliError(f"run {run.id} cannot be repaired: {exc}", EXIT_FAILED) from None
-        for note in repair_config(run) if mismatch else ():
-            print(f"repaired: {note}", flush=True)
-        if args.epochs is not None:
-            try:
-                extend_run(run, args.epochs)
-            except ConfigError as exc:
-                raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
-                                         for k, v in exc.errors.items())) from None
-        if args.tensorboard:
-            from core.train.tensorboard import enable
-
-            enable(run)
+        _change_for_resume(args, run, info, mismatch, handed_over)
+    except OSError as exc:           # a full disk names the run's disk, not the working directory's
+        run.release_lock()
+        raise CliError(f"run {run.id} cannot be written: {write_error(exc, run.path, then='resume')}",
+                       EXIT_FAILED) from None
     except BaseException:
         run.release_lock()
         raise
+
+
+def _change_for_resume(args: argparse.Namespace, run: Run, info, mismatch: str, handed_over: bool) -> None:
+    """What `resume` changes before training, holding the run's lock: the queue lets go of a run resumed by hand;
+    --repair rebuilds it; --epochs makes it longer; --tensorboard turns its event files on."""
+    from core.train.consistency import repair_config
+
+    if not handed_over:          # a resume by hand that beat the scheduler: the queue lets go of the run
+        from core.serve.queue import leave_by_hand
+
+        leave_by_hand(run)
+    if info.state == "damaged" and not info.unqueued:    # (an unqueued run trains as it is)
+        from core.train.repair import repair
+
+        try:
+            for note in repair(run):
+                print(f"repaired: {note}", flush=True)
+        except RunError as exc:
+            raise CliError(f"run {run.id} cannot be repaired: {exc}", EXIT_FAILED) from None
+    for note in repair_config(run) if mismatch else ():
+        print(f"repaired: {note}", flush=True)
+    if args.epochs is not None:
+        try:
+            extend_run(run, args.epochs)
+        except ConfigError as exc:
+            raise CliError("; ".join(f"{'--epochs' if k in ('epochs', 'iterations') else k}: {v}"
+                                     for k, v in exc.errors.items())) from None
+    if args.tensorboard:
+        from core.train.tensorboard import enable
+
+        enable(run)
 
 
 def take_lock(run: Run, store: RunStore) -> None:
@@ -330,7 +336,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     displays and prints (and starts ``on_end``, core/serve/on_end.py); the others say only why they failed."""
     import contextlib
 
-    from cli.ddp import follower_exit, leaving, stop_exit
+    from cli.ddp import follower_exit, stop_exit
     from core.serve.on_end import start as start_on_end
     from core.train.distributed import SINGLE
 
@@ -349,8 +355,10 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
             state, trainer = "not started", None
         else:   # (under DDP every process starts, and they stop together at the first iteration)
             with make_display(out, signals.event) if dist.is_main else contextlib.nullcontext() as display:
+                early = partial(signals.exit_now, f"run {run.id}: stopped before its first step completed; nothing to "
+                                f"save: {resume_cmd} continues it", before=partial(start_on_end, on_end, run))
                 trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist,
-                                  on_compile_stop=leaving(display, out, signals, dist, resume_cmd, on_end, run))
+                                  exit_early=None if dist.many else early)
                 state = trainer.run()
     except RunLockedError as exc:
         raise CliError(f"{exc}; wait for it or stop it: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
@@ -442,32 +450,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from cli.tables import render_show, show_data
+    from cli.tables import render_show, show_data, show_json
 
     store = store_of(args)
     run = get_run(store, args.run)
     data = show_data(run, run.info())
-    if args.json:      # JSON has no NaN or Infinity: such a number (a damaged file's) is null, with a note
-        data, bad = finite(data)
-        json.dump({**data, "note": f"{bad} numbers that are NaN or infinite shown as null"} if bad else data,
-                  sys.stdout, indent=1, default=str, allow_nan=False)
-        sys.stdout.write("\n")
+    if args.json:
+        show_json(data, sys.stdout)
     else:
         render_show(data)
     return EXIT_OK
-
-
-def finite(value: Any) -> tuple[Any, int]:
-    """``value`` with every NaN or infinite float as None, and how many there were."""
-    if isinstance(value, float):
-        return (value, 0) if value - value == 0 else (None, 1)
-    if isinstance(value, dict):
-        pairs = [(k, finite(v)) for k, v in value.items()]
-        return {k: v for k, (v, _) in pairs}, sum(n for _, (_, n) in pairs)
-    if isinstance(value, (list, tuple)):
-        items = [finite(v) for v in value]
-        return [v for v, _ in items], sum(n for _, n in items)
-    return value, 0
 
 
 # -- eval --------------------------------------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ without importing each other; ``cli.main`` installs ``StopSignals`` here before 
 """
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -25,6 +28,17 @@ class CliError(Exception):
 def flag(name: str) -> str:
     """The command-line flag of a RunConfig field: batch_size -> --batch-size."""
     return "--" + name.replace("_", "-")
+
+
+def check_tensorboard() -> None:
+    """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
+    from core.results.groups import MissingDependency
+    from core.train.tensorboard import summary_writer
+
+    try:
+        summary_writer()
+    except MissingDependency as exc:
+        raise CliError(f"--tensorboard: {exc}", EXIT_FAILED) from None
 
 
 class Interrupted(Exception):
@@ -45,17 +59,64 @@ class StopSignals:
         self.received: list[int] = []
         self.armed = armed
         self._previous: dict[int, Any] = {}
+        self._wakeup: tuple[socket.socket, socket.socket, int] | None = None
 
     def install(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNAL_EXIT:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
+            self._listen()
         return self
+
+    def _listen(self) -> None:
+        """Learn of a signal in a thread too: the handler above runs only when the main thread runs Python, which it
+        does not inside one long torch call (a first step of minutes: core/train/first_step.py is told at once)."""
+        try:
+            read, write = socket.socketpair()
+            write.setblocking(False)
+            previous = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+        except (OSError, ValueError):
+            return
+        self._wakeup = (read, write, previous)
+
+        def listen() -> None:
+            while True:
+                try:
+                    data = read.recv(64)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if self.armed and any(b in SIGNAL_EXIT for b in data):
+                    if not self.received:
+                        self.received.append(next(b for b in data if b in SIGNAL_EXIT))
+                    self.event.set()
+        threading.Thread(target=listen, name="reslab-signals", daemon=True).start()
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+        if self._wakeup is not None:
+            read, write, previous = self._wakeup
+            self._wakeup = None
+            signal.set_wakeup_fd(previous)
+            write.close()
+            read.shutdown(socket.SHUT_RDWR)
+            read.close()
+
+    def exit_now(self, what: str, before: Callable[[], object] | None = None) -> None:
+        """End the process at once with the stop's exit code, after one line (``what``) and ``before`` (the --on-end
+        command, started detached): for a trainer stopped before its first step completed (core/train/first_step.py,
+        core/train/compile_watch.py), whose main thread may be inside a torch call."""
+        try:
+            if before is not None:
+                before()
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[?25h")        # the progress display hid the cursor
+            print(f"\n{what}", flush=True)
+        finally:
+            os._exit(self.exit_code())
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.received.append(signum)

@@ -89,26 +89,3 @@ def follower_exit(dist: Dist, state: str, error: str, signals) -> int:
     print(f"process {dist.rank} of {dist.world}: {state}" + (f": {error}" if error else ""), file=sys.stderr)
     return EXIT_FAILED
 
-
-def leaving(display: Any, out: Any, signals: Any, dist: Dist, resume_cmd: str, on_end: str | None,
-            run: Any) -> Callable[[str], None] | None:
-    """What ends this process once its run was recorded stopped during the compile (core/train/compile_watch.py):
-    the display closed, the stop and the way to resume said, the user's --on-end command started, and the stop's exit
-    code, through ``os._exit`` (the compile is abandoned with the process). None under torchrun: its processes stop
-    together, after the compile."""
-    if dist.many:
-        return None
-
-    def leave(message: str) -> None:
-        import os
-
-        from core.serve.on_end import start as start_on_end
-
-        display.close()
-        print(f"stopped by {signals.name()} {message.removeprefix('stopped ')}", file=out)
-        print(f"resume with: {resume_cmd}", file=out, flush=True)
-        start_on_end(on_end, run)
-        sys.stderr.flush()
-        os._exit(stop_exit(dist, signals))
-
-    return leave

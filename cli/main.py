@@ -204,8 +204,22 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     help="device for the layer responses [default: auto]")
     rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
     _runs_dir_arg(rp)
-    _study_parser(command)
+    for more in (_study_parser, _serve_parser):
+        more(command)
     return p
+
+
+def _serve_parser(command) -> None:
+    """`serve` (cli/serve.py)."""
+    from cli.serve import add_serve_flags
+
+    sv = command("serve", "the terminal UI in a browser (textual-serve)",
+                 "Serve the terminal UI as a web page: each browser tab gets its own app on this runs folder. It "
+                 "listens on 127.0.0.1 only: reach it through ssh -L 8000:localhost:8000 SERVER. A host other "
+                 "machines reach needs --allow-remote, and the page then needs the token printed at start.")
+    add_serve_flags(sv)
+    sv.add_argument("--data-dir", metavar="DIR", default=None, help="data folder the new-run form starts with")
+    _runs_dir_arg(sv)
 
 
 def _study_parser(command) -> None:
@@ -382,6 +396,10 @@ def main(argv: list[str] | None = None, pending_signals: list[int] | None = None
             from cli.notes import cmd_note
 
             return commands.dispatch(args, cmd_note)
+        if args.command == "serve":
+            from cli.serve import cmd_serve
+
+            return commands.dispatch(args, cmd_serve)
         if args.command in ("queue", "scheduler"):
             from cli import queue
 

@@ -230,9 +230,9 @@ def queue_remove(args: argparse.Namespace) -> int:
     run = get_run(store, args.run)
     try:
         outcome = Q.remove(store, run.id, delete=args.delete)
-    except RunLockedError:
-        raise CliError(f"run {run.id} is starting right now; stop it instead: {resume_prog()} stop {run.id} "
-                       f"{runs_dir_arg(store)}", EXIT_FAILED) from None
+    except RunLockedError as exc:
+        raise CliError(f"{exc}; stop it instead: {resume_prog()} stop {run.id} {runs_dir_arg(store)}",
+                       EXIT_FAILED) from None
     except RunError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     except OSError as exc:       # its lock is a link or a folder (NotAFileError), or the folder is read-only

@@ -351,3 +351,24 @@ def varied_rows(infos: list) -> list[dict[str, Any]]:
     for row, cfg in zip(rows, configs):
         row["varies"] = describe(cfg, keys)
     return rows
+
+
+def show_json(data: dict, stream) -> None:
+    """`show --json`: JSON has no NaN or Infinity, so such a number (a damaged file's) is null, with a note."""
+    data, bad = finite(data)
+    json.dump({**data, "note": f"{bad} numbers that are NaN or infinite shown as null"} if bad else data,
+              stream, indent=1, default=str, allow_nan=False)
+    stream.write("\n")
+
+
+def finite(value: Any) -> tuple[Any, int]:
+    """``value`` with every NaN or infinite float as None, and how many there were."""
+    if isinstance(value, float):
+        return (value, 0) if value - value == 0 else (None, 1)
+    if isinstance(value, dict):
+        pairs = [(k, finite(v)) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, sum(n for _, (_, n) in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [finite(v) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return value, 0

@@ -34,6 +34,7 @@ from core.store.rules import (
 )
 from core.store.runs import ACTIVE, RunError, RunInfo, RunStore
 from core.train.events import Progress
+from core.util.files import error_text
 from core.util.formatting import some_ids
 
 from .app_queue import InAppQueue
@@ -219,7 +220,8 @@ class ResLabApp(App[str | None]):
 
             proc = start_detached(self.store.root)
         except OSError as exc:
-            self.notify(f"cannot start a scheduler: {exc}; start one with `tui_app.py scheduler`", severity="error")
+            self.notify(f"cannot start a scheduler: {error_text(exc, self.store.root)}; or start one with "
+                        f"`tui_app.py scheduler`", severity="error")
             return None
         if proc is not None:
             self._scheduler = proc
@@ -368,8 +370,9 @@ class ResLabApp(App[str | None]):
                     self.notify(f"{run_id}: {cancelled}", timeout=4)
                     return
                 run.request("stop")
-            except (RunError, SlurmUnavailable) as exc:
-                self.notify(str(exc), severity="error")
+            except (RunError, SlurmUnavailable, OSError) as exc:
+                self.notify(f"cannot stop {run_id}: {error_text(exc, self.store.root / run_id, 'stop it again')}",
+                            severity="error")
                 return
         info = self.watcher.infos.get(run_id)
         now = info is not None and info.status.get("compile_stop") == "now"     # core/train/compile_watch.py
@@ -391,8 +394,9 @@ class ResLabApp(App[str | None]):
             return
         try:
             self.store.get(run_id).request("continue" if state == "paused" else "pause")
-        except RunError as exc:
-            self.notify(str(exc), severity="error")
+        except (RunError, OSError) as exc:
+            self.notify(f"cannot ask {run_id} to {'continue' if state == 'paused' else 'pause'}: "
+                        f"{error_text(exc, self.store.root / run_id)}", severity="error")
             return
         self.notify(f"{run_id}: {'continue' if state == 'paused' else 'pause'} requested", timeout=3)
 

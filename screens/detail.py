@@ -16,6 +16,7 @@ from core.spec.field_help import GROUPS
 from core.store.notes import read_notes
 from core.store.rules import delete_refusal, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
+from core.util.files import error_text
 from core.util.formatting import (
     count,
     devices_text,
@@ -334,7 +335,8 @@ class DetailScreen(ChartKeys, Screen):
             finally:
                 run.release_lock()
         except (RunError, ConfigError, OSError) as exc:
-            self.notify(f"cannot extend {self.run_id}: {exc}", severity="error", timeout=8)
+            self.notify(f"cannot extend {self.run_id}: {error_text(exc, run.path, 'extend it again')}",
+                        severity="error", timeout=8)
             return
         self.app.poll_runs(only=self.run_id)
         if self.app.resume_run(self.run_id, where=where, why=f"a finished run extended to {epochs} epochs") \

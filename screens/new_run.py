@@ -13,6 +13,7 @@ but one launch's own (name, sweep name, seed, variants). A preset sets its whole
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 from rich.text import Text
@@ -98,7 +99,9 @@ class NewRunScreen(LaunchMixin, Screen):
         self.values, self.preset_name, where = starting_values(initial, remembered or {}, data_dir)
         recipe = (remembered or {}).get("recipe", self.preset_name)
         self.gpu = has_gpu()
-        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if self.gpu else "app")
+        # in a browser (`serve`) a run of this app would stop when the tab closes: the queue by default there too
+        served = "web_driver" in os.environ.get("TEXTUAL_DRIVER", "")
+        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if self.gpu or served else "app")
         self._programmatic: dict[str, Any] = {}  # widget id -> the value this screen put there (not the user)
         self.errors: dict[str, str] = {}
         self.notes: dict[str, str] = {}          # warnings that do not block the launch (warm-up, a download)

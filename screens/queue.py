@@ -16,6 +16,7 @@ from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.store.reader import escape_controls
 from core.store.runs import RunError, RunLockedError
+from core.util.files import error_text
 from core.util.formatting import epochs_text, state_style
 
 from .widgets.devices import DevicesPanel
@@ -119,8 +120,8 @@ class QueueScreen(Screen):
             return
         try:
             Q.move(self.app.store, row["id"], max(1, row["position"] + delta))
-        except (RunError, ValueError) as exc:
-            self.notify(str(exc), severity="error")
+        except (RunError, ValueError, OSError) as exc:
+            self.notify(error_text(exc, self.app.store.root / row["id"], "move it again"), severity="error")
         self.refresh_rows(keep=row["id"])
 
     def action_remove(self) -> None:
@@ -129,10 +130,11 @@ class QueueScreen(Screen):
             return
         try:
             Q.remove(self.app.store, row["id"])
-        except RunLockedError:
-            self.notify(f"{row['id']} is starting right now; stop it from the runs list instead", severity="warning")
-        except RunError as exc:
-            self.notify(str(exc), severity="error")
+        except RunLockedError as exc:
+            self.notify(f"{exc}; stop it from the runs list instead", severity="warning")
+        except (RunError, OSError) as exc:
+            self.notify(f"cannot remove {row['id']}: {error_text(exc, self.app.store.root / row['id'])}",
+                        severity="error")
         else:
             self.notify(f"{row['id']} left the queue; it stays as a stopped run (r resumes it, d deletes it)",
                         timeout=5)

@@ -8,6 +8,7 @@ import asyncio
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.store.runs import ACTIVE, RunError
+from core.util.files import error_text
 from core.util.formatting import some_ids
 
 from .confirm import ConfirmScreen
@@ -84,7 +85,7 @@ async def stop_and_quit(app, to_queue: bool) -> None:
         try:
             Q.requeue(app.store, run_id)
         except (RunError, OSError) as exc:      # e.g. it finished at this very moment: nothing left to queue
-            skipped[run_id] = str(exc)
+            skipped[run_id] = error_text(exc, app.store.root, "queue it again")
     running, waiting = [r for r in running if r not in skipped], [r for r in waiting if r not in skipped]
     scheduler = app.serve_queue() if running or waiting else None
     who = (f"A scheduler started for this runs folder (pid {scheduler.pid}, log {root / S.LOG_FILE})"

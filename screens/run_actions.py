@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.store.rules import Refusal, delete_refusal
 from core.store.runs import Run, RunError
+from core.util.files import error_text
 
 from .confirm import ConfirmScreen
 
@@ -27,7 +28,8 @@ def confirm_delete(app, run_id: str | None, after=None) -> None:
         try:
             app.store.delete(run_id)
         except (RunError, OSError) as exc:
-            app.notify(f"cannot delete {run_id}: {exc}", severity="error")
+            app.notify(f"cannot delete {run_id}: {error_text(exc, app.store.root, 'delete it again')}",
+                       severity="error")
             return
         app.marked.discard(run_id)
         app.notify(f"deleted {run_id}", timeout=3)

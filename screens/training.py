@@ -8,6 +8,7 @@ from typing import Callable
 
 from textual.message import Message
 
+from core.serve import queue as Q
 from core.store.runs import RunLockedError, RunStore
 from core.train.events import Progress, TrainerEvent
 
@@ -36,7 +37,13 @@ def train_one(store: RunStore, run_id: str, stop: threading.Event, pause: thread
 
         # CPU runs leave one core to the interface so keys keep answering (no effect on GPU runs)
         threads = max(1, (os.cpu_count() or 1) - 1)
-        state = Trainer(run, on_event=on_event, stop_event=stop, pause_event=pause, cpu_threads=threads).run()
+        run.acquire_lock()          # before the queue lets go of it: no scheduler starts it meanwhile
+        try:
+            Q.leave_by_hand(run)    # a queue's run trained here: the scheduler has nothing more to do for it
+            state = Trainer(run, on_event=on_event, stop_event=stop, pause_event=pause, cpu_threads=threads,
+                            lock_held=True).run()
+        finally:
+            run.release_lock()
     except RunLockedError as exc:
         return "running", f"{exc}; it keeps training there"
     except Exception as exc:  # noqa: BLE001 - a bug must become a readable state, not a dead worker

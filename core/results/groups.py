@@ -6,7 +6,7 @@ denominator) of their final test errors, and their mean curves with a min-max ba
 
 Settings that never change what a run learns (its name, folders, logging interval, device and speed options) do
 not split a group; everything else does. ``select_runs`` turns what a user asked for into runs fit for one table,
-or a ``ReportError`` that says what is wrong (no runs, mixed data sets, no finished epoch).
+or a ``ReportError`` that says what is wrong (no runs, no finished epoch).
 """
 from __future__ import annotations
 
@@ -282,8 +282,8 @@ def select_runs(infos: Sequence[RunInfo], *, named: bool) -> tuple[list[RunInfo]
     """The runs fit for one report, and notes about runs left out.
 
     ``named``: the user named these runs, so one that cannot be used is an error; otherwise (``--all``) damaged runs
-    and runs with no finished epoch are left out with a note. Raises ReportError for no usable runs or for runs of
-    different data sets (their errors are not comparable in one table)."""
+    and runs with no finished epoch are left out with a note. Raises ReportError for no usable runs. Runs of different
+    data sets are fine: the report gives each data set its own section (core/results/report.py ``sections``)."""
     if not infos:
         raise ReportError("no runs to report on: name runs (see `runs`) or use --all with a runs folder that has some")
     usable, notes = [], []
@@ -306,10 +306,4 @@ def select_runs(infos: Sequence[RunInfo], *, named: bool) -> tuple[list[RunInfo]
         usable.append(info)
     if not usable:
         raise ReportError("no run has a finished epoch yet: nothing to report (" + "; ".join(notes) + ")")
-    datasets = sorted({i.config.dataset for i in usable})
-    if len(datasets) > 1:
-        by = {d: [i.id for i in usable if i.config.dataset == d] for d in datasets}
-        raise ReportError("runs of different data sets cannot share one table: "
-                          + "; ".join(f"{d}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
-                                      for d, ids in by.items()) + "; name the runs of one data set")
     return usable, notes

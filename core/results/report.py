@@ -28,6 +28,7 @@ from typing import Sequence
 
 from core.results import arch_table, cost, figures, sweep
 from core.results.groups import (
+    DATASET_TITLES,
     MissingDependency,
     ReportError,
     RunGroup,
@@ -81,13 +82,35 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(parts))
 
 
-def sections(usable: Sequence[RunInfo]) -> list[tuple[str, list[RunInfo]]]:
-    """The runs split by sweep (sweep_name; runs of no sweep together, last): unrelated sweeps get their own table
-    and figure instead of sharing one unreadable one."""
-    by: dict[str, list[RunInfo]] = {}
+@dataclass
+class Section:
+    """Runs that share one table and figure: one data set's runs of one sweep (or of no sweep)."""
+
+    prefix: str                 # of its files ('' when the report has one section)
+    heading: str                # its report.md heading ('' when the report has one section of no sweep)
+    runs: list[RunInfo]
+
+
+def sections(usable: Sequence[RunInfo]) -> list[Section]:
+    """The runs split by data set, then by sweep (sweep_name; runs of no sweep together, last): errors on different
+    data sets are not comparable, and unrelated sweeps get their own table and figure instead of sharing one
+    unreadable one."""
+    by: dict[tuple[str, str], list[RunInfo]] = {}
     for info in usable:
-        by.setdefault(info.config.sweep_name, []).append(info)
-    return sorted(by.items(), key=lambda kv: (kv[0] == "", kv[0]))
+        by.setdefault((info.config.dataset, info.config.sweep_name), []).append(info)
+    keys = sorted(by, key=lambda k: (k[0], k[1] == "", k[1]))
+    datasets = list(dict.fromkeys(k[0] for k in keys))
+    out = []
+    for dataset, name in keys:
+        several = sum(1 for k in keys if k[0] == dataset) > 1
+        title = DATASET_TITLES.get(dataset, dataset)
+        heading = (f"Sweep {name}" if name else "Runs of no sweep") if several or name else ""
+        prefix = f"{name or 'other'}-" if several else ""
+        if len(datasets) > 1:
+            heading = f"{title[:1].upper()}{title[1:]}" + (f": {heading[:1].lower()}{heading[1:]}" if heading else "")
+            prefix = f"{dataset}-{prefix}"
+        out.append(Section(prefix, heading, by[(dataset, name)]))
+    return out
 
 
 def write_report(infos: Sequence[RunInfo], out_dir: Path, *, named: bool = True, formats: Sequence[str] = FORMATS,
@@ -116,13 +139,11 @@ def _write_all(usable: list[RunInfo], out_dir: Path, notes: list[str], formats: 
                tensorboard: bool, opts: dict) -> Report:
     """Every section's tables and figures, then report.md, into ``out_dir`` (the hidden folder ``staged`` gives)."""
     report = Report(out_dir, notes=list(notes))
-    parts = sections(usable)
     body: list[str] = []
-    for name, runs in parts:
-        groups = group_runs(runs)
+    for part in sections(usable):
+        groups = group_runs(part.runs)
         report.groups += groups
-        prefix = f"{name or 'other'}-" if len(parts) > 1 else ""
-        heading = (f"Sweep {name}" if name else "Runs of no sweep") if len(parts) > 1 or name else ""
+        prefix, heading = part.prefix, part.heading
         write = _write_archs if arch_table.fits(groups) else \
             _write_paper if is_paper_grid(dimensions(groups)) else _write_sweep
         body += write(groups, out_dir, prefix, heading, formats, figs, report, opts)

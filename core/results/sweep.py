@@ -30,7 +30,8 @@ SHARED_KEYS = ("depth", "shortcut", "width", "widths", "stem_width", "init", "op
                "weight_decay", "batch_size", "schedule",
                "milestones", "epochs", "iterations", "warmup_iters", "augment")
 TITLES = {"batch_size": "batch", "lr": "lr", "milestones": "lr decay", "weight_decay": "weight decay",
-          "max_train_images": "training images", "data": "data", "warmup_iters": "warm-up"}
+          "max_train_images": "training images", "max_test_images": "test images",
+          "data": "data", "warmup_iters": "warm-up"}
 
 
 @dataclass
@@ -102,6 +103,8 @@ def value_label(keys: Sequence[str], values: Sequence[Any], ref: dict) -> str:
             parts.append(f"depth {v}")
         elif k == "widths":
             parts.append(f"widths {'/'.join(map(str, v))}")
+        elif k in ("max_train_images", "max_test_images") and not v:     # 0: the whole set, not none of it
+            parts.append(f"all {TITLES.get(k, k.replace('_', ' ').removeprefix('max '))}")
         else:
             text = f"{v:g}" if isinstance(v, float) else ("on" if v is True else "off" if v is False else str(v))
             parts.append(f"{TITLES.get(k, k.replace('_', ' '))} {text}")

@@ -16,6 +16,7 @@ about to be trained by its creator, so no scheduler takes it.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Iterator
@@ -171,8 +172,13 @@ def _why_not_queued(run: Run) -> str:
 
 def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
     """Take a queued run out of the queue: it becomes a stopped run (resumable by hand), or its folder goes with
-    ``delete``. Raises RunError when it is not queued, RunLockedError when a scheduler starts it right now."""
+    ``delete``. Raises RunError when it is not queued, RunLockedError (saying what it does) when a process holds it."""
     run = store.get(run_id)
+    try:
+        run.acquire_lock()
+    except RunLockedError:
+        raise RunLockedError(f"run {run.id} {busy_text(run)}") from None
+    run.release_lock()
     with holding(run):
         if not is_queued(run):
             raise RunError(f"run {run.id} {_why_not_queued(run)}; only queued runs can be removed"
@@ -184,6 +190,43 @@ def remove(store: RunStore, run_id: str, delete: bool = False) -> str:
         run.update_status(state="stopped", updated_at=now())
         run.log("removed from the queue (resume it by hand, or delete it)")
     return "stopped"
+
+
+def leave_by_hand(run: Run) -> None:
+    """A process no scheduler started is about to train this run (`resume` by hand, the app's resume): the queue has
+    nothing more to do for it, so a scheduler never starts it a second time, never retries it and never counts it
+    in one of its slots. Call it holding the run's lock (no scheduler claims the run meanwhile)."""
+    entry = read_entry(run)
+    if entry is None or (entry.get("settled") and entry.get("position") is None):
+        return
+    if entry.get("pid") in (os.getpid(), os.getppid()):
+        return          # the scheduler started this process (or torchrun, this process's parent, for the run)
+    ids = [q.run.id for q in queued(RunStore(run.path.parent))]
+    where = f" (it was number {ids.index(run.id) + 1})" if run.id in ids else ""
+    write_entry(run, {**entry, "position": None, "settled": True, "slot": None, "device": None, "pid": None})
+    run.log(f"resumed by hand: it left the queue{where}; the scheduler has nothing more to do for it")
+
+
+def by_hand(run: Run, entry: dict | None = None) -> bool:
+    """The run left the queue for a process no scheduler started (``leave_by_hand``; a scheduler's own settled
+    entries keep the slot they were placed in, and a run taken out with ``remove`` is no scheduler's)."""
+    entry = read_entry(run) if entry is None else entry
+    return bool(entry) and bool(entry.get("settled")) and not entry.get("slot") and entry.get("position") is None
+
+
+def busy_text(run: Run) -> str:
+    """What the process that holds ``run``'s lock is doing, from the run's own state: 'is running (step 120, epoch 1
+    done)', or 'is starting right now' while a scheduler launches its trainer."""
+    try:
+        status = run.read_status()
+    except (OSError, ValueError):
+        status = {}
+    state = status.get("state")
+    if state in ACTIVE:
+        return f"is {state} (step {status.get('step') or 0}, epoch {status.get('epoch') or 0} done)"
+    if state == "queued":
+        return "is starting right now (a scheduler launches its trainer)"
+    return f"is {state or 'unreadable'}, and a process holds it right now (a resume or repair)"
 
 
 def placement(run: Run, status: dict | None = None) -> dict | None:

@@ -227,7 +227,7 @@ class Scheduler:
                 if getattr(busy.handle, "whole_job", False) or not self._left(busy.run):
                     continue
                 self.exiting.append(busy.handle)
-            elif busy.run.is_locked() and live_state(busy.run) in ACTIVE:
+            elif busy.run.is_locked() and live_state(busy.run) in ACTIVE and not Q.by_hand(busy.run):
                 # its launcher died (kill -9 of torchrun) but the trainer processes it started train on
                 self.busy[slot] = Busy(busy.run, None, busy.since)
                 self.log(f"{busy.run.id}: its launcher process (pid {busy.handle.pid}) ended with exit code {code}, "
@@ -358,6 +358,9 @@ class Scheduler:
             self.log(f"{run.id}: its folder is gone")
             return
         state, entry = live_state(run), Q.read_entry(run) or {}
+        if Q.by_hand(run, entry):          # resumed by hand after its trainer ended: not ours any more
+            self.log(f"{run.id} was resumed by hand: it left the queue")
+            return
         took = f" after {seconds:.0f} s" if seconds is not None else ""
         where = f" on {slot.name}" if slot else ""
         used = int(entry.get("retries") or 0)

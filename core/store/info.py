@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from core.spec.config import RunConfig
 from core.store import reader
+from core.store.checkpoint_check import FIX_HINT, checkpoint_problem
 from core.store.reader import DamagedFileError
 from core.util.formatting import slurm_text
 
@@ -74,6 +75,11 @@ class RunInfo:
         if why:
             return cls(run.id, run.path, "damaged", config, status or {}, epochs, damaged=why,
                        repairable=reader.checkpoint_looks_whole(run.checkpoint_path))
+        if state not in ACTIVE:     # a live trainer's checkpoint is its own; a foreign or mismatched one is damage
+            why, fixable = checkpoint_problem(run.checkpoint_path, config, status, epochs)
+            if why:
+                return cls(run.id, run.path, "damaged", config, status, epochs, damaged=why.removesuffix(
+                    f"; {FIX_HINT}"), repairable=fixable)
         return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
 
     # derived figures (None where unknown)
@@ -146,7 +152,7 @@ class RunInfo:
 def settle(info: RunInfo, run: Any) -> RunInfo:
     """What no file says, decided now: a run that says it trains but whose process is gone is crashed; a queued run
     that is in no queue is damaged (``unqueued``); so is one that has trained but lost its checkpoint.pt
-    (``restartable``)."""
+    (``restartable``), or whose steps.jsonl is larger than ResLab reads (``repairable``)."""
     if info.state in ACTIVE and not _owner_alive(run, info.status):
         info.state = "crashed"
     elif info.state == "queued":
@@ -155,6 +161,8 @@ def settle(info: RunInfo, run: Any) -> RunInfo:
             info.state, info.damaged, info.unqueued = "damaged", f"{lost}; {UNQUEUED_HINT}", True
     if gone := lost_checkpoint(info.state, info.status, info.epochs, run.checkpoint_path):
         info.state, info.damaged, info.restartable = "damaged", gone, True
+    elif info.state not in ACTIVE and (big := reader.steps_too_large(run.steps_path)):   # (steps.jsonl: never cached)
+        info.state, info.damaged, info.repairable = "damaged", big, True
     return info
 
 

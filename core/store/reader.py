@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.spec.config import SCHEMA_VERSION, ConfigError, RunConfig
-from core.util.files import MAX_ROWS_BYTES, jsonl_lines, kind_of, open_regular, read_bytes
+from core.util.files import MAX_ROWS_BYTES, jsonl_lines, kind_of, open_regular, read_bytes, size_text
 from core.util.formatting import number_text
 
 # Every file a run folder may hold; none may be a link or a directory.
@@ -274,6 +274,22 @@ def escape_controls(text: str) -> str:
         return text
     return "".join(c if unicodedata.category(c)[0] != "C" else (" " if c == "\t" else c.encode("unicode_escape")
                                                                      .decode("ascii")) for c in text)
+
+
+TOO_LARGE_SUFFIX = ".too-large"
+
+
+def steps_too_large(path: Path) -> str:
+    """'' unless steps.jsonl (at ``path``) holds more than ResLab ever writes there, which it never reads (a file
+    that large must not fill the memory): then why, and what `resume --repair` does about it."""
+    try:
+        size = os.lstat(path).st_size
+    except OSError:
+        return ""
+    if size <= MAX_ROWS_BYTES:
+        return ""
+    return (f"{path.name} is larger than {size_text(MAX_ROWS_BYTES)}, more than ResLab writes there; resume --repair "
+            f"moves it aside to {path.name}{TOO_LARGE_SUFFIX} (its epochs and checkpoint stay; the curves start again)")
 
 
 # -- the folder --------------------------------------------------------------------------------------------------------

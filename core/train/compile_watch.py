@@ -6,7 +6,9 @@ cannot look at its requests. Nothing trains before it ends: its warm-up steps ar
 the run's files are those of its start (its checkpoint, or step 0 with none) and nothing is written meanwhile but
 the heartbeat. So a stop asked during the compile may end the process at once: the run is recorded as ``stopped``
 at the step it started from (what a resume continues from, as after a kill), the lock is let go, and the caller's
-``leave`` ends the process (the CLI: its lines, its exit code). The compile is abandoned with the process, which is
+``leave`` ends the process (the CLI's ``exit_early``: its line, its exit code; core/train/first_step.py guards the
+model's building before it and stands down here, so one thread answers a stop). The compile is abandoned with the
+process, which is
 why only a trainer that owns its process does this (``train``/``resume`` of one process, the scheduler's trainers):
 the TUI trains in a thread of its own process, where torch's compiler cannot be interrupted safely (an exception
 raised into it could leave dynamo's or inductor's shared state half-changed for every later compile in the app),
@@ -28,18 +30,26 @@ from core.store.runs import HEARTBEAT_S
 WATCH_S = 0.1          # how often the thread looks at the stop event (the request file: every REQUEST_POLL_S)
 
 
+def leave_of(trainer: Any) -> Callable[[], object] | None:
+    """What ends the trainer's process at a stop during the compile: its ``exit_early`` (the CLI's), none under DDP."""
+    return None if trainer.dist.many else trainer.exit_early
+
+
 class CompileWatch:
     """Context manager around the compile of ``trainer`` (a core.train.trainer.Trainer: its requests, state, log and
-    status). ``leave(message)``: ends the process once the run is recorded stopped; None: stops wait for the
-    compile's end (the heartbeat goes on)."""
+    status). ``leave()`` (the trainer's ``exit_early``, none under DDP): ends the process once the run is recorded
+    stopped; None: stops wait for the compile's end (the heartbeat goes on)."""
 
-    def __init__(self, trainer: Any, leave: Callable[[str], object] | None):
-        self.trainer, self.leave = trainer, leave
+    def __init__(self, trainer: Any):
+        self.trainer, self.leave = trainer, leave_of(trainer)
         self.gate = threading.Lock()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="reslab-compile", daemon=True)
 
     def __enter__(self) -> CompileWatch:
+        guard = getattr(self.trainer, "first_guard", None)
+        if self.leave is not None and guard is not None:
+            guard.stand_down()    # from here this watch answers a stop (the whole compile, not its first call only)
         self.thread.start()
         return self
 
@@ -71,6 +81,6 @@ class CompileWatch:
             with contextlib.suppress(Exception):
                 tr.run_folder.release_lock()
         try:
-            self.leave(tr.message)
+            self.leave()
         finally:
             os._exit(1)          # ``leave`` ends the process; should it return, the gate must never open

@@ -7,81 +7,14 @@ written: settings that shape what the checkpoint holds (the net, the data, the o
 seed) must match, and ``resume --repair`` puts checkpoint.pt's values back into config.json (``restore_config``);
 settings a resumed run may change (the learning rate, the length, the device, the speed settings) apply, and events.log
 names each one that differs. A checkpoint whose epoch or step the run's records cannot have reached (a forged 10^6, a
-negative one) is refused too.
+negative one) is refused too. The rules themselves live in core/store/checkpoint_check.py (`runs` applies them too).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from core.spec.config import RunConfig
-from core.util.formatting import number_text
-
-# settings a resumed run may change: they apply from the resume on (events.log says which differ)
-MAY_CHANGE = frozenset({
-    "lr", "momentum", "weight_decay", "beta1", "beta2", "eps", "dropout", "augment", "milestones", "milestone_unit",
-    "lr_factor", "min_lr", "warmup_iters", "error_warmup", "epochs", "iterations", "precision", "channels_last",
-    "compile", "on_oom", "micro_batches", "sync_bn", "device", "deterministic", "name", "sweep_name", "log_every",
-    "tensorboard", "data_dir", "download"})
-
-
-FIX_HINT = "resume --repair puts checkpoint.pt's values back into config.json"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value)) or "none"
-    if isinstance(value, float):
-        return number_text(value) if abs(value) >= 1e15 else f"{value:g}"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def differences(cfg: RunConfig, saved: dict) -> tuple[list[str], list[str]]:
-    """(fields that must match but do not, fields that may change and do): each 'depth 20 in config.json, 8 in
-    checkpoint.pt'. A field checkpoint.pt lacks (saved by an older ResLab) is taken as matching."""
-    now = cfg.to_dict()
-    must, may = [], []
-    for name, value in now.items():
-        if name not in saved:
-            continue
-        old = saved[name]
-        if (list(old) if isinstance(old, (list, tuple)) else old) == value:
-            continue
-        line = f"{name} {_text(value)} in config.json, {_text(old)} in checkpoint.pt"
-        (may if name in MAY_CHANGE else must).append(line)
-    return must, may
-
-
-def position_problem(ckpt: dict, status: dict, epochs: list[dict]) -> str:
-    """'' when the checkpoint's epoch and step are ones this run's records can have reached; else why not. Rows
-    are appended before each checkpoint and status.json is written after it, so the checkpoint is never further
-    than the furthest of the two."""
-    epoch, step = ckpt.get("epoch"), ckpt.get("step")
-    if not (type(epoch) is int and type(step) is int and epoch >= 0 and step >= 0):
-        return f"checkpoint.pt says epoch {_text(epoch)}, step {_text(step)}, which no run reaches"
-    reached = max([status.get("epoch") or 0] + [r.get("epoch") or 0 for r in epochs])
-    if epoch > reached:
-        return (f"checkpoint.pt says epoch {epoch}, but the run's records end at epoch {reached}: it was not saved "
-                f"by this run, or was edited")
-    per = status.get("iters_per_epoch")
-    if isinstance(per, int) and per > 0 and not epoch * per <= step <= (epoch + 1) * per:
-        return f"checkpoint.pt says step {step}, outside its epoch {epoch + 1} (iterations {epoch * per}-" \
-               f"{(epoch + 1) * per}): it was not saved by this run, or was edited"
-    return ""
-
-
-def check(cfg: RunConfig, ckpt: dict, status: dict, epochs: list[dict]) -> tuple[str, list[str]]:
-    """(why this run cannot resume from ``ckpt`` as it stands, or ''; the notes for events.log on what changes)."""
-    if why := position_problem(ckpt, status, epochs):
-        return f"{why}; it cannot be resumed: start a new run", []
-    saved = ckpt.get("config")
-    if not isinstance(saved, dict):
-        return "", []
-    must, may = differences(cfg, saved)
-    if must:
-        return (f"config.json differs from the settings checkpoint.pt was saved with ({'; '.join(must)}); "
-                f"{FIX_HINT}"), []
-    return "", ([f"settings changed since checkpoint.pt was saved (they apply from here on): {'; '.join(may)}"]
-                if may else [])
+from core.store.checkpoint_check import FIX_HINT, MAY_CHANGE, check, differences, position_problem  # noqa: F401
 
 
 def restore_config(cfg: RunConfig, ckpt: dict) -> tuple[RunConfig, list[str]]:
@@ -137,6 +70,8 @@ def read_checked(run: Any, status: dict) -> tuple[Any, list[str]]:
     from core.store.runs import RunError
     from core.train import checkpoint
 
+    if big := reader.steps_too_large(run.steps_path):            # refused before it is cut back (and fails on it)
+        raise RunError(f"run {run.id} is damaged: {big}")
     rows = reader.read_rows(run.epochs_path, tolerant=True)[0]
     if gone := lost_checkpoint("stopped", status, rows, run.checkpoint_path):    # never start over (and cut the
         raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")      # run's records) unasked

@@ -16,7 +16,7 @@ from core.store import reader
 from core.store.runs import STATES, Run, RunError, now
 from core.train import checkpoint
 from core.train.state import TrainState
-from core.util.files import atomic_write_bytes
+from core.util.files import MAX_ROWS_BYTES, atomic_write_bytes, size_text
 from core.util.formatting import first_line, pct
 
 
@@ -35,7 +35,7 @@ def repair(run: Run) -> list[str]:
         state = TrainState.from_dict(ckpt)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with it, there is nothing to rebuild from
         raise RunError(f"checkpoint.pt cannot be read ({first_line(exc) or type(exc).__name__})") from None
-    notes = []
+    notes = _move_aside_too_large(run)
     try:
         cfg = run.read_config()
     except (OSError, ValueError):
@@ -63,6 +63,16 @@ def repair(run: Run) -> list[str]:
         notes.append(f"status.json rebuilt from checkpoint.pt: stopped at epoch {state.epoch}, step {state.step}")
     run.log("repaired from checkpoint.pt: " + ("; ".join(notes) or "nothing needed repair"))
     return notes or ["nothing needed repair"]
+
+
+def _move_aside_too_large(run: Run) -> list[str]:
+    """A steps.jsonl larger than ResLab reads goes to steps.jsonl.too-large (kept, never read), so the run resumes."""
+    if not reader.steps_too_large(run.steps_path):
+        return []
+    aside = run.steps_path.with_name(run.steps_path.name + reader.TOO_LARGE_SUFFIX)
+    os.replace(run.steps_path, aside)
+    return [f"steps.jsonl was larger than {size_text(MAX_ROWS_BYTES)}: moved aside to {aside.name} (kept, not read); "
+            f"the curves start again at the checkpoint"]
 
 
 def _created_at(run: Run) -> float:

@@ -34,7 +34,7 @@ from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
-from core.train.compile_watch import CompileWatch
+from core.train.compile_watch import CompileWatch, leave_of
 from core.train.device import (
     DeviceError,
     environment,
@@ -58,6 +58,7 @@ from core.train.events import (
     StateChanged,
     TrainerEvent,
 )
+from core.train.first_step import FirstStepGuard
 from core.train.pace import Reporter, RunClock
 from core.train.requests import Requests
 from core.train.setup import Setup, build
@@ -82,9 +83,8 @@ class Trainer:
 
     def __init__(self, run: Run, on_event: EventCallback | None = None, stop_event: threading.Event | None = None,
                  pause_event: threading.Event | None = None, cpu_threads: int | None = None, lock_held: bool = False,
-                 dist: Dist = SINGLE, on_compile_stop: Callable[[str], object] | None = None):
-        self.on_compile_stop = None if dist.many else on_compile_stop   # ends the process (core/train/compile_watch.py)
-        self.dist = dist                         # this process's place in a DDP run (SINGLE: the only process)
+                 dist: Dist = SINGLE, exit_early: Callable[[], object] | None = None):
+        self.dist, self.exit_early = dist, exit_early  # place in a DDP run; ends the process early (first_step.py)
         self.run_folder = run if dist.is_main else FollowerRun(run)
         self.lock_held = lock_held      # the caller took the run's writer lock (`resume` does, before changing it)
         self.cpu_threads = cpu_threads  # CPU runs: torch threads to use (the TUI leaves a core to the interface)
@@ -147,10 +147,12 @@ class Trainer:
             except (OSError, ValueError):
                 self.status = {}
             self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
+            guard = self.first_guard = FirstStepGuard(self, self.exit_early)   # a stop before the first step: exit
             try:
                 self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
                                started_at=now(), error=None)
+                guard.arm()
                 state, message = self._start()
             except _Stop as stop:
                 state, message = stop.state, stop.message
@@ -162,6 +164,7 @@ class Trainer:
                 state, message = end_of(exc, self.dist)
                 if state == "failed" and not self.dist.is_main:     # rank 0 records it, not "another process died"
                     self.dist.tell(f"failed: {message}")
+            guard.stand_down()
             return self._end(state, message)
         finally:
             if self.tensorboard is not None:
@@ -319,10 +322,9 @@ class Trainer:
         return lr
 
     def _compile(self) -> None:
-        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch,
-        whose every trace is then undone (``TrainStep.restoring``), so the run trains what an eager one trains and
-        resumes exactly. reduce-overhead records its CUDA graphs on the second call and replays from the third.
-        status.json says ``compiling`` meanwhile, and a thread keeps its heartbeat (a compile takes minutes)."""
+        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch, each
+        trace undone (``TrainStep.restoring``): the run trains what an eager one does and resumes exactly
+        (reduce-overhead records its CUDA graphs on the 2nd call, replays from the 3rd); status.json: ``compiling``."""
         s = self.setup
         batch = s.train_loader.sample_batch() if s.step.compiled is not None else None
         if batch is None:          # not compiled, or no full batch (the compiled module only ever sees full ones)
@@ -332,11 +334,11 @@ class Trainer:
                   if cfg.compile == "reduce-overhead" and s.device.type != "cuda" else "")
         self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
         t0 = time.monotonic()
-        self.write_status(compiling=True, compile_mode=cfg.compile, compile_stop="now" if self.on_compile_stop else "")
+        self.write_status(compiling=True, compile_mode=cfg.compile, compile_stop="now" if leave_of(self) else "")
         from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
 
         try:
-            with CompileWatch(self, self.on_compile_stop), s.step.restoring():
+            with CompileWatch(self), s.step.restoring():      # the heartbeat; a stop may end the process at once
                 for _ in range(COMPILE_CALLS):
                     self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
                 sync_device(s.device)

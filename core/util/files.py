@@ -212,3 +212,10 @@ def write_error(exc: OSError, where: Path, then: str = "try again") -> str:
     if not Path(where).is_dir():
         return f"{where} was deleted while it was being written; nothing more was saved"
     return f"{type(exc).__name__}: {exc}"
+
+
+def error_text(exc: BaseException, where: Path, then: str = "try again") -> str:
+    """One line for a person: an OSError said as ``write_error`` says it (never '[Errno 30] ...'), else its text."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return write_error(exc, where, then=then)
+    return str(exc)

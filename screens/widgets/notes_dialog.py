@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from core.store.notes import read_notes, write_notes
+from core.util.files import error_text
 
 from .ordered_input import OrderedInput
 
@@ -62,7 +63,7 @@ class NotesScreen(ModalScreen[dict | None]):
         try:
             stored = write_notes(self.run_path, tags=tags, note=self.query_one("#note", Input).value)
         except (ValueError, OSError) as exc:
-            self.query_one("#notes-error", Static).update(str(exc))
+            self.query_one("#notes-error", Static).update(error_text(exc, self.run_path, "save again"))
             return
         self.dismiss(stored)
 

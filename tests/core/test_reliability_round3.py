@@ -255,17 +255,19 @@ def test_a_nan_record_makes_its_run_damaged_and_a_bad_checkpoint_is_left_out_of_
     listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert listed[nan_run.id]["status"] == "damaged"
     assert "epochs.jsonl: line 1 'test_err' is NaN, not a number" in listed[nan_run.id]["error"]
+    assert listed[foreign.id]["status"] == "damaged"           # a mismatched checkpoint: listed as such (item 7)
+    assert "checkpoint.pt was saved with (depth 8 in config.json, 14 in checkpoint.pt)" in listed[foreign.id]["error"]
 
     out = tmp_path / "rep"
     assert main(["report", "--all", "--out", str(out), "--format", "md,csv,png", "--device", "cpu",
                  "--runs-dir", str(root)]) == 0
     said = capsys.readouterr().out
     assert f"left out {nan_run.id}: it is damaged" in said
-    assert f"Fig. 7 leaves out {foreign.id}: checkpoint.pt was saved with other settings than config.json " \
-           f"(depth 8 in config.json, 14 in checkpoint.pt)" in said, said
+    assert f"left out {foreign.id}: it is damaged (config.json differs from the settings checkpoint.pt was saved " \
+           f"with (depth 8 in config.json, 14 in checkpoint.pt))" in said, said
     assert f"Fig. 7 leaves out {broken.id}: checkpoint.pt does not fit its net (RuntimeError" in said
     table = (out / "table6.csv").read_text()
-    assert "nan" not in table.lower() and ",3" in table, table          # one group of the three sound runs
+    assert "nan" not in table.lower() and ",2" in table, table          # one group of the two sound runs
     assert (out / "fig7.png").exists()
 
     assert main(["eval", broken.id, "--layer-responses", "--device", "cpu", "--runs-dir", str(root)]) == 1

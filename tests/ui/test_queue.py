@@ -208,3 +208,18 @@ async def test_g_opens_the_queue_whatever_scheduler_json_holds(tmp_path, no_nvml
             assert "scheduler pid" in screen_text(app)
     finally:
         lock.release()
+
+
+def test_a_queued_run_trained_in_the_app_leaves_the_queue(tmp_path):
+    # the app's resume of a queue's run beat the scheduler: queue.json still held its place (issue 35, item 12)
+    import threading
+
+    from screens.training import train_one
+
+    store = RunStore(tmp_path / "runs")
+    run, other = Q.enqueue(store, [tiny_config(epochs=1, channels_last="off"), tiny_config(epochs=1, seed=2)])
+    state, _ = train_one(store, run.id, threading.Event(), threading.Event(), lambda message: None)
+    assert state == "finished" and not run.is_locked()
+    entry = Q.read_entry(run)
+    assert entry["position"] is None and entry["settled"] is True, entry
+    assert [q.run.id for q in Q.queued(store)] == [other.id]

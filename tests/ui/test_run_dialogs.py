@@ -112,3 +112,34 @@ async def test_a_stop_during_a_compile_is_shown_pending_and_the_cli_returns_at_o
         live.update_status(compile_stop="now")     # a trainer of its own process abandons the compile at a stop
         await wait_for(pilot, lambda: "compiling · stopping: the compile is abandoned" in screen_text(app), 10,
                        "the stop that does not wait")
+
+
+async def test_a_read_only_runs_folder_gets_plain_messages_never_raw_oserror_texts(fixture_runs, monkeypatch):
+    # issue 35, item 11: stop, pause and delete on a read-only folder showed '[Errno 30] ...'
+    # (or ended the app: an OSError nobody caught)
+    import errno
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(fixture_runs / "x"))
+
+    live = add_running(fixture_runs)
+    monkeypatch.setattr(Run, "request", read_only)
+    monkeypatch.setattr("core.store.runs.RunStore.delete", read_only)
+    app = make_app(runs_dir=fixture_runs, poll_interval=SLOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.stop_run(live.id)
+        app.toggle_pause(live.id)
+        await pilot.pause()
+        said = [m for m in notes(app) if "read-only" in m]
+        assert len(said) == 2 and all("make it writable" in m for m in said), notes(app)
+        assert said[0].startswith(f"cannot stop {live.id}: ") and said[1].startswith(f"cannot ask {live.id} to pause")
+        assert not any("Errno" in m for m in notes(app)), notes(app)
+        app.confirm_delete("r20-A")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the delete question")
+        app.screen.dismiss("delete")
+        await wait_for(pilot, lambda: any(m.startswith("cannot delete r20-A: ") for m in notes(app)), 5, "the delete")
+        said = [m for m in notes(app) if m.startswith("cannot delete r20-A: ")]
+        assert "is read-only (Read-only file system): make it writable and delete it again" in said[0], said
+        assert not any("Errno" in m for m in notes(app)), notes(app)
+    live.release_lock()

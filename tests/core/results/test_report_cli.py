@@ -53,20 +53,16 @@ def test_report_formats_choose_the_files(tmp_path, capsys):
     ("unknown", "no run 'nope'"),
     ("both", "name runs or use --all, not both"),
     ("no-epoch", "has no finished epoch yet"),
-    ("mixed", "runs of different data sets cannot share one table"),
     ("format", "--format: unknown format jpg"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, message):
     store = RunStore(tmp_path / "runs")
     (tmp_path / "runs").mkdir()
-    a = fake_run(store, [9.0], dataset="synthetic") if case in ("mixed", "both", "format", "no-epoch") else None
+    a = fake_run(store, [9.0], dataset="synthetic") if case in ("both", "format", "no-epoch") else None
     args = {"nothing": [], "empty": ["--all"], "unknown": ["nope"], "both": [a and a.id, "--all"],
             "format": [a and a.id, "--format", "png,jpg"]}.get(case)
     if case == "no-epoch":
         args = [a.id, store.create(a.read_config()).id]
-    if case == "mixed":
-        fake_run(store, [9.0], dataset="cifar10")
-        args = ["--all"]
     out = tmp_path / "rep"
     assert report(tmp_path, *args, "--out", out) == 2
     assert message in one_error_line(capsys)
@@ -100,3 +96,23 @@ def test_report_md_appendix_says_each_setting_once_and_only_what_differs(tmp_pat
     assert "torch `2.x`" in md and "python `3.11`" in md                 # the shared ones: said once, in a sentence
     note = next(line for line in md.splitlines() if "Fig. 7 leaves out" in line)
     assert "and 2 more" in note and note.count(", ") <= 6, note
+
+
+def test_report_all_gives_each_data_set_its_own_section(tmp_path, capsys):
+    # one run of another data set made `report --all` refuse the whole folder (exit 2)
+    store = RunStore(tmp_path / "runs")
+    for seed, err in ((1, 9.0), (2, 10.0)):
+        fake_run(store, [30.0, err], seed=seed, dataset="cifar10")
+    odd = fake_run(store, [50.0], seed=1, dataset="synthetic")
+    out = tmp_path / "rep"
+    assert report(tmp_path, "--all", "--out", out, "--format", "md,csv") == 0, capsys.readouterr().err
+    assert "report of 3 runs in 2 groups" in capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "## CIFAR-10" in md and "## Synthetic data" in md, md
+    assert md.index("## CIFAR-10") < md.index("## Synthetic data")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["cifar10-table6.csv", "cifar10-table6.md", "report.md", "synthetic-table6.csv",
+                     "synthetic-table6.md"], names
+    assert "9.00 (9.50 ± 0.71, n=2)" in (out / "cifar10-table6.md").read_text()     # never pooled with the odd run
+    assert "50.00 (n=1)" in (out / "synthetic-table6.md").read_text()
+    assert odd.id in md

@@ -162,3 +162,14 @@ def test_table6_caption_says_what_the_data_was(store):
         fake_run(store, [9.0], depth=depth, seed=1, data=CIFAR_500)
     table = build_table(group_runs(store.list()))
     assert "on CIFAR-10, 500 training images, 200 test images:" in table.caption()
+
+
+def test_a_subset_sweep_says_all_training_images_for_zero(store):
+    # max_train_images=0 means the whole training set: the table read 'training images 0'
+    for n, err in ((0, 6.0), (500, 9.0)):
+        fake_run(store, [20.0, err], seed=1, dataset="cifar10", max_train_images=n, sweep_name="sub")
+    table = build(group_runs(store.list()))
+    assert [d.keys for d in table.dims] == [("max_train_images",)]
+    labels = [label for label, _ in table.rows]
+    assert labels == ["all training images", "training images 500"], labels
+    assert "training images 0" not in to_markdown(table)

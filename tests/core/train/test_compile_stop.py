@@ -20,7 +20,8 @@ from tests.cli.test_cli import TINY, start, wait_for
 class FakeTrainer:
     """What CompileWatch uses of a Trainer."""
 
-    def __init__(self):
+    def __init__(self, exit_early=None):
+        self.dist, self.exit_early = types.SimpleNamespace(many=False), exit_early
         self.requests = Requests(types.SimpleNamespace(read_request=lambda: None, clear_request=lambda: None))
         self.state, self.lock_held = TrainState(step=16, epoch=2), True
         self.setup = types.SimpleNamespace(iters_per_epoch=8)
@@ -37,8 +38,9 @@ class FakeTrainer:
 def test_a_stop_during_the_compile_records_the_run_stopped_and_leaves(monkeypatch):
     exits = []
     monkeypatch.setattr(compile_watch.os, "_exit", exits.append)
-    tr, left = FakeTrainer(), threading.Event()
-    watch = compile_watch.CompileWatch(tr, lambda message: left.set())
+    left = threading.Event()
+    tr = FakeTrainer(exit_early=left.set)
+    watch = compile_watch.CompileWatch(tr)
     watch.__enter__()
     tr.requests.stop_event.set()                       # the compile goes on in this thread; the stop comes meanwhile
     assert left.wait(10)
@@ -51,15 +53,15 @@ def test_a_stop_during_the_compile_records_the_run_stopped_and_leaves(monkeypatc
 
 def test_without_leave_a_stop_waits_for_the_compile():
     tr = FakeTrainer()
-    with compile_watch.CompileWatch(tr, None):
+    with compile_watch.CompileWatch(tr):
         tr.requests.stop_event.set()
         time.sleep(5 * compile_watch.WATCH_S)
     assert tr.ended == []
 
 
 def test_a_compile_that_ends_first_keeps_the_gate():
-    tr = FakeTrainer()
-    with compile_watch.CompileWatch(tr, lambda message: pytest.fail("left after the compile ended")) as watch:
+    tr = FakeTrainer(exit_early=lambda: pytest.fail("left after the compile ended"))
+    with compile_watch.CompileWatch(tr) as watch:
         pass
     tr.requests.stop_event.set()
     watch._abandon()                                    # a stop seen just after the end: the loop obeys it
@@ -87,5 +89,5 @@ def test_stop_during_a_cli_compile_ends_the_process_before_the_compile_ends(tmp_
     events = (folder / "events.log").read_text()
     assert status["state"] == "stopped" and status["step"] == 0, status
     assert "stopped during the compile at epoch 1, step 0" in events and "torch.compile took" not in events
-    assert "resume with:" in out and took < 10, (took, out)
+    assert "stopped before its first step completed" in out and "continues it" in out and took < 10, (took, out)
     assert not (folder / "steps.jsonl").exists() or not (folder / "steps.jsonl").read_text().strip()
