@@ -75,6 +75,8 @@ class CompileWatch:
         if not self.gate.acquire(blocking=False) or self.done.is_set():
             return               # the compile has just ended: the loop stops at its first iteration
         tr = self.trainer
+        with contextlib.suppress(Exception):
+            tr.write_status(compiling=False)          # it compiles no more
         tr._end("stopped", f"stopped during the compile at {tr.state.position(tr.setup.iters_per_epoch)}: the compile "
                            f"abandoned, nothing had trained since the run's start; resumable")
         if not tr.lock_held:
