@@ -33,9 +33,9 @@ async def test_delete_of_a_run_that_is_running_now_is_refused_without_asking(fix
         try:
             run.update_status(state="running", pid=os.getpid(), host=socket.gethostname())
             app.confirm_delete("r20-A")
-            await pilot.pause()
+            await wait_for(pilot, lambda: any("r20-A is running; stop it before deleting" in m for m in notes(app)),
+                           10, "the refusal")
             assert not isinstance(app.screen, ConfirmScreen)
-            assert any("r20-A is running; stop it before deleting" in m for m in notes(app)), notes(app)
         finally:
             run.release_lock()
     assert run.path.exists()
