@@ -165,7 +165,7 @@ def cmd_train(args: argparse.Namespace, cfg: RunConfig | None = None) -> int:
     with launched(cfg, memory=not getattr(args, "ignore_memory", False)) as dist:  # rank 0 creates, all train
         note = __import__("cli.sweep").sweep.milestone_note(args, cfg)      # true of this run
         return train_foreground(store.get(on_main(dist, lambda: create_run(store, cfg, signals, note))), store,
-                                signals=signals, dist=dist)
+                                signals=signals, dist=dist, on_end=getattr(args, "on_end", None))
 
 
 def create_run(store: RunStore, cfg: RunConfig, signals: StopSignals | None, note: str | None = None) -> str:
@@ -226,7 +226,7 @@ def resume_checked(args: argparse.Namespace, store: RunStore, run: Run, dist=Non
     on_main(dist, lambda: _prepare_resume(args, store, run))
     try:
         return train_foreground(run, store, signals=getattr(args, "stop_signals", None), lock_held=dist.is_main,
-                                dist=dist)
+                                dist=dist, on_end=getattr(args, "on_end", None))
     finally:
         if dist.is_main:
             run.release_lock()
@@ -315,10 +315,8 @@ def resume_prog() -> str:
     """How the user invoked us, so the printed commands can be pasted: 'python tui_app.py' or 'reslab'."""
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
     name = Path(argv0).name
-    if name == "reslab":
-        return "reslab"
-    if name == "tui_app.py":
-        return f"python {shlex.quote(argv0)}"
+    if name in ("reslab", "tui_app.py"):
+        return "reslab" if name == "reslab" else f"python {shlex.quote(argv0)}"
     script = Path(__file__).resolve().parents[1] / "tui_app.py"
     try:
         script = script.relative_to(Path.cwd())
@@ -332,19 +330,21 @@ def runs_dir_arg(store: RunStore) -> str:
 
 
 def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals | None = None,
-                     lock_held: bool = False, dist=None) -> int:
+                     lock_held: bool = False, dist=None, on_end: str | None = None) -> int:
     """Train ``run`` in this (main) thread with a progress display; SIGINT/SIGTERM stop it with a checkpoint.
     ``lock_held``: the caller holds the run's writer lock (and releases it). Under torchrun (``dist``) only rank 0
-    displays and prints; the other processes say only why they failed."""
+    displays and prints (and starts ``on_end``, core/serve/on_end.py); the others say only why they failed."""
     import contextlib
 
     from cli.ddp import follower_exit, stop_exit
+    from core.serve.on_end import start as start_on_end
     from core.train.distributed import SINGLE
 
     own = signals is None
     signals = StopSignals().install() if own else signals
     signals.armed = True
     out, dist = out or sys.stdout, dist or SINGLE
+    resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
     try:
         if dist.is_main:
             print(f"run {run.id}", file=out, flush=True)
@@ -356,7 +356,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
         else:   # (under DDP every process starts, and they stop together at the first iteration)
             with make_display(out, signals.event) if dist.is_main else contextlib.nullcontext() as display:
                 early = partial(signals.exit_now, f"run {run.id}: stopped before its first step completed; nothing to "
-                                f"save: {resume_prog()} resume {run.id} {runs_dir_arg(store)} continues it")
+                                f"save: {resume_cmd} continues it", before=partial(start_on_end, on_end, run))
                 trainer = Trainer(run, on_event=display, stop_event=signals.event, lock_held=lock_held, dist=dist,
                                   exit_early=None if dist.many else early)
                 state = trainer.run()
@@ -374,7 +374,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     if not dist.is_main:
         return follower_exit(dist, state, trainer.message if trainer else "", signals)
     info = run.info()
-    resume_cmd = f"{resume_prog()} resume {run.id} {runs_dir_arg(store)}"
+    start_on_end(on_end, run)        # the user's command, detached (never delays the exit)
     if state == "finished":
         print(f"finished {run.id}: {epochs_text(info.epochs_done)}, test error {pct(info.final_test_err)} "
               f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
@@ -414,7 +414,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         why = refused.text if refused is not None else f"is not running (state: {info.state})"
         raise CliError(f"run {run.id} {why}; nothing to stop", EXIT_FAILED)
     run.request("stop")
-    if args.no_wait or info.phase:        # a compile can take minutes: the request stays, the run stops after it
+    if args.no_wait or info.phase and info.status.get("compile_stop") != "now":    # stops after a compile of minutes
         print(f"asked run {run.id} to stop" + (" (it is compiling: it stops once the compile ends)" * bool(info.phase)))
         return EXIT_OK
     deadline = time.monotonic() + args.timeout

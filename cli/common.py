@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -105,10 +105,13 @@ class StopSignals:
             read.shutdown(socket.SHUT_RDWR)
             read.close()
 
-    def exit_now(self, what: str) -> None:
-        """End the process at once with the stop's exit code, after one line (``what``): for a trainer stopped before
-        its first step completed (core/train/first_step.py), whose main thread may be inside a torch call."""
+    def exit_now(self, what: str, before: Callable[[], object] | None = None) -> None:
+        """End the process at once with the stop's exit code, after one line (``what``) and ``before`` (the --on-end
+        command, started detached): for a trainer stopped before its first step completed (core/train/first_step.py,
+        core/train/compile_watch.py), whose main thread may be inside a torch call."""
         try:
+            if before is not None:
+                before()
             if sys.stdout.isatty():
                 sys.stdout.write("\x1b[?25h")        # the progress display hid the cursor
             print(f"\n{what}", flush=True)

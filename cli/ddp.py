@@ -88,3 +88,4 @@ def follower_exit(dist: Dist, state: str, error: str, signals) -> int:
         return stop_exit(dist, signals)
     print(f"process {dist.rank} of {dist.world}: {state}" + (f": {error}" if error else ""), file=sys.stderr)
     return EXIT_FAILED
+

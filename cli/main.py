@@ -76,7 +76,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             g.add_argument(flag(name), dest=dest, metavar=metavar, default=None, help=text)
 
 
-def _runs_dir_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
+def _runs_dir_arg(parser: argparse.ArgumentParser, top: bool = False, on_end: str = "") -> None:
+    if on_end:
+        _on_end_flag(parser, on_end)
     # Sub-parsers use SUPPRESS so that a --runs-dir given before the subcommand is not overwritten.
     parser.add_argument("--runs-dir", metavar="DIR", default=None if top else argparse.SUPPRESS,
                         help="folder of run folders [default: $RESLAB_RUNS or runs/]")
@@ -113,7 +115,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     t.add_argument("--ignore-memory", action="store_true", help="start even where the memory estimate says the run "
                    "cannot fit the device's memory (this machine's RAM on the CPU)")
     add_sweep_flags(t)
-    _runs_dir_arg(t)
+    _runs_dir_arg(t, on_end="when it ends (each run of a sweep)")
 
     r = command("resume", "continue a stopped, crashed or queued run",
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
@@ -130,7 +132,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     r.add_argument("--repair", action="store_true",
                    help="first rebuild a damaged run's status.json (and config.json) from checkpoint.pt and cut its "
                         "logs back to what the checkpoint covers (unreadable lines are dropped; events.log says what)")
-    _runs_dir_arg(r)
+    _runs_dir_arg(r, on_end="when it ends")
 
     s = command("stop", "ask a run training in another process to stop with a checkpoint",
                 "Ask the process training RUN to checkpoint and stop (it obeys between iterations), then wait "
@@ -258,6 +260,14 @@ def _scheduler_flags(parser: argparse.ArgumentParser) -> None:
                         help="train each run on N devices at once with torchrun (DDP; --batch-size stays the "
                              "global batch): consecutive groups of N of --devices [default: 1]")
     add_slurm_flags(parser)
+    _on_end_flag(parser, "when a run it serves ends [default: the on_end setting; '' for none]")
+
+
+def _on_end_flag(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--on-end", metavar="CMD", default=None,
+                        help=f"shell command to run {when}, detached, with RESLAB_RUN_ID, RESLAB_RUN_STATE, "
+                             "RESLAB_RUN_DIR, RESLAB_TEST_ERR ... in its environment; its failures go to the run's "
+                             "events.log (README: Notifications)")
 
 
 def _queue_parsers(command) -> None:

@@ -37,6 +37,8 @@ def scheduler_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
             common += [flag(name), f"{value:g}"]
     if getattr(args, "stay", False):
         common.append("--stay")
+    if getattr(args, "on_end", None) is not None:
+        common += ["--on-end", args.on_end]
     slurm = slurm_options(args)
     if slurm:
         for name, default in (("devices", None), ("per_device", 1), ("gpus_per_run", 1)):
@@ -116,7 +118,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     launcher, slots = slurm_launcher(args) if args.executor == "slurm" else \
         (None, S.make_slots(devices, args.per_device, args.gpus_per_run))
     sched = S.Scheduler(store, slots, launcher=launcher, retries=args.retries, idle_exit_s=args.idle_exit,
-                        stay=args.stay, echo=lambda line: print(line, flush=True))
+                        stay=args.stay, echo=lambda line: print(line, flush=True), on_end=args.on_end)
     if note:
         store.root.mkdir(parents=True, exist_ok=True)
         sched.log(f"warning: {note}")
@@ -200,8 +202,9 @@ def queue_add(args: argparse.Namespace) -> int:
         print(f"sweep {configs[0].sweep_name}: {len(configs)} runs; when they are done: "
               f"{resume_prog()} report --sweep {configs[0].sweep_name} {runs_dir_arg(store)}")
     if served:
-        given = args.devices or args.per_device != 1 or args.gpus_per_run != 1
-        ignored = " (--devices, --per-device and --gpus-per-run apply to a new scheduler only)" if given else ""
+        given = [flag(n) for n in ("devices", "on_end") if getattr(args, n) is not None] + \
+            [flag(n) for n in ("per_device", "gpus_per_run") if getattr(args, n) != 1]
+        ignored = f" ({', '.join(given)} apply to a new scheduler only)" if given else ""
         print(S.describe(store.root).replace("already serves", "serves") + ignored)
     else:
         print(start_scheduler(store, options))

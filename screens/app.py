@@ -35,10 +35,11 @@ from core.store.rules import (
 from core.store.runs import ACTIVE, RunError, RunInfo, RunStore
 from core.train.events import Progress
 from core.util.files import error_text
-from core.util.formatting import pct, some_ids
+from core.util.formatting import some_ids
 
 from .app_queue import InAppQueue
 from .messages import TrainerEventMessage, TrainingEnded
+from .notify import ALERTS, tell_ended
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
@@ -164,6 +165,11 @@ class ResLabApp(App[str | None]):
             self.queue_order = [q.run.id for q in Q.queued(self.store)] if queued else []
             if self._scheduler is not None and self._scheduler.poll() is not None:
                 self._scheduler = None
+        for run_id in self.watcher.ended:    # ended in another process (this app's runs: on_training_ended)
+            info = self.watcher.infos.get(run_id)
+            if info is not None and info.state in ALERTS and not (run_id in self.in_app or run_id in self.ended_here):
+                tell_ended(self, run_id, info.state)
+        self.watcher.ended.clear()
         self.runs_changed_signal.publish(changed)
 
     # -- trainer events ----------------------------------------------------------------------------------------------
@@ -175,22 +181,13 @@ class ResLabApp(App[str | None]):
     def on_training_ended(self, message: TrainingEnded) -> None:
         self.live.pop(message.run_id, None)
         self.poll_runs(only=message.run_id)
-        severity = "information" if message.state in ("finished", "stopped") else "error"
-        info = self.watcher.infos.get(message.run_id)
-        result = ""
-        if info is not None and info.final_test_err is not None:
-            result = f": test error {pct(info.final_test_err)}"
-            if info.paper_err is not None:
-                result += f" (paper {pct(info.paper_err)})"
-        text = f"{message.run_id} {message.state}{result}"
-        if message.message and message.state != "finished":
-            text += f"\n{message.message}"
-        self.notify(text, title="Run ended", severity=severity, timeout=8)
+        tell_ended(self, message.run_id, message.state, message.message, trained_here=True)
 
     # -- in-app training ---------------------------------------------------------------------------------------------
     def start_training(self, run_ids: list[str]) -> None:
         """Queue runs in this app. One thread worker trains the queue, one run after another (a grid, a resume
         while another run trains): runs in one app never compete for the same device."""
+        self.ended_here.difference_update(run_ids)     # its next end is told as that of a run trained here
         if self.queue.add(run_ids):
             self._train_queue()
 
@@ -378,8 +375,10 @@ class ResLabApp(App[str | None]):
                             severity="error")
                 return
         info = self.watcher.infos.get(run_id)
-        when = "after the compile" if info is not None and info.phase else "at the next iteration"
-        self.notify(f"stopping {run_id} (checkpoint {when})", timeout=4)
+        now = info is not None and info.status.get("compile_stop") == "now"     # core/train/compile_watch.py
+        when = ("now: its compile is abandoned" if now else "checkpoint after the compile") \
+            if info is not None and info.phase else "checkpoint at the next iteration"
+        self.notify(f"stopping {run_id} ({when})", timeout=4)
 
     def toggle_pause(self, run_id: str | None) -> None:
         if run_id is None:
@@ -424,6 +423,7 @@ class ResLabApp(App[str | None]):
         if where == "queue":
             try:
                 Q.requeue(self.store, run_id, why=why)
+                self.ended_here.discard(run_id)     # the scheduler trains it now: its end is told as theirs
                 Q.move(self.store, run_id, 1)     # asked for now: it goes next, not behind the waiting runs
             except RunError as exc:
                 self.notify(f"cannot queue {run_id}: {exc}", severity="warning")

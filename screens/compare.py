@@ -21,7 +21,7 @@ from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, model_name, pct
 
-from .watch import JsonlTail
+from .watch import JsonlTail, shared_tail
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title, legend, run_series, y_limits
 from .widgets.footer import Footer
@@ -83,7 +83,7 @@ class CompareScreen(ChartKeys, Screen):
 
     def on_mount(self) -> None:
         for run_id in self.run_ids:
-            self._tails[run_id] = JsonlTail(self.app.store.root / run_id / "steps.jsonl")
+            self._tails[run_id] = shared_tail(self.app.store.root / run_id / "steps.jsonl")
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
 

@@ -30,7 +30,7 @@ from core.util.formatting import (
     state_style,
 )
 
-from .watch import JsonlTail
+from .watch import JsonlTail, shared_tail
 from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
 from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
@@ -66,6 +66,8 @@ class DetailScreen(ChartKeys, Screen):
         self._computing_responses = False
         self.report_folder = None
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
+        self._pushed = False                    # on_mount drew it; the ScreenResume of its push need not again
+        self._narrow: bool | None = None        # the plot's title was made for a terminal under 100 columns
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -86,14 +88,19 @@ class DetailScreen(ChartKeys, Screen):
 
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
-        self._steps = JsonlTail(self.app.store.root / self.run_id / "steps.jsonl")
+        self._steps = shared_tail(self.app.store.root / self.run_id / "steps.jsonl")
         self.refresh_view()
+        self._pushed = True
 
     def on_screen_resume(self) -> None:
-        self.refresh_view()
+        if self._pushed:                         # the push itself (after on_mount, which drew it): not twice
+            self._pushed = False
+            return
+        self.refresh_view()                      # back from a dialog (tags and note, extend ...)
 
     def on_resize(self) -> None:
-        self.refresh_view()                      # the plot's title in short words below 100 columns
+        if (self.app.size.width < 100) != self._narrow:
+            self.refresh_view()                  # the plot's title in short words below 100 columns
 
     def runs_changed(self, changed: set[str]) -> None:
         if self.run_id in changed:
@@ -145,7 +152,8 @@ class DetailScreen(ChartKeys, Screen):
         series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)
-        plot.title = axis_title("error % vs iterations", self.y_mode, self.y_log, narrow=self.app.size.width < 100)
+        self._narrow = self.app.size.width < 100
+        plot.title = axis_title("error % vs iterations", self.y_mode, self.y_log, narrow=self._narrow)
         plot.series = series
         plot.set_axis(self.y_mode, self.y_log)
         self.query_one("#legend", Static).update(legend(series))

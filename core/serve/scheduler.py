@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.serve import on_end as end_hook
 from core.serve import queue as Q
 from core.serve.decisions import FINAL, RETRYABLE, Action, next_action  # noqa: F401 (re-exported)
 from core.serve.gpus import fits
@@ -100,8 +101,9 @@ class Scheduler:
     """Serves ``store`` on ``slots`` until stopped, or until the queue has been empty for ``idle_exit_s``."""
 
     def __init__(self, store: RunStore, slots: list[Slot], launcher=None, retries: int = DEFAULT_RETRIES,
-                 idle_exit_s: float = DEFAULT_IDLE_EXIT_S, stay: bool = False, echo=None):
+                 idle_exit_s: float = DEFAULT_IDLE_EXIT_S, stay: bool = False, echo=None, on_end: str | None = None):
         self.store, self.slots, self.retries = store, slots, retries
+        self.on_end = on_end            # --on-end; None: the user's on_end setting, read as each run ends
         self.launcher = launcher or LocalLauncher(store.root, *slot_threads(slots, os.cpu_count() or 1),
                                                   sharing=sharing(slots))
         self.idle_exit_s, self.stay, self.echo = idle_exit_s, stay, echo
@@ -391,6 +393,7 @@ class Scheduler:
         else:
             self.log(f"{run.id} {state}{where}{took}")
         Q.write_entry(run, {**entry, "settled": True})
+        end_hook.start(end_hook.configured(self.on_end), run)     # the user's command (core/serve/on_end.py), detached
 
     @staticmethod
     def _slices(run: Run) -> tuple[int, int]:

@@ -59,7 +59,8 @@ def _fields(kind: str, *names: str) -> dict[str, str]:
 
 
 STATUS_FIELDS = {
-    **_fields("text", "state", "host", "device", "precision", "precision_note", "error", "compile_mode"),
+    **_fields("text", "state", "host", "device", "precision", "precision_note", "error", "compile_mode",
+              "compile_stop"),
     **_fields("count", "epoch", "step", "total_epochs", "total_steps", "iters_per_epoch", "pid", "micro_batches",
               "seed"),
     **_fields("number", "created_at", "updated_at", "started_at", "finished_at", "elapsed_s", "images_per_s", "eta_s",

@@ -64,3 +64,12 @@ def load_form_settings() -> dict[str, Any]:
 
 def save_form_settings(settings: dict[str, Any]) -> bool:
     return write_json(config_dir() / FORM_FILE, settings)
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def load_settings() -> dict[str, Any]:
+    """The user's settings (``settings.json`` in the config folder, edited by hand): {"on_end": "shell command"}
+    (core/serve/on_end.py); {} when none."""
+    return read_json(config_dir() / SETTINGS_FILE)

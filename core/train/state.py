@@ -62,7 +62,8 @@ class TrainState:
 
     def absorb(self, rows: list[StepRow], log_every: int, iters_per_epoch: int, total_steps: int) -> list[StepPoint]:
         """Take iterations read back from the device into the epoch's sums; return the steps.jsonl points they close
-        (one at every multiple of ``log_every``, at the end of each epoch and of the run)."""
+        (one at every multiple of ``log_every``, at the end of each epoch and of the run, and at the last iteration
+        before the learning rate jumps: a drop inside a log interval shows where it happened in the lr curves)."""
         for row in rows:
             if row.epoch == self.epoch + 1:
                 self.sums.add(row)
@@ -71,7 +72,8 @@ class TrainState:
         while True:
             cut = next((i for i, r in enumerate(self.pending)
                         if (r.step + 1) % log_every == 0 or (r.step + 1) % iters_per_epoch == 0
-                        or r.step + 1 == total_steps), None)
+                        or r.step + 1 == total_steps
+                        or i + 1 < len(self.pending) and lr_jumps(r.lr, self.pending[i + 1].lr)), None)
             if cut is None:
                 return points
             part, self.pending = self.pending[:cut + 1], self.pending[cut + 1:]
@@ -112,6 +114,14 @@ class TrainState:
         return cls(step=int(d["step"]), epoch=int(d["epoch"]), sums=EpochSums(**d["sums"]),
                    pending=[StepRow(*r) for r in d["pending"]], best_test_err=d["best_test_err"],
                    elapsed_s=float(d["elapsed_s"]))
+
+
+LR_JUMP = 0.2       # a change of the lr by more than this fraction from one iteration to the next ends a steps point
+
+
+def lr_jumps(before: float, after: float) -> bool:
+    """A step schedule's drop, a warm-up's end, a plateau's cut: not a cosine's or a warm-up's gentle slope."""
+    return abs(after - before) > LR_JUMP * max(abs(before), abs(after))
 
 
 def first_non_finite(rows: list[StepRow]) -> StepRow | None:

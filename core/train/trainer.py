@@ -34,6 +34,7 @@ from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
+from core.train.compile_watch import CompileWatch, leave_of
 from core.train.device import (
     DeviceError,
     environment,
@@ -58,7 +59,7 @@ from core.train.events import (
     TrainerEvent,
 )
 from core.train.first_step import FirstStepGuard
-from core.train.pace import Reporter, RunClock, beating
+from core.train.pace import Reporter, RunClock
 from core.train.requests import Requests
 from core.train.setup import Setup, build
 from core.train.state import TrainState, first_non_finite
@@ -146,7 +147,7 @@ class Trainer:
             except (OSError, ValueError):
                 self.status = {}
             self.saved, self.changed = consistency.read_checked(run, self.status)   # checked before any write
-            guard = FirstStepGuard(self, self.exit_early)   # a stop before the first step ends the process
+            guard = self.first_guard = FirstStepGuard(self, self.exit_early)   # a stop before the first step: exit
             try:
                 self.requests.take_over(self.status.get("state"))
                 self.set_state("running", pid=os.getpid(), ppid=os.getppid(), host=socket.gethostname(),
@@ -321,10 +322,9 @@ class Trainer:
         return lr
 
     def _compile(self) -> None:
-        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch,
-        whose every trace is then undone (``TrainStep.restoring``), so the run trains what an eager one trains and
-        resumes exactly. reduce-overhead records its CUDA graphs on the second call and replays from the third.
-        status.json says ``compiling`` meanwhile, and a thread keeps its heartbeat (a compile takes minutes)."""
+        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch, each
+        trace undone (``TrainStep.restoring``): the run trains what an eager one does and resumes exactly
+        (reduce-overhead records its CUDA graphs on the 2nd call, replays from the 3rd); status.json: ``compiling``."""
         s = self.setup
         batch = s.train_loader.sample_batch() if s.step.compiled is not None else None
         if batch is None:          # not compiled, or no full batch (the compiled module only ever sees full ones)
@@ -334,11 +334,11 @@ class Trainer:
                   if cfg.compile == "reduce-overhead" and s.device.type != "cuda" else "")
         self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
         t0 = time.monotonic()
-        self.write_status(compiling=True, compile_mode=cfg.compile)
+        self.write_status(compiling=True, compile_mode=cfg.compile, compile_stop="now" if leave_of(self) else "")
         from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
 
         try:
-            with beating(self.write_status, HEARTBEAT_S), s.step.restoring():
+            with CompileWatch(self), s.step.restoring():      # the heartbeat; a stop may end the process at once
                 for _ in range(COMPILE_CALLS):
                     self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
                 sync_device(s.device)

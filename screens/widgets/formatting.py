@@ -27,14 +27,17 @@ def state_hint(app, info, queue_note: str = "the scheduler starts it") -> str | 
 
 def phase_text(app, info) -> str:
     """'compiling', or 'compiling · stop requested: after the compile' once a stop waits for the compile to end (the
-    trainer obeys between iterations: a pending stop must not look ignored). '' when the run is past its start."""
+    trainer obeys between iterations: a pending stop must not look ignored), '... stopping: the compile is abandoned'
+    where the trainer ends the compile (core/train/compile_watch.py). '' when the run is past its start."""
     if not info.phase:
         return ""
     event = app.queue.stop_events.get(info.id)
     from core.store.runs import Run
 
     pending = (event is not None and event.is_set()) or Run(info.path).read_request() == "stop"
-    return info.phase + (" · stop requested: after the compile" if pending else "")
+    now = info.status.get("compile_stop") == "now"    # a trainer of its own process abandons the compile
+    return info.phase + ((" · stopping: the compile is abandoned" if now else " · stop requested: after the compile")
+                         if pending else "")
 
 
 def state_text(state: str, progress: float | None = None, width: int = 5) -> Text:

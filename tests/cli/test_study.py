@@ -3,8 +3,6 @@ two drivers on one storage, bad input, and `study show --json` against optuna.lo
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from core.serve import scheduler as S
-from core.store.runs import Run, RunStore
-from tests.cli.test_cli import REPO, env, wait_for
+from core.store.runs import RunStore
+from tests.cli.test_cli import REPO, env
 
 TINY = ["--dataset", "synthetic", "--no-download", "--depth", "8", "--width", "4", "--max-train-images", "256",
         "--max-test-images", "64", "--val-split", "64", "--batch-size", "32", "--epochs", "3", "--schedule", "cosine",
@@ -53,26 +50,6 @@ def events(runs: Path) -> str:
     return "\n".join((p / "events.log").read_text() for p in sorted(runs.iterdir()) if (p / "events.log").exists())
 
 
-@pytest.fixture
-def folders(tmp_path):
-    made = []
-
-    def folder(name: str = "runs") -> Path:
-        made.append(tmp_path / name)
-        return made[-1]
-
-    yield folder
-    for root in made:
-        S.stop(root, timeout=10)
-        for st in root.glob("*/status.json"):       # a trainer a failed test left behind
-            pid = json.loads(st.read_text()).get("pid")
-            if pid and Run(st.parent).is_locked():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-
 def test_an_asha_study_on_real_images_stops_trials_at_rungs_and_promotes_one(folders, cifar_tiny):
     runs = folders()
     real = [a if a != "synthetic" else "cifar10" for a in TINY]
@@ -109,54 +86,6 @@ def test_an_asha_study_on_real_images_stops_trials_at_rungs_and_promotes_one(fol
     text = (runs.parent / "rep" / "report.md").read_text()
     assert "Study asha: 6 trials of ResNet-8" in text and "50 of them held out for validation" in text
     assert "## Top trials (chosen on validation)" in text and "study confirm asha" in text
-
-
-def test_kill_9_of_the_driver_and_of_a_trial_loses_no_trial_and_counts_none_twice(folders):
-    runs = folders()
-    proc = start("k", *TINY, "--trials", "4", runs=runs)
-    try:
-        wait_for(lambda: (runs / "k-t1").exists(), "the second trial's run", proc=proc, timeout=300)
-    finally:
-        proc.kill()                        # SIGKILL: no handler runs
-        proc.wait()
-
-    def training():
-        for st in runs.glob("k-t*/status.json"):
-            status = json.loads(st.read_text())
-            if status.get("state") == "running" and status.get("pid"):
-                return status["pid"], st.parent
-        return None
-
-    pid, killed = wait_for(training, "a trial training", timeout=300)
-    os.kill(pid, signal.SIGKILL)
-    out = study("k", runs=runs)             # continues it: its settings come from its storage
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "continuing study k: " in out.stdout
-    data = show("k", runs)
-    assert [t["number"] for t in data["trials"]] == [0, 1, 2, 3]
-    assert {t["state"] for t in data["trials"]} <= {"complete", "pruned"}
-    assert {n: len(ids) for n, ids in study_runs(runs, "k").items()} == {0: 1, 1: 1, 2: 1, 3: 1}
-    assert "scheduler: the trainer process" in (killed / "events.log").read_text()
-
-
-def test_two_drivers_on_one_journal_storage_share_the_trials(folders, tmp_path):
-    one, two = folders("one"), folders("two")
-    journal = tmp_path / "study.journal"
-    first = start("j", *TINY, "--trials", "4", "--storage", f"journal:{journal}", runs=one)
-    try:
-        wait_for(lambda: (one / "j-t0").exists(), "the first trial", proc=first, timeout=300)
-        second = study("j", "--storage", f"journal:{journal}", "--devices", "cpu", runs=two)
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert first.wait(600) == 0, first.communicate()[0]
-    finally:
-        first.kill()
-        first.wait()
-    data = show("j", one, "--storage", f"journal:{journal}")
-    assert [t["number"] for t in data["trials"]] == [0, 1, 2, 3]
-    assert {t["state"] for t in data["trials"]} <= {"complete", "pruned"}
-    a, b = study_runs(one, "j"), study_runs(two, "j")
-    assert sorted([*a, *b]) == [0, 1, 2, 3] and all(len(v) == 1 for v in [*a.values(), *b.values()])
-    assert a and b, "each driver trained trials in its own runs folder"
 
 
 def test_two_objectives_give_a_pareto_front_and_the_median_rule_stops_for_good(folders):

@@ -33,9 +33,9 @@ async def test_delete_of_a_run_that_is_running_now_is_refused_without_asking(fix
         try:
             run.update_status(state="running", pid=os.getpid(), host=socket.gethostname())
             app.confirm_delete("r20-A")
-            await pilot.pause()
+            await wait_for(pilot, lambda: any("r20-A is running; stop it before deleting" in m for m in notes(app)),
+                           10, "the refusal")
             assert not isinstance(app.screen, ConfirmScreen)
-            assert any("r20-A is running; stop it before deleting" in m for m in notes(app)), notes(app)
         finally:
             run.release_lock()
     assert run.path.exists()
@@ -109,6 +109,9 @@ async def test_a_stop_during_a_compile_is_shown_pending_and_the_cli_returns_at_o
         app.open_run(live.id, "monitor")
         await wait_for(pilot, lambda: "compiling · stop requested: after the compile" in screen_text(app), 10,
                        "the pending stop")
+        live.update_status(compile_stop="now")     # a trainer of its own process abandons the compile at a stop
+        await wait_for(pilot, lambda: "compiling · stopping: the compile is abandoned" in screen_text(app), 10,
+                       "the stop that does not wait")
 
 
 async def test_a_read_only_runs_folder_gets_plain_messages_never_raw_oserror_texts(fixture_runs, monkeypatch):

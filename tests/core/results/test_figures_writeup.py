@@ -49,3 +49,27 @@ def test_fig7_has_whole_layer_indices_and_its_legend_beside_the_axes(tmp_path):
     legend, box = fig.legends[0].get_window_extent(), top.get_window_extent()
     assert legend.x0 >= box.x1 - 1, (legend, box)
     save(fig, tmp_path, "fig7", ["png"])
+
+
+def test_the_lr_panel_shows_a_drop_inside_an_epoch_at_its_iteration(tmp_path):
+    """The lr drops after iteration 12 of 8-iteration epochs while steps.jsonl has a point every 20 iterations (and at
+    each epoch's end): the panel drew the drop at iteration 8, the last point before it."""
+    from core.results.figures import fig_sweep
+    from core.train.trainer import train_run
+    from tests.conftest import tiny_config
+
+    store = RunStore(tmp_path / "runs")
+    run, state = train_run(store, tiny_config(epochs=2, schedule="multistep", milestones=(12,), milestone_unit="iter",
+                                              log_every=20, channels_last="off"))
+    assert state == "finished"
+    fig = fig_sweep(group_runs(store.list()), ["lr 0.05"], "iter")
+    line = fig.axes[1].lines[0]
+    assert line.get_drawstyle() == "steps-pre"      # a point's lr is that of the iterations since the one before
+    points = [(float(x), float(y)) for x, y in line.get_xydata()]
+
+    def lr_at(step: float) -> float:
+        return next(y for x, y in points if x >= step)
+
+    assert [lr_at(s) for s in (1, 8, 9, 12)] == [0.05] * 4
+    assert [lr_at(s) for s in (12.5, 13, 16)] == pytest.approx([0.005] * 3)
+    fig.savefig(tmp_path / "lr.png", dpi=100)

@@ -19,6 +19,7 @@ from core.spec.config import RunConfig
 from core.spec.grid import parse_sweep
 from core.store.info import run_summary_row
 from core.store.runs import RunStore
+from core.train import compile_watch
 from core.train import trainer as trainer_mod
 from core.train.checkpoint import load_checkpoint
 from core.train.trainer import Trainer
@@ -142,6 +143,7 @@ def compiled_runs(tmp_path_factory):
     cfg = tiny_config(**COMPILED)
     mp = pytest.MonkeyPatch()
     mp.setattr(trainer_mod, "HEARTBEAT_S", 0.2)     # the heartbeat thread beats often enough to be seen
+    mp.setattr(compile_watch, "HEARTBEAT_S", 0.2)
     try:
         ref = store.create(cfg.with_overrides(name="ref"))
         samples: list[dict] = []
