@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,35 @@ def read_header(path: Path) -> dict | None:
         return _SEEN[key]
 
 
+_LOCAL = struct.Struct("<IHHHHHIIIHH")     # a zip local file header (30 bytes), up to the name's and extra's lengths
+
+
+def _first_record(fh) -> object:
+    """The pickle of the archive's first record when it is data.pkl, stored (torch.save writes it first): read from
+    its local header, without the central directory (zipfile reads all of it, ~1 ms per checkpoint; the pickle ends
+    itself). _NOT_FIRST when the file is laid out otherwise."""
+    head = fh.read(_LOCAL.size)
+    if len(head) < _LOCAL.size:
+        return _NOT_FIRST
+    signature, _, _, method, *_, name_len, extra_len = _LOCAL.unpack(head)
+    if signature != 0x04034B50 or method != 0 or not fh.read(name_len).endswith(b"/data.pkl"):
+        return _NOT_FIRST
+    fh.seek(_LOCAL.size + name_len + extra_len)
+    return _HeaderUnpickler(fh).load()
+
+
+_NOT_FIRST = object()
+
+
 def _read_header(fh) -> dict | None:
     try:
+        data = _first_record(fh)
+        if data is not _NOT_FIRST:
+            return data if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - another layout: the archive's directory below
+        pass
+    try:
+        fh.seek(0)
         with zipfile.ZipFile(fh) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl")), None)
             if name is None:
