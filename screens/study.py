@@ -47,6 +47,32 @@ def value_text(t: dict) -> str:
     return " ".join(f"{v:.4g}" for v in t["values"]) if t["values"] else "-"
 
 
+def objective_chart(data: dict) -> tuple[str, list[Series]]:
+    """The chart's title and series: one objective over trials (each finished trial, and the best so far); two
+    objectives as each other's axes (validation error against the second), the Pareto front drawn through its
+    trials."""
+    done = [t for t in data["trials"] if t["values"] and t["state"] == "complete"]
+    objectives = data["spec"].get("objectives") or ["val_err"]
+    if len(objectives) == 2:
+        front = sorted((t["values"][1], t["values"][0]) for t in data["best"] if t.get("values"))
+        title = f"{objectives[0]} vs {objectives[1]} (• trials, line: Pareto front)"
+        if not done:
+            return title, []
+        return title, [Series("trials", [t["values"][1] for t in done], [t["values"][0] for t in done],
+                              color="#1f77b4", marker="•", scatter=True),
+                       Series("Pareto front", [x for x, _ in front], [y for _, y in front], color="#d62728")]
+    title = "objective over trials (• finished, line: best so far)"
+    if not done:
+        return title, []
+    best, line = math.inf, []
+    for t in done:
+        best = min(best, t["values"][0])
+        line.append((t["number"], best))
+    return title, [Series("finished", [t["number"] for t in done], [t["values"][0] for t in done], color="#1f77b4",
+                          marker="•", sparse=False),
+                   Series("best so far", [n for n, _ in line], [v for _, v in line], color="#d62728")]
+
+
 class StudyScreen(Screen):
     CSS_PATH = "study.tcss"
     BINDINGS = [Binding("escape,backspace", "back", "Back")]
@@ -104,18 +130,8 @@ class StudyScreen(Screen):
         self.fill_table(data)
 
     def draw_chart(self, data: dict) -> None:
-        done = [(t["number"], t["values"][0]) for t in data["trials"] if t["values"] and t["state"] == "complete"]
-        series = []
-        if done:
-            best, line = math.inf, []
-            for n, v in done:
-                best = min(best, v)
-                line.append((n, best))
-            series = [Series("finished", [n for n, _ in done], [v for _, v in done], color="#1f77b4", marker="•",
-                             sparse=False),
-                      Series("best so far", [n for n, _ in line], [v for _, v in line], color="#d62728")]
         chart = self.query_one("#chart", CurvePlot)
-        chart.series = series
+        chart.title, chart.series = objective_chart(data)
 
     def fill_table(self, data: dict) -> None:
         table = self.query_one(DataTable)

@@ -44,6 +44,7 @@ class Series:
     end_label: str = ""  # written right of the last point; "" = none
     sparse: bool = False  # an edge of a min-max band: a dot every third pixel column, no legend entry
     marker: str = ""      # drawn at every point (the epoch ends of a test-error series); "" = none
+    scatter: bool = False  # the markers alone, no line between them (a study's trials over two objectives)
 
 
 @dataclass
@@ -176,7 +177,7 @@ def draw(series: Sequence[Series], width: int, height: int, *, ymax: float | Non
     marks: dict[tuple[int, int], tuple[str, str]] = {}      # (row, cell) -> (marker, colour)
     for idx, s in enumerate(series):
         prev = None
-        for px, y in enumerate(column_means(s.xs, s.ys, 0.0, right, px_w)):
+        for px, y in enumerate(column_means(s.xs, s.ys, 0.0, right, px_w) if not s.scatter else ()):
             f = None if y is None else frac(y)
             if f is None:
                 prev = None
@@ -316,7 +317,7 @@ def legend(series: Sequence[Series]) -> Text:
             continue
         if text:
             text.append("  ")
-        sample = "⠒⠒ " if s.dotted else (f"━{s.marker}━ " if s.marker else "━━ ")
+        sample = f"{s.marker} " if s.scatter else "⠒⠒ " if s.dotted else (f"━{s.marker}━ " if s.marker else "━━ ")
         text.append(sample, style=s.color)
         text.append(s.label)
     return text

@@ -45,3 +45,25 @@ async def test_t_without_a_study_says_how_to_start_one(tmp_path):
         assert not isinstance(app.screen, StudyScreen)
         await press(pilot, "question_mark")        # `?` lists the key
         await wait_for(pilot, lambda: "Study of the highlighted trial" in screen_text(app), what="t in the help")
+
+
+def test_two_objectives_chart_the_trials_against_each_other_with_the_pareto_front():
+    """Issue 27, item 6: for two objectives the study's chart is validation error against the second objective,
+    the trials as points (no line between them) and the Pareto front as a line through its trials."""
+    from screens.study import objective_chart
+    from screens.widgets.curve_plot import draw
+
+    def trial(n, values, state="complete"):
+        return {"number": n, "state": state, "values": values}
+
+    trials = [trial(0, [40.0, 10.0]), trial(1, [30.0, 20.0]), trial(2, [50.0, 30.0]), trial(3, None, "running")]
+    data = {"spec": {"objectives": ["val_err", "train_time"]}, "trials": trials, "best": trials[:2]}
+    title, (points, front) = objective_chart(data)
+    assert title == "val_err vs train_time (• trials, line: Pareto front)"
+    assert (list(points.xs), list(points.ys), points.scatter) == ([10.0, 20.0, 30.0], [40.0, 30.0, 50.0], True)
+    assert (list(front.xs), list(front.ys), front.scatter) == ([10.0, 20.0], [40.0, 30.0], False)
+    drawn = draw([points, front], 60, 14).plain
+    assert drawn.count("•") == 3                            # each trial a point
+    one = {"spec": {"objectives": ["val_err"]}, "trials": trials, "best": trials[1:2]}
+    title, (finished, best) = objective_chart(one)         # one objective: over trials, and the best so far
+    assert title.startswith("objective over trials") and list(best.ys) == [40.0, 30.0, 30.0]
