@@ -267,7 +267,7 @@ def _on_end_flag(parser: argparse.ArgumentParser, when: str) -> None:
     parser.add_argument("--on-end", metavar="CMD", default=None,
                         help=f"shell command to run {when}, detached, with RESLAB_RUN_ID, RESLAB_RUN_STATE, "
                              "RESLAB_RUN_DIR, RESLAB_TEST_ERR ... in its environment; its failures go to the run's "
-                             "events.log (README: Notifications)")
+                             "events.log (docs/tui.md: Notifications)")
 
 
 def _queue_parsers(command) -> None:

@@ -22,7 +22,7 @@ from core.study.spec import new_spec as make_spec
 
 
 def add_study_flags(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("study (see README 'Studies')")
+    g = parser.add_argument_group("study (see docs/sweeps-and-studies.md)")
     g.add_argument("words", metavar="NAME | show NAME | confirm NAME", nargs="+",
                    help="start or continue the study NAME; `show NAME` lists its trials; `confirm NAME` trains its "
                         "best settings again with --seeds")

@@ -49,7 +49,7 @@ GRID_FLAGS = {"depth": "--depths", "shortcut": "--shortcuts", "seed": "--seeds"}
 def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     """--sweep and --variant (repeatable); --sweep-name is the config field's own flag."""
     g = parser.add_argument_group("sweep (several runs from one command: the product of the swept settings and the "
-                                  "variants; see README 'Sweeps')")
+                                  "variants; see docs/sweeps-and-studies.md)")
     g.add_argument("--sweep", metavar="FIELD=V1,V2", action="append", default=[],
                    help="several values of one setting, e.g. lr=0.1,0.05 or batch_size=64,128 or seed=1-3; "
                         "milestones take alternatives separated by |: milestones='2,4|4,5' (repeatable)")

@@ -69,7 +69,7 @@ class RunInfo:
             why = str(exc)
         except PermissionError as exc:      # another user's run in a shared runs folder, without read rights
             why = f"{Path(exc.filename or '?').name} is not readable by you ({exc.strerror}): ask its owner, or " \
-                  f"share the runs folder (README: What ResLab guarantees)"
+                  f"share the runs folder (docs/guarantees.md)"
         except OSError as exc:
             why = f"{Path(exc.filename or '?').name} cannot be read ({exc.strerror or exc})"
         if why:
