@@ -68,10 +68,15 @@ def position_problem(ckpt: dict, status: dict, epochs: list[dict]) -> str:
     if epoch > reached:
         return (f"checkpoint.pt says epoch {epoch}, but the run's records end at epoch {reached}: it was not saved "
                 f"by this run, or was edited")
-    per = status.get("iters_per_epoch")
-    if isinstance(per, int) and per > 0 and not epoch * per <= step <= (epoch + 1) * per:
-        return f"checkpoint.pt says step {step}, outside its epoch {epoch + 1} (iterations {epoch * per}-" \
-               f"{(epoch + 1) * per}): it was not saved by this run, or was edited"
+    per, total = status.get("iters_per_epoch"), status.get("total_steps")
+    if not (isinstance(per, int) and per > 0):
+        return ""
+    lo, hi = epoch * per, (epoch + 1) * per
+    if isinstance(total, int) and total > 0:     # an iteration budget ends inside its last epoch (64,000 = 163.7 x 391)
+        lo, hi = min(lo, total), min(hi, total)
+    if not lo <= step <= hi:
+        return f"checkpoint.pt says step {step}, outside its epoch {epoch + 1} (iterations {lo}-{hi}): it was not " \
+               f"saved by this run, or was edited"
     return ""
 
 

@@ -150,7 +150,7 @@ def test_torchrun_two_processes_compute_what_one_does_with_two_micro_batches(tmp
     events = "\n".join(run.read_events())
     assert events.count("started ") == 1 and "data-parallel over 2 processes" in events
     assert done.stdout.count("finished ddp") == 1, "rank 0 alone prints"
-    assert "finished x2" in row_cells(run.info(), False)["status"].plain
+    assert "finished x2" in row_cells(run.info(), False)["status"].plain, run.info().error
     assert main(["runs", "--runs-dir", str(tmp_path)]) == 0 and "finished x2" in capsys.readouterr().out
     assert main(["show", "ddp", "--runs-dir", str(tmp_path)]) == 0 and "2 × cpu on" in capsys.readouterr().out
     diff = max_diff(run.checkpoint_path, reference.checkpoint_path)
