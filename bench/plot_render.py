@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from screens.widgets.curve_plot import MARKERS, draw, run_series  # noqa: E402
+from screens.widgets.curve_plot import MARKERS, draw, run_series
 
 WIDTH, HEIGHT, REPEAT = 96, 14, 20
 

@@ -10,7 +10,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -61,7 +62,7 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
         self._wakeup: tuple[socket.socket, socket.socket, int] | None = None
 
-    def install(self) -> "StopSignals":
+    def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNAL_EXIT:
                 self._previous[sig] = signal.signal(sig, self._on_signal)

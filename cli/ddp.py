@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, flag
 from core.spec.config import RunConfig

@@ -34,7 +34,7 @@ class Display:
         self._stop_noted = False
         self.state = "running"
 
-    def __enter__(self) -> "Display":
+    def __enter__(self) -> Display:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,8 +7,8 @@ the figures need is missing).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cli.common import EXIT_FAILED, EXIT_OK, CliError
 from core.results.groups import MissingDependency, ReportError

@@ -12,8 +12,9 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from core.spec.field_help import GROUPS
 from core.store.reader import escape_controls

@@ -17,7 +17,8 @@ Augmentation matches torchvision's ``RandomCrop(32, padding=4)`` (zero padding: 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F

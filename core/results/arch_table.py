@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from core.results.groups import KIND_TITLES, KINDS, RunGroup, data_text, settings
 from core.results.table6 import PARTIAL_MARK, _f, cell_text, data_title, tex_escape

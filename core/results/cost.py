@@ -10,8 +10,8 @@ and the Pareto front: the groups no other group beats on both error and cost.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from core.results.groups import RunGroup
 

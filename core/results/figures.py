@@ -12,9 +12,9 @@ saved by ``save``; tests check the objects (axes, lines), not pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from core.results.groups import KIND_TITLES, KINDS, MissingDependency, ReportError, RunGroup, variant_labels
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from core.spec.config import RunConfig
 from core.store.runs import ACTIVE, Run, RunInfo
@@ -195,7 +195,7 @@ def step_to(info: RunInfo, x: str):
     return lambda step: float(np.interp(step, xs, ts)) if len(xs) > 1 else 0.0
 
 
-def pick_x(groups: Sequence["RunGroup"], x: str = "auto") -> str:
+def pick_x(groups: Sequence[RunGroup], x: str = "auto") -> str:
     """The x axis for these groups: as asked, or for 'auto' epochs when batch sizes or training sets differ (their
     iterations do not line up) or the runs' lengths are in epochs, else iterations (the paper's recipe)."""
     if x != "auto":

@@ -15,8 +15,8 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PARTIAL = re.compile(r"\.(?P<name>.+)\.partial-(?P<pid>\d+)-[0-9a-f]+")
 STALE_S = 24 * 3600.0          # a leftover this old goes even where its pid is in use (by another process now)

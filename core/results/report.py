@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from core.results import arch_table, cost, figures, sweep
 from core.results.groups import (

@@ -15,8 +15,9 @@ layers have no "output after BN" (He et al. 2016b and the WRN paper show no such
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn

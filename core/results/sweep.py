@@ -19,8 +19,9 @@ import io
 import itertools
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from core.results.groups import RunGroup, data_text, one_width_key, settings
 from core.util.formatting import duration, model_name

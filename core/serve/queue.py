@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from core.spec.config import RunConfig
 from core.store import reader

@@ -163,7 +163,7 @@ class RunConfig:
         return json.dumps({"schema_version": SCHEMA_VERSION, **self.to_dict()}, indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> RunConfig:
         """Build from plain data (JSON, TOML, CLI). Unknown keys raise ConfigError when strict."""
         data = dict(data)
         data.pop("schema_version", None)
@@ -187,10 +187,10 @@ class RunConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text), strict=False)
 
-    def with_overrides(self, **overrides: Any) -> "RunConfig":
+    def with_overrides(self, **overrides: Any) -> RunConfig:
         """This config with some fields replaced (values coerced like from_dict).
 
         Setting ``epochs`` alone clears ``iterations`` (a length in epochs replaces one in iterations), and

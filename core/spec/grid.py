@@ -21,8 +21,9 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from core.spec.config import SHORTCUTS, ConfigError, RunConfig
 

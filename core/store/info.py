@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from core.spec.config import RunConfig
 from core.store import reader
@@ -46,11 +47,11 @@ class RunInfo:
     restartable: bool = False   # damaged in that its checkpoint.pt is gone: `resume --repair` starts it over
 
     @classmethod
-    def read(cls, run: Any) -> "RunInfo":   # a core.store.runs.Run (not imported: runs imports this module)
+    def read(cls, run: Any) -> RunInfo:   # a core.store.runs.Run (not imported: runs imports this module)
         return settle(cls.read_files(run), run)
 
     @classmethod
-    def read_files(cls, run: Any) -> "RunInfo":
+    def read_files(cls, run: Any) -> RunInfo:
         """What the run's files say, before ``settle``: what core/store/index.py caches."""
         why = reader.folder_problem(run.path)
         if why:

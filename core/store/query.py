@@ -16,8 +16,9 @@ instead of showing no runs without a word. No textual here: the CLI may filter w
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 from core.spec.config import ConfigError, RunConfig
 from core.spec.grid import parse_shortcuts, value_text

@@ -14,8 +14,9 @@ import os
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.spec.config import SCHEMA_VERSION, ConfigError, RunConfig
 from core.util.files import MAX_ROWS_BYTES, jsonl_lines, kind_of, open_regular, read_bytes, size_text

@@ -28,8 +28,9 @@ import shutil
 import socket
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core.data.datasets import resolve_data_dir
 from core.spec.config import ConfigError, RunConfig
@@ -228,7 +229,7 @@ class Run:
         return self._lock.is_locked()
 
     # summary
-    def info(self) -> "RunInfo":
+    def info(self) -> RunInfo:
         """What lists show about the run. A folder that cannot be read or summarised is a damaged run, never an
         exception: one bad folder must not hide the others from any list."""
         try:

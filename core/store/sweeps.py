@@ -13,9 +13,10 @@ yet (a kill between a run's creation and the plan's update) is matched to the sw
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from core.spec.config import ConfigError, RunConfig
 from core.store.info import ACTIVE, RunInfo

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.serve import queue as Q
 from core.spec.config import ConfigError

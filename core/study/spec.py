@@ -64,7 +64,7 @@ class StudySpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StudySpec":
+    def from_dict(cls, data: dict[str, Any]) -> StudySpec:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def budget_text(self) -> str:

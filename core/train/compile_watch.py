@@ -23,7 +23,8 @@ import contextlib
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core.store.runs import HEARTBEAT_S
 

@@ -35,8 +35,9 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as tdist
@@ -65,7 +66,7 @@ class Dist:
     leaving: bool = False       # this process ends the run early (``tell``): it leaves without waiting for the others
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Dist":
+    def from_env(cls, env: dict[str, str] | None = None) -> Dist:
         env = os.environ if env is None else env
         if "RANK" not in env or "WORLD_SIZE" not in env:
             return cls()

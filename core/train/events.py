@@ -5,8 +5,9 @@ already read back from the device (they lag by up to ``log_every`` iterations on
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 
 @dataclass
@@ -33,11 +34,11 @@ class Progress(TrainerEvent):
     iters_per_epoch: int = 0
     step: int = 0                  # iterations done in the whole run
     total_steps: int = 0
-    loss: Optional[float] = None
-    err: Optional[float] = None    # training error of recent iterations, %
+    loss: float | None = None
+    err: float | None = None    # training error of recent iterations, %
     lr: float = 0.0
-    images_per_s: Optional[float] = None
-    eta_s: Optional[float] = None
+    images_per_s: float | None = None
+    eta_s: float | None = None
     elapsed_s: float = 0.0
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 POLL_S = 0.2                                 # how often the guard looks at the stop event and the request file
 TEST_DELAY_ENV = "RESLAB_TEST_FIRST_STEP_S"

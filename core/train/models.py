@@ -58,8 +58,8 @@ The forward pass has no Python-side data-dependent control flow and no host sync
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import defaultdict
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F

@@ -12,9 +12,8 @@ buffer; every ``log_every`` iterations the buffer is copied to the host asynchro
 request file (another process) or from another process of a DDP run (core/train/requests.py). Under torchrun every
 process runs this loop on its share of each batch; only rank 0 writes the run folder (core/train/distributed.py).
 
-Where the rest lives: core/train/setup.py builds model, loaders and step from the config; core/train/step.py is the
-optimisation step, the device window and evaluation; core/train/state.py the resumable state; core/train/device.py
-devices, precision and RNGs.
+Where the rest lives: core/train/setup.py builds model, loaders and step; core/train/step.py is the optimisation step,
+the device window and evaluation; core/train/state.py the resumable state; core/train/device.py devices and RNGs.
 """
 from __future__ import annotations
 
@@ -23,7 +22,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -6,7 +6,7 @@ next option that starts with it; a click steps forward. ``value`` and ``Changed`
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.binding import Binding
@@ -28,12 +28,12 @@ class Choice(Widget, can_focus=True):
     value: reactive[str] = reactive("", init=False, layout=True)   # width: auto follows the label
 
     class Changed(Message):
-        def __init__(self, choice: "Choice", value: str):
+        def __init__(self, choice: Choice, value: str):
             super().__init__()
             self.choice, self.value = choice, value
 
         @property
-        def control(self) -> "Choice":
+        def control(self) -> Choice:
             return self.choice
 
     def __init__(self, options: Sequence[tuple[str, str]], value: str, *, id: str | None = None,

@@ -17,8 +17,8 @@ epoch ends and labels line ends.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from rich.text import Text
 from textual.reactive import reactive

@@ -6,8 +6,8 @@ says (mouse clicks, typing) in ``KEYS_HELP``: (keys, what they do) pairs.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
-from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import ActiveBinding

@@ -16,7 +16,7 @@ from textual.widgets.data_table import ColumnKey
 from core.spec.grid import value_text, varied_fields
 from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
-from core.util.formatting import (  # noqa: F401 (the table's, and compare's)
+from core.util.formatting import (
     decimals,
     depth_text,
     duration,

@@ -12,7 +12,7 @@ handling resumes. Held and replayed in the App's own message loop, so no key can
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual import events
 from textual.screen import Screen

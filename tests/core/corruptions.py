@@ -12,8 +12,9 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 FILES = ("config.json", "status.json", "epochs.jsonl", "steps.jsonl", "events.log", "checkpoint.pt", "best.pt",
          "request", "lock", "queue.json")

@@ -156,7 +156,7 @@ def read_only(monkeypatch, folder: Path) -> None:
     not stop): every open for writing and every mkdir under it fails with EROFS."""
     real_open, real_mkdir = os.open, os.mkdir
     writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    inside = lambda p: str(Path(os.path.abspath(p))).startswith(str(folder))  # noqa: E731
+    inside = lambda p: str(Path(os.path.abspath(p))).startswith(str(folder))
 
     def ro_open(path, flags, *a, **kw):
         if flags & writes and inside(path):

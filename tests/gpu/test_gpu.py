@@ -155,7 +155,7 @@ def test_memory_of_a_failed_step_goes_back_to_the_driver():
     held = [torch.empty(2**30, dtype=torch.uint8, device="cuda")]
     try:
         held.append(torch.empty(2**50, dtype=torch.uint8, device="cuda"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - what torch raises for an impossible size varies by version
         assert is_out_of_memory(exc)
     held.clear()
     release_memory(torch.device("cuda"))

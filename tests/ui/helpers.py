@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 POLL = 0.2  # the app's store polling interval in tests (1 s in real use)
 

@@ -120,7 +120,7 @@ async def test_the_form_checks_the_data_folder_as_the_cli_does_and_creates_nothi
         form = await open_form(pilot)
         form.query_one("#f-download").value = False
         await set_field(pilot, "data_dir", str(tmp_path / "empty"))
-        msg = lambda: str(form.query_one("#msg-data_dir").render())  # noqa: E731
+        msg = lambda: str(form.query_one("#msg-data_dir").render())
         await wait_for(pilot, lambda: "data_dir" in form.errors, 10, "the data folder's error")
         assert "was not found in" in msg() and "cifar-10-python.tar.gz" in msg()
         assert "pass --data-dir" not in msg() and form.query_one("#launch").disabled
@@ -242,7 +242,7 @@ async def test_the_help_under_the_form_follows_the_focused_fields_error_while_ty
         form = await open_form(pilot)
         await set_field(pilot, "lr", "nan")
         await pilot.pause()
-        help_text = lambda: str(form.query_one("#focus-help").render())   # noqa: E731
+        help_text = lambda: str(form.query_one("#focus-help").render())
         assert "got nan" in help_text(), help_text()
         await pilot.press("backspace", "backspace", "backspace", "0", ".", "2")
         await wait_for(pilot, lambda: "lr" not in form.errors, 5, "lr valid again")

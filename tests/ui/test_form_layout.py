@@ -120,6 +120,6 @@ async def test_the_iteration_estimate_counts_the_images_and_the_last_partial_bat
         form.query_one("#f-data_dir").value = str(tmp_path / "data")
         form.query_one("#f-batch_size").value = "128"
         form.query_one("#f-epochs").value = "3"
-        summary = lambda: str(form.query_one("#summary").render())  # noqa: E731
+        summary = lambda: str(form.query_one("#summary").render())
         await wait_for(pilot, lambda: "per epoch" in summary() and "3.0 epochs" in summary(), 10, "the length")
         assert "about 120 iterations (40 per epoch, 3.0 epochs)" in summary(), summary()

@@ -180,7 +180,7 @@ async def test_the_footer_offers_continue_for_a_paused_run(fixture_runs):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await open_monitor(pilot, "r44-live")
-        footer = lambda: screen_text(app).splitlines()[-1]     # noqa: E731
+        footer = lambda: screen_text(app).splitlines()[-1]
         assert "p Pause" in footer() and "Continue" not in footer(), footer()
         live.write_status({**live.read_status(), "state": "paused"})
         await wait_for(pilot, lambda: "p Continue" in footer(), 5, "p Continue in the footer")

@@ -112,7 +112,7 @@ def test_val_split_is_stratified_disjoint_and_seed_independent(cifar_root):
     assert d.val_y.bincount().tolist() == [5] * 10
     assert d.train_y.bincount().tolist() == [15] * 10
     full = load_data(_cfg(cifar_root))
-    key = lambda xs: sorted(bytes(x.numpy()) for x in xs)  # noqa: E731
+    key = lambda xs: sorted(bytes(x.numpy()) for x in xs)
     assert key(torch.cat([d.train_x, d.val_x])) == key(full.train_x)  # a partition of the training set
     other = load_data(_cfg(cifar_root, val_split=50, seed=7))  # all runs share the same split
     assert torch.equal(other.val_x, d.val_x) and torch.equal(other.train_x, d.train_x)
@@ -267,7 +267,7 @@ def test_synthetic_sizes_and_val_split():
 def test_synthetic_classes_are_separable():
     # A nearest-class-mean classifier on raw pixels is far above chance (10%) on the held-out images.
     train_x, train_y, test_x, test_y, _ = synthetic_data(1000, 500)
-    feats = lambda x: x.float().flatten(1)  # noqa: E731
+    feats = lambda x: x.float().flatten(1)
     means = torch.stack([feats(train_x[train_y == c]).mean(0) for c in range(10)])
     pred = torch.cdist(feats(test_x), means).argmin(1)
     assert (pred == test_y).float().mean() > 0.5
