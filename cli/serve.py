@@ -25,6 +25,7 @@ from pathlib import Path
 from cli.commands import store_of
 from cli.common import EXIT_OK, CliError
 
+DOWNLOAD_CHUNK_S = 60        # the longest the server waits for the app to send one chunk of a download
 COOKIE = "reslab_token"      # the page's token, for its websocket and the files the app delivers
 
 
@@ -105,7 +106,13 @@ def make_server(command: str, host: str, port: int, token: str | None, max_sessi
     """A textual-serve Server with the token check, the session limit and URLs built from the browser's own
     address (the page is reached through a tunnel or a host name the server does not know)."""
     from aiohttp import web
+    from textual_serve import download_manager
     from textual_serve.server import Server
+
+    # textual-serve gives the app 4 s to send each chunk of a download; an app busy importing torch (its preload
+    # after the first draw holds the GIL for seconds on a loaded server) missed that, and the browser's download of a
+    # report was cancelled: wait as long as a busy machine needs
+    download_manager.DOWNLOAD_TIMEOUT = max(download_manager.DOWNLOAD_TIMEOUT, DOWNLOAD_CHUNK_S)
 
     class Served(Server):
         def __init__(self) -> None:

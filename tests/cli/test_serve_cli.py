@@ -26,3 +26,14 @@ def test_a_port_in_use_is_said_plainly(tmp_path, capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_the_server_waits_for_a_busy_apps_download_chunks():
+    """textual-serve waits 4 s for each chunk of a download; under load (the app importing torch) the browser's
+    download of a report was cancelled in the browser test. serve waits a minute."""
+    from textual_serve import download_manager
+
+    from cli.serve import DOWNLOAD_CHUNK_S, make_server
+
+    make_server("true", "127.0.0.1", 8000, None, 1)
+    assert download_manager.DOWNLOAD_TIMEOUT >= DOWNLOAD_CHUNK_S == 60
