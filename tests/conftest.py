@@ -85,3 +85,23 @@ def damaged_runs(tmp_path_factory):
     runs = root / "runs"
     runs.mkdir()
     return runs, corrupt_store(base.path, runs, root / "outside.txt"), root / "outside.txt"
+
+
+def end_left_behind(root: Path) -> None:
+    """After a test that starts schedulers and trainers in ``root``: the scheduler stops, and a trainer a failed test
+    left behind (its run still locked) is killed."""
+    import json
+    import signal
+
+    from core.serve import scheduler as S
+    from core.store.runs import Run
+
+    S.stop(root, timeout=10)
+    for st in root.glob("*/status.json"):
+        pid = json.loads(st.read_text()).get("pid")
+        if pid and Run(st.parent).is_locked():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+

@@ -1,15 +1,11 @@
 """Fixtures of the CLI tests."""
 from __future__ import annotations
 
-import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from core.serve import scheduler as S
-from core.store.runs import Run
+from tests.conftest import end_left_behind
 
 
 @pytest.fixture
@@ -22,11 +18,4 @@ def folders(tmp_path):
 
     yield folder
     for root in made:
-        S.stop(root, timeout=10)
-        for st in root.glob("*/status.json"):       # a trainer a failed test left behind
-            pid = json.loads(st.read_text()).get("pid")
-            if pid and Run(st.parent).is_locked():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        end_left_behind(root)

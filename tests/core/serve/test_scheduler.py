@@ -19,8 +19,9 @@ from cli.main import main
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.serve.launch import ENTRY_POINT
-from core.store.runs import Run, RunStore
+from core.store.runs import RunStore
 from tests.cli.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
+from tests.conftest import end_left_behind
 from tests.conftest import tiny_config as _tiny
 
 FAST = ["--channels-last", "off"]     # no format measurement at start: trainer processes start sooner
@@ -50,14 +51,7 @@ def started_lines(run: Path) -> list[str]:
 def root(tmp_path):
     root = tmp_path / "runs"
     yield root
-    S.stop(root, timeout=10)
-    for st in root.glob("*/status.json"):       # a trainer a failed test left behind
-        pid = json.loads(st.read_text()).get("pid")
-        if pid and Run(st.parent).is_locked():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    end_left_behind(root)
 
 
 def test_four_queued_runs_train_two_at_a_time_and_a_second_scheduler_claims_nothing(root, capsys):
