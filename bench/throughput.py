@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO))
 
 from core.data.cifar import load_data  # noqa: E402
 from core.spec.config import COMPILE_MODES, PRECISIONS, RunConfig  # noqa: E402
+from core.train.compile_warmup import COMPILE_CALLS  # noqa: E402
 from core.train.device import DeviceError, resolve_device, sync_device  # noqa: E402
 from core.train.models import cifar_resnet  # noqa: E402
 from core.train.setup import build  # noqa: E402
 from core.train.step import StepWindow, evaluate  # noqa: E402
-from core.train.trainer import COMPILE_CALLS  # noqa: E402
 
 TOOL = REPO.parent / "shared" / "tools" / "cifar10_jpeg.py"
 EPOCH_ITERS = 391          # ceil(50000 / 128): one CIFAR-10 epoch at batch 128

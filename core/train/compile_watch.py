@@ -1,4 +1,4 @@
-"""The companion of a compile (core/train/trainer.py ``Trainer._compile``): the heartbeat, and a stop that need not
+"""The companion of a compile (core/train/compile_warmup.py ``warm_up``): the heartbeat, and a stop that need not
 wait for the compile to end.
 
 A torch.compile of the training step takes seconds on a CPU and minutes on a GPU, in torch's code, where the trainer

@@ -65,7 +65,7 @@ class RunClock:
 @contextlib.contextmanager
 def beating(beat: Callable[[], object], every_s: float) -> Iterator[None]:
     """Call ``beat`` every ``every_s`` seconds from a thread of its own during the block: work that takes minutes
-    (compiling the training step, core/train/trainer.py ``Trainer._compile``) keeps the heartbeat going, so the run is
+    (compiling the training step, core/train/compile_warmup.py ``warm_up``) keeps the heartbeat going, so the run is
     not taken for crashed (a status older than the heartbeat limit reads as crashed; Slurm jobs and the scheduler go by
     it)."""
     done = threading.Event()

@@ -13,7 +13,9 @@ request file (another process) or from another process of a DDP run (core/train/
 process runs this loop on its share of each batch; only rank 0 writes the run folder (core/train/distributed.py).
 
 Where the rest lives: core/train/setup.py builds model, loaders and step; core/train/step.py is the optimisation step,
-the device window and evaluation; core/train/state.py the resumable state; core/train/device.py devices and RNGs.
+the device window and evaluation; core/train/compile_warmup.py compiles a compiled step before the first timed one;
+core/train/ending.py says how a run ends; core/train/state.py the resumable state; core/train/device.py devices and
+RNGs.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from core.store import reader
 from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
-from core.train.compile_watch import CompileWatch, leave_of
+from core.train.compile_warmup import warm_up
 from core.train.device import (
     DeviceError,
     environment,
@@ -47,7 +49,8 @@ from core.train.device import (
     sync_device,
     use_device,
 )
-from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, end_of, resolve_launch_device
+from core.train.distributed import SINGLE, Dist, FollowerRun, check_launch, resolve_launch_device
+from core.train.ending import Stop, end_record, outcome_of
 from core.train.events import (
     CheckpointSaved,
     Ended,
@@ -64,18 +67,6 @@ from core.train.requests import Requests
 from core.train.setup import Setup, build
 from core.train.state import TrainState, first_non_finite
 from core.train.step import StepRow, StepWindow
-from core.util.files import write_error
-from core.util.formatting import first_line
-
-COMPILE_CALLS = 3      # warm-up steps of a compiled model: compile; record the CUDA graphs; replay them once
-
-
-class _Stop(Exception):
-    """Raised inside the loop to end training with a state."""
-
-    def __init__(self, state: str, message: str = ""):
-        super().__init__(message)
-        self.state, self.message = state, message
 
 
 class Trainer:
@@ -154,16 +145,8 @@ class Trainer:
                                started_at=now(), error=None)
                 guard.arm()
                 state, message = self._start()
-            except _Stop as stop:
-                state, message = stop.state, stop.message
-            except LockLostError as exc:    # `rm runs/X/lock` let another process take the run: write nothing more
-                state, message = "crashed", str(exc)
-            except OSError as exc:
-                state, message = "failed", write_error(exc, run.path, then="resume")
             except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, never a lost run
-                state, message = end_of(exc, self.dist)
-                if state == "failed" and not self.dist.is_main:     # rank 0 records it, not "another process died"
-                    self.dist.tell(f"failed: {message}")
+                state, message = outcome_of(exc, run.path, self.dist)
             guard.stand_down()
             return self._end(state, message)
         finally:
@@ -173,13 +156,9 @@ class Trainer:
                 run.release_lock()
 
     def _end(self, state: str, message: str) -> str:
-        """Record the end where it can still be written (not on a full disk, nor in a deleted folder): status.json
-        gets the message's first line, events.log all of it (a torch error can run to 40 lines)."""
-        self.message = first_line(message)
-        fields: dict[str, Any] = {"error": self.message if state not in ("finished", "stopped") else None,
-                                  **({"finished_at": now()} if state == "finished" else {})}
-        # one line per end: "stopped at epoch 2, step 59; resumable", "failed: ..." (never "stopped: stopped")
-        line = message if message.startswith(state) else state + (f": {message}" if message else "")
+        """Record the end (core/train/ending.py ``end_record``) where it can still be written (not on a full disk,
+        nor in a deleted folder)."""
+        self.message, fields, line = end_record(state, message)
         for record in (lambda: self.set_state(state, **fields), lambda: self.log(line)):
             try:
                 record()
@@ -190,26 +169,26 @@ class Trainer:
 
     # start or resume --------------------------------------------------------------------------------------------------
     def _start(self) -> tuple[str, str]:
-        cfg, device, data, ckpt = self.dist.all_or_none(self._inputs, lambda problem: _Stop("failed", problem))
+        cfg, device, data, ckpt = self.dist.all_or_none(self._inputs, lambda problem: Stop("failed", problem))
         self._build(cfg, device, data, ckpt)
         if self.state.epoch >= self.setup.total_epochs:
             return "finished", ""
         return self._loop()
 
     def _inputs(self) -> tuple[RunConfig, torch.device, Any, dict | None]:
-        """What this process reads on its own: config, device, data, checkpoint. Raises _Stop."""
+        """What this process reads on its own: config, device, data, checkpoint. Raises Stop."""
         run = self.run_folder
         try:
             cfg = run.read_config()            # validated; core/store/reader.py names the file and the problem
         except (OSError, ValueError) as exc:
-            raise _Stop("failed", str(exc)) from None
+            raise Stop("failed", str(exc)) from None
         try:
             device = resolve_launch_device(cfg.device, self.dist)
         except DeviceError as exc:
-            raise _Stop("failed", f"device {exc}") from None
+            raise Stop("failed", f"device {exc}") from None
         errors = check_launch(cfg, self.dist.world, device)
         if errors:
-            raise _Stop("failed", "; ".join(errors.values()))
+            raise Stop("failed", "; ".join(errors.values()))
         if device.type == "cpu" and self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         use_device(device)       # before anything touches the GPU: events, streams, caches belong to cuda:N
@@ -218,10 +197,10 @@ class Trainer:
         try:
             data = load_data(cfg)
         except DataError as exc:
-            raise _Stop("failed", str(exc)) from None
+            raise Stop("failed", str(exc)) from None
         self.data_identity = data_identity(data)    # what this run trains on (status.json "data", issue 18)
         if isinstance(self.saved, CheckpointError):
-            raise _Stop("failed", str(self.saved))
+            raise Stop("failed", str(self.saved))
         return cfg, device, data, self.saved
 
     def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
@@ -273,7 +252,7 @@ class Trainer:
     # the loop ---------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
         s, st = self.setup, self.state
-        self._compile()
+        warm_up(self)
         self._start_clock()
         while st.epoch < s.total_epochs:
             if st.epoch in s.cfg.rungs and st.step == st.epoch * s.iters_per_epoch and self._held_at_rung():
@@ -321,35 +300,6 @@ class Trainer:
             self.log(f"lr dropped to {lr:g} at step {st.step}")
         return lr
 
-    def _compile(self) -> None:
-        """A compiled model compiles before the first timed step: COMPILE_CALLS steps on the epoch's first batch, each
-        trace undone (``TrainStep.restoring``): the run trains what an eager one does and resumes exactly
-        (reduce-overhead records its CUDA graphs on the 2nd call, replays from the 3rd); status.json: ``compiling``."""
-        s = self.setup
-        batch = s.train_loader.sample_batch() if s.step.compiled is not None else None
-        if batch is None:          # not compiled, or no full batch (the compiled module only ever sees full ones)
-            return
-        cfg = s.cfg
-        graphs = (" (on a CPU torch skips the CUDA graphs: the same code as default)"
-                  if cfg.compile == "reduce-overhead" and s.device.type != "cuda" else "")
-        self.log(f"compiling the training step (torch.compile mode {cfg.compile}){graphs}")
-        t0 = time.monotonic()
-        self.write_status(compiling=True, compile_mode=cfg.compile, compile_stop="now" if leave_of(self) else "")
-        from torch._dynamo.exc import TorchDynamoException  # (imported once torch.compile is used)
-
-        try:
-            with CompileWatch(self), s.step.restoring():      # the heartbeat; a stop may end the process at once
-                for _ in range(COMPILE_CALLS):
-                    self._guarded_step(*batch, s.schedule.lr(self.state.step), cfg.batch_size)
-                sync_device(s.device)
-        except TorchDynamoException as exc:      # a compiler missing or failing: the cause, and the way around it
-            inner = getattr(exc, "inner_exception", None) or exc
-            raise _Stop("failed", f"torch.compile (mode {cfg.compile}) failed; --compile off trains without it: "
-                                  f"{type(inner).__name__}: {inner}") from None
-        compile_s = time.monotonic() - t0
-        self.log(f"torch.compile took {compile_s:.1f} s (not counted as training time)")
-        self.write_status(compile_s=round(compile_s, 2), compiling=False)
-
     def _read_window(self) -> bool:
         """Seal the device window every ``log_every`` iterations and read the one before it (one window late).
         True when it sealed one (under DDP the processes then agree on requests too)."""
@@ -385,7 +335,7 @@ class Trainer:
             note = s.split_after_oom()
             if not note.startswith("continuing"):
                 self.dist.tell(f"out-of-memory: {note}")
-                raise _Stop("out-of-memory", note)
+                raise Stop("out-of-memory", note)
             self.log(f"out of memory at batch {s.cfg.batch_size}: {note}")
             self.write_status(micro_batches=s.step.micro_batches)
 
@@ -396,7 +346,7 @@ class Trainer:
         bad = first_non_finite(rows)
         if bad is not None:
             self.state.pending = []
-            raise _Stop("diverged", f"loss became {bad.loss} at step {bad.step + 1} (epoch {bad.epoch}, "
+            raise Stop("diverged", f"loss became {bad.loss} at step {bad.step + 1} (epoch {bad.epoch}, "
                                     f"lr {bad.lr:g}); try a lower --lr or a warm-up")
         s = self.setup
         points = self.state.absorb(rows, s.cfg.log_every, s.iters_per_epoch, s.total_steps)
@@ -456,7 +406,7 @@ class Trainer:
         while s.notes:
             self.log(s.notes.pop(0))
         if bad := next((f"the {k} loss became {v[0]}" for k, v in scores.items() if not math.isfinite(sum(v))), None):
-            raise _Stop("diverged", f"{bad} at the end of epoch {st.epoch + 1}; try a lower --lr or a warm-up")
+            raise Stop("diverged", f"{bad} at the end of epoch {st.epoch + 1}; try a lower --lr or a warm-up")
         eval_seconds = self.clock.last_eval_s = time.monotonic() - t0
         row = st.epoch_row(scores, train_seconds, eval_seconds, s.schedule.lr(max(0, st.step - 1)))
         row.update(memory_figures(s.device))        # this epoch's peaks (training and evaluation)
