@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from throughput import TOOL, reference_dataset  # noqa: E402
 
-from core.spec.config import INITS, preset  # noqa: E402
+from core.spec.config import INITS  # noqa: E402
+from core.spec.presets import preset  # noqa: E402
 from core.store.runs import RunStore  # noqa: E402
 from core.train import models  # noqa: E402
 from core.train.trainer import train_run  # noqa: E402

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, StopSignals, check_tensorboard, flag
-from core.spec.config import ConfigError, RunConfig, config_from_sources
+from core.spec.config import ConfigError, RunConfig
+from core.spec.presets import config_from_sources
 from core.store.rules import epochs_text, resume_refusal, stop_refusal
 from core.store.runs import (
     ACTIVE,

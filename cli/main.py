@@ -18,6 +18,7 @@ from cli.notes import add_note_parser
 from cli.sweep import add_sweep_flags
 from core.spec import config as C
 from core.spec.field_help import FIELD_HELP, GROUPS
+from core.spec.presets import PRESET_HELP, PRESETS
 
 # Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
 _CHOICES = {"arch": C.ARCHS, "shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS,
@@ -107,8 +108,8 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "the N processes train one run together with DistributedDataParallel; --batch-size stays the global "
                 "batch. --sweep FIELD=V1,V2 and --variant 'F=V F=V' make a sweep: one run per combination, trained one "
                 "after another.\n\nPresets:\n" +
-                "\n".join(f"  {k:<11} {v}" for k, v in C.PRESET_HELP.items()))
-    t.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset (see above)")
+                "\n".join(f"  {k:<11} {v}" for k, v in PRESET_HELP.items()))
+    t.add_argument("--preset", metavar="|".join(PRESETS), help="start from a preset (see above)")
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
     add_config_flags(t)
@@ -233,7 +234,7 @@ def _study_parser(command) -> None:
                  "exactly, if it is promoted later. The objective is the validation error (--val-split is required), "
                  "never the test error. `study NAME` again continues a study; `study show NAME` lists its trials; "
                  "`study confirm NAME --top 3 --seeds 1-3` trains the best settings again with seeds.")
-    st.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    st.add_argument("--preset", metavar="|".join(PRESETS), help="start from a preset")
     st.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     add_study_flags(st)
     add_config_flags(st)
@@ -308,7 +309,7 @@ def _queue_parsers(command) -> None:
     add.add_argument("--depths", metavar="LIST", help="several depths, e.g. 20,32,44,56,110")
     add.add_argument("--shortcuts", metavar="LIST", help="several shortcuts, e.g. A,none (none = plain net)")
     add.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1-5 or 1,2,3")
-    add.add_argument("--preset", metavar="|".join(C.PRESETS), help="start from a preset")
+    add.add_argument("--preset", metavar="|".join(PRESETS), help="start from a preset")
     add.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     _scheduler_flags(add)
     add_config_flags(add)

@@ -28,9 +28,10 @@ from core.data.datasets import DataError, find_data, resolve_data_dir
 from core.data.plan import milestone_error, planned_steps, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
-from core.spec.config import PRESET_HELP, PRESETS, RunConfig
+from core.spec.config import RunConfig
 from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS, PER_LAUNCH, RECIPE
 from core.spec.grid import grid_configs, parse_variant
+from core.spec.presets import PRESET_HELP, PRESETS, preset
 from core.store.estimate import estimate
 from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
@@ -116,7 +117,7 @@ class NewRunScreen(LaunchMixin, Screen):
         self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
         self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
         # the recipe whose milestones a shorter run scales (core.data.plan.scale_milestones), and the last scaling
-        self._recipe = C.preset(recipe) if initial is None and recipe in PRESETS else (initial or RunConfig())
+        self._recipe = preset(recipe) if initial is None and recipe in PRESETS else (initial or RunConfig())
         self._scaled: tuple[tuple, str] | None = None
 
     @property
@@ -279,7 +280,7 @@ class NewRunScreen(LaunchMixin, Screen):
     def apply_preset(self, name: str) -> None:
         """Set the preset's whole recipe (field_help.RECIPE) whatever the preset before set; data, speed, device and
         seed stay the user's; a launch's variants and sweep name go."""
-        self._recipe, self._scaled = C.preset(name), None
+        self._recipe, self._scaled = preset(name), None
         for key in RECIPE:          # widths too: a preset that gives width alone has w, 2w, 4w
             self.set_value(key, getattr(self._recipe, key))
         self.clear_launch_settings(seed=False)
@@ -450,7 +451,7 @@ class NewRunScreen(LaunchMixin, Screen):
     def remember(self) -> None:
         """Keep the form's settings for the next opening, in this app or after a restart."""
         raw = {k: v for k, v in self.raw_values().items() if k not in PER_LAUNCH}
-        recipe = next((name for name in PRESETS if C.preset(name) == self._recipe), None)
+        recipe = next((name for name in PRESETS if preset(name) == self._recipe), None)
         save_form_settings({"preset": self.query_one("#preset", Choice).value, "recipe": recipe,
                             "where": self.query_one("#where", Choice).value, "fields": raw})
 

@@ -20,9 +20,10 @@ from textual.widget import Widget
 
 from core.data.plan import planned_steps, scale_milestones
 from core.spec import config as C
-from core.spec.config import PRESETS, ConfigError, RunConfig
+from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import FIELD_HELP, PER_LAUNCH, RECIPE
 from core.spec.grid import grid_configs, parse_values
+from core.spec.presets import PRESETS, preset
 
 from .choice import Choice
 from .ordered_input import OrderedInput
@@ -83,26 +84,26 @@ def starting_values(initial: RunConfig | None, remembered: dict[str, Any], data_
         values = {**initial.to_dict(), "name": "", "sweep_name": ""}
         values["shortcut"] = [initial.shortcut]
         return values, CUSTOM, ""
-    preset = remembered.get("preset")
-    preset = preset if preset in PRESETS or preset == CUSTOM else "he2016"
-    values = C.preset("he2016" if preset == CUSTOM else preset).to_dict()
+    chosen = remembered.get("preset")
+    chosen = chosen if chosen in PRESETS or chosen == CUSTOM else "he2016"
+    values = preset("he2016" if chosen == CUSTOM else chosen).to_dict()
     values["shortcut"] = [values["shortcut"]]
     saved = remembered.get("fields")
     for name, value in (saved.items() if isinstance(saved, dict) else ()):
         if name in values and name not in PER_LAUNCH and _fits(name, value):
             values[name] = value
-    if preset != CUSTOM and differs_from_preset(values, preset):
-        preset = CUSTOM
+    if chosen != CUSTOM and differs_from_preset(values, chosen):
+        chosen = CUSTOM
     if data_dir:
         values["data_dir"] = data_dir
     where = remembered.get("where")
-    return values, preset, where if isinstance(where, str) else ""
+    return values, chosen, where if isinstance(where, str) else ""
 
 
 def differs_from_preset(raw: dict[str, Any], name: str) -> bool:
     """Whether the form's values (``raw``: field -> text or value) leave preset ``name``'s recipe
     (core.spec.field_help.RECIPE); the depth is the user's within a recipe (the paper's grid: 20 to 110)."""
-    recipe = C.preset(name)
+    recipe = preset(name)
     for key in RECIPE:
         current = raw.get(key)
         if key == "depth" or current is None:

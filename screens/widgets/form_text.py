@@ -8,10 +8,11 @@ from rich.text import Text
 
 from core.data.plan import planned_steps
 from core.spec.archs import depth_help, dropout_help
-from core.spec.config import PRESET_HELP, RunConfig
+from core.spec.config import RunConfig
 from core.spec.field_help import FIELD_HELP
 from core.spec.grid import describe, varied_fields
 from core.spec.limits import memory_estimate
+from core.spec.presets import PRESET_HELP
 from core.store.estimate import Estimate
 from core.util.formatting import duration, mem
 

@@ -58,7 +58,8 @@ def test_a_shortened_recipe_scales_its_milestones_and_says_so_and_bad_ones_are_r
     without milestones now has them scaled to the same fractions (said on stdout and in events.log); milestones a
     user gives past the end are refused in either unit with what to pass."""
     from core.data.plan import milestone_error, scale_milestones
-    from core.spec.config import RunConfig, preset
+    from core.spec.config import RunConfig
+    from core.spec.presets import preset
 
     short = RunConfig().with_overrides(iterations=20)
     assert scale_milestones(short, RunConfig())[0].milestones == (10, 15)
@@ -106,7 +107,7 @@ def test_the_milestone_note_is_said_only_of_runs_whose_milestones_were_scaled(tm
 
 
 def test_note_sets_a_runs_tags_and_note_and_refuses_a_bad_tag(tmp_path, capsys):
-    from core.spec.config import preset
+    from core.spec.presets import preset
     from core.store.notes import read_notes
 
     store = RunStore(tmp_path / "runs")

@@ -10,7 +10,8 @@ import json
 import math
 from pathlib import Path
 
-from core.spec.config import RunConfig, preset
+from core.spec.config import RunConfig
+from core.spec.presets import preset
 from core.store.runs import Run, atomic_write_bytes
 
 HOST = "fixture-host"

@@ -224,7 +224,7 @@ async def test_a_choice_grows_to_show_a_longer_value(fixture_runs):
 
 def test_a_seed_grid_is_summed_up_once_with_its_seeds():
     """'queues 3 run(s): ResNet-20 A w16 sgd, ResNet-20 A w16 sgd, ResNet-20 A w16 sgd' did not say they differ."""
-    from core.spec.config import preset
+    from core.spec.presets import preset
     from screens.widgets.form_text import grid_labels
 
     seeds = [preset("quick", depth=20, seed=s) for s in (1, 2, 3)]

@@ -3,8 +3,8 @@ before set; a shortened epoch-based recipe has its milestones scaled as the CLI 
 seeds and variants never reach the next launch (across restarts, after another preset, in a clone)."""
 from __future__ import annotations
 
-from core.spec.config import preset
 from core.spec.field_help import RECIPE
+from core.spec.presets import preset
 from screens.app import make_app
 from screens.new_run import NewRunScreen
 from screens.widgets.form_fields import REMEMBERED_TEXT, as_text

@@ -378,7 +378,7 @@ async def test_marks_keys_and_report_on_the_runs_screen(fixture_runs, monkeypatc
 
 async def test_lr_drops_say_their_unit_and_seeds_get_a_column(tmp_path):
     """Issue 34, item 6: 'lr drops' mixed 51,75 (epochs) and 32000,48000 (iterations) without a unit; no seed column."""
-    from core.spec.config import preset
+    from core.spec.presets import preset
     from core.store.runs import RunStore
 
     store = RunStore(tmp_path / "runs")

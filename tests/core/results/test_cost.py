@@ -84,7 +84,7 @@ def test_only_a_sweep_of_what_costs_gets_the_figure(tmp_path):
 def test_the_lab_reports_numbers_stand_beside_runs_of_its_preset(tmp_path):
     """A depth grid of the lab-report preset (30/60/90, stem 64, B) keeps Table 6's layout with the report's own
     errors (6.89, 6.69) beside the runs, and the caption-free row names the net by its stages."""
-    from core.spec.config import preset
+    from core.spec.presets import preset
 
     store = RunStore(tmp_path / "runs")
     lab = {k: v for k, v in preset("lab-report").to_dict().items()

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.spec.config import PRESETS, ConfigError, RunConfig, config_from_sources, paper_error, preset
+from core.spec.config import ConfigError, RunConfig, paper_error
 from core.spec.field_help import FIELD_HELP
+from core.spec.presets import PRESETS, config_from_sources, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

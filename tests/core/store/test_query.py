@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.spec.config import preset
+from core.spec.presets import preset
 from core.store.notes import NOTES_FILE, read_notes, write_notes
 from core.store.query import QueryError, matches, parse_query
 from core.store.runs import RunStore

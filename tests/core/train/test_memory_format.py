@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from core.spec.config import preset
+from core.spec.presets import preset
 from core.train.memory_format import CACHE_FILE, choose_channels_last
 from core.train.models import cifar_resnet
 

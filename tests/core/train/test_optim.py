@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from core.spec.config import RunConfig, preset
+from core.spec.config import RunConfig
+from core.spec.presets import preset
 from core.train.models import cifar_resnet
 from core.train.optim import LRSchedule, build_optimizer
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from core.spec import limits
-from core.spec.config import ConfigError, RunConfig, preset
+from core.spec.config import ConfigError, RunConfig
 from core.spec.grid import expand, parse_sweep
+from core.spec.presets import preset
 from core.store.estimate import _cost
 from core.store.runs import RunStore
 from core.train.models import count_parameters, create_model, model_for
