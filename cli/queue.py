@@ -1,7 +1,7 @@
 """The queue commands: ``scheduler`` (serve a runs folder on device slots) and ``queue`` (list, add, move, remove).
 
-The work is in core/serve/queue.py and core/serve/scheduler.py; this module parses, prints and maps
-outcomes to exit codes.
+The work is in core/serve/queue.py, core/serve/scheduler.py and core/serve/scheduler_control.py; this module parses,
+prints and maps outcomes to exit codes.
 Bad input (a flag, a list, a device) exits 2 before anything is created; a run that cannot be moved or removed
 exits 1.
 """
@@ -19,6 +19,8 @@ from cli.slurm import slurm_launcher, slurm_options
 from cli.sweep import check_all_data, describe, grid_of, milestone_note, varied
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve import scheduler_control as SC
+from core.serve.slots import make_slots
 from core.store.reader import escape_controls
 from core.store.runs import RunError, RunLockedError, names_taken_text, run_folder_note
 
@@ -74,36 +76,36 @@ MAX_PER_DEVICE = 64       # runs sharing one device at once (small nets on a lar
 
 def start_scheduler(store, options: list[str], timeout: float = 60.0) -> str:
     """Start a detached scheduler unless one serves the folder; returns what to tell the user."""
-    proc = S.start_detached(store.root, options)
+    proc = SC.start_detached(store.root, options)
     if proc is None:
-        return S.describe(store.root)
+        return SC.describe(store.root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = S.read_state(store.root)
+        state = SC.read_state(store.root)
         if state and state.get("pid") == proc.pid:
             slots = escape_controls(", ".join(s["slot"] for s in state.get("slots", [])))   # read from a file
             return (f"scheduler started (pid {proc.pid}) serving {store.root.resolve()} on {slots}; it keeps running "
-                    f"after this terminal closes; log: {store.root.resolve() / S.LOG_FILE}")
+                    f"after this terminal closes; log: {store.root.resolve() / SC.LOG_FILE}")
         if proc.poll() is not None:
-            return S.describe(store.root) if S.read_state(store.root) is not None else \
-                f"the scheduler ended at once (exit code {proc.returncode}); see {store.root.resolve() / S.LOG_FILE}"
+            return SC.describe(store.root) if SC.read_state(store.root) is not None else \
+                f"the scheduler ended at once (exit code {proc.returncode}); see {store.root.resolve() / SC.LOG_FILE}"
         time.sleep(0.05)
-    return f"a scheduler is starting (pid {proc.pid}); log: {store.root.resolve() / S.LOG_FILE}"
+    return f"a scheduler is starting (pid {proc.pid}); log: {store.root.resolve() / SC.LOG_FILE}"
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     store = store_of(args, new_runs=not args.stop)
     if args.stop:
-        if S.read_state(store.root) is None:
+        if SC.read_state(store.root) is None:
             print(f"no scheduler serves {store.root}")
-        elif S.stop(store.root):
+        elif SC.stop(store.root):
             print(f"the scheduler of {store.root} stopped; runs it started keep training")
         else:
-            raise CliError(f"the scheduler of {store.root} did not stop ({S.describe(store.root)})", EXIT_FAILED)
+            raise CliError(f"the scheduler of {store.root} did not stop ({SC.describe(store.root)})", EXIT_FAILED)
         return EXIT_OK
     devices, options = scheduler_options(args)    # bad input is bad on a served folder too (exit 2)
-    if S.read_state(store.root) is not None:
-        print(S.describe(store.root))
+    if SC.read_state(store.root) is not None:
+        print(SC.describe(store.root))
         return EXIT_OK
     note = None
     if args.executor == "slurm" and args.slurm_cluster == "slurm":
@@ -116,7 +118,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         print(start_scheduler(store, options))
         return EXIT_OK
     launcher, slots = slurm_launcher(args) if args.executor == "slurm" else \
-        (None, S.make_slots(devices, args.per_device, args.gpus_per_run))
+        (None, make_slots(devices, args.per_device, args.gpus_per_run))
     sched = S.Scheduler(store, slots, launcher=launcher, retries=args.retries, idle_exit_s=args.idle_exit,
                         stay=args.stay, echo=lambda line: print(line, flush=True), on_end=args.on_end)
     if note:
@@ -128,7 +130,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: sched.stop_event.set())
     try:
         sched.serve()
-    except S.SchedulerRunning as exc:
+    except SC.SchedulerRunning as exc:
         print(exc)
     return EXIT_OK
 
@@ -142,7 +144,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 def queue_list(args: argparse.Namespace) -> int:
     store = store_of(args)
     rows = Q.queue_rows(store)
-    state = S.read_state(store.root)
+    state = SC.read_state(store.root)
     if getattr(args, "json", False):
         json.dump({"scheduler": state, "runs": rows}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
@@ -153,7 +155,7 @@ def queue_list(args: argparse.Namespace) -> int:
         print(f"no scheduler serves {store.root}; start one with: {resume_prog()} scheduler {slurm}"
               f"{runs_dir_arg(store)}")
     elif not state:     # served, but its scheduler.json is not written yet (or unreadable)
-        print(S.describe(store.root).replace("already serves", "serves"))
+        print(SC.describe(store.root).replace("already serves", "serves"))
     else:
         busy = sum(1 for s in state.get("slots", []) if s.get("run"))
         print(escape_controls(f"scheduler pid {state.get('pid')}: {busy} of {len(state.get('slots', []))} slots "
@@ -179,7 +181,7 @@ def queue_add(args: argparse.Namespace) -> int:
         raise CliError(f"{flag('name')}: {names_taken_text(taken, store.root)}; choose another name or leave "
                        f"{flag('name')} out for a generated one")
     options = scheduler_options(args)[1]     # checked even when a scheduler serves the folder: bad input is bad
-    state = S.read_state(store.root)
+    state = SC.read_state(store.root)
     served = state is not None
     if served and args.executor == "slurm" and state.get("devices") and "slurm" not in state["devices"]:
         raise CliError(f"--executor slurm: the scheduler (pid {state.get('pid')}) serving {store.root.resolve()} "
@@ -205,7 +207,7 @@ def queue_add(args: argparse.Namespace) -> int:
         given = [flag(n) for n in ("devices", "on_end") if getattr(args, n) is not None] + \
             [flag(n) for n in ("per_device", "gpus_per_run") if getattr(args, n) != 1]
         ignored = f" ({', '.join(given)} apply to a new scheduler only)" if given else ""
-        print(S.describe(store.root).replace("already serves", "serves") + ignored)
+        print(SC.describe(store.root).replace("already serves", "serves") + ignored)
     else:
         print(start_scheduler(store, options))
     return EXIT_OK

@@ -55,7 +55,7 @@ def slurm_options(args: argparse.Namespace) -> list[str]:
 
 def slurm_launcher(args: argparse.Namespace):
     """(launcher, slots) of a scheduler that submits to Slurm: one slot per job it may have at once."""
-    from core.serve.scheduler import make_slots
+    from core.serve.slots import make_slots
     from core.serve.slurm import SubmititLauncher
 
     launcher = SubmititLauncher(args.slurm_cluster, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run,

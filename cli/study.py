@@ -100,7 +100,7 @@ def new_spec(args: argparse.Namespace, name: str) -> StudySpec:
 
 def study_run(args: argparse.Namespace, name: str) -> int:
     from cli.queue import scheduler_options, start_scheduler
-    from core.serve import scheduler as S
+    from core.serve import scheduler_control as S
     from core.study.driver import StudyDriver
 
     store = store_of(args, new_runs=True)

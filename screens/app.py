@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 # The screens not shown first are imported when first opened, or before that in a thread once the runs table is drawn
 # (``_preload_engine``): importing them all before the first draw cost ~0.2 s of the start on a busy 2-core machine.
 LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help", "screens.monitor", "screens.new_run",
-         "screens.queue", "screens.quitting", "core.serve.scheduler")
+         "screens.queue", "screens.quitting", "core.serve.scheduler_control")
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
@@ -217,7 +217,7 @@ class ResLabApp(App[str | None]):
         """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU); returns the
         Popen of the one it started (None when one already served, or none could start)."""
         try:
-            from core.serve.scheduler import start_detached
+            from core.serve.scheduler_control import start_detached
 
             proc = start_detached(self.store.root)
         except OSError as exc:

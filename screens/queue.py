@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from core.serve import queue as Q
-from core.serve import scheduler as S
+from core.serve import scheduler_control as S
 from core.store.reader import escape_controls
 from core.store.runs import RunError, RunLockedError
 from core.util.files import error_text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from core.serve import queue as Q
-from core.serve import scheduler as S
+from core.serve import scheduler_control as S
 from core.store.runs import ACTIVE, RunError
 from core.util.files import error_text
 from core.util.formatting import some_ids

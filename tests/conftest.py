@@ -93,7 +93,7 @@ def end_left_behind(root: Path) -> None:
     import json
     import signal
 
-    from core.serve import scheduler as S
+    from core.serve import scheduler_control as S
     from core.store.runs import Run
 
     S.stop(root, timeout=10)

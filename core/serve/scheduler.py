@@ -15,86 +15,30 @@ each out-of-memory until the micro-batches would outnumber the batch's images. `
 ``stopped`` runs stay as they are. These decisions are one pure function, ``next_action``. Trainer processes run
 in their own sessions: they keep training when the scheduler stops, and a scheduler started later finds them
 (their slots count as busy) and retries them if they crash.
+
+The slots are core/serve/slots.py; the scheduler seen from outside (is one serving, start one, stop it) is
+core/serve/scheduler_control.py.
 """
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.serve import on_end as end_hook
 from core.serve import queue as Q
 from core.serve.decisions import FINAL, RETRYABLE, Action, next_action  # noqa: F401 (re-exported)
-from core.serve.gpus import fits
-from core.serve.launch import ENTRY_POINT, LocalLauncher, detached, plain_env
-from core.spec.config import RUNS_FOLDER_FILES
-from core.store import reader
+from core.serve.launch import LocalLauncher
+from core.serve.scheduler_control import LOG_FILE, STATE_FILE, SchedulerRunning, describe, lock_of
+from core.serve.slots import Busy, Slot, misfit, sharing, slot_threads
 from core.store.lock import FileLock, LockHeldError
 from core.store.runs import ACTIVE, Run, RunError, RunStore, iso, live_state, now
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json
 
-LOCK_FILE, STATE_FILE, LOG_FILE = RUNS_FOLDER_FILES     # names no run may take (RunConfig.validate)
 DEFAULT_RETRIES = 2
 DEFAULT_IDLE_EXIT_S = 300.0      # leave after the queue has been empty this long (unless --stay)
 POLL_S = 0.2                     # how often slots and the queue are looked at
-class SchedulerRunning(Exception):
-    """Another scheduler serves this runs folder; the message says which."""
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One place a run can train: a device and a number among that device's slots. A slot of several devices
-    ('cuda:0+cuda:1', from --gpus-per-run 2) trains each run with torchrun over them (core/serve/launch.py)."""
-
-    device: str
-    number: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.device}#{self.number}"
-
-
-def make_slots(devices: list[str], per_device: int = 1, gpus_per_run: int = 1) -> list[Slot]:
-    """'cuda:0,cuda:2' x 2 -> cuda:0#0, cuda:0#1, cuda:2#0, cuda:2#1; a device listed twice counts twice.
-    ``gpus_per_run`` N: consecutive groups of N devices make one slot each (cuda:0+cuda:1#0, ...); devices left
-    over are not used."""
-    if gpus_per_run > 1:
-        devices = ["+".join(devices[i:i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1,
-                                                                        gpus_per_run)]
-    counts: dict[str, int] = {}
-    slots = []
-    for device in devices:
-        for _ in range(per_device):
-            slots.append(Slot(device, counts.get(device, 0)))
-            counts[device] = counts.get(device, 0) + 1
-    return slots
-
-
-def lock_of(runs_dir: str | os.PathLike) -> FileLock:
-    return FileLock(Path(runs_dir) / LOCK_FILE)
-
-
-def read_state(runs_dir: str | os.PathLike) -> dict | None:
-    """What the serving scheduler last wrote (pid, devices, slots ...), or None when no scheduler serves the folder;
-    {} when it wrote nothing yet, or nothing of the types it writes (checked by core/store/reader.py)."""
-    if not lock_of(runs_dir).is_locked():
-        return None
-    try:
-        return reader.read_scheduler_state(Path(runs_dir) / STATE_FILE)
-    except (OSError, ValueError):
-        return {}
-
-
-@dataclass
-class Busy:
-    run: Run
-    handle: object | None          # the launcher's handle; None for a run a previous scheduler started
-    since: float = field(default_factory=time.monotonic)
 
 
 class Scheduler:
@@ -274,26 +218,14 @@ class Scheduler:
             cfg = run.read_config()
         except (OSError, ValueError):
             cfg = None    # the trainer reports the unreadable config as a failure
-        return next((s for s in free if cfg is None or not self._misfit(cfg, s)), None)
-
-    @staticmethod
-    def _misfit(cfg, slot: Slot) -> str:
-        """Why ``slot`` cannot train a run of ``cfg`` ('' when it can): another device, or a batch that does not
-        divide among the slot's torchrun processes (which would refuse it)."""
-        if not fits(cfg.device, slot.device):
-            return f"asks for device {cfg.device}, which none of this scheduler's slots has"
-        if "+" not in slot.device:
-            return ""
-        from core.train.distributed import check_launch  # imports torch: only for slots of several devices
-
-        return "; ".join(check_launch(cfg, slot.device.count("+") + 1, None).values())
+        return next((s for s in free if cfg is None or not misfit(cfg, s)), None)
 
     def _could_ever_fit(self, run: Run) -> bool:
         try:
             cfg = run.read_config()
         except (OSError, ValueError):
             return True
-        why = [self._misfit(cfg, s) for s in self.slots]
+        why = [misfit(cfg, s) for s in self.slots]
         if not all(why):
             return True
         if run.id not in self._warned:
@@ -425,65 +357,3 @@ class Scheduler:
 
     def _changed(self) -> bool:
         return getattr(self, "_last_slots", None) != self._slots_view()
-
-
-def slot_threads(slots: list[Slot], cpus: int) -> tuple[int, int]:
-    """CPU threads for a trainer process of a CPU slot and of a GPU slot: CPU slots share the cores but one (left
-    to this scheduler, the app, ssh), as in-app training does; GPU slots (whose processes feed the GPU and need few)
-    share the same cores, so that N processes never start N x all-cores threads."""
-    cpu_slots = sum(s.device.startswith("cpu") for s in slots)
-    gpu_slots = len(slots) - cpu_slots
-    spare = max(1, cpus - 1)
-    return max(1, spare // max(1, cpu_slots)), max(1, spare // max(1, gpu_slots))
-
-
-def sharing(slots: list[Slot]) -> dict[str, int]:
-    """device -> how many slots train on it at once (--per-device N)."""
-    out: dict[str, int] = {}
-    for slot in slots:
-        out[slot.device] = out.get(slot.device, 0) + 1
-    return out
-
-
-def describe(runs_dir: str | os.PathLike) -> str:
-    """One line about the scheduler serving a folder (for 'already served' messages), control characters escaped."""
-    state = read_state(runs_dir) or {}
-    holder = lock_of(runs_dir).holder().split()
-    pid = state.get("pid") or (holder[0] if holder else "?")
-    slots = ", ".join(s["slot"] for s in state.get("slots", [])) or "its slots"
-    return reader.escape_controls(f"a scheduler (pid {pid}) already serves {Path(runs_dir).resolve()} on {slots}; "
-                                  f"log: {Path(runs_dir).resolve() / LOG_FILE}")    # (names read from its files)
-
-
-def scheduler_command(runs_dir: str | os.PathLike, options: list[str]) -> list[str]:
-    return [sys.executable, str(ENTRY_POINT), "scheduler", "--foreground", *options,
-            "--runs-dir", str(Path(runs_dir).resolve())]
-
-
-def start_detached(runs_dir: str | os.PathLike, options: list[str] = ()):
-    """Start ``tui_app.py scheduler --foreground OPTIONS`` in its own session unless a scheduler serves the folder.
-
-    Returns its Popen, or None when one already serves. Its log is <runs>/scheduler.log (stderr goes there too)."""
-    root = Path(runs_dir)
-    if lock_of(root).is_locked():
-        return None
-    root.mkdir(parents=True, exist_ok=True)
-    return detached(scheduler_command(root, list(options)), root / LOG_FILE, plain_env(), stdout_to_log=False)
-
-
-def stop(runs_dir: str | os.PathLike, timeout: float = 10.0) -> bool:
-    """Ask the scheduler serving a folder on this host to leave (SIGTERM); True once it has. Runs keep training."""
-    lock = lock_of(runs_dir)
-    holder = lock.holder().split()
-    if not lock.is_locked() or len(holder) < 2 or holder[1] != socket.gethostname():
-        return not lock.is_locked()
-    try:
-        os.kill(int(holder[0]), signal.SIGTERM)
-    except (ProcessLookupError, ValueError):
-        pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not lock.is_locked():
-            return True
-        time.sleep(0.05)
-    return False

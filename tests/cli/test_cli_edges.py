@@ -129,7 +129,7 @@ def test_report_out_inside_the_runs_folder_is_refused(tmp_path, capsys):
 def test_queue_add_refuses_bad_scheduler_flags_on_a_served_folder(tmp_path, capsys):
     """On a folder a scheduler serves, `queue add --per-device 0` (or --gpus-per-run 0) queued the run and exited
     0; on a folder without one the same command is refused. 'Bad input exits 2 and creates nothing' (README)."""
-    from core.serve import scheduler as S
+    from core.serve import scheduler_control as S
 
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -70,13 +70,14 @@ def test_the_setting_is_the_default_and_a_given_command_wins(tmp_path, monkeypat
 def test_the_scheduler_runs_the_setting_once_a_run_it_served_has_ended_for_good(tmp_path, tiny):
     from core.serve import queue as Q
     from core.serve import scheduler as S
+    from core.serve.slots import make_slots
     from core.store.settings import SETTINGS_FILE, config_dir, write_json
 
     out = tmp_path / "env.txt"
     write_json(config_dir() / SETTINGS_FILE, {"on_end": _env_file_command(out)})
     store = RunStore(tmp_path / "runs")
     run = Q.enqueue(store, [tiny(channels_last="off")])[0]
-    sched = S.Scheduler(store, S.make_slots(["cpu"]))
+    sched = S.Scheduler(store, make_slots(["cpu"]))
     run.update_status(state="out-of-memory", error="out of memory")
     sched._ended(run, 1)                              # retried with micro-batches: not an end
     assert sched.retry and not out.exists()

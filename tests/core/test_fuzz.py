@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from cli.main import main
-from core.serve import scheduler as S
+from core.serve import scheduler_control as S
 from tests.core.corruptions import (
     DAMAGE,
     OUTSIDE_TEXT,

@@ -19,6 +19,8 @@ import core.train.trainer as trainer_module
 import core.util.files
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve import scheduler_control as SC
+from core.serve.slots import make_slots
 from core.store.lock import FileLock
 from core.store.runs import RunStore, now
 from core.train.trainer import Trainer
@@ -97,10 +99,10 @@ def test_a_run_claimed_by_a_scheduler_killed_before_its_trainer_started_is_taken
     first, _ = Q.enqueue(store, [tiny_config(name="first"), tiny_config(name="second")])
     claimed_by_a_killed_scheduler(first)
     launcher = StartOnce()
-    launcher.scheduler = S.Scheduler(store, S.make_slots(["cpu"]), launcher=launcher, idle_exit_s=5)
+    launcher.scheduler = S.Scheduler(store, make_slots(["cpu"]), launcher=launcher, idle_exit_s=5)
     launcher.scheduler.serve()
     assert launcher.started == ["first"]        # taken back, at the head of the queue where it was
-    log = (tmp_path / S.LOG_FILE).read_text()
+    log = (tmp_path / SC.LOG_FILE).read_text()
     assert "first was claimed by a scheduler that ended before it started a trainer" in log, log
     assert "back in the queue" in first.read_events()[-1]
 
@@ -175,12 +177,12 @@ def test_run_files_larger_than_reslab_writes_are_not_read_whole(tmp_path, monkey
 def test_a_scheduler_json_of_wrong_types_never_crashes_queue(tmp_path, capsys, content):
     root = tmp_path / "runs"
     root.mkdir()
-    lock = S.lock_of(root)
+    lock = SC.lock_of(root)
     lock.acquire()                      # a scheduler serves the folder
     try:
-        (root / S.STATE_FILE).write_text(content)
-        assert S.read_state(root) == {}
-        assert "already serves" in S.describe(root)
+        (root / SC.STATE_FILE).write_text(content)
+        assert SC.read_state(root) == {}
+        assert "already serves" in SC.describe(root)
         code, err = one_line_error(capsys, "queue", "--runs-dir", str(root))
         assert code == 0 and err == "", err
         code, err = one_line_error(capsys, "queue", "--json", "--runs-dir", str(root))

@@ -381,7 +381,7 @@ def test_a_run_that_cannot_fit_the_devices_memory_is_refused_up_front_unless_ask
 # -- 10: control characters from the runs folder's files ---------------------------------------------------------------
 def test_slot_names_from_scheduler_json_reach_no_terminal_raw(tmp_path, capsys):
     from cli.main import main
-    from core.serve import scheduler as S
+    from core.serve import scheduler_control as S
 
     root = tmp_path / "runs"
     root.mkdir()

@@ -12,6 +12,7 @@ import pytest
 from cli.main import main
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve.slots import Busy, make_slots
 from core.store.runs import RunStore
 from tests.conftest import tiny_config
 
@@ -39,7 +40,7 @@ def test_a_resume_by_hand_of_a_queued_run_settles_its_queue_entry(tmp_path, caps
     rows = Q.queue_rows(store)
     assert [(r["id"], r["state"]) for r in rows] == [(other.id, "queued")]
     assert Q.remove(store, other.id) == "stopped"
-    sched = S.Scheduler(store, S.make_slots(["cpu"]), launcher=NoLaunch())
+    sched = S.Scheduler(store, make_slots(["cpu"]), launcher=NoLaunch())
     sched._adopt()
     assert not sched.tick() and not sched.busy                                 # nothing to train, nothing started
 
@@ -79,8 +80,8 @@ def test_a_scheduler_frees_the_slot_of_a_run_resumed_by_hand_after_its_trainer_d
                         "launches": 1})
     run.update_status(state="running")
     lines: list[str] = []
-    sched = S.Scheduler(store, S.make_slots(["cpu"]), launcher=NoLaunch(), echo=lines.append)
-    sched.busy[sched.slots[0]] = S.Busy(run, DeadTrainer())
+    sched = S.Scheduler(store, make_slots(["cpu"]), launcher=NoLaunch(), echo=lines.append)
+    sched.busy[sched.slots[0]] = Busy(run, DeadTrainer())
     hand = store.get(run.id)
     hand.acquire_lock()                     # `resume RUN` by hand: it holds the lock and trains
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from core.serve import scheduler as S
+from core.serve import scheduler_control as S
 from core.study.spec import load, storage_url
 from screens.app import make_app
 from screens.study import StudyScreen

@@ -9,7 +9,7 @@ import pytest
 
 from core.serve import gpus
 from core.serve import queue as Q
-from core.serve import scheduler as S
+from core.serve import scheduler_control as S
 from core.serve.gpus import GpuReading
 from core.spec.field_help import FORM_FIELDS
 from core.store.runs import Run, RunStore

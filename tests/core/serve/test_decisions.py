@@ -10,7 +10,8 @@ import pytest
 
 from core.serve import gpus
 from core.serve.launch import child_env
-from core.serve.scheduler import Action, Slot, make_slots, next_action, sharing, slot_threads
+from core.serve.scheduler import Action, next_action
+from core.serve.slots import Slot, make_slots, sharing, slot_threads
 from tests.conftest import ROOT
 
 OWN = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "RESLAB_DEVICE": "", "RESLAB_GPU_SHARED": ""}

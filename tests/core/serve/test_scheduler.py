@@ -18,7 +18,9 @@ import pytest
 from cli.main import main
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve import scheduler_control as SC
 from core.serve.launch import ENTRY_POINT
+from core.serve.slots import make_slots
 from core.store.runs import RunStore
 from tests.cli.test_cli import TINY, assert_one_epoch_line_each, cli, wait_for
 from tests.conftest import end_left_behind
@@ -76,8 +78,8 @@ def test_four_queued_runs_train_two_at_a_time_and_a_second_scheduler_claims_noth
     for i in ids:
         assert entry(root / i)["launches"] == 1 and len(started_lines(root / i)) == 1
         assert_one_epoch_line_each(root / i, 2)
-    wait_for(lambda: (root / S.LOG_FILE).read_text().count("finished on cpu#") == 4, "the scheduler to see them end")
-    assert (root / S.LOG_FILE).read_text().count("serving ") == 1
+    wait_for(lambda: (root / SC.LOG_FILE).read_text().count("finished on cpu#") == 4, "the scheduler to see them end")
+    assert (root / SC.LOG_FILE).read_text().count("serving ") == 1
 
 
 def test_sigkilled_trainer_is_resumed_and_keeps_one_line_per_epoch(root):
@@ -92,7 +94,7 @@ def test_sigkilled_trainer_is_resumed_and_keeps_one_line_per_epoch(root):
     events = (run.path / "events.log").read_text()
     assert "died with exit code -9; resuming from its checkpoint (retry 1 of 2)" in events
     assert "resumed at epoch" in events
-    assert "retry 1 of 2" in (root / S.LOG_FILE).read_text()
+    assert "retry 1 of 2" in (root / SC.LOG_FILE).read_text()
 
 
 def test_queue_order_changes_are_obeyed_and_a_removed_run_never_starts(root, capsys):
@@ -142,7 +144,7 @@ def test_out_of_memory_is_retried_with_twice_the_micro_batches(root):
     Q.write_entry(run, {**entry(run.path), "position": None, "slot": "cpu#0", "device": "cpu", "pid": 999999,
                         "launches": 1})
     run.update_status(state="out-of-memory", error="out of memory at batch size 32")
-    sched = S.Scheduler(store, S.make_slots(["cpu"]), idle_exit_s=0.5)
+    sched = S.Scheduler(store, make_slots(["cpu"]), idle_exit_s=0.5)
     thread = threading.Thread(target=sched.serve)
     thread.start()
     try:
@@ -171,15 +173,15 @@ def test_out_of_memory_is_retried_with_twice_the_micro_batches(root):
 
 def test_a_scheduler_whose_folder_is_deleted_leaves(tmp_path):
     store = RunStore(tmp_path / "runs")
-    sched = S.Scheduler(store, S.make_slots(["cpu"]), stay=True)
+    sched = S.Scheduler(store, make_slots(["cpu"]), stay=True)
     thread = threading.Thread(target=sched.serve)
     thread.start()
     try:
-        wait_for(lambda: S.read_state(store.root) is not None, "the scheduler to serve", timeout=30)
-        (store.root / S.LOCK_FILE).unlink()                  # e.g. rm -rf of the runs folder
+        wait_for(lambda: SC.read_state(store.root) is not None, "the scheduler to serve", timeout=30)
+        (store.root / SC.LOCK_FILE).unlink()                  # e.g. rm -rf of the runs folder
         thread.join(10)
         assert not thread.is_alive()
-        assert "was deleted or replaced: leaving" in (store.root / S.LOG_FILE).read_text()
+        assert "was deleted or replaced: leaving" in (store.root / SC.LOG_FILE).read_text()
     finally:
         sched.stop_event.set()
         thread.join(10)
@@ -192,11 +194,11 @@ def test_a_foreground_scheduler_under_nohup_survives_the_terminal_closing(root):
                              "--idle-exit", "30", "--runs-dir", str(root)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(lambda: (S.read_state(root) or {}).get("pid") == proc.pid, "the scheduler to serve", proc=proc)
+        wait_for(lambda: (SC.read_state(root) or {}).get("pid") == proc.pid, "the scheduler to serve", proc=proc)
         os.kill(proc.pid, signal.SIGHUP)
         (run,) = Q.enqueue(RunStore(root), [tiny_config(name="after-hup", epochs=1)])
         wait_for(lambda: entry(run.path).get("launches") or proc.poll() is not None, "the run to start, or the end")
-        assert proc.poll() is None and entry(run.path).get("launches") == 1, (root / S.LOG_FILE).read_text()
+        assert proc.poll() is None and entry(run.path).get("launches") == 1, (root / SC.LOG_FILE).read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -223,7 +225,7 @@ def test_a_killed_torchrun_launcher_stops_its_workers_with_a_checkpoint_and_free
 def test_crash_retries_are_bounded(root):
     store = RunStore(root)
     (run,) = Q.enqueue(store, [tiny_config(name="flaky")])
-    sched = S.Scheduler(store, S.make_slots(["cpu"]), retries=2)
+    sched = S.Scheduler(store, make_slots(["cpu"]), retries=2)
     for used, retried in ((0, True), (1, True), (2, False)):
         Q.write_entry(run, {**entry(run.path), "position": None, "retries": used, "pid": 999999, "settled": False})
         run.update_status(state="running", pid=999999)       # its process is gone: crashed
@@ -263,7 +265,7 @@ def test_bad_queue_add_exits_2_and_creates_nothing(tmp_path, capsys, extra, mess
 def test_bad_scheduler_flags_exit_2_on_a_served_folder_too(tmp_path, capsys, flags, message, served):
     root = tmp_path / "runs"
     root.mkdir()
-    held = S.lock_of(root)
+    held = SC.lock_of(root)
     if served:
         held.acquire()     # as a serving scheduler does
     try:
@@ -274,7 +276,7 @@ def test_bad_scheduler_flags_exit_2_on_a_served_folder_too(tmp_path, capsys, fla
         held.release()
     err = capsys.readouterr().err
     assert message in err and "already serves" not in err
-    assert sorted(p.name for p in root.iterdir()) == ([S.LOCK_FILE] if served else [])
+    assert sorted(p.name for p in root.iterdir()) == ([SC.LOCK_FILE] if served else [])
 
 
 @pytest.mark.parametrize("command", [["scheduler", "--idle-exit", "0.5"],
@@ -288,7 +290,7 @@ def test_a_run_folder_given_as_runs_folder_is_refused(tmp_path, capsys, command)
     try:
         assert main([*command, "--runs-dir", str(run.path)]) == 2
     finally:
-        S.stop(run.path)
+        SC.stop(run.path)
     err = capsys.readouterr().err
     assert f"--runs-dir: {run.path} is a run folder; its runs folder is {tmp_path}" in err
     assert sorted(p.name for p in run.path.iterdir()) == before
@@ -301,10 +303,10 @@ def test_queue_add_for_slurm_is_refused_on_a_folder_a_local_scheduler_serves(tmp
     pytest.importorskip("submitit")
     root = tmp_path / "runs"
     root.mkdir()
-    held = S.lock_of(root)
+    held = SC.lock_of(root)
     held.acquire()
     try:
-        (root / S.STATE_FILE).write_text(json.dumps({"pid": os.getpid(), "devices": ["cpu"],
+        (root / SC.STATE_FILE).write_text(json.dumps({"pid": os.getpid(), "devices": ["cpu"],
                                                      "slots": [{"slot": "cpu#0", "device": "cpu", "run": None}]}))
         assert main(["queue", "add", *TINY, "--executor", "slurm", "--slurm-cluster", "local",
                      "--runs-dir", str(root)]) == 2
@@ -312,7 +314,7 @@ def test_queue_add_for_slurm_is_refused_on_a_folder_a_local_scheduler_serves(tmp
         held.release()
     err = capsys.readouterr().err
     assert "--executor slurm: the scheduler" in err and "not through Slurm" in err and "scheduler --stop" in err
-    assert sorted(p.name for p in root.iterdir()) == sorted([S.LOCK_FILE, S.STATE_FILE])
+    assert sorted(p.name for p in root.iterdir()) == sorted([SC.LOCK_FILE, SC.STATE_FILE])
 
 
 def test_queue_hints_the_slurm_scheduler_where_runs_went_to_slurm(tmp_path, capsys):
@@ -328,8 +330,8 @@ def test_queue_hints_the_slurm_scheduler_where_runs_went_to_slurm(tmp_path, caps
 
 
 def test_slots_and_device_fit():
-    assert [s.name for s in S.make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
-    assert [s.name for s in S.make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
+    assert [s.name for s in make_slots(["cpu", "cpu"])] == ["cpu#0", "cpu#1"]
+    assert [s.name for s in make_slots(["cuda:0", "cuda:2"], 2)] == ["cuda:0#0", "cuda:0#1", "cuda:2#0", "cuda:2#1"]
     from core.serve.gpus import fits, parse_devices
 
     assert parse_devices("cpu, cpu") == ["cpu", "cpu"] and parse_devices("") == ["cpu"]   # no GPU here

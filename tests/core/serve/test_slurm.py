@@ -16,6 +16,8 @@ import torch
 from cli.main import main
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve import scheduler_control as SC
+from core.serve.slots import make_slots
 from core.store.runs import RunStore
 from core.train.trainer import train_run
 from tests.conftest import tiny_config
@@ -46,12 +48,12 @@ def test_queue_runs_as_local_submitit_jobs_and_a_timed_out_job_is_requeued_and_r
     (signalled,) = Q.enqueue(store, [cfg.with_overrides(name="sig")])
     # two tasks a job (DDP through submitit's TorchDistributedEnvironment, as on GPUs); time limit 5 min: below
     # submitit's 10-minute margin, so its handler takes any signal as a time-out
-    sched = S.Scheduler(store, S.make_slots(["slurm"], 1), launcher=SubmititLauncher("local", time_min=5,
+    sched = S.Scheduler(store, make_slots(["slurm"], 1), launcher=SubmititLauncher("local", time_min=5,
                                                                                    gpus_per_run=2), idle_exit_s=60)
     thread = threading.Thread(target=sched.serve, daemon=True)
     thread.start()
     try:
-        log = store.root / S.LOG_FILE
+        log = store.root / SC.LOG_FILE
         wait_for(lambda: state_of(signalled) == "running"
                  or "cannot start" in (log.read_text() if log.exists() else ""),
                  "the job to start training")

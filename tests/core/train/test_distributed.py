@@ -16,6 +16,8 @@ import torch
 from core.data.loader import DeviceLoader
 from core.serve import queue as Q
 from core.serve import scheduler as S
+from core.serve import scheduler_control as SC
+from core.serve.slots import make_slots
 from core.spec.config import RunConfig
 from core.store.runs import RunStore
 from core.train.checkpoint import load_checkpoint
@@ -188,8 +190,8 @@ def test_stopped_ddp_run_resumes_on_one_process_then_on_two(tmp_path, reference)
                 (run.path / "process.log").read_text()
             time.sleep(0.1)
     finally:
-        S.stop(tmp_path, timeout=20)
-    assert "started cut on cpu+cpu#0" in (tmp_path / S.LOG_FILE).read_text()
+        SC.stop(tmp_path, timeout=20)
+    assert "started cut on cpu+cpu#0" in (tmp_path / SC.LOG_FILE).read_text()
     assert run.read_status()["world_size"] == 2
     assert run.read_status()["state"] == "finished"
     assert [s["step"] for s in run.read_steps()] == [s["step"] for s in reference.read_steps()]
@@ -362,8 +364,8 @@ def test_a_launch_the_batch_does_not_fit_changes_nothing_in_an_existing_run(tmp_
 def test_the_queue_never_starts_a_run_on_a_slot_its_batch_does_not_divide_among(tmp_path):
     store = RunStore(tmp_path)
     (run,) = Q.enqueue(store, [tiny_config(batch_size=32)])
-    sched = S.Scheduler(store, S.make_slots(["cpu"] * 3, 1, 3))
+    sched = S.Scheduler(store, make_slots(["cpu"] * 3, 1, 3))
     assert sched._slot_for(run, list(sched.slots)) is None and not sched._could_ever_fit(run)
-    assert "does not divide among 3 processes" in (tmp_path / S.LOG_FILE).read_text()
-    sched = S.Scheduler(store, S.make_slots(["cpu"] * 2, 1, 2))
+    assert "does not divide among 3 processes" in (tmp_path / SC.LOG_FILE).read_text()
+    sched = S.Scheduler(store, make_slots(["cpu"] * 2, 1, 2))
     assert sched._slot_for(run, list(sched.slots)) == sched.slots[0] and sched._could_ever_fit(run)
