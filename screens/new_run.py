@@ -9,6 +9,10 @@ Built to be typed into at once: few, light widgets (screens/widgets/form_fields.
 being built are held and replayed in order (screens/widgets/typeahead.py); a field that gets the focus has its text
 selected, so typing replaces it. The last settings are remembered across app restarts (core/store/settings.py),
 but one launch's own (name, sweep name, seed, variants). A preset sets its whole recipe (field_help.RECIPE).
+
+The fields' values and the form's rules are screens/new_run_model.py's ``NewRunModel`` (tests drive it without a
+screen); this screen shows it: the widgets' values go into the model before each check (``_sync``), and what the
+model changed comes back into the widgets as the program's values, not the user's (``_show_changes``).
 """
 from __future__ import annotations
 
@@ -24,40 +28,26 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from core.data.datasets import DataError, find_data, resolve_data_dir
-from core.data.plan import milestone_error, planned_steps, warmup_steps
 from core.serve.gpus import has_gpu
 from core.spec import config as C
 from core.spec.config import RunConfig
-from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS, PER_LAUNCH, RECIPE
-from core.spec.grid import grid_configs, parse_variant
-from core.spec.presets import PRESET_HELP, PRESETS, preset
+from core.spec.field_help import FIELD_HELP, FORM_FIELDS, GROUPS
+from core.spec.presets import PRESET_HELP, PRESETS
 from core.store.estimate import estimate
-from core.store.runs import names_taken_text
 from core.store.settings import load_form_settings, save_form_settings
-from core.study.spec import StudySpec
 
 from .new_run_launch import LaunchMixin
+from .new_run_model import CUSTOM, NewRunModel
 from .widgets.choice import Choice
-from .widgets.form_fields import (
-    CUSTOM,
-    REMEMBERED_TEXT,
-    as_text,
-    automatic_milestones,
-    differs_from_preset,
-    field_widget,
-    paired_width,
-    starting_values,
-)
+from .widgets.form_fields import REMEMBERED_TEXT, field_widget
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
 from .widgets.ordered_input import OrderedInput
-from .widgets.study_fields import STUDY_FIELDS, check_study, study_widgets
+from .widgets.study_fields import STUDY_FIELDS, study_widgets
 from .widgets.typeahead import replay
 
 WHERE = (("queue (background, every GPU)", "queue"),
          ("this app (a thread; stops when you quit)", "app"))
 WHERE_NO_GPU = "queue (background, on the CPU)"
-DATA_FIELDS = ("dataset", "data_dir", "download")
 MESSAGES = (*FORM_FIELDS, "variants", *STUDY_FIELDS)      # the fields with a message (help, note, error) beside them
 
 
@@ -97,28 +87,26 @@ class NewRunScreen(LaunchMixin, Screen):
         super().__init__()
         if initial is None and remembered is None:
             remembered = load_form_settings()
-        self.values, self.preset_name, where = starting_values(initial, remembered or {}, data_dir)
-        recipe = (remembered or {}).get("recipe", self.preset_name)
         self.gpu = has_gpu()
         # in a browser (`serve`) a run of this app would stop when the tab closes: the queue by default there too
         served = "web_driver" in os.environ.get("TEXTUAL_DRIVER", "")
-        self.where = where if where in dict((k, k) for _, k in WHERE) else ("queue" if self.gpu or served else "app")
+        self.model = NewRunModel.starting(initial, remembered or {}, data_dir,
+                                          default_where="queue" if self.gpu or served else "app")
+        self.preset_name, self.where = self.model.fields["preset"], self.model.fields["where"]
         self._programmatic: dict[str, Any] = {}  # widget id -> the value this screen put there (not the user)
-        self.errors: dict[str, str] = {}
-        self.notes: dict[str, str] = {}          # warnings that do not block the launch (warm-up, a download)
-        self.configs: list[RunConfig] = []
-        self.study: StudySpec | None = None      # the study the form describes (a study name given), else runs
         self.typed_ahead: list | None = []       # keys held until the form is ready (screens/widgets/typeahead.py)
-        self._data: tuple[tuple, str | None, str | None] = ((), None, None)   # (data fields, error, note)
         self._launching = False
         self._mounted = False
         self._laid_out_for = None                  # the terminal size of the last layout (see on_screen_resume)
         self._pending: RunConfig | None = None    # a clone's settings that came before the fields were built
         self._narrow: bool | None = None           # the help beside each field, or (narrow) under the form
         self._shown: dict[str, tuple] = {}         # field -> (error, note, narrow) on screen
-        # the recipe whose milestones a shorter run scales (core.data.plan.scale_milestones), and the last scaling
-        self._recipe = preset(recipe) if initial is None and recipe in PRESETS else (initial or RunConfig())
-        self._scaled: tuple[tuple, str] | None = None
+
+    # the launch the form describes, or what is wrong (screens/new_run_model.py)
+    errors = property(lambda self: self.model.errors)
+    notes = property(lambda self: self.model.notes)
+    configs = property(lambda self: self.model.configs)
+    study = property(lambda self: self.model.study)
 
     @property
     def ready(self) -> bool:
@@ -149,7 +137,7 @@ class NewRunScreen(LaunchMixin, Screen):
                 with Grid(classes="fields", id=f"group-{group}"):
                     for name in names:
                         yield Label(name, classes="name", id=f"label-{name}")
-                        yield field_widget(name, self.values[name])
+                        yield field_widget(name, self.model.fields[name])
                         yield Static("" if narrow else FIELD_HELP[name], classes="msg help", id=f"msg-{name}")
             yield Static("study", classes="group")
             with Grid(classes="fields", id="group-study"):
@@ -226,45 +214,51 @@ class NewRunScreen(LaunchMixin, Screen):
         self._pending = None if self._mounted else cfg
         if not self._mounted:
             return
-        for name, value in cfg.to_dict().items():
-            if name in FORM_FIELDS:          # a trial's study fields stay behind: the clone is a run of its own
-                self.set_value(name, value)
-        self._recipe, self._scaled = cfg, None
-        self.clear_launch_settings(seed=False)
-        self._put("preset", CUSTOM)
+        self._sync()
+        self.model.load(cfg)
+        self._show_changes()
         self._preset_help("your own settings")
         self.revalidate()
 
     # -- values ------------------------------------------------------------------------------------------------------
-    def raw_values(self) -> dict[str, Any]:
+    def _read_fields(self) -> dict[str, Any]:
+        """Every field as its widget holds it now (the model's ``fields``)."""
         raw: dict[str, Any] = {}
         for name in FORM_FIELDS:
             if name == "shortcut":
                 raw[name] = [sc for sc in C.SHORTCUTS if self.query_one(f"#f-shortcut-{sc}", Checkbox).value]
             else:
                 raw[name] = self.query_one(f"#f-{name}").value
+        for name in ("variants", *STUDY_FIELDS):
+            raw[name] = self.query_one(f"#f-{name}").value
+        raw.update(preset=self.query_one("#preset", Choice).value, where=self.query_one("#where", Choice).value)
         return raw
 
+    def _sync(self) -> None:
+        """The model takes the widgets' values (the user's edits since)."""
+        self.model.fields.update(self._read_fields())
+
+    def raw_values(self) -> dict[str, Any]:
+        self._sync()
+        return self.model.raw()
+
     def variants(self) -> tuple[list[dict], str | None]:
-        """The paired settings typed in the variants field ('optimizer=sgd lr=0.1; optimizer=adam lr=0.001'), and
-        what is wrong with them (None when nothing)."""
-        out = []
-        for part in (p for p in self.query_one("#f-variants", Input).value.split(";") if p.strip()):
-            try:
-                out.append(parse_variant(part))
-            except ValueError as exc:
-                return [], f"{part.strip()!r}: {exc}"
-        return out, None
+        self._sync()
+        return self.model.variants()
 
     def set_value(self, name: str, value: Any) -> None:
         """Put a value in a field as the program (a preset, a clone), not as a user edit."""
-        if name == "shortcut":
-            for sc in C.SHORTCUTS:
-                self._put(f"f-shortcut-{sc}", sc == value)
-        elif isinstance(self.query_one(f"#f-{name}"), Input):
-            self._put(f"f-{name}", as_text(value))
-        else:
-            self._put(f"f-{name}", value)
+        self.model.set(name, value)
+        self._show_changes()
+
+    def _show_changes(self) -> None:
+        """Put the values the model changed into their widgets (as the program's, not the user's)."""
+        for name, value in self.model.take_changes().items():
+            if name == "shortcut":
+                for sc in C.SHORTCUTS:
+                    self._put(f"f-shortcut-{sc}", sc in value)
+            else:
+                self._put(name if name in ("preset", "where") else f"f-{name}", value)
 
     def _put(self, widget_id: str, value: Any) -> None:
         self._programmatic[widget_id] = value
@@ -278,89 +272,30 @@ class NewRunScreen(LaunchMixin, Screen):
         return True
 
     def apply_preset(self, name: str) -> None:
-        """Set the preset's whole recipe (field_help.RECIPE) whatever the preset before set; data, speed, device and
-        seed stay the user's; a launch's variants and sweep name go."""
-        self._recipe, self._scaled = preset(name), None
-        for key in RECIPE:          # widths too: a preset that gives width alone has w, 2w, 4w
-            self.set_value(key, getattr(self._recipe, key))
-        self.clear_launch_settings(seed=False)
+        """Set the preset's whole recipe (screens/new_run_model.py ``NewRunModel.apply_preset``)."""
+        self._sync()
+        self.model.apply_preset(name)
+        self._show_changes()
         self._preset_help(PRESET_HELP[name])
         self.revalidate()
 
     def clear_launch_settings(self, seed: bool = True) -> None:
         """Empty one launch's own settings (field_help.PER_LAUNCH, the variants): no second copy of a sweep."""
-        self._put("f-variants", "")
-        self._put("f-study", "")
-        self.set_value("name", "")
-        self.set_value("sweep_name", "")
-        if seed:
-            self.set_value("seed", RunConfig().seed)
+        self.model.clear_launch_settings(seed)
+        self._show_changes()
 
     # -- validation --------------------------------------------------------------------------------------------------
     def revalidate(self) -> None:
-        variants, problem = self.variants()
-        self.notes = {}
-        self._fit_milestones(variants)
-        self.configs, self.errors = grid_configs(self.raw_values(), variants)
-        if problem:
-            self.errors["variants"], self.configs = problem, []
-        for key in sorted({k for v in variants for k in v} & set(self.errors)):   # a variant's value is at fault
-            self.errors.setdefault("variants", f"{key}: {self.errors.pop(key)}")
-        if self.configs and (problem := milestone_error(self.configs[0])):
-            self.errors["milestones"], self.configs = problem, []
-        if self.configs:
-            self._check_fit(self.configs[0])
-        if self.configs and (taken := self.app.store.taken_names(self.configs)):   # the CLI's rule for --name
-            self.errors["name"] = (f"{names_taken_text(taken, self.app.store.root)}; pick another or leave it empty "
-                                   f"for a generated name")
-            self.configs = []
-        self.study, problems = check_study({n: self.query_one(f"#f-{n}").value for n in STUDY_FIELDS},
-                                           self.configs, variants, self.errors)
-        self.errors.update(problems)
+        self._sync()
+        self.model.store = self.app.store
+        self.model.validate()
+        self._show_changes()                    # milestones scaled to the run's length
         for name in MESSAGES:
             self._show_message(name)
         self._show_summary()
         self.query_one("#launch", Button).disabled = bool(self.errors)
         if self.focused is not None and self.focused.id:
             self._show_focus_help(self.focused)      # its error (or none) as the field holds it now
-
-    def _fit_milestones(self, variants: list[dict]) -> None:
-        """The CLI's rule for milestones (screens/widgets/form_fields.py ``automatic_milestones``): the recipe's
-        scaled to a shorter run, with a note, and given back at the recipe's length; typed ones are the user's."""
-        fitted = automatic_milestones(self.raw_values(), variants, self._recipe, (self._scaled or [None])[0])
-        milestones, note, changed = fitted or ((), None, False)
-        self._scaled = (milestones, note) if note else None
-        if changed:
-            self.set_value("milestones", milestones)
-        if note:
-            self.notes["milestones"] = note
-
-    def _check_fit(self, cfg: RunConfig) -> None:
-        """What RunConfig cannot know alone: is the data there, does the warm-up fit the run's length."""
-        key = tuple(getattr(cfg, k) for k in DATA_FIELDS)
-        if self._data[0] != key:
-            self._data = (key, *self._look_for_data(cfg))
-        if self._data[1]:
-            self.errors["data_dir"] = self._data[1]
-        elif self._data[2]:
-            self.notes["data_dir"] = self._data[2]
-        _, total = planned_steps(cfg)
-        warm = warmup_steps(cfg.warmup_iters, total)
-        if warm < cfg.warmup_iters:
-            self.notes["warmup_iters"] = (f"this run has about {total:,} iterations: the warm-up is shortened to "
-                                          f"{warm}, a tenth of it")
-
-    @staticmethod
-    def _look_for_data(cfg: RunConfig) -> tuple[str | None, str | None]:
-        """(error, note) about the data set: where it is, a few file checks (core.data.datasets: no torch)."""
-        try:
-            find_data(cfg)
-        except DataError as exc:
-            if not cfg.download:
-                return str(exc), None
-            return None, (f"{cfg.dataset} is not in {resolve_data_dir(cfg).absolute()} yet: the run downloads it "
-                          f"there first (about 170 MB)")
-        return None, None
 
     def _show_message(self, name: str) -> None:
         invalid, note = name in self.errors, self.notes.get(name)
@@ -391,22 +326,12 @@ class NewRunScreen(LaunchMixin, Screen):
             eta = estimate(self.configs, watcher.infos.values() if watcher else (), kind)
         self.query_one("#summary", Static).update(
             summary_text(self.configs, self.errors, str(self.query_one("#where", Choice).value), eta, kind,
-                         scaled=scaled_text(self._recipe, self._scaled[0] if self._scaled else None,
+                         scaled=scaled_text(self.model.recipe, self.model.scaled[0] if self.model.scaled else None,
                                             "milestones" in self.notes)))
 
     @unless_closing
     def on_input_changed(self, event: Input.Changed) -> None:
-        by_user = self._by_user(event.input.id, event.value)
-        if by_user and event.input.id == "f-epochs":
-            iters = self.query_one("#f-iterations", Input)
-            if iters.value.strip() not in ("0", ""):
-                self._put("f-iterations", "0")
-                self.notify("iterations set to 0, so that epochs sets the length", timeout=4)
-        if by_user and event.input.id in ("f-width", "f-widths"):    # the two never disagree (core/spec/config.py)
-            other, text = paired_width(event.input.id.removeprefix("f-"), event.value)
-            if text is not None:
-                self._put(f"f-{other}", text)
-        self._after_change(by_user)
+        self._after_change(self._by_user(event.input.id, event.value), event.input.id)
 
     @unless_closing
     def on_choice_changed(self, event: Choice.Changed) -> None:
@@ -421,11 +346,11 @@ class NewRunScreen(LaunchMixin, Screen):
         if event.choice.id == "where":
             self.revalidate()
             return
-        self._after_change(by_user)
+        self._after_change(by_user, event.choice.id)
 
     @unless_closing
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        self._after_change(self._by_user(event.checkbox.id, event.value))
+        self._after_change(self._by_user(event.checkbox.id, event.value), "f-shortcut")
 
     @unless_closing
     def on_descendant_focus(self, event) -> None:
@@ -438,22 +363,23 @@ class NewRunScreen(LaunchMixin, Screen):
             str(widget.id or ""), str(self.query_one("#preset", Choice).value), self.errors, self.notes,
             str(self.query_one("#f-arch").value)))
 
-    def _after_change(self, by_user: bool) -> None:
-        """After an edit (the echoes of values the program set are checked by whoever set them)."""
+    def _after_change(self, by_user: bool, widget_id: str | None) -> None:
+        """After an edit (the echoes of values the program set are checked by whoever set them): the form's rules
+        (``NewRunModel.edited``: epochs clears iterations, width and widths agree, a preset left is custom)."""
         if not by_user:
             return
-        preset = self.query_one("#preset", Choice)
-        if preset.value != CUSTOM and differs_from_preset(self.raw_values(), str(preset.value)):
-            self._put("preset", CUSTOM)
+        self._sync()
+        notice = self.model.edited(str(widget_id or "").removeprefix("f-"))
+        self._show_changes()
+        if notice:
+            self.notify(notice, timeout=4)
         self.revalidate()
 
     # -- actions -----------------------------------------------------------------------------------------------------
     def remember(self) -> None:
         """Keep the form's settings for the next opening, in this app or after a restart."""
-        raw = {k: v for k, v in self.raw_values().items() if k not in PER_LAUNCH}
-        recipe = next((name for name in PRESETS if preset(name) == self._recipe), None)
-        save_form_settings({"preset": self.query_one("#preset", Choice).value, "recipe": recipe,
-                            "where": self.query_one("#where", Choice).value, "fields": raw})
+        self._sync()
+        save_form_settings(self.model.remembered())
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -87,7 +87,7 @@ class LaunchMixin:
 
     def _data_refused(self, message: str) -> None:
         self._launching = False
-        self._data = (self._data[0], message, None)
+        self.model.refuse_data(message)
         self.revalidate()
         self.notify("cannot launch: the data folder does not hold the data set (see data_dir)", severity="error",
                     timeout=6)

@@ -7,7 +7,8 @@ from core.spec.field_help import RECIPE
 from core.spec.presets import preset
 from screens.app import make_app
 from screens.new_run import NewRunScreen
-from screens.widgets.form_fields import REMEMBERED_TEXT, as_text
+from screens.new_run_model import as_text
+from screens.widgets.form_fields import REMEMBERED_TEXT
 
 from .helpers import POLL, screen_text, wait_for
 
@@ -56,7 +57,7 @@ async def test_a_preset_gives_exactly_its_recipe_whatever_the_preset_before_set(
 
 
 async def test_a_remembered_preset_whose_recipe_was_changed_opens_as_custom(tmp_path):
-    from screens.widgets.form_fields import starting_values
+    from screens.new_run_model import starting_values
 
     values, name, _ = starting_values(None, {"preset": "lab-report", "fields": {"arch": "wrn", "depth": "16"}}, "")
     assert name == "custom" and values["arch"] == "wrn"

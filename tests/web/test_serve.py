@@ -24,7 +24,7 @@ import pytest
 
 from core.store.runs import RunStore
 from core.train.trainer import train_run
-from screens.widgets.form_fields import as_text
+from screens.new_run_model import as_text
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
