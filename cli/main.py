@@ -1,34 +1,22 @@
 """Argument parsing and dispatch for ``tui_app.py`` / ``reslab``.
 
 ``tui_app.py [--runs-dir DIR] [--data-dir DIR]`` opens the TUI; ``tui_app.py SUBCOMMAND ...`` runs headless.
-Every subcommand accepts ``--runs-dir`` after its own arguments. The ``train`` flags are generated from
-``core.spec.config.RunConfig`` and its help (``core.spec.field_help``) so that every setting of
-the engine is reachable and explained.
+Every subcommand accepts ``--runs-dir`` after its own arguments. The settings' flags (``train``, ``queue add``,
+``study``) are generated from the table the new-run form's fields are made from (core/spec/field_help.py
+``SETTINGS``), so every setting of the engine is reachable and explained, and the CLI and the form cannot disagree.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import textwrap
-from dataclasses import fields
 from pathlib import Path
 
-from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals, flag
+from cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SIGNAL_EXIT, Interrupted, StopSignals
 from cli.notes import add_note_parser
 from cli.sweep import add_sweep_flags
-from core.spec import config as C
-from core.spec.field_help import FIELD_HELP, GROUPS
+from core.spec.field_help import GROUPS, SETTINGS
 from core.spec.presets import PRESET_HELP, PRESETS
-
-# Allowed values shown as the metavar of each choice field (validation itself stays in RunConfig.validate).
-_CHOICES = {"arch": C.ARCHS, "shortcut": C.SHORTCUTS, "dataset": C.DATASETS, "optimizer": C.OPTIMIZERS,
-            "schedule": C.SCHEDULES,
-            "milestone_unit": C.MILESTONE_UNITS, "normalize": C.NORMALIZATIONS, "precision": C.PRECISIONS,
-            "channels_last": C.TRISTATE, "error_warmup": C.TRISTATE, "on_oom": C.OOM_POLICIES,
-            "compile": C.COMPILE_MODES, "init": C.INITS}
-_METAVARS = {"milestones": "M1,M2", "widths": "W1,W2,W3", "device": "auto|cpu|cuda:N", "name": "NAME",
-             "data_dir": "DIR"}
-_DEFAULTS = C.RunConfig()
 
 EPILOG = """\
 exit codes: 0 done, 1 the run failed or cannot continue, 2 bad input (nothing is created),
@@ -43,38 +31,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message.splitlines()[0]} (see {self.prog} --help)\n")
 
 
-def _default_text(name: str) -> str:
-    value = getattr(_DEFAULTS, name)
-    if isinstance(value, tuple):
-        value = ",".join(map(str, value)) or "none"
-    elif isinstance(value, bool):
-        value = "on" if value else "off"
-    elif value == "":
-        value = "empty"
-    return str(value)
-
-
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, grouped as in the TUI's form; values stay text until RunConfig coerces them."""
-    types = {f.name: f.type for f in fields(C.RunConfig)}
+    """One flag per RunConfig field, grouped as in the TUI's form, each from its row of core/spec/field_help.py
+    ``SETTINGS`` (flag, value name or choices, help, default); values stay text until RunConfig coerces and validates
+    them, so a bad value gets the same message as in a TOML file or the form."""
     for group, names in GROUPS.items():
         g = parser.add_argument_group(f"{group} settings")
-        for name in names:
-            text = FIELD_HELP[name].replace("%", "%%") + f" [default: {_default_text(name)}]"
-            dest = "cfg_" + name
-            if types[name] == "bool":
-                g.add_argument(flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
-                continue
-            if name == "compile":   # a bare --compile (a flag before compile took a mode) is the default mode
-                g.add_argument(flag(name), dest=dest, metavar="|".join(C.COMPILE_MODES), nargs="?", const="default",
+        for setting in (SETTINGS[name] for name in names):
+            text = setting.help.replace("%", "%%") + f" [default: {setting.default_text}]"
+            dest = "cfg_" + setting.name
+            if setting.kind == "bool":
+                g.add_argument(setting.flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                               help=text)
+            elif setting.name == "compile":   # a bare --compile (a flag before compile took a mode): the default mode
+                g.add_argument(setting.flag, dest=dest, metavar=setting.value_name, nargs="?", const="default",
                                default=None, help=text)
                 g.add_argument("--no-compile", dest=dest, action="store_const", const="off", help=argparse.SUPPRESS)
-                continue
-            if name in _CHOICES:
-                metavar = "|".join(_CHOICES[name])
             else:
-                metavar = _METAVARS.get(name, {"int": "N", "float": "X"}.get(types[name], "VALUE"))
-            g.add_argument(flag(name), dest=dest, metavar=metavar, default=None, help=text)
+                g.add_argument(setting.flag, dest=dest, metavar=setting.value_name, default=None, help=text)
 
 
 def _runs_dir_arg(parser: argparse.ArgumentParser, top: bool = False, on_end: str = "") -> None:
@@ -100,6 +74,20 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
         return _named(sub.add_parser(name, help=help_text, description=description, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter))
 
+    _train_parser(command)
+    _run_parsers(command)
+    add_note_parser(command, _runs_dir_arg)
+    _inspection_parsers(command)
+    for more in (_queue_parsers, _report_parser, _study_parser, _serve_parser):
+        more(command)
+    return p
+
+
+def _train_parser(command) -> None:
+    """`train` (cli/sweep.py, cli/commands.py): every setting's flag (``add_config_flags``)."""
+    presets = "\n".join(textwrap.fill(text, 110, initial_indent=f"  {name:<11} ", subsequent_indent=" " * 14,
+                                      break_on_hyphens=False)
+                        for name, text in PRESET_HELP.items())
     t = command("train", "train a new run in the foreground",
                 "Create a run and train it in the foreground with a progress display (plain lines when the output "
                 "is not a terminal). Settings apply in order: built-in defaults, --preset, --config FILE, then "
@@ -107,8 +95,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                 "prints the command that resumes it. Under torchrun (torchrun --nproc-per-node N tui_app.py train ...) "
                 "the N processes train one run together with DistributedDataParallel; --batch-size stays the global "
                 "batch. --sweep FIELD=V1,V2 and --variant 'F=V F=V' make a sweep: one run per combination, trained one "
-                "after another.\n\nPresets:\n" +
-                "\n".join(f"  {k:<11} {v}" for k, v in PRESET_HELP.items()))
+                "after another.\n\nPresets:\n" + presets)
     t.add_argument("--preset", metavar="|".join(PRESETS), help="start from a preset (see above)")
     t.add_argument("--config", metavar="FILE.toml",
                    help="TOML file of settings (top-level keys or one level of tables; may name a preset)")
@@ -118,6 +105,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     add_sweep_flags(t)
     _runs_dir_arg(t, on_end="when it ends (each run of a sweep)")
 
+
+def _run_parsers(command) -> None:
+    """`resume` and `stop`: a run's training after it was created."""
     r = command("resume", "continue a stopped, crashed or queued run",
                 "Continue a run from its checkpoint (a queued run without one starts from the beginning). "
                 "--epochs N extends the run to N epochs in total, which also continues a finished run. "
@@ -144,8 +134,9 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
     s.add_argument("--no-wait", action="store_true", help="send the request and return at once")
     _runs_dir_arg(s)
 
-    add_note_parser(command, _runs_dir_arg)
 
+def _inspection_parsers(command) -> None:
+    """`runs`, `show` and `eval`: what the runs folder holds; nothing is changed."""
     ls = command("runs", "list every run", "List every run in the runs folder, damaged ones included.")
     ls.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
                     help="output format [default: table]")
@@ -171,8 +162,10 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                    help="instead: the std of each 3x3 layer's response over the test set (He et al. 2016, Fig. 7), "
                         "from checkpoint.pt; kept in RUN/layer_responses.json and reused while the checkpoint stays")
     _runs_dir_arg(e)
-    _queue_parsers(command)
 
+
+def _report_parser(command) -> None:
+    """`report` (cli/report.py, cli/study.py for --study)."""
     rp = command("report", "write the results table and figures of runs into a folder",
                  "Write the results of runs into one folder: the paper's Table 6 layout (one row per depth, plain "
                  "and ResNet columns, each cell best (mean ± std, n) over seeds, beside He et al. 2016 and the lab "
@@ -205,9 +198,6 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
                     help="device for the layer responses [default: auto]")
     rp.add_argument("--data-dir", metavar="DIR", help="data folder for the layer responses [default: each run's]")
     _runs_dir_arg(rp)
-    for more in (_study_parser, _serve_parser):
-        more(command)
-    return p
 
 
 def _serve_parser(command) -> None:

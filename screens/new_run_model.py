@@ -16,14 +16,13 @@ A remembered preset whose recipe the remembered settings no longer match opens a
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 from typing import Any
 
 from core.data.datasets import DataError, find_data, resolve_data_dir
 from core.data.plan import milestone_error, planned_steps, scale_milestones, warmup_steps
 from core.spec import config as C
 from core.spec.config import ConfigError, RunConfig
-from core.spec.field_help import FORM_FIELDS, PER_LAUNCH, RECIPE
+from core.spec.field_help import CHOICES, FORM_FIELDS, PER_LAUNCH, RECIPE, SETTINGS
 from core.spec.grid import grid_configs, parse_values, parse_variant
 from core.spec.presets import PRESETS, preset
 from core.store.runs import RunStore, names_taken_text
@@ -31,13 +30,7 @@ from core.study.spec import PRUNERS, SAMPLERS, StudySpec
 
 from .widgets.study_fields import STUDY_FIELDS, check_study
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "arch": C.ARCHS, "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS, "optimizer": C.OPTIMIZERS,
-    "schedule": C.SCHEDULES,
-    "milestone_unit": C.MILESTONE_UNITS, "error_warmup": C.TRISTATE, "precision": C.PRECISIONS,
-    "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES, "compile": C.COMPILE_MODES, "init": C.INITS,
-}
-BOOLS = {f.name for f in fields(RunConfig) if f.type == "bool"}
+BOOLS = {name for name, setting in SETTINGS.items() if setting.kind == "bool"}
 CUSTOM = "custom"
 DATA_FIELDS = ("dataset", "data_dir", "download")
 WHERES = ("queue", "app")

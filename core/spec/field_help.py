@@ -1,9 +1,13 @@
-"""What each run setting means (``FIELD_HELP``: the form's help, ``train --help``) and how the form and the
-detail screen group them (``GROUPS``)."""
+"""What each run setting means (``FIELD_HELP``: the form's help, ``train --help``), how the form and the
+detail screen group them (``GROUPS``), and the one table of settings (``SETTINGS``) that both the command line's
+flags (cli/main.py ``add_config_flags``) and the form's fields (screens/widgets/form_fields.py) are made from: each
+setting's flag, kind (on/off, a choice and its values, a number, a list, text), value name and help, so the CLI and
+the form cannot disagree on a setting."""
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
+from core.spec import config as C
 from core.spec.config import RunConfig
 
 FIELD_HELP: dict[str, str] = {
@@ -102,3 +106,60 @@ assert sorted(sum(GROUPS.values(), STUDY_FIELDS)) == sorted(_NAMES), "every RunC
 RECIPE = GROUPS["model"] + GROUPS["optimisation"] + GROUPS["schedule"] + ("normalize", "augment")
 # One launch's own settings: never remembered for the next form, cleared after a launch (the form's variants too)
 PER_LAUNCH = ("name", "sweep_name", "seed")
+
+# The allowed values of each choice setting (RunConfig.validate checks them): the CLI's metavar, the form's Choice
+CHOICES: dict[str, tuple[str, ...]] = {
+    "arch": C.ARCHS, "shortcut": C.SHORTCUTS, "init": C.INITS, "dataset": C.DATASETS, "normalize": C.NORMALIZATIONS,
+    "optimizer": C.OPTIMIZERS, "schedule": C.SCHEDULES, "milestone_unit": C.MILESTONE_UNITS,
+    "error_warmup": C.TRISTATE, "precision": C.PRECISIONS, "channels_last": C.TRISTATE, "on_oom": C.OOM_POLICIES,
+    "compile": C.COMPILE_MODES,
+}
+# What a value of the other settings looks like (the CLI's metavar)
+VALUE_NAMES = {"milestones": "M1,M2", "widths": "W1,W2,W3", "rungs": "E1,E2", "device": "auto|cpu|cuda:N",
+               "name": "NAME", "sweep_name": "NAME", "study": "NAME", "data_dir": "DIR", "int": "N", "float": "X"}
+_TYPES = {f.name: f.type for f in fields(RunConfig)}
+_DEFAULTS = RunConfig()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One RunConfig field as the CLI and the form offer it."""
+
+    name: str
+    group: str                  # its GROUPS entry; "study" for the study's own (no flag, no form field)
+    kind: str                   # bool, choice, int, float, list (comma-separated numbers) or text
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        """batch_size -> --batch-size."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def value_name(self) -> str:
+        """The CLI's metavar: the choices (a|b|c), or what a value looks like."""
+        if self.choices:
+            return "|".join(self.choices)
+        return VALUE_NAMES.get(self.name) or VALUE_NAMES.get(self.kind, "VALUE")
+
+    @property
+    def default_text(self) -> str:
+        """The default value as a person types it (off, empty, none, 32000,48000)."""
+        value = getattr(_DEFAULTS, self.name)
+        if isinstance(value, tuple):
+            return ",".join(map(str, value)) or "none"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value) if value != "" else "empty"
+
+
+def _kind(name: str) -> str:
+    if name in CHOICES:
+        return "choice"
+    return {"bool": "bool", "int": "int", "float": "float", "str": "text"}.get(_TYPES[name], "list")
+
+
+SETTINGS: dict[str, Setting] = {
+    name: Setting(name, group, _kind(name), FIELD_HELP[name], CHOICES.get(name, ()))
+    for group, names in {**GROUPS, "study": STUDY_FIELDS}.items() for name in names}

@@ -12,10 +12,9 @@ from typing import Any
 from textual.containers import Horizontal
 from textual.widget import Widget
 
-from core.spec import config as C
-from core.spec.field_help import FIELD_HELP
+from core.spec.field_help import CHOICES, FIELD_HELP
 
-from ..new_run_model import BOOLS, CHOICES, as_text
+from ..new_run_model import BOOLS, as_text
 from .choice import Choice
 from .ordered_input import OrderedInput
 from .tickbox import TickBox
@@ -29,7 +28,7 @@ def field_widget(name: str, value: Any) -> Widget:
     """The one widget that edits ``name`` (id ``f-<name>``), showing ``value``."""
     if name == "shortcut":
         chosen = value if isinstance(value, (list, tuple)) else [value]
-        boxes = [TickBox(sc, value=sc in chosen, compact=True, id=f"f-shortcut-{sc}") for sc in C.SHORTCUTS]
+        boxes = [TickBox(sc, value=sc in chosen, compact=True, id=f"f-shortcut-{sc}") for sc in CHOICES[name]]
         for box in boxes:
             box.tooltip = FIELD_HELP[name]
         return Horizontal(*boxes, classes="field", id="f-shortcut")
