@@ -156,7 +156,7 @@ def test_a_time_limit_signal_during_the_compile_requeues_the_job_at_once(tmp_pat
     store = RunStore(tmp_path / "runs")
     (run,) = Q.enqueue(store, [tiny_config(epochs=1, channels_last="off", device="cpu", compile="default",
                                            name="cmp")])
-    sched = S.Scheduler(store, S.make_slots(["slurm"], 1), launcher=SubmititLauncher("local", time_min=5),
+    sched = S.Scheduler(store, make_slots(["slurm"], 1), launcher=SubmititLauncher("local", time_min=5),
                         idle_exit_s=60)
     thread = threading.Thread(target=sched.serve, daemon=True)
     thread.start()
@@ -182,7 +182,7 @@ def test_a_time_limit_signal_during_the_compile_requeues_the_job_at_once(tmp_pat
         run.request("stop")
         wait_for(lambda: state_of(run) == "stopped" and not compiling(), "the stop", 60)
         assert time.monotonic() - asked < 20
-        wait_for(lambda: "cmp stopped on slurm#0" in (store.root / S.LOG_FILE).read_text()
+        wait_for(lambda: "cmp stopped on slurm#0" in (store.root / SC.LOG_FILE).read_text()
                  or run.read_job().get("state") in ("COMPLETED", "FINISHED"), "the job to end", 60)
     finally:
         sched.stop_event.set()
