@@ -39,10 +39,11 @@ from .widgets.formatting import state_hint
 from .widgets.notes_dialog import NotesScreen
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
+from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
 
 
-class DetailScreen(ChartKeys, Screen):
+class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),

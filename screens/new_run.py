@@ -42,6 +42,7 @@ from .widgets.choice import Choice
 from .widgets.form_fields import REMEMBERED_TEXT, field_widget
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
 from .widgets.ordered_input import OrderedInput
+from .widgets.resume import RestyleWhenChanged
 from .widgets.study_fields import STUDY_FIELDS, study_widgets
 from .widgets.typeahead import replay
 
@@ -63,7 +64,7 @@ def unless_closing(handler):
     return guarded
 
 
-class NewRunScreen(LaunchMixin, Screen):
+class NewRunScreen(LaunchMixin, RestyleWhenChanged, Screen):
     """Below 110 columns each field's help moves to a panel that follows the focus; errors always show inline."""
 
     CSS_PATH = "new_run.tcss"
