@@ -1,6 +1,6 @@
 """What every CLI module shares: the exit codes, the user-facing error, and the flag name of a config field.
 
-Its own module so that ``cli.main`` (parsing), ``cli.commands`` and ``cli.evaluate`` (the work) all import it
+Its own module so that ``cli.main`` (parsing) and the command modules (the work) all import it
 without importing each other; ``cli.main`` installs ``StopSignals`` here before importing anything slow.
 """
 from __future__ import annotations

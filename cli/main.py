@@ -84,7 +84,7 @@ def build_parser(prog: str = "tui_app.py") -> Parser:
 
 
 def _train_parser(command) -> None:
-    """`train` (cli/sweep.py, cli/commands.py): every setting's flag (``add_config_flags``)."""
+    """`train` (cli/sweep.py, cli/training.py): every setting's flag (``add_config_flags``)."""
     presets = "\n".join(textwrap.fill(text, 110, initial_indent=f"  {name:<11} ", subsequent_indent=" " * 14,
                                       break_on_hyphens=False)
                         for name, text in PRESET_HELP.items())

@@ -18,8 +18,8 @@ def add_note_parser(command, runs_dir_arg) -> None:
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    from cli.commands import get_run, store_of
     from cli.common import EXIT_OK, CliError
+    from cli.folder import get_run, store_of
     from core.store.notes import read_notes, tag_problem, write_notes
     from core.store.reader import escape_controls
 

@@ -13,10 +13,11 @@ import signal
 import sys
 import time
 
-from cli.commands import get_run, resume_prog, runs_dir_arg, say_note, store_of
 from cli.common import EXIT_FAILED, EXIT_OK, CliError, flag
+from cli.folder import get_run, resume_prog, runs_dir_arg, store_of
 from cli.slurm import slurm_launcher, slurm_options
 from cli.sweep import check_all_data, describe, grid_of, milestone_note, varied
+from cli.training import say_note
 from core.serve import queue as Q
 from core.serve import scheduler as S
 from core.serve import scheduler_control as SC

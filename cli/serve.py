@@ -22,8 +22,8 @@ import socket
 import sys
 from pathlib import Path
 
-from cli.commands import store_of
 from cli.common import EXIT_OK, CliError
+from cli.folder import store_of
 
 DOWNLOAD_CHUNK_S = 60        # the longest the server waits for the app to send one chunk of a download
 COOKIE = "reslab_token"      # the page's token, for its websocket and the files the app delivers

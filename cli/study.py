@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from cli.commands import check_data, config_from_args, resume_prog, runs_dir_arg, store_of
 from cli.common import EXIT_OK, CliError, flag
+from cli.folder import resume_prog, runs_dir_arg, store_of
+from cli.training import check_data, config_from_args
 from core.spec.grid import parse_ints
 from core.study.spec import OBJECTIVES, PRUNERS, SAMPLERS, StudySpec, load, remember_storage, storage_of
 from core.study.spec import new_spec as make_spec

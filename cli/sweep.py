@@ -10,18 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from cli.commands import (
-    check_data,
-    check_tensorboard,
-    config_from_args,
-    resume_checked,
-    resume_prog,
-    runs_dir_arg,
-    say_note,
-    store_of,
-)
-from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, flag
+from cli.common import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT, CliError, check_tensorboard, flag
+from cli.folder import resume_prog, runs_dir_arg, store_of
 from cli.report import sweep_runs
+from cli.training import check_data, config_from_args, resume_checked, say_note
 from core.spec.config import ConfigError, RunConfig
 from core.spec.grid import describe, expand, parse_ints, parse_shortcuts, parse_sweep, parse_variant
 from core.spec.grid import varied_fields as varied
@@ -124,8 +116,8 @@ def check_all_data(configs: list[RunConfig]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`train`: one run (cli.commands.cmd_train), or the runs of a sweep one after another."""
-    from cli.commands import cmd_train as train_one
+    """`train`: one run (cli.training.cmd_train), or the runs of a sweep one after another."""
+    from cli.training import cmd_train as train_one
 
     configs = grid_of(args)          # each run checked: nothing is created while one is wrong
     if len(configs) == 1 and not args.sweep and not args.variant:

@@ -48,8 +48,8 @@ def test_compile_is_a_choice_and_reads_the_old_flag():
 @pytest.mark.parametrize("flags, mode", [(["--compile"], "default"), (["--no-compile"], "off"), ([], "off"),
                                          (["--compile", "reduce-overhead"], "reduce-overhead")])
 def test_train_compile_flag_takes_a_mode_and_a_bare_flag_is_default(flags, mode):
-    from cli.commands import config_from_args
     from cli.main import build_parser
+    from cli.training import config_from_args
 
     args = build_parser().parse_args(["train", *flags, "--depth", "8"])
     assert config_from_args(args).compile == mode
