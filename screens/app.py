@@ -1,14 +1,13 @@
 """The ResLab Textual app: owns the run store watcher, the in-app training workers and the stop/pause events.
 
-Screens read runs through ``app.watcher`` (polled about once a second, see screens/watch.py) so runs trained by
-this app, by the CLI or by another process look and update the same way; after each poll the App publishes the
+Screens read runs through ``app.watcher`` (read about once a second in a thread: screens/poller.py), so runs trained
+by this app, by the CLI or by another process look and update the same way; after each poll the App publishes the
 changed run ids on ``runs_changed_signal``, to which screens subscribe. In-app training runs in thread workers
 owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
 throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
 Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``,
 ``open_queue``). Runs launched into the queue are the scheduler's (core/serve/scheduler.py): the App only queues them
-and
-makes sure a scheduler serves the folder, so they keep training after it quits.
+and makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
 
@@ -41,11 +40,13 @@ from core.util.formatting import some_ids
 from .app_queue import InAppQueue
 from .messages import TrainerEventMessage, TrainingEnded
 from .notify import ALERTS, tell_ended
+from .poller import Polled, Poller
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
 from .widgets.keys import palette_commands
 from .widgets.typeahead import hold
+from .widgets.worker_errors import TellWorkerErrors
 
 if TYPE_CHECKING:
     from .new_run import NewRunScreen
@@ -60,7 +61,7 @@ FIRST_READ = 60              # run folders read before the table is first drawn 
 READ_BATCH = 100             # then this many at a time in a thread until every folder is read
 
 
-class ResLabApp(App[str | None]):
+class ResLabApp(TellWorkerErrors, App[str | None]):
     """ResLab: launch, watch, stop/resume and compare residual-network runs."""
 
     # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
@@ -79,6 +80,7 @@ class ResLabApp(App[str | None]):
         self.data_dir = "" if data_dir is None else str(data_dir)
         self.watcher = RunWatcher(self.store)
         self.poll_interval = poll_interval
+        self.poller = Poller(self, poll_interval)   # the folder read in a thread (screens/poller.py)
         self.queue = InAppQueue()                # this app's own queue (screens/app_queue.py)
         self.in_app = self.queue.runs            # [training now, next, ...]
         self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
@@ -99,7 +101,7 @@ class ResLabApp(App[str | None]):
         self.sub_title = str(self.store.root)
         self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
         self.push_screen(RunsScreen())
-        self.set_interval(self.poll_interval, self.poll_runs)
+        self.poller.start()                           # then every poll_interval, in a thread
         self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
 
     def on_ready(self) -> None:
@@ -154,16 +156,27 @@ class ResLabApp(App[str | None]):
         await super().on_event(event)
 
     def on_unmount(self) -> None:
-        # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off.
+        # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off; the poller ends.
+        self.poller.stop()
         for event in self.stop_events.values():
             event.set()
 
-    def poll_runs(self, only: str | None = None) -> None:
-        """Re-read the store (or one run) and tell the screens what changed (``runs_changed_signal``)."""
-        changed = self.watcher.poll(only)
-        if only is None:
-            queued = [i for i, info in self.watcher.infos.items() if info.state == "queued"]
-            self.queue_order = [q.run.id for q in Q.queued(self.store)] if queued else []
+    def poll_runs(self, only: str | None = None, now: bool = False) -> None:
+        """Have the store (or one run) read again, off the event loop (screens/poller.py); ``took_poll`` then tells
+        the screens what changed (``runs_changed_signal``). ``now``: one run's folder, here, for an action on it."""
+        self.took_poll([self.watcher.scan(only)], None) if now else self.poller.ask(only)
+
+    def on_polled(self, message: Polled) -> None:
+        self.took_poll(message.scans, message.queue_order)
+        message.taken.set()                           # the poller waits for this before its next scan
+
+    def took_poll(self, scans, queue_order: list[str] | None) -> None:
+        """The poller's scans taken in (no I/O here)."""
+        changed: set[str] = set()
+        for scan in scans:
+            changed |= self.watcher.apply_scan(scan)
+        if queue_order is not None:
+            self.queue_order = queue_order
             if self._scheduler is not None and self._scheduler.poll() is not None:
                 self._scheduler = None
         for run_id in self.watcher.ended:    # ended in another process (this app's runs: on_training_ended)
@@ -311,7 +324,8 @@ class ResLabApp(App[str | None]):
             if where == "queue":
                 self.serve_queue()
             else:
-                self.watcher.poll()
+                for run_id in ids:
+                    self.poll_runs(run_id, now=True)
                 self.start_training(ids)
             if len(ids) > 1:
                 self.grids.update({run_id: ids for run_id in ids})     # the monitor follows the grid

@@ -41,9 +41,10 @@ from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
+from .widgets.worker_errors import TellWorkerErrors
 
 
-class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
+class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),
@@ -339,7 +340,7 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
             self.notify(f"cannot extend {self.run_id}: {error_text(exc, run.path, 'extend it again')}",
                         severity="error", timeout=8)
             return
-        self.app.poll_runs(only=self.run_id)
+        self.app.poll_runs(only=self.run_id, now=True)       # resume_run reads its new state
         if self.app.resume_run(self.run_id, where=where, why=f"a finished run extended to {epochs} epochs") \
                 and where == "app":
             self.app.open_run(self.run_id, "monitor", replace=True)

@@ -78,7 +78,7 @@ async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_re
         app.serve_queue = lambda: None                   # no scheduler process in this test
         a, b, c = Q.enqueue(app.store, [quick(depth=20, seed=s, epochs=2) for s in (1, 2, 3)])
         app.poll_runs()
-        await pilot.pause()
+        await wait_for(pilot, lambda: b.id in app.watcher.infos, 10, "the poll to read the queued runs")
         app.open_run(b.id, "monitor")
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor")
         assert not app.screen.check_action("resume", ())
