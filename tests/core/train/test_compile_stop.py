@@ -23,7 +23,7 @@ class FakeTrainer:
     def __init__(self, exit_early=None):
         self.dist, self.exit_early = types.SimpleNamespace(many=False), exit_early
         self.requests = Requests(types.SimpleNamespace(read_request=lambda: None, clear_request=lambda: None))
-        self.state, self.lock_held = TrainState(step=16, epoch=2), True
+        self.train_state, self.lock_held = TrainState(step=16, epoch=2), True
         self.setup = types.SimpleNamespace(iters_per_epoch=8)
         self.ended, self.message = [], ""
 

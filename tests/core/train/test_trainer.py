@@ -290,7 +290,7 @@ class LossProbe(threading.Event):
         self.seen: list[tuple[int, bool]] = []
 
     def is_set(self) -> bool:
-        self.seen.append((self.trainer.state.step, self.trainer.latest[0] is not None))
+        self.seen.append((self.trainer.train_state.step, self.trainer.latest[0] is not None))
         return super().is_set()
 
 
