@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ class TrainJob:
         self.runs_dir, self.run_id = str(runs_dir), run_id
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
+        self._abandoned = threading.Event()     # set: a stop during the compile recorded the run stopped (below)
 
     def __getstate__(self) -> dict:       # threads and events stay with the process that made them
         return {"runs_dir": self.runs_dir, "run_id": self.run_id}
@@ -93,19 +95,24 @@ class TrainJob:
         with process_group(run.read_config().device) as dist:
             def train() -> None:
                 try:
-                    outcome["state"] = Trainer(run, stop_event=self._stop, dist=dist).run()
+                    outcome["state"] = Trainer(run, stop_event=self._stop, dist=dist,
+                                               exit_early=None if dist.many else self._leave_early).run()
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     outcome["error"] = exc
 
-            self._thread = threading.Thread(target=train, name="reslab-trainer")
+            # a daemon: a thread held in an abandoned compile must not keep the requeued job's process alive
+            self._thread = threading.Thread(target=train, name="reslab-trainer", daemon=True)
             self._thread.start()
             try:
-                while self._thread.is_alive():      # the main thread stays free for submitit's signal handler
+                while self._thread.is_alive() and not self._abandoned.is_set():   # free for submitit's handler
                     self._thread.join(0.2)
             except BaseException:                   # a cancelled local job (SIGINT), submitit's exit after a requeue
                 self._stop.set()
-                self._thread.join(CHECKPOINT_WAIT_S)
+                self._wait_for_trainer()
                 raise
+        if self._abandoned.is_set():              # a stop during the compile: recorded; the compile is left behind
+            outcome.pop("error", None)
+            outcome["state"] = "stopped"
         if env.global_rank == 0:
             write_job(run, state="COMPLETED" if "state" in outcome else "FAILED")
         if "error" in outcome:
@@ -116,9 +123,9 @@ class TrainJob:
         """Slurm's time-out or preemption signal (on global rank 0): checkpoint at the next iteration (the other
         tasks stop with it), list the run as queued again, and return the submission that resumes it."""
         submitit = require_submitit()
-        if self._stop is not None and self._thread is not None:
+        if self._stop is not None:
             self._stop.set()
-            self._thread.join(CHECKPOINT_WAIT_S)
+            self._wait_for_trainer()
         run = RunStore(self.runs_dir).get(self.run_id)
         try:
             stopped = run.read_status().get("state") == "stopped"
@@ -126,12 +133,31 @@ class TrainJob:
             stopped = False
         if stopped:
             run.update_status(state="queued", updated_at=now())
-            run.log("Slurm is ending the job (time limit or preemption): checkpoint saved; the job is requeued "
-                    "and resumes the run")
+            saved = ("during the compile, before anything trained in this job" if self._abandoned.is_set()
+                     else "checkpoint saved")
+            run.log(f"Slurm is ending the job (time limit or preemption): {saved}; the job is requeued and resumes "
+                    f"the run")
         write_job(run, state="REQUEUED")
         return submitit.helpers.DelayedSubmission(TrainJob(self.runs_dir, self.run_id))
 
     checkpoint = __submitit_checkpoint__     # submitit checkpoints only callables that have ``checkpoint``
+
+    def _leave_early(self) -> None:
+        """The trainer's ``exit_early`` in a one-task job. A stop before the first step or during the compile
+        (core/train/first_step.py, compile_watch.py) has recorded the run stopped where this job took it. The compile
+        cannot be interrupted, so its thread waits here for good while the main thread ends the job: for Slurm's
+        time-limit signal it requeues the job and exits (submitit), for a stop request it returns "stopped". Either
+        is obeyed at once instead of after a compile of minutes. Under DDP the tasks must stop together: they stop
+        after the compile (no ``exit_early``)."""
+        self._abandoned.set()
+        threading.Event().wait()
+
+    def _wait_for_trainer(self) -> None:
+        """Until the trainer has checkpointed and ended, or abandoned its compile; CHECKPOINT_WAIT_S at most."""
+        deadline = time.monotonic() + CHECKPOINT_WAIT_S
+        while (self._thread is not None and self._thread.is_alive() and not self._abandoned.is_set()
+               and time.monotonic() < deadline):
+            self._thread.join(0.1)
 
 
 # -- the launcher the scheduler uses -----------------------------------------------------------------------------------

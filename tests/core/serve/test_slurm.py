@@ -139,3 +139,57 @@ def test_a_run_is_requeued_through_every_time_limit_it_needs(tmp_path, monkeypat
     run = RunStore(tmp_path / "runs").create(tiny_config())
     executor = SubmititLauncher(cluster="slurm").executor(run)
     assert executor._executor.max_num_timeout == MAX_TIME_LIMITS >= 100
+
+
+@pytest.mark.slow
+def test_a_time_limit_signal_during_the_compile_requeues_the_job_at_once(tmp_path, monkeypatch):
+    """A one-task job compiling when Slurm's signal comes: the run is recorded stopped and the job requeued at once,
+    not after the compile (minutes on a GPU, while the signal gives 120 s); the requeued job's own compile then
+    obeys a stop request at once too. Before, both waited for the compile's end."""
+    pytest.importorskip("submitit")
+    from core.serve.slurm import SubmititLauncher
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))   # a cold compile: seconds at least
+    store = RunStore(tmp_path / "runs")
+    (run,) = Q.enqueue(store, [tiny_config(epochs=1, channels_last="off", device="cpu", compile="default",
+                                           name="cmp")])
+    sched = S.Scheduler(store, S.make_slots(["slurm"], 1), launcher=SubmititLauncher("local", time_min=5),
+                        idle_exit_s=60)
+    thread = threading.Thread(target=sched.serve, daemon=True)
+    thread.start()
+
+    def compiling() -> bool:
+        try:
+            return run.read_status().get("compiling") is True
+        except (OSError, ValueError):
+            return False
+
+    try:
+        wait_for(compiling, "the job to compile")
+        first = run.read_job()["job_id"]
+        asked = time.monotonic()
+        os.kill(run.read_status()["pid"], signal.SIGUSR2)      # what Slurm sends before the time limit
+        wait_for(lambda: run.read_job().get("state") == "REQUEUED", "the requeue", 60)
+        took = time.monotonic() - asked
+        events = "\n".join(run.read_events())
+        assert "stopped during the compile" in events and "torch.compile took" not in events, events
+        assert "during the compile, before anything trained" in events and took < 20, took
+        wait_for(lambda: compiling() and run.read_status().get("pid") != int(first), "the requeued job's compile")
+        asked = time.monotonic()
+        run.request("stop")
+        wait_for(lambda: state_of(run) == "stopped" and not compiling(), "the stop", 60)
+        assert time.monotonic() - asked < 20
+        wait_for(lambda: "cmp stopped on slurm#0" in (store.root / S.LOG_FILE).read_text()
+                 or run.read_job().get("state") in ("COMPLETED", "FINISHED"), "the job to end", 60)
+    finally:
+        sched.stop_event.set()
+        thread.join(30)
+        job = run.read_job()
+        if job.get("job_id", "").isdigit() and job.get("state") not in ("FINISHED", "COMPLETED"):
+            try:
+                os.kill(int(job["job_id"]), signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    assert "torch.compile took" not in "\n".join(run.read_events())
+    assert run.read_status()["step"] == 0
