@@ -14,7 +14,7 @@ from core.spec.archs import widths_text
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
 from core.store.notes import read_notes
-from core.store.rules import delete_refusal, extend_refusal, offer_resume_refusal, resume_refusal
+from core.store.rules import delete_refusal, extend_refusal, needs_repair, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.files import error_text
 from core.util.formatting import (
@@ -224,7 +224,7 @@ class DetailScreen(ChartKeys, Screen):
                      f"iteration {info.step}")
             if best.exists():
                 t.append(f"; best.pt ({mem(best.lstat().st_size)})")
-        elif info.state == "damaged":    # not resumed as it is; resume --repair rebuilds from a checkpoint
+        elif needs_repair(info):    # not resumed as it is; resume --repair rebuilds from a checkpoint
             t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")

@@ -164,3 +164,4 @@ async def test_a_run_only_the_queue_lost_is_offered_the_resume_its_r_key_gives(f
         for button in ("#resume", "#resume-bg"):
             assert screen.query_one(button).display and not screen.query_one(button).disabled, button
         assert not screen.check_action("extend", ()) and not screen.query_one("#extend").display
+        assert "none yet (a fresh start when resumed)" in screen_text(app)     # not "resume --repair cannot ..."
