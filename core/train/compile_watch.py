@@ -70,7 +70,7 @@ class CompileWatch:
                 with carry_on(log, "the heartbeat during a compile"):   # a full disk: the step's writes say so
                     self.trainer.write_status()
             if self.leave is not None:
-                with carry_on(log, "reading the request file during a compile", logging.WARNING):
+                with carry_on(log, "reading the request file during a compile"):   # (every round: no warning)
                     self.trainer.requests.check(sealed=False)    # the request file (another process's `stop`)
                 if self.trainer.requests.stopping:
                     self._abandon()
