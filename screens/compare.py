@@ -27,6 +27,7 @@ from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title,
 from .widgets.footer import Footer
 from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
+from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import short_ids
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
@@ -51,7 +52,7 @@ def setting_cells(cfg: dict, names: list[str]) -> list[str]:
     return out
 
 
-class CompareScreen(ChartKeys, Screen):
+class CompareScreen(ChartKeys, RestyleWhenChanged, Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
         *CHART_BINDINGS,

@@ -9,9 +9,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from .widgets.button_row import ROW_BINDINGS, ButtonRowMixin
+from .widgets.resume import RestyleWhenChanged
 
 
-class ConfirmScreen(ButtonRowMixin, ModalScreen[str | None]):
+class ConfirmScreen(ButtonRowMixin, RestyleWhenChanged, ModalScreen[str | None]):
     """Ask ``question``; ``answers`` are (key, label, variant) buttons. Escape answers None (nothing happens)."""
 
     CSS_PATH = "confirm.tcss"

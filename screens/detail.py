@@ -38,11 +38,12 @@ from .widgets.footer import Footer
 from .widgets.notes_dialog import NotesScreen
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
+from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
 from .widgets.state_text import state_hint
 
 
-class DetailScreen(ChartKeys, Screen):
+class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),

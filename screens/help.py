@@ -10,9 +10,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from .widgets.keys import key_rows
+from .widgets.resume import RestyleWhenChanged
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(RestyleWhenChanged, ModalScreen[None]):
     CSS_PATH = "help.tcss"
     BINDINGS = [Binding("escape,question_mark,f1,q,backspace", "dismiss", "Close", show=False)]
 

@@ -20,6 +20,7 @@ from core.util.formatting import decimals, devices_text, duration, is_number, me
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
+from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
 from .widgets.state_text import STATE_HINTS, phase_text, state_text
 
@@ -51,7 +52,7 @@ def position(info: RunInfo, live) -> tuple[int, int, int, int, int]:
     return epoch_no, in_epoch, ipe, step, total_steps
 
 
-class MonitorScreen(Screen):
+class MonitorScreen(RestyleWhenChanged, Screen):
     CSS_PATH = "monitor.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),

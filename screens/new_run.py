@@ -50,6 +50,7 @@ from .widgets.form_fields import (
 )
 from .widgets.form_text import VARIANTS_HELP, field_help, focus_help_text, scaled_text, summary_text
 from .widgets.ordered_input import OrderedInput
+from .widgets.resume import RestyleWhenChanged
 from .widgets.study_fields import STUDY_FIELDS, check_study, study_widgets
 from .widgets.typeahead import replay
 
@@ -72,7 +73,7 @@ def unless_closing(handler):
     return guarded
 
 
-class NewRunScreen(LaunchMixin, Screen):
+class NewRunScreen(LaunchMixin, RestyleWhenChanged, Screen):
     """Below 110 columns each field's help moves to a panel that follows the focus; errors always show inline."""
 
     CSS_PATH = "new_run.tcss"

@@ -21,6 +21,7 @@ from core.util.formatting import epochs_text, state_style
 
 from .widgets.devices import DevicesPanel
 from .widgets.footer import Footer
+from .widgets.resume import RestyleWhenChanged
 
 
 class QueueTable(DataTable):
@@ -32,7 +33,7 @@ COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device
            ("epochs", "epochs"), ("label", "settings"))
 
 
-class QueueScreen(Screen):
+class QueueScreen(RestyleWhenChanged, Screen):
     CSS_PATH = "queue_devices.tcss"
     BINDINGS = [
         Binding("shift+up", "move(-1)", "Up", key_display="⇧↑", tooltip="Move the queued run up: it starts sooner"),

@@ -18,6 +18,7 @@ from .widgets.footer import Footer
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
+from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import COLUMNS, RunsTable, sort_key
 from .widgets.state_text import state_hint
 from .widgets.table_scroll import SIDEWAYS_HELP
@@ -80,7 +81,7 @@ def with_folder(title: Text, folder: str, width: int) -> Text:
     return title                                    # no room: the state of the table first (it wraps if need be)
 
 
-class RunsScreen(Screen):
+class RunsScreen(RestyleWhenChanged, Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         # priority: taken as it is read, so keys typed right after it wait for the form instead of reaching the table

@@ -18,6 +18,7 @@ from core.util.formatting import state_style
 
 from .widgets.curve_plot import CurvePlot, Series
 from .widgets.footer import Footer
+from .widgets.resume import RestyleWhenChanged
 
 
 class TrialsTable(DataTable):
@@ -73,7 +74,7 @@ def objective_chart(data: dict) -> tuple[str, list[Series]]:
                    Series("best so far", [n for n, _ in line], [v for _, v in line], color="#d62728")]
 
 
-class StudyScreen(Screen):
+class StudyScreen(RestyleWhenChanged, Screen):
     CSS_PATH = "study.tcss"
     BINDINGS = [Binding("escape,backspace", "back", "Back")]
     KEYS_HELP = [("enter", "open the trial's run"), ("↑ ↓", "move the cursor")]
