@@ -37,7 +37,7 @@ from core.train.events import Progress
 from core.util.files import error_text
 from core.util.formatting import some_ids
 
-from .app_queue import InAppQueue
+from .in_app_queue import InAppQueue
 from .messages import TrainerEventMessage, TrainingEnded
 from .notify import ALERTS, tell_ended
 from .poller import Polled, Poller
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # The screens not shown first are imported when first opened, or before that in a thread once the runs table is drawn
 # (``_preload_engine``): importing them all before the first draw cost ~0.2 s of the start on a busy 2-core machine.
 LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help", "screens.monitor", "screens.new_run",
-         "screens.queue", "screens.quitting", "core.serve.scheduler")
+         "screens.queue_devices", "screens.quitting", "core.serve.scheduler")
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
@@ -67,7 +67,7 @@ class ResLabApp(TellWorkerErrors, App[str | None]):
     # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
     # first time it meets a new screen's CSS_PATH, which made each screen's first opening take over a second.
     CSS_PATH = ["app.tcss", "runs.tcss", "new_run.tcss", "monitor.tcss", "detail.tcss", "compare.tcss",
-                "confirm.tcss", "queue.tcss", "help.tcss"]
+                "confirm.tcss", "queue_devices.tcss", "help.tcss"]
     TITLE = "ResLab"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
                 Binding("question_mark", "help", "Keys", key_display="?", tooltip="Keys of this screen"),
@@ -81,7 +81,7 @@ class ResLabApp(TellWorkerErrors, App[str | None]):
         self.watcher = RunWatcher(self.store)
         self.poll_interval = poll_interval
         self.poller = Poller(self, poll_interval)   # the folder read in a thread (screens/poller.py)
-        self.queue = InAppQueue()                # this app's own queue (screens/app_queue.py)
+        self.queue = InAppQueue()                # this app's own queue (screens/in_app_queue.py)
         self.in_app = self.queue.runs            # [training now, next, ...]
         self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
         self.ended_here: set[str] = set()        # runs whose training in this app has ended
@@ -298,7 +298,7 @@ class ResLabApp(TellWorkerErrors, App[str | None]):
         self.push_screen(CompareScreen(run_ids))
 
     def open_queue(self, replace: bool = False) -> None:
-        from .queue import QueueScreen
+        from .queue_devices import QueueScreen
 
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 

@@ -15,12 +15,12 @@ from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
 from .widgets.footer import Footer
-from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import COLUMNS, RunsTable, sort_key
+from .widgets.state_text import state_hint
 from .widgets.table_scroll import SIDEWAYS_HELP
 from .widgets.worker_errors import TellWorkerErrors
 

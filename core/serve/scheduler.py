@@ -29,7 +29,7 @@ from pathlib import Path
 
 from core.serve import on_end as end_hook
 from core.serve import queue as Q
-from core.serve.decisions import FINAL, RETRYABLE, Action, next_action  # noqa: F401 (re-exported)
+from core.serve.decisions import FINAL, RETRYABLE, next_action
 from core.serve.gpus import fits
 from core.serve.launch import ENTRY_POINT, LocalLauncher, detached, plain_env
 from core.spec.config import RUNS_FOLDER_FILES
