@@ -54,7 +54,8 @@ def make(root: Path, n: int) -> None:
             elif f.name == "status.json":
                 (dst / f.name).write_text(json.dumps({**status, "created_at": status["created_at"] + i}))
             elif f.name == "config.json":
-                (dst / f.name).write_text(json.dumps({**config, "seed": i, "name": f"seed-{i}"}))
+                (dst / f.name).write_text(json.dumps({**config, "name": f"seed-{i}"}))   # the same settings as
+                # the checkpoint (another seed would make every copy a damaged run, its note wrapped in every row)
             elif f.is_file() and f.name != "lock":
                 shutil.copy(f, dst / f.name)
 

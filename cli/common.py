@@ -33,8 +33,8 @@ def flag(name: str) -> str:
 
 def check_tensorboard() -> None:
     """--tensorboard needs the tensorboard package: say so before anything is created (exit 1)."""
-    from core.results.groups import MissingDependency
     from core.train.tensorboard import summary_writer
+    from core.util.errors import MissingDependency
 
     try:
         summary_writer()

@@ -31,7 +31,7 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
         raise CliError(f"run {run.id} has no checkpoint yet (no epoch finished or stop saved); nothing to evaluate",
                        EXIT_FAILED)
 
-    from core.data.cifar import DataError
+    from core.data.datasets import DataError
     from core.train.checkpoint import load_checkpoint
     from core.train.device import DeviceError, resolve_device
     from core.train.setup import build
@@ -89,9 +89,9 @@ def evaluate_run(run: Run, data_dir: str | None = None, device: str = "auto", ba
 def show_layer_responses(run: Run, data_dir: str | None = None, device: str = "auto", as_json: bool = False,
                          out=None) -> int:
     """`eval RUN --layer-responses`: the std of each 3x3 layer's response (computed once, kept in the run folder)."""
-    from core.results.groups import ReportError
     from core.results.responses import FILE_NAME, layer_responses
     from core.train.device import DeviceError, resolve_device
+    from core.util.errors import ReportError
 
     out = out or sys.stdout
     try:

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from core.store.rules import ACTIVE
 from core.train.events import EpochEnded, LogLine, Progress, Started, StateChanged, TrainerEvent
 from core.util.formatting import duration, num, pct, rate
 
@@ -85,7 +86,7 @@ class Display:
 
     def on_log_line(self, ev: LogLine) -> None:
         # After the final state the command prints its own summary; the trainer's closing log line would repeat it.
-        if self.state in ("running", "paused"):
+        if self.state in ACTIVE:
             self.line(ev.message)
 
 

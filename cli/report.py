@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cli.common import EXIT_FAILED, EXIT_OK, CliError
-from core.results.groups import MissingDependency, ReportError
 from core.store.runs import RunError, RunInfo, RunStore
+from core.util.errors import MissingDependency, ReportError
 
 
 def sweep_runs(infos: Sequence[RunInfo], name: str) -> list[RunInfo]:

@@ -19,10 +19,10 @@ from cli.common import EXIT_FAILED, EXIT_OK, CliError, StopSignals, check_tensor
 from cli.folder import get_run, resume_prog, runs_dir_arg, store_of
 from core.spec.config import ConfigError, RunConfig
 from core.spec.presets import config_from_sources
-from core.store.rules import epochs_text, resume_refusal, stop_refusal
+from core.store.rules import needs_repair, resume_refusal, stop_refusal, waiting_in_slurm
 from core.store.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, extend_run, names_taken_text
 from core.util.files import write_error
-from core.util.formatting import duration, pct
+from core.util.formatting import duration, epoch_count, pct
 
 
 # -- configuration -----------------------------------------------------------------------------------------------------
@@ -80,8 +80,8 @@ def _config_errors(errors: dict[str, str], given: dict[str, Any], preset: str | 
 def check_data(cfg: RunConfig) -> None:
     """core.data.cifar.check_data (the form's check too), a bad data folder as bad input (exit 2, nothing created);
     and milestones that lie past the run's end (known once the data's size is: core.data.plan.milestone_error)."""
-    from core.data.cifar import DataError
     from core.data.cifar import check_data as check
+    from core.data.datasets import DataError
     from core.data.plan import milestone_error
 
     if problem := milestone_error(cfg):
@@ -218,7 +218,7 @@ def _change_for_resume(args: argparse.Namespace, run: Run, info, mismatch: str, 
         from core.serve.queue import leave_by_hand
 
         leave_by_hand(run)
-    if info.state == "damaged" and not info.unqueued:    # (an unqueued run trains as it is)
+    if needs_repair(info):
         from core.train.repair import repair
 
         try:
@@ -299,7 +299,7 @@ def train_foreground(run: Run, store: RunStore, out=None, signals: StopSignals |
     info = run.info()
     start_on_end(on_end, run)        # the user's command, detached (never delays the exit)
     if state == "finished":
-        print(f"finished {run.id}: {epochs_text(info.epochs_done)}, test error {pct(info.final_test_err)} "
+        print(f"finished {run.id}: {epoch_count(info.epochs_done)}, test error {pct(info.final_test_err)} "
               f"(best {pct(info.best_test_err)}), {duration(info.duration_s)}; folder {run.path}", file=out, flush=True)
         return EXIT_OK
     if state in ("stopped", "not started"):
@@ -323,7 +323,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if refused is not None and refused.kind == "crashed":
         raise CliError(f"run {run.id} {refused.text}; resume it with: {resume_prog()} resume {run.id} "
                        f"{runs_dir_arg(store)}", EXIT_FAILED)
-    if info.state == "queued" and info.job:        # waiting in Slurm's queue: cancel its job
+    if waiting_in_slurm(info):        # cancel its job
         from core.serve.slurm import SlurmUnavailable, cancel_pending
 
         try:

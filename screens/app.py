@@ -1,14 +1,13 @@
 """The ResLab Textual app: owns the run store watcher, the in-app training workers and the stop/pause events.
 
-Screens read runs through ``app.watcher`` (polled about once a second, see screens/watch.py) so runs trained by
-this app, by the CLI or by another process look and update the same way; after each poll the App publishes the
+Screens read runs through ``app.watcher`` (read about once a second in a thread: screens/poller.py), so runs trained
+by this app, by the CLI or by another process look and update the same way; after each poll the App publishes the
 changed run ids on ``runs_changed_signal``, to which screens subscribe. In-app training runs in thread workers
 owned by the App (leaving a screen never cancels training); the trainer's events reach the UI as messages,
 throttled, and only trigger an immediate re-read of that run's folder. Nothing here forces a device sync.
 Screens never import each other: they ask the App to open one (``open_run``, ``open_new_run``, ``open_compare``,
 ``open_queue``). Runs launched into the queue are the scheduler's (core/serve/scheduler.py): the App only queues them
-and
-makes sure a scheduler serves the folder, so they keep training after it quits.
+and makes sure a scheduler serves the folder, so they keep training after it quits.
 """
 from __future__ import annotations
 
@@ -24,21 +23,22 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
-from core.serve import queue as Q
 from core.spec.config import RunConfig
 from core.store.runs import ACTIVE, RunStore
 from core.train.events import Progress
 from core.util.files import error_text
 
-from .app_queue import InAppQueue
+from .in_app_queue import InAppQueue
 from .messages import TrainerEventMessage, TrainingEnded
 from .notify import ALERTS, tell_ended
+from .poller import Polled, Poller
 from .run_actions import RunActions
 from .runs import RunsScreen
 from .training import train_one
 from .watch import RunWatcher
 from .widgets.keys import palette_commands
 from .widgets.typeahead import hold
+from .widgets.worker_errors import TellWorkerErrors
 
 if TYPE_CHECKING:
     from .new_run import NewRunScreen
@@ -46,20 +46,20 @@ if TYPE_CHECKING:
 # The screens not shown first are imported when first opened, or before that in a thread once the runs table is drawn
 # (``_preload_engine``): importing them all before the first draw cost ~0.2 s of the start on a busy 2-core machine.
 LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help", "screens.monitor", "screens.new_run",
-         "screens.queue", "screens.quitting", "core.serve.scheduler_control")
+         "screens.queue_devices", "screens.quitting", "core.serve.scheduler_control")
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
 READ_BATCH = 100             # then this many at a time in a thread until every folder is read
 
 
-class ResLabApp(RunActions, App[str | None]):
+class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     """ResLab: launch, watch, stop/resume and compare residual-network runs."""
 
     # Every screen's stylesheet is read once at start: Textual reparses all CSS and restyles the whole app the
     # first time it meets a new screen's CSS_PATH, which made each screen's first opening take over a second.
     CSS_PATH = ["app.tcss", "runs.tcss", "new_run.tcss", "monitor.tcss", "detail.tcss", "compare.tcss",
-                "confirm.tcss", "queue.tcss", "help.tcss"]
+                "confirm.tcss", "queue_devices.tcss", "help.tcss"]
     TITLE = "ResLab"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
                 Binding("question_mark", "help", "Keys", key_display="?", tooltip="Keys of this screen"),
@@ -72,7 +72,8 @@ class ResLabApp(RunActions, App[str | None]):
         self.data_dir = "" if data_dir is None else str(data_dir)
         self.watcher = RunWatcher(self.store)
         self.poll_interval = poll_interval
-        self.queue = InAppQueue()                # this app's own queue (screens/app_queue.py)
+        self.poller = Poller(self, poll_interval)   # the folder read in a thread (screens/poller.py)
+        self.queue = InAppQueue()                # this app's own queue (screens/in_app_queue.py)
         self.in_app = self.queue.runs            # [training now, next, ...]
         self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
         self.ended_here: set[str] = set()        # runs whose training in this app has ended
@@ -92,7 +93,7 @@ class ResLabApp(RunActions, App[str | None]):
         self.sub_title = str(self.store.root)
         self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
         self.push_screen(RunsScreen())
-        self.set_interval(self.poll_interval, self.poll_runs)
+        self.poller.start()                           # then every poll_interval, in a thread
         self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
 
     def on_ready(self) -> None:
@@ -147,16 +148,27 @@ class ResLabApp(RunActions, App[str | None]):
         await super().on_event(event)
 
     def on_unmount(self) -> None:
-        # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off.
+        # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off; the poller ends.
+        self.poller.stop()
         for event in self.stop_events.values():
             event.set()
 
-    def poll_runs(self, only: str | None = None) -> None:
-        """Re-read the store (or one run) and tell the screens what changed (``runs_changed_signal``)."""
-        changed = self.watcher.poll(only)
-        if only is None:
-            queued = [i for i, info in self.watcher.infos.items() if info.state == "queued"]
-            self.queue_order = [q.run.id for q in Q.queued(self.store)] if queued else []
+    def poll_runs(self, only: str | None = None, now: bool = False) -> None:
+        """Have the store (or one run) read again, off the event loop (screens/poller.py); ``took_poll`` then tells
+        the screens what changed (``runs_changed_signal``). ``now``: one run's folder, here, for an action on it."""
+        self.took_poll([self.watcher.scan(only)], None) if now else self.poller.ask(only)
+
+    def on_polled(self, message: Polled) -> None:
+        self.took_poll(message.scans, message.queue_order)
+        message.taken.set()                           # the poller waits for this before its next scan
+
+    def took_poll(self, scans, queue_order: list[str] | None) -> None:
+        """The poller's scans taken in (no I/O here)."""
+        changed: set[str] = set()
+        for scan in scans:
+            changed |= self.watcher.apply_scan(scan)
+        if queue_order is not None:
+            self.queue_order = queue_order
             if self._scheduler is not None and self._scheduler.poll() is not None:
                 self._scheduler = None
         for run_id in self.watcher.ended:    # ended in another process (this app's runs: on_training_ended)
@@ -278,7 +290,7 @@ class ResLabApp(RunActions, App[str | None]):
         self.push_screen(CompareScreen(run_ids))
 
     def open_queue(self, replace: bool = False) -> None:
-        from .queue import QueueScreen
+        from .queue_devices import QueueScreen
 
         (self.switch_screen if replace else self.push_screen)(QueueScreen())
 

@@ -29,6 +29,7 @@ from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import short_ids
+from .widgets.worker_errors import TellWorkerErrors
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
 LR_FIELDS = ("optimizer", "lr", "schedule", "milestones", "milestone_unit", "lr_factor", "min_lr", "warmup_iters")
@@ -52,7 +53,7 @@ def setting_cells(cfg: dict, names: list[str]) -> list[str]:
     return out
 
 
-class CompareScreen(ChartKeys, RestyleWhenChanged, Screen):
+class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
         *CHART_BINDINGS,

@@ -14,7 +14,7 @@ from core.spec.archs import widths_text
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
 from core.store.notes import read_notes
-from core.store.rules import delete_refusal, offer_resume_refusal, resume_refusal
+from core.store.rules import delete_refusal, extend_refusal, needs_repair, offer_resume_refusal, resume_refusal
 from core.store.runs import Run, RunError, RunInfo, extend_run
 from core.util.files import error_text
 from core.util.formatting import (
@@ -35,15 +35,16 @@ from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
 from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
 from .widgets.footer import Footer
-from .widgets.formatting import state_hint
 from .widgets.notes_dialog import NotesScreen
 from .widgets.report_export import export_report
 from .widgets.response_chart import response_chart
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
+from .widgets.state_text import state_hint
+from .widgets.worker_errors import TellWorkerErrors
 
 
-class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
+class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),
@@ -120,7 +121,7 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
         if action in ("extend", "clone", "report", "layer_responses", "notes") and info is None:
             return False                       # deleted meanwhile: nothing left to act on
         if action == "extend":
-            return info is not None and info.state == "finished"
+            return info is not None and extend_refusal(info) is None
         return run_key_applies(self.app, self.run_id, action)
 
     def _has_steps(self) -> bool:
@@ -165,11 +166,11 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
         self.query_one("#config", Static).update(config_text(info.config) if info.config else Text(""))
         self.query_one("#events", Static).update(self._events(info))
         # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
+        refused = offer_resume_refusal(info)
         for button in ("#resume", "#resume-bg"):
-            self.query_one(button, Button).display = info.state not in ("finished", "damaged")
-            self.query_one(button, Button).disabled = offer_resume_refusal(info) is not None \
-                or self.app.is_in_app(self.run_id)
-        self.query_one("#extend", Button).display = info.state == "finished"
+            self.query_one(button, Button).display = refused is None or refused.kind not in ("finished", "damaged")
+            self.query_one(button, Button).disabled = refused is not None or self.app.is_in_app(self.run_id)
+        self.query_one("#extend", Button).display = extend_refusal(info) is None
         self.query_one("#delete", Button).disabled = delete_refusal(info, in_app=self.app.is_in_app(self.run_id)) \
             is not None
         self.query_one("#clone", Button).disabled = info.config is None
@@ -225,7 +226,7 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
                      f"iteration {info.step}")
             if best.exists():
                 t.append(f"; best.pt ({mem(best.lstat().st_size)})")
-        elif info.state == "damaged":    # not resumed as it is; resume --repair rebuilds from a checkpoint
+        elif needs_repair(info):    # not resumed as it is; resume --repair rebuilds from a checkpoint
             t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")
@@ -264,9 +265,9 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
         app, path = self.app, info.path
 
         def work() -> None:
-            from core.results.groups import ReportError
             from core.results.responses import layer_responses
             from core.store.runs import Run
+            from core.util.errors import ReportError
 
             try:
                 layer_responses(Run(path))
@@ -316,8 +317,9 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
         """Train a finished run for more epochs: ask how many and where (screens/extend.py), extend it as
         `resume --epochs N` does (under its lock), then resume it from its checkpoint."""
         info = self.app.watcher.infos.get(self.run_id)
-        if info is None or info.state != "finished":
-            self.notify(f"only a finished run is extended; this one is {info.state if info else 'gone'}"
+        refused = extend_refusal(info) if info is not None else None
+        if info is None or refused is not None:
+            self.notify(f"cannot extend {self.run_id}: it {refused.text if refused else 'is gone'}"
                         + (" (r resumes it)" if info is not None and resume_refusal(info) is None else ""),
                         severity="warning")
             return
@@ -339,7 +341,7 @@ class DetailScreen(ChartKeys, RestyleWhenChanged, Screen):
             self.notify(f"cannot extend {self.run_id}: {error_text(exc, run.path, 'extend it again')}",
                         severity="error", timeout=8)
             return
-        self.app.poll_runs(only=self.run_id)
+        self.app.poll_runs(only=self.run_id, now=True)       # resume_run reads its new state
         if self.app.resume_run(self.run_id, where=where, why=f"a finished run extended to {epochs} epochs") \
                 and where == "app":
             self.app.open_run(self.run_id, "monitor", replace=True)

@@ -20,9 +20,9 @@ from core.util.formatting import decimals, devices_text, duration, is_number, me
 from .watch import JsonlTail
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
-from .widgets.formatting import STATE_HINTS, phase_text, state_text
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
+from .widgets.state_text import STATE_HINTS, phase_text, state_text
 
 BAR_WIDTH = 30
 

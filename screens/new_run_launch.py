@@ -15,9 +15,10 @@ from core.study.spec import StudySpec
 
 from .widgets.choice import Choice
 from .widgets.study_fields import start_study
+from .widgets.worker_errors import TellWorkerErrors
 
 
-class LaunchMixin:
+class LaunchMixin(TellWorkerErrors):
     """ctrl+s: the runs the form shows (in the queue or this app), or the study it describes (its driver started in
     the background, its screen opened)."""
 

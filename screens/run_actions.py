@@ -1,7 +1,7 @@
 """The App's run actions (screens/app.py mixes them in): launch runs, and stop, pause or continue, resume and delete
 one, whichever screen asks. A dialog checks the run as its folder says now (``live_info``, not as the last poll saw it)
 with core/store/rules.py before asking and again when answered, so it never offers what the run's state refuses.
-In-app runs go through the App's own queue (screens/app_queue.py); others through their folder (a request file,
+In-app runs go through the App's own queue (screens/in_app_queue.py); others through their folder (a request file,
 Slurm's queue) or the folder's queue and its scheduler (``serve_queue``).
 """
 from __future__ import annotations
@@ -42,7 +42,8 @@ class RunActions:
             if where == "queue":
                 self.serve_queue()
             else:
-                self.watcher.poll()
+                for run_id in ids:
+                    self.poll_runs(run_id, now=True)
                 self.start_training(ids)
             if len(ids) > 1:
                 self.grids.update({run_id: ids for run_id in ids})     # the monitor follows the grid

@@ -15,13 +15,14 @@ from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
 from .widgets.footer import Footer
-from .widgets.formatting import state_hint
 from .widgets.group_table import GroupsTable, mean_std_text, seeds_text
 from .widgets.ordered_input import OrderedInput
 from .widgets.report_export import export_report
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import COLUMNS, RunsTable, sort_key
+from .widgets.state_text import state_hint
 from .widgets.table_scroll import SIDEWAYS_HELP
+from .widgets.worker_errors import TellWorkerErrors
 
 EMPTY_HINT = """No runs yet in {root}.
 
@@ -81,7 +82,7 @@ def with_folder(title: Text, folder: str, width: int) -> Text:
     return title                                    # no room: the state of the table first (it wraps if need be)
 
 
-class RunsScreen(RestyleWhenChanged, Screen):
+class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         # priority: taken as it is read, so keys typed right after it wait for the form instead of reaching the table

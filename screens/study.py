@@ -19,6 +19,7 @@ from core.util.formatting import state_style
 from .widgets.curve_plot import CurvePlot, Series
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
+from .widgets.worker_errors import TellWorkerErrors
 
 
 class TrialsTable(DataTable):
@@ -74,7 +75,7 @@ def objective_chart(data: dict) -> tuple[str, list[Series]]:
                    Series("best so far", [n for n, _ in line], [v for _, v in line], color="#d62728")]
 
 
-class StudyScreen(RestyleWhenChanged, Screen):
+class StudyScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "study.tcss"
     BINDINGS = [Binding("escape,backspace", "back", "Back")]
     KEYS_HELP = [("enter", "open the trial's run"), ("↑ ↓", "move the cursor")]

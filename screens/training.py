@@ -1,6 +1,7 @@
 """What an in-app run does in the App's training thread: train, post the trainer's events as messages, report."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -9,10 +10,12 @@ from collections.abc import Callable
 from textual.message import Message
 
 from core.serve import queue as Q
-from core.store.runs import RunLockedError, RunStore
+from core.store.runs import RunError, RunLockedError, RunStore
 from core.train.events import Progress, TrainerEvent
 
 from .messages import TrainerEventMessage
+
+log = logging.getLogger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.2  # at most ~5 progress messages a second per run reach the UI
 
@@ -46,15 +49,16 @@ def train_one(store: RunStore, run_id: str, stop: threading.Event, pause: thread
             run.release_lock()
     except RunLockedError as exc:
         return "running", f"{exc}; it keeps training there"
-    except Exception as exc:  # noqa: BLE001 - a bug must become a readable state, not a dead worker
+    except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
+        log.error("in-app training of run %s failed", run_id, exc_info=True)
         try:
             store.get(run_id).update_status(state="failed", error=message)
-        except Exception:  # noqa: BLE001
-            pass
+        except (RunError, OSError):      # gone, or a full disk: the run reads as crashed (its process is gone)
+            log.warning("cannot record run %s as failed", run_id, exc_info=True)
         return "failed", message
     try:
         message = store.get(run_id).read_status().get("error") or ""
-    except Exception:  # noqa: BLE001
+    except (RunError, OSError, ValueError):     # deleted meanwhile, or its status.json is damaged
         message = ""
     return state, message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.store.index import RunIndex
@@ -48,6 +49,17 @@ def _signature(path: str) -> tuple:
     return tuple(sig)
 
 
+@dataclass
+class Scan:
+    """What one ``RunWatcher.scan`` read: the folders re-read, the runs gone, the folders left for later."""
+
+    infos: dict[str, RunInfo]                         # the runs as the scan began (a copy)
+    pending: list[str]
+    began: int = 0                                    # the watcher's count of applied scans when it began
+    read: list[tuple[str, tuple, RunInfo]] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+
+
 class RunWatcher:
     """The store's runs as RunInfo, refreshed on demand; only changed folders are re-read.
 
@@ -71,6 +83,8 @@ class RunWatcher:
         self._polled: list[str] | None = None   # the listing the last full poll went through
         self._turns: list[list[str]] = []       # that listing's ids by the poll on which an ended run's turn comes
         self.ended: list[str] = []              # runs seen queued or training that have ended since (the app's)
+        self._applied = 0                       # scans applied so far
+        self._read_in: dict[str, int] = {}      # run id -> the count of the scan its info was last taken from
 
     def _list(self) -> list[str]:
         root = str(self.store.root)
@@ -88,19 +102,18 @@ class RunWatcher:
             self._ids, self._root_mtime = [e.name for e in entries], mtime
         return self._ids
 
-    def _due(self, changed: set[str]) -> list[str]:
+    def _due(self, scan: Scan) -> list[str]:
         """The ids a full poll looks at. The same listing as the last poll went through (every run in it read or
         pending): only the runs that train and the ended runs whose turn it is, not a loop over every run. A new
-        listing: all of it, after forgetting the runs gone from it (added to ``changed``)."""
+        listing: all of it; the runs gone from it are forgotten (``scan.gone``) when the scan is applied."""
         ids = self._list()
         if ids is self._polled:
             turn = self._turns[self._tick % SLICES] if self._turns else []
-            return [*self._active, *(r for r in turn if r not in self._active)]
+            active = set(self._active)
+            return [*active, *(r for r in turn if r not in active)]
         present = set(ids)
-        for gone in [r for r in self.infos if r not in present]:
-            self._forget(gone)
-            changed.add(gone)
-        self.pending = [r for r in self.pending if r in present]
+        scan.gone = [r for r in scan.infos if r not in present]
+        scan.pending = [r for r in scan.pending if r in present]
         self._polled, self._turns = ids, [[] for _ in range(SLICES)]
         for run_id in ids:
             self._turns[hash(run_id) % SLICES].append(run_id)
@@ -108,26 +121,31 @@ class RunWatcher:
 
     def poll(self, only: str | None = None, budget: int | None = None) -> set[str]:
         """Refresh; return the ids whose summary changed (added, removed or different). ``budget``: read at most
-        this many folders not seen before (the rest wait in ``pending``)."""
-        changed: set[str] = set()
+        this many folders not seen before (the rest wait in ``pending``). ``scan`` then ``apply_scan``."""
+        return self.apply_scan(self.scan(only, budget))
+
+    def scan(self, only: str | None = None, budget: int | None = None) -> Scan:
+        """What ``poll`` reads (the folders' I/O): safe in a thread while the app's thread reads ``infos``, since it
+        changes none of what the screens read; one scan at a time. ``apply_scan`` takes it in."""
+        scan = Scan(infos=dict(self.infos), pending=list(self.pending), began=self._applied)   # copies: the app's
+        # thread may change them meanwhile
         self._tick += 1
         if only is not None:
             ids = [only] if (self.store.root / only).is_dir() else []
-            if not ids and only in self.infos:
-                self._forget(only)
-                changed.add(only)
+            if not ids and only in scan.infos:
+                scan.gone.append(only)
         else:
-            ids = self._due(changed)
-        waiting = set(self.pending)
+            ids = self._due(scan)
+        waiting = set(scan.pending)
         root = str(self.store.root)
         for run_id in ids:
-            old = self.infos.get(run_id)
+            old = scan.infos.get(run_id)
             if old is None:
                 if run_id in waiting and only is None:
                     continue                             # read by read_pending
                 if budget is not None and only is None:
                     if budget <= 0:
-                        self.pending.append(run_id)
+                        scan.pending.append(run_id)
                         continue
                     budget -= 1
             elif only is None and old.state not in ACTIVE:
@@ -141,7 +159,21 @@ class RunWatcher:
             sig = _signature(f"{root}/{run_id}")
             if old is not None and sig == self._sigs.get(run_id) and old.state not in ACTIVE:
                 continue
-            info = Run(self.store.root / run_id).info()
+            scan.read.append((run_id, sig, Run(self.store.root / run_id).info()))
+        return scan
+
+    def apply_scan(self, scan: Scan) -> set[str]:
+        """Take a scan in (on the thread that owns ``infos``; no I/O); return the ids whose summary changed."""
+        changed = set(scan.gone)
+        for gone in scan.gone:
+            self._forget(gone)
+        self.pending = [r for r in scan.pending if r not in self.infos]
+        self._applied += 1
+        for run_id, sig, info in scan.read:
+            if self._read_in.get(run_id, 0) > scan.began:
+                continue                 # read again by a scan applied since this one began (a newer reading)
+            self._read_in[run_id] = self._applied
+            old = self.infos.get(run_id)
             self._sigs[run_id] = sig
             if old is None or _summary(old) != _summary(info):
                 changed.add(run_id)

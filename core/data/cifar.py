@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.data.datasets import (  # noqa: F401 (re-exported)
+from core.data.datasets import (
     CIFAR,
     CifarSpec,
     DataError,
-    find_data,
     locate,
     missing_message,
     resolve_data_dir,

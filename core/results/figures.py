@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.results.groups import KIND_TITLES, KINDS, MissingDependency, ReportError, RunGroup, variant_labels
+from core.results.groups import KIND_TITLES, KINDS, RunGroup, variant_labels
+from core.util.errors import MissingDependency, ReportError
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PANEL_TITLES = {"none": "plain networks", "A": "ResNets (option A)", "B": "ResNets (option B)"}

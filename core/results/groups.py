@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from core.spec.config import RunConfig
 from core.store.runs import ACTIVE, Run, RunInfo
-from core.util.errors import MissingDependency, ReportError  # noqa: F401 (re-exported)
+from core.util.errors import ReportError
 from core.util.formatting import model_name
 
 # Fields that do not change what a run learns: runs differing only in these (and the seed) form one group.

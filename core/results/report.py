@@ -29,8 +29,6 @@ from pathlib import Path
 from core.results import arch_table, cost, figures, sweep
 from core.results.groups import (
     DATASET_TITLES,
-    MissingDependency,
-    ReportError,
     RunGroup,
     group_runs,
     is_partial,
@@ -44,6 +42,7 @@ from core.results.sweep import dimensions, is_paper_grid
 from core.results.table6 import build_table, to_csv, to_latex, to_markdown
 from core.store.runs import ACTIVE, Run, RunInfo
 from core.store.sweeps import incomplete_notes
+from core.util.errors import MissingDependency, ReportError
 from core.util.formatting import duration, pct, some_ids
 
 TABLE_FORMATS = ("md", "tex", "csv")

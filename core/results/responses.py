@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.results.groups import ReportError
 from core.store import reader
 from core.store.runs import Run
+from core.util.errors import ReportError
 from core.util.files import atomic_write_json
 
 FILE_NAME = "layer_responses.json"
@@ -106,7 +106,7 @@ _LAYER_FIELDS = {"index": "count", "name": "text", "std": "real"}   # NaN/inf: w
 def _load_weights(run: Run, cfg, model, ckpt) -> None:
     """checkpoint.pt's weights into ``model``; ReportError (that run left out, with why) for a checkpoint of another
     net or not ResLab's: a foreign or mismatched checkpoint never aborts a report of every run (issue 35)."""
-    from core.train.consistency import differences
+    from core.store.checkpoint_check import differences
 
     saved = ckpt.get("config") if isinstance(ckpt, dict) else None
     must = differences(cfg, saved)[0] if isinstance(saved, dict) else []
@@ -133,7 +133,7 @@ def layer_responses(run: Run, *, device: str = "auto", data_dir: str | None = No
         cached = read_layer_responses(run)
         if cached is not None:
             return cached
-    from core.data.cifar import DataError
+    from core.data.datasets import DataError
     from core.train.checkpoint import load_checkpoint
     from core.train.device import DeviceError, resolve_device
     from core.train.setup import build

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.store.info import ACTIVE
+from core.store.rules import ACTIVE
 
 RETRYABLE = ("crashed", "queued", "damaged")   # a trainer process that ended leaving one of these died early
 FINAL = ("finished", "failed", "diverged", "out-of-memory", "stopped")

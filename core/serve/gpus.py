@@ -233,9 +233,11 @@ def exclusive_gpus(devices: list[str], env: dict[str, str] | None = None) -> lis
 
 
 def _text(read) -> str:
+    import pynvml
+
     try:
         value = read()
-    except Exception:  # noqa: BLE001 - pynvml.NVMLError_NotSupported and friends
+    except pynvml.NVMLError:        # NVMLError_NotSupported and friends
         return ""
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -246,9 +248,11 @@ def has_gpu() -> bool:
 
 
 def _maybe(read):
+    import pynvml
+
     try:
         return int(read())
-    except Exception:  # noqa: BLE001 - pynvml.NVMLError_NotSupported and friends
+    except (pynvml.NVMLError, TypeError, ValueError):     # NVMLError_NotSupported and friends
         return None
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from core.spec.config import RunConfig
 from core.store import reader
+from core.store.rules import requeue_refusal
 from core.store.runs import ACTIVE, Run, RunError, RunLockedError, RunStore, live_state, now
 from core.util.files import atomic_write_json, write_error
 
@@ -115,8 +116,9 @@ def requeue(store: RunStore, run_id: str, why: str | None = None) -> Run:
     with holding(run):
         state = live_state(run)
         state = "crashed" if state in ACTIVE else state       # we hold its lock: whoever said running is gone
-        if state not in ("queued", "stopped", "crashed", "failed", "out-of-memory"):
-            raise RunError(f"run {run.id} is {state}; only a stopped, crashed or failed run can be queued again")
+        refused = requeue_refusal(state)
+        if refused is not None:
+            raise RunError(f"run {run.id} {refused.text}")
         if is_queued(run):
             return run
         last = max((float(q.entry.get("position") or 0) for q in queued(store)), default=0.0)

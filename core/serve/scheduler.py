@@ -28,7 +28,7 @@ import time
 
 from core.serve import on_end as end_hook
 from core.serve import queue as Q
-from core.serve.decisions import FINAL, RETRYABLE, Action, next_action  # noqa: F401 (re-exported)
+from core.serve.decisions import FINAL, RETRYABLE, next_action
 from core.serve.launch import LocalLauncher
 from core.serve.scheduler_control import LOG_FILE, STATE_FILE, SchedulerRunning, describe, lock_of
 from core.serve.slots import Busy, Slot, misfit, sharing, slot_threads

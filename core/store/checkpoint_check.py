@@ -8,6 +8,7 @@ tensors as references into the archive's other files, which are never read): a f
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import pickle
 import struct
@@ -18,6 +19,8 @@ from typing import Any
 from core.spec.config import RunConfig
 from core.store.reader import open_regular
 from core.util.formatting import number_text
+
+log = logging.getLogger(__name__)
 
 HEADER_FORMAT = 2           # core/train/checkpoint.py CHECKPOINT_FORMAT: an older or newer one is the trainer's to read
 
@@ -169,8 +172,8 @@ def _read_header(fh) -> dict | None:
         data = _first_record(fh)
         if data is not _NOT_FIRST:
             return data if isinstance(data, dict) else None
-    except Exception:  # noqa: BLE001 - another layout: the archive's directory below
-        pass
+    except Exception:
+        log.debug("checkpoint header: not in the archive's first record", exc_info=True)
     try:
         fh.seek(0)
         with zipfile.ZipFile(fh) as archive:
@@ -179,7 +182,8 @@ def _read_header(fh) -> dict | None:
                 return None
             with archive.open(name) as pkl:
                 data = _HeaderUnpickler(pkl).load()
-    except Exception:  # noqa: BLE001 - a torn or foreign file: loading it is the trainer's to report
+    except Exception:
+        log.debug("checkpoint header cannot be read", exc_info=True)
         return None
     return data if isinstance(data, dict) else None
 

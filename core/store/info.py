@@ -17,12 +17,11 @@ from core.spec.config import RunConfig
 from core.store import reader
 from core.store.checkpoint_check import FIX_HINT, checkpoint_problem
 from core.store.reader import DamagedFileError
+from core.store.rules import ACTIVE, CONTINUES_AS_IS
 from core.util.formatting import slurm_text
 
 STATES = ("queued", "running", "paused", "stopped", "finished", "failed", "diverged", "out-of-memory",
           "crashed", "damaged")
-ACTIVE = ("running", "paused")               # a live process owns the run
-RESUMABLE = ("queued", "stopped", "crashed", "failed")
 STALE_AFTER_S = 120.0                        # a heartbeat older than this on another host means crashed
 REPAIR_HINT = "resume --repair can recover it from checkpoint.pt"
 RESTART_HINT = "resume --repair starts it over from step 0 (its records are dropped), or start a new run"
@@ -154,7 +153,7 @@ def settle(info: RunInfo, run: Any) -> RunInfo:
     """What no file says, decided now: a run that says it trains but whose process is gone is crashed; a queued run
     that is in no queue is damaged (``unqueued``); so is one that has trained but lost its checkpoint.pt
     (``restartable``), or whose steps.jsonl is larger than ResLab reads (``repairable``)."""
-    if info.state in ACTIVE and not _owner_alive(run, info.status):
+    if info.state in ACTIVE and not owner_alive(run, info.status):
         info.state = "crashed"
     elif info.state == "queued":
         lost = _queue_problem(run, info.status)
@@ -172,7 +171,7 @@ def lost_checkpoint(state: str, status: dict, epochs: list[dict], checkpoint_pat
     or was stopped mid-epoch (a stop saves one), yet checkpoint.pt is gone. Resuming would start it over from step 0
     and cut its records back: only `resume --repair` (asked for) does that. A finished run keeps its state (its
     numbers stand); only making it longer needs the checkpoint (core/store/rules.py)."""
-    if state not in RESUMABLE + ("out-of-memory",) or checkpoint_path.exists() or checkpoint_path.is_symlink():
+    if state not in CONTINUES_AS_IS or checkpoint_path.exists() or checkpoint_path.is_symlink():
         return ""
     epoch, step = status.get("epoch") or 0, status.get("step") or 0
     # status.json's epoch is written after the epoch's checkpoint, and a second epoch row after the first checkpoint;
@@ -184,7 +183,7 @@ def lost_checkpoint(state: str, status: dict, epochs: list[dict], checkpoint_pat
            f"step {step})"
 
 
-def _owner_alive(run: Any, status: dict) -> bool:
+def owner_alive(run: Any, status: dict) -> bool:
     """Is the process that says it trains this run still there? On this host its writer lock tells (the kernel
     drops a flock when the process dies, however it dies); elsewhere only the heartbeat's age can."""
     if status.get("host") == socket.gethostname():

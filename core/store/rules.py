@@ -12,20 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.store.info import ACTIVE
+from core.util.formatting import epoch_count
 
+ACTIVE = ("running", "paused")               # a live process owns the run
 PAUSABLE = ("running",)
 CONTINUABLE = ("paused",)
+# what `resume` continues from its checkpoint as it is (``resume_refusal``'s fall-through, and what the queue takes
+# back); a finished or diverged run continues only when made longer, a damaged one only through a repair
+CONTINUES_AS_IS = ("queued", "stopped", "crashed", "failed", "out-of-memory")
 
 
 @dataclass(frozen=True)
 class Refusal:
-    kind: str     # damaged, active, diverged, finished, not-longer, crashed, not-running, not-paused, in-app
+    kind: str     # damaged, active, diverged, finished, not-longer, crashed, not-running, not-paused, queued,
+    #               not-finished, not-resumable
     text: str
-
-
-def epochs_text(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def resume_refusal(info: Any, *, extend_to: int | None = None, repair: bool = False,
@@ -36,29 +37,56 @@ def resume_refusal(info: Any, *, extend_to: int | None = None, repair: bool = Fa
     longer; a damaged one only through a repair that can recover it, or when only the queue lost it (a queued
     run whose queue.json is damaged or missing: ``RunInfo.unqueued``); a running or paused one never (stop it first)."""
     state = info.state
-    if state == "damaged" and not (repair and (info.repairable or getattr(info, "restartable", False))) and \
-            not getattr(info, "unqueued", False):
+    if needs_repair(info) and not (repair and (info.repairable or getattr(info, "restartable", False))):
         return Refusal("damaged", f"is damaged ({info.damaged})")
     if state in ACTIVE and not handed_over:
         return Refusal("active", f"is {state} in another process (pid {info.status.get('pid')})")
     if state == "diverged" and extend_to is None:
         return Refusal("diverged", f"diverged ({info.error}); resuming would repeat it")
     if state == "finished" and extend_to is None:
-        return Refusal("finished", f"is finished ({epochs_text(info.epochs_done)})")
+        return Refusal("finished", f"is finished ({epoch_count(info.epochs_done)})")
     if state == "finished" and extend_to is not None and getattr(info, "checkpoint_lost", False):
         return Refusal("damaged", "has no checkpoint.pt to continue from; its results stand, but it cannot train "
                                   "longer: start a new run with more epochs")
     if extend_to is not None and extend_to <= info.epochs_done:
-        return Refusal("not-longer", f"has already done {epochs_text(info.epochs_done)}; "
+        return Refusal("not-longer", f"has already done {epoch_count(info.epochs_done)}; "
                                      f"ask for more than {info.epochs_done}")
     return None
+
+
+def needs_repair(info: Any) -> bool:
+    """A damaged run continues only through ``resume --repair``, unless only the queue lost it (``unqueued``: it
+    trains as it is)."""
+    return info.state == "damaged" and not getattr(info, "unqueued", False)
+
+
+def requeue_refusal(state: str) -> Refusal | None:
+    """May a run in ``state`` go back in the folder's queue (the scheduler resumes it from its checkpoint)?"""
+    if state in CONTINUES_AS_IS:
+        return None
+    *others, last = [s for s in CONTINUES_AS_IS if s != "queued"]     # (a queued run is in the queue already)
+    allowed = f"{', '.join(others)} or {last}"
+    return Refusal("not-resumable", f"is {state}; only a {allowed} run can be queued again")
+
+
+def extend_refusal(info: Any) -> Refusal | None:
+    """What an app offers as "more epochs" (its extend key and button): a finished run (any other run that can go
+    on resumes as it is, with the same rule as ``resume --epochs``)."""
+    if info.state != "finished":
+        return Refusal("not-finished", f"is {info.state}; only a finished run is extended")
+    return None
+
+
+def waiting_in_slurm(info: Any) -> bool:
+    """The run waits in Slurm's queue (its job is pending): stopping it cancels the job."""
+    return info.state == "queued" and bool(info.job)
 
 
 def stop_refusal(info: Any, *, queued_here: bool = False) -> Refusal | None:
     """May ``info``'s run be asked to stop? A running or paused run (it checkpoints at its next iteration), a run
     waiting in an app's own queue (``queued_here``: it stays queued) or in Slurm's queue (its job is cancelled)."""
     state = info.state
-    if state in ACTIVE or queued_here or (state == "queued" and info.job):
+    if state in ACTIVE or queued_here or waiting_in_slurm(info):
         return None
     if state == "crashed":
         return Refusal("crashed", f"is not running: its process is gone (crashed at step {info.step})")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import secrets
@@ -35,10 +36,19 @@ from typing import Any
 from core.data.datasets import resolve_data_dir
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
-from core.store.info import ACTIVE, RESUMABLE, STATES, RunInfo, _owner_alive, oldest_first, run_summary_row  # noqa: F401
+from core.store.info import STATES, RunInfo, oldest_first, owner_alive, run_summary_row
 from core.store.lock import FileLock, LockHeldError
 from core.store.reader import DamagedFileError
+from core.store.rules import ACTIVE
 from core.util.files import append_bytes, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, write_error
+
+# the store's API; RunInfo, its states (info.py), ACTIVE (rules.py) and the list order are re-exported on purpose:
+# a client of run folders imports them from here
+__all__ = ["ACTIVE", "CREATING", "HEARTBEAT_S", "STALE_CREATION_S", "STATES", "LockLostError", "Run", "RunError",
+           "RunInfo", "RunLockedError", "RunStore", "default_runs_dir", "extend_run", "iso", "live_state",
+           "names_taken_text", "now", "oldest_first", "run_folder_note", "run_summary_row", "with_fixed_data_dir"]
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0                            # the trainer rewrites status.json at least this often
 CREATING = ".creating-"                      # a run folder being created (RunStore.create), renamed when whole
@@ -236,7 +246,8 @@ class Run:
             info = RunInfo.read(self)
             run_summary_row(info)  # e.g. a status.json whose "epoch" is not a number
             return info
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
+            log.debug("run %s is read as damaged", self.id, exc_info=True)
             return RunInfo(self.id, self.path, "damaged", damaged=f"{type(exc).__name__}: {exc}")
 
 
@@ -247,7 +258,7 @@ def live_state(run: Run) -> str:
         state = status["state"] if status.get("state") in STATES else "damaged"
     except (OSError, ValueError, AttributeError):
         return "damaged"
-    return "crashed" if state in ACTIVE and not _owner_alive(run, status) else state
+    return "crashed" if state in ACTIVE and not owner_alive(run, status) else state
 
 
 # -- the store ---------------------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from core.spec.config import ConfigError, RunConfig
-from core.store.info import ACTIVE, RunInfo
+from core.store.info import RunInfo
 from core.store.reader import DamagedFileError, short
+from core.store.rules import ACTIVE
 from core.util.files import atomic_write_json
 
 PLAN_DIR = ".sweeps"

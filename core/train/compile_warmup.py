@@ -37,7 +37,7 @@ def warm_up(trainer: Any) -> None:
     try:
         with CompileWatch(trainer), s.step.restoring():      # the heartbeat; a stop may end the process at once
             for _ in range(COMPILE_CALLS):
-                trainer._guarded_step(*batch, s.schedule.lr(trainer.state.step), cfg.batch_size)
+                trainer._guarded_step(*batch, s.schedule.lr(trainer.train_state.step), cfg.batch_size)
             sync_device(s.device)
     except TorchDynamoException as exc:      # a compiler missing or failing: the cause, and the way around it
         inner = getattr(exc, "inner_exception", None) or exc

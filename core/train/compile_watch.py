@@ -19,7 +19,7 @@ and never lets go (the process ends), so a run never trains a step after it was 
 """
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import threading
 import time
@@ -27,6 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 from core.store.runs import HEARTBEAT_S
+from core.util.errors import carry_on
+
+log = logging.getLogger(__name__)
 
 WATCH_S = 0.1          # how often the thread looks at the stop event (the request file: every REQUEST_POLL_S)
 
@@ -64,10 +67,10 @@ class CompileWatch:
         while not self.done.wait(WATCH_S):
             if time.monotonic() - beat >= HEARTBEAT_S:
                 beat = time.monotonic()
-                with contextlib.suppress(Exception):     # a full disk: the step's own writes will say so
+                with carry_on(log, "the heartbeat during a compile"):   # a full disk: the step's writes say so
                     self.trainer.write_status()
             if self.leave is not None:
-                with contextlib.suppress(Exception):
+                with carry_on(log, "reading the request file during a compile"):   # (every round: no warning)
                     self.trainer.requests.check(sealed=False)    # the request file (another process's `stop`)
                 if self.trainer.requests.stopping:
                     self._abandon()
@@ -76,12 +79,13 @@ class CompileWatch:
         if not self.gate.acquire(blocking=False) or self.done.is_set():
             return               # the compile has just ended: the loop stops at its first iteration
         tr = self.trainer
-        with contextlib.suppress(Exception):
+        with carry_on(log, "recording the end of the compile"):
             tr.write_status(compiling=False)          # it compiles no more
-        tr._end("stopped", f"stopped during the compile at {tr.state.position(tr.setup.iters_per_epoch)}: the compile "
+        where = tr.train_state.position(tr.setup.iters_per_epoch)
+        tr._end("stopped", f"stopped during the compile at {where}: the compile "
                            f"abandoned, nothing had trained since the run's start; resumable")
         if not tr.lock_held:
-            with contextlib.suppress(Exception):
+            with carry_on(log, "releasing the run's lock", logging.WARNING):
                 tr.run_folder.release_lock()
         try:
             self.leave()

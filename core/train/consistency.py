@@ -11,10 +11,13 @@ negative one) is refused too. The rules themselves live in core/store/checkpoint
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.spec.config import RunConfig
-from core.store.checkpoint_check import FIX_HINT, MAY_CHANGE, check, differences, position_problem  # noqa: F401
+from core.store.checkpoint_check import FIX_HINT, check, differences
+
+log = logging.getLogger(__name__)
 
 
 def restore_config(cfg: RunConfig, ckpt: dict) -> tuple[RunConfig, list[str]]:
@@ -40,7 +43,9 @@ def inspect(run: Any) -> tuple[str, bool]:
         ckpt = checkpoint.read_resumable(run.checkpoint_path)
         cfg = run.read_config()
         status = run.read_status()
-    except Exception:  # noqa: BLE001 - reported by the trainer, with its message
+    except Exception:
+        log.debug("run %s: its checkpoint, config or status cannot be read; the trainer reports it", run.id,
+                  exc_info=True)
         return "", False
     why, _ = check(cfg, ckpt, status, reader.read_rows(run.epochs_path, tolerant=True)[0])
     return why, why.endswith(FIX_HINT)

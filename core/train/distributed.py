@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import datetime
 import inspect
+import logging
 import math
 import os
 import signal
@@ -42,6 +43,9 @@ from typing import Any
 import torch
 import torch.distributed as tdist
 
+from core.util.errors import carry_on
+
+log = logging.getLogger(__name__)
 TIMEOUT_ENV = "RESLAB_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 180.0     # a collective waiting on a peer that died; NCCL then tears the process down
 _PEER_WORDS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "nccl", "gloo",
@@ -113,7 +117,7 @@ class Dist:
         of 'another process died'), in the process group's key-value store. Never raises."""
         if self.many:
             self.leaving = True
-            with contextlib.suppress(Exception):
+            with carry_on(log, "leaving a note in the process group's store"):
                 self._store().set(f"reslab/end/{self.rank}", note)
 
     def told(self) -> tuple[int, str]:
@@ -121,7 +125,7 @@ class Dist:
         if self.many:
             for rank in range(self.world):
                 key = f"reslab/end/{rank}"
-                with contextlib.suppress(Exception):
+                with carry_on(log, f"reading process {rank}'s note"):
                     if rank != self.rank and self._store().check([key]):
                         return rank, self._store().get(key).decode()
         return -1, ""
@@ -291,10 +295,10 @@ def process_group(device_name: str, dist: Dist | None = None) -> Iterator[Dist]:
             # every process leaves together: rank 0 holds the group's key-value store, and a process that left first
             # took it with it while another was still using it; that one died in C++ ("terminate called without an
             # active exception", exit -6), which torchrun counts as a failure (seen under load in the DDP tests)
-            with contextlib.suppress(Exception):
+            with carry_on(log, "the barrier before leaving the process group"):
                 tdist.barrier()
     finally:
-        with contextlib.suppress(Exception):   # a broken group (a peer died) may refuse even this
+        with carry_on(log, "destroying the process group"):   # a broken group (a peer died) may refuse even this
             tdist.destroy_process_group()
 
 

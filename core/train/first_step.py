@@ -17,11 +17,16 @@ Python signal handler interrupts), to stop a trainer inside it.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from core.util.errors import carry_on
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.2                                 # how often the guard looks at the stop event and the request file
 TEST_DELAY_ENV = "RESLAB_TEST_FIRST_STEP_S"
@@ -73,14 +78,13 @@ class FirstStepGuard:
     def _stop_now(self) -> None:
         """Record the run as stopped where this process took it, and end the process."""
         t = self.trainer
-        where = f"step {t.state.step}" if t.state.step else "step 0 (it has no checkpoint yet)"
-        try:
+        where = f"step {t.train_state.step}" if t.train_state.step else "step 0 (it has no checkpoint yet)"
+        # a full disk: the run reads as crashed, and resumes the same way
+        with carry_on(log, f"recording run {t.run_folder.id}'s stop", logging.WARNING):
             t.run_folder.clear_request()
             t.write_status(state="stopped", error=None)
             t.run_folder.log(f"stopped before this process completed its first step (building the model or in a long "
                              f"first step): nothing to save; resumable from {where}")
-        except Exception:  # noqa: BLE001 - a full disk: the run reads as crashed, and resumes the same way
-            pass
         self.exit()
 
 

@@ -65,20 +65,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.spec.archs import WRN_BASE
-from core.spec.archs import blocks_per_stage as arch_blocks_per_stage
+from core.spec.archs import WRN_BASE, blocks_per_stage
+from core.spec.config import SHORTCUTS
 
-SHORTCUT_KINDS = ("A", "B", "none")
 INIT_MODES = {"he-fan-out": "fan_out", "he-fan-in": "fan_in", "torch-default": None}
-
-
-def blocks_per_stage(depth: int) -> int:
-    """n for depth = 6n + 2; raises ValueError for any other depth."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...), got {depth!r}"
-        )
-    return (depth - 2) // 6
 
 
 class PadShortcut(nn.Module):
@@ -135,9 +125,9 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int, shortcut: str = "A", width: int = 16, num_classes: int = 10,
                  widths: tuple[int, ...] = (), stem_width: int = 0, init: str = "he-fan-out"):
         super().__init__()
-        n = blocks_per_stage(depth)
-        if shortcut not in SHORTCUT_KINDS:
-            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUT_KINDS)}, got {shortcut!r}")
+        n = blocks_per_stage("resnet", depth)
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
         widths = _stage_widths(width, widths)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -270,9 +260,9 @@ class PreActResNet(nn.Module):
     def __init__(self, arch: str, depth: int, shortcut: str = "A", width: int = 16, dropout: float = 0.0,
                  num_classes: int = 10, widths: tuple[int, ...] = (), stem_width: int = 0, init: str = "he-fan-out"):
         super().__init__()
-        n = arch_blocks_per_stage(arch, depth)
-        if shortcut not in SHORTCUT_KINDS:
-            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUT_KINDS)}, got {shortcut!r}")
+        n = blocks_per_stage(arch, depth)
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
         widths = _stage_widths(width, widths)
         if dropout and arch != "wrn" or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1) and is for arch wrn only, got {dropout!r}")

@@ -8,6 +8,7 @@ epoch; a resumed epoch goes on from its seconds so far), the recent speed and th
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,10 @@ from typing import Any
 
 from core.store.runs import HEARTBEAT_S
 from core.train.events import Progress
+from core.util.errors import carry_on
 from core.util.formatting import duration, rate
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.25       # at most 4 Progress events a second
 MIN_RATE_STEPS = 3            # iterations a speed is measured over, at least
@@ -72,7 +76,7 @@ def beating(beat: Callable[[], object], every_s: float) -> Iterator[None]:
 
     def loop() -> None:
         while not done.wait(every_s):
-            with contextlib.suppress(Exception):   # a full disk: the step's own writes will say so
+            with carry_on(log, "a heartbeat"):   # a full disk: the step's own writes will say so
                 beat()
     thread = threading.Thread(target=loop, name="reslab-heartbeat", daemon=True)
     thread.start()
@@ -92,11 +96,11 @@ class Reporter:
         self.last_progress = clock.now()
 
     def eta(self) -> float | None:
-        s, st = self.trainer.setup, self.trainer.state
+        s, st = self.trainer.setup, self.trainer.train_state
         return self.clock.eta(s.total_steps - st.step, s.total_epochs - st.epoch)
 
     def elapsed(self) -> float:
-        return self.trainer.state.elapsed_s + self.clock.epoch_seconds()
+        return self.trainer.train_state.elapsed_s + self.clock.epoch_seconds()
 
     def tick(self, lr: float) -> None:
         """Between iterations: a Progress event when one is due (and the estimate to the end once the speed is
@@ -104,13 +108,13 @@ class Reporter:
         tr, t = self.trainer, self.clock.now()
         if t - self.last_progress >= PROGRESS_EVERY_S:
             if self.clock.measure():  # once the speed is known: how long the whole run takes (absurd lengths show)
-                left = tr.setup.total_steps - tr.state.step
+                left = tr.setup.total_steps - tr.train_state.step
                 tr.log(f"estimated time to the end: {duration(self.eta())} at {rate(self.clock.rate)} images/s "
                        f"({left:,} iterations left)")
             self.progress(lr)
             self.last_progress = t
         if t - tr.last_heartbeat >= HEARTBEAT_S:
-            self.heartbeat(step=tr.state.step, lr=lr, elapsed_s=self.elapsed(), images_per_s=self.clock.rate,
+            self.heartbeat(step=tr.train_state.step, lr=lr, elapsed_s=self.elapsed(), images_per_s=self.clock.rate,
                            eta_s=self.eta(), **tr.latest_fields())
 
     def heartbeat(self, **fields: Any) -> None:
@@ -118,7 +122,7 @@ class Reporter:
 
     def progress(self, lr: float) -> None:
         tr = self.trainer
-        s, st = tr.setup, tr.state
+        s, st = tr.setup, tr.train_state
         loss, err = tr.latest
         tr.emit(Progress(tr.run_folder.id, epoch=st.epoch + 1, total_epochs=s.total_epochs,
                          iter_in_epoch=min(st.step - st.epoch * s.iters_per_epoch, s.iters_per_epoch),

@@ -29,11 +29,12 @@ from typing import Any
 
 import torch
 
-from core.data.cifar import DataError, load_data
+from core.data.cifar import load_data
+from core.data.datasets import DataError
 from core.data.identity import data_identity
 from core.spec.config import ConfigError, RunConfig
 from core.store import reader
-from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, extend_run, now  # noqa: F401 (extend_run)
+from core.store.runs import HEARTBEAT_S, LockLostError, Run, RunError, RunLockedError, RunStore, now
 from core.train import checkpoint, consistency
 from core.train.checkpoint import CheckpointError
 from core.train.compile_warmup import warm_up
@@ -83,7 +84,7 @@ class Trainer:
         self.requests = Requests(self.run_folder, dist, stop_event, pause_event, self.log)
         self.status: dict[str, Any] = {}
         self.setup: Setup | None = None          # built by _start
-        self.state = TrainState()
+        self.train_state = TrainState()
         self.window: StepWindow | None = None
         self.latest: tuple[float | None, float | None] = (None, None)   # the last steps.jsonl point's loss, err
         self.clock: RunClock | None = None       # the epoch's seconds, speed and ETA (core/train/pace.py)
@@ -171,7 +172,7 @@ class Trainer:
     def _start(self) -> tuple[str, str]:
         cfg, device, data, ckpt = self.dist.all_or_none(self._inputs, lambda problem: Stop("failed", problem))
         self._build(cfg, device, data, ckpt)
-        if self.state.epoch >= self.setup.total_epochs:
+        if self.train_state.epoch >= self.setup.total_epochs:
             return "finished", ""
         return self._loop()
 
@@ -204,7 +205,7 @@ class Trainer:
         return cfg, device, data, self.saved
 
     def _build(self, cfg: RunConfig, device: torch.device, data: Any, ckpt: dict | None) -> None:
-        run, d = self.run_folder, self.dist
+        run, d, st = self.run_folder, self.dist, self.train_state
         s = self.setup = build(cfg, device, data, channels_last=ckpt["channels_last"] if ckpt else None, dist=d,
                                precision=checkpoint.precision_of(ckpt, cfg, device) if ckpt else None)
         slices = int(ckpt["micro_batches"]) if ckpt else cfg.micro_batches
@@ -212,12 +213,11 @@ class Trainer:
             self.log(f"micro-batches: {cfg.micro_batches} as the config now asks (the run had {slices})")
             slices = cfg.micro_batches
         if ckpt:
-            self.state = checkpoint.restore(ckpt, s)
-            for name, n in run.truncate_logs(self.state.epoch, self.state.step).items():
+            st = self.train_state = checkpoint.restore(ckpt, s)
+            for name, n in run.truncate_logs(st.epoch, st.step).items():
                 self.log(f"warning: dropped {n} unreadable line{'s' if n != 1 else ''} of {name}")
-            done = self.state.epoch
-            self.log(f"resumed at epoch {done + 1}, step {self.state.step} of {s.total_steps} "
-                     f"({done} epoch{'s' if done != 1 else ''} done)")
+            self.log(f"resumed at epoch {st.epoch + 1}, step {st.step} of {s.total_steps} "
+                     f"({st.epoch} epoch{'s' if st.epoch != 1 else ''} done)")
             for note in self.changed:
                 self.log(note)
         else:
@@ -235,23 +235,23 @@ class Trainer:
         if cfg.tensorboard and d.is_main:   # the same rows as steps.jsonl/epochs.jsonl; a crash's extra rows purged
             from core.train.tensorboard import open_run_log
 
-            self.tensorboard = open_run_log(run, self.state.step)
+            self.tensorboard = open_run_log(run, st.step)
         for line in d.describe(cfg, slices, s.step.micro_batches):
             self.log(line)
         self.write_status(total_steps=s.total_steps, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
-                          step=self.state.step, epoch=self.state.epoch, device=str(device), precision=s.precision,
+                          step=st.step, epoch=st.epoch, device=str(device), precision=s.precision,
                           precision_note=s.precision_note or self.status.get("precision_note"),   # a resume's: kept
                           channels_last=s.channels_last, micro_batches=s.step.micro_batches, world_size=d.world,
                           devices=d.devices or [str(device)], sync_bn=cfg.sync_bn,
                           env=environment(device), seed=cfg.seed, deterministic=cfg.deterministic,
-                          elapsed_s=self.state.elapsed(), data=self.data_identity)
-        self.emit(Started(run.id, resumed=bool(ckpt), step=self.state.step, total_steps=s.total_steps,
-                          epoch=self.state.epoch, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
+                          elapsed_s=st.elapsed(), data=self.data_identity)
+        self.emit(Started(run.id, resumed=bool(ckpt), step=st.step, total_steps=s.total_steps,
+                          epoch=st.epoch, total_epochs=s.total_epochs, iters_per_epoch=s.iters_per_epoch,
                           device=str(device)))
 
     # the loop ---------------------------------------------------------------------------------------------------------
     def _loop(self) -> tuple[str, str]:
-        s, st = self.setup, self.state
+        s, st = self.setup, self.train_state
         warm_up(self)
         self._start_clock()
         while st.epoch < s.total_epochs:
@@ -279,7 +279,7 @@ class Trainer:
     def _held_at_rung(self) -> bool:
         """A study's trial at a rung (core/study/driver.py) waits for its driver's request: continue, or stop (True)."""
         self.requests.external_pause = True
-        self.write_status(rung_epoch=self.state.epoch)
+        self.write_status(rung_epoch=self.train_state.epoch)
         self._obey_requests(True)
         return self.requests.stopping
 
@@ -287,14 +287,14 @@ class Trainer:
         s, cfg = self.setup, self.setup.cfg
         self.window = StepWindow(cfg.log_every, s.device, self.dist.sum_ if self.dist.many else None)
         self.clock = RunClock(cfg.batch_size)
-        self.clock.start_epoch(self.state.sums.seconds)   # a resumed epoch goes on counting from its seconds so far
+        self.clock.start_epoch(self.train_state.sums.seconds)   # a resumed epoch counts on from its seconds so far
         self.report = Reporter(self, self.clock)
         self.requests.last_poll = self.last_heartbeat = self.clock.now()
         self.drops = set(s.schedule.boundaries())
         reset_memory_figures(s.device)
 
     def _lr(self) -> float:
-        st = self.state
+        st = self.train_state
         lr = self.setup.schedule.lr(st.step)
         if st.step > 0 and st.step in self.drops:
             self.log(f"lr dropped to {lr:g} at step {st.step}")
@@ -304,7 +304,7 @@ class Trainer:
         """Seal the device window every ``log_every`` iterations and read the one before it (one window late).
         True when it sealed one (under DDP the processes then agree on requests too)."""
         cfg = self.setup.cfg
-        if not (self.window.full or self.state.step % cfg.log_every == 0):
+        if not (self.window.full or self.train_state.step % cfg.log_every == 0):
             return False
         self.window.seal()
         # read now (one sync) while the paper's warm-up watches the error, so the switch happens at a fixed
@@ -345,11 +345,11 @@ class Trainer:
             return
         bad = first_non_finite(rows)
         if bad is not None:
-            self.state.pending = []
+            self.train_state.pending = []
             raise Stop("diverged", f"loss became {bad.loss} at step {bad.step + 1} (epoch {bad.epoch}, "
                                     f"lr {bad.lr:g}); try a lower --lr or a warm-up")
         s = self.setup
-        points = self.state.absorb(rows, s.cfg.log_every, s.iters_per_epoch, s.total_steps)
+        points = self.train_state.absorb(rows, s.cfg.log_every, s.iters_per_epoch, s.total_steps)
         for p in points:
             self.latest = (p.loss, p.err)
             if s.schedule.watching_error and s.schedule.observe_train_error(p.step, p.err):
@@ -373,8 +373,8 @@ class Trainer:
         """Paused: keep heartbeats and request polling going; nothing is freed. Returns the seconds held."""
         t0 = time.monotonic()
         self._flush()
-        self.set_state("paused", step=self.state.step, elapsed_s=self.report.elapsed())
-        self.log(f"paused at {self.state.position(self.setup.iters_per_epoch)}")
+        self.set_state("paused", step=self.train_state.step, elapsed_s=self.report.elapsed())
+        self.log(f"paused at {self.train_state.position(self.setup.iters_per_epoch)}")
 
         def heartbeat() -> None:
             if time.monotonic() - self.last_heartbeat >= HEARTBEAT_S:
@@ -384,20 +384,20 @@ class Trainer:
         held = time.monotonic() - t0
         if not self.requests.stopping:
             self.set_state("running")
-            self.log(f"continued at {self.state.position(self.setup.iters_per_epoch)}")
+            self.log(f"continued at {self.train_state.position(self.setup.iters_per_epoch)}")
         return held
 
     def _stop(self) -> tuple[str, str]:
-        st = self.state
+        st = self.train_state
         self._flush()
         st.sums.seconds = self.clock.epoch_seconds()
         self._save_checkpoint()
         self.write_status(step=st.step, epoch=st.epoch, elapsed_s=st.elapsed(), **self.latest_fields())
-        return "stopped", f"stopped at {self.state.position(self.setup.iters_per_epoch)}; resumable"
+        return "stopped", f"stopped at {self.train_state.position(self.setup.iters_per_epoch)}; resumable"
 
     # epochs and checkpoints -------------------------------------------------------------------------------------------
     def _end_epoch(self) -> None:
-        s, st = self.setup, self.state
+        s, st = self.setup, self.train_state
         sync_device(s.device)     # the epoch's work done: its seconds, then its last window (read after the sync)
         st.sums.seconds = train_seconds = self.clock.epoch_seconds()
         self._flush()
@@ -430,12 +430,12 @@ class Trainer:
         self.clock.start_epoch()
 
     def _save_checkpoint(self, best: bool = False) -> None:
-        run, st = self.run_folder, self.state
+        run, st = self.run_folder, self.train_state
         if not self.dist.is_main:
             return
         run.check_still_ours()      # never overwrite a checkpoint another process owns (its lock file was deleted)
         checkpoint.save(run.checkpoint_path, self.setup, st, run.best_path if best else None)
-        self.log(f"checkpoint saved at {self.state.position(self.setup.iters_per_epoch)}", emit=False)
+        self.log(f"checkpoint saved at {self.train_state.position(self.setup.iters_per_epoch)}", emit=False)
         self.emit(CheckpointSaved(run.id, str(run.checkpoint_path), st.epoch, st.step))
 
 

@@ -132,6 +132,11 @@ def epochs_text(done: int | None, total: int | None) -> str:
     return "-" if done is None else f"{done}/{total or '?'}"
 
 
+def epoch_count(n: int) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def model_name(depth: int | None, shortcut: str | None, arch: str = "resnet", width: int = 16) -> str:
     """'ResNet-20', 'plain-20' for a net without shortcuts, 'PreAct-164' (pre-activation, either block) or
     'WRN-28-10' (a wide ResNet of width 160 = 16 x 10; 'WRN-28 w100' when the width is not a multiple of 16)."""

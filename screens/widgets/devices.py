@@ -13,6 +13,8 @@ from textual.worker import get_current_worker
 from core.serve.gpus import GpuReading, nvml_unavailable_reason, read_gpus, runs_by_device
 from core.store.runs import RunStore
 
+from .worker_errors import TellWorkerErrors
+
 READ_EVERY_S = 1.0
 
 
@@ -39,7 +41,7 @@ def render_devices(readings: list[GpuReading] | None, runs: dict[str, list[str]]
     return text
 
 
-class DevicesPanel(Static):
+class DevicesPanel(TellWorkerErrors, Static):
     """Re-reads the devices and the runs on them every READ_EVERY_S seconds while it is on screen."""
 
     def __init__(self, store: RunStore, **kwargs):

@@ -13,9 +13,9 @@ def export_report(screen: Screen, run_ids: list[str]) -> None:
     root = app.store.root
 
     def work() -> None:
-        from core.results.groups import ReportError
         from core.results.report import default_out_dir, write_report
         from core.store.runs import RunError
+        from core.util.errors import ReportError
 
         try:
             infos = [app.store.get(r).info() for r in run_ids]

@@ -31,7 +31,7 @@ from core.util.formatting import (
     world_text,
 )
 
-from .formatting import state_text
+from .state_text import state_text
 from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 # (key, label, sort key from the summary row); the key order is the column order.

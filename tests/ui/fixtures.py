@@ -12,7 +12,8 @@ from pathlib import Path
 
 from core.spec.config import RunConfig
 from core.spec.presets import preset
-from core.store.runs import Run, atomic_write_bytes
+from core.store.runs import Run
+from core.util.files import atomic_write_bytes
 
 HOST = "fixture-host"
 T0 = 1_767_000_000.0  # a fixed creation time; nothing shows ages, only durations from status.json

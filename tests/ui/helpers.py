@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
 from collections.abc import Callable
 
@@ -37,10 +39,23 @@ async def type_into(pilot, selector: str, text: str) -> None:
     await press(pilot, "ctrl+a", "ctrl+k", *text)
 
 
+_SVG_TEXT = re.compile(r'<text [^>]*?x="([0-9.]+)"[^>]*?textLength="([0-9.]+)"'
+                       r'[^>]*?clip-path="url\(#[^)]*-line-(\d+)\)">(.*?)</text>', re.S)
+
+
 def screen_text(app) -> str:
-    """What the terminal shows now, as plain text lines. Textual has no public API for the composed screen as text
-    (``export_screenshot`` gives SVG), so this reads the screen's compositor."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """What the terminal shows now, as plain text lines (each the screen's width), read from Textual's public
+    screenshot (``App.export_screenshot``, an SVG): each run of text sits on its line (its clip path ``-line-N``) at
+    its column (x over the width of a cell)."""
+    width, height = app.size
+    rows = [[" "] * width for _ in range(height)]
+    for x, length, line, escaped in _SVG_TEXT.findall(app.export_screenshot(simplify=True)):
+        text = html.unescape(escaped).replace("\xa0", " ")
+        column = round(float(x) / (float(length) / len(text)))
+        row = rows[int(line)]
+        row[column:column + len(text)] = text
+        del row[width:]
+    return "\n".join("".join(row) for row in rows)
 
 
 _KEY_CHARS = {"enter": "\r", "escape": "\x1b", "space": " ", "tab": "\t"}

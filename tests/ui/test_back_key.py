@@ -6,7 +6,7 @@ from screens.app import make_app
 from screens.compare import CompareScreen
 from screens.detail import DetailScreen
 from screens.help import HelpScreen
-from screens.queue import QueueScreen
+from screens.queue_devices import QueueScreen
 from screens.runs import RunsScreen
 
 from .helpers import POLL, wait_for

@@ -15,7 +15,7 @@ from core.spec.field_help import FORM_FIELDS
 from core.store.runs import Run, RunStore
 from screens.app import make_app
 from screens.confirm import ConfirmScreen
-from screens.queue import QueueScreen
+from screens.queue_devices import QueueScreen
 from screens.widgets.devices import DevicesPanel, render_devices
 from tests.conftest import tiny_config
 

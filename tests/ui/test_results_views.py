@@ -126,7 +126,7 @@ async def test_the_empty_queue_screen_says_its_whole_hint_and_n_opens_the_form(t
     form (n) or with' (the one-line hint cut before `tui_app.py queue add`), at 80 the title lost 'starts one';
     and n there did nothing."""
     from screens.new_run import NewRunScreen
-    from screens.queue import QueueScreen
+    from screens.queue_devices import QueueScreen
 
     sweep(tmp_path, depths=(8,), shortcuts=("A",), seeds=(1,))
     app = make_app(runs_dir=tmp_path, poll_interval=POLL)

@@ -78,7 +78,7 @@ async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_re
         app.serve_queue = lambda: None                   # no scheduler process in this test
         a, b, c = Q.enqueue(app.store, [quick(depth=20, seed=s, epochs=2) for s in (1, 2, 3)])
         app.poll_runs()
-        await pilot.pause()
+        await wait_for(pilot, lambda: b.id in app.watcher.infos, 10, "the poll to read the queued runs")
         app.open_run(b.id, "monitor")
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "the monitor")
         assert not app.screen.check_action("resume", ())
@@ -143,3 +143,25 @@ async def test_a_read_only_runs_folder_gets_plain_messages_never_raw_oserror_tex
         assert "is read-only (Read-only file system): make it writable and delete it again" in said[0], said
         assert not any("Errno" in m for m in notes(app)), notes(app)
     live.release_lock()
+
+
+async def test_a_run_only_the_queue_lost_is_offered_the_resume_its_r_key_gives(fixture_runs):
+    """A queued run whose queue.json is damaged lists as damaged, yet trains as it is (resume RUN; the r key, asking
+    core/store/rules.py). The detail screen's resume buttons once hid for every damaged run, restating the rule."""
+    from core.store.runs import RunStore
+
+    (lost,) = Q.enqueue(RunStore(fixture_runs), [quick(name="lost")])
+    (lost.path / Q.QUEUE_FILE).write_text("{not json")
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.open_run(lost.id, "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 5, "the detail")
+        screen = app.screen
+        info = app.watcher.infos[lost.id]
+        assert info.state == "damaged" and info.unqueued
+        assert screen.check_action("resume", ())
+        for button in ("#resume", "#resume-bg"):
+            assert screen.query_one(button).display and not screen.query_one(button).disabled, button
+        assert not screen.check_action("extend", ()) and not screen.query_one("#extend").display
+        assert "none yet (a fresh start when resumed)" in screen_text(app)     # not "resume --repair cannot ..."

@@ -161,3 +161,22 @@ def test_a_shared_tail_is_read_once_and_keeps_a_diverged_runs_nan_rows(tmp_path)
     path.unlink()
     path.write_text('{"step": 1, "epoch": 1, "loss": 2.3, "err": 90.0, "lr": 0.1}\n')     # a resume rewrote it
     assert shared_tail(path).read() and [r["step"] for r in tail.rows] == [1]
+
+
+def test_a_scan_taken_in_late_never_replaces_a_newer_reading(tmp_path):
+    """The poller's thread scans while an action reads one run at once (``poll_runs(now=True)``, e.g. a run just
+    extended): the thread's scan, begun before, must not put the older state back when it is taken in."""
+    root = tmp_path / "runs"
+    make(root, 3)
+    w = RunWatcher(RunStore(root))
+    w.poll()
+    Run(root / "r001").update_status(state="stopped")
+    early = w.scan("r001")                                  # the thread's scan: begun now...
+    Run(root / "r001").update_status(state="finished")
+    w.apply_scan(w.scan("r001"))                            # ...the action's reading, taken in first
+    assert w.infos["r001"].state == "finished"
+    w.apply_scan(early)
+    assert w.infos["r001"].state == "finished", "the older reading came back"
+    Run(root / "r001").update_status(state="stopped")
+    w.apply_scan(w.scan("r001"))                            # a scan begun after it is taken in as usual
+    assert w.infos["r001"].state == "stopped"

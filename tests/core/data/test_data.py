@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.cifar import CIFAR, DataError, load_data, resolve_data_dir, stratified_order, synthetic_data
+from core.data.cifar import load_data, stratified_order, synthetic_data
+from core.data.datasets import CIFAR, DataError, resolve_data_dir
 from core.spec.config import RunConfig
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"

@@ -10,9 +10,10 @@ import struct
 import pytest
 
 from core.results.figures import ResponseCurve, fig6, fig7, save
-from core.results.groups import ReportError, band, group_runs, select_runs
+from core.results.groups import band, group_runs, select_runs
 from core.results.table6 import build_table, to_csv, to_latex, to_markdown
 from core.store.runs import RunStore
+from core.util.errors import ReportError
 from tests.core.results_helpers import fake_run
 
 

@@ -145,13 +145,14 @@ def test_out_of_memory_is_retried_with_twice_the_micro_batches(root):
                         "launches": 1})
     run.update_status(state="out-of-memory", error="out of memory at batch size 32")
     sched = S.Scheduler(store, make_slots(["cpu"]), idle_exit_s=0.5)
-    thread = threading.Thread(target=sched.serve)
+    thread = threading.Thread(target=sched.serve, daemon=True)     # a failed stop cannot hold the suite
     thread.start()
     try:
         wait_for(lambda: status(run.path)["state"] == "finished", "the retried run to finish", timeout=90)
     finally:
         sched.stop_event.set()
         thread.join(30)
+    assert not thread.is_alive(), "the scheduler did not stop"
     assert (run.read_config().on_oom, run.read_config().micro_batches) == ("split", 2)
     assert status(run.path)["micro_batches"] == 2
     assert entry(run.path)["oom_retried"] is True and entry(run.path)["retries"] == 0
@@ -174,7 +175,7 @@ def test_out_of_memory_is_retried_with_twice_the_micro_batches(root):
 def test_a_scheduler_whose_folder_is_deleted_leaves(tmp_path):
     store = RunStore(tmp_path / "runs")
     sched = S.Scheduler(store, make_slots(["cpu"]), stay=True)
-    thread = threading.Thread(target=sched.serve)
+    thread = threading.Thread(target=sched.serve, daemon=True)     # a failed stop cannot hold the suite
     thread.start()
     try:
         wait_for(lambda: SC.read_state(store.root) is not None, "the scheduler to serve", timeout=30)

@@ -5,7 +5,20 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.store.rules import continue_refusal, delete_refusal, pause_refusal, resume_refusal, stop_refusal
+from core.spec.config import RunConfig
+from core.store.info import STATES
+from core.store.rules import (
+    CONTINUES_AS_IS,
+    continue_refusal,
+    delete_refusal,
+    extend_refusal,
+    needs_repair,
+    pause_refusal,
+    requeue_refusal,
+    resume_refusal,
+    stop_refusal,
+)
+from core.store.runs import RunError, RunStore
 
 
 @dataclass
@@ -16,6 +29,7 @@ class Info:                 # the fields of core.store.info.RunInfo that the rul
     repairable: bool = False
     job: dict = field(default_factory=dict)
     error: str = "loss became nan"
+    unqueued: bool = False
 
     @property
     def epochs_done(self) -> int:
@@ -78,3 +92,28 @@ def test_pause_continue_and_delete_rules(state):
     assert (delete_refusal(Info(state)) is None) == (state not in ("running", "paused"))
     assert delete_refusal(Info(state), in_app=True) is not None     # an app is about to train it
     assert delete_refusal(None) is None                             # gone: nothing to protect
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_the_states_that_continue_as_they_are_are_the_ones_resume_takes_and_the_queue_takes_back(state):
+    """CONTINUES_AS_IS (what info.py's lost-checkpoint check and the queue's requeue ask) is resume's own rule."""
+    as_is = resume_refusal(Info(state)) is None
+    assert as_is == (state in CONTINUES_AS_IS)
+    assert (requeue_refusal(state) is None) == as_is
+    assert (extend_refusal(Info(state)) is None) == (state == "finished")
+    assert needs_repair(Info(state)) == (state == "damaged")
+    assert not needs_repair(Info("damaged", unqueued=True))       # only the queue lost it: it trains as it is
+
+
+def test_requeue_says_every_state_it_takes_back_out_of_memory_too(tmp_path):
+    """core/serve/queue.py's requeue once said 'only a stopped, crashed or failed run can be queued again', though it
+    took out-of-memory runs back too: its text now comes from the rules."""
+    from core.serve import queue as Q
+
+    store = RunStore(tmp_path)
+    run = store.create(RunConfig(dataset="synthetic", epochs=1))
+    run.update_status(state="finished")
+    with pytest.raises(RunError, match="only a stopped, crashed, failed or out-of-memory run can be queued again"):
+        Q.requeue(store, run.id)
+    run.update_status(state="out-of-memory")
+    assert Q.is_queued(Q.requeue(store, run.id))

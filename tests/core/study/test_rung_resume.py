@@ -2,7 +2,6 @@
 (resumed), it ends bit for bit as the same settings trained without a pause (CPU, deterministic)."""
 from __future__ import annotations
 
-import threading
 import time
 
 import torch
@@ -12,6 +11,7 @@ from core.train.checkpoint import load_checkpoint
 from core.train.trainer import Trainer, train_run
 from tests.conftest import tiny_config
 from tests.core.train.test_trainer import metrics
+from tests.stopping import training_thread
 
 
 def wait_for(condition, what: str, timeout: float = 60.0):
@@ -30,31 +30,26 @@ def test_a_trial_stopped_at_a_rung_and_promoted_equals_an_uninterrupted_run(tmp_
     assert state == "finished"
 
     run = store.create(cfg.with_overrides(name="trial", study="s", trial=0, rungs=(1, 2)))
-    out = []
-    t = threading.Thread(target=lambda: out.append(Trainer(run).run()))
-    t.start()
-    # rung 1: paused after epoch 1, waiting; the driver says continue (promoted at once)
-    wait_for(lambda: run.read_status().get("state") == "paused" and run.read_status().get("rung_epoch") == 1,
-             "the pause at rung epoch 1")
-    assert len(run.read_epochs()) == 1
-    run.request("continue")
-    # rung 2: the driver stops it (bottom of its rung); it keeps its checkpoint
-    wait_for(lambda: run.read_status().get("rung_epoch") == 2 and run.read_status().get("state") == "paused",
-             "the pause at rung epoch 2")
-    run.request("stop")
-    t.join(60)
-    assert out == ["stopped"]
+    with training_thread(lambda stop: Trainer(run, stop_event=stop).run()) as t:
+        # rung 1: paused after epoch 1, waiting; the driver says continue (promoted at once)
+        wait_for(lambda: run.read_status().get("state") == "paused" and run.read_status().get("rung_epoch") == 1,
+                 "the pause at rung epoch 1")
+        assert len(run.read_epochs()) == 1
+        run.request("continue")
+        # rung 2: the driver stops it (bottom of its rung); it keeps its checkpoint
+        wait_for(lambda: run.read_status().get("rung_epoch") == 2 and run.read_status().get("state") == "paused",
+                 "the pause at rung epoch 2")
+        run.request("stop")
+        assert t.result(60) == "stopped"
     assert run.read_status()["epoch"] == 2 and run.info().state == "stopped"
     # promoted later: resumed, it waits at its rung once more for the driver (which says continue: a trial killed at
     # a rung gets its decision when the scheduler resumes it), then trains on
-    t = threading.Thread(target=lambda: out.append(Trainer(run).run()))
-    t.start()
-    wait_for(lambda: run.read_status().get("state") == "paused" and run.read_status().get("rung_epoch") == 2,
-             "the resumed trial waiting at its rung")
-    assert len(run.read_epochs()) == 2
-    run.request("continue")
-    t.join(60)
-    assert out == ["stopped", "finished"]
+    with training_thread(lambda stop: Trainer(run, stop_event=stop).run()) as t:
+        wait_for(lambda: run.read_status().get("state") == "paused" and run.read_status().get("rung_epoch") == 2,
+                 "the resumed trial waiting at its rung")
+        assert len(run.read_epochs()) == 2
+        run.request("continue")
+        assert t.result(60) == "finished"
     a, b = load_checkpoint(ref.checkpoint_path), load_checkpoint(run.checkpoint_path)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k

@@ -23,7 +23,7 @@ class FakeTrainer:
     def __init__(self, exit_early=None):
         self.dist, self.exit_early = types.SimpleNamespace(many=False), exit_early
         self.requests = Requests(types.SimpleNamespace(read_request=lambda: None, clear_request=lambda: None))
-        self.state, self.lock_held = TrainState(step=16, epoch=2), True
+        self.train_state, self.lock_held = TrainState(step=16, epoch=2), True
         self.setup = types.SimpleNamespace(iters_per_epoch=8)
         self.ended, self.message = [], ""
 
@@ -51,11 +51,28 @@ def test_a_stop_during_the_compile_records_the_run_stopped_and_leaves(monkeypatc
     watch.__exit__(None, None, None)
 
 
+class Rounds(threading.Event):
+    """The watch's ``done`` event, counting the rounds of its loop (one wait each)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rounds = 0
+
+    def wait(self, timeout=None):
+        self.rounds += 1
+        return super().wait(timeout)
+
+
 def test_without_leave_a_stop_waits_for_the_compile():
     tr = FakeTrainer()
-    with compile_watch.CompileWatch(tr):
+    watch = compile_watch.CompileWatch(tr)
+    watch.done = Rounds()
+    with watch:
         tr.requests.stop_event.set()
-        time.sleep(5 * compile_watch.WATCH_S)
+        deadline = time.monotonic() + 30    # five rounds of the watch's loop go by with the stop set
+        while watch.done.rounds < 6:
+            assert time.monotonic() < deadline, "the watch's loop does not go round"
+            time.sleep(0.01)
     assert tr.ended == []
 
 

@@ -217,8 +217,11 @@ def test_every_process_pauses_continues_and_stops_on_rank_0s_request_file(tmp_pa
         wait("training", lambda: "data-parallel over 2" in "\n".join(run.read_events()))
         run.request("pause")
         wait("the pause", lambda: run.read_status()["state"] == "paused")
-        step = run.read_status()["step"]
-        time.sleep(0.5)             # both processes hold: no iteration while paused (heartbeats go on)
+        paused = run.read_status()
+        # both processes hold: no iteration while paused, though a heartbeat (written only by a loop that holds and
+        # agrees with the other process) comes
+        wait("a heartbeat while paused", lambda: run.read_status()["updated_at"] > paused["updated_at"])
+        step = paused["step"]
         assert run.read_status()["step"] == step and run.read_status()["state"] == "paused"
         run.request("continue")
         wait("training again", lambda: run.read_status()["state"] == "running")

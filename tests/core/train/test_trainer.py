@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from core.train.checkpoint import load_checkpoint
 from core.train.events import Ended, EpochEnded, Progress, Started
 from core.train.trainer import Trainer, train_run
 from tests.conftest import ROOT, tiny_config
-from tests.stopping import StopAfter
+from tests.stopping import StopAfter, training_thread
 
 TIMING_KEYS = {"seconds", "eval_seconds", "images_per_s", "peak_mem_bytes", "reserved_mem_bytes"}
 
@@ -81,9 +82,28 @@ def test_resume_is_exact(tmp_path, stop_at):
     assert "stopped: stopped" not in events and "checkpoint saved at epoch 1, step 8 (epoch done)" in events
 
 
+class LookedAt(threading.Event):
+    """A pause event that counts how often the trainer looks at it (a paused trainer looks every 50 ms)."""
+
+    def __init__(self):
+        super().__init__()
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return super().is_set()
+
+
+def wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def test_pause_holds_and_continue_resumes(tmp_path):
     run = RunStore(tmp_path).create(tiny_config(epochs=2))
-    pause, stop = threading.Event(), threading.Event()
+    pause = LookedAt()
     seen = []
 
     def on_event(e):
@@ -91,55 +111,35 @@ def test_pause_holds_and_continue_resumes(tmp_path):
         if isinstance(e, Progress) or isinstance(e, Started):
             pause.set()
 
-    t = threading.Thread(target=lambda: seen.append(Trainer(run, on_event=on_event, pause_event=pause,
-                                                            stop_event=stop).run()))
-    t.start()
-    deadline = time.monotonic() + 30
-    while run.read_status().get("state") != "paused":
-        assert time.monotonic() < deadline, "never paused"
-        time.sleep(0.02)
-    step = run.read_status()["step"]
-    assert run.info().state == "paused"
-    time.sleep(0.3)  # held: no progress while paused
-    assert run.read_status()["step"] == step
-    stop.set()
-    t.join(30)
-    assert seen[-1] == "stopped"
+    with training_thread(lambda stop: Trainer(run, on_event=on_event, pause_event=pause, stop_event=stop).run()) as t:
+        wait_until(lambda: run.read_status().get("state") == "paused", "the pause")
+        step = run.read_status()["step"]
+        assert run.info().state == "paused"
+        looks = pause.looks     # held: the trainer goes round its paused loop ten times without a step
+        wait_until(lambda: pause.looks >= looks + 10, "the paused trainer to look at its pause ten times")
+        assert run.read_status()["step"] == step and run.read_status()["state"] == "paused"
+        t.stop.set()
+        assert t.result(30) == "stopped"
     assert Trainer(run).run() == "finished"
 
 
 def test_request_file_stops_a_run_from_another_process(tmp_path):
     run = RunStore(tmp_path).create(tiny_config(epochs=200))
-    result = []
-    t = threading.Thread(target=lambda: result.append(Trainer(run).run()))
-    t.start()
-    deadline = time.monotonic() + 30
-    while run.read_status().get("step", 0) < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    run.request("stop")
-    t.join(30)
-    assert result == ["stopped"]
+    with training_thread(lambda stop: Trainer(run, stop_event=stop).run()) as t:   # stop: only if the request fails
+        wait_until(lambda: run.read_status().get("step", 0) >= 3, "three steps")
+        run.request("stop")
+        assert t.result(30) == "stopped"
     assert run.read_request() is None
     assert "stop requested from another process" in "\n".join(run.read_events())
 
 
 def test_second_writer_is_refused(tmp_path):
     run = RunStore(tmp_path).create(tiny_config(epochs=200))
-    stop = threading.Event()
-    t = threading.Thread(target=lambda: Trainer(run, stop_event=stop).run())
-    t.start()
-    try:
-        deadline = time.monotonic() + 30
-        while run.read_status().get("state") != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with training_thread(lambda stop: Trainer(run, stop_event=stop).run()):
+        wait_until(lambda: run.read_status().get("state") == "running", "the run to train")
         with pytest.raises(RunLockedError):
             Trainer(run).run()
         assert run.info().state == "running"
-    finally:
-        stop.set()
-        t.join(30)
 
 
 def test_divergence_ends_the_run_and_names_the_step(tmp_path):
@@ -194,7 +194,7 @@ def test_checkpoint_with_arbitrary_pickle_is_refused(tmp_path):
     store = RunStore(tmp_path)
     run, _ = train_run(store, tiny_config(epochs=1))
     torch.save({"model": {}, "payload": Path("/etc/passwd")}, run.checkpoint_path)  # any non-tensor object
-    with pytest.raises(Exception):  # noqa: B017 (whatever torch's weights_only loader raises, never a load)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):    # torch's weights_only loader
         load_checkpoint(run.checkpoint_path)
     run.update_status(state="stopped")
     assert Trainer(run).run() == "failed"
@@ -290,7 +290,7 @@ class LossProbe(threading.Event):
         self.seen: list[tuple[int, bool]] = []
 
     def is_set(self) -> bool:
-        self.seen.append((self.trainer.state.step, self.trainer.latest[0] is not None))
+        self.seen.append((self.trainer.train_state.step, self.trainer.latest[0] is not None))
         return super().is_set()
 
 

@@ -34,7 +34,7 @@ COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device
 
 
 class QueueScreen(RestyleWhenChanged, Screen):
-    CSS_PATH = "queue.tcss"
+    CSS_PATH = "queue_devices.tcss"
     BINDINGS = [
         Binding("shift+up", "move(-1)", "Up", key_display="⇧↑", tooltip="Move the queued run up: it starts sooner"),
         Binding("shift+down", "move(1)", "Down", key_display="⇧↓",

@@ -1,8 +1,10 @@
-"""What only the screens add to core.util.formatting: a state with its progress bar, and the next step for a state."""
+"""A run's state as the screens show it: with its progress bar or phase, and the next step to take (the plain-text
+figures both clients share are core/util/formatting.py)."""
 from __future__ import annotations
 
 from rich.text import Text
 
+from core.store.rules import ACTIVE
 from core.util.formatting import state_style
 
 # What to do next, shown beside a state.
@@ -43,7 +45,7 @@ def phase_text(app, info) -> str:
 def state_text(state: str, progress: float | None = None, width: int = 5) -> Text:
     """'running ▰▰▱▱▱ 41%' for active runs, else the coloured state name."""
     text = Text(state, style=state_style(state))
-    if progress is not None and state in ("running", "paused"):
+    if progress is not None and state in ACTIVE:
         filled = int(round(progress * width))
         text.append(" " + "▰" * filled + "▱" * (width - filled), style="green" if state == "running" else "yellow")
         text.append(f" {progress * 100:.0f}%")
