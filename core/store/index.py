@@ -5,7 +5,8 @@ The folders stay the only truth: runs are written by trainers in any process, on
 and none of them writes the index. A reader looks at every run folder (one ``scandir``: the name, size, mtime and
 kind of each file a summary is read from, and the folder's own mtime), trusts the row whose signature is unchanged,
 reads the others through ``RunInfo.read_files`` and writes their rows back. What no file says (is the owner of a
-``running`` run alive? is a queued run in a queue?) is settled on every listing (``RunInfo.settle``), never cached.
+``running`` run alive? is a queued run in a queue?) is settled on every listing (``RunInfo.settle``), never cached;
+the rows of the other states are stored settled (their verdict follows from the files the signature covers).
 
 The index is ``.index.sqlite`` in the runs folder (a dot name: never taken for a run), or in the user's cache folder
 when the runs folder is read-only; folders of fewer than ``MIN_RUNS`` runs are read directly and get none.
@@ -34,6 +35,7 @@ except ImportError:          # optional: json alone reads the same rows
 
 from core.spec.config import RunConfig
 from core.store.info import RunInfo, settle
+from core.store.rules import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,16 @@ INDEX_FILE = ".index.sqlite"
 RACY_NS = 2 * 10**9                    # files changed this recently are read again next time, never trusted
 MIN_RUNS = 64                          # an index for folders of at least this many runs
 MIN_RUNS_ENV = "RESLAB_INDEX_MIN_RUNS"
-# appended to while a run trains and read by no summary: their changes need no re-read
-UNREAD = frozenset({"steps.jsonl", "events.log", "lock", "best.pt", "request"})
+# appended to while a run trains and read by no summary: their changes need no re-read (steps.jsonl's size is read:
+# one too large makes the run damaged)
+UNREAD = frozenset({"events.log", "lock", "best.pt", "request"})
+# what ``settle`` decides from the clock or another process's lock, which no signature covers: a row of a run in one
+# of these states is settled at each listing; any other row is stored settled (its verdict follows from its files)
+LIVE = (*ACTIVE, "queued")
 _FIELDS = {f.name: f.default for f in fields(RunConfig)}
 _TUPLES = {name for name, default in _FIELDS.items() if isinstance(default, tuple)}
 # a row is only good for the code that wrote it: the layout of RunInfo and RunConfig is part of the version
-VERSION = "2:" + hashlib.sha1(" ".join(sorted(_FIELDS)).encode()).hexdigest()[:12]
+VERSION = "3:" + hashlib.sha1(" ".join(sorted(_FIELDS)).encode()).hexdigest()[:12]
 
 
 def signature(path: str) -> tuple[str, int] | None:
@@ -81,10 +87,11 @@ def _config_from(data: dict | None) -> RunConfig | None:
     return cfg
 
 
-def _row(info: RunInfo) -> str:
+def _row(info: RunInfo, settled: bool) -> str:
     return json.dumps({"state": info.state, "config": info.config.to_dict() if info.config else None,
                        "status": info.status, "epochs": info.epochs, "damaged": info.damaged,
-                       "repairable": info.repairable, "job": info.job}, allow_nan=True)
+                       "repairable": info.repairable, "restartable": info.restartable, "job": info.job,
+                       "settled": settled}, allow_nan=True)
 
 
 def _loads(text: str) -> dict:
@@ -98,10 +105,13 @@ def _loads(text: str) -> dict:
     return json.loads(text)
 
 
-def _info(run_id: str, path: Path, text: str) -> RunInfo:
+def _info(run_id: str, path: Path, text: str) -> tuple[RunInfo, bool]:
+    """The row's RunInfo, and whether it is settled already."""
     d = _loads(text)
-    return RunInfo(run_id, path, d["state"], _config_from(d["config"]), d["status"], d["epochs"], d["damaged"],
+    info = RunInfo(run_id, path, d["state"], _config_from(d["config"]), d["status"], d["epochs"], d["damaged"],
                    d["repairable"], d["job"])
+    info.restartable = d["restartable"]
+    return info, d["settled"]
 
 
 def min_runs() -> int:
@@ -169,16 +179,20 @@ class RunIndex:
                 wanted.append(run)
                 continue
             info = RunInfo.read_files(run)
+            live = info.state in LIVE
+            if not live:
+                info = settle(info, run)
             # cached only when nothing changed while it was read and its newest file is older than a clock tick or
             # two: a file changed twice within one tick (same size) would keep its mtime (git's "racy clean" case)
             if sig is not None and sig[1] < settled and signature(str(run.path)) == sig:
-                fresh.append((run.id, sig[0], _row(info)))
-            out.append(settle(info, run))
+                fresh.append((run.id, sig[0], _row(info, not live)))
+            out.append(settle(info, run) if live else info)
         self.reads = len(out)
         if wanted:
             cached = self._select(db, "data", [r.id for r in wanted])
             for run in wanted:
-                out.append(settle(_info(run.id, run.path, cached[run.id]), run))
+                info, done = _info(run.id, run.path, cached[run.id])
+                out.append(info if done else settle(info, run))
         gone = set(rows) - {r.id for r in runs} if complete else set()
         if fresh or gone:
             with db:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.store import index as index_mod
+from core.store import reader
 from core.store.info import RunInfo, oldest_first, run_summary_row
 from core.store.runs import RunStore
 from tests.conftest import ROOT, tiny_config
@@ -22,6 +23,7 @@ from tests.conftest import ROOT, tiny_config
 @pytest.fixture(autouse=True)
 def _index_every_folder(monkeypatch):
     monkeypatch.setenv(index_mod.MIN_RUNS_ENV, "1")
+    monkeypatch.setattr(reader, "MAX_ROWS_BYTES", 1000)    # a steps.jsonl "too large" within a few appends
 
 
 def age(root: Path, seconds: float = 10.0) -> None:
@@ -87,6 +89,12 @@ def _add_by_hand(store, rng, run, made):
     made.append(dst.name)
 
 
+def _grow_steps(store, rng, run, made):
+    """Appended to in place, as a trainer does: past the size ResLab reads, the run is damaged (repairable)."""
+    with open(run.path / "steps.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 1, "loss": 2.0, "pad": "x" * rng.randint(300, 1200)}) + "\n")
+
+
 def _epoch(store, rng, run, made):
     run.update_status(state="stopped", epoch=1, step=8)
     run.append_epoch({**EPOCH, "test_err": rng.uniform(10, 90)})
@@ -104,6 +112,10 @@ ACTIONS = {
     "remove-index": _remove_index,
     "garbage-index": lambda store, rng, run, made: (store.root / ".index.sqlite").write_bytes(os.urandom(300)),
     "add-by-hand": _add_by_hand,
+    "grow-steps": _grow_steps,
+    "shrink-steps": lambda store, rng, run, made: (run.path / "steps.jsonl").open("w").close(),
+    "lose-checkpoint": lambda store, rng, run, made: (run.path / "checkpoint.pt").unlink(missing_ok=True),
+    "fake-checkpoint": lambda store, rng, run, made: (run.path / "checkpoint.pt").write_bytes(os.urandom(64)),
 }
 
 
@@ -222,3 +234,25 @@ def test_two_machines_writing_runs_and_readers_refreshing_at_once_lose_nothing(t
     db = sqlite3.connect(tmp_path / ".index.sqlite")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT count(*) FROM runs").fetchone() == (50,)
+
+
+def test_a_row_stored_settled_follows_the_files_its_verdict_comes_from(tmp_path):
+    """Rows of ended runs are stored settled: a steps.jsonl grown past what ResLab reads (appended in place, the
+    folder's mtime unchanged) or a checkpoint.pt lost must still change the listing at once."""
+    store = RunStore(tmp_path / "runs")
+    run = store.create(tiny_config(name="ended"))
+    run.update_status(state="stopped", epoch=1, step=8)
+    run.append_epoch(EPOCH)
+    (run.path / "checkpoint.pt").write_bytes(b"not read here")
+    (run.path / "steps.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    age(store.root)
+    assert indexed(store) == direct(store)
+    assert indexed(store) == direct(store) and store.list()[0].state != "damaged"    # now from the stored row
+    with open(run.path / "steps.jsonl", "a") as fh:
+        fh.write("x" * 1200 + "\n")
+    assert store.list()[0].repairable and indexed(store) == direct(store)
+    (run.path / "steps.jsonl").open("w").close()
+    age(store.root)
+    assert indexed(store) == direct(store)
+    (run.path / "checkpoint.pt").unlink()
+    assert store.list()[0].restartable and indexed(store) == direct(store)
