@@ -251,11 +251,11 @@ def test_a_signal_reaches_the_stop_event_while_the_main_thread_is_inside_one_lon
     seen: list[float] = []
     threading.Thread(target=lambda: seen.append(time.monotonic()) if signals.event.wait(60) else None,
                      daemon=True).start()
-    a = torch.full((1000, 1000), 1 / 1000)
+    a = torch.full((1500, 1500), 1 / 1500)       # 1000 x 1000 took 0.37 s on a quiet 2-core machine: too short
     timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGTERM))
     try:
         timer.start()
-        torch.linalg.matrix_power(a, 1 << 16)           # one call: 16 squarings of 1000 x 1000, a second or more
+        torch.linalg.matrix_power(a, 1 << 16)           # one call: 16 squarings of 1500 x 1500, a second or more
         returned = time.monotonic()
     finally:
         timer.join()
