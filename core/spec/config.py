@@ -133,7 +133,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         # the fields as they are (all plain values; milestones a list): dataclasses.asdict deep-copies each value,
         # ~0.3 ms a config, which a table of 2,000 runs paid on every refresh (grouping, varied settings)
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {name: getattr(self, name) for name in _NAMES}
         d["milestones"] = list(self.milestones)
         d["widths"] = list(self.widths)
         d["rungs"] = list(self.rungs)
@@ -147,19 +147,19 @@ class RunConfig:
         """Build from plain data (JSON, TOML, CLI). Unknown keys raise ConfigError when strict."""
         data = dict(data)
         data.pop("schema_version", None)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
+        names = _NAMES
+        unknown = sorted(set(data).difference(names))
         if unknown and strict:
             raise ConfigError({k: f"unknown setting; allowed: {', '.join(sorted(names))}" for k in unknown})
         kwargs = {}
         errors = {}
-        for f in fields(cls):
-            if f.name not in data:
+        for name in _NAMES:       # (dataclasses.fields at each call cost a tenth of reading 10,000 configs)
+            if name not in data:
                 continue
             try:
-                kwargs[f.name] = _coerce(f.name, data[f.name])
+                kwargs[name] = _coerce(name, data[name])
             except (TypeError, ValueError) as exc:
-                errors[f.name] = str(exc)
+                errors[name] = str(exc)
         if errors:
             raise ConfigError(errors)
         if kwargs.get("widths"):      # the stage widths given: width is their first (they never disagree)
@@ -279,10 +279,10 @@ class RunConfig:
             e["rungs"] = f"trial must be >= 0 (-1: none), rungs increasing epochs >= 1; got {self.trial}, {self.rungs}"
         if self.log_every < 1:
             e["log_every"] = f"log_every must be >= 1, got {number_text(self.log_every)}"
-        for f in fields(self):    # inf passes "> 0" and nan every "< 0": each float is checked for both
-            value = getattr(self, f.name)
+        for name in _NAMES:    # inf passes "> 0" and nan every "< 0": each float is checked for both
+            value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
-                e[f.name] = f"{f.name} must be a finite number, got {value}"
+                e[name] = f"{name} must be a finite number, got {value}"
         limits.check(self, e)
         return e
 
@@ -356,6 +356,7 @@ def _choice(e: dict, name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+_NAMES = tuple(_FIELD_TYPES)        # the settings' names, in order
 
 
 def _coerce(name: str, value: Any) -> Any:
