@@ -156,7 +156,10 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     def poll_runs(self, only: str | None = None, now: bool = False) -> None:
         """Have the store (or one run) read again, off the event loop (screens/poller.py); ``took_poll`` then tells
         the screens what changed (``runs_changed_signal``). ``now``: one run's folder, here, for an action on it."""
-        self.took_poll([self.watcher.scan(only)], None) if now else self.poller.ask(only)
+        if now:
+            self.took_poll([self.watcher.scan(only)], None)
+        else:
+            self.poller.ask(only)
 
     def on_polled(self, message: Polled) -> None:
         self.took_poll(message.scans, message.queue_order)

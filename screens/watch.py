@@ -127,8 +127,8 @@ class RunWatcher:
     def scan(self, only: str | None = None, budget: int | None = None) -> Scan:
         """What ``poll`` reads (the folders' I/O): safe in a thread while the app's thread reads ``infos``, since it
         changes none of what the screens read; one scan at a time. ``apply_scan`` takes it in."""
-        scan = Scan(infos=dict(self.infos), pending=list(self.pending), began=self._applied)   # copies: the app's
-        # thread may change them meanwhile
+        # copies: the app's thread may change them meanwhile
+        scan = Scan(infos=dict(self.infos), pending=list(self.pending), began=self._applied)
         self._tick += 1
         if only is not None:
             ids = [only] if (self.store.root / only).is_dir() else []
@@ -212,6 +212,7 @@ class RunWatcher:
     def _forget(self, run_id: str) -> None:
         self.infos.pop(run_id, None)
         self._sigs.pop(run_id, None)
+        self._read_in.pop(run_id, None)
         self._active.discard(run_id)
 
     def ordered(self) -> list[RunInfo]:
