@@ -50,7 +50,7 @@ LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help",
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
-READ_BATCH = 100             # then this many at a time in a thread until every folder is read
+READ_BATCH = 500             # then this many at a time in a thread until every folder is read
 
 
 class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
@@ -110,9 +110,13 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
 
     @work(thread=True, exit_on_error=False, group="read-runs")
     def _read_the_rest(self) -> None:
-        """Read the folders the first poll left (newest first, a batch at a time) off the event loop; each batch
-        reaches the table as it is read."""
+        """The folders the first poll left, off the event loop: first as the index's rows say them (the whole table
+        at once), then each folder checked and read where it changed (newest first, a batch at a time), every
+        batch reaching the table as it is read."""
         todo = list(self.watcher.pending)
+        cached = self.watcher.read_cached(todo)
+        if cached and not self._quitting:
+            self.call_from_thread(self._took_runs, cached, False)
         read, since = [], time.monotonic()
         for start in range(0, len(todo), READ_BATCH):
             if self._quitting:
@@ -122,8 +126,8 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
                 self.call_from_thread(self._took_runs, read)
                 read, since = [], time.monotonic()
 
-    def _took_runs(self, read) -> None:
-        self.runs_changed_signal.publish(self.watcher.apply(read))
+    def _took_runs(self, read, verified: bool = True) -> None:
+        self.runs_changed_signal.publish(self.watcher.apply(read, verified))
 
     @work(thread=True, exit_on_error=False, group="preload")
     def _preload_engine(self) -> None:

@@ -75,6 +75,9 @@ class RunWatcher:
         self.store = store
         self.infos: dict[str, RunInfo] = {}
         self.pending: list[str] = []            # folders listed but not read yet (newest first)
+        # runs shown from their index rows whose folders ``read`` has not checked yet (``apply(verified=False)``):
+        # polls leave them to that check, which replaces each whose folder changed
+        self.unverified: set[str] = set()
         self._sigs: dict[str, tuple] = {}
         self._ids: list[str] = []
         self._root_mtime: int | None = None
@@ -137,9 +140,12 @@ class RunWatcher:
         else:
             ids = self._due(scan)
         waiting = set(scan.pending)
+        unchecked = set(self.unverified) if only is None else set()     # (a copy: the app's thread changes it)
         root = str(self.store.root)
         for run_id in ids:
             old = scan.infos.get(run_id)
+            if run_id in unchecked:
+                continue                                 # checked by ``read``, not here (a full read each)
             if old is None:
                 if run_id in waiting and only is None:
                     continue                             # read by read_pending
@@ -173,6 +179,7 @@ class RunWatcher:
             if self._read_in.get(run_id, 0) > scan.began:
                 continue                 # read again by a scan applied since this one began (a newer reading)
             self._read_in[run_id] = self._applied
+            self.unverified.discard(run_id)
             old = self.infos.get(run_id)
             self._sigs[run_id] = sig
             if old is None or _summary(old) != _summary(info):
@@ -199,17 +206,35 @@ class RunWatcher:
                                                 folder_size=len(self._ids))
         return [(info.id, sigs[info.id], info) for info in infos]
 
-    def apply(self, read: list[tuple[str, tuple, RunInfo]]) -> set[str]:
-        """Take what ``read_pending`` read (on the thread that owns ``infos``); return the ids added."""
+    def read_cached(self, run_ids: list[str]) -> list[tuple[str, None, RunInfo]]:
+        """What the index's rows say of these folders, unchecked (``RunIndex.cached``): a lab's whole table at once;
+        ``apply(..., verified=False)``, then ``read`` them. Safe in a thread."""
+        index = RunIndex(self.store.root)
+        return [(info.id, None, info) for info in index.cached([Run(self.store.root / r) for r in run_ids])]
+
+    def apply(self, read: list[tuple[str, tuple | None, RunInfo]], verified: bool = True) -> set[str]:
+        """Take what ``read`` (or ``read_cached``: not ``verified``) read, on the thread that owns ``infos``; return
+        the ids added or, for folders shown from their rows until now, changed."""
         done = {run_id for run_id, _, _ in read}
-        self.pending = [r for r in self.pending if r not in done]
+        if self.pending:
+            self.pending = [r for r in self.pending if r not in done]
+        changed = set()
         for run_id, sig, info in read:
-            if run_id not in self.infos:
+            old = self.infos.get(run_id)
+            if old is not None and not (verified and run_id in self.unverified):
+                continue                      # read meanwhile by a poll (a newer reading)
+            if verified:
+                self.unverified.discard(run_id)
                 self._sigs[run_id] = sig
-                self._keep(run_id, info)
-        return done
+            else:
+                self.unverified.add(run_id)
+            if old is None or _summary(old) != _summary(info):
+                changed.add(run_id)
+            self._keep(run_id, info)
+        return changed
 
     def _forget(self, run_id: str) -> None:
+        self.unverified.discard(run_id)
         self.infos.pop(run_id, None)
         self._sigs.pop(run_id, None)
         self._read_in.pop(run_id, None)
@@ -228,7 +253,7 @@ def _mtime(entry: os.DirEntry) -> int:
 
 
 def _summary(info: RunInfo) -> tuple:
-    return (info.state, info.damaged, json.dumps(info.status, sort_keys=True, default=str), len(info.epochs),
+    return (info.state, info.damaged, json.dumps(info.status, sort_keys=True, default=str), info.epoch_count,
             info.config)
 
 

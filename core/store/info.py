@@ -38,12 +38,15 @@ class RunInfo:
     state: str
     config: RunConfig | None = None
     status: dict = field(default_factory=dict)
-    epochs: list[dict] = field(default_factory=list)
+    # epochs.jsonl's rows; None for a run listed from the index (core/store/index.py), whose row keeps only ``tally``:
+    # ``epochs`` reads the file when first asked (a report's curves, a run's screen), never for a table
+    _epochs: list[dict] | None = field(default_factory=list, repr=False)
     damaged: str = ""
     repairable: bool = False    # damaged, but `resume --repair` can rebuild what is wrong from checkpoint.pt
     job: dict = field(default_factory=dict)      # slurm.json, for a run sent to Slurm (core/serve/slurm.py)
     unqueued: bool = False      # damaged only in that its queue.json is: `resume` trains it as it is
     restartable: bool = False   # damaged in that its checkpoint.pt is gone: `resume --repair` starts it over
+    tally: dict | None = field(default=None, repr=False, compare=False)   # ``epoch_tally`` of unread epochs
 
     @classmethod
     def read(cls, run: Any) -> RunInfo:   # a core.store.runs.Run (not imported: runs imports this module)
@@ -82,10 +85,34 @@ class RunInfo:
                     f"; {FIX_HINT}"), repairable=fixable)
         return cls(run.id, run.path, state, config, status, epochs, job=run.read_job())
 
+    @property
+    def epochs(self) -> list[dict]:
+        if self._epochs is None:
+            try:
+                self._epochs = reader.read_rows(self.path / "epochs.jsonl")[0]
+            except (OSError, ValueError):       # changed since its row was read: the next listing will say so
+                self._epochs = []
+        return self._epochs
+
+    @epochs.setter
+    def epochs(self, rows: list[dict]) -> None:
+        self._epochs = rows
+
+    def _tallied(self, key: str) -> Any:
+        if self._epochs is None and self.tally:
+            return self.tally[key]
+        return _TALLY[key](self.epochs)
+
     # derived figures (None where unknown)
     @property
+    def epoch_count(self) -> int:
+        """How many rows epochs.jsonl holds (without reading it for an indexed run)."""
+        return self._tallied("count")
+
+    @property
     def epochs_done(self) -> int:
-        return int(self.status.get("epoch", len(self.epochs)) or 0)
+        epoch = self.status.get("epoch")
+        return int((self.epoch_count if epoch is None else epoch) or 0)
 
     @property
     def total_epochs(self) -> int | None:
@@ -101,12 +128,16 @@ class RunInfo:
 
     @property
     def final_test_err(self) -> float | None:
-        return self.epochs[-1].get("test_err") if self.epochs else None
+        return self._tallied("final_test_err")
 
     @property
     def best_test_err(self) -> float | None:
-        errs = [e["test_err"] for e in self.epochs if e.get("test_err") is not None]
-        return min(errs) if errs else None
+        return self._tallied("best_test_err")
+
+    @property
+    def epoch_s(self) -> float | None:
+        """The last epoch's seconds."""
+        return self._tallied("epoch_s")
 
     @property
     def paper_err(self) -> float | None:
@@ -127,7 +158,7 @@ class RunInfo:
     @property
     def checkpoint_lost(self) -> bool:
         """The run has trained, yet its checkpoint.pt is gone (``lost_checkpoint``): it cannot continue."""
-        return bool(lost_checkpoint("stopped", self.status, self.epochs, self.path / "checkpoint.pt"))
+        return bool(lost_checkpoint("stopped", self.status, self.epoch_count, self.path / "checkpoint.pt"))
 
     @property
     def images_per_s(self) -> float | None:
@@ -149,6 +180,19 @@ class RunInfo:
         return min(1.0, self.epochs_done / te) if te else 0.0
 
 
+_TALLY = {
+    "count": len,
+    "final_test_err": lambda rows: rows[-1].get("test_err") if rows else None,
+    "best_test_err": lambda rows: min((e["test_err"] for e in rows if e.get("test_err") is not None), default=None),
+    "epoch_s": lambda rows: rows[-1].get("seconds") if rows else None,
+}
+
+
+def epoch_tally(epochs: list[dict]) -> dict[str, Any]:
+    """What lists and tables need of epochs.jsonl's rows: an indexed run keeps only this."""
+    return {key: figure(epochs) for key, figure in _TALLY.items()}
+
+
 def settle(info: RunInfo, run: Any) -> RunInfo:
     """What no file says, decided now: a run that says it trains but whose process is gone is crashed; a queued run
     that is in no queue is damaged (``unqueued``); so is one that has trained but lost its checkpoint.pt
@@ -159,26 +203,27 @@ def settle(info: RunInfo, run: Any) -> RunInfo:
         lost = _queue_problem(run, info.status)
         if lost:
             info.state, info.damaged, info.unqueued = "damaged", f"{lost}; {UNQUEUED_HINT}", True
-    if gone := lost_checkpoint(info.state, info.status, info.epochs, run.checkpoint_path):
+    if gone := lost_checkpoint(info.state, info.status, info.epoch_count, run.checkpoint_path):
         info.state, info.damaged, info.restartable = "damaged", gone, True
     elif info.state not in ACTIVE and (big := reader.steps_too_large(run.steps_path)):   # (steps.jsonl: never cached)
         info.state, info.damaged, info.repairable = "damaged", big, True
     return info
 
 
-def lost_checkpoint(state: str, status: dict, epochs: list[dict], checkpoint_path: Path) -> str:
+def lost_checkpoint(state: str, status: dict, epochs: int, checkpoint_path: Path) -> str:
     """Why a run that has trained cannot continue ("" when it can): it finished an epoch (each ends with a checkpoint)
     or was stopped mid-epoch (a stop saves one), yet checkpoint.pt is gone. Resuming would start it over from step 0
     and cut its records back: only `resume --repair` (asked for) does that. A finished run keeps its state (its
-    numbers stand); only making it longer needs the checkpoint (core/store/rules.py)."""
+    numbers stand); only making it longer needs the checkpoint (core/store/rules.py). ``epochs``: how many rows
+    epochs.jsonl holds."""
     if state not in CONTINUES_AS_IS or checkpoint_path.exists() or checkpoint_path.is_symlink():
         return ""
     epoch, step = status.get("epoch") or 0, status.get("step") or 0
     # status.json's epoch is written after the epoch's checkpoint, and a second epoch row after the first checkpoint;
     # a single row without one is a kill between that row and its checkpoint: starting over loses nothing saved
-    if not (epoch > 0 or len(epochs) > 1 or state == "stopped" and step > 0):
+    if not (epoch > 0 or epochs > 1 or state == "stopped" and step > 0):
         return ""        # it never saved a checkpoint (a crash in its first epoch): starting over loses nothing
-    done = max(epoch, len(epochs))
+    done = max(epoch, epochs)
     return f"checkpoint.pt is missing, though the run has trained ({done} epoch{'s' if done != 1 else ''} done, " \
            f"step {step})"
 
@@ -242,7 +287,7 @@ def run_summary_row(info: RunInfo) -> dict[str, Any]:
         "slurm": slurm_text(info.job),
         "duration_s": info.duration_s,
         "images_per_s": info.images_per_s,
-        "epoch_s": info.epochs[-1].get("seconds") if info.epochs else None,
+        "epoch_s": info.epoch_s,
         "peak_mem_bytes": info.status.get("peak_mem_bytes"),
         "error": info.error,
     }

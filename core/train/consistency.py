@@ -78,7 +78,7 @@ def read_checked(run: Any, status: dict) -> tuple[Any, list[str]]:
     if big := reader.steps_too_large(run.steps_path):            # refused before it is cut back (and fails on it)
         raise RunError(f"run {run.id} is damaged: {big}")
     rows = reader.read_rows(run.epochs_path, tolerant=True)[0]
-    if gone := lost_checkpoint("stopped", status, rows, run.checkpoint_path):    # never start over (and cut the
+    if gone := lost_checkpoint("stopped", status, len(rows), run.checkpoint_path):    # never start over (and cut the
         raise RunError(f"run {run.id} is damaged: {gone}; {RESTART_HINT}")      # run's records) unasked
     if not run.checkpoint_path.exists():
         return None, []

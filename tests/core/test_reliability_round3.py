@@ -137,13 +137,13 @@ def test_a_run_that_crashed_in_its_first_epoch_without_a_checkpoint_still_resume
     """No checkpoint was ever written (a crash before the first epoch's end): starting over loses nothing."""
     from core.store.info import lost_checkpoint
 
-    assert lost_checkpoint("crashed", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""
-    assert lost_checkpoint("queued", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt") == ""   # a retry
-    assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, [], tmp_path / "checkpoint.pt")
-    assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt")
+    assert lost_checkpoint("crashed", {"epoch": 0, "step": 5}, 0, tmp_path / "checkpoint.pt") == ""
+    assert lost_checkpoint("queued", {"epoch": 0, "step": 5}, 0, tmp_path / "checkpoint.pt") == ""   # a retry
+    assert lost_checkpoint("stopped", {"epoch": 0, "step": 5}, 0, tmp_path / "checkpoint.pt")
+    assert lost_checkpoint("failed", {"epoch": 1, "step": 8}, 1, tmp_path / "checkpoint.pt")
     # killed between epoch 1's row and its checkpoint: status.json still says epoch 0, and nothing saved is lost
-    assert lost_checkpoint("crashed", {"epoch": 0, "step": 8}, [{"epoch": 1}], tmp_path / "checkpoint.pt") == ""
-    assert lost_checkpoint("crashed", {"epoch": 1, "step": 12}, [{"epoch": 1}, {"epoch": 2}], tmp_path / "x.pt")
+    assert lost_checkpoint("crashed", {"epoch": 0, "step": 8}, 1, tmp_path / "checkpoint.pt") == ""
+    assert lost_checkpoint("crashed", {"epoch": 1, "step": 12}, 2, tmp_path / "x.pt")
 
 
 # -- 9: an edited config.json, a foreign or forged checkpoint ---------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from core.store.info import RunInfo
 from core.store.runs import Run, RunStore
 from screens import watch
 from screens.watch import RunWatcher
@@ -180,3 +181,34 @@ def test_a_scan_taken_in_late_never_replaces_a_newer_reading(tmp_path):
     Run(root / "r001").update_status(state="stopped")
     w.apply_scan(w.scan("r001"))                            # a scan begun after it is taken in as usual
     assert w.infos["r001"].state == "stopped"
+
+
+def test_the_whole_table_shows_from_the_index_at_once_then_each_changed_folder_is_corrected(tmp_path, monkeypatch):
+    """The app's table of a lab's folder: the index's rows first (no folder checked), then ``read`` checks every
+    folder; a run changed since its row was written is corrected, and polls leave unchecked runs to that check."""
+    from core.store import index as index_mod
+    from tests.core.store.test_index import age
+
+    monkeypatch.setenv(index_mod.MIN_RUNS_ENV, "1")
+    root = tmp_path / "runs"
+    make(root, 12)
+    age(root)
+    first = RunWatcher(RunStore(root))
+    first.poll(budget=0)
+    first.apply(first.read(list(first.pending)))          # the index holds a row of every run now
+    changed = Run(root / "r003")
+    changed.update_status(state="stopped")                # after its row was written
+    age(root)
+
+    w = RunWatcher(RunStore(root))
+    w.poll(budget=0)
+    added = w.apply(w.read_cached(list(w.pending)), verified=False)
+    assert len(added) == 12 and not w.pending and len(w.infos) == 12
+    assert w.infos["r003"].state == "finished" and w.unverified == set(added)        # the row, not yet the folder
+    reads = []
+    monkeypatch.setattr(Run, "info", lambda run: reads.append(run.id) or RunInfo.read(run))
+    for _ in range(watch.SLICES * watch.DEEP):
+        w.poll()
+    assert not reads and w.infos["r003"].state == "finished"     # left to ``read``: no poll reads 12 folders whole
+    corrected = w.apply(w.read(sorted(w.unverified)))
+    assert corrected == {"r003"} and w.infos["r003"].state == "stopped" and not w.unverified

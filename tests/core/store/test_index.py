@@ -256,3 +256,64 @@ def test_a_row_stored_settled_follows_the_files_its_verdict_comes_from(tmp_path)
     assert indexed(store) == direct(store)
     (run.path / "checkpoint.pt").unlink()
     assert store.list()[0].restartable and indexed(store) == direct(store)
+
+
+LIST_IN_WORKERS = """
+import json, sys
+from core.store import index
+from core.store.info import run_summary_row
+from core.store.runs import RunStore
+used = []
+read = index._read_parallel
+index._read_parallel = lambda *a: used.append(len(a[1])) or read(*a)
+rows = [run_summary_row(i) for i in RunStore(sys.argv[1]).list()]
+print(json.dumps({"used": used, "rows": rows}, default=str))
+"""
+
+
+def test_a_listing_read_by_worker_processes_equals_the_folders(tmp_path):
+    """A cold index read in forked workers (a lab's 10,000 folders on every core), then warm: the same listing as
+    the folders alone, damaged runs included (a fresh process: forks are made only from one of a single thread)."""
+    store = RunStore(tmp_path / "runs")
+    runs = [store.create(tiny_config(seed=i, name=f"r{i}")) for i in range(9)]
+    for i, run in enumerate(runs[:4]):
+        run.update_status(state="stopped", epoch=1, step=8)
+        run.append_epoch({**EPOCH, "test_err": 50.0 + i})
+    _corrupt_status(store, None, runs[5], [])
+    (runs[6].path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    age(store.root)
+    env = {**os.environ, index_mod.MIN_RUNS_ENV: "1", index_mod.WORKERS_ENV: "2", "PYTHONPATH": str(ROOT)}
+
+    def listed() -> dict:
+        out = subprocess.run([sys.executable, "-c", LIST_IN_WORKERS, str(store.root)], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    truth = json.loads(json.dumps([run_summary_row(RunInfo.read(r)) for r in store.runs()], default=str))
+    cold = listed()
+    assert cold["used"] == [9] and sorted(cold["rows"], key=str) == sorted(truth, key=str)
+    assert [r["status"] for r in cold["rows"]].count("damaged") == 5     # 4 checkpoints lost, a status garbled
+    warm = listed()
+    assert warm["used"] == [] and warm["rows"] == cold["rows"]      # every row from the index this time
+
+
+def test_a_row_keeps_a_tally_of_the_epochs_and_the_curves_are_read_when_asked(tmp_path, monkeypatch):
+    """A 164-epoch run's row holds what tables need of its epochs (count, final and best error, epoch time), not the
+    164 rows (40 KB a row: 400 MB for a lab of 10,000 runs); its curves are read from epochs.jsonl when asked."""
+    monkeypatch.setattr(reader, "MAX_ROWS_BYTES", 10**7)
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(name="long"))
+    run.append_jsonl(run.epochs_path, [{**EPOCH, "epoch": e, "step": 8 * e, "test_err": 90.0 - e / 4} for e in
+                                       range(1, 165)])
+    run.update_status(state="finished", epoch=164, step=8 * 164)
+    age(tmp_path)
+    store.list()                                          # the row is written
+    (info,) = store.list()                                # ... and read
+    assert info.state == "finished" and info._epochs is None and info.epoch_count == 164 == info.epochs_done
+    assert (info.final_test_err, info.best_test_err, info.epoch_s) == (49.0, 49.0, 1.0)
+    with sqlite3.connect(tmp_path / index_mod.INDEX_FILE) as db:
+        (row,) = db.execute("SELECT data FROM runs").fetchone()
+    assert len(row) < 3000 and '"train_loss"' not in row
+    assert len(info.epochs) == 164 and info.epochs[-1]["epoch"] == 164      # read now, from the file
+    assert summary([info]) == direct(store)
