@@ -21,7 +21,7 @@ from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, model_name, pct
 
-from .watch import JsonlTail, shared_tail
+from .run_files import with_files
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title, legend, run_series, y_limits
 from .widgets.footer import Footer
@@ -67,8 +67,8 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     def __init__(self, run_ids: list[str]):
         super().__init__()
         self.run_ids = list(run_ids)
-        self._tails: dict[str, JsonlTail] = {}
         self._told_same = False
+        self._table_for: tuple | None = None    # what the table shows (``_fill_table``)
         self.grouped: bool | None = None       # None: decided at the first drawing (on when seeds' results repeat)
         self.report_folder = None
         self.x_axis: str | None = None         # iter, epoch or time (x); None: epochs when batch sizes differ
@@ -85,9 +85,13 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
 
     def on_mount(self) -> None:
         for run_id in self.run_ids:
-            self._tails[run_id] = shared_tail(self.app.store.root / run_id / "steps.jsonl")
+            self.app.follow_files(run_id)          # their curves: read by the poller's thread
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
+
+    def on_unmount(self) -> None:
+        for run_id in self.run_ids:
+            self.app.unfollow_files(run_id)
 
     def runs_changed(self, changed: set[str]) -> None:
         if changed & set(self.run_ids):
@@ -121,7 +125,7 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         self.query_one("#title", Static).update(title)
 
     def _draw_curves(self, infos: list[RunInfo]) -> None:
-        runs = [i for i in infos if i.config is not None]
+        runs = [with_files(i, self.app.run_files(i.id)) for i in infos if i.config is not None]
         groups = group_runs(runs)
         if self.grouped is None:
             self.grouped = any(g.n > 1 for g in groups)     # two or more results of the same settings
@@ -155,11 +159,8 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
                     out.extend(self._group_series(x, name if depth_keyed else label, color_of(x), label,
                                                   marker_of(x), x_axis))
                     continue
-                tail = self._tails.get(x.id)
-                if tail is not None:
-                    tail.read()
                 color = color_of(x)
-                train, test = run_series(name if depth_keyed else label, tail.rows if tail else [], x.epochs,
+                train, test = run_series(name if depth_keyed else label, self.app.run_files(x.id).steps, x.epochs,
                                          color, end_label=label, marker=marker_of(x))
                 to = step_to(x, x_axis)
                 for series in (train, test):
@@ -209,17 +210,21 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
             return
         series = []
         for x, color in zip(items, colors):
-            band = x.lr_curve(x_axis) if isinstance(x, RunGroup) else RunGroup(x.config, [x]).lr_curve(x_axis)
+            group = x if isinstance(x, RunGroup) else RunGroup(x.config, [x])
+            band = group.lr_curve(x_axis, self._steps)
             if band is not None:
                 series.append(Series("lr", band.xs, band.mean, color=color))
         top = max([y for s in series for y in s.ys] or [1.0])
         plot.title = f"learning rate vs {X_LABELS[x_axis]}"
         plot.series, plot.ymin, plot.ymax, plot.xmax = series, 0.0, top * 1.1, xmax
 
+    def _steps(self, info: RunInfo) -> list[dict]:
+        return self.app.run_files(info.id).steps
+
     def _group_series(self, group: RunGroup, name: str, color: str, end_label: str, marker: str,
                       x_axis: str = "iter") -> list[Series]:
         """A group's mean training error (dotted), the min and max of its test error (sparse) and its mean (solid)."""
-        train, test = group.curves(x_axis)
+        train, test = group.curves(x_axis, self._steps)
         out: list[Series] = []
         if train is not None and self.show_train:
             out.append(Series(f"{name} train", train.xs, train.mean, color=color, dotted=True))
@@ -232,6 +237,11 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         return out
 
     def _fill_table(self, infos: list[RunInfo]) -> None:
+        shown = (self.grouped, [(i.id, i.state, i.epochs_done, i.total_epochs, i.final_test_err, i.best_test_err,
+                                 i.duration_s, i.config) for i in infos])
+        if shown == self._table_for:
+            return                    # the same rows (their curves' files changed): the table stays as it is drawn
+        self._table_for = shown
         table = self.query_one("#table", DataTable)
         table.clear(columns=True)
         diff = differing_settings([i.config for i in infos if i.config is not None])

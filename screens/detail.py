@@ -13,9 +13,8 @@ from textual.widgets import Button, Static
 from core.spec.archs import widths_text
 from core.spec.config import ConfigError, RunConfig
 from core.spec.field_help import GROUPS
-from core.store.notes import read_notes
 from core.store.rules import delete_refusal, extend_refusal, needs_repair, offer_resume_refusal, resume_refusal
-from core.store.runs import Run, RunError, RunInfo, extend_run
+from core.store.runs import RunError, RunInfo, extend_run
 from core.util.files import error_text
 from core.util.formatting import (
     count,
@@ -30,7 +29,7 @@ from core.util.formatting import (
     state_style,
 )
 
-from .watch import JsonlTail, shared_tail
+from .run_files import RunFiles
 from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
 from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
@@ -64,7 +63,6 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
-        self._steps: JsonlTail | None = None
         self._computing_responses = False
         self.report_folder = None
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
@@ -90,9 +88,12 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
 
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
-        self._steps = shared_tail(self.app.store.root / self.run_id / "steps.jsonl")
+        self.app.follow_files(self.run_id)            # its curves, events, checkpoint: read by the poller's thread
         self.refresh_view()
         self._pushed = True
+
+    def on_unmount(self) -> None:
+        self.app.unfollow_files(self.run_id)
 
     def on_screen_resume(self) -> None:
         if self._pushed:                         # the push itself (after on_mount, which drew it): not twice
@@ -114,9 +115,10 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         info = self.app.watcher.infos.get(self.run_id)
         if info is not None and action in ("clone", "report") and info.config is None:
             return False
-        if info is not None and action in ("zoom", "log_scale") and not (info.epochs or self._has_steps()):
+        files = self.app.run_files(self.run_id)
+        if info is not None and action in ("zoom", "log_scale") and not (files.epochs or files.steps):
             return False
-        if info is not None and action == "layer_responses" and not (info.path / "checkpoint.pt").exists():
+        if info is not None and action == "layer_responses" and files.checkpoint is None:
             return False
         if action in ("extend", "clone", "report", "layer_responses", "notes") and info is None:
             return False                       # deleted meanwhile: nothing left to act on
@@ -124,13 +126,11 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
             return info is not None and extend_refusal(info) is None
         return run_key_applies(self.app, self.run_id, action)
 
-    def _has_steps(self) -> bool:
-        return bool(self._steps is not None and self._steps.rows)
-
     def _applies_now(self, info: RunInfo) -> tuple:
         """What the footer's keys depend on: when it changes, the footer is worked out again."""
-        return (info.state, self.app.is_in_app(self.run_id), info.config is None,
-                bool(info.epochs or self._has_steps()), (info.path / "checkpoint.pt").exists())
+        files = self.app.run_files(self.run_id)
+        return (info.state, self.app.is_in_app(self.run_id), info.config is None, bool(files.epochs or files.steps),
+                files.checkpoint is not None)
 
     def refresh_view(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
@@ -145,13 +145,12 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         self.query_one("#actions").display = True
         title.update(Text.assemble(("Run ", "bold"), (self.run_id, "bold"), "  ",
                                    (info.state, state_style(info.state))))
-        assert self._steps is not None
-        self._steps.read()
+        files = self.app.run_files(self.run_id)
         if self._applies_now(info) != self._keys_for:
             self._keys_for = self._applies_now(info)
             self.refresh_bindings()                   # the footer shows the keys that apply now
-        self.query_one("#summary", Static).update(self._summary(info))
-        series = run_series("", self._steps.rows, info.epochs, PALETTE[0])
+        self.query_one("#summary", Static).update(self._summary(info, files))
+        series = run_series("", files.steps, files.epochs, PALETTE[0])
         series[0].label, series[1].label = "training error (batches)", "test error (epoch ends)"
         plot = self.query_one(CurvePlot)
         self._narrow = self.app.size.width < 100
@@ -159,12 +158,12 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         plot.series = series
         plot.set_axis(self.y_mode, self.y_log)
         self.query_one("#legend", Static).update(legend(series))
-        has_points = bool(self._steps.rows or info.epochs)
+        has_points = bool(files.steps or files.epochs)
         plot.display = has_points                      # nothing to draw before the first logged iterations
         self.query_one("#legend", Static).display = has_points
-        self._show_responses(info)
+        self._show_responses(files)
         self.query_one("#config", Static).update(config_text(info.config) if info.config else Text(""))
-        self.query_one("#events", Static).update(self._events(info))
+        self.query_one("#events", Static).update(self._events(files))
         # a finished or damaged run is not offered a resume (a finished one is offered more epochs instead)
         refused = offer_resume_refusal(info)
         for button in ("#resume", "#resume-bg"):
@@ -175,7 +174,7 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
             is not None
         self.query_one("#clone", Button).disabled = info.config is None
 
-    def _summary(self, info: RunInfo) -> Text:
+    def _summary(self, info: RunInfo, files: RunFiles) -> Text:
         t = Text()
         cfg = info.config
         if cfg is not None:
@@ -205,7 +204,7 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         if info.final_test_err is None:
             t.append("no finished epoch yet")
         else:
-            best_epoch = min((e for e in info.epochs if is_number(e.get("test_err"))),
+            best_epoch = min((e for e in files.epochs if is_number(e.get("test_err"))),
                              key=lambda e: e["test_err"], default={}).get("epoch", "?")
             t.append(f"test error {pct(info.final_test_err)}", style="bold")
             t.append(f" (best {pct(info.best_test_err)} at epoch {best_epoch})")
@@ -219,18 +218,18 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
                          " · its paper reports no error for this net (PreAct-110/164/1001, WRN-16-8/28-10/40-4, "
                          "shortcut B)", style="dim")
         t.append("\n")
-        ckpt, best = info.path / "checkpoint.pt", info.path / "best.pt"
         t.append("checkpoint ", style="dim")
-        if ckpt.exists():
-            t.append(f"checkpoint.pt ({mem(ckpt.lstat().st_size)}) at epoch {info.epochs_done}, "
-                     f"iteration {info.step}")
-            if best.exists():
-                t.append(f"; best.pt ({mem(best.lstat().st_size)})")
+        if not files.read:
+            t.append("...", style="dim")
+        elif files.checkpoint is not None:
+            t.append(f"checkpoint.pt ({mem(files.checkpoint)}) at epoch {info.epochs_done}, iteration {info.step}")
+            if files.best is not None:
+                t.append(f"; best.pt ({mem(files.best)})")
         elif needs_repair(info):    # not resumed as it is; resume --repair rebuilds from a checkpoint
             t.append("none, so resume --repair cannot recover it: mend the file named above, or delete the run")
         else:
             t.append("none yet (a fresh start when resumed)")
-        notes = read_notes(info.path)
+        notes = files.notes
         if notes["tags"] or notes["note"]:
             t.append("\ntags ", style="dim")
             t.append(" ".join(notes["tags"]) or "-", style="bold magenta")
@@ -239,16 +238,13 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         t.append(f"\nfolder {info.path}", style="dim")
         return t
 
-    def _show_responses(self, info: RunInfo) -> None:
+    def _show_responses(self, files: RunFiles) -> None:
         """The layer-response chart when layer_responses.json matches the checkpoint; else how to get it."""
-        from core.results.responses import read_layer_responses
-        from core.store.runs import Run
-
         widget = self.query_one("#responses", Static)
-        widget.display = (info.path / "checkpoint.pt").exists()
+        widget.display = files.checkpoint is not None
         if not widget.display:
             return
-        data = read_layer_responses(Run(info.path))
+        data = files.responses
         if self._computing_responses:
             widget.update(Text("layer responses (Fig. 7): computing them over the test images from checkpoint.pt "
                                "(a few seconds on a GPU, longer on the CPU) ...", style="yellow"))
@@ -259,7 +255,7 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
 
     def action_layer_responses(self) -> None:
         info = self.app.watcher.infos.get(self.run_id)
-        if info is None or not (info.path / "checkpoint.pt").exists():
+        if info is None or self.app.run_files(self.run_id).checkpoint is None:
             self.notify("no checkpoint yet: layer responses need a finished epoch", severity="warning")
             return
         app, path = self.app, info.path
@@ -275,6 +271,7 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
                 app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
             finally:
                 self._computing_responses = False
+            app.poller.ask(path.name)                 # read again: the chart arrives with the poller's reading
             app.call_from_thread(self.refresh_view)
 
         self._computing_responses = True            # the chart's place says so until it is done (it takes seconds)
@@ -288,10 +285,12 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         """t: the run's tags and note (core/store/notes.py); the runs filter selects by them."""
         info = self.app.watcher.infos.get(self.run_id)
         if info is not None:
-            self.app.push_screen(NotesScreen(self.run_id, info.path), lambda _: self.refresh_view())
+            files = self.app.run_files(self.run_id)
+            self.app.push_screen(NotesScreen(self.run_id, info.path, files.notes if files.read else info.notes),
+                                 lambda _: self.app.poll_runs(self.run_id))
 
-    def _events(self, info: RunInfo) -> Text:
-        lines = Run(info.path).read_events(tail=8)
+    def _events(self, files: RunFiles) -> Text:
+        lines = files.events[-8:] if files.read else ["..."]
         t = Text("events.log (last lines)\n", style="bold")
         t.append("\n".join(lines) or "(empty)", style="dim")
         return t

@@ -14,10 +14,10 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.store.runs import ACTIVE, Run, RunInfo
+from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
 
-from .watch import JsonlTail
+from .run_files import RunFiles
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
@@ -70,8 +70,8 @@ class MonitorScreen(RestyleWhenChanged, Screen):
         self.run_id = run_id
         self.follow = True                    # hand over to the grid's next run when this one ends
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
-        self._steps: JsonlTail | None = None
         self._epochs_shown = -1
+        self._following: str | None = None     # the run whose files it follows (screens/run_files.py)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -96,10 +96,17 @@ class MonitorScreen(RestyleWhenChanged, Screen):
         self.refresh_view()
 
     def _watch(self, run_id: str) -> None:
-        self.run_id = run_id
-        self._steps = JsonlTail(self.app.store.root / run_id / "steps.jsonl")
+        if self._following is not None:
+            self.app.unfollow_files(self._following)
+        self.run_id = self._following = run_id
+        self.app.follow_files(run_id)             # its curves, epochs, events: read by the poller's thread
         self.query_one("#epochs", DataTable).clear()
         self._epochs_shown = 0
+
+    def on_unmount(self) -> None:
+        if self._following is not None:
+            self.app.unfollow_files(self._following)
+            self._following = None
 
     def on_screen_resume(self) -> None:
         self.refresh_view()
@@ -164,10 +171,11 @@ class MonitorScreen(RestyleWhenChanged, Screen):
         eta = self._eta(info, live, step, total_steps)
         self.query_one("#run-row", Static).update(bar_line(
             "run", step, total_steps, f"{step}/{total_steps or '?'} it" + (f"  ETA {duration(eta)}" if eta else "")))
-        newest = self._update_charts(info)              # the newest logged window: the stats line names it too
+        files = self.app.run_files(self.run_id)
+        newest = self._update_charts(info, files)       # the newest logged window: the stats line names it too
         self.query_one("#stats", Static).update(self._stats(info, live, newest))
-        self._update_epochs(info)
-        self._update_log(info)
+        self._update_epochs(files)
+        self._update_log(files)
 
     def _title(self, info: RunInfo) -> Text:
         title = Text.assemble(("Monitor ", "bold"), (self.run_id, "bold"), "  ")
@@ -229,33 +237,31 @@ class MonitorScreen(RestyleWhenChanged, Screen):
             text.append(f"\n{info.state}: {STATE_HINTS[info.state]}", style="dim")
         return text
 
-    def _update_charts(self, info: RunInfo) -> dict | None:
+    def _update_charts(self, info: RunInfo, files: RunFiles) -> dict | None:
         """The training loss of every logged window, and the error: training (dotted) and test at the epoch ends
         (a line with markers); values that are not finite (a diverged run's NaN) are left out. Returns the newest
         logged window (steps.jsonl row) with a loss, or None."""
-        assert self._steps is not None
-        self._steps.read()
-        rows = [r for r in self._steps.rows if is_number(r.get("loss")) and "step" in r]
+        rows = [r for r in files.steps if is_number(r.get("loss")) and "step" in r]
         loss_plot, err_plot = self.query_one("#loss-plot", CurvePlot), self.query_one("#err-plot", CurvePlot)
         loss_plot.series = [Series("training loss", [r["step"] for r in rows], [r["loss"] for r in rows],
                                    color=PALETTE[0])]
         losses = [r["loss"] for r in rows]
         loss_plot.title = (f"training loss {num(losses[-1])} (lowest {num(min(losses))})" if losses
                            else "training loss: after the first logged iterations")
-        series = run_series("", self._steps.rows, info.epochs, PALETTE[1], marker=MARKERS[0])
+        series = run_series("", files.steps, files.epochs, PALETTE[1], marker=MARKERS[0])
         err_plot.series = series
         xmax = info.total_steps or None
         loss_plot.xmax = err_plot.xmax = xmax
-        errs = [e["test_err"] for e in info.epochs if is_number(e.get("test_err"))]
+        errs = [e["test_err"] for e in files.epochs if is_number(e.get("test_err"))]
         paper = f", paper {pct(info.paper_err, unit=False)}" if info.paper_err is not None else ""
         err_plot.title = (f"error % · test {MARKERS[0]} {pct(errs[-1], unit=False)} (best {pct(min(errs), unit=False)}"
                           f"{paper})" if errs
                           else f"error % · training ⠒⠒ · test {MARKERS[0]} at each epoch end")
         return rows[-1] if rows else None
 
-    def _update_epochs(self, info: RunInfo) -> None:
+    def _update_epochs(self, files: RunFiles) -> None:
         table = self.query_one("#epochs", DataTable)
-        rows = info.epochs
+        rows = files.epochs
         if len(rows) < self._epochs_shown:
             table.clear()
             self._epochs_shown = 0
@@ -276,8 +282,8 @@ class MonitorScreen(RestyleWhenChanged, Screen):
             table.move_cursor(row=len(rows) - 1, animate=False)
         self._epochs_shown = len(rows)
 
-    def _update_log(self, info: RunInfo) -> None:
-        lines = Run(info.path).read_events(tail=4)
+    def _update_log(self, files: RunFiles) -> None:
+        lines = files.events[-4:] if files.read else ["..."]
         self.query_one("#log", Static).update(Text("\n".join(lines) or "(events.log is empty)", style="dim",
                                                    no_wrap=True, overflow="ellipsis"))
 

@@ -161,7 +161,13 @@ class NewRunScreen(LaunchMixin, RestyleWhenChanged, Screen):
             self.load(self._pending)
         self._fit_help()
         self.revalidate()
+        self.app.runs_changed_signal.subscribe(self, self._runs_changed)
         self.app.call_later(self._ready)
+
+    def _runs_changed(self, changed: set[str]) -> None:
+        """A run added or gone while the form is open: a name it gives may be taken now (or free)."""
+        if changed and self.is_current and self._mounted and self.model.fields.get("name"):
+            self.revalidate()
 
     @unless_closing
     def on_screen_resume(self) -> None:
@@ -288,7 +294,7 @@ class NewRunScreen(LaunchMixin, RestyleWhenChanged, Screen):
     # -- validation --------------------------------------------------------------------------------------------------
     def revalidate(self) -> None:
         self._sync()
-        self.model.store = self.app.store
+        self.model.store, self.model.known_ids = self.app.store, self.app.watcher.ids
         self.model.validate()
         self._show_changes()                    # milestones scaled to the run's length
         for name in MESSAGES:

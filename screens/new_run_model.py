@@ -16,6 +16,7 @@ A remembered preset whose recipe the remembered settings no longer match opens a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from core.data.datasets import DataError, find_data, resolve_data_dir
@@ -59,6 +60,7 @@ class NewRunModel:
     def __init__(self, values: dict[str, Any], preset_name: str, recipe: RunConfig, where: str = "app",
                  store: RunStore | None = None):
         self.store = store
+        self.known_ids: Callable[[], set[str]] | None = None     # the run ids the app has listed (``_taken``)
         self.fields: dict[str, Any] = {name: shown(name, values[name]) for name in FORM_FIELDS}
         self.fields.update(variants="", study="", space="", trials="", sampler=SAMPLERS[0], pruner=PRUNERS[0],
                            preset=preset_name, where=where)
@@ -169,13 +171,21 @@ class NewRunModel:
             self.errors["milestones"], self.configs = problem, []
         if self.configs:
             self._check_fit(self.configs[0])
-        if self.configs and self.store is not None and (taken := self.store.taken_names(self.configs)):
+        if self.configs and self.store is not None and (taken := self._taken(self.configs)):
             self.errors["name"] = (f"{names_taken_text(taken, self.store.root)}; pick another or leave it empty "
                                    f"for a generated name")          # the CLI's rule for --name
             self.configs = []
         self.study, problems = check_study({n: self.fields[n] for n in STUDY_FIELDS}, self.configs, variants,
                                            self.errors)
         self.errors.update(problems)
+
+    def _taken(self, configs: list[RunConfig]) -> list[str]:
+        """The names given that a run has: of the runs the app has listed (``known_ids``, no file read on the
+        event loop at each keystroke), else of the folder; the launch checks the folder again."""
+        if self.known_ids is None:
+            return self.store.taken_names(configs)
+        known = self.known_ids()
+        return [c.name for c in configs if c.name and c.name in known]
 
     def refuse_data(self, message: str) -> None:
         """The launch's data check (core.data.cifar.check_data) failed: the data folder's error until it changes (the

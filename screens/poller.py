@@ -1,11 +1,12 @@
 """The runs folder read off the event loop: a thread of the App's scans the folders, the App takes the result in.
 
 Every ``poll_interval`` (and at once when asked: ``ask``, e.g. for the run a trainer event names) the poller thread
-scans the store (``RunWatcher.scan``: the stats and file reads of the changed folders, the folder's queue order)
-and posts the scans to the App (``Polled``), which applies them on the event loop (``App.took_poll``, no I/O) and
-tells the screens. One scan at a time: the next starts once the last one was taken in, so the watcher's bookkeeping
-has one writer. A failing scan is logged and told once (tried again at the next interval); the thread ends with the
-app (never blocked on it: an app that has closed takes no message).
+scans the store (``RunWatcher.scan``: the stats and file reads of the changed folders, the folder's queue order),
+reads the files of the runs open screens follow (screens/run_files.py) and posts both to the App (``Polled``),
+which applies them on the event loop (``App.took_poll``, no I/O) and tells the screens. One scan at a time: the
+next starts once the last one was taken in, so the watcher's bookkeeping has one writer. A failing scan is logged
+and told once (tried again at the next interval); the thread ends with the app (never blocked on it: an app that
+has closed takes no message).
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ log = logging.getLogger("reslab.tui")
 class Polled(Message):
     """The poller's scans for the App (``App.on_polled``), which sets ``taken`` once it has applied them."""
 
-    def __init__(self, scans: list, queue_order: list[str] | None, taken: threading.Event):
+    def __init__(self, scans: list, queue_order: list[str] | None, taken: threading.Event,
+                 files: dict | None = None):
         super().__init__()
         self.scans, self.queue_order, self.taken = scans, queue_order, taken
+        self.files = files or {}           # run id -> RunFiles of the followed runs whose files changed
 
 
 class Poller:
@@ -70,11 +73,12 @@ class Poller:
                 return
             try:
                 scans, order = self._scan(asks)
+                files = self.app.followed.read(None if None in asks else asks)   # (screens/run_files.py)
             except Exception as exc:  # noqa: BLE001 - any failure of a read: told once, tried again
                 self._tell(exc)
                 continue
             taken = threading.Event()    # not call_from_thread: it would wait for ever on an app that has closed
-            self.app.post_message(Polled(scans, order, taken))
+            self.app.post_message(Polled(scans, order, taken, files))
             while not taken.wait(0.1):
                 if worker.is_cancelled or self._stopped.is_set():
                     return

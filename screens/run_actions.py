@@ -17,7 +17,7 @@ from core.store.rules import (
     pause_refusal,
     stop_refusal,
 )
-from core.store.runs import ACTIVE, Run, RunError, RunInfo
+from core.store.runs import ACTIVE, Run, RunError, RunInfo, names_taken_text
 from core.util.files import error_text
 from core.util.formatting import some_ids
 
@@ -32,6 +32,8 @@ class RunActions:
         milestone scaling) goes into each run's events.log, as the CLI's does. A run that cannot be created (a full
         or read-only disk) is a notification, not a crash."""
         try:
+            if taken := self.store.taken_names(configs):     # since the form checked (it checks the app's listing)
+                raise RunError(f"{names_taken_text(taken, self.store.root)}; pick another name")
             if where == "queue":
                 runs = Q.enqueue(self.store, configs)
             else:

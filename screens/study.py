@@ -97,7 +97,7 @@ class StudyScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.app.runs_changed_signal.subscribe(self, lambda changed: self.reload())
+        self.app.runs_changed_signal.subscribe(self, lambda changed: changed and self.reload())
         self.query_one(DataTable).focus()
         self.reload()
 

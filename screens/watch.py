@@ -240,6 +240,10 @@ class RunWatcher:
         self._read_in.pop(run_id, None)
         self._active.discard(run_id)
 
+    def ids(self) -> set[str]:
+        """Every run id of the folder's last listing, read or not (no I/O)."""
+        return {*self._ids, *self.infos}
+
     def ordered(self) -> list[RunInfo]:
         """In the order of RunStore.list()."""
         return oldest_first(self.infos.values())
@@ -254,7 +258,7 @@ def _mtime(entry: os.DirEntry) -> int:
 
 def _summary(info: RunInfo) -> tuple:
     return (info.state, info.damaged, json.dumps(info.status, sort_keys=True, default=str), info.epoch_count,
-            info.config)
+            info.config, info.notes)
 
 
 class JsonlTail:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core.spec.config import RunConfig
@@ -161,19 +161,27 @@ class RunGroup:
         return f"{f.format(self.best)} ({f.format(self.mean)} ± {f.format(self.std)}, n={self.n}{runs})"
 
     # -- curves ----------------------------------------------------------------------------------------------------
-    def curves(self, x: str = "iter") -> tuple[Band | None, Band | None]:
+    def curves(self, x: str = "iter", steps: Callable[[RunInfo], list[dict]] | None = None,
+               ) -> tuple[Band | None, Band | None]:
         """(training error from steps.jsonl, test error at epoch ends) as mean with min-max band over the runs,
-        against ``x``: iterations, epochs or seconds of training (see ``step_to``).
+        against ``x``: iterations, epochs or seconds of training (see ``step_to``). ``steps``: a run's steps.jsonl
+        rows as already read (the TUI's, read off its event loop); else read here.
 
         The runs are put on one grid (the union of their points, linear interpolation); past the end of a partial
         run the others go on alone."""
-        train = [_xy(Run(i.path).read_steps(), "err", step_to(i, x)) for i in self.runs]
+        rows = steps or _read_steps
+        train = [_xy(rows(i), "err", step_to(i, x)) for i in self.runs]
         test = [_xy(i.epochs, "test_err", step_to(i, x)) for i in self.runs]
         return band(train), band(test)
 
-    def lr_curve(self, x: str = "iter") -> Band | None:
+    def lr_curve(self, x: str = "iter", steps: Callable[[RunInfo], list[dict]] | None = None) -> Band | None:
         """The learning rate the runs trained at (steps.jsonl), against ``x``: where a schedule drops shows."""
-        return band([_xy(Run(i.path).read_steps(), "lr", step_to(i, x)) for i in self.runs])
+        rows = steps or _read_steps
+        return band([_xy(rows(i), "lr", step_to(i, x)) for i in self.runs])
+
+
+def _read_steps(info: RunInfo) -> list[dict]:
+    return Run(info.path).read_steps()
 
 
 def step_to(info: RunInfo, x: str):

@@ -60,7 +60,7 @@ _TUPLES = {name for name, default in _FIELDS.items() if isinstance(default, tupl
 _LISTED = {name: list(d) if name in _TUPLES else d for name, d in _FIELDS.items()}    # as config.to_dict() says them
 # a row is only good for the code that wrote it: the layout of RunInfo and RunConfig, and the settings' defaults (a row
 # keeps only the settings that differ from them), are part of the version
-VERSION = "4:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
+VERSION = "5:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
 
 
 def signature(path: str) -> tuple[str, int] | None:
@@ -101,7 +101,8 @@ def _row(info: RunInfo, settled: bool) -> str:
     config = None if info.config is None else \
         {k: v for k, v in info.config.to_dict().items() if not (type(v) is type(d := _LISTED.get(k)) and v == d)}
     return json.dumps({"state": info.state, "config": config, "status": info.status,
-                       "tally": epoch_tally(info.epochs), "damaged": info.damaged, "repairable": info.repairable,
+                       "tally": epoch_tally(info.epochs), "notes": info.notes, "damaged": info.damaged,
+                       "repairable": info.repairable,
                        "restartable": info.restartable, "job": info.job, "settled": settled}, allow_nan=True)
 
 
@@ -121,7 +122,8 @@ def _info(run_id: str, path: Path, text: str) -> tuple[RunInfo, bool]:
     d = _loads(text)
     tally = d["tally"]     # no rows: none was read (a damaged run's reading stops at its first bad file), none to read
     info = RunInfo(run_id, path, d["state"], _config_from(d["config"]), d["status"], None if tally["count"] else [],
-                   d["damaged"], d["repairable"], d["job"], restartable=d["restartable"], tally=tally)
+                   d["damaged"], d["repairable"], d["job"], restartable=d["restartable"], tally=tally,
+                   notes=d["notes"])
     return info, d["settled"]
 
 

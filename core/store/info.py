@@ -16,6 +16,7 @@ from typing import Any
 from core.spec.config import RunConfig
 from core.store import reader
 from core.store.checkpoint_check import FIX_HINT, checkpoint_problem
+from core.store.notes import read_notes
 from core.store.reader import DamagedFileError
 from core.store.rules import ACTIVE, CONTINUES_AS_IS
 from core.util.formatting import slurm_text
@@ -47,6 +48,7 @@ class RunInfo:
     unqueued: bool = False      # damaged only in that its queue.json is: `resume` trains it as it is
     restartable: bool = False   # damaged in that its checkpoint.pt is gone: `resume --repair` starts it over
     tally: dict | None = field(default=None, repr=False, compare=False)   # ``epoch_tally`` of unread epochs
+    notes: dict | None = field(default=None, repr=False)    # notes.json's tags and note (None: not read)
 
     @classmethod
     def read(cls, run: Any) -> RunInfo:   # a core.store.runs.Run (not imported: runs imports this module)
@@ -55,6 +57,12 @@ class RunInfo:
     @classmethod
     def read_files(cls, run: Any) -> RunInfo:
         """What the run's files say, before ``settle``: what core/store/index.py caches."""
+        info = cls._read_files(run)
+        info.notes = read_notes(run.path)       # (the runs filter's tag= and note=: never read on the app's loop)
+        return info
+
+    @classmethod
+    def _read_files(cls, run: Any) -> RunInfo:
         why = reader.folder_problem(run.path)
         if why:
             return cls(run.id, run.path, "damaged", damaged=why)
@@ -96,10 +104,12 @@ class RunInfo:
 
     @epochs.setter
     def epochs(self, rows: list[dict]) -> None:
-        self._epochs = rows
+        self._epochs, self.tally = rows, None
 
     def _tallied(self, key: str) -> Any:
-        if self._epochs is None and self.tally:
+        """A figure of the epochs: the row's tally when listed from the index (the rows read later, for a screen's
+        curves, may not change what its table shows), else of the rows."""
+        if self.tally:
             return self.tally[key]
         return _TALLY[key](self.epochs)
 

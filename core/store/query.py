@@ -100,7 +100,9 @@ def matches(info: Any, query: Query) -> bool:
     if not query:
         return True
     cfg = info.config
-    notes = read_notes(info.path) if _needs_notes(query) else {}
+    notes = {}
+    if _needs_notes(query):     # as the listing read them (the app's thread never reads a run file), else now
+        notes = info.notes if getattr(info, "notes", None) is not None else read_notes(info.path)
     for term in query.terms:
         if not _holds(term, info, cfg, notes):
             return False

@@ -33,10 +33,11 @@ class NotesScreen(ModalScreen[dict | None]):
     """
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
 
-    def __init__(self, run_id: str, run_path: Path):
+    def __init__(self, run_id: str, run_path: Path, current: dict | None = None):
+        """``current``: the tags and note as already read (the detail screen's reading, off the event loop)."""
         super().__init__(id="notes")
         self.run_id, self.run_path = run_id, Path(run_path)
-        self.current = read_notes(self.run_path)
+        self.current = read_notes(self.run_path) if current is None else current
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):

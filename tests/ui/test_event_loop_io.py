@@ -83,3 +83,43 @@ async def test_a_failing_worker_and_a_failing_read_are_told(fixture_runs, monkey
         in_another_thread(lambda: write_run(fixture_runs, "after-the-failure", quick(depth=32), "finished",
                                             epochs_done=12, order=91))
         await wait_for(pilot, lambda: "after-the-failure" in app.watcher.infos, 10, "reading again once it works")
+
+
+async def test_the_run_screens_draw_files_read_off_the_event_loop(fixture_runs, monkeypatch):
+    """The detail, monitor and compare screens draw curves, epochs, events and checkpoint from the poller's reading
+    of the files (screens/run_files.py): none is read on the event loop, and an epoch another process appends
+    reaches the open screen."""
+    from screens.compare import CompareScreen
+    from screens.detail import DetailScreen
+    from screens.monitor import MonitorScreen
+    from screens.widgets.curve_plot import CurvePlot
+
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "r20-A" in app.watcher.infos, 10, "the first rows")
+        await pilot.pause()
+        io_on_loop = LoopIO(monkeypatch, fixture_runs.resolve(), threading.current_thread())
+        compared = ["plain-20", "plain-56", "r20-A", "r56-A"]
+        for screen, ids in ((DetailScreen("r20-A"), ["r20-A"]), (MonitorScreen("r20-A"), ["r20-A"]),
+                            (CompareScreen(compared), compared)):
+            await app.push_screen(screen)
+            await wait_for(pilot, lambda ids=ids: all(app.run_files(r).read for r in ids), 10, "the files read")
+            await pilot.pause()
+            points = sum(len(s.xs) for plot in screen.query(CurvePlot) for s in plot.series)
+            assert points > 20, f"{type(screen).__name__}: {points} points drawn"
+            if isinstance(screen, DetailScreen):
+                drawn = len(app.run_files("r20-A").epochs)
+
+                def another_epoch():
+                    with open(fixture_runs / "r20-A" / "epochs.jsonl", "a") as fh:
+                        fh.write('{"epoch": 99, "step": 99000, "test_err": 9.5, "train_err": 8.0}\n')
+
+                in_another_thread(another_epoch)
+                await wait_for(pilot, lambda n=drawn + 1: len(app.run_files("r20-A").epochs) == n, 10, "the epoch")
+                await pilot.pause()
+                assert any(99000 in s.xs for s in screen.query_one(CurvePlot).series)
+            app.pop_screen()
+            await pilot.pause()
+        monkeypatch.undo()
+        assert io_on_loop.calls == []
+        assert not app.followed.followed()          # each screen stopped following its runs when it closed

@@ -65,7 +65,7 @@ async def test_the_monitor_waits_on_a_grid_run_queued_in_the_folder_and_follows_
     write_run(fixture_runs, "q-2", quick(depth=20), "queued", epochs_done=0, order=42)
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     app.queue_order = ["q-1", "q-2"]
-    app.took_poll = lambda scans, order: None         # keep the folder's queue order as set (no scheduler here)
+    app.took_poll = lambda scans, order, files=None: None  # keep the folder's queue order as set (no scheduler here)
     started = None
     try:
         async with app.run_test(size=(100, 30)) as pilot:

@@ -88,7 +88,7 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         await pilot.pause()
         app.open_run(run.id)
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail screen")
-        assert "press l to compute" in screen_text(app)
+        await wait_for(pilot, lambda: "press l to compute" in screen_text(app), what="the hint (files read)")
         await pilot.press("l")                          # a file that is not a checkpoint: a message, no crash
         await wait_for(pilot, lambda: any("checkpoint.pt cannot be loaded" in n.message for n in app._notifications),
                        what="the error notification")
@@ -99,8 +99,8 @@ async def test_detail_shows_layer_responses_once_computed(tmp_path):
         (run.path / FILE_NAME).write_text(json.dumps({
             "checkpoint": _stamp(run.path / "checkpoint.pt"), "images": 128, "epoch": 2,
             "layers": [{"index": i + 1, "name": f"l{i}", "std": s} for i, s in enumerate(stds)]}))
-        app.screen.refresh_view()
-        await pilot.pause()
+        app.poll_runs(run.id)                           # read by the poller's thread, then drawn
+        await wait_for(pilot, lambda: "4 layers" in screen_text(app), what="the chart")
         text = screen_text(app)
         assert "layer responses" in text and "4 layers" in text and "by index" in text and "sorted" in text
         assert "████" in text                           # the largest layer fills its column

@@ -54,6 +54,21 @@ async def test_a_name_taken_while_the_form_was_closed_is_refused_when_it_reopens
         await wait_for(pilot, lambda: form.is_current and "name" in form.errors, 10, "the name refused on reopening")
 
 
+async def test_a_launch_refuses_a_name_taken_after_the_form_checked_it(tmp_path):
+    """The form checks names against the app's listing (no file read at each keystroke); a run another process
+    names the same before the listing shows it is refused at the launch, never placed at 'late-2'."""
+    runs = tmp_path / "runs"
+    app = make_app(runs_dir=runs, poll_interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        RunStore(runs).create(quick(depth=20, name="late"))          # not listed by the app yet
+        assert "late" not in app.watcher.ids()
+        assert app.launch([quick(depth=20, name="late")], where="queue") == []
+        await wait_for(pilot, lambda: any("a run named 'late' already exists" in n.message
+                                          for n in app._notifications), 5, "the refusal told")
+        assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == ["late"]
+
+
 @pytest.mark.parametrize("command", [["train"], ["queue", "add"]])
 def test_the_cli_refuses_a_name_in_use_in_the_forms_words(tmp_path, capsys, command):
     runs = tmp_path / "runs"

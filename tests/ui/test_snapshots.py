@@ -57,6 +57,12 @@ def test_runs_screen_filtered_and_marked(snap_compare, store):
     assert snap_compare(app_for(store), press=["space", "space", "slash", *"plain"], terminal_size=SIZE)
 
 
+async def files_read(pilot, *run_ids):
+    """The runs' files as the poller's thread reads them for the screen (screens/run_files.py), then the frame."""
+    await wait_for(pilot, lambda: all(pilot.app.run_files(r).read for r in run_ids), 10, "the runs' files read")
+    await pilot.pause()
+
+
 async def open_form(pilot):
     """The form once it is ready (depth focused, its help shown): not after one pause, which a loaded machine
     can outrun (the CI once took the picture before the form had focused depth)."""
@@ -89,7 +95,7 @@ def test_new_run_form_wide(snap_compare, store):
 def test_monitor_of_running_run(snap_compare, store):
     async def monitor(pilot):
         await pilot.app.push_screen(MonitorScreen("r44-live"))
-        await pilot.pause()
+        await files_read(pilot, "r44-live")
 
     assert snap_compare(app_for(store), run_before=monitor, terminal_size=SIZE)
 
@@ -97,7 +103,7 @@ def test_monitor_of_running_run(snap_compare, store):
 def test_detail_of_finished_run(snap_compare, store):
     async def detail(pilot):
         await pilot.app.push_screen(DetailScreen("r20-A"))
-        await pilot.pause()
+        await files_read(pilot, "r20-A")
 
     assert snap_compare(app_for(store), run_before=detail, terminal_size=SIZE)
 
@@ -105,7 +111,7 @@ def test_detail_of_finished_run(snap_compare, store):
 def test_detail_of_failed_run(snap_compare, store):
     async def detail(pilot):
         await pilot.app.push_screen(DetailScreen("r32-missing-data"))
-        await pilot.pause()
+        await files_read(pilot, "r32-missing-data")
 
     assert snap_compare(app_for(store), run_before=detail, terminal_size=SIZE)
 
@@ -113,7 +119,7 @@ def test_detail_of_failed_run(snap_compare, store):
 def test_compare_plain_vs_residual(snap_compare, store):
     async def compare(pilot):
         await pilot.app.push_screen(CompareScreen(["plain-20", "plain-56", "r20-A", "r56-A"]))
-        await pilot.pause()
+        await files_read(pilot, "plain-20", "plain-56", "r20-A", "r56-A")
 
     assert snap_compare(app_for(store), run_before=compare, terminal_size=SIZE)
 
@@ -121,7 +127,7 @@ def test_compare_plain_vs_residual(snap_compare, store):
 def test_compare_zoomed_like_fig6(snap_compare, store):
     async def compare(pilot):
         await pilot.app.push_screen(CompareScreen(["plain-20", "plain-56", "r20-A", "r56-A"]))
-        await pilot.pause()
+        await files_read(pilot, "plain-20", "plain-56", "r20-A", "r56-A")
         await pilot.press("z")
 
     assert snap_compare(app_for(store), run_before=compare, terminal_size=SIZE)
