@@ -6,6 +6,8 @@ Slurm's queue) or the folder's queue and its scheduler (``serve_queue``).
 """
 from __future__ import annotations
 
+from functools import partial
+
 from core.serve import queue as Q
 from core.serve.slurm import SlurmUnavailable, cancel_pending
 from core.spec.config import RunConfig
@@ -192,24 +194,30 @@ class RunActions:
         from .confirm import ConfirmScreen
 
         def done(answer: str | None) -> None:
-            if answer != "delete":
-                return
-            try:
-                self.store.delete(run_id)
-            except (RunError, OSError) as exc:
-                self.notify(f"cannot delete {run_id}: {error_text(exc, self.store.root, 'delete it again')}",
-                           severity="error")
-                return
-            self.marked.discard(run_id)
-            self.notify(f"deleted {run_id}", timeout=3)
-            self.poll_runs()
-            if after is not None:
-                after()
+            if answer == "delete":      # in a thread: a folder of big checkpoints takes a while to remove
+                self.run_worker(partial(self._delete, run_id, after), thread=True, exit_on_error=False,
+                                group="delete", description=f"deleting {run_id}")
 
         self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
                                        "with its checkpoint and logs. It cannot be undone.",
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
                                        id="confirm-delete", focus="cancel"), done)
+
+    def _delete(self, run_id: str, after) -> None:
+        try:
+            self.store.delete(run_id)
+        except (RunError, OSError) as exc:
+            self.call_from_thread(self.notify, f"cannot delete {run_id}: "
+                                  f"{error_text(exc, self.store.root, 'delete it again')}", severity="error")
+            return
+        self.call_from_thread(self._deleted, run_id, after)
+
+    def _deleted(self, run_id: str, after) -> None:
+        self.marked.discard(run_id)
+        self.notify(f"deleted {run_id}", timeout=3)
+        self.poll_runs()
+        if after is not None:
+            after()
 
     def live_info(self, run_id: str) -> RunInfo | None:
         """The run as its folder says now (a dialog's answer can come after the run ended); None when gone."""
