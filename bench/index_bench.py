@@ -8,7 +8,9 @@ little disk), then measures in fresh processes, each against the reference of th
 - the TUI's watcher (in process), as the app's thread reads the folders: the first screen's runs
   (``RunWatcher.poll(budget=FIRST_READ)``), the whole table from the index's rows (``read_cached``), then every folder
   checked (``read``/``apply``), warm index against none;
-- a `/` filter over the whole table (core/store/query.py where it exists) and the resident memory of that process.
+- a `/` filter over the whole table (core/store/query.py where it exists) and the resident memory of that process;
+- the app itself (``App.run_test``, 120x40, warm index): its first draw, the whole table in its RunsTable, every
+  folder checked, its idle CPU over 20 s, each key of a `/` filter typed, and its resident memory.
 
     python bench/index_bench.py                # 10,000 runs (~2 minutes to make)
     python bench/index_bench.py --runs 2000
@@ -97,6 +99,52 @@ print(first, table, len(infos), flt, resource.getrusage(resource.RUSAGE_SELF).ru
 """
 
 
+APP = """
+import asyncio, resource, sys, time
+t0 = time.perf_counter()
+from screens.app import make_app
+from screens.runs import RunsScreen
+from screens.widgets.run_table import RunsTable
+
+
+async def main(root, n):
+    app = make_app(runs_dir=root, poll_interval=1.0)
+    marks = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.perf_counter() + 300
+        while len(marks) < 3 and time.perf_counter() < deadline:
+            if "first" not in marks and isinstance(app.screen, RunsScreen) and app.first_drawn:
+                marks["first"] = time.perf_counter() - t0
+            if "table" not in marks and isinstance(app.screen, RunsScreen) \
+                    and app.screen.query_one(RunsTable).row_count >= n:
+                marks["table"] = time.perf_counter() - t0
+            if "checked" not in marks and len(app.watcher.infos) >= n and not app.watcher.unverified \
+                    and not app.watcher.pending:
+                marks["checked"] = time.perf_counter() - t0
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(5)               # torch and the trainer preloaded after the first draw, then idle
+        r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        await asyncio.sleep(20)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        marks["idle"] = 100 * cpu / (time.perf_counter() - w0)
+        await pilot.press("slash")
+        await pilot.pause()
+        keys = []
+        for key in "r20 seed>=5000":
+            t = time.perf_counter()
+            await pilot.press("space" if key == " " else key)
+            await pilot.pause()
+            keys.append(time.perf_counter() - t)
+        marks["key_median"], marks["key_max"] = sorted(keys)[len(keys) // 2], max(keys)
+    marks["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(" ".join(f"{marks.get(k, float('nan')):.3f}" for k in
+                   ("first", "table", "checked", "idle", "key_median", "key_max", "rss")))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10000)
@@ -133,6 +181,13 @@ def main() -> int:
         print(f"TUI watcher, {label}: first screen {float(out[0]):.2f} s, the whole table ({out[2]} rows) "
               f"{float(out[1]):.2f} s, every folder checked {float(out[5]):.2f} s{flt}, resident "
               f"{float(out[4]):.0f} MB; load {os.getloadavg()[0]:.1f}", flush=True)
+    out = subprocess.run([sys.executable, "-c", APP, str(root), str(n)], cwd=REPO, check=True, capture_output=True,
+                         text=True, env={**env, "PYTHONPATH": str(REPO)}).stdout.split()
+    first, table, checked, idle, key_median, key_max, rss = map(float, out)
+    print(f"the app (in process, 120x40), warm index: first draw {first:.2f} s, the whole table in its RunsTable "
+          f"{table:.2f} s, every folder checked {checked:.2f} s; idle {idle:.1f}% of a core over 20 s; a / filter "
+          f"key {key_median * 1000:.0f} ms median, {key_max * 1000:.0f} ms at most; resident {rss:.0f} MB; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
