@@ -109,8 +109,9 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         table's first draw when they began before it)."""
         self.first_drawn = True
         if self.watcher.pending:
-            self._read_the_rest()
-        self._preload_engine()
+            self._read_the_rest()               # which preloads once the whole table is shown
+        else:
+            self._preload_engine()
 
     @work(thread=True, exit_on_error=False, group="read-runs")
     def _read_the_rest(self) -> None:
@@ -121,6 +122,8 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         cached = self.watcher.read_cached(todo)
         if cached and not self._quitting:
             self.call_from_thread(self._took_runs, cached, False)
+        if not self._quitting:      # torch's import, after the table is whole (it holds the GIL for a second or two)
+            self.call_from_thread(self._preload_engine)
         read, since, wait = [], time.monotonic(), 1.0
         for start in range(0, len(todo), READ_BATCH):
             if self._quitting:

@@ -26,6 +26,8 @@ except ImportError:      # pragma: no cover - orjson is a dependency; json does 
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
+LOOKS = 1000            # ... or less often in a larger folder: at most this many ended runs looked at a poll (10,000
+                        # runs: every 10th poll; an idle app's polls stay under 1% of a core)
 DEEP = 6                # ... at its folder's mtime (run files are replaced by rename); its files every 6th look (~30 s)
 WAITING = (*ACTIVE, "queued")   # a run that leaves these states has ended (``ended``)
 
@@ -64,11 +66,11 @@ class RunWatcher:
     """The store's runs as RunInfo, refreshed on demand; only changed folders are re-read.
 
     What a poll costs stays small in a lab's folder of thousands of runs: the folder is listed again only when its
-    own mtime changed (a run added, removed or renamed), an ended run is looked at on every ``SLICES``-th poll (a run
-    resumed from elsewhere shows within seconds; one that trains is looked at every poll): its folder's mtime, which
-    changes when a run file is replaced (they are written by rename), and on every ``DEEP``-th look its files too (a
-    file edited in place); and
-    ``poll(budget=N)`` reads at most N new folders, newest first, leaving the rest in ``pending`` for ``read``
+    own mtime changed (a run added, removed or renamed), an ended run is looked at on every ``SLICES``-th poll
+    (rarer past ``LOOKS`` runs a poll; a run resumed from elsewhere shows within seconds; one that trains is looked
+    at every poll): its folder's mtime, which changes when a run file is replaced (they are written by rename), and
+    on every ``DEEP``-th look its files too (a file edited in place); and ``poll(budget=N)`` reads at most N new
+    folders, newest first, leaving the rest in ``pending`` for ``read``
     (a thread may call it) and ``apply``, so the first screen does not wait for every run."""
 
     def __init__(self, store: RunStore):
@@ -85,6 +87,7 @@ class RunWatcher:
         self._active: set[str] = set()          # ids of runs whose state is ACTIVE (kept with ``infos``)
         self._polled: list[str] | None = None   # the listing the last full poll went through
         self._turns: list[list[str]] = []       # that listing's ids by the poll on which an ended run's turn comes
+        self._slices = SLICES                   # how many polls apart an ended run's turns are (LOOKS)
         self.ended: list[str] = []              # runs seen queued or training that have ended since (the app's)
         self._applied = 0                       # scans applied so far
         self._read_in: dict[str, int] = {}      # run id -> the count of the scan its info was last taken from
@@ -111,15 +114,16 @@ class RunWatcher:
         listing: all of it; the runs gone from it are forgotten (``scan.gone``) when the scan is applied."""
         ids = self._list()
         if ids is self._polled:
-            turn = self._turns[self._tick % SLICES] if self._turns else []
+            turn = self._turns[self._tick % self._slices] if self._turns else []
             active = set(self._active)
             return [*active, *(r for r in turn if r not in active)]
         present = set(ids)
         scan.gone = [r for r in scan.infos if r not in present]
         scan.pending = [r for r in scan.pending if r in present]
-        self._polled, self._turns = ids, [[] for _ in range(SLICES)]
+        self._slices = max(SLICES, -(-len(ids) // LOOKS))
+        self._polled, self._turns = ids, [[] for _ in range(self._slices)]
         for run_id in ids:
-            self._turns[hash(run_id) % SLICES].append(run_id)
+            self._turns[hash(run_id) % self._slices].append(run_id)
         return ids
 
     def poll(self, only: str | None = None, budget: int | None = None) -> set[str]:
@@ -156,10 +160,10 @@ class RunWatcher:
                     budget -= 1
             elif only is None and old.state not in ACTIVE:
                 h = hash(run_id)
-                turn = self._tick - h % SLICES
-                if turn % SLICES:
-                    continue                             # an ended run: its turn comes every SLICES polls
-                if (turn // SLICES + h // SLICES) % DEEP and \
+                turn = self._tick - h % self._slices
+                if turn % self._slices:
+                    continue                             # an ended run: its turn comes every ``_slices`` polls
+                if (turn // self._slices + h // self._slices) % DEEP and \
                         _folder(f"{root}/{run_id}") == self._sigs.get(run_id, (None,))[0]:
                     continue                             # nothing replaced in its folder (one stat, not five)
             sig = _signature(f"{root}/{run_id}")

@@ -103,7 +103,7 @@ ResLabApp.on_ready = on_ready      # the class itself: a subclass here would loo
 ResLabApp._preload_engine = lambda self: order.append(("preload", "torch" in sys.modules,
                                                        getattr(self, "first_drawn", None)))
 ResLabApp._read_the_rest = lambda self: order.append(("read the rest", len(self.watcher.infos),
-                                                      len(self.watcher.pending)))
+                                                      len(self.watcher.pending))) or self._preload_engine()
 
 
 async def main():
