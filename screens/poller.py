@@ -91,8 +91,8 @@ class Poller:
             self._last_full = time.monotonic()
             scan = watcher.scan()
             scans.append(scan)
-            states = {**{r: i.state for r, i in scan.infos.items()}, **{r: i.state for r, _, i in scan.read}}
-            order = [q.run.id for q in Q.queued(self.app.store)] if "queued" in states.values() else []
+            queued = watcher.any_queued or any(i.state == "queued" for _, _, i in scan.read)
+            order = [q.run.id for q in Q.queued(self.app.store)] if queued else []
         return scans, order
 
     def _tell(self, exc: Exception) -> None:

@@ -145,7 +145,7 @@ class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
         self.refresh_table()                    # run ids whole on a wide terminal, shortened on a narrow one
 
     def runs_changed(self, changed: set[str]) -> None:
-        if changed or any(i.state in ACTIVE for i in self.app.watcher.infos.values()):
+        if changed or self.app.watcher.any_active:
             self.refresh_table()
 
     def _seeds_repeat(self, infos: list[RunInfo]) -> bool:

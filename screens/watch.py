@@ -26,8 +26,8 @@ except ImportError:      # pragma: no cover - orjson is a dependency; json does 
 
 _WATCHED = ("config.json", "status.json", "epochs.jsonl", "lock")
 SLICES = 5              # a run that no process trains is looked at every 5th poll (about every 5 s); active ones always
-LOOKS = 1000            # ... or less often in a larger folder: at most this many ended runs looked at a poll (10,000
-                        # runs: every 10th poll; an idle app's polls stay under 1% of a core)
+LOOKS = 500             # ... or less often in a larger folder: at most this many ended runs looked at a poll (10,000
+                        # runs: every 20th poll; an idle app's polls stay under 1% of a core)
 DEEP = 6                # ... at its folder's mtime (run files are replaced by rename); its files every 6th look (~30 s)
 WAITING = (*ACTIVE, "queued")   # a run that leaves these states has ended (``ended``)
 
@@ -85,6 +85,7 @@ class RunWatcher:
         self._root_mtime: int | None = None
         self._tick = 0
         self._active: set[str] = set()          # ids of runs whose state is ACTIVE (kept with ``infos``)
+        self._queued: set[str] = set()          # ... and of those queued
         self._polled: list[str] | None = None   # the listing the last full poll went through
         self._turns: list[list[str]] = []       # that listing's ids by the poll on which an ended run's turn comes
         self._slices = SLICES                   # how many polls apart an ended run's turns are (LOOKS)
@@ -200,6 +201,10 @@ class RunWatcher:
             self._active.add(run_id)
         else:
             self._active.discard(run_id)
+        if info.state == "queued":
+            self._queued.add(run_id)
+        else:
+            self._queued.discard(run_id)
 
     def read(self, run_ids: list[str]) -> list[tuple[str, tuple, RunInfo]]:
         """Read these (pending) folders, through the runs folder's index (core/store/index.py: only folders whose
@@ -243,6 +248,16 @@ class RunWatcher:
         self._sigs.pop(run_id, None)
         self._read_in.pop(run_id, None)
         self._active.discard(run_id)
+        self._queued.discard(run_id)
+
+    @property
+    def any_active(self) -> bool:
+        """Does a run train (running or paused) now, as last read?"""
+        return bool(self._active)
+
+    @property
+    def any_queued(self) -> bool:
+        return bool(self._queued)
 
     def ids(self) -> set[str]:
         """Every run id of the folder's last listing, read or not (no I/O)."""
@@ -261,8 +276,9 @@ def _mtime(entry: os.DirEntry) -> int:
 
 
 def _summary(info: RunInfo) -> tuple:
-    return (info.state, info.damaged, json.dumps(info.status, sort_keys=True, default=str), info.epoch_count,
-            info.config, info.notes)
+    """What a run's row is made of, for telling whether a re-read changed it (the status compared as a dict: as
+    JSON text it took a second for ten thousand runs)."""
+    return info.state, info.damaged, info.status, info.epoch_count, info.config, info.notes
 
 
 class JsonlTail:

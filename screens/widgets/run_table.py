@@ -6,6 +6,7 @@ so the cursor, the scroll position and the marks stay where the user left them.
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from functools import lru_cache
 from typing import Any
 
@@ -14,7 +15,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from core.spec.grid import value_text, varied_fields
+from core.spec.config import RunConfig
+from core.spec.grid import value_text
 from core.store.runs import RunInfo, run_summary_row
 from core.train.events import Progress
 from core.util.formatting import (
@@ -68,11 +70,17 @@ VARIED = ("arch", "lr", "batch_size", "milestones", "momentum", "weight_decay", 
 VARIED_TITLES = {"batch_size": "batch", "milestones": "lr drops", "weight_decay": "wd", "max_train_images": "train n",
                  "warmup_iters": "warm-up", "sweep_name": "sweep", "lr_factor": "lr x"}
 MAX_VARIED = 5
+_VARIED_ORDER = tuple(f.name for f in fields(RunConfig) if f.name in VARIED)
 
 
 def varied_columns(infos: list[RunInfo]) -> list[str]:
-    """The settings of ``VARIED`` in which these runs differ (at most MAX_VARIED): the table's extra columns."""
-    return [k for k in varied_fields([i.config for i in infos if i.config is not None]) if k in VARIED][:MAX_VARIED]
+    """The settings of ``VARIED`` in which these runs differ (at most MAX_VARIED), in RunConfig's order: the table's
+    extra columns (only those settings compared: ten thousand configs made into dicts took 0.5 s a refresh)."""
+    configs = [i.config for i in infos if i.config is not None]
+    if not configs:
+        return []
+    first = configs[0]
+    return [k for k in _VARIED_ORDER if any(getattr(c, k) != getattr(first, k) for c in configs)][:MAX_VARIED]
 
 
 ID_WIDTH = 20       # longer run ids are shortened (the line under the table has them whole) at 80 columns,
