@@ -219,7 +219,8 @@ class RunWatcher:
         """What the index's rows say of these folders, unchecked (``RunIndex.cached``): a lab's whole table at once;
         ``apply(..., verified=False)``, then ``read`` them. Safe in a thread."""
         index = RunIndex(self.store.root)
-        return [(info.id, None, info) for info in index.cached([Run(self.store.root / r) for r in run_ids])]
+        return [(info.id, None, info) for info in index.cached([Run(self.store.root / r) for r in run_ids],
+                                                                 folder_size=len(self._ids))]
 
     def apply(self, read: list[tuple[str, tuple | None, RunInfo]], verified: bool = True) -> set[str]:
         """Take what ``read`` (or ``read_cached``: not ``verified``) read, on the thread that owns ``infos``; return

@@ -278,13 +278,13 @@ class RunIndex:
             self.reads = len(runs)
             return [RunInfo.read(run) for run in runs]
 
-    def cached(self, runs: Iterable[Any]) -> list[RunInfo]:
+    def cached(self, runs: Iterable[Any], folder_size: int | None = None) -> list[RunInfo]:
         """The RunInfo of each of ``runs`` that has a row, as the row says it, its files unchecked (no signature):
         what a view shows at once while ``infos`` checks them (the app's table of ten thousand runs, complete in
         a fraction of a second, then corrected where a folder changed since). Live rows are settled now. [] when
-        there is no usable index."""
+        there is no usable index, or the folder (``folder_size`` runs) is too small to keep one."""
         runs = list(runs)
-        if not self.path.exists():
+        if (len(runs) if folder_size is None else folder_size) < min_runs() or not self.path.exists():
             return []
         try:
             with self._open() as db:
