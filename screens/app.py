@@ -55,6 +55,19 @@ KEPT_FILES = 16              # readings of runs' files kept (a run opened again 
 READ_BATCH = 500             # then this many at a time in a thread until every folder is read
 
 
+def _freeze() -> None:
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _import_torch() -> None:
+    import core.train.trainer  # noqa: F401
+
+    _freeze()
+
+
 class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     """ResLab: launch, watch, stop/resume and compare residual-network runs."""
 
@@ -87,6 +100,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         self.marked: set[str] = set()
         self.grids: dict[str, list[str]] = {}    # run id -> the ids launched with it (the monitor follows the grid)
         self._quitting = False
+        self._torch_asked = False                # torch's import begun (``preload_torch``)
         self._last_key = 0.0                     # monotonic time of the last key (the form is built in a pause)
         self.first_drawn = False                 # the runs table has reached the terminal once
         self.runs_changed_signal: Signal[set[str]] = Signal(self, "runs-changed")
@@ -105,8 +119,8 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
 
     def _after_first_draw(self) -> None:
         """The first frame (the runs table) is on the terminal: now the rest (the other folders, the other screens'
-        modules, torch), whose imports in a thread take the GIL from the event loop (torch's took seconds from the
-        table's first draw when they began before it)."""
+        modules), whose imports in a thread take the GIL from the event loop (torch's took seconds from the table's
+        first draw when it began before it; it now waits for the form, ``preload_torch``)."""
         self.first_drawn = True
         if self.watcher.pending:
             self._read_the_rest()               # which preloads once the whole table is shown
@@ -122,7 +136,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         cached = self.watcher.read_cached(todo)
         if cached and not self._quitting:
             self.call_from_thread(self._took_runs, cached, False)
-        if not self._quitting:      # torch's import, after the table is whole (it holds the GIL for a second or two)
+        if not self._quitting:      # the other screens' modules, once the table is whole
             self.call_from_thread(self._preload_engine)
         read, since, wait = [], time.monotonic(), 1.0
         for start in range(0, len(todo), READ_BATCH):
@@ -140,18 +154,23 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
 
     @work(thread=True, exit_on_error=False, group="preload")
     def _preload_engine(self) -> None:
-        """Import torch and the trainer now, while the user reads the table (the import holds the GIL for seconds).
-        Then the objects alive by now (torch's ~10^6 among them) leave the garbage collector's sight (``gc.freeze``):
-        they live as long as the app, and each full collection would walk them all, a pause in every screen change."""
-        import gc
+        """Import the other screens now, while the user reads the table; then the objects alive by now leave the
+        garbage collector's sight (``gc.freeze``): they live as long as the app, and each full collection would walk
+        them all, a pause in every screen change. torch waits for ``preload_torch``."""
         import importlib
 
         for name in LATER:
             importlib.import_module(name)
-        import core.train.trainer  # noqa: F401
+        _freeze()
 
-        gc.collect()
-        gc.freeze()
+    def preload_torch(self) -> None:
+        """Import torch and the trainer in a thread, once: when the new-run form opens (while it is filled in) or
+        a run is to train here. An app that only watches never loads them (~490 MB resident, most of its memory;
+        the import holds the GIL for a second or two, which the form's filling-in hides)."""
+        if not self._torch_asked:
+            self._torch_asked = True
+            self.run_worker(_import_torch, thread=True, exit_on_error=False, group="preload",
+                            description="importing torch")
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
@@ -229,6 +248,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     def start_training(self, run_ids: list[str]) -> None:
         """Queue runs in this app. One thread worker trains the queue, one run after another (a grid, a resume
         while another run trains): runs in one app never compete for the same device."""
+        self._torch_asked = True                        # (the trainer's thread imports it, if nothing has yet)
         self.ended_here.difference_update(run_ids)     # its next end is told as that of a run trained here
         if self.queue.add(run_ids):
             self._train_queue()
@@ -299,6 +319,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         form = self.prebuild_form()
         if form is None or form in self.screen_stack:
             return
+        self.preload_torch()
         if initial is not None:
             form.load(initial)
         form.typed_ahead = []
