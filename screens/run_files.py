@@ -84,7 +84,7 @@ class _Reader:
         if self._changed(NOTES_FILE):
             new["notes"] = read_notes(self.path)
         if self._changed("layer_responses.json") or "checkpoint" in new:
-            from core.results.responses import read_layer_responses
+            from core.results.response_file import read_layer_responses
             from core.store.runs import Run
 
             new["responses"] = read_layer_responses(Run(self.path))

@@ -22,12 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.store import reader
+from core.results.response_file import FILE_NAME, _stamp, read_layer_responses  # (its reader: no torch)
 from core.store.runs import Run
 from core.util.errors import ReportError
 from core.util.files import atomic_write_json
 
-FILE_NAME = "layer_responses.json"
 DEFINITION = ("population std over all test images, channels and positions of each 3x3 layer's output after "
               "batch norm, before the shortcut addition and the ReLU (He et al. 2016, Fig. 7)")
 
@@ -81,26 +80,6 @@ def layer_response_std(model: nn.Module, batches: Iterable) -> list[dict[str, An
                                                                                                     moments))]
 
 
-def _stamp(path: Path) -> dict[str, int]:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def read_layer_responses(run: Run) -> dict | None:
-    """The stored responses when they belong to the current checkpoint.pt, else None."""
-    path = run.path / FILE_NAME
-    try:
-        data = reader.read_object(path)       # never through a link; anything but a JSON object is damage
-        layers = data.get("layers")
-        if data.get("checkpoint") == _stamp(run.checkpoint_path) and isinstance(layers, list) and not any(
-                reader.problem(layer, _LAYER_FIELDS, tuple(_LAYER_FIELDS)) for layer in layers):
-            return data
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-_LAYER_FIELDS = {"index": "count", "name": "text", "std": "real"}   # NaN/inf: weights not finite
 
 
 def _load_weights(run: Run, cfg, model, ckpt) -> None:

@@ -212,3 +212,43 @@ def test_the_whole_table_shows_from_the_index_at_once_then_each_changed_folder_i
     assert not reads and w.infos["r003"].state == "finished"     # left to ``read``: no poll reads 12 folders whole
     corrected = w.apply(w.read(sorted(w.unverified)))
     assert corrected == {"r003"} and w.infos["r003"].state == "stopped" and not w.unverified
+
+
+WATCH_ONLY_PROBE = """
+import asyncio, sys, time
+from screens.app import make_app
+from screens.detail import DetailScreen
+
+
+async def main():
+    app = make_app(runs_dir=sys.argv[1], poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.5)
+        await app.push_screen(DetailScreen("r003"))
+        deadline = time.monotonic() + 30
+        while not app.run_files("r003").read and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.pause(1.0)          # a few polls, the other screens' modules imported
+        print(app.run_files("r003").read, "torch" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_an_app_that_only_watches_never_imports_torch(tmp_path):
+    """torch and the trainer (~490 MB resident) are imported when the form opens or a run trains here, not for a
+    table and a run's detail (its layer responses are read without torch: core/results/response_file.py). A fresh
+    interpreter: other tests have imported torch in this one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "runs"
+    make(root, 5)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "RESLAB_CONFIG_DIR": str(tmp_path / "config"),
+           "RESLAB_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", WATCH_ONLY_PROBE, str(root)], cwd=repo, capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["True", "False"], out.stdout
