@@ -139,14 +139,14 @@ def _read_one(run: Any, sig: tuple[str, int] | None, settled: int) -> tuple[RunI
     return info, (_row(info, not live) if sig is not None and sig[1] < settled else None)
 
 
-def _read_chunk(paths: list[str], sigs: list[tuple[str, int] | None], settled: int) -> list[tuple[str, bool]]:
+def _read_chunk(paths: list[str], sigs: list[tuple[str, int] | None], settled: int,
+                run_type: type) -> list[tuple[str, bool]]:
     """A worker process's share of a cold listing: each folder's row (cached or not: the parent makes its RunInfo
-    from it) and whether the parent may cache it."""
-    from core.store.runs import Run
-
+    from it) and whether the parent may cache it. ``run_type``: core.store.runs.Run (passed: that module imports
+    this one)."""
     out = []
     for path, sig in zip(paths, sigs):
-        info, row = _read_one(Run(Path(path)), sig, settled)
+        info, row = _read_one(run_type(Path(path)), sig, settled)
         out.append((row or _row(info, info.state not in LIVE), row is not None))
     return out
 
@@ -214,7 +214,8 @@ def _read_parallel(pool: ProcessPoolExecutor, stale: list[tuple[Any, tuple[str, 
                    settled: int) -> list[tuple[RunInfo, str | None]]:
     chunks = _chunks(stale)
     done = pool.map(_read_chunk, [[str(run.path) for run, _ in c] for c in chunks],
-                    [[sig for _, sig in c] for c in chunks], [settled] * len(chunks))
+                    [[sig for _, sig in c] for c in chunks], [settled] * len(chunks),
+                    [type(stale[0][0])] * len(chunks))
     out = []
     for chunk, rows in zip(chunks, done):
         for (run, _), (row, keep) in zip(chunk, rows):
