@@ -51,7 +51,6 @@ LATER = ("screens.compare", "screens.confirm", "screens.detail", "screens.help",
 
 PREBUILD_AFTER_S = 1.0       # the new-run form is built after this long without a key
 FIRST_READ = 60              # run folders read before the table is first drawn (newest first: a tall screenful)
-KEPT_FILES = 16              # readings of runs' files kept (a run opened again draws at once, then is read anew)
 READ_BATCH = 500             # then this many at a time in a thread until every folder is read
 
 
@@ -89,7 +88,6 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         self.poll_interval = poll_interval
         self.poller = Poller(self, poll_interval)   # the folder read in a thread (screens/poller.py)
         self.followed = FollowedFiles(self.store.root)   # ... and the files of the runs the screens show
-        self._run_files: dict[str, RunFiles] = {}       # their last readings (the newest last)
         self.queue = InAppQueue()                # this app's own queue (screens/in_app_queue.py)
         self.in_app = self.queue.runs            # [training now, next, ...]
         self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
@@ -208,18 +206,12 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
 
     def run_files(self, run_id: str) -> RunFiles:
         """The run's files as last read (``RunFiles()``, not ``read``, before the first reading)."""
-        return self._run_files.get(run_id) or RunFiles()
+        return self.followed.get(run_id)
 
     def took_poll(self, scans, queue_order: list[str] | None, files: dict | None = None) -> None:
         """The poller's scans taken in (no I/O here)."""
         changed: set[str] = set(files or ())
-        for run_id, read in (files or {}).items():
-            self._run_files.pop(run_id, None)
-            self._run_files[run_id] = read
-        if len(self._run_files) > KEPT_FILES:                  # the oldest readings no screen shows
-            shown = self.followed.followed()
-            for run_id in [r for r in self._run_files if r not in shown][:len(self._run_files) - KEPT_FILES]:
-                del self._run_files[run_id]
+        self.followed.take(files or {})
         for scan in scans:
             changed |= self.watcher.apply_scan(scan)
         if queue_order is not None:

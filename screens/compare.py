@@ -21,7 +21,7 @@ from core.spec.grid import describe, varied_fields
 from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, model_name, pct
 
-from .run_files import with_files
+from .run_files import FollowsFiles, with_files
 from .widgets.chart_keys import CHART_BINDINGS, TRAIN_BINDING, ChartKeys
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, axis_title, legend, run_series, y_limits
 from .widgets.footer import Footer
@@ -53,7 +53,7 @@ def setting_cells(cfg: dict, names: list[str]) -> list[str]:
     return out
 
 
-class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
+class CompareScreen(FollowsFiles, ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "compare.tcss"
     BINDINGS = [
         *CHART_BINDINGS,
@@ -84,14 +84,9 @@ class CompareScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        for run_id in self.run_ids:
-            self.app.follow_files(run_id)          # their curves: read by the poller's thread
+        self.follow_runs(self.run_ids)             # their curves: read by the poller's thread
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
         self.refresh_view()
-
-    def on_unmount(self) -> None:
-        for run_id in self.run_ids:
-            self.app.unfollow_files(run_id)
 
     def runs_changed(self, changed: set[str]) -> None:
         if changed & set(self.run_ids):

@@ -29,7 +29,7 @@ from core.util.formatting import (
     state_style,
 )
 
-from .run_files import RunFiles
+from .run_files import FollowsFiles, RunFiles
 from .widgets.chart_keys import CHART_BINDINGS, ChartKeys
 from .widgets.curve_plot import PALETTE, CurvePlot, axis_title, legend, run_series
 from .widgets.extend_dialog import ExtendScreen
@@ -43,7 +43,7 @@ from .widgets.state_text import state_hint
 from .widgets.worker_errors import TellWorkerErrors
 
 
-class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
+class DetailScreen(FollowsFiles, ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),
@@ -88,12 +88,9 @@ class DetailScreen(ChartKeys, TellWorkerErrors, RestyleWhenChanged, Screen):
 
     def on_mount(self) -> None:
         self.app.runs_changed_signal.subscribe(self, self.runs_changed)
-        self.app.follow_files(self.run_id)            # its curves, events, checkpoint: read by the poller's thread
+        self.follow_runs([self.run_id])               # its curves, events, checkpoint: read by the poller's thread
         self.refresh_view()
         self._pushed = True
-
-    def on_unmount(self) -> None:
-        self.app.unfollow_files(self.run_id)
 
     def on_screen_resume(self) -> None:
         if self._pushed:                         # the push itself (after on_mount, which drew it): not twice

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 from core.store.runs import ACTIVE, RunInfo
 from core.util.formatting import decimals, devices_text, duration, is_number, mem, num, pct, rate, state_style
 
-from .run_files import RunFiles
+from .run_files import FollowsFiles, RunFiles
 from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
@@ -52,7 +52,7 @@ def position(info: RunInfo, live) -> tuple[int, int, int, int, int]:
     return epoch_no, in_epoch, ipe, step, total_steps
 
 
-class MonitorScreen(RestyleWhenChanged, Screen):
+class MonitorScreen(FollowsFiles, RestyleWhenChanged, Screen):
     CSS_PATH = "monitor.tcss"
     BINDINGS = [
         Binding("s", "stop", "Stop"),
@@ -71,7 +71,6 @@ class MonitorScreen(RestyleWhenChanged, Screen):
         self.follow = True                    # hand over to the grid's next run when this one ends
         self._keys_for: tuple = ()              # what the footer's keys were last worked out for
         self._epochs_shown = -1
-        self._following: str | None = None     # the run whose files it follows (screens/run_files.py)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -96,17 +95,10 @@ class MonitorScreen(RestyleWhenChanged, Screen):
         self.refresh_view()
 
     def _watch(self, run_id: str) -> None:
-        if self._following is not None:
-            self.app.unfollow_files(self._following)
-        self.run_id = self._following = run_id
-        self.app.follow_files(run_id)             # its curves, epochs, events: read by the poller's thread
+        self.run_id = run_id
+        self.follow_runs([run_id])                # its curves, epochs, events: read by the poller's thread
         self.query_one("#epochs", DataTable).clear()
         self._epochs_shown = 0
-
-    def on_unmount(self) -> None:
-        if self._following is not None:
-            self.app.unfollow_files(self._following)
-            self._following = None
 
     def on_screen_resume(self) -> None:
         self.refresh_view()

@@ -1,11 +1,11 @@
 """What a run's screens draw besides its summary (curves, epochs, events.log, checkpoint, notes, layer responses),
 read by the poller's thread, never on the event loop.
 
-A screen that shows a run follows it (``App.follow_files``, ``unfollow_files`` when it closes or moves on); the
-poller (screens/poller.py) reads the followed runs' files with each scan, each file again only when its size, mtime
-or inode changed (steps.jsonl from where it was read to), and posts the runs whose files changed; the App keeps
-their ``RunFiles`` (``App.run_files``) and tells the screens with ``runs_changed_signal``, to which they subscribe
-already. Before the first read a screen gets ``RunFiles()`` (``read`` False) and draws what the summary says.
+A screen that shows a run follows it (``FollowsFiles``: ``App.follow_files``, ``unfollow_files`` when it closes or
+moves on); the poller (screens/poller.py) reads the followed runs' files with each scan, each file again only when its
+size, mtime or inode changed (steps.jsonl from where it was read to), and posts the runs whose files changed; the App
+keeps their ``RunFiles`` (``App.run_files``) and tells the screens with ``runs_changed_signal``, to which they
+subscribe already. Before the first read a screen gets ``RunFiles()`` (``read`` False) and draws what the summary says.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from core.store.notes import NOTES_FILE, read_notes
 from .watch import JsonlTail
 
 EVENT_LINES = 8          # events.log's last lines a screen shows (the detail 8, the monitor 4)
+KEPT = 16                # runs whose reader and last reading are kept once no screen follows them
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,23 @@ class _Reader:
 
 
 class FollowedFiles:
-    """The runs whose files open screens draw: followed on the event loop, read in the poller's thread."""
+    """The runs whose files open screens draw: followed and drawn on the event loop (``follow``, ``unfollow``,
+    ``get``, ``take``), read in the poller's thread (``read``). The readers and readings of the last ``KEPT`` runs
+    are kept after their screens close: a run opened again draws its last reading at once, and its steps.jsonl is
+    read on from where it was (a 164-epoch run's thousands of lines are not parsed again)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self._lock = threading.Lock()
         self._count: dict[str, int] = {}           # run id -> how many screens follow it
-        self._readers: dict[str, _Reader] = {}     # the poller thread's own
+        self._fresh: set[str] = set()              # followed again: its next read posts a reading, changed or not
+        self._readers: dict[str, _Reader] = {}     # the poller thread's own (the most recently read last)
+        self._readings: dict[str, RunFiles] = {}   # the event loop's own (the most recently taken last)
 
     def follow(self, run_id: str) -> None:
         with self._lock:
             self._count[run_id] = self._count.get(run_id, 0) + 1
+            self._fresh.add(run_id)
 
     def unfollow(self, run_id: str) -> None:
         with self._lock:
@@ -121,17 +128,57 @@ class FollowedFiles:
             return set(self._count)
 
     def read(self, only: set[str] | None = None) -> dict[str, RunFiles]:
-        """(In the poller's thread) the followed runs whose files changed since their last reading (``only``:
-        these of them), with their new reading."""
+        """(In the poller's thread) the followed runs whose files changed since their last reading, or that were
+        followed again (``only``: these of them), with their new reading."""
         wanted = self.followed()
-        for gone in set(self._readers) - wanted:
-            del self._readers[gone]
         out = {}
         for run_id in sorted(wanted if only is None else wanted & only):
-            files = self._readers.setdefault(run_id, _Reader(self.root / run_id)).read()
-            if files is not None:
-                out[run_id] = files
+            with self._lock:
+                fresh = run_id in self._fresh
+                self._fresh.discard(run_id)
+            reader = self._readers.pop(run_id, None) or _Reader(self.root / run_id)
+            self._readers[run_id] = reader
+            files = reader.read()
+            if files is not None or fresh:
+                out[run_id] = reader.last
+        _forget_oldest(self._readers, wanted)
         return out
+
+    def take(self, readings: dict[str, RunFiles]) -> None:
+        """(On the event loop) the poller's new readings."""
+        for run_id, files in readings.items():
+            self._readings.pop(run_id, None)
+            self._readings[run_id] = files
+        _forget_oldest(self._readings, self.followed())
+
+    def get(self, run_id: str) -> RunFiles:
+        """(On the event loop) the run's last reading; ``RunFiles()``, not ``read``, before the first."""
+        return self._readings.get(run_id) or RunFiles()
+
+
+def _forget_oldest(kept: dict, followed: set[str]) -> None:
+    """Past KEPT, the oldest of ``kept`` that no screen follows go."""
+    extra = len(kept) - KEPT
+    if extra > 0:
+        for run_id in [r for r in kept if r not in followed][:extra]:
+            del kept[run_id]
+
+
+class FollowsFiles:
+    """Mixed into a screen that draws runs' files: ``follow_runs`` follows these runs (and no longer the ones it
+    followed before); closing the screen follows none."""
+
+    _following: tuple[str, ...] = ()
+
+    def follow_runs(self, run_ids) -> None:
+        for run_id in self._following:
+            self.app.unfollow_files(run_id)
+        self._following = tuple(run_ids)
+        for run_id in self._following:
+            self.app.follow_files(run_id)          # read by the poller's thread (now, then with each scan)
+
+    def on_unmount(self) -> None:
+        self.follow_runs(())
 
 
 def with_files(info: RunInfo, files: RunFiles) -> RunInfo:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,17 +336,3 @@ class JsonlTail:
                 added = True
         return added or reset
 
-
-_TAILS: OrderedDict[Path, JsonlTail] = OrderedDict()
-SHARED_TAILS = 16        # steps.jsonl files kept read (a few MB at most)
-
-
-def shared_tail(path: Path) -> JsonlTail:
-    """One JsonlTail per file for the screens that only draw its rows (detail, compare; on the event loop's thread):
-    a run opened again reads only what was appended since, not its thousands of lines (issue 34, item 11)."""
-    path = Path(path)
-    tail = _TAILS.pop(path, None) or JsonlTail(path)
-    _TAILS[path] = tail
-    while len(_TAILS) > SHARED_TAILS:
-        _TAILS.popitem(last=False)
-    return tail

@@ -144,24 +144,32 @@ def test_the_runs_table_is_drawn_before_torch_and_the_other_folders_are_read(tmp
     assert set(order[2:]) == {("read the rest", 3, 4), ("preload", False, True)}
 
 
-def test_a_shared_tail_is_read_once_and_keeps_a_diverged_runs_nan_rows(tmp_path):
-    """Issue 34, item 11: the detail parsed a 164-epoch run's 6,400 steps.jsonl lines on every opening; the tail is
-    shared now (only appended lines are read again) and decoded with orjson (a line it refuses goes to json, and a
-    NaN loss is skipped as before: not a row a curve can draw)."""
-    from screens.watch import shared_tail
+def test_a_run_opened_again_reads_only_what_was_appended_and_keeps_a_diverged_runs_nan_rows(tmp_path):
+    """Issue 34, item 11: the detail parsed a 164-epoch run's 6,400 steps.jsonl lines on every opening; its reader
+    is kept after the screen closes (screens/run_files.py: only appended lines are read again; opened again, its
+    last reading is posted at once) and decoded with orjson (a line it refuses goes to json, and a NaN loss is
+    skipped as before: not a row a curve can draw)."""
+    from screens.run_files import FollowedFiles
 
-    path = tmp_path / "steps.jsonl"
+    path = tmp_path / "r1" / "steps.jsonl"
+    path.parent.mkdir()
     path.write_text('{"step": 1, "epoch": 1, "loss": 2.3, "err": 90.0, "lr": 0.1}\n'
                     '{"step": 2, "epoch": 1, "loss": NaN, "err": 90.0, "lr": 0.1}\nnot json\n')
-    tail = shared_tail(path)
-    assert tail.read() and [r["step"] for r in tail.rows] == [1]
-    assert shared_tail(path) is tail and not tail.read()          # opened again: nothing to read
+    files = FollowedFiles(tmp_path)
+    files.follow("r1")
+    assert [r["step"] for r in files.read()["r1"].steps] == [1]
+    tail = files._readers["r1"].steps
+    assert files.read() == {}                                     # nothing changed: no new reading
+    files.unfollow("r1")
+    files.follow("r1")                                            # opened again: its last reading, nothing re-read
+    assert [r["step"] for r in files.read()["r1"].steps] == [1] and files._readers["r1"].steps is tail
+    assert not tail.read()
     with path.open("a") as fh:
         fh.write('{"step": 3, "epoch": 1, "loss": 2.1, "err": 80.0, "lr": 0.1}\n')
-    assert shared_tail(path).read() and [r["step"] for r in tail.rows] == [1, 3]
+    assert [r["step"] for r in files.read()["r1"].steps] == [1, 3]
     path.unlink()
     path.write_text('{"step": 1, "epoch": 1, "loss": 2.3, "err": 90.0, "lr": 0.1}\n')     # a resume rewrote it
-    assert shared_tail(path).read() and [r["step"] for r in tail.rows] == [1]
+    assert [r["step"] for r in files.read()["r1"].steps] == [1]
 
 
 def test_a_scan_taken_in_late_never_replaces_a_newer_reading(tmp_path):
