@@ -104,8 +104,7 @@ class TrainJob:
             self._thread = threading.Thread(target=train, name="reslab-trainer", daemon=True)
             self._thread.start()
             try:
-                while self._thread.is_alive() and not self._abandoned.is_set():   # free for submitit's handler
-                    self._thread.join(0.2)
+                self._wait_for_trainer(limit=None)
             except BaseException:                   # a cancelled local job (SIGINT), submitit's exit after a requeue
                 self._stop.set()
                 self._wait_for_trainer()
@@ -152,11 +151,13 @@ class TrainJob:
         self._abandoned.set()
         threading.Event().wait()
 
-    def _wait_for_trainer(self) -> None:
-        """Until the trainer has checkpointed and ended, or abandoned its compile; CHECKPOINT_WAIT_S at most."""
-        deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    def _wait_for_trainer(self, limit: float | None = CHECKPOINT_WAIT_S) -> None:
+        """Until the trainer has ended (after a stop: checkpointed) or abandoned its compile; ``limit`` seconds at
+        most (None: for as long as it trains). Joined in short steps: the main thread stays free for submitit's
+        signal handler."""
+        deadline = None if limit is None else time.monotonic() + limit
         while (self._thread is not None and self._thread.is_alive() and not self._abandoned.is_set()
-               and time.monotonic() < deadline):
+               and (deadline is None or time.monotonic() < deadline)):
             self._thread.join(0.1)
 
 
