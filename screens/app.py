@@ -11,6 +11,7 @@ and makes sure a scheduler serves the folder, so they keep training after it qui
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -28,6 +29,7 @@ from core.store.runs import ACTIVE, RunStore
 from core.train.events import Progress
 from core.util.files import error_text
 
+from .action_thread import ActionDone, ActionThread
 from .in_app_queue import InAppQueue
 from .messages import TrainerEventMessage, TrainingEnded
 from .notify import ALERTS, tell_ended
@@ -88,6 +90,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         self.poll_interval = poll_interval
         self.poller = Poller(self, poll_interval)   # the folder read in a thread (screens/poller.py)
         self.followed = FollowedFiles(self.store.root)   # ... and the files of the runs the screens show
+        self.actions = ActionThread(self)        # what the user asks done to runs, off the event loop as well
         self.queue = InAppQueue()                # this app's own queue (screens/in_app_queue.py)
         self.in_app = self.queue.runs            # [training now, next, ...]
         self.stop_events, self.pause_events = self.queue.stop_events, self.queue.pause_events
@@ -110,6 +113,7 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
         self.push_screen(RunsScreen())
         self.poller.start()                           # then every poll_interval, in a thread
+        self.actions.start()
         self.set_timer(PREBUILD_AFTER_S, partial(self.prebuild_form, when_quiet=True))
 
     def on_ready(self) -> None:
@@ -180,20 +184,24 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     def on_unmount(self) -> None:
         # Whatever ends the app, in-app runs stop with a checkpoint instead of being cut off; the poller ends.
         self.poller.stop()
+        self.actions.stop()
         for event in self.stop_events.values():
             event.set()
 
-    def poll_runs(self, only: str | None = None, now: bool = False) -> None:
-        """Have the store (or one run) read again, off the event loop (screens/poller.py); ``took_poll`` then tells
-        the screens what changed (``runs_changed_signal``). ``now``: one run's folder, here, for an action on it."""
-        if now:
-            self.took_poll([self.watcher.scan(only)], None)
-        else:
-            self.poller.ask(only)
+    def poll_runs(self, *only: str | None, then=None) -> None:
+        """Have the store (or these runs) read again, off the event loop (screens/poller.py); ``took_poll`` then
+        tells the screens what changed (``runs_changed_signal``), and ``then()`` runs: an action goes on from the
+        run's new state."""
+        self.poller.ask(*only, then=then)
 
     def on_polled(self, message: Polled) -> None:
         self.took_poll(message.scans, message.queue_order, message.files)
         message.taken.set()                           # the poller waits for this before its next scan
+        for then in message.then:
+            then()
+
+    def on_action_done(self, message: ActionDone) -> None:
+        message.then(message.result)
 
     # -- the files of the runs the screens show (screens/run_files.py) --------------------------------------------
     def follow_files(self, run_id: str) -> None:
@@ -229,11 +237,11 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
     def on_trainer_event_message(self, message: TrainerEventMessage) -> None:
         if isinstance(message.event, Progress):
             self.live[message.run_id] = message.event
-        self.poll_runs(only=message.run_id)
+        self.poll_runs(message.run_id)
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         self.live.pop(message.run_id, None)
-        self.poll_runs(only=message.run_id)
+        self.poll_runs(message.run_id)
         tell_ended(self, message.run_id, message.state, message.message, trained_here=True)
 
     # -- in-app training ---------------------------------------------------------------------------------------------
@@ -266,22 +274,25 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         return run_id in self.queue
 
     # -- the queue (core/serve/queue.py) and its scheduler (core/serve/scheduler.py) -----------------------------------
-    def serve_queue(self):
-        """Make sure a scheduler serves this runs folder (a detached one on every GPU, else the CPU); returns the
-        Popen of the one it started (None when one already served, or none could start)."""
+    def start_scheduler(self):
+        """(off the event loop: the actions thread, or the quit's) Make sure a scheduler serves this runs folder (a
+        detached one on every GPU, else the CPU): the Popen of the one started, None when one already served, or
+        the OSError that kept one from starting. ``scheduler_started`` tells it on the event loop."""
         try:
             from core.serve.scheduler_control import start_detached
 
-            proc = start_detached(self.store.root)
+            return start_detached(self.store.root)
         except OSError as exc:
-            self.notify(f"cannot start a scheduler: {error_text(exc, self.store.root)}; or start one with "
+            return exc
+
+    def scheduler_started(self, started) -> None:
+        if isinstance(started, OSError):
+            self.notify(f"cannot start a scheduler: {error_text(started, self.store.root)}; or start one with "
                         f"`tui_app.py scheduler`", severity="error")
-            return None
-        if proc is not None:
-            self._scheduler = proc
+        elif started is not None:
+            self._scheduler = started
             self.notify("scheduler started: queued runs train on every device slot and keep going after you quit "
                         "(g shows the queue)", timeout=6)
-        return proc
 
     def scheduler_position(self, run_id: str) -> int | None:
         """1 for the queued run that starts next, ...; None when it is not in the folder's queue."""
@@ -355,7 +366,8 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         if self._quitting:
             return
         if not self.in_app:
-            note = background_note(self)
+            self._quitting = True
+            note = await asyncio.to_thread(background_note, self)     # (it reads the scheduler's state file)
             self.exit(note, message=note)
             return
         ask_to_quit(self)

@@ -281,10 +281,14 @@ class DetailScreen(FollowsFiles, ChartKeys, TellWorkerErrors, RestyleWhenChanged
     def action_notes(self) -> None:
         """t: the run's tags and note (core/store/notes.py); the runs filter selects by them."""
         info = self.app.watcher.infos.get(self.run_id)
-        if info is not None:
-            files = self.app.run_files(self.run_id)
-            self.app.push_screen(NotesScreen(self.run_id, info.path, files.notes if files.read else info.notes),
-                                 lambda _: self.app.poll_runs(self.run_id))
+        if info is None:
+            return
+        files = self.app.run_files(self.run_id)
+        current = files.notes if files.read else info.notes
+        if current is None:                 # neither read yet: never a dialog that would save over them
+            self.notify("its files are still being read; press t again in a moment", timeout=3)
+            return
+        self.app.push_screen(NotesScreen(self.run_id, info.path, current), lambda _: self.app.poll_runs(self.run_id))
 
     def _events(self, files: RunFiles) -> Text:
         lines = files.events[-8:] if files.read else ["..."]
@@ -325,24 +329,35 @@ class DetailScreen(FollowsFiles, ChartKeys, TellWorkerErrors, RestyleWhenChanged
         if answer is None:
             return
         epochs, where = answer
-        run = self.app.store.get(self.run_id)
-        try:
-            run.acquire_lock()
+        app, run_id = self.app, self.run_id
+
+        def work() -> str | None:
             try:
-                extend_run(run, epochs)
-                run.update_status(state="stopped", error=None)   # resumable from its checkpoint, not finished
-            finally:
-                run.release_lock()
-        except (RunError, ConfigError, OSError) as exc:
-            self.notify(f"cannot extend {self.run_id}: {error_text(exc, run.path, 'extend it again')}",
-                        severity="error", timeout=8)
-            return
-        self.app.poll_runs(only=self.run_id, now=True)       # resume_run reads its new state
-        if self.app.resume_run(self.run_id, where=where, why=f"a finished run extended to {epochs} epochs") \
-                and where == "app":
-            self.app.open_run(self.run_id, "monitor", replace=True)
-        else:
-            self.refresh_view()
+                run = app.store.get(run_id)
+                run.acquire_lock()
+                try:
+                    extend_run(run, epochs)
+                    run.update_status(state="stopped", error=None)   # resumable from its checkpoint, not finished
+                finally:
+                    run.release_lock()
+            except (RunError, ConfigError, OSError) as exc:
+                return f"cannot extend {run_id}: {error_text(exc, app.store.root / run_id, 'extend it again')}"
+            return None
+
+        def resume() -> None:               # with its new state read (the poller's scan of its folder)
+            if app.resume_run(run_id, where=where, why=f"a finished run extended to {epochs} epochs") \
+                    and where == "app" and self.is_attached:
+                app.open_run(run_id, "monitor", replace=True)
+            elif self.is_attached:
+                self.refresh_view()
+
+        def done(error: str | None) -> None:
+            if error:
+                self.notify(error, severity="error", timeout=8)
+            else:
+                app.poll_runs(run_id, then=resume)
+
+        app.actions.do(work, done, f"extending {run_id}")
 
     @on(Button.Pressed, "#clone")
     def action_clone(self) -> None:

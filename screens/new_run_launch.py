@@ -3,6 +3,7 @@
 A mixin of NewRunScreen, kept apart so the form's fields and its launching can each be read in one sitting."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -95,16 +96,21 @@ class LaunchMixin(TellWorkerErrors):
         self.query_one("#f-data_dir", Input).focus()
 
     def _create(self, configs: list[RunConfig], where: str) -> None:
+        """The run folders made in the App's actions thread; the queue or the first run's monitor once listed."""
+        self._launching = True
+        self.query_one("#summary", Static).update(Text("creating the run folders ...", style="yellow"))
+        self.app.launch(configs, where=where, note=self.notes.get("milestones"), then=partial(self._created, where))
+
+    def _created(self, where: str, ids: list[str]) -> None:
         self._launching = False
-        try:
-            ids = self.app.launch(configs, where=where, note=self.notes.get("milestones"))
-        except Exception as exc:  # noqa: BLE001 - e.g. a runs folder that cannot be written
-            self.notify(f"cannot create the run folders: {exc}", severity="error", timeout=10)
+        if not ids:                         # refused (told): the form stays as it was, to be mended
+            if self.is_attached:
+                self.revalidate()
             return
-        if ids:
-            self.clear_launch_settings()   # a name, a sweep, its seeds and variants are one launch's (never remembered)
+        self.clear_launch_settings()   # a name, a sweep, its seeds and variants are one launch's (never remembered)
+        if not self.is_attached:
+            return
         if where == "queue":
             self.app.open_queue(replace=True)
         else:
             self.app.open_run(ids[0], "monitor", replace=True)
-

@@ -37,10 +37,13 @@ def tell_ended(app: Any, run_id: str, state: str, message: str = "", trained_her
     if state in ALERTS and (seq := terminal_sequence("ResLab", text)):
         write_terminal(app, seq)
     if trained_here and (command := on_end.configured(None)):
-        try:
-            on_end.start(command, app.store.get(run_id))
-        except RunError:
-            pass                                    # deleted meanwhile: nothing to tell the command about
+        def start() -> None:                        # (the run's files and a process: the actions thread)
+            try:
+                on_end.start(command, app.store.get(run_id))
+            except RunError:
+                pass                                # deleted meanwhile: nothing to tell the command about
+
+        app.actions.do(start, what=f"the on_end command of {run_id}")
 
 
 def write_terminal(app: Any, seq: str) -> None:

@@ -27,16 +27,18 @@ class Polled(Message):
     """The poller's scans for the App (``App.on_polled``), which sets ``taken`` once it has applied them."""
 
     def __init__(self, scans: list, queue_order: list[str] | None, taken: threading.Event,
-                 files: dict | None = None):
+                 files: dict | None = None, then: list | None = None):
         super().__init__()
         self.scans, self.queue_order, self.taken = scans, queue_order, taken
         self.files = files or {}           # run id -> RunFiles of the followed runs whose files changed
+        self.then = then or []             # what waited for these scans (``Poller.ask(then=...)``), run once applied
 
 
 class Poller:
     def __init__(self, app: Any, interval: float):
         self.app, self.interval = app, interval
         self._asks: set[str | None] = set()
+        self._thens: list = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._last_full = 0.0
@@ -50,25 +52,28 @@ class Poller:
         self._stopped.set()
         self._wake.set()
 
-    def ask(self, only: str | None = None) -> None:
-        """Scan now: the whole folder (None) or one run's folder."""
+    def ask(self, *only: str | None, then=None) -> None:
+        """Scan now: the whole folder (no id, or None) or these runs' folders; ``then()`` runs on the event loop
+        once the App has taken that scan in (an action that changed a run goes on with its new state)."""
         with self._lock:
-            self._asks.add(only)
+            self._asks.update(only or (None,))
+            if then is not None:
+                self._thens.append(then)
         self._wake.set()
 
-    def _take(self) -> set[str | None]:
+    def _take(self) -> tuple[set[str | None], list]:
         self._wake.wait(max(0.0, self._last_full + self.interval - time.monotonic()))
         self._wake.clear()
         with self._lock:
-            asks, self._asks = self._asks, set()
+            asks, self._asks, thens, self._thens = self._asks, set(), self._thens, []
         if time.monotonic() - self._last_full >= self.interval:
             asks.add(None)
-        return asks
+        return asks, thens
 
     def _loop(self) -> None:
         worker = get_current_worker()
         while True:
-            asks = self._take()
+            asks, thens = self._take()
             if worker.is_cancelled or self._stopped.is_set():
                 return
             try:
@@ -76,9 +81,11 @@ class Poller:
                 files = self.app.followed.read(None if None in asks else asks)   # (screens/run_files.py)
             except Exception as exc:  # noqa: BLE001 - any failure of a read: told once, tried again
                 self._tell(exc)
+                with self._lock:
+                    self._thens[:0] = thens                 # they wait for the next scan that works
                 continue
             taken = threading.Event()    # not call_from_thread: it would wait for ever on an app that has closed
-            self.app.post_message(Polled(scans, order, taken, files))
+            self.app.post_message(Polled(scans, order, taken, files, thens))
             while not taken.wait(0.1):
                 if worker.is_cancelled or self._stopped.is_set():
                     return

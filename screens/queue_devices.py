@@ -5,8 +5,10 @@ so
 runs queued from the CLI or another app show up too."""
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -22,6 +24,7 @@ from core.util.formatting import epochs_text, state_style
 from .widgets.devices import DevicesPanel
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
+from .widgets.worker_errors import TellWorkerErrors
 
 
 class QueueTable(DataTable):
@@ -33,7 +36,7 @@ COLUMNS = (("pos", "pos"), ("id", "run"), ("state", "state"), ("device", "device
            ("epochs", "epochs"), ("label", "settings"))
 
 
-class QueueScreen(RestyleWhenChanged, Screen):
+class QueueScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
     CSS_PATH = "queue_devices.tcss"
     BINDINGS = [
         Binding("shift+up", "move(-1)", "Up", key_display="⇧↑", tooltip="Move the queued run up: it starts sooner"),
@@ -71,9 +74,22 @@ class QueueScreen(RestyleWhenChanged, Screen):
 
     # -- reading -----------------------------------------------------------------------------------------------------
     def refresh_rows(self, keep: str | None = None) -> None:
+        """The queue's entries and the scheduler's state read in a thread (they are files of the runs folder)."""
+        self._read_rows(list(self.app.watcher.infos.values()), keep)
+
+    @work(thread=True, exclusive=True, group="queue-rows", exit_on_error=False, description="reading the queue")
+    def _read_rows(self, infos: list, keep: str | None) -> None:
         store = self.app.store
-        self.rows = Q.queue_rows(store, self.app.watcher.infos.values())
-        state = S.read_state(store.root)
+        rows, state = Q.queue_rows(store, infos), S.read_state(store.root)
+        try:
+            self.app.call_from_thread(self._show_rows, rows, state, keep)
+        except RuntimeError:            # the app is closing
+            pass
+
+    def _show_rows(self, rows: list[dict], state: dict | None, keep: str | None) -> None:
+        if not self.is_attached:
+            return
+        self.rows = rows
         title = Text.assemble(("Queue & devices", "bold"), "  ")
         if state is None:
             title.append("no scheduler yet (launching into the queue starts one)", style="dim")  # fits 80 columns
@@ -119,26 +135,47 @@ class QueueScreen(RestyleWhenChanged, Screen):
         row = self._current_queued()
         if row is None:
             return
-        try:
-            Q.move(self.app.store, row["id"], max(1, row["position"] + delta))
-        except (RunError, ValueError, OSError) as exc:
-            self.notify(error_text(exc, self.app.store.root / row["id"], "move it again"), severity="error")
-        self.refresh_rows(keep=row["id"])
+        run_id, root = row["id"], self.app.store.root
+
+        def work() -> str | None:           # from where it is when its turn comes (keys pressed fast add up)
+            try:
+                ids = [q.run.id for q in Q.queued(self.app.store)]
+                at = ids.index(run_id) + 1 if run_id in ids else row["position"]
+                Q.move(self.app.store, run_id, max(1, at + delta))
+            except (RunError, ValueError, OSError) as exc:
+                return error_text(exc, root / run_id, "move it again")
+            return None
+
+        self.app.actions.do(work, partial(self._done, run_id), f"moving {run_id}")
 
     def action_remove(self) -> None:
         row = self._current_queued()
         if row is None:
             return
-        try:
-            Q.remove(self.app.store, row["id"])
-        except RunLockedError as exc:
-            self.notify(f"{exc}; stop it from the runs list instead", severity="warning")
-        except (RunError, OSError) as exc:
-            self.notify(f"cannot remove {row['id']}: {error_text(exc, self.app.store.root / row['id'])}",
-                        severity="error")
-        else:
-            self.notify(f"{row['id']} left the queue; it stays as a stopped run (r resumes it, d deletes it)",
-                        timeout=5)
+        run_id, root = row["id"], self.app.store.root
+
+        def work() -> str | None:
+            try:
+                Q.remove(self.app.store, run_id)
+            except RunLockedError as exc:
+                return f"{exc}; stop it from the runs list instead"
+            except (RunError, OSError) as exc:
+                return f"cannot remove {run_id}: {error_text(exc, root / run_id)}"
+            return None
+
+        def removed(error: str | None) -> None:
+            if error is None:
+                self.notify(f"{run_id} left the queue; it stays as a stopped run (r resumes it, d deletes it)",
+                            timeout=5)
+            self._done(run_id, error)
+
+        self.app.actions.do(work, removed, f"taking {run_id} out of the queue")
+
+    def _done(self, run_id: str, error: str | None) -> None:
+        if error is not None:
+            self.notify(error, severity="warning" if "stop it from" in error else "error")
+        if self.is_attached:
+            self.refresh_rows(keep=run_id)
         self.app.poll_runs()
 
     @on(DataTable.RowSelected)

@@ -80,6 +80,13 @@ async def stop_and_quit(app, to_queue: bool) -> None:
             said.append(f"Not started, still queued (r in the app starts them): {some_ids(waiting)}.")
         app.exit(" ".join(said) or None, message=" ".join(said) or None)
         return
+    said = await asyncio.to_thread(hand_to_queue, app, mine, running, waiting)     # the folders, off the loop
+    app.exit(said, message=said)
+
+
+def hand_to_queue(app, mine: list[str], running: list[str], waiting: list[str]) -> str:
+    """(a thread) Queue this app's runs for the folder's scheduler, start one if none serves, and say so."""
+    root, prog = app.store.root, "tui_app.py"
     skipped: dict[str, str] = {}
     for run_id in mine:
         try:
@@ -87,7 +94,8 @@ async def stop_and_quit(app, to_queue: bool) -> None:
         except (RunError, OSError) as exc:      # e.g. it finished at this very moment: nothing left to queue
             skipped[run_id] = error_text(exc, app.store.root, "queue it again")
     running, waiting = [r for r in running if r not in skipped], [r for r in waiting if r not in skipped]
-    scheduler = app.serve_queue() if running or waiting else None
+    scheduler = app.start_scheduler() if running or waiting else None
+    scheduler = None if isinstance(scheduler, OSError) else scheduler
     who = (f"A scheduler started for this runs folder (pid {scheduler.pid}, log {root / S.LOG_FILE})"
            if scheduler is not None else scheduler_text(root))
     parts = ([f"Queued to continue from their checkpoints: {', '.join(running)}"] if running else []) + \
@@ -96,4 +104,4 @@ async def stop_and_quit(app, to_queue: bool) -> None:
                                f"stop one: {prog} stop RUN --runs-dir {root}." if parts else "")
     if skipped:
         said += " Not queued: " + "; ".join(f"{r} ({why})" for r, why in skipped.items()) + "."
-    app.exit(said.strip(), message=said.strip())
+    return said.strip()

@@ -2,11 +2,13 @@
 one, whichever screen asks. A dialog checks the run as its folder says now (``live_info``, not as the last poll saw it)
 with core/store/rules.py before asking and again when answered, so it never offers what the run's state refuses.
 In-app runs go through the App's own queue (screens/in_app_queue.py); others through their folder (a request file,
-Slurm's queue) or the folder's queue and its scheduler (``serve_queue``).
+Slurm's queue) or the folder's queue and its scheduler (``start_scheduler``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from core.serve import queue as Q
 from core.serve.slurm import SlurmUnavailable, cancel_pending
@@ -26,36 +28,41 @@ from core.util.formatting import some_ids
 
 class RunActions:
     """Mixed into ResLabApp: uses its store, watcher, queue (``in_app``, ``ended_here``, ``grids``, ``marked``),
-    ``poll_runs``, ``start_training`` and ``serve_queue``."""
+    ``actions`` (screens/action_thread.py: each action's file work, off the event loop), ``poll_runs`` and
+    ``start_training``. What the watcher's listing says decides at once (no file read); what only the folder can
+    say now (a dialog's answer after the run may have ended) is read in the actions thread."""
 
-    def launch(self, configs: list[RunConfig], where: str = "app", note: str | None = None) -> list[str]:
+    def launch(self, configs: list[RunConfig], where: str = "app", note: str | None = None,
+               then: Callable[[list[str]], None] | None = None) -> None:
         """Create one run per config (a grid when several) and start them: in the folder's queue (``"queue"``,
-        served by the scheduler) or in this app, one after another; returns the run ids. ``note`` (the form's
-        milestone scaling) goes into each run's events.log, as the CLI's does. A run that cannot be created (a full
-        or read-only disk) is a notification, not a crash."""
+        served by the scheduler) or in this app, one after another; ``then(run ids)`` once they are created and
+        listed (``[]`` when refused). ``note`` (the form's milestone scaling) goes into each run's events.log, as
+        the CLI's does. A run that cannot be created (a name taken, a full or read-only disk) is a notification."""
+        self.actions.do(partial(self._create_runs, configs, where, note), partial(self._created, where, then),
+                        f"creating {len(configs)} run(s)")
+
+    def _create_runs(self, configs: list[RunConfig], where: str, note: str | None) -> tuple[list[str], str, Any]:
+        """(the actions thread) The run folders, or why none; and the scheduler started for a queue's runs."""
         try:
             if taken := self.store.taken_names(configs):     # since the form checked (it checks the app's listing)
                 raise RunError(f"{names_taken_text(taken, self.store.root)}; pick another name")
-            if where == "queue":
-                runs = Q.enqueue(self.store, configs)
-            else:
-                runs = [self.store.create(cfg) for cfg in configs]
+            runs = Q.enqueue(self.store, configs) if where == "queue" else [self.store.create(c) for c in configs]
             for run in runs if note else ():
                 run.log(note)
-            ids = [run.id for run in runs]
-            if where == "queue":
-                self.serve_queue()
-            else:
-                for run_id in ids:
-                    self.poll_runs(run_id, now=True)
-                self.start_training(ids)
-            if len(ids) > 1:
-                self.grids.update({run_id: ids for run_id in ids})     # the monitor follows the grid
-        except RunError as exc:
-            self.notify(str(exc), title="Cannot create the run", severity="error", timeout=10)
-            ids = []
-        self.poll_runs()
-        return ids
+        except (RunError, OSError) as exc:
+            return [], error_text(exc, self.store.root, "launch again"), None
+        return [run.id for run in runs], "", self.start_scheduler() if where == "queue" else None
+
+    def _created(self, where: str, then, result: tuple[list[str], str, Any]) -> None:
+        ids, error, started = result
+        if error:
+            self.notify(error, title="Cannot create the run", severity="error", timeout=10)
+        self.scheduler_started(started)
+        if ids and where != "queue":
+            self.start_training(ids)
+        if len(ids) > 1:
+            self.grids.update({run_id: ids for run_id in ids})     # the monitor follows the grid
+        self.poll_runs(*ids, then=partial(then, ids) if then is not None else None)
 
     def confirm_stop(self, run_id: str | None) -> None:
         """Ask, then stop: the trainer checkpoints at the next iteration and leaves a resumable run."""
@@ -84,12 +91,7 @@ class RunActions:
         def done(answer: str | None) -> None:
             if answer not in ("stop", "stop-all"):
                 return
-            now = self.live_info(run_id)    # it may have ended while the question was open
-            if run_id not in self.in_app and (now is None or stop_refusal(now) is not None):
-                self.notify(f"{run_id} {stop_refusal(now).text if now else 'is gone'}; nothing to stop",
-                            severity="warning")
-            else:
-                self.stop_run(run_id)
+            self.stop_run(run_id, check=True)       # it may have ended while the question was open
             if answer == "stop-all":
                 for other in later:
                     self.stop_run(other)
@@ -98,24 +100,42 @@ class RunActions:
 
         self.push_screen(ConfirmScreen(f"Stop {run_id}?", question, answers, id="confirm-stop"), done)
 
-    def stop_run(self, run_id: str) -> None:
-        if not self.queue.request_stop(run_id):
-            try:
-                run = self.store.get(run_id)
-                cancelled = cancel_pending(run) if run.read_job() else None   # still waiting in Slurm's queue
-                if cancelled:
-                    self.notify(f"{run_id}: {cancelled}", timeout=4)
-                    return
-                run.request("stop")
-            except (RunError, SlurmUnavailable, OSError) as exc:
-                self.notify(f"cannot stop {run_id}: {error_text(exc, self.store.root / run_id, 'stop it again')}",
-                            severity="error")
-                return
+    def stop_run(self, run_id: str, check: bool = False) -> None:
+        """Stop a run: this app's at once (its stop event), another process's through its folder (a request file,
+        or Slurm's queue while it waits there) in the actions thread. ``check``: only if its folder says now that it
+        can stop."""
+        if self.queue.request_stop(run_id):
+            self._stopping(run_id, None)
+            return
+        self.actions.do(partial(self._stop_folder, run_id, check), partial(self._stopping, run_id),
+                        f"stopping {run_id}")
+
+    def _stop_folder(self, run_id: str, check: bool) -> tuple[str, str] | None:
+        """(the actions thread) None once asked, else what to tell and how (a refusal, Slurm's answer, an error)."""
+        if check:
+            now = self.live_info(run_id)
+            if now is None or (refused := stop_refusal(now)) is not None:
+                return f"{run_id} {refused.text if now else 'is gone'}; nothing to stop", "warning"
+        try:
+            run = self.store.get(run_id)
+            cancelled = cancel_pending(run) if run.read_job() else None   # still waiting in Slurm's queue
+            if cancelled:
+                return f"{run_id}: {cancelled}", "information"
+            run.request("stop")
+        except (RunError, SlurmUnavailable, OSError) as exc:
+            return f"cannot stop {run_id}: {error_text(exc, self.store.root / run_id, 'stop it again')}", "error"
+        return None
+
+    def _stopping(self, run_id: str, told: tuple[str, str] | None) -> None:
+        if told is not None:
+            self.notify(told[0], severity=told[1], timeout=4 if told[1] == "information" else 5)
+            return
         info = self.watcher.infos.get(run_id)
         now = info is not None and info.status.get("compile_stop") == "now"     # core/train/compile_watch.py
         when = ("now: its compile is abandoned" if now else "checkpoint after the compile") \
             if info is not None and info.phase else "checkpoint at the next iteration"
         self.notify(f"stopping {run_id} ({when})", timeout=4)
+        self.poll_runs(run_id)
 
     def toggle_pause(self, run_id: str | None) -> None:
         if run_id is None:
@@ -129,21 +149,27 @@ class RunActions:
         if pause_refusal(state) and continue_refusal(state):     # neither running nor paused
             self.notify(f"{run_id} {pause_refusal(state).text}", severity="warning")
             return
-        try:
-            self.store.get(run_id).request("continue" if state == "paused" else "pause")
-        except (RunError, OSError) as exc:
-            self.notify(f"cannot ask {run_id} to {'continue' if state == 'paused' else 'pause'}: "
-                        f"{error_text(exc, self.store.root / run_id)}", severity="error")
-            return
-        self.notify(f"{run_id}: {'continue' if state == 'paused' else 'pause'} requested", timeout=3)
+        ask = "continue" if state == "paused" else "pause"
+
+        def work() -> str | None:
+            try:
+                self.store.get(run_id).request(ask)
+            except (RunError, OSError) as exc:
+                return f"cannot ask {run_id} to {ask}: {error_text(exc, self.store.root / run_id)}"
+            return None
+
+        def done(error: str | None) -> None:
+            self.notify(error or f"{run_id}: {ask} requested", severity="error" if error else "information",
+                        timeout=5 if error else 3)
+            self.poll_runs(run_id)
+
+        self.actions.do(work, done, f"asking {run_id} to {ask}")
 
     def resume_run(self, run_id: str | None, where: str = "app", why: str | None = None) -> bool:
         """Resume a run "app" (here), "queue" (the folder's scheduler) or "auto": where it was launched, so a run
         launched into the queue goes back to the queue (r on it never trains it here beside the scheduler's runs)."""
         if run_id is None:
             return False
-        if where == "auto":
-            where = "queue" if self._launched_to_queue(run_id) else "app"
         info = self.watcher.infos.get(run_id)
         state = info.state if info else "gone"
         if run_id in self.in_app:
@@ -157,62 +183,91 @@ class RunActions:
             why = refused.text + hint.get(refused.kind, "") if refused else "is gone"
             self.notify(f"cannot resume {run_id}: it {why}", severity="warning")
             return False
+        if where == "auto":     # where it was launched: its queue.json says (read in the actions thread)
+            self.actions.do(partial(self._launched_to_queue, run_id),
+                            lambda queued: self._resume(run_id, "queue" if queued else "app", why),
+                            f"resuming {run_id}")
+        else:
+            self._resume(run_id, where, why)
+        return True
+
+    def _resume(self, run_id: str, where: str, why: str | None) -> None:
         if where == "queue":
-            try:
-                Q.requeue(self.store, run_id, why=why)
-                self.ended_here.discard(run_id)     # the scheduler trains it now: its end is told as theirs
-                Q.move(self.store, run_id, 1)     # asked for now: it goes next, not behind the waiting runs
-            except RunError as exc:
-                self.notify(f"cannot queue {run_id}: {exc}", severity="warning")
-                return False
-            self.serve_queue()
-            self.notify(f"{run_id} is queued; the scheduler resumes it from its checkpoint", timeout=4)
-            self.poll_runs()
+            self.actions.do(partial(self._requeue, run_id, why), partial(self._requeued, run_id),
+                            f"queueing {run_id}")
         else:
             self.start_training([run_id])
             self.notify(f"resuming {run_id} in this app", timeout=3)
-        return True
 
     def _launched_to_queue(self, run_id: str) -> bool:
+        """(the actions thread) Whether the run went through the folder's queue (only those have a queue.json)."""
         try:
-            return Q.read_entry(self.store.get(run_id)) is not None    # only queued runs have a queue.json
+            return Q.read_entry(self.store.get(run_id)) is not None
         except RunError:
             return False
 
+    def _requeue(self, run_id: str, why: str | None) -> tuple[str, Any]:
+        """(the actions thread) Into the folder's queue, next; ('', the scheduler started) or (why not, None)."""
+        try:
+            Q.requeue(self.store, run_id, why=why)
+            Q.move(self.store, run_id, 1)     # asked for now: it goes next, not behind the waiting runs
+        except (RunError, OSError) as exc:
+            return f"cannot queue {run_id}: {error_text(exc, self.store.root / run_id)}", None
+        return "", self.start_scheduler()
+
+    def _requeued(self, run_id: str, result: tuple[str, Any]) -> None:
+        error, started = result
+        if error:
+            self.notify(error, severity="warning")
+        else:
+            self.ended_here.discard(run_id)     # the scheduler trains it now: its end is told as theirs
+            self.scheduler_started(started)
+            self.notify(f"{run_id} is queued; the scheduler resumes it from its checkpoint", timeout=4)
+        self.poll_runs(run_id)
+
     def confirm_delete(self, run_id: str | None, after=None) -> None:
-        """Ask, then delete the run's folder; refused at once (no question) for a run a live process owns."""
+        """Ask, then delete the run's folder; refused (no question) for a run a live process owns, as its folder
+        says now (read in the actions thread, not as the last poll saw it)."""
         if run_id is None:
             return
-        info = self.live_info(run_id)       # the folder as it is now, not as the last poll saw it
-        refused = delete_refusal(info, in_app=run_id in self.in_app)
-        if refused is None and info is not None and info.state == "queued" and Run(info.path).is_locked():
-            refused = Refusal("active", "is starting in another process; stop it before deleting")
-        if info is None or refused is not None:
-            self.notify(f"{run_id} {refused.text if refused else 'is gone'}", severity="warning")
+
+        def work() -> str | None:
+            info = self.live_info(run_id)
+            refused = delete_refusal(info, in_app=run_id in self.in_app)
+            if refused is None and info is not None and info.state == "queued" and Run(info.path).is_locked():
+                refused = Refusal("active", "is starting in another process; stop it before deleting")
+            return None if info is not None and refused is None else (refused.text if refused else "is gone")
+
+        self.actions.do(work, partial(self._ask_delete, run_id, after), f"checking {run_id}")
+
+    def _ask_delete(self, run_id: str, after, refused: str | None) -> None:
+        if refused is not None:
+            self.notify(f"{run_id} {refused}", severity="warning")
             self.poll_runs()
             return
         from .confirm import ConfirmScreen
 
         def done(answer: str | None) -> None:
-            if answer == "delete":      # in a thread: a folder of big checkpoints takes a while to remove
-                self.run_worker(partial(self._delete, run_id, after), thread=True, exit_on_error=False,
-                                group="delete", description=f"deleting {run_id}")
+            if answer == "delete":      # a folder of big checkpoints takes a while to remove
+                self.actions.do(partial(self._delete, run_id), partial(self._deleted, run_id, after),
+                                f"deleting {run_id}")
 
         self.push_screen(ConfirmScreen(f"Delete {run_id}?", f"This removes the folder {self.store.root / run_id} "
                                        "with its checkpoint and logs. It cannot be undone.",
                                        [("delete", "Delete", "error"), ("cancel", "Keep", "primary")],
                                        id="confirm-delete", focus="cancel"), done)
 
-    def _delete(self, run_id: str, after) -> None:
+    def _delete(self, run_id: str) -> str | None:
         try:
             self.store.delete(run_id)
         except (RunError, OSError) as exc:
-            self.call_from_thread(self.notify, f"cannot delete {run_id}: "
-                                  f"{error_text(exc, self.store.root, 'delete it again')}", severity="error")
-            return
-        self.call_from_thread(self._deleted, run_id, after)
+            return f"cannot delete {run_id}: {error_text(exc, self.store.root, 'delete it again')}"
+        return None
 
-    def _deleted(self, run_id: str, after) -> None:
+    def _deleted(self, run_id: str, after, error: str | None) -> None:
+        if error:
+            self.notify(error, severity="error")
+            return
         self.marked.discard(run_id)
         self.notify(f"deleted {run_id}", timeout=3)
         self.poll_runs()
@@ -220,7 +275,7 @@ class RunActions:
             after()
 
     def live_info(self, run_id: str) -> RunInfo | None:
-        """The run as its folder says now (a dialog's answer can come after the run ended); None when gone."""
+        """(the actions thread) The run as its folder says now; None when gone."""
         try:
             return self.store.get(run_id).info()
         except RunError:

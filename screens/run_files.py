@@ -18,6 +18,7 @@ from pathlib import Path
 from core.store import reader
 from core.store.info import RunInfo
 from core.store.notes import NOTES_FILE, read_notes
+from core.store.runs import REQUEST_FILE
 
 from .watch import JsonlTail
 
@@ -37,6 +38,7 @@ class RunFiles:
     best: int | None = None                 # best.pt's size
     notes: dict = field(default_factory=lambda: {"tags": [], "note": ""})
     responses: dict | None = None           # layer_responses.json when it belongs to checkpoint.pt
+    request: str | None = None              # a request waiting for its trainer ('stop', 'pause', 'continue')
 
 
 def _stamp(path: Path) -> tuple | None:
@@ -84,6 +86,8 @@ class _Reader:
                 new[key] = stamp[1] if stamp is not None and stat.S_ISREG(stamp[3]) else None
         if self._changed(NOTES_FILE):
             new["notes"] = read_notes(self.path)
+        if self._changed(REQUEST_FILE):
+            new["request"] = reader.read_request(self.path / REQUEST_FILE)
         if self._changed("layer_responses.json") or "checkpoint" in new:
             from core.results.response_file import read_layer_responses
             from core.store.runs import Run

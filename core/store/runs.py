@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0                            # the trainer rewrites status.json at least this often
 CREATING = ".creating-"                      # a run folder being created (RunStore.create), renamed when whole
 STALE_CREATION_S = 600.0                     # such a folder untouched this long was left by a killed process
+REQUEST_FILE = "request"                     # what the trainer is asked to do next: stop, pause or continue
 _ID_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -100,7 +101,7 @@ class Run:
     checkpoint_path = property(lambda self: self.path / "checkpoint.pt")
     best_path = property(lambda self: self.path / "best.pt")
     events_path = property(lambda self: self.path / "events.log")
-    request_path = property(lambda self: self.path / "request")
+    request_path = property(lambda self: self.path / REQUEST_FILE)
     lock_path = property(lambda self: self.path / "lock")
 
     def __repr__(self) -> str:

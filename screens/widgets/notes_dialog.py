@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from core.store.notes import read_notes, write_notes
+from core.store.notes import write_notes
 from core.util.files import error_text
 
 from .ordered_input import OrderedInput
@@ -33,11 +33,11 @@ class NotesScreen(ModalScreen[dict | None]):
     """
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
 
-    def __init__(self, run_id: str, run_path: Path, current: dict | None = None):
+    def __init__(self, run_id: str, run_path: Path, current: dict):
         """``current``: the tags and note as already read (the detail screen's reading, off the event loop)."""
         super().__init__(id="notes")
         self.run_id, self.run_path = run_id, Path(run_path)
-        self.current = read_notes(self.run_path) if current is None else current
+        self.current = current
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -60,11 +60,23 @@ class NotesScreen(ModalScreen[dict | None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
     def save(self) -> None:
-        tags = self.query_one("#tags", Input).value.split()
-        try:
-            stored = write_notes(self.run_path, tags=tags, note=self.query_one("#note", Input).value)
-        except (ValueError, OSError) as exc:
-            self.query_one("#notes-error", Static).update(error_text(exc, self.run_path, "save again"))
+        """Written in the App's actions thread (screens/action_thread.py); the dialog closes once it is stored."""
+        tags, note, path = self.query_one("#tags", Input).value.split(), self.query_one("#note", Input).value, \
+            self.run_path
+
+        def work() -> dict | str:
+            try:
+                return write_notes(path, tags=tags, note=note)
+            except (ValueError, OSError) as exc:
+                return error_text(exc, path, "save again")
+
+        self.app.actions.do(work, self._saved, f"saving the note of {self.run_id}")
+
+    def _saved(self, stored: dict | str) -> None:
+        if not self.is_attached:
+            return
+        if isinstance(stored, str):
+            self.query_one("#notes-error", Static).update(stored)
             return
         self.dismiss(stored)
 

@@ -34,9 +34,7 @@ def phase_text(app, info) -> str:
     if not info.phase:
         return ""
     event = app.queue.stop_events.get(info.id)
-    from core.store.runs import Run
-
-    pending = (event is not None and event.is_set()) or Run(info.path).read_request() == "stop"
+    pending = (event is not None and event.is_set()) or app.run_files(info.id).request == "stop"   # (followed)
     now = info.status.get("compile_stop") == "now"    # a trainer of its own process abandons the compile
     return info.phase + ((" · stopping: the compile is abandoned" if now else " · stop requested: after the compile")
                          if pending else "")

@@ -73,3 +73,11 @@ async def press(pilot, *keys: str) -> None:
         app.post_message(events.Key(name, char))
         await asyncio.sleep(0.01)
     await pilot.pause(0.05)
+
+
+async def launched(pilot, configs, where: str = "app", timeout: float = 30.0) -> list[str]:
+    """``App.launch`` (its folders made in the actions thread): the run ids once created and listed ([] refused)."""
+    box: list[list[str]] = []
+    pilot.app.launch(configs, where=where, then=box.append)
+    await wait_for(pilot, lambda: box, timeout, "the launch's run folders")
+    return box[0]

@@ -181,7 +181,7 @@ async def test_a_finished_run_extended_into_the_queue_is_logged_as_such(tmp_path
     run, state = train_run(RunStore(runs), tiny_config(name="done", epochs=1, channels_last="off"))
     assert state == "finished"
     app = make_app(runs_dir=runs, poll_interval=POLL)
-    app.serve_queue = lambda: None                     # no scheduler process in this test
+    app.start_scheduler = lambda: None                   # no scheduler process in this test
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         app.open_run("done", "detail")

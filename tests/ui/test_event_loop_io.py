@@ -1,7 +1,8 @@
 """The event loop reads no run folder while the app watches the runs folder (screens/poller.py): a run another
 process adds, and one whose state another process changes, reach the table while every stat, listing and open of a
-path under the runs folder made on the event loop's thread is recorded (and refused). And a background worker's
-error is told, not lost (screens/widgets/worker_errors.py)."""
+path under the runs folder made on the event loop's thread is recorded (and refused); the run screens draw the files
+the poller read; the actions a user asks (stop, pause, resume, launch, delete, a note, extend, the queue's keys) do
+their file work in the actions thread. And a background worker's error is told (screens/widgets/worker_errors.py)."""
 from __future__ import annotations
 
 import builtins
@@ -123,3 +124,101 @@ async def test_the_run_screens_draw_files_read_off_the_event_loop(fixture_runs, 
         monkeypatch.undo()
         assert io_on_loop.calls == []
         assert not app.followed.followed()          # each screen stopped following its runs when it closed
+
+
+
+def told(app, text: str) -> bool:
+    return any(text in n.message for n in app._notifications)
+
+
+def read(fn):
+    """What the folder says (read in a thread: the test's own code runs on the event loop, where LoopIO refuses)."""
+    box = []
+    in_another_thread(lambda: box.append(fn()))
+    return box[0]
+
+
+async def test_stop_pause_resume_launch_and_delete_do_their_file_work_off_the_event_loop(fixture_runs, monkeypatch):
+    """Each action's reads and writes of the run folder happen in the App's actions thread (screens/action_thread.py),
+    each reaches the folder, and each is told on the screen: stop (its dialog's answer checked against the folder
+    again), pause, resume into the queue, a launch (listed when it says it is done), delete."""
+    from core.serve import queue as Q
+    from core.store.runs import RunStore
+    from screens.confirm import ConfirmScreen
+
+    from .fixtures import add_running
+    from .helpers import launched
+
+    live = add_running(fixture_runs)
+    (queued,) = Q.enqueue(RunStore(fixture_runs), [quick(depth=20, name="from-the-queue")])
+    Q.write_entry(queued, {**Q.read_entry(queued), "position": None})
+    queued.update_status(state="stopped")                  # a queue's run a scheduler started, then stopped
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.start_scheduler = lambda: None                 # no scheduler process in this test
+        await wait_for(pilot, lambda: {live.id, queued.id} <= set(app.watcher.infos), 10, "the runs")
+        await pilot.pause()
+        io_on_loop = LoopIO(monkeypatch, fixture_runs.resolve(), threading.current_thread())
+        app.confirm_stop(live.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the stop question")
+        app.screen.dismiss("stop")
+        await wait_for(pilot, lambda: told(app, f"stopping {live.id}"), 10, "the stop told")
+        assert read(live.read_request) == "stop"
+        app.toggle_pause(live.id)
+        await wait_for(pilot, lambda: told(app, f"{live.id}: pause requested"), 10, "the pause told")
+        assert read(live.read_request) == "pause"
+
+        assert app.resume_run(queued.id, where="auto")     # launched into the queue: back to the queue
+        await wait_for(pilot, lambda: told(app, f"{queued.id} is queued"), 10, "the requeue told")
+        assert read(lambda: [q.run.id for q in Q.queued(app.store)]) == [queued.id]
+        assert await launched(pilot, [quick(depth=20, name="launched-here")], where="queue") == ["launched-here"]
+        assert "launched-here" in app.watcher.infos        # listed by the time the launch says it is done
+
+        app.confirm_delete("plain-20")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the delete question")
+        app.screen.dismiss("delete")
+        await wait_for(pilot, lambda: told(app, "deleted plain-20") and "plain-20" not in app.watcher.infos, 10,
+                       "the run deleted")
+        monkeypatch.undo()
+        assert io_on_loop.calls == []
+        assert not (fixture_runs / "plain-20").exists()
+
+
+async def test_a_note_an_extend_and_the_queue_screen_do_their_file_work_off_the_event_loop(fixture_runs, monkeypatch):
+    """The note dialog's save, extend (then resumed into the queue) and the queue screen's rows and its remove key:
+    no run-folder I/O on the event loop, and each reaches the folder."""
+    from screens.detail import DetailScreen
+    from screens.queue_devices import QueueScreen
+    from screens.widgets.extend_dialog import ExtendScreen
+    from screens.widgets.notes_dialog import NotesScreen
+
+    from .helpers import press
+
+    app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.start_scheduler = lambda: None                 # no scheduler process in this test
+        await wait_for(pilot, lambda: "r20-A" in app.watcher.infos, 10, "the runs")
+        await pilot.pause()
+        io_on_loop = LoopIO(monkeypatch, fixture_runs.resolve(), threading.current_thread())
+        app.open_run("r20-A", "detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.run_files("r20-A").read, 10,
+                       "the detail and its files")
+        await press(pilot, "t")
+        await wait_for(pilot, lambda: isinstance(app.screen, NotesScreen), 5, "the notes dialog")
+        await press(pilot, *"best", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "the note saved")
+        assert read(lambda: (fixture_runs / "r20-A" / "notes.json").read_text()).count("best") == 1
+        app.screen.action_extend()
+        await wait_for(pilot, lambda: isinstance(app.screen, ExtendScreen), 5, "the extend dialog")
+        app.screen.dismiss((20, "queue"))
+        await wait_for(pilot, lambda: told(app, "r20-A is queued"), 10, "the extended run queued")
+        assert app.watcher.infos["r20-A"].total_epochs == 20
+
+        app.open_queue()
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.rows, 10, "the queue")
+        app.screen.query_one("#queue-table").move_cursor(row=[r["id"] for r in app.screen.rows].index("r20-A"))
+        await press(pilot, "x")
+        await wait_for(pilot, lambda: told(app, "r20-A left the queue"), 10, "the run taken out of the queue")
+        await wait_for(pilot, lambda: not any(r["position"] for r in app.screen.rows), 10, "the rows read again")
+        monkeypatch.undo()
+        assert io_on_loop.calls == []

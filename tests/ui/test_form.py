@@ -331,7 +331,7 @@ async def test_form_scales_a_shortened_recipes_milestones_and_refuses_ones_past_
         assert [c.milestones for c in form.configs] == [(12, 18)]
         assert "scaled from 32000,48000 of 64,000 iterations to 12,18" in form.notes["milestones"]
         # launched, the runs' events.log says why their milestones are not the recipe's, as the CLI's runs do
-        app.serve_queue = lambda: None                     # no scheduler process in this test
+        app.start_scheduler = lambda: None                   # no scheduler process in this test
         form.query_one("#where").value = "queue"
         form.set_value("seed", "1,2")
         form.revalidate()

@@ -95,7 +95,7 @@ async def test_a_launchs_sweep_name_seeds_and_variants_do_not_reach_the_next_lau
     runs = tmp_path / "runs"
     app = make_app(runs_dir=runs, poll_interval=POLL)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.serve_queue = lambda: None                       # no scheduler process in this test
+        app.start_scheduler = lambda: None                     # no scheduler process in this test
         form = await open_form(pilot)
         assert REMEMBERED_TEXT in screen_text(app)           # the form says what it remembers
         for name, value in (("dataset", "synthetic"), ("epochs", "1"), ("sweep_name", "sgd-vs-adam"),

@@ -11,7 +11,7 @@ from screens.monitor import MonitorScreen, position
 from tests.conftest import tiny_config
 
 from .fixtures import add_running, quick, write_run
-from .helpers import POLL, screen_text, wait_for
+from .helpers import POLL, launched, screen_text, wait_for
 
 
 async def open_monitor(pilot, run_id: str) -> MonitorScreen:
@@ -129,8 +129,8 @@ async def test_a_grid_launched_in_the_app_is_followed_to_its_last_run(tmp_path):
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        ids = app.launch([tiny_config(name="g-a", epochs=1, channels_last="off"),
-                          tiny_config(name="g-b", epochs=1, channels_last="off")])
+        ids = await launched(pilot, [tiny_config(name="g-a", epochs=1, channels_last="off"),
+                                     tiny_config(name="g-b", epochs=1, channels_last="off")])
         assert ids == ["g-a", "g-b"]
         monitor = await open_monitor(pilot, "g-a")
         await wait_for(pilot, lambda: monitor.run_id == "g-b", 90, "the monitor to follow the grid to g-b")

@@ -9,7 +9,7 @@ from screens.app import make_app
 from tests.conftest import tiny_config
 
 from .fixtures import add_running
-from .helpers import POLL, press, state_of, wait_for
+from .helpers import POLL, launched, press, state_of, wait_for
 
 
 def _messages(app) -> list[str]:
@@ -52,7 +52,7 @@ async def test_a_run_trained_in_the_app_runs_the_users_on_end_setting(tmp_path):
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.launch([tiny_config(name="hooked", epochs=1, channels_last="off")])
+        await launched(pilot, [tiny_config(name="hooked", epochs=1, channels_last="off")])
         await wait_for(pilot, out.exists, 90, "the on_end command's file")
         assert out.read_text().split() == ["hooked", "finished"]
         assert len([m for m in _messages(app) if "hooked finished" in m]) == 1     # one notification, not two

@@ -19,7 +19,7 @@ from screens.queue_devices import QueueScreen
 from screens.widgets.devices import DevicesPanel, render_devices
 from tests.conftest import tiny_config
 
-from .helpers import POLL, press, screen_text, type_into, wait_for
+from .helpers import POLL, launched, press, screen_text, type_into, wait_for
 
 
 @pytest.fixture
@@ -70,15 +70,18 @@ async def test_queue_screen_reorders_and_removes_and_says_cpu_only(tmp_path, no_
         await press(pilot, "g")
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
         screen = app.screen
-        assert [(r["position"], r["id"]) for r in screen.rows] == [(1, "q1"), (2, "q2"), (3, "q3")]
+        await wait_for(pilot, lambda: [(r["position"], r["id"]) for r in screen.rows] == [(1, "q1"), (2, "q2"),
+                                                                                         (3, "q3")], 5, "the rows")
         await wait_for(pilot, lambda: "CPU only" in str(screen.query_one(DevicesPanel).render()), 10,
                        "the devices panel")
         assert screen.query_one(DevicesPanel).readings is None
         assert "no scheduler yet (launching into the queue starts one)" in screen_text(app)
         await press(pilot, "down", "shift+down")                # q2 goes after q3
+        await wait_for(pilot, lambda: [r["id"] for r in screen.rows] == ["q1", "q3", "q2"], 5, "q2 moved down")
         assert [q.run.id for q in Q.queued(store)] == ["q1", "q3", "q2"]
         assert screen.current_id() == "q2"                      # the cursor follows the moved run
-        await press(pilot, "shift+up", "shift+up")              # ... and to the top
+        await press(pilot, "shift+up", "shift+up")              # ... and to the top (two keys at once: both count)
+        await wait_for(pilot, lambda: [r["id"] for r in screen.rows] == ["q2", "q1", "q3"], 5, "q2 at the top")
         assert [q.run.id for q in Q.queued(store)] == ["q2", "q1", "q3"]
         await press(pilot, "x")                                 # take q2 out: it stays as a stopped run
         await wait_for(pilot, lambda: [r["id"] for r in screen.rows] == ["q1", "q3"], 5, "q2 to leave the list")
@@ -102,7 +105,7 @@ async def test_grid_from_the_form_goes_to_the_queue_and_finishes_after_the_app_q
         assert form.errors == {}, form.errors
         assert "queues 2 run(s) for the scheduler" in str(form.query_one("#summary").render())
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.rows, 5, "the queue screen")
         assert {r["id"] for r in app.screen.rows} == {"qgrid-s1", "qgrid-s2"} and not app.in_app
         await wait_for(pilot, lambda: S.read_state(runs) is not None, 60, "the scheduler to serve the folder")
         await press(pilot, "escape", "q")                       # nothing trains in the app: it quits at once
@@ -119,8 +122,8 @@ async def test_quit_can_hand_a_training_run_to_the_queue(runs):
     app = make_app(runs_dir=runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.launch([tiny_config(name="handover", epochs=200, channels_last="off"),
-                    tiny_config(name="next-up", epochs=200, channels_last="off")])     # waits in the app's queue
+        await launched(pilot, [tiny_config(name="handover", epochs=200, channels_last="off"),
+                               tiny_config(name="next-up", epochs=200, channels_last="off")])  # waits in the app queue
         await wait_for(pilot, lambda: app.watcher.infos["handover"].step > 0, 60, "the run to train")
         await press(pilot, "q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "the quit dialog")
@@ -152,7 +155,7 @@ async def test_r_on_a_stopped_run_launched_into_the_queue_resumes_it_in_the_queu
     Q.remove(store, "via-queue")                                 # stopped, with its queue.json
     app = make_app(runs_dir=store.root, poll_interval=POLL)
     served = []
-    app.serve_queue = lambda: served.append(True)               # no scheduler process in this test
+    app.start_scheduler = lambda: served.append(True)           # no scheduler process in this test
     async with app.run_test(size=(110, 30)) as pilot:
         await pilot.pause()
         await press(pilot, "r")                                  # the runs table's only run is under the cursor
@@ -203,7 +206,7 @@ async def test_g_opens_the_queue_whatever_scheduler_json_holds(tmp_path, no_nvml
         async with app.run_test(size=(110, 30)) as pilot:
             await pilot.pause()
             await press(pilot, "g")
-            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5, "the queue screen")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.rows, 5, "the rows")
             assert [r["id"] for r in app.screen.rows] == ["q1"]
             assert "scheduler pid" in screen_text(app)
     finally:

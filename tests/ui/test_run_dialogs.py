@@ -51,7 +51,7 @@ async def test_a_stop_confirmed_after_the_run_ended_says_so_and_requests_nothing
         live.update_status(state="finished")             # it ended while the question was open
         live.release_lock()
         app.screen.dismiss("stop")
-        await pilot.pause()
+        await wait_for(pilot, lambda: any("nothing to stop" in m for m in notes(app)), 10, "the refusal")
         assert not any(m.startswith("stopping") for m in notes(app)), notes(app)
         assert any("is not running (state: finished); nothing to stop" in m for m in notes(app)), notes(app)
         assert live.read_request() is None
@@ -75,7 +75,7 @@ async def test_a_deleted_runs_detail_offers_nothing_to_do_with_it(fixture_runs):
 async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_resumed_goes_next(fixture_runs):
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.serve_queue = lambda: None                   # no scheduler process in this test
+        app.start_scheduler = lambda: None               # no scheduler process in this test
         a, b, c = Q.enqueue(app.store, [quick(depth=20, seed=s, epochs=2) for s in (1, 2, 3)])
         app.poll_runs()
         await wait_for(pilot, lambda: b.id in app.watcher.infos, 10, "the poll to read the queued runs")
@@ -90,6 +90,7 @@ async def test_a_queued_runs_monitor_offers_no_resume_and_a_stopped_queue_run_re
         a.update_status(state="stopped", in_queue=False)
         await wait_for(pilot, lambda: app.watcher.infos[a.id].state == "stopped", 10, "the stopped run")
         assert app.resume_run(a.id, where="auto")
+        await wait_for(pilot, lambda: any(f"{a.id} is queued" in m for m in notes(app)), 10, "the requeue")
         assert [q.run.id for q in Q.queued(app.store)] == [a.id, b.id, c.id]
 
 
@@ -130,7 +131,7 @@ async def test_a_read_only_runs_folder_gets_plain_messages_never_raw_oserror_tex
         await pilot.pause()
         app.stop_run(live.id)
         app.toggle_pause(live.id)
-        await pilot.pause()
+        await wait_for(pilot, lambda: len([m for m in notes(app) if "read-only" in m]) == 2, 10, "both told")
         said = [m for m in notes(app) if "read-only" in m]
         assert len(said) == 2 and all("make it writable" in m for m in said), notes(app)
         assert said[0].startswith(f"cannot stop {live.id}: ") and said[1].startswith(f"cannot ask {live.id} to pause")

@@ -11,7 +11,7 @@ from screens.app import make_app
 from screens.new_run import NewRunScreen
 
 from .fixtures import quick, write_run
-from .helpers import POLL, press, wait_for
+from .helpers import POLL, launched, press, wait_for
 from .test_form import open_form, set_field
 
 
@@ -63,7 +63,7 @@ async def test_a_launch_refuses_a_name_taken_after_the_form_checked_it(tmp_path)
         await pilot.pause()
         RunStore(runs).create(quick(depth=20, name="late"))          # not listed by the app yet
         assert "late" not in app.watcher.ids()
-        assert app.launch([quick(depth=20, name="late")], where="queue") == []
+        assert await launched(pilot, [quick(depth=20, name="late")], where="queue") == []
         await wait_for(pilot, lambda: any("a run named 'late' already exists" in n.message
                                           for n in app._notifications), 5, "the refusal told")
         assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == ["late"]

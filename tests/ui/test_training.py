@@ -16,7 +16,7 @@ from screens.runs import RunsScreen
 from screens.widgets.run_table import RunsTable
 from tests.conftest import tiny_config
 
-from .helpers import POLL, press, state_of, type_into, wait_for
+from .helpers import POLL, launched, press, state_of, type_into, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ async def test_grid_runs_one_after_another_and_stop_pause_resume_keys(tmp_path):
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        ids = app.launch([tiny(name="g1", epochs=40), tiny(name="g2", epochs=2)])
+        ids = await launched(pilot, [tiny(name="g1", epochs=40), tiny(name="g2", epochs=2)])
         assert ids == ["g1", "g2"] and app.in_app == ["g1", "g2"]
         await wait_for(pilot, lambda: state_of(app, "g1") == "running", 60, "g1 to run")
         assert state_of(app, "g2") == "queued"               # one after another
@@ -170,7 +170,7 @@ async def test_quit_with_active_run_asks_and_stops_with_checkpoint(tmp_path):
     app = make_app(runs_dir=tmp_path / "runs", poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.launch([tiny(name="long", epochs=200)])
+        await launched(pilot, [tiny(name="long", epochs=200)])
         await wait_for(pilot, lambda: state_of(app, "long") == "running", 60, "the run to train")
         await press(pilot, "q")
         assert isinstance(app.screen, ConfirmScreen) and app.screen.id == "confirm-quit"
