@@ -108,9 +108,10 @@ class ResLabApp(RunActions, TellWorkerErrors, App[str | None]):
         """Published after every poll of the store with the ids of the runs that changed (maybe none)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.sub_title = str(self.store.root)
-        self.watcher.poll(budget=FIRST_READ)          # the newest runs now; a lab's thousands after the first draw
+        # the newest runs before the first draw (in a thread, as every read of the folder); a lab's thousands after
+        await asyncio.to_thread(self.watcher.poll, budget=FIRST_READ)
         self.push_screen(RunsScreen())
         self.poller.start()                           # then every poll_interval, in a thread
         self.actions.start()

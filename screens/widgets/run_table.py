@@ -12,7 +12,6 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from core.spec.config import RunConfig
@@ -36,6 +35,7 @@ from core.util.formatting import (
 
 from .state_text import state_text
 from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
+from .virtual_table import VirtualTable
 
 # (key, label, sort key from the summary row); the key order is the column order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -156,7 +156,7 @@ ROW_KEYS = [Binding("home", "scroll_top", "First row", show=False),
 
 @lru_cache(maxsize=4096)
 def _word_width(text: str) -> int:
-    return Text.from_markup(text).cell_len      # as DataTable shows a str: markup read
+    return Text.from_markup(text).cell_len      # as the table shows a str: markup read
 
 
 def _cell_width(cell: Any) -> int:
@@ -165,43 +165,21 @@ def _cell_width(cell: Any) -> int:
     return _word_width(cell) if isinstance(cell, str) else len(str(cell))
 
 
-class RunsTable(ColumnScroll, DataTable):
-    """DataTable of runs, one row per run id; ← → scroll by columns (screens/widgets/table_scroll.py)."""
+class RunsTable(ColumnScroll, VirtualTable):
+    """The runs, one row per run id, drawn as they scroll into view (screens/widgets/virtual_table.py: a lab's
+    10,000 runs cost a screenful); ← → scroll by columns (screens/widgets/table_scroll.py)."""
 
-    BINDINGS = ROW_KEYS + SIDEWAYS_KEYS
+    BINDINGS = SIDEWAYS_KEYS
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
         self.zebra_stripes = True
         self.fixed_columns = 3          # the mark, the run and its status stay in view when the table scrolls sideways
         self._id_width = ID_WIDTH       # run ids shortened to this (whole on wide terminals)
-        self._cells: dict[str, tuple[tuple, dict]] = {}   # run id -> (what its cells were made of, the cells)
+        # run id -> (what its cells were made of, its cells in column order, their widths)
+        self._cells: dict[str, tuple[tuple, tuple, tuple]] = {}
         self._varied: list[str] = []    # the varied settings shown as columns
         for key, label in COLUMNS:
             self.add_column(label, key=key)
-
-    def _update_dimensions(self, new_rows) -> None:
-        """The column widths for new rows (Textual's own pass measures every cell through rich, a console's options
-        made per cell: seconds for 10,000 runs of 17 columns, at every rebuild of the table). This table's cells
-        are one-line Text or plain words, whose width is their cell length; Textual's pass then does the rest (the
-        table's size) for no rows."""
-        data = getattr(self, "_data", None)
-        if not isinstance(data, dict):          # a Textual whose DataTable is laid out otherwise: its own pass
-            super()._update_dimensions(new_rows)
-            return
-        columns = self.ordered_columns
-        widths = [c.content_width for c in columns]
-        for key in new_rows:
-            row = data.get(key)
-            if row is None:                     # removed before this idle pass
-                continue
-            for i, column in enumerate(columns):
-                w = _cell_width(row.get(column.key))
-                if w > widths[i]:
-                    widths[i] = w
-        for column, width in zip(columns, widths):
-            column.content_width = width
-        super()._update_dimensions(())
 
     def column_keys(self) -> list[str]:
         """The column keys in order: the fixed ones with the varied settings after paper%."""
@@ -219,74 +197,57 @@ class RunsTable(ColumnScroll, DataTable):
             self.add_column(labels.get(key) or VARIED_TITLES.get(name, name), key=key)
 
     def show(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress] | None = None) -> None:
-        """Make the table show these runs in this order (cells, rows and order), keeping the cursor."""
+        """Make the table show these runs in this order, keeping the cursor on its run (or, when that run went, on
+        the row that took its place) and the scroll where it was. Only what is drawn is made per row: the cells of
+        the runs whose info changed, and each column's widest cell."""
         wanted = [i.id for i in infos]
-        current = [row.key.value for row in self.ordered_rows]
-        live = live or {}
         id_width = id_width_for(self.app.size.width)
-        if id_width != self._id_width:
+        remake = id_width != self._id_width
+        if remake:                                  # the run column sized afresh
             self._id_width = id_width
-            current = []                                    # rebuilt, the run column sized afresh
             self.columns[ColumnKey("id")].content_width = 0
         varied = varied_columns(infos)
         if varied != self._varied:
             self._set_varied(varied)
-            current = []
+            remake = True
         shown = short_ids(wanted, id_width)
-        cells, remade = self._cells_of(infos, marked, live, id_width, shown, varied)
-        if wanted == current:
-            for run_id in remade:
-                for key, value in cells[run_id].items():
-                    if _ident(self.get_cell(run_id, key)) != _ident(value):
-                        self.update_cell(run_id, key, value, update_width=True)
+        rows, widths, remade = self._cells_of(infos, marked, live or {}, id_width, shown, varied)
+        column_widths = [max(w) for w in zip(*widths)] if widths else [0] * len(self.columns)
+        if wanted == self._keys and not remake:
+            if remade:
+                self.update_rows({run_id: rows[run_id] for run_id in remade}, column_widths)
             return
-        cursor_row = self.cursor_row
-        cursor_id = current[cursor_row] if current and 0 <= cursor_row < len(current) else None
-        scroll = self.scroll_x, self.scroll_y
-        self.clear()
-        for run_id in wanted:
-            self.add_row(*[cells[run_id][k] for k in self.column_keys()], key=run_id)
-        if cursor_id in cells:
-            self.move_cursor(row=wanted.index(cursor_id), animate=False, scroll=False)
-        elif wanted:                    # its run went (deleted): the row that took its place, not the top
-            self.move_cursor(row=min(max(cursor_row, 0), len(wanted) - 1), animate=False)
-        self.scroll_to(*scroll, animate=False, immediate=True)
+        self.set_rows(wanted, rows, column_widths)
 
     def _cells_of(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress], id_width: int,
-                  shown: dict[str, str], varied: list[str]) -> tuple[dict[str, dict], list[str]]:
-        """Each run's cells, made again only for the runs whose info, mark, live progress or shown id changed
-        (the watcher replaces a run's RunInfo when it re-reads it): with thousands of runs a refresh costs what
-        changed, not every row (issue 21, point 10). Returns the cells and the ids made again."""
-        cells, remade, cache = {}, [], {}
+                  shown: dict[str, str], varied: list[str]) -> tuple[dict[str, tuple], list[tuple], list[str]]:
+        """Each run's cells in column order and their widths, made again only for the runs whose info, mark, live
+        progress or shown id changed (the watcher replaces a run's RunInfo when it re-reads it): with thousands of
+        runs a refresh costs what changed, not every row. Returns the cells, the widths and the ids made again."""
+        rows, widths, remade, cache = {}, [], [], {}
+        keys = self.column_keys()
         for info in infos:
             made_of = (info, info.id in marked, live.get(info.id), id_width, shown[info.id], tuple(varied))
             old = self._cells.get(info.id)
-            if old is not None and all(a is b or a == b for a, b in zip(old[0][1:], made_of[1:])) \
-                    and old[0][0] is info:
-                row = old[1]
+            if old is not None and old[0][0] is info and all(a is b or a == b for a, b in zip(old[0][1:], made_of[1:])):
+                _, row, width = old
             else:
-                row = row_cells(info, made_of[1], made_of[2], id_width, made_of[4])
+                cells = row_cells(info, made_of[1], made_of[2], id_width, made_of[4])
                 for k in varied:             # the settings the runs shown vary (a sweep), one column each
                     value = getattr(info.config, k, None) if info.config is not None else None
                     text = "-" if value is None else value_text(value)
                     if k == "milestones" and value:      # epochs and iterations side by side: say which
                         text += " ep" if info.config.milestone_unit == "epoch" else " it"
-                    row[f"v:{k}"] = Text(text, justify="right" if isinstance(value, (int, float)) else "left")
+                    cells[f"v:{k}"] = Text(text, justify="right" if isinstance(value, (int, float)) else "left")
+                row = tuple(cells[k] for k in keys)
+                width = tuple(_cell_width(c) for c in row)
                 remade.append(info.id)
-            cache[info.id] = (made_of, row)
-            cells[info.id] = row
+            cache[info.id] = (made_of, row, width)
+            rows[info.id] = row
+            widths.append(width)
         self._cells = cache
-        return cells, remade
+        return rows, widths, remade
 
     @property
     def current_id(self) -> str | None:
-        rows = self.ordered_rows
-        if not rows or not 0 <= self.cursor_row < len(rows):
-            return None
-        return rows[self.cursor_row].key.value
-
-
-def _ident(value: Any) -> Any:
-    if isinstance(value, Text):
-        return (value.plain, str(value.style), tuple(value.spans))
-    return value
+        return self.current_key

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.strip import Strip
 from textual.widgets import DataTable
 
@@ -91,8 +92,8 @@ def _text(part: Strip, last: str) -> Strip:
 
 
 class ColumnScroll:
-    """Mixin for a DataTable with a row cursor: ← and → scroll by columns (``SIDEWAYS_KEYS`` in its BINDINGS); a
-    column only partly in view shows no cut value (``whole_values``)."""
+    """Mixin for a table with a row cursor (a DataTable, or screens/widgets/virtual_table.py's): ← and → scroll by
+    columns (``SIDEWAYS_KEYS`` in its BINDINGS); a column only partly in view shows no cut value (``whole_values``)."""
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)  # type: ignore[misc]
@@ -101,13 +102,13 @@ class ColumnScroll:
             return strip
         shown = int(self.show_header)  # type: ignore[attr-defined]
         header, index = y < shown, y - shown + round(self.scroll_y)  # type: ignore[attr-defined]   (one-line rows)
-        rows = self.ordered_rows  # type: ignore[attr-defined]
 
         def longer(key, room: int) -> bool:
             if header:
                 cell = self.columns[key].label  # type: ignore[attr-defined]
-            elif 0 <= index < len(rows):
-                cell = self.get_cell(rows[index].key, key)  # type: ignore[attr-defined]
+            elif 0 <= index < self.row_count:  # type: ignore[attr-defined]
+                at = list(self.columns).index(key)  # type: ignore[attr-defined]
+                cell = self.get_cell_at(Coordinate(index, at))  # type: ignore[attr-defined]
             else:
                 return False
             return len(getattr(cell, "plain", str(cell)).rstrip()) > room - self.cell_padding  # type: ignore
