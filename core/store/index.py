@@ -17,6 +17,7 @@ use it at all reads the folders as before.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -242,6 +243,19 @@ def index_path(root: Path) -> Path:
     return cache_dir() / f"index-{key}.sqlite"
 
 
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cycle collector off while thousands of rows are decoded (they make no cycles): each of its passes
+    walked every object made so far, a third of the time of decoding 10,000 rows."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class RunIndex:
     """The index of one runs folder. ``infos(runs)``: every run's RunInfo, refreshed where its files changed."""
 
@@ -291,10 +305,11 @@ class RunIndex:
             with self._open() as db:
                 rows = self._select(db, "data", [r.id for r in runs])
             out = []
-            for run in runs:
-                if run.id in rows:
-                    info, done = _info(run.id, run.path, rows[run.id])
-                    out.append(info if done else settle(info, run))
+            with _collector_paused():
+                for run in runs:
+                    if run.id in rows:
+                        info, done = _info(run.id, run.path, rows[run.id])
+                        out.append(info if done else settle(info, run))
             return out
         except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
             log.info("run index %s: no cached rows (%s)", self.path, exc)
@@ -319,9 +334,10 @@ class RunIndex:
         self.reads = len(out)
         if wanted:
             cached = self._select(db, "data", [r.id for r in wanted])
-            for run in wanted:
-                info, done = _info(run.id, run.path, cached[run.id])
-                out.append(info if done else settle(info, run))
+            with _collector_paused():
+                for run in wanted:
+                    info, done = _info(run.id, run.path, cached[run.id])
+                    out.append(info if done else settle(info, run))
         gone = set(rows) - {r.id for r in runs} if complete else set()
         if fresh or gone:
             with db:

@@ -49,6 +49,9 @@ class RunInfo:
     restartable: bool = False   # damaged in that its checkpoint.pt is gone: `resume --repair` starts it over
     tally: dict | None = field(default=None, repr=False, compare=False)   # ``epoch_tally`` of unread epochs
     notes: dict | None = field(default=None, repr=False)    # notes.json's tags and note (None: not read)
+    # what views work out from the run and keep while it is the same RunInfo (a reader makes a new one when it reads
+    # the run again): a filter's words (core/store/query.py), its seed group (core/results/groups.py)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def read(cls, run: Any) -> RunInfo:   # a core.store.runs.Run (not imported: runs imports this module)
@@ -265,13 +268,15 @@ def _queue_problem(run: Any, status: dict) -> str:
     return ""
 
 
+def order_key(info: RunInfo) -> tuple[float, str]:
+    """Where a run comes in every run list: by creation time, then id."""
+    value = info.status.get("created_at")
+    return (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0), info.id
+
+
 def oldest_first(infos: Iterable[RunInfo]) -> list[RunInfo]:
     """The order of every run list: by creation time, then id."""
-    def created(info: RunInfo) -> float:
-        value = info.status.get("created_at")
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-    return sorted(infos, key=lambda i: (created(i), i.id))
+    return sorted(infos, key=order_key)
 
 
 def run_summary_row(info: RunInfo) -> dict[str, Any]:

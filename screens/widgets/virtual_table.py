@@ -4,8 +4,8 @@ what a screenful does.
 Textual's DataTable keeps a record per row and per cell and measures them as they are added: 10,000 runs of 17
 columns took about 0.9 s to add on the event loop, at every change of the rows shown (a filter key included), and a
 virtual table's rows were the only way to a whole table in under 2 s and a filter key in under 100 ms (issue 33).
-``set_rows`` takes the rows as they are (run id -> cells, in column order) with the column widths; nothing is
-measured or made per row until it scrolls into view.
+``set_rows`` takes the rows' keys in order and a function that gives a row's cells; a row's cells are asked for only
+when it is drawn, and the owner says how wide the columns must be (``widen``).
 
 It looks, reads and answers as a DataTable with a row cursor: the same component classes and styles (its CSS is
 DataTable's), zebra stripes, fixed columns, the cursor, its keys (↑ ↓ pgup pgdn home end enter), a click on a header
@@ -16,7 +16,7 @@ DataTable's that the screens and tests use (``row_count``, ``ordered_rows``, ``o
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.padding import Padding
@@ -66,7 +66,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.fixed_columns = 0
         self.zebra_stripes = False
         self._keys: list[str] = []                      # the rows' keys in order
-        self._rows: dict[str, Sequence[Any]] = {}       # key -> cells in column order
+        self._cells_of: Callable[[str], Sequence[Any]] = lambda key: ()    # key -> cells in column order
         self._at: dict[str, int] | None = None          # key -> row index (made when asked)
         self._cursor = 0
         self._lines: LRUCache[tuple, Strip] = LRUCache(1024)
@@ -81,32 +81,37 @@ class VirtualTable(ScrollView, can_focus=True):
         return column_key
 
     def clear(self, columns: bool = False) -> VirtualTable:
-        self._keys, self._rows, self._at = [], {}, None
+        self._keys, self._at = [], None
         if columns:
             self.columns = {}
         self._changed()
         return self
 
-    def set_rows(self, keys: list[str], rows: dict[str, Sequence[Any]], widths: Sequence[int]) -> None:
-        """Show these rows in this order: ``rows[key]`` the cells in column order, ``widths`` each column's widest
-        cell (a column grows to it and never narrows, as DataTable's: typing a filter never makes the columns jump).
-        The cursor stays on its row's key when it is still shown, else on the row that took its place."""
+    def set_rows(self, keys: list[str], cells: Callable[[str], Sequence[Any]]) -> None:
+        """Show these rows in this order; ``cells(key)``: a row's cells in column order, asked for when the row is
+        drawn or read (the owner keeps them: it knows when they change, ``rows_changed``). The cursor stays on its
+        row's key when it is still shown, else on the row that took its place."""
         current = self.current_key
-        self._keys, self._rows, self._at = keys, rows, None
-        self._widen(widths)
-        index = self.get_row_index(current) if current in rows else min(self._cursor, max(0, len(keys) - 1))
+        self._keys, self._cells_of, self._at = keys, cells, None
+        index = self.get_row_index(current) if current is not None and current in self._index() \
+            else min(self._cursor, max(0, len(keys) - 1))
         self._changed()
         self._set_cursor(index, scroll=False)
 
-    def update_rows(self, rows: dict[str, Sequence[Any]], widths: Sequence[int]) -> None:
-        """New cells for rows already shown (their order unchanged)."""
-        self._rows.update(rows)
-        self._widen(widths)
+    def rows_changed(self) -> None:
+        """Some rows' cells changed (their order did not): they are drawn again."""
         self._changed()
 
-    def _widen(self, widths: Sequence[int]) -> None:
+    def widen(self, widths: Sequence[int]) -> bool:
+        """Make each column at least as wide as ``widths`` says (its widest cell); a column never narrows, as
+        DataTable's: typing a filter never makes the columns jump. True when one grew."""
+        grew = False
         for column, width in zip(self.columns.values(), widths):
-            column.content_width = max(column.content_width, column.label.cell_len, width)
+            if width > column.content_width:
+                column.content_width, grew = width, True
+        if grew:
+            self._changed()
+        return grew
 
     def _changed(self) -> None:
         self._version += 1
@@ -128,16 +133,21 @@ class VirtualTable(ScrollView, can_focus=True):
     def ordered_rows(self) -> list[Row]:
         return [Row(RowKey(k), 1) for k in self._keys]
 
-    def get_row_index(self, row_key: RowKey | str) -> int:
+    def _index(self) -> dict[str, int]:
         if self._at is None:
             self._at = {k: i for i, k in enumerate(self._keys)}
+        return self._at
+
+    def get_row_index(self, row_key: RowKey | str) -> int:
         key = row_key.value if isinstance(row_key, RowKey) else row_key
-        if key not in self._at:
+        if key not in self._index():
             raise KeyError(key)
-        return self._at[key]
+        return self._index()[key]
 
     def get_row(self, row_key: RowKey | str) -> list[Any]:
-        return list(self._rows[row_key.value if isinstance(row_key, RowKey) else row_key])
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        self.get_row_index(key)
+        return list(self._cells_of(key))
 
     def _column_index(self, column_key: ColumnKey | str) -> int:
         key = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
@@ -147,11 +157,11 @@ class VirtualTable(ScrollView, can_focus=True):
         return self.get_row(row_key)[self._column_index(column_key)]
 
     def get_cell_at(self, coordinate: Coordinate) -> Any:
-        return self._rows[self._keys[coordinate.row]][coordinate.column]
+        return self._cells_of(self._keys[coordinate.row])[coordinate.column]
 
     def get_column(self, column_key: ColumnKey | str) -> Iterable[Any]:
         at = self._column_index(column_key)
-        return (self._rows[k][at] for k in self._keys)
+        return (self._cells_of(k)[at] for k in self._keys)
 
     @property
     def current_key(self) -> str | None:
@@ -276,7 +286,7 @@ class VirtualTable(ScrollView, can_focus=True):
             fixed_style = self.get_component_styles("datatable--fixed").rich_style + Style.from_meta({"fixed": True})
             row_style = self.get_component_styles("datatable--odd-row" if index % 2 else "datatable--even-row") \
                 .rich_style if self.zebra_stripes else base_style
-            cells = self._rows[self._keys[index]]
+            cells = self._cells_of(self._keys[index])
         columns = self.ordered_columns
         fixed: list[Segment] = []
         for at, column in enumerate(columns[:self.fixed_columns]):

@@ -2,6 +2,7 @@
 leaves the rest for a thread; an idle poll looks at few files; nothing is missed, only seen a few polls later."""
 from __future__ import annotations
 
+import json
 import os
 
 from core.store.info import RunInfo
@@ -102,7 +103,7 @@ def on_ready(self):
 ResLabApp.on_ready = on_ready      # the class itself: a subclass here would look for its CSS beside this script
 ResLabApp._preload_engine = lambda self: order.append(("preload", "torch" in sys.modules,
                                                        getattr(self, "first_drawn", None)))
-ResLabApp._read_the_rest = lambda self: order.append(("read the rest", len(self.watcher.infos),
+ResLabApp._read_the_rest = lambda self, *todo: order.append(("read the rest", len(self.watcher.infos),
                                                       len(self.watcher.pending))) or self._preload_engine()
 
 
@@ -206,6 +207,11 @@ def test_the_whole_table_shows_from_the_index_at_once_then_each_changed_folder_i
     first.apply(first.read(list(first.pending)))          # the index holds a row of every run now
     changed = Run(root / "r003")
     changed.update_status(state="stopped")                # after its row was written
+    edited = root / "r005" / "epochs.jsonl"               # an epoch's error edited in place: as many epochs as before
+    rows = edited.read_text().splitlines()
+    last = json.loads(rows[-1])
+    rows[-1] = json.dumps({**last, "test_err": 42.5})
+    edited.write_text("\n".join(rows) + "\n")
     age(root)
 
     w = RunWatcher(RunStore(root))
@@ -218,8 +224,12 @@ def test_the_whole_table_shows_from_the_index_at_once_then_each_changed_folder_i
     for _ in range(watch.SLICES * watch.DEEP):
         w.poll()
     assert not reads and w.infos["r003"].state == "finished"     # left to ``read``: no poll reads 12 folders whole
+    rows_said = dict(w.infos)
     corrected = w.apply(w.read(sorted(w.unverified)))
-    assert corrected == {"r003"} and w.infos["r003"].state == "stopped" and not w.unverified
+    assert corrected == {"r003", "r005"} and w.infos["r003"].state == "stopped" and not w.unverified
+    assert w.infos["r005"].final_test_err == 42.5
+    # a row the folder bore out stays the very RunInfo shown: the table's cells and the filter's words stay made
+    assert all(w.infos[r] is rows_said[r] for r in rows_said if r not in corrected)
 
 
 WATCH_ONLY_PROBE = """
