@@ -46,11 +46,11 @@ def in_another_thread(fn) -> None:
 
 
 async def test_the_event_loop_reads_no_run_folder_while_runs_change(fixture_runs, monkeypatch):
+    io_on_loop = LoopIO(monkeypatch, fixture_runs.resolve(), threading.current_thread())     # from the start
     app = make_app(runs_dir=fixture_runs, poll_interval=POLL)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: "r20-A" in app.watcher.infos, 10, "the first rows")
         await pilot.pause()
-        io_on_loop = LoopIO(monkeypatch, fixture_runs.resolve(), threading.current_thread())
         in_another_thread(lambda: write_run(fixture_runs, "added-later", quick(depth=32), "finished",
                                             epochs_done=12, order=90))
         await wait_for(pilot, lambda: "added-later" in app.watcher.infos, 10, "the added run in the table")
