@@ -59,8 +59,6 @@ READ_BATCH = 500             # then this many at a time in a thread until every 
 
 
 def _freeze() -> None:
-    import gc
-
     gc.collect()
     gc.freeze()
 

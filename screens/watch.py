@@ -201,8 +201,9 @@ class RunWatcher:
         old = self.infos.get(run_id)
         if old is not None and old.state in WAITING and info.state not in WAITING:
             self.ended.append(run_id)
-        self.infos[run_id] = info
-        self.version += 1
+        if info is not old:                     # (a RunInfo the folder bore out is kept: nothing changed)
+            self.infos[run_id] = info
+            self.version += 1
         key = order_key(info)
         if self._order.get(run_id) != key:
             self._order[run_id], self._ordered = key, None

@@ -53,11 +53,9 @@ def run_group(info: RunInfo) -> tuple | None:
 
 
 def group_key(cfg: RunConfig) -> str:
-    """The settings that define a group: everything but the seed and the fields in ``NOT_LEARNING``."""
-    d = cfg.to_dict()
-    for name in ("seed", *NOT_LEARNING):
-        d.pop(name, None)
-    return json.dumps(d, sort_keys=True)
+    """The settings that define a group (``_GROUP_FIELDS``: everything but the seed and the fields in
+    ``NOT_LEARNING``) as JSON text: ``group_id`` where an order of groups is wanted."""
+    return json.dumps(dict(zip(_GROUP_FIELDS, group_id(cfg))), sort_keys=True)
 
 
 def data_identity(info: RunInfo) -> dict:

@@ -200,18 +200,17 @@ class RunsTable(ColumnScroll, VirtualTable):
 
     def column_keys(self) -> list[str]:
         """The column keys in order: the fixed ones with the varied settings after paper%."""
-        keys = [k for k, _ in COLUMNS]
-        at = keys.index("paper") + 1
-        return keys[:at] + [f"v:{k}" for k in self._varied] + keys[at:]
+        return [str(key.value) for key in self.columns]
 
     def _set_varied(self, varied: list[str]) -> None:
         """Rebuild the columns with these varied settings after paper%: the runs shown now differ in them."""
         self._varied, self._wider = varied, []
         self.clear(columns=True)
+        keys = [k for k, _ in COLUMNS]
+        at = keys.index("paper") + 1
         labels = dict(COLUMNS)
-        for key in self.column_keys():
-            name = key[2:]
-            self.add_column(labels.get(key) or VARIED_TITLES.get(name, name), key=key)
+        for key in keys[:at] + [f"v:{k}" for k in varied] + keys[at:]:
+            self.add_column(labels.get(key) or VARIED_TITLES.get(key[2:], key[2:]), key=key)
 
     def show(self, infos: list[RunInfo], marked: set[str], live: dict[str, Progress] | None = None) -> None:
         """Make the table show these runs in this order, keeping the cursor on its run (or, when that run went, on
@@ -270,7 +269,7 @@ class RunsTable(ColumnScroll, VirtualTable):
             if k == "milestones" and value:      # epochs and iterations side by side: say which
                 text += " ep" if info.config.milestone_unit == "epoch" else " it"
             cells[f"v:{k}"] = Text(text, justify="right" if isinstance(value, (int, float)) else "left")
-        row = tuple(cells[k] for k in self.column_keys())
+        row = tuple(cells[key.value] for key in self.columns)
         widths = tuple(_cell_width(c) for c in row)
         self._cells[run_id] = (made_of, row)
         if any(w > c.content_width for w, c in zip(widths, self.columns.values())):

@@ -249,8 +249,8 @@ class VirtualTable(ScrollView, can_focus=True):
         fixed = columns[:self.fixed_columns]
         left = sum(c.get_render_width(self) for c in fixed)
         pos, candidates = 0, fixed
-        if x >= left:
-            pos, x, candidates = 0, x - left + round(self.scroll_x), columns[self.fixed_columns:]
+        if x >= left:                       # in the scrolled part: where it is in the whole of the scrolled columns
+            x, candidates = x - left + round(self.scroll_x), columns[self.fixed_columns:]
         for column in candidates:
             pos += column.get_render_width(self)
             if x < pos:
