@@ -7,6 +7,7 @@ at the SVGs in tests/ui/__snapshots__ before committing them.
 from __future__ import annotations
 
 import pytest
+from rich.text import Text
 
 from screens.app import make_app
 from screens.compare import CompareScreen
@@ -57,9 +58,21 @@ def test_runs_screen_filtered_and_marked(snap_compare, store):
     assert snap_compare(app_for(store), press=["space", "space", "slash", *"plain"], terminal_size=SIZE)
 
 
+def tables_sized(screen) -> bool:
+    """Every DataTable of the screen has sized its columns for the rows it holds: DataTable does it when idle after
+    rows are added, and a loaded machine once took the monitor's picture before (its lr column one cell short)."""
+    from textual.widgets import DataTable
+
+    return all(column.content_width >= max((Text.from_markup(c).cell_len if isinstance(c, str) else c.cell_len
+                                            for c in table.get_column(column.key)), default=0)
+               for table in screen.query(DataTable) for column in table.ordered_columns)
+
+
 async def files_read(pilot, *run_ids):
-    """The runs' files as the poller's thread reads them for the screen (screens/run_files.py), then the frame."""
+    """The runs' files as the poller's thread reads them for the screen (screens/run_files.py), the tables sized
+    for what was read, then the frame."""
     await wait_for(pilot, lambda: all(pilot.app.run_files(r).read for r in run_ids), 10, "the runs' files read")
+    await wait_for(pilot, lambda: tables_sized(pilot.app.screen), 10, "the tables' columns sized")
     await pilot.pause()
 
 
