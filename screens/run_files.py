@@ -18,7 +18,7 @@ from pathlib import Path
 from core.store import reader
 from core.store.info import RunInfo
 from core.store.notes import NOTES_FILE, read_notes
-from core.store.runs import REQUEST_FILE
+from core.store.runs import REQUEST_FILE, Run
 
 from .watch import JsonlTail
 
@@ -90,7 +90,6 @@ class _Reader:
             new["request"] = reader.read_request(self.path / REQUEST_FILE)
         if self._changed("layer_responses.json") or "checkpoint" in new:
             from core.results.response_file import read_layer_responses
-            from core.store.runs import Run
 
             new["responses"] = read_layer_responses(Run(self.path))
         if last.read and not new:
