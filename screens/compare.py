@@ -29,6 +29,7 @@ from .widgets.group_table import mean_std_text, seeds_text
 from .widgets.report_export import export_report
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_table import short_ids
+from .widgets.sized_table import SizedTable
 from .widgets.worker_errors import TellWorkerErrors
 
 IGNORED = {"name", "data_dir", "log_every", "tensorboard"}  # settings that never change what a run learns
@@ -80,7 +81,7 @@ class CompareScreen(FollowsFiles, ChartKeys, TellWorkerErrors, RestyleWhenChange
             yield CurvePlot(id="plot-res")
         yield CurvePlot(id="plot-lr", unit="")
         yield Static(id="legend")
-        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield SizedTable(id="table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

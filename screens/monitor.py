@@ -22,6 +22,7 @@ from .widgets.curve_plot import MARKERS, PALETTE, CurvePlot, Series, run_series
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
 from .widgets.run_keys import run_key_applies
+from .widgets.sized_table import SizedTable
 from .widgets.state_text import STATE_HINTS, phase_text, state_text
 
 BAR_WIDTH = 30
@@ -80,7 +81,7 @@ class MonitorScreen(FollowsFiles, RestyleWhenChanged, Screen):
         with Horizontal(id="charts"):
             yield CurvePlot("training loss", unit="", id="loss-plot")
             yield CurvePlot("error %", id="err-plot")
-        yield DataTable(id="epochs", cursor_type="row", zebra_stripes=True)
+        yield SizedTable(id="epochs", cursor_type="row", zebra_stripes=True)
         yield Static(id="log")
         yield Footer(compact=True)
 

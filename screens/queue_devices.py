@@ -24,10 +24,11 @@ from core.util.formatting import epochs_text, state_style
 from .widgets.devices import DevicesPanel
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
+from .widgets.sized_table import SizedTable
 from .widgets.worker_errors import TellWorkerErrors
 
 
-class QueueTable(DataTable):
+class QueueTable(SizedTable):
     """The queue's table, whose enter key (open the run) is shown in the footer."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]

@@ -19,10 +19,11 @@ from core.util.formatting import state_style
 from .widgets.curve_plot import CurvePlot, Series
 from .widgets.footer import Footer
 from .widgets.resume import RestyleWhenChanged
+from .widgets.sized_table import SizedTable
 from .widgets.worker_errors import TellWorkerErrors
 
 
-class TrialsTable(DataTable):
+class TrialsTable(SizedTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open", show=True)]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from core.results.cost import seconds
 from core.results.groups import RunGroup, group_runs, variant_labels
@@ -18,6 +17,7 @@ from core.store.runs import RunInfo
 from core.util.formatting import duration, pct, state_style
 
 from .run_table import ROW_KEYS
+from .sized_table import SizedTable
 from .table_scroll import SIDEWAYS_KEYS, ColumnScroll
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -70,7 +70,7 @@ def leading(variant: str) -> str:
     return ", ".join(p for p in variant.split(", ") if p and p.partition("=")[0] not in IN_LABEL)
 
 
-class GroupsTable(ColumnScroll, DataTable):
+class GroupsTable(ColumnScroll, SizedTable):
     """DataTable of seed groups; ``groups`` holds what is shown, in order; ← → scroll by columns."""
 
     BINDINGS = ROW_KEYS + SIDEWAYS_KEYS
