@@ -17,7 +17,6 @@ use it at all reads the folders as before.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import logging
@@ -26,7 +25,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
@@ -41,6 +40,7 @@ except ImportError:          # optional: json alone reads the same rows
 from core.spec.config import RunConfig
 from core.store.info import RunInfo, epoch_tally, settle
 from core.store.rules import ACTIVE
+from core.util.collector import paused
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +58,21 @@ UNREAD = frozenset({"events.log", "lock", "best.pt", "request"})
 LIVE = (*ACTIVE, "queued")
 _FIELDS = {f.name: f.default for f in fields(RunConfig)}
 _TUPLES = {name for name, default in _FIELDS.items() if isinstance(default, tuple)}
+_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")    # (not on Windows)
 _LISTED = {name: list(d) if name in _TUPLES else d for name, d in _FIELDS.items()}    # as config.to_dict() says them
 # a row is only good for the code that wrote it: the layout of RunInfo and RunConfig, and the settings' defaults (a row
 # keeps only the settings that differ from them), are part of the version
-VERSION = "5:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
+VERSION = "6:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
 
 
 def signature(path: str) -> tuple[str, int] | None:
-    """What a summary of the run folder ``path`` depends on: its mtime and, for each file a summary may read, name,
-    kind, inode, size and mtime (a file replaced by rename changes the folder's mtime and the inode, one edited in
-    place its own mtime); and the newest of those mtimes. None when the folder cannot be listed."""
+    """What a summary of the run folder ``path`` depends on: its mtime, then for each file a summary may read, by
+    name, its name, kind, inode, size and mtime (a file replaced by rename changes the folder's mtime and the inode,
+    one edited in place its own mtime, one made or removed the folder's mtime); and the newest of those mtimes. None
+    when the folder cannot be listed."""
     try:
-        newest = os.stat(path).st_mtime_ns
-        parts = [str(newest)]
+        folder = os.stat(path).st_mtime_ns
+        newest, parts = folder, []
         with os.scandir(path) as entries:
             for e in entries:
                 if e.name in UNREAD:
@@ -80,7 +82,38 @@ def signature(path: str) -> tuple[str, int] | None:
                 newest = max(newest, st.st_mtime_ns)
     except OSError:
         return None
-    return "|".join(sorted(parts)), newest
+    parts.sort()
+    return f"{folder}|" + "|".join(parts), newest
+
+
+def unchanged(path: str, stored: str | None) -> bool:
+    """Whether the folder's ``signature`` is still ``stored``, read with a stat of the folder and one of each file it
+    names, no listing: while the folder's mtime is the same, no file was made, removed or renamed in it (a row is
+    only stored once that mtime is older than RACY_NS, so a change since has a later one). 40% fewer calls than
+    ``signature``: ten thousand folders checked in 0.3 s here instead of 0.5-0.7."""
+    if stored is None:
+        return False
+    folder, *files = stored.split("|")
+    try:
+        if not _DIR_FD:
+            sig = signature(path)
+            return sig is not None and sig[0] == stored
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        if str(os.fstat(fd).st_mtime_ns) != folder:
+            return False
+        for part in files:
+            name = part[:part.index(":")]
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if f"{name}:{st.st_mode >> 12}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" != part:
+                return False
+    except (OSError, ValueError):
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _config_from(data: dict | None) -> RunConfig | None:
@@ -190,6 +223,10 @@ def _sign_chunk(paths: list[str]) -> list[tuple[str, int] | None]:
     return [signature(path) for path in paths]
 
 
+def _check_chunk(pairs: list[tuple[str, str | None]]) -> list[bool]:
+    return [unchanged(path, stored) for path, stored in pairs]
+
+
 def _signatures(pool: ProcessPoolExecutor | None, paths: list[str]) -> list[tuple[str, int] | None]:
     """Each folder's ``signature``: the stat calls of ten thousand folders, shared among the workers."""
     if pool is not None:
@@ -198,6 +235,25 @@ def _signatures(pool: ProcessPoolExecutor | None, paths: list[str]) -> list[tupl
         except (OSError, BrokenProcessPool) as exc:
             log.warning("run index: the workers failed (%s); reading here", exc)
     return _sign_chunk(paths)
+
+
+def _unchanged(pool: ProcessPoolExecutor | None, pairs: list[tuple[str, str | None]]) -> Callable[[], list[bool]]:
+    """``unchanged`` for each (folder, stored signature), started now and collected by calling what this returns:
+    the workers, where there are any, stat the folders while this process goes on (decoding the rows)."""
+    if pool is not None and any(stored is not None for _, stored in pairs):
+        try:
+            results = pool.map(_check_chunk, _chunks(pairs))
+
+            def collect() -> list[bool]:
+                try:
+                    return [same for chunk in results for same in chunk]
+                except (OSError, BrokenProcessPool) as exc:
+                    log.warning("run index: the workers failed (%s); checking here", exc)
+                    return _check_chunk(pairs)
+            return collect
+        except (OSError, BrokenProcessPool) as exc:
+            log.warning("run index: the workers failed (%s); checking here", exc)
+    return lambda: _check_chunk(pairs)
 
 
 def _read(pool: ProcessPoolExecutor | None, stale: list[tuple[Any, tuple[str, int] | None]],
@@ -241,19 +297,6 @@ def index_path(root: Path) -> Path:
 
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
     return cache_dir() / f"index-{key}.sqlite"
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Python's cycle collector off while thousands of rows are decoded (they make no cycles): each of its passes
-    walked every object made so far, a third of the time of decoding 10,000 rows."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class RunIndex:
@@ -305,10 +348,10 @@ class RunIndex:
             with self._open() as db:
                 rows = self._select(db, "data", [r.id for r in runs])
             out = []
-            with _collector_paused():
+            with paused():
                 for run in runs:
                     if run.id in rows:
-                        info, done = _info(run.id, run.path, rows[run.id])
+                        info, done = _info(run.id, run.path, rows[run.id][0])
                         out.append(info if done else settle(info, run))
             return out
         except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
@@ -316,14 +359,18 @@ class RunIndex:
             return []
 
     def _refresh(self, db: sqlite3.Connection, runs: list[Any], complete: bool) -> list[RunInfo]:
-        rows = self._select(db, "sig", None if complete else [r.id for r in runs])
-        out, fresh, wanted, stale = [], [], [], []
+        rows = self._select(db, "sig, data", None if complete else [r.id for r in runs])
+        out, fresh = [], []
         with _pool(len(runs)) as pool:
-            for run, sig in zip(runs, _signatures(pool, [str(run.path) for run in runs])):
-                if sig is not None and rows.get(run.id) == sig[0]:
-                    wanted.append(run)
-                else:
-                    stale.append((run, sig))
+            checked = _unchanged(pool, [(str(run.path), rows[run.id][0] if run.id in rows else None) for run in runs])
+            with paused():      # meanwhile every row is decoded (0.2 s at 10,000): those of changed folders are dropped
+                decoded = [_info(run.id, run.path, rows[run.id][1]) if run.id in rows else None for run in runs]
+            same = checked()
+            changed = [run for run, ok in zip(runs, same) if not ok]
+            # the signature a row is stored under is taken before its folder is read: a file changed during the
+            # read has a later mtime than it says, so the next listing reads the folder again
+            stale = list(zip(changed, _signatures(pool if workers(len(changed)) > 1 else None,
+                                                  [str(run.path) for run in changed])))
             settled = time.time_ns() - RACY_NS
             read = _read(pool if workers(len(stale)) > 1 else None, stale, settled)
         for (run, sig), (info, row) in zip(stale, read):
@@ -332,12 +379,10 @@ class RunIndex:
                 fresh.append((run.id, sig[0], row))
             out.append(settle(info, run) if live else info)
         self.reads = len(out)
-        if wanted:
-            cached = self._select(db, "data", [r.id for r in wanted])
-            with _collector_paused():
-                for run in wanted:
-                    info, done = _info(run.id, run.path, cached[run.id])
-                    out.append(info if done else settle(info, run))
+        for run, ok, found in zip(runs, same, decoded):
+            if ok:
+                info, done = found
+                out.append(info if done else settle(info, run))
         gone = set(rows) - {r.id for r in runs} if complete else set()
         if fresh or gone:
             with db:
@@ -346,12 +391,14 @@ class RunIndex:
         return out
 
     @staticmethod
-    def _select(db: sqlite3.Connection, column: str, ids: list[str] | None) -> dict[str, str]:
-        """id -> ``column`` for these runs (None: every row; so for many: one scan beats thousands of parameters)."""
+    def _select(db: sqlite3.Connection, columns: str, ids: list[str] | None) -> dict[str, tuple]:
+        """id -> the row's ``columns`` for these runs (None: every row; so for many: one scan beats thousands of
+        parameters)."""
         if ids is None or len(ids) > 500:
-            return dict(db.execute(f"SELECT id, {column} FROM runs").fetchall())
-        marks = ",".join("?" * len(ids))
-        return dict(db.execute(f"SELECT id, {column} FROM runs WHERE id IN ({marks})", ids).fetchall())
+            found = db.execute(f"SELECT id, {columns} FROM runs")
+        else:
+            found = db.execute(f"SELECT id, {columns} FROM runs WHERE id IN ({','.join('?' * len(ids))})", ids)
+        return {row[0]: row[1:] for row in found}
 
     @contextlib.contextmanager
     def _open(self):

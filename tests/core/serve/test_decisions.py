@@ -226,16 +226,33 @@ def test_torch_version_problem(version, ok):
         assert problem == f"ResLab needs torch 2.5 or newer, this is torch {version}: pip install -U 'torch>=2.5'"
 
 
-def test_an_old_torch_is_named_at_start_in_one_line(monkeypatch, capsys, tmp_path):
-    """On torch 2.2-2.4 every run failed while being built (torch.OutOfMemoryError is 2.5's)."""
+@pytest.mark.parametrize("where", ["version.py", "metadata"])
+def test_an_old_torch_is_named_at_start_in_one_line(monkeypatch, capsys, tmp_path, where):
+    """On torch 2.2-2.4 every run failed while being built (torch.OutOfMemoryError is 2.5's). Its version is read
+    from torch/version.py without importing torch, or from its metadata where that file is not there."""
+    import importlib.machinery
+    import importlib.util
     from importlib import metadata
 
     import tui_app
 
+    folder = tmp_path / "site" / "torch"
+    folder.mkdir(parents=True)
+    if where == "version.py":
+        (folder / "version.py").write_text("from typing import Optional\n__version__ = '2.4.1+cu121'\ncuda = '12.1'\n")
+    spec = importlib.machinery.ModuleSpec("torch", None, is_package=True)
+    spec.submodule_search_locations = [str(folder)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "torch" else None)
     monkeypatch.setattr(metadata, "version", lambda name: "2.4.1+cu121" if name == "torch" else "1")
     assert tui_app.main(["runs", "--runs-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs torch 2.5 or newer, this is torch 2.4.1+cu121" in err
+
+
+def test_the_torch_version_is_read_without_importing_torch():
+    out = subprocess.run([sys.executable, "-c", "import sys, tui_app; print(tui_app._torch_problem(), "
+                          "'torch' in sys.modules)"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.stdout.split() == ["None", "False"], out.stderr
 
 
 # -- Slurm (issue 19.8) ------------------------------------------------------------------------------------------------

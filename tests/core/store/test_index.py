@@ -158,6 +158,37 @@ def test_unchanged_folders_are_not_read_again(tmp_path):
     assert {i.id for i in index.infos(store.runs())} == {r.id for r in runs} and index.reads == 2
 
 
+def test_a_stored_signature_is_checked_without_listing_the_folder_and_misses_no_change(tmp_path):
+    """``unchanged`` stats the folder and the files its signature names (no scandir): any change a listing would see
+    makes it False; a change to a file no summary reads (events.log) does not."""
+    store = RunStore(tmp_path)
+    run = store.create(tiny_config(name="r"))
+    run.append_epoch(EPOCH)
+    age(tmp_path)
+    path = str(run.path)
+
+    def check(change) -> bool:
+        stored = index_mod.signature(path)[0]
+        assert index_mod.unchanged(path, stored)
+        change()
+        return index_mod.unchanged(path, stored)
+
+    with open(run.path / "events.log", "a") as fh:
+        assert check(lambda: fh.write("a line\n") and fh.flush())
+    assert not check(lambda: run.append_epoch(EPOCH))                           # grown in place
+    assert not check(lambda: (run.path / "notes.md").write_text("a note"))     # a file made
+    age(tmp_path)
+    assert not check(lambda: (run.path / "notes.md").unlink())                 # a file removed
+    age(tmp_path)
+    assert not check(lambda: run.update_status(state="stopped"))               # replaced by rename
+    age(tmp_path)
+    assert not check(lambda: os.utime(run.path / "config.json"))               # touched: the same bytes, maybe
+    age(tmp_path)
+    stored = index_mod.signature(path)[0]
+    assert not index_mod.unchanged(path, None) and not index_mod.unchanged(str(tmp_path / "gone"), stored)
+    assert not index_mod.unchanged(path, "garbage") and not index_mod.unchanged(path, stored + "|x")
+
+
 def test_liveness_is_decided_at_each_listing_never_cached(tmp_path):
     store = RunStore(tmp_path)
     run = store.create(tiny_config())
