@@ -14,12 +14,11 @@ from core.util.collector import paused
 # -- runs / show -------------------------------------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
     """`runs` (`runs --sweep NAME` is cli/sweep.py's)."""
-    from cli.tables import list_rows, render_runs
+    from cli.tables import render_lines
 
     with paused():     # (a listing makes no cycles; the collector's passes cost 0.2-0.3 s of a 10,000-run one)
         store = store_of(args)
-        infos = store.list()
-        render_runs(list_rows(infos), args.format, sys.stdout, store.root)
+        render_lines(store.summary_lines(), args.format, sys.stdout, store.root)
         # what the listing made is left to the process's end, whose collection would walk it all once more (0.2-0.3 s
         # at 10,000 runs): reference counts still free it
         gc.freeze()

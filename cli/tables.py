@@ -103,12 +103,27 @@ def _display_cells(row: dict[str, Any]) -> list[str]:
             duration(row.get("duration_s")), one_line(row.get("error") or row.get("slurm") or row.get("phase"))]
 
 
+def render_lines(lines: list[str], fmt: str, out=None, runs_dir: Path | None = None) -> None:
+    """``render_runs`` of rows given as lines of JSON (``RunStore.summary_lines``): ``--format json`` writes them as
+    they are where ``out`` takes any character."""
+    out = out or sys.stdout
+    if fmt == "json" and lines and _any_character(out):
+        out.write("[\n" + ",\n".join(lines) + "\n]\n")
+        return
+    loads = orjson.loads if orjson is not None else json.loads
+    render_runs([loads(line) for line in lines], fmt, out, runs_dir)
+
+
+def _any_character(out) -> bool:
+    encoding = getattr(out, "encoding", None)
+    return encoding is None or codecs.lookup(encoding).name == "utf-8"
+
+
 def _json_lines(rows: list[dict[str, Any]], out) -> list[str]:
     """Each row as one line of JSON: by orjson where it is installed and ``out`` takes any character (10,000 rows in
     0.02 s), else by the json module's C encoder, non-ASCII escaped (0.1-0.2 s). Rows hold no NaN (a file with one is
     damaged), so both write the same values."""
-    encoding = getattr(out, "encoding", None)
-    if orjson is not None and (encoding is None or codecs.lookup(encoding).name == "utf-8"):
+    if orjson is not None and _any_character(out):
         return [orjson.dumps(row, default=str).decode() for row in rows]
     return [json.dumps(row, default=str) for row in rows]
 
@@ -164,15 +179,15 @@ def render_runs(rows: list[dict[str, Any]], fmt: str, out=None, runs_dir: Path |
 def _print_table(con, out, cols: list[str], cells: list[list[str]], styles: list[str],
                  natural: dict[str, int]) -> bool:
     """The table as rich's SIMPLE_HEAD table without edges lays it out (``_print_rich_table``), written line by line:
-    rich measured and rendered each of 2,000 runs' 12 cells (~3 s); this takes ~0.1 s. False (nothing written) when
-    the columns do not fit the width even with the note wrapped: rich then squeezes them its own way."""
+    rich measured and rendered each of 2,000 runs' 12 cells (~3 s); this takes ~0.1 s for 10,000, a column at a time
+    (a column of ASCII text is measured and padded by str's own methods). False (nothing written) when the columns
+    do not fit the width even with the note wrapped: rich then squeezes them its own way."""
     from rich.cells import cell_len
 
-    def column_width(i: int) -> int:
-        values = [r[i] for r in cells]
-        return max(map(len if "".join(values).isascii() else cell_len, values), default=0)
-
-    widths = [max(natural[col] if col != "note" else 0, cell_len(col), column_width(i)) for i, col in enumerate(cols)]
+    columns = [list(values) for values in zip(*cells)] if cells else [[] for _ in cols]
+    ascii_only = ["".join(values).isascii() for values in columns]
+    widths = [max(natural[col] if col != "note" else 0, cell_len(col),
+                  max(map(len if ascii_only[i] else cell_len, columns[i]), default=0)) for i, col in enumerate(cols)]
     room = con.width - sum(w for w, col in zip(widths, cols) if col != "note") - GAP * (len(cols) - 1)
     if "note" in cols:
         note = cols.index("note")
@@ -187,38 +202,41 @@ def _print_table(con, out, cols: list[str], cells: list[list[str]], styles: list
     status = cols.index("status") if "status" in cols else -1
     wrap = {}      # row -> the note's lines, where it needs more than one
     if "note" in cols:
-        for n, row in enumerate(cells):
-            if cell_len(row[note]) > widths[note]:
-                wrap[n] = [line.plain for line in Text(row[note]).wrap(con, widths[note], overflow="fold")]
+        for n, text in enumerate(columns[note]):
+            if cell_len(text) > widths[note]:
+                wrap[n] = [line.plain for line in Text(text).wrap(con, widths[note], overflow="fold")]
+                columns[note][n] = wrap[n][0]
+        ascii_only[note] = "".join(columns[note]).isascii()
 
     def pad(text: str, i: int) -> str:
-        if text.isascii():
-            return text.rjust(widths[i]) if right[i] else text.ljust(widths[i])
         gap = " " * (widths[i] - cell_len(text))
         return gap + text if right[i] else text + gap
 
-    lines: list[tuple[list[str], str]] = [([pad(col, i) for i, col in enumerate(cols)], "bold")]
-    for n, row in enumerate(cells):
-        if n in wrap:
-            first, *more = wrap[n]
-            lines.append(([pad(first if i == note else c, i) for i, c in enumerate(row)], styles[n]))
-            lines += [([pad(part if i == note else "", i) for i in range(len(cols))], "") for part in more]
-        else:
-            lines.append(([pad(c, i) for i, c in enumerate(row)], styles[n]))
+    def padded(i: int) -> list[str]:
+        width, values = widths[i], columns[i]
+        if not ascii_only[i]:
+            return [pad(text, i) for text in values]
+        return [text.rjust(width) for text in values] if right[i] else [text.ljust(width) for text in values]
+
+    body = list(zip(*(padded(i) for i in range(len(cols))))) if cells else []
+    lines = [(row, styles[n]) for n, row in enumerate(body)]
+    for n in sorted(wrap, reverse=True):        # the note's further lines under its row
+        lines[n + 1:n + 1] = [(tuple(pad(part if i == note else "", i) for i in range(len(cols))), "")
+                              for part in wrap[n][1:]]
+    head = [pad(col, i) for i, col in enumerate(cols)]
     rule = "─" * (sum(widths) + GAP * (len(cols) - 1))
     sep = " " * GAP
     if not con.is_terminal:
-        out.write(sep.join(lines[0][0]) + "\n" + rule + "\n" + "".join(sep.join(c) + "\n" for c, _ in lines[1:]))
+        out.write(sep.join(head) + "\n" + rule + "\n" + "".join(sep.join(c) + "\n" for c, _ in lines))
         return True
     paint = _painter(con)
-    head = sep.join(paint(part, "bold") for part in lines[0][0])
-    body = []
-    for parts, style in lines[1:]:
+    text = []
+    for parts, style in lines:
         if style and status >= 0:          # the state's own style on its word, not on the padding
             word = parts[status].rstrip(" ")
-            parts = parts[:status] + [paint(word, style) + parts[status][len(word):]] + parts[status + 1:]
-        body.append(sep.join(parts) + "\n")
-    out.write(head + "\n" + rule + "\n" + "".join(body))
+            parts = (*parts[:status], paint(word, style) + parts[status][len(word):], *parts[status + 1:])
+        text.append(sep.join(parts) + "\n")
+    out.write(sep.join(paint(part, "bold") for part in head) + "\n" + rule + "\n" + "".join(text))
     return True
 
 

@@ -420,6 +420,17 @@ class RunStore:
 
         return oldest_first(RunIndex(self.root).infos(self.runs()))
 
+    def summary_lines(self) -> list[str]:
+        """Every run's ``run_summary_row`` as a line of JSON, oldest first: what `runs` lists. Where the folder has
+        an index, a run whose state no clock or other process can change is listed from the index's own line,
+        without making its RunInfo (``RunIndex.lines``)."""
+        self._remove_stale_creations()
+        if not self.root.is_dir():
+            return []
+        from core.store.index import RunIndex
+
+        return [line for _, line in sorted(RunIndex(self.root).lines(self.runs()), key=lambda entry: entry[0])]
+
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
         info = run.info()

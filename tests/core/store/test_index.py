@@ -47,6 +47,16 @@ def indexed(store: RunStore) -> list[tuple]:
     return summary(store.list())
 
 
+def direct_rows(store: RunStore) -> list[dict]:
+    return [json.loads(json.dumps(run_summary_row(i), default=str))
+            for i in oldest_first(RunInfo.read(run) for run in store.runs())]
+
+
+def listed(store: RunStore) -> list[dict]:
+    """What `runs` lists: the index's own summary line of each run it keeps settled, the others made afresh."""
+    return [json.loads(line) for line in store.summary_lines()]
+
+
 EPOCH = {"epoch": 1, "step": 8, "train_loss": 2.0, "train_err": 80.0, "test_loss": 2.1, "test_err": 81.5, "lr": 0.1,
          "seconds": 1.0, "images_per_s": 100.0}
 
@@ -141,6 +151,7 @@ def test_the_indexed_listing_equals_the_folders_through_any_history(tmp_path, se
         if rng.random() < 0.5:
             age(store.root)
         assert indexed(store) == direct(store), f"after {history}"
+        assert listed(store) == direct_rows(store), f"after {history}"
     assert (store.root / ".index.sqlite").exists() and len(made) > 5
 
 
