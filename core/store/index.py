@@ -61,24 +61,27 @@ _TUPLES = {name for name, default in _FIELDS.items() if isinstance(default, tupl
 _DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")    # (not on Windows)
 _LISTED = {name: list(d) if name in _TUPLES else d for name, d in _FIELDS.items()}    # as config.to_dict() says them
 # a row is only good for the code that wrote it: the layout of RunInfo and RunConfig, and the settings' defaults (a row
-# keeps only the settings that differ from them), are part of the version; and so is the code a kept summary line is
-# made by (``summary_line``: a release that shows a run otherwise lists it afresh)
+# keeps only the settings that differ from them), are part of the version
+VERSION = "7:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
+# a row's summary line is used only by the code that made it (``summary_line``): a digest of that code, kept with the
+# line. Another release's line is made afresh from the row (as fast as before lines were kept), never a rebuild: two
+# releases sharing a runs folder do not undo each other's index
 _LISTING_CODE = ("core/store/info.py", "core/store/rules.py", "core/store/index.py", "core/spec/config.py",
                  "core/spec/archs.py", "core/util/formatting.py")
 
 
-def _version() -> str:
-    digest = hashlib.sha1(repr(sorted(_LISTED.items())).encode())
+def _lines_version() -> str:
+    digest = hashlib.sha1(VERSION.encode())
     root = Path(__file__).resolve().parents[2]
     for name in _LISTING_CODE:
         try:
             digest.update((root / name).read_bytes())
-        except OSError:             # (run from somewhere its sources are not: the settings alone)
+        except OSError:             # (run from somewhere its sources are not: the version alone)
             digest.update(name.encode())
-    return "7:" + digest.hexdigest()[:12]
+    return digest.hexdigest()[:16]
 
 
-VERSION = _version()
+LINES_VERSION = _lines_version()
 
 
 def signature(path: str) -> tuple[str, int] | None:
@@ -406,13 +409,15 @@ class RunIndex:
 
     def _refresh(self, db: sqlite3.Connection, runs: list[Any], complete: bool, lines: bool = False) -> list:
         """Each run's RunInfo (or with ``lines``, its ``_entry``), from its row where its folder is unchanged."""
-        rows = self._select(db, "sig, data, listed, created", None if complete else [r.id for r in runs])
+        rows = self._select(db, "sig, data, listed, created, listed_by", None if complete else [r.id for r in runs])
+        mine = {run_id for run_id, row in rows.items() if row[2] is not None and row[4] == LINES_VERSION} \
+            if lines else set()
         out, fresh = [], []
         with _pool(len(runs)) as pool:
             checked = _unchanged(pool, [(str(run.path), rows[run.id][0] if run.id in rows else None) for run in runs])
             with paused():      # meanwhile the rows are decoded (0.2 s at 10,000): those of changed folders are dropped
-                decoded = [_info(run.id, run.path, rows[run.id][1])
-                           if run.id in rows and not (lines and rows[run.id][2] is not None) else None for run in runs]
+                decoded = [_info(run.id, run.path, rows[run.id][1]) if run.id in rows and run.id not in mine
+                           else None for run in runs]
             same = checked()
             changed = [run for run, ok in zip(runs, same) if not ok]
             # the signature a row is stored under is taken before its folder is read: a file changed during the
@@ -425,7 +430,7 @@ class RunIndex:
             live = info.state in LIVE
             if row is not None:
                 listed, created = (None, None) if live else (summary_line(info), order_key(info)[0])
-                fresh.append((run.id, sig[0], row, listed, created))
+                fresh.append((run.id, sig[0], row, listed, created, LINES_VERSION))
             info = settle(info, run) if live else info
             out.append(_entry(info) if lines else info)
         self.reads = len(out)
@@ -433,7 +438,7 @@ class RunIndex:
             if not ok:
                 continue
             if found is None:                       # (lines) the index's line of a settled row
-                _sig, _data, listed, created = rows[run.id]
+                _sig, _data, listed, created, _by = rows[run.id]
                 out.append(((created, run.id), listed))
                 continue
             info, done = found
@@ -442,8 +447,8 @@ class RunIndex:
         gone = set(rows) - {r.id for r in runs} if complete else set()
         if fresh or gone:
             with db:
-                db.executemany("INSERT OR REPLACE INTO runs (id, sig, data, listed, created) VALUES (?, ?, ?, ?, ?)",
-                               fresh)
+                db.executemany("INSERT OR REPLACE INTO runs (id, sig, data, listed, created, listed_by) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", fresh)
                 db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
         return out
 
@@ -472,7 +477,7 @@ class RunIndex:
                 with db:
                     db.execute("DROP TABLE IF EXISTS runs")
                     db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, sig TEXT, data TEXT, listed TEXT, "
-                               "created REAL)")
+                               "created REAL, listed_by TEXT)")
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             yield db
         finally:

@@ -200,6 +200,25 @@ def test_a_stored_signature_is_checked_without_listing_the_folder_and_misses_no_
     assert not index_mod.unchanged(path, "garbage") and not index_mod.unchanged(path, stored + "|x")
 
 
+def test_a_line_kept_by_another_release_is_made_afresh_and_the_index_is_not_rebuilt(tmp_path):
+    """Two releases sharing a runs folder: each uses only the summary lines its own code made (another's may say a
+    run otherwise), and neither throws away the other's rows."""
+    store = RunStore(tmp_path)
+    for i in range(3):
+        store.create(tiny_config(name=f"r{i}")).update_status(state="stopped")
+    age(tmp_path)
+    truth = direct_rows(store)
+    assert listed(store) == truth and listed(store) == truth          # the second from the kept lines
+    db = sqlite3.connect(tmp_path / ".index.sqlite")
+    with db:
+        db.execute("UPDATE runs SET listed = '{\"id\": \"not this\"}', listed_by = 'another release'")
+    db.close()
+    index = index_mod.RunIndex(tmp_path)
+    assert [json.loads(line) for _, line in sorted(index.lines(store.runs()))] == truth and index.reads == 0
+    with sqlite3.connect(tmp_path / ".index.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE listed_by = 'another release'").fetchone() == (3,)
+
+
 def test_liveness_is_decided_at_each_listing_never_cached(tmp_path):
     store = RunStore(tmp_path)
     run = store.create(tiny_config())
