@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.store import folder_check, reader
 from core.store import index as index_mod
-from core.store import reader
 from core.store.info import RunInfo, oldest_first, run_summary_row
 from core.store.runs import RunStore
 from tests.conftest import ROOT, tiny_config
@@ -179,10 +179,10 @@ def test_a_stored_signature_is_checked_without_listing_the_folder_and_misses_no_
     path = str(run.path)
 
     def check(change) -> bool:
-        stored = index_mod.signature(path)[0]
-        assert index_mod.unchanged(path, stored)
+        stored = folder_check.signature(path)[0]
+        assert folder_check.unchanged(path, stored)
         change()
-        return index_mod.unchanged(path, stored)
+        return folder_check.unchanged(path, stored)
 
     with open(run.path / "events.log", "a") as fh:
         assert check(lambda: fh.write("a line\n") and fh.flush())
@@ -195,9 +195,9 @@ def test_a_stored_signature_is_checked_without_listing_the_folder_and_misses_no_
     age(tmp_path)
     assert not check(lambda: os.utime(run.path / "config.json"))               # touched: the same bytes, maybe
     age(tmp_path)
-    stored = index_mod.signature(path)[0]
-    assert not index_mod.unchanged(path, None) and not index_mod.unchanged(str(tmp_path / "gone"), stored)
-    assert not index_mod.unchanged(path, "garbage") and not index_mod.unchanged(path, stored + "|x")
+    stored = folder_check.signature(path)[0]
+    assert not folder_check.unchanged(path, None) and not folder_check.unchanged(str(tmp_path / "gone"), stored)
+    assert not folder_check.unchanged(path, "garbage") and not folder_check.unchanged(path, stored + "|x")
 
 
 def test_a_line_kept_by_another_release_is_made_afresh_and_the_index_is_not_rebuilt(tmp_path):
@@ -343,7 +343,7 @@ def test_a_listing_read_by_worker_processes_equals_the_folders(tmp_path):
     _corrupt_status(store, None, runs[5], [])
     (runs[6].path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     age(store.root)
-    env = {**os.environ, index_mod.MIN_RUNS_ENV: "1", index_mod.WORKERS_ENV: "2", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, index_mod.MIN_RUNS_ENV: "1", folder_check.WORKERS_ENV: "2", "PYTHONPATH": str(ROOT)}
 
     def listed() -> dict:
         out = subprocess.run([sys.executable, "-c", LIST_IN_WORKERS, str(store.root)], env=env, cwd=ROOT,
