@@ -196,7 +196,7 @@ class RunIndex:
         rows = self._select(db, "sig, data, listed, created, listed_by", None if complete else [r.id for r in runs])
         mine = {run_id for run_id, row in rows.items() if row[2] is not None and row[4] == LINES_VERSION} \
             if lines else set()
-        out, fresh = [], []
+        out, fresh, relined = [], [], []
         with pool_of(len(runs)) as pool:
             checked = check(pool, [(str(run.path), rows[run.id][0] if run.id in rows else None) for run in runs])
             with paused():      # meanwhile the rows are decoded (0.2 s at 10,000): those of changed folders are dropped
@@ -227,13 +227,21 @@ class RunIndex:
                 continue
             info, done = found
             info = info if done else settle(info, run)
-            out.append(entry(info) if lines else info)
+            if not lines:
+                out.append(info)
+                continue
+            made = entry(info)
+            out.append(made)
+            if done:        # a settled row whose line another release made: this code's from now on (if unchanged)
+                relined.append((made[1], made[0][0], LINES_VERSION, run.id, rows[run.id][0]))
         gone = set(rows) - {r.id for r in runs} if complete else set()
-        if fresh or gone:
+        if fresh or gone or relined:
             with db:
                 db.executemany("INSERT OR REPLACE INTO runs (id, sig, data, listed, created, listed_by) "
                                "VALUES (?, ?, ?, ?, ?, ?)", fresh)
                 db.executemany("DELETE FROM runs WHERE id = ?", [(g,) for g in gone])
+                db.executemany("UPDATE runs SET listed = ?, created = ?, listed_by = ? WHERE id = ? AND sig = ?",
+                               relined)
         return out
 
     @staticmethod

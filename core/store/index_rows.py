@@ -23,8 +23,8 @@ _LISTED = {name: list(d) if name in _TUPLES else d for name, d in _FIELDS.items(
 # keeps only the settings that differ from them), are part of the version
 VERSION = "7:" + hashlib.sha1(repr(sorted(_LISTED.items())).encode()).hexdigest()[:12]
 # a row's summary line is used only by the code that made it (``summary_line``): a digest of that code, kept with the
-# line. Another release's line is made afresh from the row (as fast as before lines were kept), never a rebuild: two
-# releases sharing a runs folder do not undo each other's index
+# line. Another release's line is made afresh from the row and replaces it (an upgrade lists at full speed from its
+# second listing), never a rebuild: two releases sharing a runs folder rewrite lines, not each other's rows
 _LISTING_CODE = ("core/store/info.py", "core/store/rules.py", "core/store/index_rows.py", "core/spec/config.py",
                  "core/spec/archs.py", "core/util/formatting.py")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import folder_check, reader
+from core.store import folder_check, index_rows, reader
 from core.store import index as index_mod
 from core.store.info import RunInfo, oldest_first, run_summary_row
 from core.store.runs import RunStore
@@ -201,8 +201,8 @@ def test_a_stored_signature_is_checked_without_listing_the_folder_and_misses_no_
 
 
 def test_a_line_kept_by_another_release_is_made_afresh_and_the_index_is_not_rebuilt(tmp_path):
-    """Two releases sharing a runs folder: each uses only the summary lines its own code made (another's may say a
-    run otherwise), and neither throws away the other's rows."""
+    """Two releases sharing a runs folder, or an upgrade: each uses only the summary lines its own code made (another's
+    may say a run otherwise) and replaces another's with its own, keeping the rows (no folder read again)."""
     store = RunStore(tmp_path)
     for i in range(3):
         store.create(tiny_config(name=f"r{i}")).update_status(state="stopped")
@@ -216,7 +216,9 @@ def test_a_line_kept_by_another_release_is_made_afresh_and_the_index_is_not_rebu
     index = index_mod.RunIndex(tmp_path)
     assert [json.loads(line) for _, line in sorted(index.lines(store.runs()))] == truth and index.reads == 0
     with sqlite3.connect(tmp_path / ".index.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM runs WHERE listed_by = 'another release'").fetchone() == (3,)
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE listed_by = ?", (index_rows.LINES_VERSION,)).fetchone() \
+            == (3,)
+    assert [json.loads(line) for _, line in sorted(index.lines(store.runs()))] == truth and index.reads == 0
 
 
 def test_liveness_is_decided_at_each_listing_never_cached(tmp_path):
